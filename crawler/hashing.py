@@ -1,0 +1,65 @@
+"""Hashing image bodies off the reactor thread, so a large image never stalls the crawl.
+
+Pillow and numpy release the GIL while decoding and transforming, so a small thread pool keeps
+both cores busy while Twisted goes on downloading. The body is passed by reference, hashed and
+dropped: nothing here copies it anywhere else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from matchers.algorithms import MAX_IMAGE_PIXELS
+from matchers.digest import ImageDigest, digest_bytes
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from twisted.internet.defer import Deferred
+
+DEFAULT_THREADS = 2
+
+__all__ = ["DEFAULT_THREADS", "ImageHasher"]
+
+
+class ImageHasher:
+    """Runs :func:`matchers.digest.digest_bytes` in a dedicated thread pool."""
+
+    def __init__(self, reactor: object, *, threads: int = DEFAULT_THREADS,
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+        self.reactor = reactor
+        self.max_pixels = max_pixels
+        self.pool = ThreadPool(minthreads=1, maxthreads=max(1, threads), name="hotline-hash")
+        self._started = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ImageHasher:
+        from twisted.internet import reactor
+
+        return cls(
+            reactor,
+            threads=crawler.settings.getint("MATCHER_THREADS", DEFAULT_THREADS),
+            max_pixels=crawler.settings.getint("MATCHER_MAX_PIXELS", MAX_IMAGE_PIXELS),
+        )
+
+    def start(self) -> None:
+        if not self._started:
+            self.pool.start()
+            self._started = True
+
+    def stop(self) -> None:
+        if self._started:
+            self.pool.stop()
+            self._started = False
+
+    def digest(self, body: bytes) -> Deferred[ImageDigest]:
+        self.start()
+        return deferToThreadPool(
+            self.reactor,  # type: ignore[arg-type]
+            self.pool,
+            digest_bytes,
+            body,
+            max_pixels=self.max_pixels,
+        )

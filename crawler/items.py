@@ -1,0 +1,28 @@
+"""The one item the spider yields: an image it met, as hashes and response metadata.
+
+No field ever holds image bytes: the spider hashes the body and drops it before the item
+exists, so Scrapy's item logging, feed exports and pipelines cannot leak content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from matchers.digest import ImageDigest
+from matchers.index import Match
+
+
+@dataclass
+class ImageItem:
+    url: str  # the image URL; for a data: URI, "data:<type>;sha256=<hex>"
+    page: str  # the page the image was found on
+    seed: str
+    embedding: str
+    digest: ImageDigest
+    fetched_at: str  # ISO 8601 UTC
+    ip: str | None = None
+    status: int | None = None
+    content_type: str | None = None
+    content_length: int | None = None
+    server: str | None = None
+    matches: list[Match] = field(default_factory=list)

@@ -1,0 +1,134 @@
+"""Item pipelines: match each image's hashes against the known lists, queue what matched.
+
+``MatchPipeline`` loads every known list from Redis when the spider opens (so all crawl
+processes match against the same lists) and attaches the matches to the item.
+``QueuePipeline`` writes confirmed matches to ``<prefix>hits`` and near misses to
+``<prefix>review``, once per (image URL, list entry).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from scrapy.exceptions import NotConfigured
+
+from crawler.items import ImageItem
+from matchers.index import Matcher
+from takedown.connection import ENV_REDIS_URL, default_url, redis_from_url
+from takedown.keys import DEFAULT_PREFIX, Keys
+from takedown.lists import ListStore
+from takedown.queue import HitQueue, HitRecord
+
+if TYPE_CHECKING:
+    import redis
+    from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
+    from scrapy.statscollectors import StatsCollector
+
+logger = logging.getLogger(__name__)
+
+
+def redis_url_from(settings: BaseSettings) -> str:
+    """``HITS_REDIS_URL``, else ``$HOTLINE_REDIS_URL``, else the embedded server's socket."""
+    return settings.get("HITS_REDIS_URL") or os.environ.get(ENV_REDIS_URL) or default_url()
+
+
+def keys_from(settings: BaseSettings) -> Keys:
+    return Keys(settings.get("HITS_KEY_PREFIX") or DEFAULT_PREFIX)
+
+
+def _stats(crawler: Crawler) -> StatsCollector:
+    if crawler.stats is None:
+        raise NotConfigured("needs a stats collector")
+    return crawler.stats
+
+
+class MatchPipeline:
+    def __init__(self, stats: StatsCollector, redis_url: str, keys: Keys,
+                 list_names: list[str] | None) -> None:
+        self.stats = stats
+        self.redis_url = redis_url
+        self.keys = keys
+        self.list_names = list_names
+        self.matcher = Matcher([])
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> MatchPipeline:
+        names = crawler.settings.getlist("MATCHER_LISTS") or None
+        return cls(_stats(crawler), redis_url_from(crawler.settings), keys_from(crawler.settings),
+                   names)
+
+    def open_spider(self) -> None:
+        client = redis_from_url(self.redis_url)
+        try:
+            lists = ListStore(client, self.keys).load_all(self.list_names)
+        finally:
+            client.close()
+        self.matcher = Matcher(lists)
+        self.stats.set_value("matcher/lists", len(lists))
+        self.stats.set_value("matcher/entries", sum(len(hl.entries) for hl in lists))
+        if not lists:
+            logger.warning("no known-hash list is loaded: nothing can match "
+                           "(import one with `hotline hashes import`)")
+
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, ImageItem):
+            return item
+        item.matches = self.matcher.match(item.digest)
+        for match in item.matches:
+            self.stats.inc_value(f"matcher/{match.verdict}")
+        return item
+
+
+class QueuePipeline:
+    def __init__(self, stats: StatsCollector, redis_url: str, keys: Keys) -> None:
+        self.stats = stats
+        self.redis_url = redis_url
+        self.keys = keys
+        self.client: redis.Redis | None = None
+        self.queue: HitQueue | None = None
+        self.crawl_id = ""
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> QueuePipeline:
+        pipeline = cls(_stats(crawler), redis_url_from(crawler.settings),
+                       keys_from(crawler.settings))
+        pipeline.crawler = crawler
+        return pipeline
+
+    def open_spider(self) -> None:
+        self.client = redis_from_url(self.redis_url)
+        self.queue = HitQueue(self.client, self.keys)
+        spider = self.crawler.spider
+        self.crawl_id = str(getattr(spider, "crawl_id", ""))
+
+    def close_spider(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, ImageItem) or not item.matches or self.queue is None:
+            return item
+        d = item.digest
+        for match in item.matches:
+            record = HitRecord(
+                url=item.url, page=item.page, seed=item.seed,
+                sha256=d.sha256, md5=d.md5, sha1=d.sha1,
+                pdq=d.pdq, pdq_quality=d.pdq_quality, phash=d.phash,
+                list=match.list, entry=match.entry, category=match.category,
+                algorithm=match.algorithm, distance=match.distance, verdict=match.verdict,
+                first_seen=item.fetched_at, ip=item.ip, status=item.status,
+                content_type=item.content_type, content_length=item.content_length,
+                server=item.server, crawl=self.crawl_id,
+            )
+            created = self.queue.enqueue(record)
+            stream = "hits" if match.verdict == "confirmed" else "review"
+            if created is None:
+                self.stats.inc_value(f"{stream}/duplicate")
+            else:
+                self.stats.inc_value(f"{stream}/new")
+                logger.info("%s: %s matches %s/%s (%s, distance %d)", stream, item.url,
+                            match.list, match.entry, match.algorithm, match.distance)
+        return item

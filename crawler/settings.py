@@ -1,0 +1,71 @@
+"""Scrapy settings of the hotline crawler: every default in one module.
+
+Custom settings are prefixed by the component that reads them:
+
+* ``CRAWL_*``    the spider: depth, page cap per seed, frame nesting, probes, crawl id
+* ``MATCHER_*``  hashing and matching: pixel limit, hashing threads, which lists to load
+* ``HITS_*``     the queue: Redis URL (default ``$HOTLINE_REDIS_URL`` or the embedded server),
+                 key prefix
+* ``SAFETY_*``   refusal of private networks (``$HOTLINE_ALLOW_PRIVATE_NETWORKS=1`` lifts it)
+
+Secrets (a Redis password) never live here: they come from the environment.
+No content is ever stored: no HTTP cache, no Files/ImagesPipeline, no feed of bodies.
+"""
+
+BOT_NAME = "hotline-crawler"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+USER_AGENT = "hotline-crawler/0.1 (notice-and-takedown crawler)"
+
+# A hotline must see what was reported; `hotline crawl --obey-robots` turns this on.
+ROBOTSTXT_OBEY = False
+
+# Politeness: a few connections per host, adapted to the host's latency.
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 0.5
+AUTOTHROTTLE_MAX_DELAY = 10.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+
+# Hostile sites: caps on size (also after decompression), time and redirects.
+DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 0
+DOWNLOAD_TIMEOUT = 30
+REDIRECT_MAX_TIMES = 5
+RETRY_TIMES = 1
+DEPTH_LIMIT = 0  # link depth is the spider's own (CRAWL_DEPTH): images below it still load
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+HTTPCACHE_ENABLED = False
+MEMUSAGE_ENABLED = False
+
+TWISTED_DNS_RESOLVER = "crawler.safety.SafeResolver"
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.safety.PrivateNetworkMiddleware": 50,
+}
+ITEM_PIPELINES = {
+    "crawler.pipelines.MatchPipeline": 300,
+    "crawler.pipelines.QueuePipeline": 400,
+}
+EXTENSIONS = {
+    "crawler.extensions.CrawlRecord": 500,
+}
+
+CRAWL_DEPTH = 2
+CRAWL_MAX_PAGES_PER_SEED = 200
+CRAWL_MAX_FRAME_NESTING = 3
+CRAWL_MAX_PROBES_PER_PAGE = 50
+CRAWL_ID = ""
+
+MATCHER_MAX_PIXELS = 50_000_000
+MATCHER_THREADS = 2
+MATCHER_LISTS: list[str] = []
+
+HITS_REDIS_URL = ""
+HITS_KEY_PREFIX = "hotline:"
+
+SAFETY_ALLOW_PRIVATE_NETWORKS = False
+
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = "INFO"

@@ -1,0 +1,350 @@
+"""The hotline spider: from reported URLs to every image their pages show.
+
+Thin by design: it schedules requests and turns image responses into :class:`ImageItem` via the
+hasher; discovery lives in :mod:`crawler.discovery`, matching and queueing in the pipelines.
+
+Run it either way::
+
+    hotline crawl https://reported.example/page
+    scrapy crawl hotline -a urls=https://reported.example/page -a seeds=reported.txt
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypedDict
+from urllib.parse import urlsplit
+
+from scrapy import Request, Spider, signals
+from scrapy.exceptions import StopDownload
+from scrapy.http import HtmlResponse, Response, TextResponse
+from scrapy.utils.defer import maybe_deferred_to_future
+from w3lib.url import parse_data_uri
+
+from crawler.discovery import ImageRef, extract, extract_css
+from crawler.hashing import ImageHasher
+from crawler.items import ImageItem
+from crawler.scope import same_site
+from crawler.seeds import collect_seeds
+from matchers.digest import ImageDigest
+from matchers.errors import MatcherError
+from matchers.sniff import sniff_image
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from twisted.python.failure import Failure
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DEPTH = 2
+DEFAULT_MAX_PAGES_PER_SEED = 200
+DEFAULT_MAX_FRAME_NESTING = 3
+DEFAULT_MAX_PROBES_PER_PAGE = 50
+IMAGE_PRIORITY = 10  # images before further pages: hits surface early in long crawls
+SNIFF_BYTES = 32
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".heic"}
+)
+
+
+class Info(TypedDict):
+    kind: str  # page | image | css | probe
+    seed: str
+    depth: int
+    page: str
+    frame: int
+    embedding: str
+    parent: str  # the page that referenced this URL (a seed is its own parent)
+
+
+def new_crawl_id() -> str:
+    """A sortable, unique crawl id: UTC start time plus random suffix."""
+    import secrets
+
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def _split_urls(value: str | Iterable[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [u for u in re.split(r"[\s,]+", value) if u]
+    return list(value)
+
+
+def _looks_like_image_url(url: str) -> bool:
+    path = urlsplit(url).path.lower()
+    dot = path.rfind(".")
+    return dot != -1 and path[dot:] in IMAGE_EXTENSIONS
+
+
+class HotlineSpider(Spider):
+    name = "hotline"
+
+    def __init__(
+        self,
+        urls: str | Iterable[str] | None = None,
+        seeds: str | None = None,
+        depth: int | str | None = None,
+        max_pages: int | str | None = None,
+        crawl_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._urls_arg = _split_urls(urls)
+        self._seed_file = seeds
+        self._depth_arg = None if depth is None else int(depth)
+        self._max_pages_arg = None if max_pages is None else int(max_pages)
+        self._crawl_id_arg = crawl_id
+        self.pages_per_seed: Counter[str] = Counter()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> HotlineSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.setup(crawler)
+        return spider
+
+    def setup(self, crawler: Crawler) -> None:
+        s = crawler.settings
+        self.depth = (
+            self._depth_arg if self._depth_arg is not None
+            else s.getint("CRAWL_DEPTH", DEFAULT_DEPTH)
+        )
+        self.max_pages = (
+            self._max_pages_arg if self._max_pages_arg is not None
+            else s.getint("CRAWL_MAX_PAGES_PER_SEED", DEFAULT_MAX_PAGES_PER_SEED)
+        )
+        self.max_frames = s.getint("CRAWL_MAX_FRAME_NESTING", DEFAULT_MAX_FRAME_NESTING)
+        self.max_probes = s.getint("CRAWL_MAX_PROBES_PER_PAGE", DEFAULT_MAX_PROBES_PER_PAGE)
+        self.max_data_uri = s.getint("DOWNLOAD_MAXSIZE") or 0
+        self.crawl_id = self._crawl_id_arg or s.get("CRAWL_ID") or new_crawl_id()
+        self.hasher = ImageHasher.from_crawler(crawler)
+        crawler.signals.connect(self._on_bytes_received, signal=signals.bytes_received)
+        crawler.signals.connect(self._on_closed, signal=signals.spider_closed)
+
+    def _on_closed(self) -> None:
+        self.hasher.stop()
+
+    def _inc(self, key: str, count: int = 1) -> None:
+        if self.crawler.stats is not None:
+            self.crawler.stats.inc_value(key, count)
+
+    # -- seeds ------------------------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[Request]:
+        seed_files = [self._seed_file] if self._seed_file else []
+        seeds, problems = collect_seeds(self._urls_arg, seed_files)
+        for problem in problems:
+            logger.warning("skipped seed %s", problem)
+        self._inc("seeds/accepted", len(seeds))
+        if problems:
+            self._inc("seeds/rejected", len(problems))
+        if not seeds:
+            logger.error("no valid seed URL: give URLs with -a urls=... or a file with -a seeds=")
+        for seed in seeds:
+            request = self._page_request(
+                seed.url, seed=seed.url, depth=0, parent=seed.url, frame=0, embedding="seed"
+            )
+            if request is not None:
+                yield request
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _request(self, url: str, info: Info, priority: int = 0) -> Request:
+        return Request(
+            url,
+            callback=self.parse,
+            errback=self.on_error,
+            meta={"hotline": info},
+            priority=priority,
+        )
+
+    def _page_request(
+        self,
+        url: str,
+        *,
+        seed: str,
+        depth: int,
+        parent: str,
+        frame: int,
+        embedding: str = "link",
+    ) -> Request | None:
+        if self.pages_per_seed[seed] >= self.max_pages:
+            self._inc("crawl/page_cap_reached")
+            return None
+        self.pages_per_seed[seed] += 1
+        info = Info(kind="page", seed=seed, depth=depth, page=url, frame=frame,
+                    embedding=embedding, parent=parent)
+        return self._request(url, info)
+
+    def _image_request(self, ref: ImageRef, parent: Info, page: str, kind: str = "image") -> Request:
+        info = Info(kind=kind, seed=parent["seed"], depth=parent["depth"], page=page,
+                    frame=parent["frame"], embedding=ref.embedding, parent=page)
+        return self._request(ref.url, info, priority=IMAGE_PRIORITY)
+
+    def _on_bytes_received(self, data: bytes, request: Request, spider: Spider) -> None:
+        """Stop downloading an image or probe whose first bytes are not an image."""
+        info = request.meta.get("hotline")
+        if not info or info["kind"] not in ("image", "probe"):
+            return
+        if request.meta.get("hotline_sniffed") or len(data) < SNIFF_BYTES:
+            return
+        request.meta["hotline_sniffed"] = True
+        if sniff_image(data[:SNIFF_BYTES]) is None:
+            raise StopDownload(fail=False)
+
+    # -- callbacks --------------------------------------------------------------------------
+
+    async def parse(self, response: Response, **kwargs: Any) -> AsyncIterator[Any]:
+        info: Info = response.meta["hotline"]
+        if sniff_image(response.body[:SNIFF_BYTES]) is not None:
+            item = await self._image_item(response, info)
+            if item is not None:
+                yield item
+            return
+        kind = info["kind"]
+        if kind in ("image", "probe"):
+            self._inc("crawl/not_image")
+            return
+        if kind == "css":
+            for request in self._parse_css(response, info):
+                yield request
+            return
+        if not isinstance(response, HtmlResponse):
+            self._inc("crawl/not_html")
+            return
+        self._inc("crawl/pages")
+        async for out in self._parse_page(response, info):
+            yield out
+
+    async def _parse_page(self, response: HtmlResponse, info: Info) -> AsyncIterator[Any]:
+        refs = extract(response)
+        page = response.url
+        seed = info["seed"]
+        for ref in refs.images:
+            self._inc(f"discovery/{ref.embedding}")
+            if ref.is_data:
+                item = await self._data_uri_item(ref, info, page)
+                if item is not None:
+                    yield item
+            else:
+                yield self._image_request(ref, info, page)
+        for url in refs.stylesheets:
+            yield self._image_request(ImageRef(url, "linked_stylesheet"), info, page, kind="css")
+        if info["frame"] < self.max_frames:
+            for url in refs.frames:
+                request = self._page_request(
+                    url, seed=seed, depth=info["depth"], parent=page, frame=info["frame"] + 1,
+                    embedding="frame",
+                )
+                if request is not None:
+                    self._inc("discovery/frame")
+                    yield request
+        on_site = same_site(page, seed)
+        probes = 0
+        for url in refs.links:
+            if _looks_like_image_url(url):
+                self._inc("discovery/a_href")
+                yield self._image_request(ImageRef(url, "a_href"), info, page)
+            elif same_site(url, seed):
+                if info["depth"] < self.depth:
+                    request = self._page_request(
+                        url, seed=seed, depth=info["depth"] + 1, parent=page, frame=0
+                    )
+                    if request is not None:
+                        yield request
+            elif on_site and probes < self.max_probes:
+                probes += 1
+                yield self._image_request(ImageRef(url, "a_href"), info, page, kind="probe")
+
+    def _parse_css(self, response: Response, info: Info) -> Iterable[Request]:
+        css = (
+            response.text if isinstance(response, TextResponse)
+            else response.body.decode("utf-8", "replace")
+        )
+        images, imports = extract_css(css, response.url)
+        for ref in images:
+            self._inc(f"discovery/{ref.embedding}")
+            if not ref.is_data:
+                yield self._image_request(ref, info, info["page"])
+        for url in imports:
+            yield self._image_request(ImageRef(url, "linked_stylesheet"), info, info["page"],
+                                      kind="css")
+
+    async def _digest(self, body: bytes, url: str) -> ImageDigest | None:
+        try:
+            digest = await maybe_deferred_to_future(self.hasher.digest(body))
+        except MatcherError as exc:
+            self._inc("matcher/not_image")
+            logger.info("not hashed %s: %s", url, exc)
+            return None
+        self._inc("matcher/hashed")
+        if digest.error:
+            self._inc(f"matcher/{digest.error}")
+            logger.info("image %s hashed by bytes only: %s", url, digest.error)
+        return digest
+
+    async def _image_item(self, response: Response, info: Info) -> ImageItem | None:
+        self._inc("crawl/images")
+        digest = await self._digest(response.body, response.url)
+        if digest is None:
+            return None
+        headers = response.headers
+        length = headers.get(b"Content-Length")
+        return ImageItem(
+            url=response.url,
+            # An image reached as a page (a reported image URL, a link) is reported against
+            # the page that linked to it.
+            page=info["parent"] if info["kind"] == "page" else info["page"],
+            seed=info["seed"],
+            embedding=info["embedding"],
+            digest=digest,
+            fetched_at=_now(),
+            ip=None if response.ip_address is None else str(response.ip_address),
+            status=response.status,
+            content_type=_header(headers.get(b"Content-Type")),
+            content_length=int(length) if length and length.isdigit() else None,
+            server=_header(headers.get(b"Server")),
+        )
+
+    async def _data_uri_item(self, ref: ImageRef, info: Info, page: str) -> ImageItem | None:
+        if self.max_data_uri and len(ref.url) > self.max_data_uri * 4 // 3 + 1024:
+            self._inc("crawl/data_uri_too_large")
+            return None
+        try:
+            parsed = parse_data_uri(ref.url)
+        except ValueError:
+            self._inc("crawl/data_uri_malformed")
+            return None
+        if sniff_image(parsed.data[:SNIFF_BYTES]) is None:
+            self._inc("crawl/not_image")
+            return None
+        self._inc("crawl/images")
+        digest = await self._digest(parsed.data, "a data: URI on " + page)
+        if digest is None:
+            return None
+        return ImageItem(
+            url=f"data:{parsed.media_type};sha256={digest.sha256}",
+            page=page,
+            seed=info["seed"],
+            embedding="data_uri",
+            digest=digest,
+            fetched_at=_now(),
+        )
+
+    def on_error(self, failure: Failure) -> None:
+        self._inc(f"crawl/errors/{failure.type.__name__ if failure.type else 'unknown'}")
+        request = getattr(failure, "request", None)
+        logger.info("failed %s: %s", getattr(request, "url", "?"), failure.getErrorMessage())
+
+
+def _header(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,102 @@
+"""Hash algorithms, their text form and every threshold and size as one named constant.
+
+A hash is a value with exactly one text form: lowercase hexadecimal, as written in hash-list
+CSV files, Redis and notices. :func:`normalize_hash` is the single gate every hash passes.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from matchers.errors import InvalidHash
+
+__all__ = [
+    "ALGORITHMS",
+    "BITS",
+    "EXACT_ALGORITHMS",
+    "HEX_LENGTHS",
+    "MAX_IMAGE_PIXELS",
+    "PDQ_CONFIRM_THRESHOLD",
+    "PDQ_MIN_DECODE_SIDE",
+    "PDQ_MIN_QUALITY",
+    "PDQ_REVIEW_THRESHOLD",
+    "PERCEPTUAL_ALGORITHMS",
+    "PERCEPTUAL_MAX_SIDE",
+    "PHASH_CONFIRM_THRESHOLD",
+    "PHASH_REVIEW_THRESHOLD",
+    "hamming",
+    "normalize_hash",
+]
+
+ALGORITHMS: Final = ("md5", "sha1", "sha256", "pdq", "phash")
+EXACT_ALGORITHMS: Final = ("md5", "sha1", "sha256")
+PERCEPTUAL_ALGORITHMS: Final = ("pdq", "phash")
+HEX_LENGTHS: Final[dict[str, int]] = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64, "phash": 16}
+#: Bit length of every algorithm (4 bits per hex character).
+BITS: Final[dict[str, int]] = {name: 4 * length for name, length in HEX_LENGTHS.items()}
+
+#: PDQ distance at or below which a match is confirmed (Meta's PDQ_CONFIDENT_MATCH_THRESHOLD).
+PDQ_CONFIRM_THRESHOLD: Final = 31
+#: PDQ distance at or below which a near miss goes to analyst review.
+PDQ_REVIEW_THRESHOLD: Final = 50
+#: PDQ hashes with a lower quality score (0-100) are too weak to match perceptually.
+PDQ_MIN_QUALITY: Final = 50
+#: pHash (64-bit) distance at or below which a match is confirmed.
+PHASH_CONFIRM_THRESHOLD: Final = 8
+#: pHash distance at or below which a near miss goes to analyst review.
+PHASH_REVIEW_THRESHOLD: Final = 12
+#: Decompression-bomb limit: images whose header announces more pixels are not decoded.
+MAX_IMAGE_PIXELS: Final = 50_000_000
+#: Reduced-scale JPEG decoding keeps at least this many pixels on the shorter side.
+PDQ_MIN_DECODE_SIDE: Final = 512
+#: Decoded images with a longer side than this are resized down before perceptual hashing.
+PERCEPTUAL_MAX_SIDE: Final = 1024
+
+_HEX_DIGITS: Final = frozenset("0123456789abcdef")
+_UPPER_HEX_DIGITS: Final = frozenset("ABCDEF")
+
+
+def normalize_hash(algorithm: str, text: str, *, lenient: bool = False) -> str:
+    """Return ``text`` as the canonical lowercase hex form of an ``algorithm`` hash.
+
+    Surrounding whitespace is accepted. Uppercase hex is refused (the list format says
+    lowercase) unless ``lenient`` is true, in which case it is lowercased.
+
+    Raises:
+        InvalidHash: unknown algorithm, empty text, non-hex characters, uppercase hex (strict
+            mode) or the wrong number of characters.
+    """
+    if algorithm not in HEX_LENGTHS:
+        expected = ", ".join(ALGORITHMS)
+        raise InvalidHash(f"unknown algorithm {algorithm!r}, expected one of: {expected}")
+    value = text.strip()
+    if not value:
+        raise InvalidHash(f"empty hash for {algorithm}")
+    if lenient:
+        value = value.lower()
+    chars = set(value)
+    if not chars <= _HEX_DIGITS:
+        if chars <= _HEX_DIGITS | _UPPER_HEX_DIGITS:
+            raise InvalidHash(f"{algorithm} hash must be lowercase hex")
+        bad = "".join(sorted(chars - _HEX_DIGITS - _UPPER_HEX_DIGITS))
+        raise InvalidHash(f"{algorithm} hash is not hex (unexpected characters {bad!r})")
+    expected_length = HEX_LENGTHS[algorithm]
+    if len(value) != expected_length:
+        raise InvalidHash(
+            f"expected {expected_length} lowercase hex characters for {algorithm}, got {len(value)}"
+        )
+    return value
+
+
+def hamming(a_hex: str, b_hex: str) -> int:
+    """Hamming distance between two hex hashes of the same length.
+
+    Raises:
+        InvalidHash: the lengths differ or a text is not hex.
+    """
+    if len(a_hex) != len(b_hex):
+        raise InvalidHash(f"cannot compare hashes of {len(a_hex)} and {len(b_hex)} hex characters")
+    try:
+        return (int(a_hex, 16) ^ int(b_hex, 16)).bit_count()
+    except ValueError:
+        raise InvalidHash("hamming distance needs hex strings") from None

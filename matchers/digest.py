@@ -1,0 +1,323 @@
+"""Hash image bytes in memory: exact digests of the bytes plus PDQ and pHash of the picture.
+
+Bytes are never written anywhere: they are hashed, decoded from :class:`io.BytesIO` and dropped.
+Decoding is defensive: the pixel count in the header is checked before any pixel is decoded,
+truncated or corrupt data gives a digest with ``error`` set (exact hashes still present), and
+JPEGs are decoded at reduced scale (``draft``) so hashing does not stall a crawl.
+
+PDQ hex form: ``pdqhash.compute`` returns 256 bits; bit ``i`` of that vector is bit ``7 - i % 8``
+of byte ``i // 8`` (most significant bit first), i.e. ``np.packbits(bits).hex()``. This is the
+same text python-threatexchange produces (``"%0*X" % (64, int("".join(bits), 2))``, lowercased),
+so hashes exchanged with ThreatExchange / HMA compare directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import imagehash
+import numpy as np
+import numpy.typing as npt
+import pdqhash
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from matchers.algorithms import MAX_IMAGE_PIXELS, PDQ_MIN_DECODE_SIDE, PERCEPTUAL_MAX_SIDE
+from matchers.errors import DecodeError, ImageTooLarge, NotAnImage
+from matchers.sniff import sniff_image
+
+__all__ = [
+    "ERROR_CODES",
+    "DecodedImage",
+    "ImageDigest",
+    "decode_image",
+    "digest_bytes",
+    "digest_file",
+    "pdq_bits_to_hex",
+    "pdq_hex_to_bits",
+]
+
+#: Short codes that :attr:`ImageDigest.error` can take.
+ERROR_CODES: Final = ("too_large", "truncated", "corrupt", "unsupported")
+
+#: Pillow plugin allowed to open each sniffed format (nothing else is tried).
+_PIL_FORMATS: Final[dict[str, tuple[str, ...]]] = {
+    "jpeg": ("JPEG",),
+    "png": ("PNG",),
+    "gif": ("GIF",),
+    "webp": ("WEBP",),
+    "bmp": ("BMP",),
+    "tiff": ("TIFF",),
+    "ico": ("ICO",),
+    "avif": ("AVIF",),
+}
+_HIGH_DEPTH_MODES: Final = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+_ALPHA_MODES: Final = frozenset({"RGBA", "LA", "La", "RGBa", "PA"})
+_WHITE: Final = (255, 255, 255)
+_UINT16_TO_UINT8: Final = 257.0  # 65535 / 255
+_UINT16_MAX: Final = 65535
+_UINT8_MAX: Final = 255
+#: Exceptions Pillow's decoders raise on bad input (its plugins are not uniform about it).
+_DECODE_ERRORS: Final = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+    zlib.error,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDigest:
+    """Everything the matcher needs about one image; never the image itself."""
+
+    md5: str
+    sha1: str
+    sha256: str
+    pdq: str | None
+    pdq_quality: int | None
+    phash: str | None
+    format: str | None
+    width: int | None
+    height: int | None
+    frames: int
+    error: str | None
+
+    def hashes(self) -> dict[str, str]:
+        """Algorithm name -> lowercase hex, for the hashes that were computed."""
+        found = {"md5": self.md5, "sha1": self.sha1, "sha256": self.sha256}
+        if self.pdq is not None:
+            found["pdq"] = self.pdq
+        if self.phash is not None:
+            found["phash"] = self.phash
+        return found
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain-value form for JSON, Redis and notices."""
+        return {
+            "md5": self.md5,
+            "sha1": self.sha1,
+            "sha256": self.sha256,
+            "pdq": self.pdq,
+            "pdq_quality": self.pdq_quality,
+            "phash": self.phash,
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            "frames": self.frames,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    """An RGB picture ready for perceptual hashing, plus facts about the original."""
+
+    rgb: Image.Image
+    width: int
+    height: int
+    frames: int
+
+
+def pdq_bits_to_hex(bits: npt.ArrayLike) -> str:
+    """256 PDQ bits (most significant first) -> 64 lowercase hex characters."""
+    vector = np.asarray(bits, dtype=np.uint8)
+    return np.packbits(vector).tobytes().hex()
+
+
+def pdq_hex_to_bits(pdq_hex: str) -> npt.NDArray[np.uint8]:
+    """Inverse of :func:`pdq_bits_to_hex`."""
+    return np.unpackbits(np.frombuffer(bytes.fromhex(pdq_hex), dtype=np.uint8))
+
+
+def digest_bytes(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageDigest:
+    """Hash image bytes held in memory.
+
+    The MD5/SHA-1/SHA-256 of the raw bytes are computed for anything that sniffs as an image,
+    so an exact list entry matches even a file Pillow cannot decode. PDQ and pHash come from
+    one (reduced-scale where possible) decode of the first frame; when decoding is refused or
+    fails they are ``None`` and ``error`` holds a code from :data:`ERROR_CODES`.
+
+    Raises:
+        NotAnImage: the bytes do not start with a known image signature.
+    """
+    image_format = sniff_image(data)
+    if image_format is None:
+        raise NotAnImage("bytes do not start with a known image signature")
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+    sha256 = hashlib.sha256(data).hexdigest()
+
+    def failed(code: str, width: int | None = None, height: int | None = None) -> ImageDigest:
+        return ImageDigest(
+            md5, sha1, sha256, None, None, None, image_format, width, height, 1, code
+        )
+
+    try:
+        decoded = decode_image(data, image_format, max_pixels=max_pixels)
+    except _TooLargeWithSize as exc:
+        return failed("too_large", exc.width, exc.height)
+    except ImageTooLarge:
+        return failed("too_large")
+    except DecodeError as exc:
+        return failed(exc.code)
+    pdq_hex, quality = _pdq(decoded.rgb)
+    phash_hex = str(imagehash.phash(decoded.rgb))
+    return ImageDigest(
+        md5=md5,
+        sha1=sha1,
+        sha256=sha256,
+        pdq=pdq_hex,
+        pdq_quality=quality,
+        phash=phash_hex,
+        format=image_format,
+        width=decoded.width,
+        height=decoded.height,
+        frames=decoded.frames,
+        error=None,
+    )
+
+
+def digest_file(path: str | os.PathLike[str]) -> ImageDigest:
+    """Read a file into memory and :func:`digest_bytes` it (for reference directories)."""
+    return digest_bytes(Path(path).read_bytes())
+
+
+class _TooLargeWithSize(ImageTooLarge):
+    """ImageTooLarge that also knows the header size (used to fill the digest)."""
+
+    def __init__(self, message: str, width: int, height: int) -> None:
+        super().__init__(message)
+        self.width = width
+        self.height = height
+
+
+def decode_image(
+    data: bytes, image_format: str | None = None, *, max_pixels: int = MAX_IMAGE_PIXELS
+) -> DecodedImage:
+    """Safely decode the first frame of ``data`` into an upright RGB image for hashing.
+
+    Large images come back reduced (JPEG: DCT-domain ``draft`` keeping at least
+    :data:`PDQ_MIN_DECODE_SIDE` pixels on the shorter side; anything whose longer side is
+    still above :data:`PERCEPTUAL_MAX_SIDE` is then resized with Lanczos).
+
+    Raises:
+        NotAnImage: unknown signature.
+        ImageTooLarge: the header announces more than ``max_pixels`` pixels (or Pillow's own
+            decompression-bomb limit refuses it); no pixel has been decoded.
+        DecodeError: ``code`` is ``truncated``, ``corrupt`` or ``unsupported``.
+    """
+    if image_format is None:
+        image_format = sniff_image(data)
+        if image_format is None:
+            raise NotAnImage("bytes do not start with a known image signature")
+    plugins = _PIL_FORMATS.get(image_format)
+    if plugins is None:
+        raise DecodeError("unsupported", f"no decoder for {image_format} images")
+    # Pillow warns (DecompressionBombWarning) or raises (DecompressionBombError) from its own
+    # global limit; the warning is silenced only here because our own limit is checked below.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=plugins) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    raise _TooLargeWithSize(
+                        f"{width}x{height} image exceeds the limit of {max_pixels} pixels",
+                        width,
+                        height,
+                    )
+                frames = int(getattr(im, "n_frames", 1))
+                if im.format in ("JPEG", "MPO"):
+                    _draft(im, width, height)
+                im.load()
+                upright = ImageOps.exif_transpose(im)
+                rgb = _resize_for_hashing(_to_rgb(upright))
+        except Image.DecompressionBombError:
+            raise ImageTooLarge("image exceeds Pillow's decompression-bomb limit") from None
+        except UnidentifiedImageError:
+            raise DecodeError("corrupt", f"{image_format} data could not be identified") from None
+        except _DECODE_ERRORS as exc:
+            raise _decode_error(exc, image_format) from None
+    return DecodedImage(rgb=rgb, width=width, height=height, frames=frames)
+
+
+def _decode_error(exc: BaseException, image_format: str) -> DecodeError:
+    """Map a Pillow exception to a short code, without echoing any data."""
+    if isinstance(exc, EOFError) or "truncated" in str(exc):
+        return DecodeError("truncated", f"{image_format} data is truncated")
+    return DecodeError("corrupt", f"{image_format} data is corrupt ({type(exc).__name__})")
+
+
+def _draft(im: Image.Image, width: int, height: int) -> None:
+    """Ask the JPEG decoder for a 1/2, 1/4 or 1/8 scale decode that keeps enough pixels."""
+    shorter = min(width, height)
+    if shorter <= PDQ_MIN_DECODE_SIDE:
+        return
+    # draft() picks the largest scale whose result is still >= the requested size.
+    target = (
+        -(-width * PDQ_MIN_DECODE_SIDE // shorter),
+        -(-height * PDQ_MIN_DECODE_SIDE // shorter),
+    )
+    im.draft("RGB", target)
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB; transparency is composited onto white."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode in _HIGH_DEPTH_MODES:
+        return Image.fromarray(_scale_to_uint8(np.asarray(im), mode)).convert("RGB")
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGB", rgba.size, _WHITE)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return im.convert("RGB")
+
+
+def _scale_to_uint8(values: npt.NDArray[np.generic], mode: str) -> npt.NDArray[np.uint8]:
+    """Scale 16-bit / 32-bit / float samples to 0..255 (Pillow's convert("L") clips instead)."""
+    samples = np.nan_to_num(values.astype(np.float64))
+    low = float(samples.min()) if samples.size else 0.0
+    high = float(samples.max()) if samples.size else 0.0
+    if mode.startswith("I;16") or (mode == "I" and low >= 0 and high <= _UINT16_MAX):
+        scaled = samples / _UINT16_TO_UINT8
+    elif mode == "F" and low >= 0 and high <= 1:
+        scaled = samples * _UINT8_MAX
+    elif high > low:
+        scaled = (samples - low) * (_UINT8_MAX / (high - low))
+    else:
+        scaled = np.zeros_like(samples)
+    return np.clip(np.rint(scaled), 0, _UINT8_MAX).astype(np.uint8)
+
+
+def _resize_for_hashing(rgb: Image.Image) -> Image.Image:
+    """Shrink so the longer side is at most PERCEPTUAL_MAX_SIDE (both hashes downsample anyway)."""
+    width, height = rgb.size
+    longer = max(width, height)
+    if longer <= PERCEPTUAL_MAX_SIDE:
+        return rgb
+    size = (
+        max(1, round(width * PERCEPTUAL_MAX_SIDE / longer)),
+        max(1, round(height * PERCEPTUAL_MAX_SIDE / longer)),
+    )
+    return rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _pdq(rgb: Image.Image) -> tuple[str, int]:
+    pixels = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+    bits, quality = pdqhash.compute(pixels)
+    return pdq_bits_to_hex(bits), int(quality)

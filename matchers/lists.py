@@ -1,0 +1,394 @@
+"""Hash lists: the CSV exchange format, validation, a compact serialized form, and building a
+list from a reference directory of images.
+
+CSV format (UTF-8, optional BOM)::
+
+    # comment lines and blank lines are skipped
+    algorithm,hash,id,category
+    sha256,9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,entry-1,A1
+    pdq,4acc...4ad4,,B2
+
+The header names the columns (any order); ``algorithm`` and ``hash`` are required, ``id`` and
+``category`` optional, anything else is an error. Every row is validated and any invalid row
+rejects the whole file (:class:`HashListError` with file, physical line and field).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from matchers.algorithms import (
+    ALGORITHMS,
+    BITS,
+    PDQ_CONFIRM_THRESHOLD,
+    PDQ_MIN_QUALITY,
+    PDQ_REVIEW_THRESHOLD,
+    PHASH_CONFIRM_THRESHOLD,
+    PHASH_REVIEW_THRESHOLD,
+    normalize_hash,
+)
+from matchers.digest import digest_bytes
+from matchers.errors import HashListError, InvalidHash
+from matchers.sniff import SNIFF_BYTES, sniff_image
+
+__all__ = [
+    "CSV_COLUMNS",
+    "MAX_ID_LENGTH",
+    "HashList",
+    "ListEntry",
+    "Thresholds",
+    "build_from_directory",
+    "format_csv",
+    "parse_csv_text",
+    "read_csv",
+    "validate_list_name",
+]
+
+#: Columns of the CSV format, in the order :func:`format_csv` writes them.
+CSV_COLUMNS: Final = ("algorithm", "hash", "id", "category")
+_HEADER_HINT: Final = ",".join(CSV_COLUMNS)
+_REQUIRED_COLUMNS: Final = frozenset({"algorithm", "hash"})
+#: Longest accepted entry id or category.
+MAX_ID_LENGTH: Final = 256
+#: Characters of the file's SHA-256 used as entry id by :func:`build_from_directory`.
+DIRECTORY_ID_HEX_CHARS: Final = 16
+_LIST_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PDQ_QUALITY_MAX: Final = 100
+_SERIAL_MAGIC: Final = b"HLHL1\n"
+_SERIAL_SOURCE: Final = "<serialized hash list>"
+#: Upper bound on the decompressed size of a serialized list (defends against zlib bombs).
+MAX_SERIALIZED_JSON_BYTES: Final = 2**31
+
+
+def validate_list_name(name: str) -> str:
+    """Return ``name`` if it is a valid list name (``[A-Za-z0-9][A-Za-z0-9._-]{0,63}``).
+
+    Raises:
+        HashListError: the name is not valid.
+    """
+    if not isinstance(name, str) or _LIST_NAME_RE.fullmatch(name) is None:
+        raise HashListError(
+            "<list name>",
+            None,
+            "name",
+            f"invalid list name {name!r}: use 1-64 of A-Z a-z 0-9 . _ - starting alphanumeric",
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    """One hash of a list. ``id`` identifies the listed item (several hashes may share it)."""
+
+    algorithm: str
+    hash: str
+    id: str
+    category: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Per-list match thresholds (Hamming distances) and the minimum PDQ quality.
+
+    Validated on creation: ``0 <= confirm <= review <= bits`` for each perceptual algorithm and
+    ``0 <= pdq_min_quality <= 100``.
+    """
+
+    pdq_confirm: int = PDQ_CONFIRM_THRESHOLD
+    pdq_review: int = PDQ_REVIEW_THRESHOLD
+    phash_confirm: int = PHASH_CONFIRM_THRESHOLD
+    phash_review: int = PHASH_REVIEW_THRESHOLD
+    pdq_min_quality: int = PDQ_MIN_QUALITY
+
+    def __post_init__(self) -> None:
+        for name, value in self.as_dict().items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                reason = f"must be an integer, got {value!r}"
+                raise HashListError("<thresholds>", None, name, reason)
+        for algorithm in ("pdq", "phash"):
+            confirm, review = self.confirm(algorithm), self.review(algorithm)
+            bits = BITS[algorithm]
+            if not 0 <= confirm <= review <= bits:
+                raise HashListError(
+                    "<thresholds>",
+                    None,
+                    f"{algorithm}_confirm",
+                    f"need 0 <= {algorithm}_confirm ({confirm}) <= {algorithm}_review "
+                    f"({review}) <= {bits}",
+                )
+        if not 0 <= self.pdq_min_quality <= _PDQ_QUALITY_MAX:
+            reason = f"must be 0..{_PDQ_QUALITY_MAX}, got {self.pdq_min_quality}"
+            raise HashListError("<thresholds>", None, "pdq_min_quality", reason)
+
+    def confirm(self, algorithm: str) -> int:
+        """Confirm threshold of a perceptual algorithm (0 for exact ones)."""
+        if algorithm == "pdq":
+            return self.pdq_confirm
+        if algorithm == "phash":
+            return self.phash_confirm
+        return 0
+
+    def review(self, algorithm: str) -> int:
+        """Review threshold of a perceptual algorithm (0 for exact ones)."""
+        if algorithm == "pdq":
+            return self.pdq_review
+        if algorithm == "phash":
+            return self.phash_review
+        return 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "pdq_confirm": self.pdq_confirm,
+            "pdq_review": self.pdq_review,
+            "phash_confirm": self.phash_confirm,
+            "phash_review": self.phash_review,
+            "pdq_min_quality": self.pdq_min_quality,
+        }
+
+
+@dataclass
+class HashList:
+    """A named list of hashes with its thresholds; ``created`` is an ISO 8601 UTC timestamp."""
+
+    name: str
+    entries: list[ListEntry]
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    version: int = 1
+    created: str = ""
+
+    def __post_init__(self) -> None:
+        validate_list_name(self.name)
+
+    def counts(self) -> dict[str, int]:
+        """Number of entries per algorithm; every algorithm is present (0 if none)."""
+        counts = dict.fromkeys(ALGORITHMS, 0)
+        for entry in self.entries:
+            counts[entry.algorithm] += 1
+        return counts
+
+    def to_bytes(self) -> bytes:
+        """Compact serialized form (magic line + zlib-compressed JSON) for Redis."""
+        document = {
+            "name": self.name,
+            "version": self.version,
+            "created": self.created,
+            "thresholds": self.thresholds.as_dict(),
+            "entries": [[e.algorithm, e.hash, e.id, e.category] for e in self.entries],
+        }
+        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        return _SERIAL_MAGIC + zlib.compress(text.encode("utf-8"), 6)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> HashList:
+        """Inverse of :meth:`to_bytes`; everything is validated again.
+
+        Raises:
+            HashListError: the blob is not a serialized list or any part of it is invalid.
+        """
+        if not data.startswith(_SERIAL_MAGIC):
+            raise HashListError(_SERIAL_SOURCE, None, None, "not a serialized hash list")
+        try:
+            inflater = zlib.decompressobj()
+            raw = inflater.decompress(data[len(_SERIAL_MAGIC) :], MAX_SERIALIZED_JSON_BYTES)
+            if inflater.unconsumed_tail:
+                raise HashListError(_SERIAL_SOURCE, None, None, "serialized list is too large")
+            document = json.loads(raw.decode("utf-8"))
+        except (zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            reason = f"cannot decode serialized list ({type(exc).__name__})"
+            raise HashListError(_SERIAL_SOURCE, None, None, reason) from None
+        if not isinstance(document, dict):
+            raise HashListError(_SERIAL_SOURCE, None, None, "serialized list is not an object")
+        try:
+            thresholds = Thresholds(**document["thresholds"])
+            entries = [
+                _checked_entry(
+                    _SERIAL_SOURCE,
+                    None,
+                    algorithm=algorithm,
+                    hash_text=hash_text,
+                    entry_id=entry_id,
+                    category=category,
+                )
+                for algorithm, hash_text, entry_id, category in document["entries"]
+            ]
+            hash_list = cls(
+                name=document["name"],
+                entries=entries,
+                thresholds=thresholds,
+                version=int(document["version"]),
+                created=str(document["created"]),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            reason = f"malformed serialized list ({type(exc).__name__})"
+            raise HashListError(_SERIAL_SOURCE, None, None, reason) from None
+        return hash_list
+
+
+def _checked_entry(
+    source: str, line: int | None, *, algorithm: str, hash_text: str, entry_id: str, category: str
+) -> ListEntry:
+    """Validate one entry's fields; raise HashListError naming the field."""
+    algorithm = algorithm.strip()
+    if algorithm not in ALGORITHMS:
+        reason = f"unknown algorithm {algorithm!r}, expected one of: {', '.join(ALGORITHMS)}"
+        raise HashListError(source, line, "algorithm", reason)
+    try:
+        value = normalize_hash(algorithm, hash_text)
+    except InvalidHash as exc:
+        raise HashListError(source, line, "hash", str(exc)) from None
+    entry_id = entry_id.strip() or f"{algorithm}:{value}"
+    category = category.strip()
+    for name, text in (("id", entry_id), ("category", category)):
+        if len(text) > MAX_ID_LENGTH:
+            raise HashListError(source, line, name, f"longer than {MAX_ID_LENGTH} characters")
+        if not text.isprintable():
+            raise HashListError(source, line, name, "contains control characters")
+    return ListEntry(algorithm=algorithm, hash=value, id=entry_id, category=category)
+
+
+def read_csv(path: str | os.PathLike[str]) -> list[ListEntry]:
+    """Read and validate a hash-list CSV file (all-or-nothing).
+
+    Raises:
+        HashListError: naming the file, the 1-based physical line and the field at fault.
+    """
+    source = os.fspath(path)
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise HashListError(source, line, None, "file is not valid UTF-8") from None
+    return parse_csv_text(text, source=source)
+
+
+def parse_csv_text(text: str, *, source: str) -> list[ListEntry]:
+    """Parse and validate CSV text; ``source`` names it in error messages (all-or-nothing).
+
+    Raises:
+        HashListError: empty input, bad header, wrong field count, invalid algorithm/hash/id,
+            or a row repeating an earlier (algorithm, hash, id).
+    """
+    text = text.removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    entries: list[ListEntry] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()) or row[0].startswith("#"):
+                continue
+            if header is None:
+                header = _parse_header(source, line, row)
+                continue
+            if len(row) != len(header):
+                reason = f"expected {len(header)} fields ({','.join(header)}), got {len(row)}"
+                raise HashListError(source, line, None, reason)
+            values = dict(zip(header, row, strict=True))
+            entry = _checked_entry(
+                source,
+                line,
+                algorithm=values["algorithm"],
+                hash_text=values["hash"],
+                entry_id=values.get("id", ""),
+                category=values.get("category", ""),
+            )
+            key = (entry.algorithm, entry.hash, entry.id)
+            if key in seen:
+                reason = f"duplicate row: same algorithm, hash and id as line {seen[key]}"
+                raise HashListError(source, line, "hash", reason)
+            seen[key] = line
+            entries.append(entry)
+    except csv.Error as exc:
+        raise HashListError(source, reader.line_num or None, None, f"CSV syntax: {exc}") from None
+    if header is None:
+        raise HashListError(source, None, None, f"empty file: missing header {_HEADER_HINT}")
+    return entries
+
+
+def _parse_header(source: str, line: int, row: list[str]) -> list[str]:
+    columns = [name.strip() for name in row]
+    if not _REQUIRED_COLUMNS & set(columns):
+        reason = f"missing header: the first row must name the columns {_HEADER_HINT}"
+        raise HashListError(source, line, None, reason)
+    unknown = [name for name in columns if name not in CSV_COLUMNS]
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise HashListError(source, line, unknown[0], f"unknown column(s) {names}")
+    duplicated = sorted({name for name in columns if columns.count(name) > 1})
+    if duplicated:
+        raise HashListError(source, line, duplicated[0], "column named more than once")
+    missing = sorted(_REQUIRED_COLUMNS - set(columns))
+    if missing:
+        raise HashListError(source, line, missing[0], "required column missing")
+    return columns
+
+
+def format_csv(entries: Iterable[ListEntry]) -> str:
+    """Write entries in the CSV format :func:`parse_csv_text` reads."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        writer.writerow((entry.algorithm, entry.hash, entry.id, entry.category))
+    return buffer.getvalue()
+
+
+def build_from_directory(
+    directory: str | os.PathLike[str], *, category: str = ""
+) -> tuple[list[ListEntry], list[tuple[str, str]]]:
+    """Hash every image under ``directory`` (recursively, in sorted path order).
+
+    Images are recognised by magic bytes, not extension. Each image gives one entry per
+    available algorithm (md5, sha1, sha256, pdq if its quality reaches PDQ_MIN_QUALITY, phash)
+    sharing the id = first 16 hex characters of the file's SHA-256. Files are read into memory
+    and never copied. Returns ``(entries, skipped)`` where ``skipped`` lists ``(path, reason)``
+    for non-images, undecodable images and byte-identical duplicates.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise HashListError(os.fspath(directory), None, None, "not a directory")
+    entries: list[ListEntry] = []
+    skipped: list[tuple[str, str]] = []
+    first_path: dict[str, str] = {}
+    for path in _walk_files(root):
+        shown = os.fspath(path)
+        with path.open("rb") as handle:
+            if sniff_image(handle.read(SNIFF_BYTES)) is None:
+                skipped.append((shown, "not an image"))
+                continue
+        digest = digest_bytes(path.read_bytes())
+        if digest.error is not None:
+            skipped.append((shown, f"undecodable ({digest.error})"))
+            continue
+        if digest.sha256 in first_path:
+            skipped.append((shown, f"duplicate of {first_path[digest.sha256]}"))
+            continue
+        first_path[digest.sha256] = shown
+        entry_id = digest.sha256[:DIRECTORY_ID_HEX_CHARS]
+        for algorithm, value in digest.hashes().items():
+            if algorithm == "pdq" and (digest.pdq_quality or 0) < PDQ_MIN_QUALITY:
+                continue
+            entries.append(ListEntry(algorithm, value, entry_id, category))
+    return entries, skipped
+
+
+def _walk_files(root: Path) -> list[Path]:
+    """Regular files under root (symlinked directories not followed), sorted by path."""
+    found = [
+        Path(dirpath) / name
+        for dirpath, _dirs, names in os.walk(root)
+        for name in names
+        if (Path(dirpath) / name).is_file()
+    ]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())

@@ -1,0 +1,125 @@
+"""The one place that makes Redis clients (STYLE.md point 11).
+
+Everything that talks to Redis gets its client from :func:`redis_from_url`, so tests can
+point the whole project at a real local server by URL. Supported URLs (redis-py syntax)::
+
+    redis://[user:password@]host:port/db
+    rediss://host:port/db?ssl_ca_certs=/path/ca.crt&ssl_cert_reqs=required
+    unix:///path/to/redis.sock?db=N
+
+Query-string options (``ssl_*``, ``socket_timeout``, ``db``, ...) override the defaults here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from takedown.errors import RedisUnavailable
+
+__all__ = [
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "ENV_REDIS_URL",
+    "HEALTH_CHECK_INTERVAL",
+    "embedded_socket_path",
+    "embedded_url",
+    "mask_url",
+    "redis_from_url",
+]
+
+#: Environment variable naming the Redis to use; unset means "start the embedded one".
+ENV_REDIS_URL = "HOTLINE_REDIS_URL"
+#: Seconds allowed for connecting and for each socket read/write.
+DEFAULT_TIMEOUT = 10.0
+#: Retries of a command after a connection error or timeout (exponential backoff with jitter).
+DEFAULT_RETRIES = 3
+RETRY_BACKOFF_BASE = 0.1
+RETRY_BACKOFF_CAP = 2.0
+#: Seconds a pooled connection may sit idle before it is PINGed on its next use.
+HEALTH_CHECK_INTERVAL = 30
+CLIENT_NAME = "hotline-crawler"
+EMBEDDED_SUBDIR = "redis"
+EMBEDDED_SOCKET_NAME = "redis.sock"
+MASK = "***"
+
+_PASSWORD_QUERY = re.compile(r"(?i)(^|&)(password=)[^&]*")
+_USERINFO_PASSWORD = re.compile(r":[^@/]*@")
+
+
+def embedded_socket_path(data_dir: Path) -> Path:
+    """Unix socket of the embedded Redis that lives under ``data_dir`` (made absolute)."""
+    return data_dir.absolute() / EMBEDDED_SUBDIR / EMBEDDED_SOCKET_NAME
+
+
+def embedded_url(data_dir: Path) -> str:
+    """``unix://`` URL of the embedded Redis that lives under ``data_dir`` (path %-quoted)."""
+    return f"unix://{quote(str(embedded_socket_path(data_dir)))}"
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with any password (userinfo or ``?password=``) replaced by ``***``."""
+    if "://" not in url:  # not a URL redis-py accepts; mask anything shaped like user:pw@
+        return _USERINFO_PASSWORD.sub(f":{MASK}@", url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable Redis URL>"
+    netloc = parts.netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:{MASK}@{host}"
+    query = _PASSWORD_QUERY.sub(rf"\1\2{MASK}", parts.query)
+    # Rebuilt by hand: urlunsplit drops the empty authority of unix:///path.
+    masked = f"{parts.scheme}://{netloc}{parts.path}"
+    if query:
+        masked += f"?{query}"
+    if parts.fragment:
+        masked += f"#{parts.fragment}"
+    return masked
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def redis_from_url(
+    url: str, *, timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES
+) -> redis.Redis:
+    """Return a client for ``url`` after checking with PING that the server answers.
+
+    The client returns ``bytes`` (``decode_responses=False``), health-checks idle pooled
+    connections, and uses ``timeout`` for connecting and for socket reads/writes.
+    ``retries`` is how often a command is retried after a connection error or timeout.
+
+    Raises :class:`~takedown.errors.RedisUnavailable` (one line, password masked) if the URL
+    is malformed or the PING fails (refused, timeout, TLS, authentication, loading, ...).
+    """
+    shown = mask_url(url)
+    retry = Retry(ExponentialWithJitterBackoff(RETRY_BACKOFF_BASE, RETRY_BACKOFF_CAP), retries)
+    try:
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=False,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=HEALTH_CHECK_INTERVAL,
+            client_name=CLIENT_NAME,
+            retry=retry,
+        )
+    except ValueError as exc:
+        raise RedisUnavailable(f"invalid Redis URL {shown}: {_one_line(exc)}") from exc
+    try:
+        client.ping()
+    # TypeError: redis-py passes unknown query-string options to the connection class.
+    except (redis.RedisError, OSError, ValueError, TypeError) as exc:
+        client.close()
+        raise RedisUnavailable(f"cannot use Redis at {shown}: {_one_line(exc)}") from exc
+    return client

@@ -1,0 +1,77 @@
+"""Every Redis key the project uses, in one place.
+
+All keys start with a configurable prefix (default ``hotline:``) so several hotlines, or a test
+and a production deployment, can share one Redis server. Nothing else in the code base builds a
+key name by hand: it asks a :class:`Keys` instance.
+
+Layout (``P`` is the prefix)::
+
+    P hits                  stream   confirmed matches, one entry per incident
+    P review                stream   near misses for an analyst, never noticed automatically
+    P hits:ids              hash     incident id -> stream entry id (idempotent enqueueing)
+    P review:ids            hash     incident id -> stream entry id
+    P lists                 set      names of the known-hash lists
+    P list:<name>           hash     one list: serialized entries, version, counts, thresholds
+    P crawls                zset     crawl id scored by start time (unix seconds)
+    P crawl:<id>            hash     one crawl: seeds, settings summary, final stats
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "hotline:"
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def validate_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it is usable as a key prefix, else raise ``ValueError``."""
+    if not _PREFIX_RE.match(prefix):
+        raise ValueError(
+            f"key prefix {prefix!r} must be 1-64 characters of letters, digits, '_', '.', ':', '-'"
+        )
+    return prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        validate_prefix(self.prefix)
+
+    @property
+    def hits(self) -> str:
+        return f"{self.prefix}hits"
+
+    @property
+    def review(self) -> str:
+        return f"{self.prefix}review"
+
+    def stream(self, verdict: str) -> str:
+        """The stream for a verdict: ``confirmed`` -> hits, ``review`` -> review."""
+        if verdict == "confirmed":
+            return self.hits
+        if verdict == "review":
+            return self.review
+        raise ValueError(f"unknown verdict {verdict!r}")
+
+    def stream_ids(self, verdict: str) -> str:
+        return f"{self.stream(verdict)}:ids"
+
+    @property
+    def lists(self) -> str:
+        return f"{self.prefix}lists"
+
+    def list(self, name: str) -> str:
+        return f"{self.prefix}list:{name}"
+
+    @property
+    def crawls(self) -> str:
+        return f"{self.prefix}crawls"
+
+    def crawl(self, crawl_id: str) -> str:
+        return f"{self.prefix}crawl:{crawl_id}"
