@@ -27,19 +27,15 @@ __all__ = ["DEFAULT_THREADS", "ImageHasher"]
 class ImageHasher:
     """Runs :func:`matchers.digest.digest_bytes` in a dedicated thread pool."""
 
-    def __init__(self, reactor: object, *, threads: int = DEFAULT_THREADS,
+    def __init__(self, *, threads: int = DEFAULT_THREADS,
                  max_pixels: int = MAX_IMAGE_PIXELS) -> None:
-        self.reactor = reactor
         self.max_pixels = max_pixels
         self.pool = ThreadPool(minthreads=1, maxthreads=max(1, threads), name="hotline-hash")
         self._started = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ImageHasher:
-        from twisted.internet import reactor
-
         return cls(
-            reactor,
             threads=crawler.settings.getint("MATCHER_THREADS", DEFAULT_THREADS),
             max_pixels=crawler.settings.getint("MATCHER_MAX_PIXELS", MAX_IMAGE_PIXELS),
         )
@@ -55,9 +51,13 @@ class ImageHasher:
             self._started = False
 
     def digest(self, body: bytes) -> Deferred[ImageDigest]:
+        # The reactor is looked up on use: importing it earlier would install Twisted's
+        # default reactor before Scrapy installs the one its settings ask for.
+        from twisted.internet import reactor
+
         self.start()
         return deferToThreadPool(
-            self.reactor,  # type: ignore[arg-type]
+            reactor,  # type: ignore[arg-type]
             self.pool,
             digest_bytes,
             body,

@@ -132,6 +132,12 @@ def encode(img: Image.Image, fmt: str, **opts: Any) -> bytes:
         raise ValueError(f"unsupported format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if fmt == "JPEG" and img.mode != "RGB":
         img = img.convert("RGB")
+    elif fmt == "GIF" and img.mode not in ("P", "L", "1"):
+        # A fixed web palette with dithering is fast and keeps the low frequencies that
+        # perceptual hashes read; Pillow's default adaptive palette is slow on large textures.
+        img = img.convert("RGB").convert(
+            "P", palette=Image.Palette.WEB, dither=Image.Dither.FLOYDSTEINBERG
+        )
     buf = io.BytesIO()
     img.save(buf, format=fmt, **opts)
     return buf.getvalue()

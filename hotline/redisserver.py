@@ -26,7 +26,7 @@ from typing import IO, Self
 
 import redis
 
-from hotline.paths import DATA_DIR_MODE, ensure_data_dir
+from hotline.paths import ensure_data_dir
 from takedown.connection import (
     ENV_REDIS_URL,
     embedded_socket_path,
@@ -62,7 +62,7 @@ CONF_NAME = "redis.conf"
 PID_NAME = "redis.pid"
 LOG_NAME = "redis.log"
 LOCK_NAME = "redis.lock"
-LOCK_FILE_MODE = 0o600
+PRIVATE_FILE_MODE = 0o600
 
 REDIS_SERVER_MISSING = (
     f"redis-server not found: install it (apt-get install redis-server) or set {ENV_REDIS_URL}"
@@ -211,7 +211,7 @@ class EmbeddedRedis:
 
     @contextlib.contextmanager
     def _start_lock(self) -> Iterator[None]:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, LOCK_FILE_MODE)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
         try:
             deadline = time.monotonic() + LOCK_TIMEOUT
             while True:
@@ -295,8 +295,7 @@ class EmbeddedRedis:
         if binary is None:
             raise EmbeddedRedisError(f"{REDIS_SERVER_MISSING} (looked for {self.redis_server!r})")
         self.conf_path.write_text(self._config(), encoding="utf-8")
-        self.conf_path.chmod(LOCK_FILE_MODE)
-        self.redis_dir.chmod(DATA_DIR_MODE)
+        self.conf_path.chmod(PRIVATE_FILE_MODE)
         # stdout/stderr share redis.log, so a fatal config error (printed before redis opens
         # its log file) shows up in the startup error below.
         log = self.log_path.open("ab")

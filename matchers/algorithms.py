@@ -50,7 +50,7 @@ MAX_IMAGE_PIXELS: Final = 50_000_000
 #: Reduced-scale JPEG decoding keeps at least this many pixels on the shorter side.
 PDQ_MIN_DECODE_SIDE: Final = 512
 #: Decoded images with a longer side than this are resized down before perceptual hashing.
-PERCEPTUAL_MAX_SIDE: Final = 1024
+PERCEPTUAL_MAX_SIDE: Final = 1536
 
 _HEX_DIGITS: Final = frozenset("0123456789abcdef")
 _UPPER_HEX_DIGITS: Final = frozenset("ABCDEF")

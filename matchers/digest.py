@@ -166,12 +166,10 @@ def digest_bytes(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageDig
 
     try:
         decoded = decode_image(data, image_format, max_pixels=max_pixels)
-    except _TooLargeWithSize as exc:
+    except ImageTooLarge as exc:
         return failed("too_large", exc.width, exc.height)
-    except ImageTooLarge:
-        return failed("too_large")
     except DecodeError as exc:
-        return failed(exc.code)
+        return failed(exc.code, exc.width, exc.height)
     pdq_hex, quality = _pdq(decoded.rgb)
     phash_hex = str(imagehash.phash(decoded.rgb))
     return ImageDigest(
@@ -192,15 +190,6 @@ def digest_bytes(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageDig
 def digest_file(path: str | os.PathLike[str]) -> ImageDigest:
     """Read a file into memory and :func:`digest_bytes` it (for reference directories)."""
     return digest_bytes(Path(path).read_bytes())
-
-
-class _TooLargeWithSize(ImageTooLarge):
-    """ImageTooLarge that also knows the header size (used to fill the digest)."""
-
-    def __init__(self, message: str, width: int, height: int) -> None:
-        super().__init__(message)
-        self.width = width
-        self.height = height
 
 
 def decode_image(
@@ -227,16 +216,18 @@ def decode_image(
         raise DecodeError("unsupported", f"no decoder for {image_format} images")
     # Pillow warns (DecompressionBombWarning) or raises (DecompressionBombError) from its own
     # global limit; the warning is silenced only here because our own limit is checked below.
+    width: int | None = None
+    height: int | None = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(data), formats=plugins) as im:
                 width, height = im.size
                 if width * height > max_pixels:
-                    raise _TooLargeWithSize(
+                    raise ImageTooLarge(
                         f"{width}x{height} image exceeds the limit of {max_pixels} pixels",
-                        width,
-                        height,
+                        width=width,
+                        height=height,
                     )
                 frames = int(getattr(im, "n_frames", 1))
                 if im.format in ("JPEG", "MPO"):
@@ -245,19 +236,26 @@ def decode_image(
                 upright = ImageOps.exif_transpose(im)
                 rgb = _resize_for_hashing(_to_rgb(upright))
         except Image.DecompressionBombError:
-            raise ImageTooLarge("image exceeds Pillow's decompression-bomb limit") from None
+            raise ImageTooLarge(
+                "image exceeds Pillow's decompression-bomb limit", width=width, height=height
+            ) from None
         except UnidentifiedImageError:
             raise DecodeError("corrupt", f"{image_format} data could not be identified") from None
         except _DECODE_ERRORS as exc:
-            raise _decode_error(exc, image_format) from None
+            raise _decode_error(exc, image_format, width, height) from None
     return DecodedImage(rgb=rgb, width=width, height=height, frames=frames)
 
 
-def _decode_error(exc: BaseException, image_format: str) -> DecodeError:
+def _decode_error(
+    exc: BaseException, image_format: str, width: int | None, height: int | None
+) -> DecodeError:
     """Map a Pillow exception to a short code, without echoing any data."""
     if isinstance(exc, EOFError) or "truncated" in str(exc):
-        return DecodeError("truncated", f"{image_format} data is truncated")
-    return DecodeError("corrupt", f"{image_format} data is corrupt ({type(exc).__name__})")
+        return DecodeError(
+            "truncated", f"{image_format} data is truncated", width=width, height=height
+        )
+    reason = f"{image_format} data is corrupt ({type(exc).__name__})"
+    return DecodeError("corrupt", reason, width=width, height=height)
 
 
 def _draft(im: Image.Image, width: int, height: int) -> None:

@@ -58,7 +58,17 @@ class HashListError(MatcherError):
 
 
 class ImageError(MatcherError):
-    """Bytes could not be hashed as an image."""
+    """Bytes could not be hashed as an image.
+
+    ``width`` and ``height`` are the header dimensions when they were read before the failure.
+    """
+
+    def __init__(
+        self, message: str, *, width: int | None = None, height: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.width = width
+        self.height = height
 
 
 class NotAnImage(ImageError):
@@ -72,6 +82,8 @@ class ImageTooLarge(ImageError):
 class DecodeError(ImageError):
     """The decoder failed. ``code`` is a short machine-readable reason (``truncated``, ...)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(
+        self, code: str, message: str, *, width: int | None = None, height: int | None = None
+    ) -> None:
+        super().__init__(message, width=width, height=height)
         self.code = code

@@ -30,6 +30,7 @@ from hotline.redisserver import (
 )
 from takedown.connection import (
     ENV_REDIS_URL,
+    default_url,
     embedded_socket_path,
     embedded_url,
     mask_url,
@@ -145,6 +146,12 @@ def test_default_data_dir_reads_process_environment(
 ) -> None:
     monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "from-env"))
     assert default_data_dir() == tmp_path / "from-env"
+
+
+def test_default_url_is_the_embedded_socket_of_the_default_data_dir(tmp_path: Path) -> None:
+    env = {"HOTLINE_DATA_DIR": str(tmp_path)}
+    assert default_url(env) == embedded_url(default_data_dir(env))
+    assert default_url(env) == f"unix://{tmp_path}/redis/redis.sock"
 
 
 def test_ensure_data_dir_is_private(tmp_path: Path) -> None:

@@ -1,0 +1,310 @@
+"""The analyst's command line: ``hotline crawl``, ``hotline hashes``, ``hotline hits``.
+
+Every command explains itself (``--help``), prints tables for people and JSON for scripts
+(``--json``), and fails with one line on standard error and a non-zero exit code:
+2 for bad input, 3 when Redis cannot be reached, 1 for a crawl that did not finish.
+No command ever shows an image.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crawler.seeds import SeedFileError, collect_seeds
+from crawler.spiders.hotline import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
+from hotline.config import Config
+from hotline.crawlrun import CrawlOptions, CrawlResult, run_crawl
+from hotline.errors import HotlineError, InputError, ServiceError, UsageError
+from hotline.services import Session, redis_session
+from matchers.errors import MatcherError
+from matchers.lists import HashList, build_from_directory, read_csv, validate_list_name
+from takedown.errors import TakedownError
+from takedown.lists import ListStore
+from takedown.queue import HitQueue, HitRecord
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    help="Notice-and-takedown crawler: crawl reported URLs, hash every image in memory, "
+    "match known hash lists, queue confirmed hits.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+hashes_app = typer.Typer(help="Known-hash lists: import, build, show.", no_args_is_help=True)
+hits_app = typer.Typer(help="Confirmed hits queued for notice and takedown.",
+                       no_args_is_help=True)
+review_app = typer.Typer(help="Near misses queued for an analyst's review.",
+                         no_args_is_help=True)
+app.add_typer(hashes_app, name="hashes")
+app.add_typer(hits_app, name="hits")
+app.add_typer(review_app, name="review")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _config() -> Config:
+    return Config.from_env()
+
+
+def _parse_sets(values: Iterable[str]) -> dict[str, str]:
+    overrides = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {value!r}: expected NAME=VALUE")
+        overrides[key.strip()] = setting
+    return overrides
+
+
+# -- crawl ---------------------------------------------------------------------------------
+
+
+@app.command()
+def crawl(
+    urls: Annotated[list[str] | None, typer.Argument(help="Reported URLs to crawl.")] = None,
+    seeds: Annotated[
+        Path | None, typer.Option("--seeds", help="File of URLs, one per line, # comments.")
+    ] = None,
+    depth: Annotated[
+        int, typer.Option(min=0, help="Link depth to follow within each seed's site.")
+    ] = DEFAULT_DEPTH,
+    max_pages: Annotated[
+        int, typer.Option(min=1, help="Page cap per seed.")
+    ] = DEFAULT_MAX_PAGES_PER_SEED,
+    allow_private_networks: Annotated[
+        bool,
+        typer.Option(help="Let the crawl reach private, loopback and link-local addresses "
+                     "(tests, demos). Also HOTLINE_ALLOW_PRIVATE_NETWORKS=1."),
+    ] = False,
+    obey_robots: Annotated[bool, typer.Option(help="Obey robots.txt (off by default).")] = False,
+    lists: Annotated[
+        list[str] | None, typer.Option("--list", help="Match only these lists (repeatable).")
+    ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a Scrapy setting, NAME=VALUE (repeatable)."),
+    ] = None,
+    as_json: JsonOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")] = False,
+) -> None:
+    """Crawl reported URLs and queue every image that matches a known list."""
+    config = _config()
+    try:
+        good, problems = collect_seeds(urls or [], [seeds] if seeds else [])
+    except SeedFileError as exc:
+        raise InputError(str(exc)) from None
+    for problem in problems:
+        err.print(f"skipped seed {problem}")
+    if not good:
+        raise UsageError("no valid seed URL to crawl (give URLs or --seeds FILE)")
+    with redis_session(config) as session:
+        options = CrawlOptions(
+            seeds=[s.url for s in good],
+            redis_url=session.url,
+            key_prefix=config.key_prefix,
+            depth=depth,
+            max_pages=max_pages,
+            allow_private_networks=allow_private_networks or config.allow_private_networks,
+            obey_robots=obey_robots,
+            lists=lists or [],
+            overrides=_parse_sets(sets or []),
+            log_level="INFO" if verbose else "WARNING",
+        )
+        if not ListStore(session.client, session.keys).names():
+            err.print("warning: no known-hash list is loaded, nothing can match "
+                      "(import one with `hotline hashes import`)")
+        result = run_crawl(options, err, show_progress=not as_json)
+        hits = [r for r in HitQueue(session.client, session.keys).iter_records("confirmed")
+                if r.crawl == result.crawl_id]
+    _print_crawl_result(result, hits, as_json=as_json, rejected=len(problems))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_crawl_result(
+    result: CrawlResult, hits: list[HitRecord], *, as_json: bool, rejected: int
+) -> None:
+    summary = result.summary()
+    summary["seeds_rejected"] = rejected
+    if as_json:
+        out.print_json(data=summary)
+        return
+    table = Table(title=f"crawl {result.crawl_id}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    rows = [
+        ("finish reason", summary["finish_reason"]),
+        ("seeds (rejected)", f"{summary['seeds']} ({rejected})"),
+        ("pages crawled", summary["pages"]),
+        ("images hashed", summary["hashed"]),
+        ("confirmed hits, new", summary["confirmed_new"]),
+        ("confirmed hits, already queued", summary["confirmed_duplicate"]),
+        ("review items, new", summary["review_new"]),
+        ("undecodable images", summary["undecodable"]),
+        ("refused private addresses", summary["refused_private"]),
+        ("request errors", summary["errors"]),
+        ("elapsed", f"{summary['elapsed_s']} s"),
+        ("images per second", summary["images_per_s"]),
+    ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    out.print(table)
+    if hits:
+        out.print(_records_table(hits, title="confirmed hits of this crawl"))
+
+
+# -- hashes --------------------------------------------------------------------------------
+
+
+def _save_list(session: Session, hash_list: HashList) -> None:
+    info = ListStore(session.client, session.keys).save(hash_list)
+    counts = ", ".join(f"{k} {v}" for k, v in info.counts.items() if v)
+    out.print(f"list {info.name}: version {info.version}, {info.total} entries ({counts})")
+
+
+@hashes_app.command("import")
+def hashes_import(
+    file: Annotated[Path, typer.Argument(help="CSV with header algorithm,hash,id,category.")],
+    list_name: Annotated[str, typer.Option("--list", help="Name of the list to (re)place.")],
+) -> None:
+    """Import a list of known hashes (all rows valid, or nothing is imported)."""
+    name = validate_list_name(list_name)
+    entries = read_csv(file)
+    if not entries:
+        raise InputError(f"{file}: no hash rows to import")
+    with redis_session(_config()) as session:
+        _save_list(session, HashList(name=name, entries=entries))
+
+
+@hashes_app.command("build")
+def hashes_build(
+    directory: Annotated[Path, typer.Argument(help="Directory of reference images.")],
+    list_name: Annotated[str, typer.Option("--list", help="Name of the list to (re)place.")],
+    category: Annotated[str, typer.Option(help="Category recorded with each entry.")] = "",
+) -> None:
+    """Hash every image file under DIRECTORY into a list (the images are read, never copied)."""
+    name = validate_list_name(list_name)
+    if not directory.is_dir():
+        raise InputError(f"{directory}: not a directory")
+    entries, skipped = build_from_directory(directory, category=category)
+    for path, reason in skipped:
+        err.print(f"skipped {path}: {reason}")
+    if not entries:
+        raise InputError(f"{directory}: no image could be hashed")
+    with redis_session(_config()) as session:
+        _save_list(session, HashList(name=name, entries=entries))
+
+
+@hashes_app.command("lists")
+def hashes_lists(as_json: JsonOption = False) -> None:
+    """Show each known list with its counts per algorithm."""
+    with redis_session(_config()) as session:
+        infos = ListStore(session.client, session.keys).info()
+    if as_json:
+        out.print_json(data=[
+            {"name": i.name, "version": i.version, "updated": i.updated, "counts": i.counts,
+             "total": i.total}
+            for i in infos
+        ])
+        return
+    if not infos:
+        out.print("no known-hash lists (import one with `hotline hashes import`)")
+        return
+    table = Table(title="known-hash lists")
+    for column in ("list", "version", "updated", "md5", "sha1", "sha256", "pdq", "phash",
+                   "total"):
+        table.add_column(column, justify="left" if column in ("list", "updated") else "right")
+    for i in infos:
+        table.add_row(i.name, str(i.version), i.updated,
+                      *(str(i.counts.get(a, 0)) for a in ("md5", "sha1", "sha256", "pdq",
+                                                           "phash")),
+                      str(i.total))
+    out.print(table)
+
+
+# -- hits and review -----------------------------------------------------------------------
+
+
+def _records_table(records: list[HitRecord], *, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("image URL", "page", "list", "entry", "algorithm", "distance",
+                   "first seen"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        table.add_row(r.url, r.page, r.list, r.entry, r.algorithm, str(r.distance),
+                      r.first_seen)
+    return table
+
+
+def _list_records(verdict: str, *, as_json: bool, crawl_id: str | None, limit: int | None,
+                  title: str) -> None:
+    with redis_session(_config()) as session:
+        records = [r for r in HitQueue(session.client, session.keys).iter_records(verdict)
+                   if crawl_id is None or r.crawl == crawl_id]
+    if limit is not None:
+        records = records[-limit:]
+    if as_json:
+        out.print_json(data=[r.as_json() for r in records])
+        return
+    if not records:
+        out.print(f"no {title}")
+        return
+    out.print(_records_table(records, title=title))
+
+
+CrawlFilter = Annotated[str | None, typer.Option("--crawl", help="Only this crawl's records.")]
+LimitOption = Annotated[int | None, typer.Option(min=1, help="Only the newest N records.")]
+
+
+@hits_app.command("list")
+def hits_list(as_json: JsonOption = False, crawl_id: CrawlFilter = None,
+              limit: LimitOption = None) -> None:
+    """List confirmed hits, oldest first."""
+    _list_records("confirmed", as_json=as_json, crawl_id=crawl_id, limit=limit,
+                  title="confirmed hits")
+
+
+@review_app.command("list")
+def review_list(as_json: JsonOption = False, crawl_id: CrawlFilter = None,
+                limit: LimitOption = None) -> None:
+    """List near misses waiting for an analyst, oldest first."""
+    _list_records("review", as_json=as_json, crawl_id=crawl_id, limit=limit,
+                  title="review items")
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int) -> int:
+    err.print(f"error: {message}", markup=False)
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script ``hotline``: run the app, map errors to one line and an exit code."""
+    code: Any = 0
+    try:
+        # Standalone mode: usage errors print themselves and exit 2, --help exits 0.
+        app(args=argv)
+    except HotlineError as exc:
+        code = _fail(str(exc), exc.exit_code)
+    except MatcherError as exc:
+        code = _fail(str(exc), InputError.exit_code)
+    except TakedownError as exc:
+        code = _fail(str(exc), ServiceError.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Running the hotline spider in-process, with live progress and a summary.
+
+``hotline crawl`` and ``scrapy crawl hotline`` run the same spider with the same settings
+module; this module only adds the analyst's view: a live line of counts while the crawl runs
+and the figures at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.logging import RichHandler
+from rich.text import Text
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings
+
+from crawler.spiders.hotline import HotlineSpider, new_crawl_id
+from hotline.errors import HotlineError
+
+PROGRESS_INTERVAL = 0.25  # seconds between redraws on a terminal
+PLAIN_PROGRESS_INTERVAL = 10.0  # seconds between progress lines when not on a terminal
+
+
+@dataclass
+class CrawlOptions:
+    seeds: list[str]
+    redis_url: str
+    key_prefix: str
+    depth: int
+    max_pages: int
+    allow_private_networks: bool
+    obey_robots: bool = False
+    lists: list[str] = field(default_factory=list)
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    log_level: str = "WARNING"
+
+
+@dataclass
+class CrawlResult:
+    crawl_id: str
+    reason: str
+    stats: dict[str, Any]
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == "finished"
+
+    def figure(self, key: str) -> int:
+        value = self.stats.get(key, 0)
+        return int(value) if isinstance(value, int | float) else 0
+
+    def summary(self) -> dict[str, Any]:
+        errors = sum(v for k, v in self.stats.items() if k.startswith("crawl/errors/"))
+        images = self.figure("crawl/images")
+        return {
+            "crawl": self.crawl_id,
+            "finish_reason": self.reason,
+            "seeds": self.figure("seeds/accepted"),
+            "pages": self.figure("crawl/pages"),
+            "images": images,
+            "hashed": self.figure("matcher/hashed"),
+            "confirmed_new": self.figure("hits/new"),
+            "confirmed_duplicate": self.figure("hits/duplicate"),
+            "review_new": self.figure("review/new"),
+            "review_duplicate": self.figure("review/duplicate"),
+            "undecodable": sum(
+                self.figure(f"matcher/{k}") for k in ("truncated", "corrupt", "too_large")
+            ),
+            "refused_private": self.figure("safety/refused_private"),
+            "errors": int(errors),
+            "lists": self.figure("matcher/lists"),
+            "elapsed_s": round(self.elapsed, 2),
+            "images_per_s": round(images / self.elapsed, 1) if self.elapsed > 0 else 0.0,
+        }
+
+
+def build_settings(options: CrawlOptions, crawl_id: str) -> Settings:
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    settings.set("CRAWL_ID", crawl_id, priority="cmdline")
+    settings.set("CRAWL_DEPTH", options.depth, priority="cmdline")
+    settings.set("CRAWL_MAX_PAGES_PER_SEED", options.max_pages, priority="cmdline")
+    settings.set("HITS_REDIS_URL", options.redis_url, priority="cmdline")
+    settings.set("HITS_KEY_PREFIX", options.key_prefix, priority="cmdline")
+    settings.set("SAFETY_ALLOW_PRIVATE_NETWORKS", options.allow_private_networks,
+                 priority="cmdline")
+    settings.set("ROBOTSTXT_OBEY", options.obey_robots, priority="cmdline")
+    settings.set("LOG_LEVEL", options.log_level, priority="cmdline")
+    if options.lists:
+        settings.set("MATCHER_LISTS", options.lists, priority="cmdline")
+    for key, value in options.overrides.items():
+        settings.set(key, value, priority="cmdline")
+    return settings
+
+
+def _progress_text(stats: Mapping[str, Any], started: float) -> Text:
+    def n(key: str) -> int:
+        value = stats.get(key, 0)
+        return int(value) if isinstance(value, int | float) else 0
+
+    errors = sum(int(v) for k, v in stats.items() if k.startswith("crawl/errors/"))
+    return Text.assemble(
+        ("crawling ", "bold"),
+        f"{time.monotonic() - started:6.1f}s  ",
+        ("pages ", "dim"), f"{n('crawl/pages')}  ",
+        ("images ", "dim"), f"{n('crawl/images')}  ",
+        ("hits ", "dim"), (f"{n('hits/new')}", "bold red" if n("hits/new") else ""), "  ",
+        ("review ", "dim"), f"{n('review/new')}  ",
+        ("errors ", "dim"), f"{errors}",
+    )
+
+
+def run_crawl(options: CrawlOptions, console: Console, *, show_progress: bool) -> CrawlResult:
+    """Run one crawl to its end in this process (a process can run one crawl: Twisted's
+    reactor cannot be restarted)."""
+    crawl_id = new_crawl_id()
+    settings = build_settings(options, crawl_id)
+    handler = RichHandler(console=console, show_path=False, markup=False)
+    handler.setLevel(options.log_level)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(options.log_level)
+    settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler(HotlineSpider)
+    failures: list[str] = []
+    started = time.monotonic()
+
+    def stats_now() -> dict[str, Any]:
+        return crawler.stats.get_stats() if crawler.stats is not None else {}
+
+    deferred = process.crawl(crawler, urls=options.seeds, crawl_id=crawl_id)
+    deferred.addErrback(lambda failure: failures.append(failure.getErrorMessage()))
+
+    live: Live | None = None
+    if show_progress and console.is_terminal:
+        live = Live(get_renderable=lambda: _progress_text(stats_now(), started),
+                    console=console, refresh_per_second=1 / PROGRESS_INTERVAL, transient=True)
+    elif show_progress:
+        from twisted.internet.task import LoopingCall
+
+        ticker = LoopingCall(lambda: console.print(_progress_text(stats_now(), started)))
+        ticker.start(PLAIN_PROGRESS_INTERVAL, now=False)
+        from scrapy import signals
+
+        def _stop_ticker() -> None:
+            if ticker.running:
+                ticker.stop()
+
+        crawler.signals.connect(_stop_ticker, signal=signals.engine_stopped)
+    try:
+        if live is not None:
+            with live:
+                process.start()
+        else:
+            process.start()
+    finally:
+        root.removeHandler(handler)
+    stats = stats_now()
+    reason = str(stats.get("finish_reason", "failed"))
+    if failures:
+        raise HotlineError(f"crawl failed: {failures[0]}")
+    return CrawlResult(crawl_id, reason, stats, time.monotonic() - started)
