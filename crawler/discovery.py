@@ -49,7 +49,6 @@ META_IMAGE_PROPERTIES = frozenset(
 _CSS_URL_RE = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.IGNORECASE)
 _CSS_IMPORT_RE = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _CSS_COMMENT_RE = re.compile(r"/\*.*?\*/", re.DOTALL)
-_SRCSET_SPLIT_RE = re.compile(r",\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +87,34 @@ def clean_url(url: str, base: str) -> str | None:
 
 
 def parse_srcset(value: str) -> list[str]:
-    """The URLs of a ``srcset`` value (candidates are separated by a comma and whitespace)."""
-    urls = []
-    for candidate in _SRCSET_SPLIT_RE.split(value.strip()):
-        parts = candidate.strip().split()
-        if parts:
-            urls.append(parts[0].rstrip(","))
+    """The URLs of a ``srcset`` value, as the HTML standard splits it: a URL is a run of
+    non-whitespace (commas inside it allowed, trailing commas end the candidate), then
+    descriptors up to the next comma outside parentheses."""
+    urls: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        while i < n and (value[i].isspace() or value[i] == ","):
+            i += 1
+        j = i
+        while j < n and not value[j].isspace():
+            j += 1
+        url = value[i:j]
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            depth = 0
+            while j < n:
+                ch = value[j]
+                j += 1
+                if ch == "(":
+                    depth += 1
+                elif ch == ")":
+                    depth = max(0, depth - 1)
+                elif ch == "," and depth == 0:
+                    break
+        i = j
+        if url:
+            urls.append(url)
     return urls
 
 

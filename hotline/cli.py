@@ -30,7 +30,8 @@ from takedown.errors import TakedownError
 from takedown.lists import ListStore
 from takedown.queue import HitQueue, HitRecord
 
-out = Console(highlight=False, soft_wrap=True)
+# Off a terminal (pipes, CI logs) tables get room for whole URLs instead of 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 
 app = typer.Typer(
@@ -42,10 +43,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 hashes_app = typer.Typer(help="Known-hash lists: import, build, show.", no_args_is_help=True)
-hits_app = typer.Typer(help="Confirmed hits queued for notice and takedown.",
-                       no_args_is_help=True)
-review_app = typer.Typer(help="Near misses queued for an analyst's review.",
-                         no_args_is_help=True)
+hits_app = typer.Typer(help="Confirmed hits queued for notice and takedown.", no_args_is_help=True)
+review_app = typer.Typer(help="Near misses queued for an analyst's review.", no_args_is_help=True)
 app.add_typer(hashes_app, name="hashes")
 app.add_typer(hits_app, name="hits")
 app.add_typer(review_app, name="review")
@@ -84,8 +83,10 @@ def crawl(
     ] = DEFAULT_MAX_PAGES_PER_SEED,
     allow_private_networks: Annotated[
         bool,
-        typer.Option(help="Let the crawl reach private, loopback and link-local addresses "
-                     "(tests, demos). Also HOTLINE_ALLOW_PRIVATE_NETWORKS=1."),
+        typer.Option(
+            help="Let the crawl reach private, loopback and link-local addresses "
+            "(tests, demos). Also HOTLINE_ALLOW_PRIVATE_NETWORKS=1."
+        ),
     ] = False,
     obey_robots: Annotated[bool, typer.Option(help="Obey robots.txt (off by default).")] = False,
     lists: Annotated[
@@ -122,11 +123,16 @@ def crawl(
             log_level="INFO" if verbose else "WARNING",
         )
         if not ListStore(session.client, session.keys).names():
-            err.print("warning: no known-hash list is loaded, nothing can match "
-                      "(import one with `hotline hashes import`)")
+            err.print(
+                "warning: no known-hash list is loaded, nothing can match "
+                "(import one with `hotline hashes import`)"
+            )
         result = run_crawl(options, err, show_progress=not as_json)
-        hits = [r for r in HitQueue(session.client, session.keys).iter_records("confirmed")
-                if r.crawl == result.crawl_id]
+        hits = [
+            r
+            for r in HitQueue(session.client, session.keys).iter_records("confirmed")
+            if r.crawl == result.crawl_id
+        ]
     _print_crawl_result(result, hits, as_json=as_json, rejected=len(problems))
     if not result.ok:
         raise typer.Exit(1)
@@ -162,6 +168,25 @@ def _print_crawl_result(
     out.print(table)
     if hits:
         out.print(_records_table(hits, title="confirmed hits of this crawl"))
+
+
+@app.command()
+def demo(as_json: JsonOption = False) -> None:
+    """Crawl a generated benign demo site on 127.0.0.2 and print what matched its known list."""
+    from hotline.demo import run_demo
+
+    result, hits, expected = run_demo(_config(), err, show_progress=not as_json)
+    found = {(r.url, r.entry) for r in hits}
+    missed = sorted(url for url, entry in expected.items() if (url, entry) not in found)
+    if as_json:
+        out.print_json(data={"summary": result.summary(),
+                             "hits": [r.as_json() for r in hits], "missed": missed})
+    else:
+        _print_crawl_result(result, hits, as_json=False, rejected=0)
+        out.print(f"{len(expected) - len(missed)} of {len(expected)} planted copies of known "
+                  "images found" + (f"; missed: {', '.join(missed)}" if missed else ""))
+    if not result.ok or missed:
+        raise typer.Exit(1)
 
 
 # -- hashes --------------------------------------------------------------------------------
@@ -212,24 +237,33 @@ def hashes_lists(as_json: JsonOption = False) -> None:
     with redis_session(_config()) as session:
         infos = ListStore(session.client, session.keys).info()
     if as_json:
-        out.print_json(data=[
-            {"name": i.name, "version": i.version, "updated": i.updated, "counts": i.counts,
-             "total": i.total}
-            for i in infos
-        ])
+        out.print_json(
+            data=[
+                {
+                    "name": i.name,
+                    "version": i.version,
+                    "updated": i.updated,
+                    "counts": i.counts,
+                    "total": i.total,
+                }
+                for i in infos
+            ]
+        )
         return
     if not infos:
         out.print("no known-hash lists (import one with `hotline hashes import`)")
         return
     table = Table(title="known-hash lists")
-    for column in ("list", "version", "updated", "md5", "sha1", "sha256", "pdq", "phash",
-                   "total"):
+    for column in ("list", "version", "updated", "md5", "sha1", "sha256", "pdq", "phash", "total"):
         table.add_column(column, justify="left" if column in ("list", "updated") else "right")
     for i in infos:
-        table.add_row(i.name, str(i.version), i.updated,
-                      *(str(i.counts.get(a, 0)) for a in ("md5", "sha1", "sha256", "pdq",
-                                                           "phash")),
-                      str(i.total))
+        table.add_row(
+            i.name,
+            str(i.version),
+            i.updated,
+            *(str(i.counts.get(a, 0)) for a in ("md5", "sha1", "sha256", "pdq", "phash")),
+            str(i.total),
+        )
     out.print(table)
 
 
@@ -238,20 +272,22 @@ def hashes_lists(as_json: JsonOption = False) -> None:
 
 def _records_table(records: list[HitRecord], *, title: str) -> Table:
     table = Table(title=title)
-    for column in ("image URL", "page", "list", "entry", "algorithm", "distance",
-                   "first seen"):
+    for column in ("image URL", "page", "list", "entry", "algorithm", "distance", "first seen"):
         table.add_column(column, overflow="fold")
     for r in records:
-        table.add_row(r.url, r.page, r.list, r.entry, r.algorithm, str(r.distance),
-                      r.first_seen)
+        table.add_row(r.url, r.page, r.list, r.entry, r.algorithm, str(r.distance), r.first_seen)
     return table
 
 
-def _list_records(verdict: str, *, as_json: bool, crawl_id: str | None, limit: int | None,
-                  title: str) -> None:
+def _list_records(
+    verdict: str, *, as_json: bool, crawl_id: str | None, limit: int | None, title: str
+) -> None:
     with redis_session(_config()) as session:
-        records = [r for r in HitQueue(session.client, session.keys).iter_records(verdict)
-                   if crawl_id is None or r.crawl == crawl_id]
+        records = [
+            r
+            for r in HitQueue(session.client, session.keys).iter_records(verdict)
+            if crawl_id is None or r.crawl == crawl_id
+        ]
     if limit is not None:
         records = records[-limit:]
     if as_json:
@@ -268,19 +304,21 @@ LimitOption = Annotated[int | None, typer.Option(min=1, help="Only the newest N 
 
 
 @hits_app.command("list")
-def hits_list(as_json: JsonOption = False, crawl_id: CrawlFilter = None,
-              limit: LimitOption = None) -> None:
+def hits_list(
+    as_json: JsonOption = False, crawl_id: CrawlFilter = None, limit: LimitOption = None
+) -> None:
     """List confirmed hits, oldest first."""
-    _list_records("confirmed", as_json=as_json, crawl_id=crawl_id, limit=limit,
-                  title="confirmed hits")
+    _list_records(
+        "confirmed", as_json=as_json, crawl_id=crawl_id, limit=limit, title="confirmed hits"
+    )
 
 
 @review_app.command("list")
-def review_list(as_json: JsonOption = False, crawl_id: CrawlFilter = None,
-                limit: LimitOption = None) -> None:
+def review_list(
+    as_json: JsonOption = False, crawl_id: CrawlFilter = None, limit: LimitOption = None
+) -> None:
     """List near misses waiting for an analyst, oldest first."""
-    _list_records("review", as_json=as_json, crawl_id=crawl_id, limit=limit,
-                  title="review items")
+    _list_records("review", as_json=as_json, crawl_id=crawl_id, limit=limit, title="review items")
 
 
 # -- entry point ---------------------------------------------------------------------------

@@ -466,10 +466,10 @@ class _Builder:
         d2 = self.distractor_at("a", "/img/style/d-block.jpg")
         self.distractor_at("a", "/static/images/d-sheet.jpg")
         css = (
-            "body { margin: 0; }\n"
-            ".banner { background-image: url(\"../images/k-sheet.jpg\"); }\n"
-            ".footer { background: #fff url('../images/d-sheet.jpg') repeat-x; }\n"
-        ).encode()
+            b"body { margin: 0; }\n"
+            b'.banner { background-image: url("../images/k-sheet.jpg"); }\n'
+            b".footer { background: #fff url('../images/d-sheet.jpg') repeat-x; }\n"
+        )
         self._serve("a", "/static/css/site.css", Response(200, {"Content-Type": "text/css"}, css))
         head = (
             "<link rel='stylesheet' href='/static/css/site.css'>\n"
@@ -578,7 +578,9 @@ class _Builder:
         )
         # Redirect: /r/k-1 on A answers 302 with the image's address on B.
         target = self._next_known_jpeg()
-        final = self._serve("b", "/img/moved/k-target.jpg", image_response(target.body, "image/jpeg"))
+        final = self._serve(
+            "b", "/img/moved/k-target.jpg", image_response(target.body, "image/jpeg")
+        )
         self.served.append(target.body)
         url = self._serve("a", "/r/k-1", redirect(final))
         self.planted.append(
@@ -677,9 +679,7 @@ class _Builder:
             "server_error": self._serve(
                 "a",
                 "/error500.html",
-                Response(
-                    500, {"Content-Type": "text/html"}, b"<html><body>oops</body></html>\n"
-                ),
+                Response(500, {"Content-Type": "text/html"}, b"<html><body>oops</body></html>\n"),
             ),
         }
         self._serve("a", "/loop/b", redirect(self.a + "/loop/a"))
