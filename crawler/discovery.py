@@ -158,7 +158,7 @@ def extract(response: HtmlResponse) -> PageRefs:
     base = response.urljoin("")  # honours <base href>
     c = _Collector(base)
 
-    for el in response.xpath("//img | //picture/source | //input[@type='image']"):
+    for el in response.xpath("//img | //picture//source | //input[@type='image']"):
         tag = el.root.tag if isinstance(el.root.tag, str) else ""
         embedding_prefix = "picture_source" if tag == "source" else "img"
         c.image(el.attrib.get("src"), f"{embedding_prefix}_src")

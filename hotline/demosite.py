@@ -27,12 +27,15 @@ from __future__ import annotations
 import hashlib
 import html
 import ipaddress
+import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 import imagehash
@@ -139,12 +142,11 @@ class _RouteTable:
                 prefixes.append((key[:-1], route))
             else:
                 exact[key] = route
-        prefixes.sort(key=lambda item: len(item[0]), reverse=True)
         with self._lock:
             self._exact.update(exact)
-            self._prefixes = sorted(
-                [*self._prefixes, *prefixes], key=lambda item: len(item[0]), reverse=True
-            )
+            merged = dict(self._prefixes)
+            merged.update(prefixes)
+            self._prefixes = sorted(merged.items(), key=lambda item: len(item[0]), reverse=True)
 
     def lookup(self, path: str) -> Route | None:
         with self._lock:
@@ -171,6 +173,14 @@ class _Server(ThreadingHTTPServer):
         self.routes = routes
         self.stop_event = stop
         super().__init__((host, 0), _RequestHandler)
+
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        """A client that hangs up mid-response is normal here (size limits, timeouts)."""
+        if isinstance(sys.exception(), OSError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

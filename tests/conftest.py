@@ -12,6 +12,8 @@ import redis
 from hotline.redisserver import EmbeddedRedis, EmbeddedRedisError
 from takedown.connection import redis_from_url
 
+pytest_plugins = ["tests.site.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

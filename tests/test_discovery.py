@@ -18,7 +18,7 @@ PAGE = b"""<!doctype html><html><head>
 </head><body>
 <img src="a.jpg" srcset="a-1x.jpg 1x, a-2x.jpg 2x">
 <img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" alt="">
-<picture><source srcset="p.webp 100w,p-big.webp 400w" type="image/webp"><img src="p.jpg"></picture>
+<picture><source srcset="p.webp 100w,p-big.webp 400w" type="image/webp"><source srcset="p2.avif" type="image/avif"><img src="p.jpg"></picture>
 <img class="lazy" data-src="lazy.jpg" data-srcset="lazy-1.jpg 1x, lazy-2.jpg 2x">
 <img data-original="orig.jpg"><img data-lazy-src="lazysrc.jpg">
 <div data-bg="/bg.jpg"></div>
@@ -49,6 +49,7 @@ def test_every_embedding_is_found_with_absolute_urls() -> None:
         f"{base}/dir/p.webp": "picture_source_srcset",
         f"{base}/dir/p-big.webp": "picture_source_srcset",
         f"{base}/dir/p.jpg": "img_src",
+        f"{base}/dir/p2.avif": "picture_source_srcset",
         f"{base}/dir/lazy.jpg": "data_src",
         f"{base}/dir/lazy-1.jpg": "img_data_srcset",
         f"{base}/dir/lazy-2.jpg": "img_data_srcset",

@@ -113,6 +113,27 @@ def test_stop_is_prompt_with_a_stalled_handler() -> None:
     conn.close()
 
 
+def test_stop_is_prompt_with_a_streaming_handler() -> None:
+    def stream(exchange: Exchange) -> None:
+        exchange.start(200, {"Content-Type": "text/plain"})
+        while exchange.write(b"x" * 1024):
+            pass
+
+    server = serve({"/stream": stream}, host="127.0.0.3")
+    conn, path = connect(server.url("/stream"))
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    assert len(resp.read(100_000)) == 100_000
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 3
+    drained = 0
+    while chunk := resp.read(65536):  # what was in flight, then EOF
+        drained += len(chunk)
+        assert drained < 50_000_000
+    conn.close()
+
+
 def test_routes_can_be_mounted_after_start_and_prefixes_match() -> None:
     with serve(host="127.0.0.3") as server:
         assert fetch(server.url("/a"))[0] == 404

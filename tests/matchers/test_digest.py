@@ -14,7 +14,7 @@ import pdqhash
 import pytest
 from PIL import Image
 
-from matchers.algorithms import PERCEPTUAL_MAX_SIDE, hamming
+from matchers.algorithms import PDQ_MIN_DECODE_SIDE, PERCEPTUAL_MAX_SIDE, hamming
 from matchers.digest import (
     ImageDigest,
     decode_image,
@@ -133,8 +133,11 @@ def test_large_jpeg_reduced_scale_is_close_to_full_resolution(large_jpeg: bytes)
 def test_large_jpeg_decode_is_actually_reduced(large_jpeg: bytes) -> None:
     decoded = decode_image(large_jpeg)
     assert (decoded.width, decoded.height) == (3000, 2000)
+    # JPEG draft at 1/2 scale (1/4 would give 750x500, below PDQ_MIN_DECODE_SIDE); a
+    # full decode followed by a resize would give 1536x1024 instead.
+    assert decoded.rgb.size == (1500, 1000)
     assert max(decoded.rgb.size) <= PERCEPTUAL_MAX_SIDE
-    assert min(decoded.rgb.size) >= 512
+    assert min(decoded.rgb.size) >= PDQ_MIN_DECODE_SIDE
 
 
 def test_large_jpeg_digest_is_faster_than_full_decode(large_jpeg: bytes) -> None:
@@ -162,9 +165,7 @@ def test_large_jpeg_digest_is_faster_than_full_decode(large_jpeg: bytes) -> None
         (35, "BMP", (2048, 1536)),
     ],
 )
-def test_reduced_scale_close_to_full_resolution(
-    seed: int, fmt: str, size: tuple[int, int]
-) -> None:
+def test_reduced_scale_close_to_full_resolution(seed: int, fmt: str, size: tuple[int, int]) -> None:
     data = make_bytes(seed, fmt, *size)
     pdq, phash = perceptual(digest_bytes(data))
     ref_pdq, ref_phash = full_resolution_hashes(data)
@@ -261,7 +262,12 @@ def test_float_and_int32_tiff() -> None:
     expected = perceptual(digest_bytes(encode(Image.fromarray(gray), "PNG")))
     as_float = Image.fromarray(gray.astype(np.float32) / 255.0)
     assert as_float.mode == "F"
-    assert_close(digest_bytes(encode(as_float, "TIFF")), digest_bytes(encode(Image.fromarray(gray), "PNG")), 2, 2)
+    assert_close(
+        digest_bytes(encode(as_float, "TIFF")),
+        digest_bytes(encode(Image.fromarray(gray), "PNG")),
+        2,
+        2,
+    )
     as_int = Image.fromarray(gray.astype(np.int32) * 257)
     assert as_int.mode == "I"
     assert perceptual(digest_bytes(encode(as_int, "TIFF"))) == expected
@@ -349,9 +355,7 @@ def png_header_only(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 1024)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize(
@@ -393,3 +397,13 @@ def test_pillow_bomb_refusal_has_no_size() -> None:
     # Pillow refuses 40000x40000 inside Image.open, before the size is visible to us.
     digest = digest_bytes(png_header_only(40_000, 40_000))
     assert (digest.error, digest.width, digest.height) == ("too_large", None, None)
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "L"])
+def test_draft_decode_of_cmyk_and_grayscale_jpeg(mode: str) -> None:
+    data = encode(make_rgb(54, 1600, 1200).convert(mode), "JPEG", quality=92)
+    assert decode_image(data).rgb.size == (800, 600)
+    pdq, phash = perceptual(digest_bytes(data))
+    ref_pdq, ref_phash = full_resolution_hashes(data)
+    assert hamming(pdq, ref_pdq) <= 8
+    assert hamming(phash, ref_phash) <= 4

@@ -29,6 +29,7 @@ SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 PDQ = "52fa7fdad0d248201af0535eebdaf35a0af21c3515a173dacf7a5e5e30a180a1"
 PHASH = "98c2c23d2f2d43de"
 
+
 def test_good_csv(tmp_path: Path) -> None:
     text = (
         "\ufeff# a comment\n"
@@ -70,28 +71,40 @@ HEADER = "algorithm,hash,id,category\n"
 @pytest.mark.parametrize(
     ("text", "line", "field", "reason"),
     [
-        (HEADER + f"md5,{MD5},a,\n" + f"sha256,{SHA256[:-1]},b,\n", 3, "hash",
-         "expected 64 lowercase hex characters for sha256, got 63"),
+        (
+            HEADER + f"md5,{MD5},a,\n" + f"sha256,{SHA256[:-1]},b,\n",
+            3,
+            "hash",
+            "expected 64 lowercase hex characters for sha256, got 63",
+        ),
         (HEADER + f"crc32,{MD5},a,\n", 2, "algorithm", "unknown algorithm 'crc32'"),
         (HEADER + "md5,,a,\n", 2, "hash", "empty hash"),
         (HEADER + f"md5,{MD5.upper()},a,\n", 2, "hash", "must be lowercase hex"),
         (HEADER + f"md5,{MD5[:-1]}x,a,\n", 2, "hash", "not hex"),
         (HEADER + f"md5,{MD5},a\n", 2, None, "expected 4 fields"),
         (HEADER + f"md5,{MD5},a,b,c\n", 2, None, "expected 4 fields"),
-        (HEADER + f"md5,{MD5},a,\n\n# c\nmd5,{MD5},a,\n", 5, "hash", "same algorithm, hash and id as line 2"),
+        (
+            HEADER + f"md5,{MD5},a,\n\n# c\nmd5,{MD5},a,\n",
+            5,
+            "hash",
+            "same algorithm, hash and id as line 2",
+        ),
         (HEADER + f"md5,{MD5},,\nmd5,{MD5},,\n", 3, "hash", "as line 2"),
         (HEADER + f"md5,{MD5},a\tb,\n", 2, "id", "control characters"),
         (HEADER + f"md5,{MD5},{'x' * 300},\n", 2, "id", "longer than"),
-        ("# c\nalgorithm,hash,id,category,severity\n", 2, "severity", "unknown column(s) 'severity'"),
+        (
+            "# c\nalgorithm,hash,id,category,severity\n",
+            2,
+            "severity",
+            "unknown column(s) 'severity'",
+        ),
         ("algorithm,hash,hash\n", 1, "hash", "more than once"),
         ("algorithm,id\n", 1, "hash", "required column missing"),
         (f"md5,{MD5}\n", 1, None, "missing header"),
         (HEADER + f'md5,"{MD5}\n', 2, None, "CSV syntax"),
     ],
 )
-def test_errors_name_line_and_field(
-    text: str, line: int, field: str | None, reason: str
-) -> None:
+def test_errors_name_line_and_field(text: str, line: int, field: str | None, reason: str) -> None:
     with pytest.raises(HashListError) as info:
         parse_csv_text(text, source="known.csv")
     error = info.value
@@ -139,7 +152,7 @@ def test_all_or_nothing(tmp_path: Path) -> None:
 
 def test_format_csv_round_trip() -> None:
     entries = [
-        ListEntry("md5", MD5, "a,b", "quoted \"category\""),
+        ListEntry("md5", MD5, "a,b", 'quoted "category"'),
         ListEntry("pdq", PDQ, "pdq:x", ""),
     ]
     assert parse_csv_text(format_csv(entries), source="x") == entries
@@ -198,7 +211,9 @@ def sample_list() -> HashList:
 
 def test_counts_has_all_algorithms() -> None:
     assert sample_list().counts() == {"md5": 1, "sha1": 0, "sha256": 1, "pdq": 1, "phash": 1}
-    assert HashList("empty", []).counts() == dict.fromkeys(("md5", "sha1", "sha256", "pdq", "phash"), 0)
+    assert HashList("empty", []).counts() == dict.fromkeys(
+        ("md5", "sha1", "sha256", "pdq", "phash"), 0
+    )
 
 
 def test_serialization_round_trip() -> None:
@@ -254,7 +269,9 @@ def write_reference_directory(root: Path) -> dict[str, bytes]:
 def test_build_from_directory(tmp_path: Path) -> None:
     files = write_reference_directory(tmp_path)
     entries, skipped = build_from_directory(tmp_path, category="B1")
-    digests = {name: digest_bytes(files[name]) for name in ("a.png", "sub/b.jpeg", "sub/deeper/c.dat")}
+    digests = {
+        name: digest_bytes(files[name]) for name in ("a.png", "sub/b.jpeg", "sub/deeper/c.dat")
+    }
     expected_ids = [d.sha256[:16] for d in digests.values()]
     flat = digest_bytes(files["flat.png"])
     assert flat.pdq_quality is not None and flat.pdq_quality < PDQ_MIN_QUALITY

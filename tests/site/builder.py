@@ -657,8 +657,7 @@ class _Builder:
                     bomb,
                 ),
             ),
-            "calendar": self._serve("a", "/calendar/*", _calendar(self.a)).removesuffix("*")
-            + "{}/{}".format(*CALENDAR_START),
+            "calendar": self.a + "/calendar/{}/{}".format(*CALENDAR_START),
             "redirect_loop": self._serve("a", "/loop/a", redirect(self.a + "/loop/b")),
             "endless": self._serve("a", "/endless", _endless),
             "slow": self._serve("a", "/slow", _slow),
@@ -683,6 +682,7 @@ class _Builder:
             ),
         }
         self._serve("a", "/loop/b", redirect(self.a + "/loop/a"))
+        self._serve("a", "/calendar/*", _calendar(self.a))
         return urls
 
     def index(self, pages: list[str], hostile: Mapping[str, str]) -> None:

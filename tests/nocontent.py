@@ -1,0 +1,81 @@
+"""Finding any 64-byte window of any served image inside stored data, exactly and fast.
+
+Every 64-byte window of the needles (the served images) and of each haystack (a Redis value,
+a file, a log) is hashed with a polynomial rolling hash mod 2**64, computed with numpy for all
+windows at once; equal hashes are then confirmed byte by byte, so a reported leak is real and
+no leak of 64 bytes or more can be missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+WINDOW = 64
+_P = np.uint64(0x100000001B3)  # odd, so invertible mod 2**64
+_P_INV = np.uint64(pow(int(_P), -1, 2**64))
+
+
+def _powers(base: np.uint64, n: int) -> np.ndarray:
+    out = np.empty(n, dtype=np.uint64)
+    if n:
+        out[0] = 1
+        out[1:] = base
+        np.cumprod(out, out=out)  # wraps mod 2**64
+    return out
+
+
+def window_hashes(data: bytes) -> np.ndarray:
+    """Hash of every WINDOW-byte window of ``data`` (len(data) - WINDOW + 1 values)."""
+    n = len(data)
+    if n < WINDOW:
+        return np.empty(0, dtype=np.uint64)
+    a = np.frombuffer(data, dtype=np.uint8).astype(np.uint64)
+    inv = _powers(_P_INV, n)
+    prefix = np.zeros(n + 1, dtype=np.uint64)
+    np.cumsum(a * inv, out=prefix[1:])
+    diff = prefix[WINDOW:] - prefix[: n - WINDOW + 1]
+    scale = _powers(_P, n)[WINDOW - 1 :]  # P**(WINDOW-1+i)
+    return diff * scale
+
+
+@dataclass(frozen=True)
+class Leak:
+    where: str
+    offset: int
+    needle: int
+    needle_offset: int
+
+
+class WindowFinder:
+    def __init__(self, needles: Iterable[bytes]) -> None:
+        self.needles = [n for n in needles if len(n) >= WINDOW]
+        hashes, owners, offsets = [], [], []
+        for index, needle in enumerate(self.needles):
+            h = window_hashes(needle)
+            hashes.append(h)
+            owners.append(np.full(len(h), index, dtype=np.int64))
+            offsets.append(np.arange(len(h), dtype=np.int64))
+        all_hashes = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
+        order = np.argsort(all_hashes, kind="stable")
+        self.hashes = all_hashes[order]
+        self.owners = np.concatenate(owners)[order] if owners else np.empty(0, np.int64)
+        self.offsets = np.concatenate(offsets)[order] if offsets else np.empty(0, np.int64)
+
+    def find(self, haystack: bytes, where: str) -> Leak | None:
+        h = window_hashes(haystack)
+        if not len(h) or not len(self.hashes):
+            return None
+        pos = np.searchsorted(self.hashes, h)
+        pos[pos == len(self.hashes)] = 0
+        for i in np.nonzero(self.hashes[pos] == h)[0]:
+            j = int(pos[i])
+            while j < len(self.hashes) and self.hashes[j] == h[i]:
+                needle = self.needles[int(self.owners[j])]
+                start = int(self.offsets[j])
+                if needle[start : start + WINDOW] == haystack[int(i) : int(i) + WINDOW]:
+                    return Leak(where, int(i), int(self.owners[j]), start)
+                j += 1
+        return None
