@@ -236,5 +236,7 @@ def extract_css(css: str, css_url: str) -> tuple[list[ImageRef], list[str]]:
     images, imports = css_urls(css)
     for u in images:
         c.image(u, "linked_stylesheet")
-    sheets = [u for u in (clean_url(i, css_url) for i in imports) if u and not u.startswith("data:")]
+    sheets = [
+        u for u in (clean_url(i, css_url) for i in imports) if u and not u.startswith("data:")
+    ]
     return c.images, _unique(sheets)

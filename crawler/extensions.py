@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ class CrawlRecord:
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
-    def _write(self, crawl_id: str, mapping: dict[str, Any], *, started: bool) -> None:
+    def _write(self, crawl_id: str, mapping: Mapping[Any, Any], *, started: bool) -> None:
         try:
             client = redis_from_url(self.redis_url)
         except TakedownError as exc:

@@ -27,8 +27,9 @@ __all__ = ["DEFAULT_THREADS", "ImageHasher"]
 class ImageHasher:
     """Runs :func:`matchers.digest.digest_bytes` in a dedicated thread pool."""
 
-    def __init__(self, *, threads: int = DEFAULT_THREADS,
-                 max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    def __init__(
+        self, *, threads: int = DEFAULT_THREADS, max_pixels: int = MAX_IMAGE_PIXELS
+    ) -> None:
         self.max_pixels = max_pixels
         self.pool = ThreadPool(minthreads=1, maxthreads=max(1, threads), name="hotline-hash")
         self._started = False
@@ -53,11 +54,11 @@ class ImageHasher:
     def digest(self, body: bytes) -> Deferred[ImageDigest]:
         # The reactor is looked up on use: importing it earlier would install Twisted's
         # default reactor before Scrapy installs the one its settings ask for.
-        from twisted.internet import reactor
+        from twisted.internet import reactor  # noqa: PLC0415 (see above)
 
         self.start()
         return deferToThreadPool(
-            reactor,  # type: ignore[arg-type]
+            reactor,
             self.pool,
             digest_bytes,
             body,

@@ -46,8 +46,9 @@ def _stats(crawler: Crawler) -> StatsCollector:
 
 
 class MatchPipeline:
-    def __init__(self, stats: StatsCollector, redis_url: str, keys: Keys,
-                 list_names: list[str] | None) -> None:
+    def __init__(
+        self, stats: StatsCollector, redis_url: str, keys: Keys, list_names: list[str] | None
+    ) -> None:
         self.stats = stats
         self.redis_url = redis_url
         self.keys = keys
@@ -57,8 +58,9 @@ class MatchPipeline:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> MatchPipeline:
         names = crawler.settings.getlist("MATCHER_LISTS") or None
-        return cls(_stats(crawler), redis_url_from(crawler.settings), keys_from(crawler.settings),
-                   names)
+        return cls(
+            _stats(crawler), redis_url_from(crawler.settings), keys_from(crawler.settings), names
+        )
 
     def open_spider(self) -> None:
         client = redis_from_url(self.redis_url)
@@ -70,8 +72,10 @@ class MatchPipeline:
         self.stats.set_value("matcher/lists", len(lists))
         self.stats.set_value("matcher/entries", sum(len(hl.entries) for hl in lists))
         if not lists:
-            logger.warning("no known-hash list is loaded: nothing can match "
-                           "(import one with `hotline hashes import`)")
+            logger.warning(
+                "no known-hash list is loaded: nothing can match "
+                "(import one with `hotline hashes import`)"
+            )
 
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ImageItem):
@@ -90,18 +94,20 @@ class QueuePipeline:
         self.client: redis.Redis | None = None
         self.queue: HitQueue | None = None
         self.crawl_id = ""
+        self.crawler: Crawler | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> QueuePipeline:
-        pipeline = cls(_stats(crawler), redis_url_from(crawler.settings),
-                       keys_from(crawler.settings))
+        pipeline = cls(
+            _stats(crawler), redis_url_from(crawler.settings), keys_from(crawler.settings)
+        )
         pipeline.crawler = crawler
         return pipeline
 
     def open_spider(self) -> None:
         self.client = redis_from_url(self.redis_url)
         self.queue = HitQueue(self.client, self.keys)
-        spider = self.crawler.spider
+        spider = self.crawler.spider if self.crawler is not None else None
         self.crawl_id = str(getattr(spider, "crawl_id", ""))
 
     def close_spider(self) -> None:
@@ -114,14 +120,28 @@ class QueuePipeline:
         d = item.digest
         for match in item.matches:
             record = HitRecord(
-                url=item.url, page=item.page, seed=item.seed,
-                sha256=d.sha256, md5=d.md5, sha1=d.sha1,
-                pdq=d.pdq, pdq_quality=d.pdq_quality, phash=d.phash,
-                list=match.list, entry=match.entry, category=match.category,
-                algorithm=match.algorithm, distance=match.distance, verdict=match.verdict,
-                first_seen=item.fetched_at, ip=item.ip, status=item.status,
-                content_type=item.content_type, content_length=item.content_length,
-                server=item.server, crawl=self.crawl_id,
+                url=item.url,
+                page=item.page,
+                seed=item.seed,
+                sha256=d.sha256,
+                md5=d.md5,
+                sha1=d.sha1,
+                pdq=d.pdq,
+                pdq_quality=d.pdq_quality,
+                phash=d.phash,
+                list=match.list,
+                entry=match.entry,
+                category=match.category,
+                algorithm=match.algorithm,
+                distance=match.distance,
+                verdict=match.verdict,
+                first_seen=item.fetched_at,
+                ip=item.ip,
+                status=item.status,
+                content_type=item.content_type,
+                content_length=item.content_length,
+                server=item.server,
+                crawl=self.crawl_id,
             )
             created = self.queue.enqueue(record)
             stream = "hits" if match.verdict == "confirmed" else "review"
@@ -129,6 +149,13 @@ class QueuePipeline:
                 self.stats.inc_value(f"{stream}/duplicate")
             else:
                 self.stats.inc_value(f"{stream}/new")
-                logger.info("%s: %s matches %s/%s (%s, distance %d)", stream, item.url,
-                            match.list, match.entry, match.algorithm, match.distance)
+                logger.info(
+                    "%s: %s matches %s/%s (%s, distance %d)",
+                    stream,
+                    item.url,
+                    match.list,
+                    match.entry,
+                    match.algorithm,
+                    match.distance,
+                )
         return item

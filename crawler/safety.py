@@ -67,22 +67,23 @@ def literal_ip(url: str) -> str | None:
 
 @implementer(IResolutionReceiver)
 class _PublicOnlyReceiver:
-    def __init__(self, receiver: IResolutionReceiver, host: str) -> None:
+    # Typed as Any: mypy reads zope Interface methods as unbound functions.
+    def __init__(self, receiver: Any, host: str) -> None:
         self.receiver = receiver
         self.host = host
         self.refused: list[str] = []
 
-    def resolutionBegan(self, resolution: IHostResolution) -> None:  # noqa: N802 (Twisted API)
+    def resolutionBegan(self, resolution: IHostResolution) -> None:
         self.receiver.resolutionBegan(resolution)
 
-    def addressResolved(self, address: IAddress) -> None:  # noqa: N802
+    def addressResolved(self, address: IAddress) -> None:
         host = getattr(address, "host", "")
         if is_public_address(host):
             self.receiver.addressResolved(address)
         else:
             self.refused.append(host)
 
-    def resolutionComplete(self) -> None:  # noqa: N802
+    def resolutionComplete(self) -> None:
         if self.refused:
             logger.warning(
                 "refused non-public address(es) %s for host %s "
@@ -112,15 +113,15 @@ class SafeResolver:
     def install_on_reactor(self) -> None:
         self.reactor.installNameResolver(self)
 
-    def resolveHostName(  # noqa: N802 (Twisted API)
+    def resolveHostName(
         self,
-        resolutionReceiver: IResolutionReceiver,  # noqa: N803
-        hostName: str,  # noqa: N803
-        portNumber: int = 0,  # noqa: N803
-        addressTypes: Sequence[type[IAddress]] | None = None,  # noqa: N803
-        transportSemantics: str = "TCP",  # noqa: N803
+        resolutionReceiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Sequence[type[IAddress]] | None = None,
+        transportSemantics: str = "TCP",
     ) -> IHostResolution:
-        receiver = (
+        receiver: Any = (
             resolutionReceiver
             if self.allow_private
             else _PublicOnlyReceiver(resolutionReceiver, hostName)

@@ -60,9 +60,7 @@ def normalize_seed(text: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
-def parse_seed_lines(
-    lines: Iterable[str], *, source: str
-) -> tuple[list[Seed], list[SeedProblem]]:
+def parse_seed_lines(lines: Iterable[str], *, source: str) -> tuple[list[Seed], list[SeedProblem]]:
     """Parse seed lines; return the good seeds (first occurrence kept) and the problems."""
     seeds: list[Seed] = []
     problems: list[SeedProblem] = []
@@ -116,7 +114,9 @@ def collect_seeds(
                 first = seen[seed.url]
                 problems.append(
                     SeedProblem(
-                        seed.source, seed.line, seed.url,
+                        seed.source,
+                        seed.line,
+                        seed.url,
                         f"duplicate of {first.source}:{first.line}",
                     )
                 )

@@ -8,7 +8,6 @@ No command ever shows an image.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +21,7 @@ from crawler.seeds import SeedFileError, collect_seeds
 from crawler.spiders.hotline import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
 from hotline.config import Config
 from hotline.crawlrun import CrawlOptions, CrawlResult, run_crawl
+from hotline.demo import run_demo
 from hotline.errors import HotlineError, InputError, ServiceError, UsageError
 from hotline.services import Session, redis_session
 from matchers.errors import MatcherError
@@ -173,18 +173,23 @@ def _print_crawl_result(
 @app.command()
 def demo(as_json: JsonOption = False) -> None:
     """Crawl a generated benign demo site on 127.0.0.2 and print what matched its known list."""
-    from hotline.demo import run_demo
-
     result, hits, expected = run_demo(_config(), err, show_progress=not as_json)
     found = {(r.url, r.entry) for r in hits}
     missed = sorted(url for url, entry in expected.items() if (url, entry) not in found)
     if as_json:
-        out.print_json(data={"summary": result.summary(),
-                             "hits": [r.as_json() for r in hits], "missed": missed})
+        out.print_json(
+            data={
+                "summary": result.summary(),
+                "hits": [r.as_json() for r in hits],
+                "missed": missed,
+            }
+        )
     else:
         _print_crawl_result(result, hits, as_json=False, rejected=0)
-        out.print(f"{len(expected) - len(missed)} of {len(expected)} planted copies of known "
-                  "images found" + (f"; missed: {', '.join(missed)}" if missed else ""))
+        out.print(
+            f"{len(expected) - len(missed)} of {len(expected)} planted copies of known "
+            "images found" + (f"; missed: {', '.join(missed)}" if missed else "")
+        )
     if not result.ok or missed:
         raise typer.Exit(1)
 

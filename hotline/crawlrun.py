@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
 from rich.text import Text
+from scrapy import signals
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
+from twisted.internet.task import LoopingCall
 
 from crawler.spiders.hotline import HotlineSpider, new_crawl_id
 from hotline.errors import HotlineError
@@ -89,8 +91,9 @@ def build_settings(options: CrawlOptions, crawl_id: str) -> Settings:
     settings.set("CRAWL_MAX_PAGES_PER_SEED", options.max_pages, priority="cmdline")
     settings.set("HITS_REDIS_URL", options.redis_url, priority="cmdline")
     settings.set("HITS_KEY_PREFIX", options.key_prefix, priority="cmdline")
-    settings.set("SAFETY_ALLOW_PRIVATE_NETWORKS", options.allow_private_networks,
-                 priority="cmdline")
+    settings.set(
+        "SAFETY_ALLOW_PRIVATE_NETWORKS", options.allow_private_networks, priority="cmdline"
+    )
     settings.set("ROBOTSTXT_OBEY", options.obey_robots, priority="cmdline")
     settings.set("LOG_LEVEL", options.log_level, priority="cmdline")
     if options.lists:
@@ -109,11 +112,17 @@ def _progress_text(stats: Mapping[str, Any], started: float) -> Text:
     return Text.assemble(
         ("crawling ", "bold"),
         f"{time.monotonic() - started:6.1f}s  ",
-        ("pages ", "dim"), f"{n('crawl/pages')}  ",
-        ("images ", "dim"), f"{n('crawl/images')}  ",
-        ("hits ", "dim"), (f"{n('hits/new')}", "bold red" if n("hits/new") else ""), "  ",
-        ("review ", "dim"), f"{n('review/new')}  ",
-        ("errors ", "dim"), f"{errors}",
+        ("pages ", "dim"),
+        f"{n('crawl/pages')}  ",
+        ("images ", "dim"),
+        f"{n('crawl/images')}  ",
+        ("hits ", "dim"),
+        (f"{n('hits/new')}", "bold red" if n("hits/new") else ""),
+        "  ",
+        ("review ", "dim"),
+        f"{n('review/new')}  ",
+        ("errors ", "dim"),
+        f"{errors}",
     )
 
 
@@ -141,14 +150,15 @@ def run_crawl(options: CrawlOptions, console: Console, *, show_progress: bool) -
 
     live: Live | None = None
     if show_progress and console.is_terminal:
-        live = Live(get_renderable=lambda: _progress_text(stats_now(), started),
-                    console=console, refresh_per_second=1 / PROGRESS_INTERVAL, transient=True)
+        live = Live(
+            get_renderable=lambda: _progress_text(stats_now(), started),
+            console=console,
+            refresh_per_second=1 / PROGRESS_INTERVAL,
+            transient=True,
+        )
     elif show_progress:
-        from twisted.internet.task import LoopingCall
-
         ticker = LoopingCall(lambda: console.print(_progress_text(stats_now(), started)))
         ticker.start(PLAIN_PROGRESS_INTERVAL, now=False)
-        from scrapy import signals
 
         def _stop_ticker() -> None:
             if ticker.running:

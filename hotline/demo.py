@@ -23,9 +23,9 @@ DEMO_HOST = "127.0.0.2"
 DEMO_LIST = "demo"
 
 
-def run_demo(config: Config, console: Console, *, show_progress: bool = True) -> tuple[
-    CrawlResult, list[HitRecord], dict[str, str]
-]:
+def run_demo(
+    config: Config, console: Console, *, show_progress: bool = True
+) -> tuple[CrawlResult, list[HitRecord], dict[str, str]]:
     """Run the demo; return the crawl result, its confirmed hits, and the expected
     image URL -> entry id of the planted known images."""
     config = replace(config, key_prefix=f"{config.key_prefix}demo:")
@@ -51,7 +51,8 @@ def run_demo(config: Config, console: Console, *, show_progress: bool = True) ->
         )
         result = run_crawl(options, console, show_progress=show_progress)
         hits = [
-            r for r in HitQueue(session.client, session.keys).iter_records("confirmed")
+            r
+            for r in HitQueue(session.client, session.keys).iter_records("confirmed")
             if r.crawl == result.crawl_id
         ]
         expected = {server.url(path): entry for path, entry in site.known_urls.items()}

@@ -50,7 +50,7 @@ class ListStore:
         with self.client.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
                     current = pipe.hget(key, "version")
                     version = int(current) + 1 if current else 1
                     hash_list.version = version
@@ -95,9 +95,7 @@ class ListStore:
             )
             if raw[0] is None:
                 continue
-            out.append(
-                ListInfo(name, int(raw[0]), raw[1].decode(), json.loads(raw[2].decode()))
-            )
+            out.append(ListInfo(name, int(raw[0]), raw[1].decode(), json.loads(raw[2].decode())))
         return out
 
     def remove(self, name: str) -> None:

@@ -85,7 +85,7 @@ class HitRecord:
         return out
 
     @classmethod
-    def from_fields(cls, data: Mapping[bytes | str, bytes | str]) -> HitRecord:
+    def from_fields(cls, data: Mapping[Any, Any]) -> HitRecord:
         text = {_text(k): _text(v) for k, v in data.items()}
         kwargs: dict[str, Any] = {}
         for f in fields(cls):

@@ -18,7 +18,8 @@ PAGE = b"""<!doctype html><html><head>
 </head><body>
 <img src="a.jpg" srcset="a-1x.jpg 1x, a-2x.jpg 2x">
 <img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" alt="">
-<picture><source srcset="p.webp 100w,p-big.webp 400w" type="image/webp"><source srcset="p2.avif" type="image/avif"><img src="p.jpg"></picture>
+<picture><source srcset="p.webp 100w,p-big.webp 400w" type="image/webp">
+<source srcset="p2.avif" type="image/avif"><img src="p.jpg"></picture>
 <img class="lazy" data-src="lazy.jpg" data-srcset="lazy-1.jpg 1x, lazy-2.jpg 2x">
 <img data-original="orig.jpg"><img data-lazy-src="lazysrc.jpg">
 <div data-bg="/bg.jpg"></div>
@@ -69,22 +70,32 @@ def test_every_embedding_is_found_with_absolute_urls() -> None:
 
 def test_links_frames_and_stylesheets() -> None:
     refs = extract(_response())
-    assert refs.links == ["http://site.example/next.html", "http://img.example/view/1",
-                          "http://site.example/dir/page.html"]
+    assert refs.links == [
+        "http://site.example/next.html",
+        "http://img.example/view/1",
+        "http://site.example/dir/page.html",
+    ]
     assert refs.frames == ["http://site.example/frame.html"]
-    assert refs.stylesheets == ["http://site.example/css/site.css",
-                                "http://site.example/dir/more.css"]
+    assert refs.stylesheets == [
+        "http://site.example/css/site.css",
+        "http://site.example/dir/more.css",
+    ]
 
 
 def test_base_href_is_honoured() -> None:
-    body = b"<html><head><base href='http://other.example/root/'></head>" \
-           b"<body><img src='x.png'></body></html>"
+    body = (
+        b"<html><head><base href='http://other.example/root/'></head>"
+        b"<body><img src='x.png'></body></html>"
+    )
     refs = extract(_response(body))
     assert [r.url for r in refs.images] == ["http://other.example/root/x.png"]
 
 
 def test_linked_stylesheet_urls_resolve_against_the_stylesheet() -> None:
-    css = "@import url(deeper.css); .a{background:url(../img/bg.png)} .b{background:url(data:image/png;base64,AAAA)}"
+    css = (
+        "@import url(deeper.css); .a{background:url(../img/bg.png)} "
+        ".b{background:url(data:image/png;base64,AAAA)}"
+    )
     images, imports = extract_css(css, "http://site.example/css/site.css")
     assert [i.url for i in images if not i.is_data] == ["http://site.example/img/bg.png"]
     assert all(i.embedding == "linked_stylesheet" for i in images)
@@ -97,6 +108,9 @@ def test_srcset_and_css_parsing_edge_cases() -> None:
     assert parse_srcset("a.jpg, b.jpg 2x") == ["a.jpg", "b.jpg"]
     assert parse_srcset("a.jpg,b.jpg 2x") == ["a.jpg,b.jpg"]  # one URL, as browsers read it
     assert parse_srcset("data:image/png;base64,AAAA 1x, z.png (x, y) 2x, w.png") == [
-        "data:image/png;base64,AAAA", "z.png", "w.png"]
+        "data:image/png;base64,AAAA",
+        "z.png",
+        "w.png",
+    ]
     images, imports = css_urls("x{background:url( 'q.png' )} y{background:url(r.gif)}")
     assert images == ["q.png", "r.gif"] and imports == []

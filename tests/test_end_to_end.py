@@ -45,13 +45,18 @@ class CrawlRun:
     max_rss: int
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(HOTLINE + args, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        HOTLINE + args, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 @pytest.fixture(scope="module")
-def crawl_run(test_site: RunningTestSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawlRun]:
+def crawl_run(
+    test_site: RunningTestSite, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CrawlRun]:
     root = tmp_path_factory.mktemp("e2e")
     data_dir, tmp_dir = root / "data", root / "tmp"
     tmp_dir.mkdir()
@@ -64,10 +69,20 @@ def crawl_run(test_site: RunningTestSite, tmp_path_factory: pytest.TempPathFacto
     assert imported.returncode == 0, imported.stderr
     crawl = run_cli(
         [
-            "crawl", test_site.site.seed_url, "--allow-private-networks", "--json", "--verbose",
+            "crawl",
+            test_site.site.seed_url,
+            "--allow-private-networks",
+            "--json",
+            "--verbose",
             # Test-sized limits: the slow endpoint stalls for 20 s, the endless one never ends.
-            "--set", "DOWNLOAD_TIMEOUT=4", "--set", "DOWNLOAD_MAXSIZE=8388608",
-            "--set", "AUTOTHROTTLE_START_DELAY=0.05", "--set", "LOG_LEVEL=DEBUG",
+            "--set",
+            "DOWNLOAD_TIMEOUT=4",
+            "--set",
+            "DOWNLOAD_MAXSIZE=8388608",
+            "--set",
+            "AUTOTHROTTLE_START_DELAY=0.05",
+            "--set",
+            "LOG_LEVEL=DEBUG",
         ],
         env,
     )
@@ -77,9 +92,15 @@ def crawl_run(test_site: RunningTestSite, tmp_path_factory: pytest.TempPathFacto
     review = run_cli(["review", "list", "--json"], env)
     assert hits.returncode == 0 and review.returncode == 0, hits.stderr + review.stderr
     yield CrawlRun(
-        data_dir=data_dir, tmp_dir=tmp_dir, started=started, env=env,
-        summary=json.loads(crawl.stdout), crawl_output=crawl.stdout + crawl.stderr,
-        hits=json.loads(hits.stdout), review=json.loads(review.stdout), max_rss=max_rss,
+        data_dir=data_dir,
+        tmp_dir=tmp_dir,
+        started=started,
+        env=env,
+        summary=json.loads(crawl.stdout),
+        crawl_output=crawl.stdout + crawl.stderr,
+        hits=json.loads(hits.stdout),
+        review=json.loads(review.stdout),
+        max_rss=max_rss,
     )
 
 
@@ -104,15 +125,17 @@ def test_crawl_completed_and_reported_its_figures(crawl_run: CrawlRun) -> None:
 
 
 @pytest.mark.parametrize("embedding", EMBEDDINGS)
-def test_every_embedding_is_found(crawl_run: CrawlRun, test_site: RunningTestSite,
-                                  embedding: str) -> None:
+def test_every_embedding_is_found(
+    crawl_run: CrawlRun, test_site: RunningTestSite, embedding: str
+) -> None:
     planted = test_site.site.planted_by_embedding(embedding)
     assert _found(crawl_run, planted), f"{embedding}: {planted.url} not reported"
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
-def test_every_transformed_copy_is_found(crawl_run: CrawlRun, test_site: RunningTestSite,
-                                         transform: str) -> None:
+def test_every_transformed_copy_is_found(
+    crawl_run: CrawlRun, test_site: RunningTestSite, transform: str
+) -> None:
     planted = test_site.site.planted_by_transform(transform)
     assert _found(crawl_run, planted), (
         f"{transform}: {planted.url} (pdq {planted.pdq_distance}, "
@@ -121,8 +144,24 @@ def test_every_transformed_copy_is_found(crawl_run: CrawlRun, test_site: Running
 
 
 def test_hits_carry_the_full_record(crawl_run: CrawlRun, test_site: RunningTestSite) -> None:
-    keys = {"url", "page", "seed", "sha256", "md5", "sha1", "pdq", "phash", "list", "entry",
-            "category", "algorithm", "distance", "first_seen", "ip", "crawl"}
+    keys = {
+        "url",
+        "page",
+        "seed",
+        "sha256",
+        "md5",
+        "sha1",
+        "pdq",
+        "phash",
+        "list",
+        "entry",
+        "category",
+        "algorithm",
+        "distance",
+        "first_seen",
+        "ip",
+        "crawl",
+    }
     assert crawl_run.hits
     for hit in crawl_run.hits:
         assert keys <= set(hit)
@@ -155,9 +194,19 @@ def test_hostile_pages_were_survived(crawl_run: CrawlRun, test_site: RunningTest
 
 
 def test_a_recrawl_adds_no_duplicates(crawl_run: CrawlRun, test_site: RunningTestSite) -> None:
-    again = run_cli(["crawl", test_site.site.seed_url, "--allow-private-networks", "--json",
-                     "--set", "DOWNLOAD_TIMEOUT=4", "--set", "AUTOTHROTTLE_START_DELAY=0.05"],
-                    crawl_run.env)
+    again = run_cli(
+        [
+            "crawl",
+            test_site.site.seed_url,
+            "--allow-private-networks",
+            "--json",
+            "--set",
+            "DOWNLOAD_TIMEOUT=4",
+            "--set",
+            "AUTOTHROTTLE_START_DELAY=0.05",
+        ],
+        crawl_run.env,
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     summary = json.loads(again.stdout)
     assert summary["confirmed_new"] == 0
@@ -172,8 +221,9 @@ def _files_under(root: Path) -> Iterator[Path]:
             yield path
 
 
-def test_no_image_content_is_retained(crawl_run: CrawlRun, test_site: RunningTestSite,
-                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_no_image_content_is_retained(
+    crawl_run: CrawlRun, test_site: RunningTestSite, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     finder = WindowFinder(test_site.site.served_images)
     # Every Redis key's value, read back from the embedded server the CLI used.
     with EmbeddedRedis(crawl_run.data_dir) as server:
@@ -195,9 +245,12 @@ def test_no_image_content_is_retained(crawl_run: CrawlRun, test_site: RunningTes
     system_tmp = Path(tempfile.gettempdir())
     for path in system_tmp.rglob("*"):
         try:
-            if (path.is_file() and not path.is_symlink()
-                    and basetemp not in path.resolve().parents
-                    and path.stat().st_mtime >= crawl_run.started):
+            if (
+                path.is_file()
+                and not path.is_symlink()
+                and basetemp not in path.resolve().parents
+                and path.stat().st_mtime >= crawl_run.started
+            ):
                 candidates.append(path)
         except OSError:
             continue

@@ -12,16 +12,34 @@ from takedown.lists import ListNotFound, ListStore
 from takedown.queue import HitQueue, HitRecord, incident_id
 
 RECORD = HitRecord(
-    url="http://img.example/a.jpg", page="http://site.example/", seed="http://site.example/",
-    sha256="a" * 64, md5="b" * 32, sha1="c" * 40, pdq="d" * 64, pdq_quality=88,
-    phash="e" * 16, list="known", entry="k01", category="test", algorithm="sha256",
-    distance=0, verdict="confirmed", first_seen="2026-11-22T00:00:00+00:00",
-    ip="127.0.0.2", status=200, content_type="image/jpeg", content_length=1234,
-    server="TestServer", crawl="c1",
+    url="http://img.example/a.jpg",
+    page="http://site.example/",
+    seed="http://site.example/",
+    sha256="a" * 64,
+    md5="b" * 32,
+    sha1="c" * 40,
+    pdq="d" * 64,
+    pdq_quality=88,
+    phash="e" * 16,
+    list="known",
+    entry="k01",
+    category="test",
+    algorithm="sha256",
+    distance=0,
+    verdict="confirmed",
+    first_seen="2026-11-22T00:00:00+00:00",
+    ip="127.0.0.2",
+    status=200,
+    content_type="image/jpeg",
+    content_length=1234,
+    server="TestServer",
+    crawl="c1",
 )
 
 
-def test_enqueue_is_idempotent_per_url_and_entry(redis_client: redis.Redis, redis_prefix: str) -> None:
+def test_enqueue_is_idempotent_per_url_and_entry(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
     keys = Keys(redis_prefix)
     queue = HitQueue(redis_client, keys)
     first = queue.enqueue(RECORD)
@@ -40,8 +58,15 @@ def test_enqueue_is_idempotent_per_url_and_entry(redis_client: redis.Redis, redi
 
 def test_review_items_go_to_their_own_stream(redis_client: redis.Redis, redis_prefix: str) -> None:
     queue = HitQueue(redis_client, Keys(redis_prefix))
-    review = replace(RECORD, verdict="review", algorithm="pdq", distance=40, ip=None,
-                     content_length=None, pdq_quality=None)
+    review = replace(
+        RECORD,
+        verdict="review",
+        algorithm="pdq",
+        distance=40,
+        ip=None,
+        content_length=None,
+        pdq_quality=None,
+    )
     assert queue.enqueue(review) is not None
     assert queue.count("confirmed") == 0
     assert list(queue.iter_records("review")) == [review]
@@ -62,16 +87,21 @@ def test_racing_writers_queue_an_incident_once(redis_url: str, redis_prefix: str
     assert sum(r is not None for r in results) == 1
 
 
-def test_stream_never_holds_more_than_the_record(redis_client: redis.Redis, redis_prefix: str) -> None:
+def test_stream_never_holds_more_than_the_record(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
     queue = HitQueue(redis_client, Keys(redis_prefix))
     queue.enqueue(RECORD)
-    (_, fields), = redis_client.xrange(f"{redis_prefix}hits")
+    ((_, fields),) = redis_client.xrange(f"{redis_prefix}hits")
     assert {k.decode() for k in fields} == set(RECORD.to_fields())
 
 
 def test_list_store_versions_and_removal(redis_client: redis.Redis, redis_prefix: str) -> None:
     store = ListStore(redis_client, Keys(redis_prefix))
-    entries = [ListEntry("sha256", "a" * 64, "k01", "test"), ListEntry("phash", "0f" * 8, "k01", "test")]
+    entries = [
+        ListEntry("sha256", "a" * 64, "k01", "test"),
+        ListEntry("phash", "0f" * 8, "k01", "test"),
+    ]
     first = store.save(HashList(name="known", entries=entries))
     second = store.save(HashList(name="known", entries=entries[:1]))
     assert (first.version, second.version) == (1, 2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
@@ -63,8 +64,6 @@ class Info(TypedDict):
 
 def new_crawl_id() -> str:
     """A sortable, unique crawl id: UTC start time plus random suffix."""
-    import secrets
-
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
@@ -111,11 +110,13 @@ class HotlineSpider(Spider):
     def setup(self, crawler: Crawler) -> None:
         s = crawler.settings
         self.depth = (
-            self._depth_arg if self._depth_arg is not None
+            self._depth_arg
+            if self._depth_arg is not None
             else s.getint("CRAWL_DEPTH", DEFAULT_DEPTH)
         )
         self.max_pages = (
-            self._max_pages_arg if self._max_pages_arg is not None
+            self._max_pages_arg
+            if self._max_pages_arg is not None
             else s.getint("CRAWL_MAX_PAGES_PER_SEED", DEFAULT_MAX_PAGES_PER_SEED)
         )
         self.max_frames = s.getint("CRAWL_MAX_FRAME_NESTING", DEFAULT_MAX_FRAME_NESTING)
@@ -177,13 +178,29 @@ class HotlineSpider(Spider):
             self._inc("crawl/page_cap_reached")
             return None
         self.pages_per_seed[seed] += 1
-        info = Info(kind="page", seed=seed, depth=depth, page=url, frame=frame,
-                    embedding=embedding, parent=parent)
+        info = Info(
+            kind="page",
+            seed=seed,
+            depth=depth,
+            page=url,
+            frame=frame,
+            embedding=embedding,
+            parent=parent,
+        )
         return self._request(url, info)
 
-    def _image_request(self, ref: ImageRef, parent: Info, page: str, kind: str = "image") -> Request:
-        info = Info(kind=kind, seed=parent["seed"], depth=parent["depth"], page=page,
-                    frame=parent["frame"], embedding=ref.embedding, parent=page)
+    def _image_request(
+        self, ref: ImageRef, parent: Info, page: str, kind: str = "image"
+    ) -> Request:
+        info = Info(
+            kind=kind,
+            seed=parent["seed"],
+            depth=parent["depth"],
+            page=page,
+            frame=parent["frame"],
+            embedding=ref.embedding,
+            parent=page,
+        )
         return self._request(ref.url, info, priority=IMAGE_PRIORITY)
 
     def _on_bytes_received(self, data: bytes, request: Request, spider: Spider) -> None:
@@ -238,7 +255,11 @@ class HotlineSpider(Spider):
         if info["frame"] < self.max_frames:
             for url in refs.frames:
                 request = self._page_request(
-                    url, seed=seed, depth=info["depth"], parent=page, frame=info["frame"] + 1,
+                    url,
+                    seed=seed,
+                    depth=info["depth"],
+                    parent=page,
+                    frame=info["frame"] + 1,
                     embedding="frame",
                 )
                 if request is not None:
@@ -263,7 +284,8 @@ class HotlineSpider(Spider):
 
     def _parse_css(self, response: Response, info: Info) -> Iterable[Request]:
         css = (
-            response.text if isinstance(response, TextResponse)
+            response.text
+            if isinstance(response, TextResponse)
             else response.body.decode("utf-8", "replace")
         )
         images, imports = extract_css(css, response.url)
@@ -272,8 +294,9 @@ class HotlineSpider(Spider):
             if not ref.is_data:
                 yield self._image_request(ref, info, info["page"])
         for url in imports:
-            yield self._image_request(ImageRef(url, "linked_stylesheet"), info, info["page"],
-                                      kind="css")
+            yield self._image_request(
+                ImageRef(url, "linked_stylesheet"), info, info["page"], kind="css"
+            )
 
     async def _digest(self, body: bytes, url: str) -> ImageDigest | None:
         try:
