@@ -1,14 +1,20 @@
 """The crawler's own safety: a reported URL must not aim it at the hotline's own network.
 
-Two layers, both switched off together by ``SAFETY_ALLOW_PRIVATE_NETWORKS`` (or the
-environment variable ``HOTLINE_ALLOW_PRIVATE_NETWORKS=1``), which tests and the demo use:
+An :class:`AddressPolicy` decides which peer addresses a crawl may connect to: public unicast
+addresses always; private, loopback, link-local, shared and reserved ones only when
+``SAFETY_ALLOW_PRIVATE_NETWORKS`` is on (``--allow-private-networks``, or the environment
+variable ``HOTLINE_ALLOW_PRIVATE_NETWORKS=1``), or when they fall in one of the networks listed
+in ``SAFETY_ALLOWED_NETWORKS`` (``--allow-network CIDR``, e.g. a hotline's own test lab).
 
-* :class:`SafeResolver`, installed as ``TWISTED_DNS_RESOLVER``, drops every non-public address
+It is enforced twice:
+
+* :class:`SafeResolver`, installed as ``TWISTED_DNS_RESOLVER``, drops every refused address
   from each DNS answer before Twisted connects, so a hostname that resolves to 10.0.0.1, and a
-  redirect to such a hostname, fail as an unresolvable host. This is the layer that matters:
-  the check and the connection use the same answer, so DNS rebinding cannot slip between them.
-* :class:`PrivateNetworkMiddleware` refuses IP-literal URLs up front (with a clear stat and log
-  line) and drops any response whose peer address is not public, as a second line of defence.
+  redirect to such a hostname, fail as an unresolvable host. The check and the connection use
+  the same answer, so DNS rebinding cannot slip between them.
+* :class:`PrivateNetworkMiddleware` refuses IP-literal URLs (also each redirect target, which
+  passes through the downloader again) with a clear stat and log line, and drops any response
+  whose peer address is refused, as a second line of defence.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
+    from scrapy.settings import BaseSettings
     from scrapy.statscollectors import StatsCollector
     from twisted.internet.interfaces import IAddress
 
@@ -36,23 +44,25 @@ logger = logging.getLogger(__name__)
 
 ENV_ALLOW_PRIVATE = "HOTLINE_ALLOW_PRIVATE_NETWORKS"
 _TRUE = frozenset({"1", "true", "yes", "on"})
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def allow_private_from(settings_value: bool) -> bool:
-    """The setting, or the environment variable, lifts the guard."""
-    return settings_value or os.environ.get(ENV_ALLOW_PRIVATE, "").strip().lower() in _TRUE
+def _parse_ip(address: str) -> IPAddress | None:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 def is_public_address(address: str) -> bool:
     """True for globally routable unicast addresses only (no private, loopback, link-local,
     shared, reserved, multicast or unspecified ranges; IPv4-mapped IPv6 judged as IPv4)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    ip = _parse_ip(address)
+    return ip is not None and ip.is_global and not ip.is_multicast
 
 
 def literal_ip(url: str) -> str | None:
@@ -65,12 +75,55 @@ def literal_ip(url: str) -> str | None:
     return host
 
 
+def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """CIDRs (or single addresses) as networks; ``ValueError`` names the bad one."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError as exc:
+            raise ValueError(
+                f"SAFETY_ALLOWED_NETWORKS: {value!r} is not a network ({exc})"
+            ) from None
+    return tuple(networks)
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    allow_private: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> AddressPolicy:
+        allow = settings.getbool("SAFETY_ALLOW_PRIVATE_NETWORKS") or (
+            os.environ.get(ENV_ALLOW_PRIVATE, "").strip().lower() in _TRUE
+        )
+        # A bad network is a hard error, never NotConfigured: that would silently switch the
+        # middleware, and with it the guard, off.
+        return cls(allow, parse_networks(settings.getlist("SAFETY_ALLOWED_NETWORKS")))
+
+    @property
+    def open(self) -> bool:
+        return self.allow_private
+
+    def allows(self, address: str) -> bool:
+        if self.allow_private:
+            return True
+        ip = _parse_ip(address)
+        if ip is None:
+            return False
+        if any(ip.version == net.version and ip in net for net in self.allowed_networks):
+            return True
+        return ip.is_global and not ip.is_multicast
+
+
 @implementer(IResolutionReceiver)
-class _PublicOnlyReceiver:
+class _FilteringReceiver:
     # Typed as Any: mypy reads zope Interface methods as unbound functions.
-    def __init__(self, receiver: Any, host: str) -> None:
+    def __init__(self, receiver: Any, host: str, policy: AddressPolicy) -> None:
         self.receiver = receiver
         self.host = host
+        self.policy = policy
         self.refused: list[str] = []
 
     def resolutionBegan(self, resolution: IHostResolution) -> None:
@@ -78,7 +131,7 @@ class _PublicOnlyReceiver:
 
     def addressResolved(self, address: IAddress) -> None:
         host = getattr(address, "host", "")
-        if is_public_address(host):
+        if self.policy.allows(host):
             self.receiver.addressResolved(address)
         else:
             self.refused.append(host)
@@ -96,26 +149,25 @@ class _PublicOnlyReceiver:
 
 @implementer(IHostnameResolver)
 class SafeResolver:
-    """A caching hostname resolver that hands Twisted public addresses only."""
+    """A caching hostname resolver that hands Twisted allowed addresses only."""
 
-    def __init__(self, reactor: Any, cache_size: int, *, allow_private: bool) -> None:
+    def __init__(self, reactor: Any, cache_size: int, policy: AddressPolicy) -> None:
         self.reactor = reactor
         self.inner = CachingHostnameResolver(reactor, cache_size)
-        self.allow_private = allow_private
+        self.policy = policy
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, reactor: Any) -> SafeResolver:
         settings = crawler.settings
         cache = settings.getint("DNSCACHE_SIZE") if settings.getbool("DNSCACHE_ENABLED") else 0
-        allow = allow_private_from(settings.getbool("SAFETY_ALLOW_PRIVATE_NETWORKS"))
-        return cls(reactor, cache, allow_private=allow)
+        return cls(reactor, cache, AddressPolicy.from_settings(settings))
 
     def install_on_reactor(self) -> None:
         self.reactor.installNameResolver(self)
 
     def resolveHostName(
         self,
-        resolutionReceiver: IResolutionReceiver,
+        resolutionReceiver: Any,
         hostName: str,
         portNumber: int = 0,
         addressTypes: Sequence[type[IAddress]] | None = None,
@@ -123,8 +175,8 @@ class SafeResolver:
     ) -> IHostResolution:
         receiver: Any = (
             resolutionReceiver
-            if self.allow_private
-            else _PublicOnlyReceiver(resolutionReceiver, hostName)
+            if self.policy.open
+            else _FilteringReceiver(resolutionReceiver, hostName, self.policy)
         )
         return self.inner.resolveHostName(
             receiver, hostName, portNumber, addressTypes, transportSemantics
@@ -134,22 +186,21 @@ class SafeResolver:
 class PrivateNetworkMiddleware:
     """Downloader middleware: refuse IP-literal private URLs, drop private peers."""
 
-    def __init__(self, stats: StatsCollector, *, allow_private: bool) -> None:
+    def __init__(self, stats: StatsCollector, policy: AddressPolicy) -> None:
         self.stats = stats
-        self.allow_private = allow_private
+        self.policy = policy
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PrivateNetworkMiddleware:
         if crawler.stats is None:
             raise NotConfigured("PrivateNetworkMiddleware needs a stats collector")
-        allow = allow_private_from(crawler.settings.getbool("SAFETY_ALLOW_PRIVATE_NETWORKS"))
-        return cls(crawler.stats, allow_private=allow)
+        return cls(crawler.stats, AddressPolicy.from_settings(crawler.settings))
 
     def process_request(self, request: Request) -> None:
-        if self.allow_private:
+        if self.policy.open:
             return
         ip = literal_ip(request.url)
-        if ip is not None and not is_public_address(ip):
+        if ip is not None and not self.policy.allows(ip):
             self.stats.inc_value("safety/refused_private")
             raise IgnoreRequest(
                 f"refused {request.url}: {ip} is not a public address "
@@ -157,9 +208,9 @@ class PrivateNetworkMiddleware:
             )
 
     def process_response(self, request: Request, response: Response) -> Response:
-        if self.allow_private or response.ip_address is None:
+        if self.policy.open or response.ip_address is None:
             return response
-        if not is_public_address(str(response.ip_address)):
+        if not self.policy.allows(str(response.ip_address)):
             self.stats.inc_value("safety/refused_private")
             raise IgnoreRequest(
                 f"dropped {response.url}: served from non-public address {response.ip_address}"

@@ -66,6 +66,7 @@ HITS_REDIS_URL = ""
 HITS_KEY_PREFIX = "hotline:"
 
 SAFETY_ALLOW_PRIVATE_NETWORKS = False
+SAFETY_ALLOWED_NETWORKS: list[str] = []  # CIDRs reachable even when private
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crawler.safety import parse_networks
 from crawler.seeds import SeedFileError, collect_seeds
 from crawler.spiders.hotline import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
 from hotline.config import Config
@@ -24,15 +25,28 @@ from hotline.crawlrun import CrawlOptions, CrawlResult, run_crawl
 from hotline.demo import run_demo
 from hotline.errors import HotlineError, InputError, ServiceError, UsageError
 from hotline.services import Session, redis_session
+from matchers.algorithms import (
+    PDQ_CONFIRM_THRESHOLD,
+    PDQ_MIN_QUALITY,
+    PDQ_REVIEW_THRESHOLD,
+    PHASH_CONFIRM_THRESHOLD,
+    PHASH_REVIEW_THRESHOLD,
+)
 from matchers.errors import MatcherError
-from matchers.lists import HashList, build_from_directory, read_csv, validate_list_name
+from matchers.lists import (
+    HashList,
+    Thresholds,
+    build_from_directory,
+    read_csv,
+    validate_list_name,
+)
 from takedown.errors import TakedownError
 from takedown.lists import ListStore
 from takedown.queue import HitQueue, HitRecord
 
 # Off a terminal (pipes, CI logs) tables get room for whole URLs instead of 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 app = typer.Typer(
     help="Notice-and-takedown crawler: crawl reported URLs, hash every image in memory, "
@@ -88,6 +102,13 @@ def crawl(
             "(tests, demos). Also HOTLINE_ALLOW_PRIVATE_NETWORKS=1."
         ),
     ] = False,
+    allow_network: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-network",
+            help="A private network (CIDR) the crawl may reach, e.g. a lab (repeatable).",
+        ),
+    ] = None,
     obey_robots: Annotated[bool, typer.Option(help="Obey robots.txt (off by default).")] = False,
     lists: Annotated[
         list[str] | None, typer.Option("--list", help="Match only these lists (repeatable).")
@@ -105,6 +126,10 @@ def crawl(
         good, problems = collect_seeds(urls or [], [seeds] if seeds else [])
     except SeedFileError as exc:
         raise InputError(str(exc)) from None
+    try:
+        parse_networks(allow_network or [])
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("SAFETY_ALLOWED_NETWORKS", "--allow-network")) from None
     for problem in problems:
         err.print(f"skipped seed {problem}")
     if not good:
@@ -117,6 +142,7 @@ def crawl(
             depth=depth,
             max_pages=max_pages,
             allow_private_networks=allow_private_networks or config.allow_private_networks,
+            allowed_networks=allow_network or [],
             obey_robots=obey_robots,
             lists=lists or [],
             overrides=_parse_sets(sets or []),
@@ -194,6 +220,30 @@ def demo(as_json: JsonOption = False) -> None:
         raise typer.Exit(1)
 
 
+PdqConfirm = Annotated[
+    int | None, typer.Option(help=f"PDQ distance confirmed (default {PDQ_CONFIRM_THRESHOLD}).")
+]
+PdqReview = Annotated[
+    int | None, typer.Option(help=f"PDQ distance for review (default {PDQ_REVIEW_THRESHOLD}).")
+]
+PhashConfirm = Annotated[
+    int | None,
+    typer.Option(help=f"pHash distance confirmed (default {PHASH_CONFIRM_THRESHOLD})."),
+]
+PhashReview = Annotated[
+    int | None,
+    typer.Option(help=f"pHash distance for review (default {PHASH_REVIEW_THRESHOLD})."),
+]
+PdqMinQuality = Annotated[
+    int | None,
+    typer.Option(help=f"Lowest PDQ quality matched perceptually (default {PDQ_MIN_QUALITY})."),
+]
+
+
+def _thresholds(**given: int | None) -> Thresholds:
+    return Thresholds(**{k: v for k, v in given.items() if v is not None})
+
+
 # -- hashes --------------------------------------------------------------------------------
 
 
@@ -207,14 +257,26 @@ def _save_list(session: Session, hash_list: HashList) -> None:
 def hashes_import(
     file: Annotated[Path, typer.Argument(help="CSV with header algorithm,hash,id,category.")],
     list_name: Annotated[str, typer.Option("--list", help="Name of the list to (re)place.")],
+    pdq_confirm: PdqConfirm = None,
+    pdq_review: PdqReview = None,
+    phash_confirm: PhashConfirm = None,
+    phash_review: PhashReview = None,
+    pdq_min_quality: PdqMinQuality = None,
 ) -> None:
     """Import a list of known hashes (all rows valid, or nothing is imported)."""
     name = validate_list_name(list_name)
+    thresholds = _thresholds(
+        pdq_confirm=pdq_confirm,
+        pdq_review=pdq_review,
+        phash_confirm=phash_confirm,
+        phash_review=phash_review,
+        pdq_min_quality=pdq_min_quality,
+    )
     entries = read_csv(file)
     if not entries:
         raise InputError(f"{file}: no hash rows to import")
     with redis_session(_config()) as session:
-        _save_list(session, HashList(name=name, entries=entries))
+        _save_list(session, HashList(name=name, entries=entries, thresholds=thresholds))
 
 
 @hashes_app.command("build")
@@ -222,9 +284,21 @@ def hashes_build(
     directory: Annotated[Path, typer.Argument(help="Directory of reference images.")],
     list_name: Annotated[str, typer.Option("--list", help="Name of the list to (re)place.")],
     category: Annotated[str, typer.Option(help="Category recorded with each entry.")] = "",
+    pdq_confirm: PdqConfirm = None,
+    pdq_review: PdqReview = None,
+    phash_confirm: PhashConfirm = None,
+    phash_review: PhashReview = None,
+    pdq_min_quality: PdqMinQuality = None,
 ) -> None:
     """Hash every image file under DIRECTORY into a list (the images are read, never copied)."""
     name = validate_list_name(list_name)
+    thresholds = _thresholds(
+        pdq_confirm=pdq_confirm,
+        pdq_review=pdq_review,
+        phash_confirm=phash_confirm,
+        phash_review=phash_review,
+        pdq_min_quality=pdq_min_quality,
+    )
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory")
     entries, skipped = build_from_directory(directory, category=category)
@@ -233,7 +307,7 @@ def hashes_build(
     if not entries:
         raise InputError(f"{directory}: no image could be hashed")
     with redis_session(_config()) as session:
-        _save_list(session, HashList(name=name, entries=entries))
+        _save_list(session, HashList(name=name, entries=entries, thresholds=thresholds))
 
 
 @hashes_app.command("lists")

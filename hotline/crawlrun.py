@@ -37,6 +37,7 @@ class CrawlOptions:
     depth: int
     max_pages: int
     allow_private_networks: bool
+    allowed_networks: list[str] = field(default_factory=list)
     obey_robots: bool = False
     lists: list[str] = field(default_factory=list)
     overrides: Mapping[str, str] = field(default_factory=dict)
@@ -94,6 +95,7 @@ def build_settings(options: CrawlOptions, crawl_id: str) -> Settings:
     settings.set(
         "SAFETY_ALLOW_PRIVATE_NETWORKS", options.allow_private_networks, priority="cmdline"
     )
+    settings.set("SAFETY_ALLOWED_NETWORKS", options.allowed_networks, priority="cmdline")
     settings.set("ROBOTSTXT_OBEY", options.obey_robots, priority="cmdline")
     settings.set("LOG_LEVEL", options.log_level, priority="cmdline")
     if options.lists:

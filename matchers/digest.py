@@ -199,7 +199,7 @@ def decode_image(
 
     Large images come back reduced (JPEG: DCT-domain ``draft`` keeping at least
     :data:`PDQ_MIN_DECODE_SIDE` pixels on the shorter side; anything whose longer side is
-    still above :data:`PERCEPTUAL_MAX_SIDE` is then resized with Lanczos).
+    still above :data:`PERCEPTUAL_MAX_SIDE` is then area-averaged down to it).
 
     Raises:
         NotAnImage: unknown signature.
@@ -303,7 +303,11 @@ def _scale_to_uint8(values: npt.NDArray[np.generic], mode: str) -> npt.NDArray[n
 
 
 def _resize_for_hashing(rgb: Image.Image) -> Image.Image:
-    """Shrink so the longer side is at most PERCEPTUAL_MAX_SIDE (both hashes downsample anyway)."""
+    """Shrink so the longer side is at most PERCEPTUAL_MAX_SIDE (both hashes downsample anyway).
+
+    Measured on generated textures: PDQ of a 1536-pixel downscale is 2-8 bits from the
+    full-resolution PDQ (1024 pixels: 4-14 bits), pHash 0 bits.
+    """
     width, height = rgb.size
     longer = max(width, height)
     if longer <= PERCEPTUAL_MAX_SIDE:
@@ -312,7 +316,9 @@ def _resize_for_hashing(rgb: Image.Image) -> Image.Image:
         max(1, round(width * PERCEPTUAL_MAX_SIDE / longer)),
         max(1, round(height * PERCEPTUAL_MAX_SIDE / longer)),
     )
-    return rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    # BOX is an exact area average: as close to full-resolution PDQ/pHash as Lanczos in our
+    # measurements (PDQ itself box-filters) and about 3x faster.
+    return rgb.resize(size, Image.Resampling.BOX)
 
 
 def _pdq(rgb: Image.Image) -> tuple[str, int]:

@@ -5,7 +5,13 @@ from scrapy.http import Response
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
 
-from crawler.safety import PrivateNetworkMiddleware, is_public_address, literal_ip
+from crawler.safety import (
+    AddressPolicy,
+    PrivateNetworkMiddleware,
+    is_public_address,
+    literal_ip,
+    parse_networks,
+)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +56,7 @@ def test_literal_ip() -> None:
 def _middleware(*, allow: bool) -> tuple[PrivateNetworkMiddleware, MemoryStatsCollector]:
     crawler = get_crawler()
     stats = MemoryStatsCollector(crawler)
-    return PrivateNetworkMiddleware(stats, allow_private=allow), stats
+    return PrivateNetworkMiddleware(stats, AddressPolicy(allow_private=allow)), stats
 
 
 def test_middleware_refuses_private_literals_and_private_peers() -> None:
@@ -70,3 +76,14 @@ def test_middleware_lets_everything_through_when_allowed() -> None:
     mw, stats = _middleware(allow=True)
     mw.process_request(Request("http://127.0.0.2/"))
     assert stats.get_value("safety/refused_private") is None
+
+
+def test_allowed_networks_open_only_what_they_name() -> None:
+    policy = AddressPolicy(allowed_networks=parse_networks(["127.0.0.2/32", "fd00::/8"]))
+    assert policy.allows("127.0.0.2")
+    assert policy.allows("fd12::1")
+    assert not policy.allows("127.0.0.3")
+    assert not policy.allows("10.0.0.1")
+    assert policy.allows("8.8.8.8")
+    with pytest.raises(ValueError, match="'10.0.0.300' is not a network"):
+        parse_networks(["10.0.0.300"])
