@@ -202,17 +202,19 @@ class PrivateNetworkMiddleware:
         ip = literal_ip(request.url)
         if ip is not None and not self.policy.allows(ip):
             self.stats.inc_value("safety/refused_private")
-            raise IgnoreRequest(
+            message = (
                 f"refused {request.url}: {ip} is not a public address "
                 "(use --allow-private-networks to crawl private networks)"
             )
+            logger.warning(message)
+            raise IgnoreRequest(message)
 
     def process_response(self, request: Request, response: Response) -> Response:
         if self.policy.open or response.ip_address is None:
             return response
         if not self.policy.allows(str(response.ip_address)):
             self.stats.inc_value("safety/refused_private")
-            raise IgnoreRequest(
-                f"dropped {response.url}: served from non-public address {response.ip_address}"
-            )
+            message = f"dropped {response.url}: served from non-public address {response.ip_address}"
+            logger.warning(message)
+            raise IgnoreRequest(message)
         return response

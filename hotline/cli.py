@@ -272,7 +272,10 @@ def hashes_import(
         phash_review=phash_review,
         pdq_min_quality=pdq_min_quality,
     )
-    entries = read_csv(file)
+    try:
+        entries = read_csv(file)
+    except OSError as exc:
+        raise InputError(f"{file}: cannot read the hash list ({exc.strerror})") from None
     if not entries:
         raise InputError(f"{file}: no hash rows to import")
     with redis_session(_config()) as session:

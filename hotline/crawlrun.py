@@ -26,7 +26,8 @@ from crawler.spiders.hotline import HotlineSpider, new_crawl_id
 from hotline.errors import HotlineError
 
 PROGRESS_INTERVAL = 0.25  # seconds between redraws on a terminal
-PLAIN_PROGRESS_INTERVAL = 10.0  # seconds between progress lines when not on a terminal
+PLAIN_PROGRESS_INTERVAL = 10.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # seconds between progress lines when not on a terminal
 
 
 @dataclass
@@ -133,7 +134,12 @@ def run_crawl(options: CrawlOptions, console: Console, *, show_progress: bool) -
     reactor cannot be restarted)."""
     crawl_id = new_crawl_id()
     settings = build_settings(options, crawl_id)
-    handler = RichHandler(console=console, show_path=False, markup=False)
+    handler: logging.Handler
+    if console.is_terminal:
+        handler = RichHandler(console=console, show_path=False, markup=False)
+    else:  # one plain line per record, for log files and scripts
+        handler = logging.StreamHandler(console.file)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.setLevel(options.log_level)
     root = logging.getLogger()
     root.addHandler(handler)

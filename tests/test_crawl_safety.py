@@ -1,0 +1,123 @@
+"""The private-network guard, end to end: refused hosts never see a single request.
+
+The reported site is 127.0.0.2, opened with ``--allow-network 127.0.0.2/32`` the way a hotline
+would open its own lab. 127.0.0.3 stands for the hotline's internal network: reached by an IP
+literal, by a redirect, and by a hostname (``localhost``) whose DNS answer is private. None of
+these may reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hotline.demosite import Exchange, html_page, image_response, redirect, serve
+from hotline.imagegen import encode, textured_image
+from matchers.digest import digest_bytes
+
+HOTLINE = [sys.executable, "-m", "hotline.cli"]
+
+
+class Recorder:
+    """A route that records each request and answers with an image."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.paths: list[str] = []
+
+    def __call__(self, exchange: Exchange) -> None:
+        self.paths.append(exchange.path)
+        exchange.start(200, {"Content-Type": "image/png", "Content-Length": str(len(self.body))})
+        exchange.write(self.body)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env["HOTLINE_DATA_DIR"] = str(tmp_path / "data")
+    return env
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        HOTLINE + args, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_private_targets_are_never_contacted(env: dict[str, str], tmp_path: Path) -> None:
+    allowed_png = encode(textured_image(501), "PNG")
+    internal_png = encode(textured_image(502), "PNG")
+    internal = Recorder(internal_png)
+    via_name = Recorder(internal_png)
+    with (
+        serve(host="127.0.0.2") as site,
+        serve({"/*": internal}, host="127.0.0.3") as lab,
+        serve({"/*": via_name}, host="127.0.0.1") as local,
+    ):
+        local_by_name = local.base_url.replace("127.0.0.1", "localhost")
+        site.mount(
+            {
+                "/": html_page(
+                    f"<img src='/ok.png'>"
+                    f"<img src='{lab.url('/literal.png')}'>"
+                    f"<img src='/to-lab.png'>"
+                    f"<img src='{local_by_name}/by-name.png'>"
+                    f"<a href='/next'>next</a>"
+                ),
+                "/next": redirect(lab.url("/after-redirect")),
+                "/to-lab.png": redirect(lab.url("/redirected.png")),
+                "/ok.png": image_response(allowed_png, "image/png"),
+            }
+        )
+        known = tmp_path / "known.csv"
+        sha = digest_bytes(allowed_png).sha256
+        lab_sha = digest_bytes(internal_png).sha256
+        known.write_text(f"algorithm,hash,id\nsha256,{sha},ok\nsha256,{lab_sha},lab\n")
+        assert _run(["hashes", "import", str(known), "--list", "k"], env).returncode == 0
+        crawl = _run(
+            ["crawl", site.url("/"), "--allow-network", "127.0.0.2/32", "--json",
+             "--set", "AUTOTHROTTLE_ENABLED=false"],
+            env,
+        )
+    assert crawl.returncode == 0, crawl.stderr
+    summary = json.loads(crawl.stdout)
+    assert internal.paths == []
+    assert via_name.paths == []
+    assert summary["refused_private"] >= 3  # literal, redirect to image, redirect to page
+    assert "refused non-public address(es) 127.0.0.1 for host localhost" in crawl.stderr
+    hits = json.loads(_run(["hits", "list", "--json"], env).stdout)
+    assert [(h["url"], h["entry"]) for h in hits] == [(site.url("/ok.png"), "ok")]
+
+
+def test_without_the_flag_a_loopback_seed_is_refused(env: dict[str, str]) -> None:
+    seen = Recorder(b"")
+    with serve({"/*": seen}, host="127.0.0.2") as site:
+        crawl = _run(["crawl", site.url("/"), "--json"], env)
+    assert crawl.returncode == 0, crawl.stderr
+    assert seen.paths == []
+    assert json.loads(crawl.stdout)["refused_private"] == 1
+    assert "is not a public address" in crawl.stderr
+
+
+def test_the_environment_variable_lifts_the_guard(env: dict[str, str]) -> None:
+    page = html_page("<p>nothing here</p>")
+    with serve({"/": page}, host="127.0.0.2") as site:
+        crawl = _run(["crawl", site.url("/"), "--json"],
+                     {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "1"})
+    assert crawl.returncode == 0, crawl.stderr
+    summary = json.loads(crawl.stdout)
+    assert summary["pages"] == 1 and summary["refused_private"] == 0
+
+
+def test_bad_network_is_a_usage_error(env: dict[str, str]) -> None:
+    crawl = _run(["crawl", "http://127.0.0.2/", "--allow-network", "10.0.0.300/8"], env)
+    assert crawl.returncode == 2
+    assert crawl.stderr.strip().splitlines()[-1].startswith("error: --allow-network: '10.0.0.300/8'")
+    assert not (Path(env["HOTLINE_DATA_DIR"]) / "redis").exists()
+
+

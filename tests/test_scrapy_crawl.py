@@ -1,0 +1,55 @@
+"""`scrapy crawl hotline` from the project root runs the same spider as `hotline crawl`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import redis
+
+from hotline.demosite import html_page, image_response, serve
+from hotline.imagegen import encode, textured_image
+from matchers.digest import digest_bytes
+from matchers.lists import HashList, ListEntry
+from takedown.keys import Keys
+from takedown.lists import ListStore
+from takedown.queue import HitQueue
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_scrapy_crawl_from_the_root(
+    redis_url: str, redis_prefix: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    known = encode(textured_image(77), "JPEG", quality=90)
+    other = encode(textured_image(78), "JPEG", quality=90)
+    keys = Keys(redis_prefix)
+    digest = digest_bytes(known)
+    ListStore(redis_client, keys).save(
+        HashList(name="k", entries=[ListEntry("sha256", digest.sha256, "e1", "test")])
+    )
+    seeds = tmp_path / "seeds.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update(HOTLINE_REDIS_URL=redis_url, HOTLINE_ALLOW_PRIVATE_NETWORKS="1")
+    pages = {
+        "/": html_page("<img src='/a.jpg'><a href='/two'>two</a>"),
+        "/two": html_page("<img src='/b.jpg'>"),
+        "/a.jpg": image_response(other, "image/jpeg"),
+        "/b.jpg": image_response(known, "image/jpeg"),
+    }
+    with serve(pages, host="127.0.0.2") as site:
+        seeds.write_text(f"{site.url('/')}\nnot-a-url\n")
+        result = subprocess.run(
+            [sys.executable, "-m", "scrapy", "crawl", "hotline", "-a", f"seeds={seeds}",
+             "-s", f"HITS_KEY_PREFIX={redis_prefix}", "-s", "AUTOTHROTTLE_ENABLED=0"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"skipped seed {seeds}:2:" in result.stderr
+    records = list(HitQueue(redis_client, keys).iter_records("confirmed"))
+    assert [(r.url, r.page, r.entry) for r in records] == [
+        (site.url("/b.jpg"), site.url("/two"), "e1")
+    ]
+    assert "'finish_reason': 'finished'" in result.stderr
