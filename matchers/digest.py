@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import struct
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -214,36 +215,47 @@ def decode_image(
     plugins = _PIL_FORMATS.get(image_format)
     if plugins is None:
         raise DecodeError("unsupported", f"no decoder for {image_format} images")
-    # Pillow warns (DecompressionBombWarning) or raises (DecompressionBombError) from its own
-    # global limit; the warning is silenced only here because our own limit is checked below.
     width: int | None = None
     height: int | None = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data), formats=plugins) as im:
-                width, height = im.size
-                if width * height > max_pixels:
-                    raise ImageTooLarge(
-                        f"{width}x{height} image exceeds the limit of {max_pixels} pixels",
-                        width=width,
-                        height=height,
-                    )
-                frames = int(getattr(im, "n_frames", 1))
-                if im.format in ("JPEG", "MPO"):
-                    _draft(im, width, height)
-                im.load()
-                upright = ImageOps.exif_transpose(im)
-                rgb = _resize_for_hashing(_to_rgb(upright))
-        except Image.DecompressionBombError:
-            raise ImageTooLarge(
-                "image exceeds Pillow's decompression-bomb limit", width=width, height=height
-            ) from None
-        except UnidentifiedImageError:
-            raise DecodeError("corrupt", f"{image_format} data could not be identified") from None
-        except _DECODE_ERRORS as exc:
-            raise _decode_error(exc, image_format, width, height) from None
+    try:
+        im = _open(data, plugins)
+        with im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(
+                    f"{width}x{height} image exceeds the limit of {max_pixels} pixels",
+                    width=width,
+                    height=height,
+                )
+            frames = int(getattr(im, "n_frames", 1))
+            if im.format in ("JPEG", "MPO"):
+                _draft(im, width, height)
+            im.load()
+            upright = ImageOps.exif_transpose(im)
+            rgb = _resize_for_hashing(_to_rgb(upright))
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(
+            "image exceeds Pillow's decompression-bomb limit", width=width, height=height
+        ) from None
+    except UnidentifiedImageError:
+        raise DecodeError("corrupt", f"{image_format} data could not be identified") from None
+    except _DECODE_ERRORS as exc:
+        raise _decode_error(exc, image_format, width, height) from None
     return DecodedImage(rgb=rgb, width=width, height=height, frames=frames)
+
+
+# warnings.catch_warnings() swaps process-wide state and is not thread-safe (Python < 3.14):
+# the crawler hashes in a thread pool, so every use of it here is serialized by this lock.
+_WARNINGS_LOCK = threading.Lock()
+
+
+def _open(data: bytes, plugins: list[str] | tuple[str, ...]) -> Image.Image:
+    """``Image.open`` (header only, no pixels decoded) without Pillow's decompression-bomb
+    warning escaping: the caller checks its own, lower, pixel limit right after. Pillow's
+    DecompressionBombError (far above any sane limit) still propagates."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data), formats=plugins)
 
 
 def _decode_error(
