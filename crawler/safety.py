@@ -214,7 +214,9 @@ class PrivateNetworkMiddleware:
             return response
         if not self.policy.allows(str(response.ip_address)):
             self.stats.inc_value("safety/refused_private")
-            message = f"dropped {response.url}: served from non-public address {response.ip_address}"
+            message = (
+                f"dropped {response.url}: served from non-public address {response.ip_address}"
+            )
             logger.warning(message)
             raise IgnoreRequest(message)
         return response

@@ -26,8 +26,8 @@ from crawler.spiders.hotline import HotlineSpider, new_crawl_id
 from hotline.errors import HotlineError
 
 PROGRESS_INTERVAL = 0.25  # seconds between redraws on a terminal
-PLAIN_PROGRESS_INTERVAL = 10.0
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # seconds between progress lines when not on a terminal
+PLAIN_PROGRESS_INTERVAL = 10.0  # seconds between progress lines when not on a terminal
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass

@@ -81,17 +81,24 @@ def test_thresholds_are_validated(env: dict[str, str], tmp_path: Path) -> None:
     good = tmp_path / "good.csv"
     good.write_text(f"algorithm,hash\nphash,{'0f' * 8}\n")
     result = run(
-        ["hashes", "import", str(good), "--list", "x", "--phash-confirm", "20",
-         "--phash-review", "10"],
+        [
+            "hashes",
+            "import",
+            str(good),
+            "--list",
+            "x",
+            "--phash-confirm",
+            "20",
+            "--phash-review",
+            "10",
+        ],
         env,
     )
     assert result.returncode == 2
     assert "phash_confirm" in one_line_error(result)
 
 
-def test_build_hashes_a_directory_and_skips_non_images(
-    env: dict[str, str], tmp_path: Path
-) -> None:
+def test_build_hashes_a_directory_and_skips_non_images(env: dict[str, str], tmp_path: Path) -> None:
     refs = tmp_path / "refs"
     (refs / "sub").mkdir(parents=True)
     bodies = [encode(textured_image(seed), "JPEG", quality=90) for seed in (11, 12)]

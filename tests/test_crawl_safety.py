@@ -80,8 +80,15 @@ def test_private_targets_are_never_contacted(env: dict[str, str], tmp_path: Path
         known.write_text(f"algorithm,hash,id\nsha256,{sha},ok\nsha256,{lab_sha},lab\n")
         assert _run(["hashes", "import", str(known), "--list", "k"], env).returncode == 0
         crawl = _run(
-            ["crawl", site.url("/"), "--allow-network", "127.0.0.2/32", "--json",
-             "--set", "AUTOTHROTTLE_ENABLED=false"],
+            [
+                "crawl",
+                site.url("/"),
+                "--allow-network",
+                "127.0.0.2/32",
+                "--json",
+                "--set",
+                "AUTOTHROTTLE_ENABLED=false",
+            ],
             env,
         )
     assert crawl.returncode == 0, crawl.stderr
@@ -107,8 +114,9 @@ def test_without_the_flag_a_loopback_seed_is_refused(env: dict[str, str]) -> Non
 def test_the_environment_variable_lifts_the_guard(env: dict[str, str]) -> None:
     page = html_page("<p>nothing here</p>")
     with serve({"/": page}, host="127.0.0.2") as site:
-        crawl = _run(["crawl", site.url("/"), "--json"],
-                     {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "1"})
+        crawl = _run(
+            ["crawl", site.url("/"), "--json"], {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "1"}
+        )
     assert crawl.returncode == 0, crawl.stderr
     summary = json.loads(crawl.stdout)
     assert summary["pages"] == 1 and summary["refused_private"] == 0
@@ -117,7 +125,6 @@ def test_the_environment_variable_lifts_the_guard(env: dict[str, str]) -> None:
 def test_bad_network_is_a_usage_error(env: dict[str, str]) -> None:
     crawl = _run(["crawl", "http://127.0.0.2/", "--allow-network", "10.0.0.300/8"], env)
     assert crawl.returncode == 2
-    assert crawl.stderr.strip().splitlines()[-1].startswith("error: --allow-network: '10.0.0.300/8'")
+    last_line = crawl.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: --allow-network: '10.0.0.300/8'")
     assert not (Path(env["HOTLINE_DATA_DIR"]) / "redis").exists()
-
-

@@ -42,9 +42,25 @@ def test_scrapy_crawl_from_the_root(
     with serve(pages, host="127.0.0.2") as site:
         seeds.write_text(f"{site.url('/')}\nnot-a-url\n")
         result = subprocess.run(
-            [sys.executable, "-m", "scrapy", "crawl", "hotline", "-a", f"seeds={seeds}",
-             "-s", f"HITS_KEY_PREFIX={redis_prefix}", "-s", "AUTOTHROTTLE_ENABLED=0"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+            [
+                sys.executable,
+                "-m",
+                "scrapy",
+                "crawl",
+                "hotline",
+                "-a",
+                f"seeds={seeds}",
+                "-s",
+                f"HITS_KEY_PREFIX={redis_prefix}",
+                "-s",
+                "AUTOTHROTTLE_ENABLED=0",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"skipped seed {seeds}:2:" in result.stderr
