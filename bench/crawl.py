@@ -33,6 +33,7 @@ import math
 import multiprocessing
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -76,13 +77,18 @@ KNOWN_FRACTION = 0.05
 HOST_B_EVERY = 4  # every 4th image lives on the second host
 THROUGHPUT_SEED_BASE = 500_000
 JPEG_QUALITY = 85
+#: Cycled through in this order: weighted towards the smaller sizes most web images have.
 SIZES = (
     (640, 480),
     (800, 600),
     (1024, 768),
-    (768, 1024),
+    (640, 480),
     (1280, 960),
+    (768, 1024),
+    (800, 600),
     (1600, 1200),
+    (640, 480),
+    (1024, 768),
     (2048, 1536),
 )
 RECALL_CRAWL_SETS = ("DOWNLOAD_TIMEOUT=4", "AUTOTHROTTLE_START_DELAY=0.05")
@@ -138,8 +144,12 @@ def crawl_with_cli(
     args = ["crawl", seed, "--allow-private-networks", "--json", *extra]
     log(f"{label}: hotline {' '.join(args)}")
     started = time.monotonic()
+    children_before = _children_cpu()
+    own_before = time.process_time()  # this process serves the site: its CPU is the servers'
     crawl = run_cli(args, env)
     wall = time.monotonic() - started
+    crawl_cpu = _children_cpu() - children_before
+    server_cpu = time.process_time() - own_before
     summary = parse_json(crawl, {})
     hits = parse_json(run_cli(["hits", "list", "--json"], env), [])
     review = parse_json(run_cli(["review", "list", "--json"], env), [])
@@ -152,11 +162,18 @@ def crawl_with_cli(
         "import_ok": imported.returncode == 0,
         "exit_code": crawl.returncode,
         "wall_s": round(wall, 2),
+        "crawl_cpu_s": round(crawl_cpu, 2),
+        "server_cpu_s": round(server_cpu, 2),
         "summary": summary,
         "hits": hits,
         "review": review,
         "stderr_tail": crawl.stderr[-800:] if crawl.returncode != 0 else "",
     }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def brief(record: dict[str, Any]) -> dict[str, Any]:
@@ -278,7 +295,11 @@ def recall_phase(root: Path) -> dict[str, Any]:
     return {
         "exit_code": run["exit_code"],
         "import_ok": run["import_ok"],
-        "crawl": {**summary_figures(run["summary"]), "wall_s": run["wall_s"]},
+        "crawl": {
+            **summary_figures(run["summary"]),
+            "wall_s_including_cli_start": run["wall_s"],
+            "crawl_cpu_s": run["crawl_cpu_s"],
+        },
         "embeddings": tally(by_embedding),
         "transforms": tally(by_transform),
         "by_embedding": by_embedding,
@@ -371,6 +392,8 @@ def throughput_crawl(
         **summary_figures(s),
         "images_per_s_end_to_end": round(images / elapsed, 1) if elapsed else None,
         "wall_s_including_cli_start": run["wall_s"],
+        "crawl_cpu_s": run["crawl_cpu_s"],
+        "server_cpu_s": run["server_cpu_s"],
         "hits_found": len(correct),
         "hits_planted": len(site.known),
         "missed": sorted(url for url in site.known if (url, site.known[url]) not in correct),

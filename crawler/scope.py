@@ -12,7 +12,10 @@ from urllib.parse import urlsplit
 
 import tldextract
 
-_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+# Private suffixes count (user.github.io and other.github.io are two owners, two sites).
+_EXTRACT = tldextract.TLDExtract(
+    suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True
+)
 HTTP_SCHEMES = frozenset({"http", "https"})
 
 

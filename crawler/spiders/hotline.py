@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
-from urllib.parse import urlsplit
+from urllib.parse import urldefrag, urlsplit
 
 from scrapy import Request, Spider, signals
 from scrapy.exceptions import StopDownload
@@ -30,7 +30,7 @@ from crawler.discovery import ImageRef, extract, extract_css
 from crawler.hashing import ImageHasher
 from crawler.items import ImageItem
 from crawler.scope import same_site
-from crawler.seeds import collect_seeds
+from crawler.seeds import SeedFileError, collect_seeds
 from matchers.digest import ImageDigest
 from matchers.errors import MatcherError
 from matchers.sniff import sniff_image
@@ -100,6 +100,7 @@ class HotlineSpider(Spider):
         self._max_pages_arg = None if max_pages is None else int(max_pages)
         self._crawl_id_arg = crawl_id
         self.pages_per_seed: Counter[str] = Counter()
+        self._pages_seen: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> HotlineSpider:
@@ -138,7 +139,11 @@ class HotlineSpider(Spider):
 
     async def start(self) -> AsyncIterator[Request]:
         seed_files = [self._seed_file] if self._seed_file else []
-        seeds, problems = collect_seeds(self._urls_arg, seed_files)
+        try:
+            seeds, problems = collect_seeds(self._urls_arg, seed_files)
+        except SeedFileError as exc:
+            logger.error("%s", exc)
+            seeds, problems = collect_seeds(self._urls_arg)
         for problem in problems:
             logger.warning("skipped seed %s", problem)
         self._inc("seeds/accepted", len(seeds))
@@ -174,9 +179,15 @@ class HotlineSpider(Spider):
         frame: int,
         embedding: str = "link",
     ) -> Request | None:
+        # Navigation links repeat on every page: only a page not scheduled before counts
+        # towards the cap (Scrapy's dupefilter would drop the repeat anyway).
+        key = urldefrag(url)[0]
+        if key in self._pages_seen:
+            return None
         if self.pages_per_seed[seed] >= self.max_pages:
             self._inc("crawl/page_cap_reached")
             return None
+        self._pages_seen.add(key)
         self.pages_per_seed[seed] += 1
         info = Info(
             kind="page",
@@ -228,8 +239,8 @@ class HotlineSpider(Spider):
             self._inc("crawl/not_image")
             return
         if kind == "css":
-            for request in self._parse_css(response, info):
-                yield request
+            async for out in self._parse_css(response, info):
+                yield out
             return
         if not isinstance(response, HtmlResponse):
             self._inc("crawl/not_html")
@@ -282,7 +293,7 @@ class HotlineSpider(Spider):
                 probes += 1
                 yield self._image_request(ImageRef(url, "a_href"), info, page, kind="probe")
 
-    def _parse_css(self, response: Response, info: Info) -> Iterable[Request]:
+    async def _parse_css(self, response: Response, info: Info) -> AsyncIterator[Any]:
         css = (
             response.text
             if isinstance(response, TextResponse)
@@ -291,7 +302,11 @@ class HotlineSpider(Spider):
         images, imports = extract_css(css, response.url)
         for ref in images:
             self._inc(f"discovery/{ref.embedding}")
-            if not ref.is_data:
+            if ref.is_data:
+                item = await self._data_uri_item(ref, info, info["page"])
+                if item is not None:
+                    yield item
+            else:
                 yield self._image_request(ref, info, info["page"])
         for url in imports:
             yield self._image_request(
