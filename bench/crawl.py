@@ -317,7 +317,9 @@ def recall_phase(root: Path) -> dict[str, Any]:
 
 def _make_jpeg(job: tuple[int, int, int]) -> bytes:
     seed, width, height = job
-    return imagegen.encode(imagegen.textured_image(seed, width, height), "JPEG", quality=JPEG_QUALITY)
+    return imagegen.encode(
+        imagegen.textured_image(seed, width, height), "JPEG", quality=JPEG_QUALITY
+    )
 
 
 def generate_bodies(count: int) -> list[bytes]:
@@ -381,9 +383,9 @@ def throughput_crawl(
     crawl_id = run["summary"].get("crawl")
     hits = [h for h in run["hits"] if crawl_id is None or h.get("crawl") == crawl_id]
     correct = {(h.get("url"), h.get("entry")) for h in hits} & set(site.known.items())
-    unexpected = [
-        brief(h) for h in hits if site.known.get(str(h.get("url"))) != h.get("entry")
-    ] + [brief(r) for r in run["review"]]
+    unexpected = [brief(h) for h in hits if site.known.get(str(h.get("url"))) != h.get("entry")] + [
+        brief(r) for r in run["review"]
+    ]
     s = run["summary"]
     images, elapsed = s.get("images") or 0, s.get("elapsed_s") or 0
     return {

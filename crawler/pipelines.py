@@ -12,11 +12,13 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import DropItem, NotConfigured
+from scrapy.utils.defer import deferred_from_coro
 
 from crawler.items import ImageItem
 from matchers.index import Matcher
 from takedown.connection import ENV_REDIS_URL, default_url, redis_from_url
+from takedown.errors import QueueError
 from takedown.keys import DEFAULT_PREFIX, Keys
 from takedown.lists import ListStore
 from takedown.queue import HitQueue, HitRecord
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from scrapy.statscollectors import StatsCollector
 
 logger = logging.getLogger(__name__)
+
+QUEUE_FAILED = "queue_failed"  # finish reason of a crawl stopped because a hit was not queued
 
 
 def redis_url_from(settings: BaseSettings) -> str:
@@ -114,6 +118,15 @@ class QueuePipeline:
         if self.client is not None:
             self.client.close()
 
+    def _queue_failed(self, exc: QueueError) -> None:
+        """A hit that cannot be queued must not be lost quietly: stop the crawl, whose
+        finish reason then tells the analyst (and the exit code) that it did not complete."""
+        self.stats.inc_value("hits/queue_error")
+        logger.error("%s; stopping the crawl", exc)
+        crawler = self.crawler
+        if crawler is not None and crawler.engine is not None and crawler.spider is not None:
+            deferred_from_coro(crawler.engine.close_spider_async(reason=QUEUE_FAILED))
+
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ImageItem) or not item.matches or self.queue is None:
             return item
@@ -143,7 +156,11 @@ class QueuePipeline:
                 server=item.server,
                 crawl=self.crawl_id,
             )
-            created = self.queue.enqueue(record)
+            try:
+                created = self.queue.enqueue(record)
+            except QueueError as exc:
+                self._queue_failed(exc)
+                raise DropItem(f"hit not queued: {exc}") from None
             stream = "hits" if match.verdict == "confirmed" else "review"
             if created is None:
                 self.stats.inc_value(f"{stream}/duplicate")

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
+import redis
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -154,14 +155,15 @@ def crawl(
                 "(import one with `hotline hashes import`)"
             )
         result = run_crawl(options, err, show_progress=not as_json)
+        if not result.ok:
+            _print_crawl_result(result, [], as_json=as_json, rejected=len(problems))
+            raise HotlineError(f"crawl {result.crawl_id} did not finish: {result.reason}")
         hits = [
             r
             for r in HitQueue(session.client, session.keys).iter_records("confirmed")
             if r.crawl == result.crawl_id
         ]
     _print_crawl_result(result, hits, as_json=as_json, rejected=len(problems))
-    if not result.ok:
-        raise typer.Exit(1)
 
 
 def _print_crawl_result(
@@ -423,6 +425,8 @@ def main(argv: list[str] | None = None) -> None:
         code = _fail(str(exc), InputError.exit_code)
     except TakedownError as exc:
         code = _fail(str(exc), ServiceError.exit_code)
+    except redis.RedisError as exc:  # Redis went away in the middle of a command
+        code = _fail(f"Redis failed: {' '.join(str(exc).split())}", ServiceError.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 

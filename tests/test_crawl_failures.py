@@ -1,0 +1,64 @@
+"""A hit that cannot be queued is never lost quietly: the crawl stops and says so."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import redis
+
+from hotline.demosite import Exchange, html_page, serve
+from hotline.imagegen import encode, textured_image
+from hotline.redisserver import EmbeddedRedis
+from matchers.digest import digest_bytes
+from matchers.lists import HashList, ListEntry
+from takedown.connection import redis_from_url
+from takedown.keys import Keys
+from takedown.lists import ListStore
+
+
+def test_redis_dying_mid_crawl_fails_the_crawl(tmp_path: Path) -> None:
+    body = encode(textured_image(91), "JPEG", quality=90)
+    with EmbeddedRedis(tmp_path / "redis") as server:
+        client = redis_from_url(server.url)
+        ListStore(client, Keys()).save(
+            HashList(name="k", entries=[ListEntry("sha256", digest_bytes(body).sha256, "e")])
+        )
+        client.close()
+
+        def image_after_redis_dies(exchange: Exchange) -> None:
+            doomed = redis_from_url(server.url)
+            try:
+                doomed.shutdown(nosave=True)
+            except redis.ConnectionError:
+                pass  # the server closes the connection as it exits
+            exchange.start(200, {"Content-Type": "image/jpeg"})
+            exchange.write(body)
+
+        pages = {"/": html_page("<img src='/k.jpg'>"), "/k.jpg": image_after_redis_dies}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+        env.update(HOTLINE_REDIS_URL=server.url, HOTLINE_DATA_DIR=str(tmp_path / "data"))
+        with serve(pages, host="127.0.0.2") as site:
+            crawl = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "hotline.cli",
+                    "crawl",
+                    site.url("/"),
+                    "--allow-private-networks",
+                    "--json",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+    assert crawl.returncode != 0
+    last = crawl.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    assert "did not finish: queue_failed" in last, crawl.stderr
+    assert "hit not queued" in crawl.stderr or "stopping the crawl" in crawl.stderr
