@@ -242,7 +242,21 @@ PdqMinQuality = Annotated[
 ]
 
 
-def _thresholds(**given: int | None) -> Thresholds:
+def _thresholds(
+    pdq_confirm: int | None,
+    pdq_review: int | None,
+    phash_confirm: int | None,
+    phash_review: int | None,
+    pdq_min_quality: int | None,
+) -> Thresholds:
+    """The list's thresholds: the defaults, overridden by the options given."""
+    given = {
+        "pdq_confirm": pdq_confirm,
+        "pdq_review": pdq_review,
+        "phash_confirm": phash_confirm,
+        "phash_review": phash_review,
+        "pdq_min_quality": pdq_min_quality,
+    }
     return Thresholds(**{k: v for k, v in given.items() if v is not None})
 
 
@@ -267,13 +281,7 @@ def hashes_import(
 ) -> None:
     """Import a list of known hashes (all rows valid, or nothing is imported)."""
     name = validate_list_name(list_name)
-    thresholds = _thresholds(
-        pdq_confirm=pdq_confirm,
-        pdq_review=pdq_review,
-        phash_confirm=phash_confirm,
-        phash_review=phash_review,
-        pdq_min_quality=pdq_min_quality,
-    )
+    thresholds = _thresholds(pdq_confirm, pdq_review, phash_confirm, phash_review, pdq_min_quality)
     try:
         entries = read_csv(file)
     except OSError as exc:
@@ -297,13 +305,7 @@ def hashes_build(
 ) -> None:
     """Hash every image file under DIRECTORY into a list (the images are read, never copied)."""
     name = validate_list_name(list_name)
-    thresholds = _thresholds(
-        pdq_confirm=pdq_confirm,
-        pdq_review=pdq_review,
-        phash_confirm=phash_confirm,
-        phash_review=phash_review,
-        pdq_min_quality=pdq_min_quality,
-    )
+    thresholds = _thresholds(pdq_confirm, pdq_review, phash_confirm, phash_review, pdq_min_quality)
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory")
     entries, skipped = build_from_directory(directory, category=category)
