@@ -358,10 +358,19 @@ def hashes_lists(as_json: JsonOption = False) -> None:
 
 def _records_table(records: list[HitRecord], *, title: str) -> Table:
     table = Table(title=title)
-    for column in ("image URL", "page", "list", "entry", "algorithm", "distance", "first seen"):
-        table.add_column(column, overflow="fold")
+    table.add_column("image URL", overflow="fold", ratio=3)
+    table.add_column("found on page", overflow="fold", ratio=2)
+    table.add_column("list/entry", overflow="fold")
+    table.add_column("match", no_wrap=True)
+    table.add_column("first seen (UTC)", no_wrap=True)
     for r in records:
-        table.add_row(r.url, r.page, r.list, r.entry, r.algorithm, str(r.distance), r.first_seen)
+        table.add_row(
+            r.url,
+            r.page,
+            f"{r.list}/{r.entry}",
+            f"{r.algorithm} {r.distance}",
+            r.first_seen.replace("T", " ")[:16],
+        )
     return table
 
 
