@@ -55,16 +55,15 @@ from PIL import Image  # noqa: E402
 
 from hotline import imagegen  # noqa: E402
 from hotline.demosite import (  # noqa: E402
-    KNOWN_LIST_HEADER,
     Response,
     Route,
     html_page,
     image_response,
-    reference_hashes,
     serve,
 )
 from matchers.digest import digest_bytes  # noqa: E402
 from tests.site.builder import EMBEDDINGS, TRANSFORMS, TestSite, build_test_site  # noqa: E402
+from tests.site.reference import KNOWN_LIST_HEADER, reference_hashes  # noqa: E402
 
 HOST_A = "127.0.0.2"
 HOST_B = "127.0.0.3"

@@ -24,7 +24,6 @@ make up the demo's known list.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import ipaddress
 import socket
@@ -38,11 +37,10 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-import imagehash
 import numpy as np
-import pdqhash
 
 from hotline import imagegen
+from matchers.digest import digest_bytes
 
 DEFAULT_HOST = "127.0.0.2"
 #: Seconds a connection may sit idle (or a client may refuse to read) before the server gives up.
@@ -54,7 +52,6 @@ STOP_JOIN_TIMEOUT = 5.0
 KNOWN_LIST_HEADER = "algorithm,hash,id,category"
 DEMO_CATEGORY = "demo"
 DEMO_KNOWN_COUNT = 4
-PDQ_BITS = 256
 
 
 @dataclass(frozen=True)
@@ -277,59 +274,6 @@ def serve_linked(
         yield first, second
 
 
-# --- reference hashes -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReferenceHashes:
-    """Hashes of one served image body: exact ones of the bytes, perceptual ones of the pixels."""
-
-    sha256: str
-    md5: str
-    pdq: str
-    pdq_quality: int
-    phash: str
-
-    def rows(self, entry_id: str, category: str) -> list[str]:
-        """Known-list CSV rows (without header) for this image."""
-        return [
-            f"{algorithm},{value},{entry_id},{category}"
-            for algorithm, value in (
-                ("sha256", self.sha256),
-                ("md5", self.md5),
-                ("pdq", self.pdq),
-                ("phash", self.phash),
-            )
-        ]
-
-
-def pdq_hex(bits: np.ndarray) -> str:
-    """PDQ bit vector as 64 hex digits, bits packed MSB-first in vector order."""
-    if len(bits) != PDQ_BITS:
-        raise ValueError(f"PDQ hash must have {PDQ_BITS} bits, got {len(bits)}")
-    return "%064x" % int("".join(str(int(b)) for b in bits), 2)  # noqa: UP031
-
-
-def reference_hashes(body: bytes) -> ReferenceHashes:
-    """Hash an encoded image body the way a known list records it."""
-    img = imagegen.decode(body)
-    bits, quality = pdqhash.compute(np.asarray(img))
-    return ReferenceHashes(
-        sha256=hashlib.sha256(body).hexdigest(),
-        md5=hashlib.md5(body, usedforsecurity=False).hexdigest(),
-        pdq=pdq_hex(bits),
-        pdq_quality=int(quality),
-        phash=str(imagehash.phash(img)),
-    )
-
-
-def hamming_hex(a: str, b: str) -> int:
-    """Bit distance between two equal-length hex hashes."""
-    if len(a) != len(b):
-        raise ValueError(f"hash lengths differ: {len(a)} != {len(b)}")
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
 # --- the demo site --------------------------------------------------------------------------
 
 
@@ -367,7 +311,11 @@ def build_demo_site(seed: int = 7) -> DemoSite:
     known_urls: dict[str, str] = {}
     for number, index in enumerate(known_indexes, start=1):
         entry_id = f"demo-{number:03d}"
-        rows.extend(reference_hashes(jpeg[index - 1]).rows(entry_id, DEMO_CATEGORY))
+        digest = digest_bytes(jpeg[index - 1])
+        rows.extend(
+            f"{algorithm},{value},{entry_id},{DEMO_CATEGORY}"
+            for algorithm, value in digest.hashes().items()
+        )
         known_urls[f"/images/photo-{index:02d}.jpg"] = entry_id
     # A smaller, re-encoded copy of the first known image: found by perceptual matching only.
     copy = imagegen.resized(imagegen.decode(jpeg[0]), 0.75)

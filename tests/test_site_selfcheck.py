@@ -28,11 +28,13 @@ from hotline.demosite import (
     Exchange,
     Response,
     build_demo_site,
-    hamming_hex,
-    reference_hashes,
     serve,
 )
 from tests.site.builder import EMBEDDINGS, HOSTILE, TRANSFORMS, build_test_site
+from tests.site.reference import (
+    hamming_hex,
+    reference_hashes,
+)
 
 if TYPE_CHECKING:  # importing the plugin module here would bypass pytest's assert rewriting
     from tests.site.fixtures import RunningTestSite

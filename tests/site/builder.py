@@ -23,15 +23,17 @@ from PIL import Image
 
 from hotline import imagegen
 from hotline.demosite import (
-    KNOWN_LIST_HEADER,
     Exchange,
-    ReferenceHashes,
     Response,
     Route,
-    hamming_hex,
     html_page,
     image_response,
     redirect,
+)
+from tests.site.reference import (
+    KNOWN_LIST_HEADER,
+    ReferenceHashes,
+    hamming_hex,
     reference_hashes,
 )
 
