@@ -155,6 +155,11 @@ class Thresholds:
         }
 
 
+KNOWN = "known"
+ALLOW = "allow"
+LIST_KINDS = (KNOWN, ALLOW)
+
+
 @dataclass
 class HashList:
     """A named list of hashes with its thresholds; ``created`` is an ISO 8601 UTC timestamp."""
@@ -164,9 +169,17 @@ class HashList:
     thresholds: Thresholds = field(default_factory=Thresholds)
     version: int = 1
     created: str = ""
+    kind: str = KNOWN  # KNOWN: matches are reported; ALLOW: known false positives, always win
 
     def __post_init__(self) -> None:
         validate_list_name(self.name)
+        if self.kind not in LIST_KINDS:
+            raise HashListError(
+                self.name,
+                None,
+                "kind",
+                f"must be one of {', '.join(LIST_KINDS)}, got {self.kind!r}",
+            )
 
     def counts(self) -> dict[str, int]:
         """Number of entries per algorithm; every algorithm is present (0 if none)."""
@@ -181,6 +194,7 @@ class HashList:
             "name": self.name,
             "version": self.version,
             "created": self.created,
+            "kind": self.kind,
             "thresholds": self.thresholds.as_dict(),
             "entries": [[e.algorithm, e.hash, e.id, e.category] for e in self.entries],
         }
@@ -226,6 +240,7 @@ class HashList:
                 thresholds=thresholds,
                 version=int(document["version"]),
                 created=str(document["created"]),
+                kind=str(document.get("kind", KNOWN)),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             reason = f"malformed serialized list ({type(exc).__name__})"
