@@ -74,9 +74,7 @@ class CrawlResult:
             "confirmed_duplicate": self.figure("hits/duplicate"),
             "review_new": self.figure("review/new"),
             "review_duplicate": self.figure("review/duplicate"),
-            "undecodable": sum(
-                self.figure(f"matcher/{k}") for k in ("truncated", "corrupt", "too_large")
-            ),
+            "undecodable": self.figure("matcher/decode_error"),
             "refused_private": self.figure("safety/refused_private"),
             "errors": int(errors),
             "lists": self.figure("matcher/lists"),

@@ -322,6 +322,7 @@ class HotlineSpider(Spider):
             return None
         self._inc("matcher/hashed")
         if digest.error:
+            self._inc("matcher/decode_error")
             self._inc(f"matcher/{digest.error}")
             logger.info("image %s hashed by bytes only: %s", url, digest.error)
         return digest
