@@ -4,6 +4,9 @@ Every 64-byte window of the needles (the served images) and of each haystack (a 
 a file, a log) is hashed with a polynomial rolling hash mod 2**64, computed with numpy for all
 windows at once; equal hashes are then confirmed byte by byte, so a reported leak is real and
 no leak of 64 bytes or more can be missed.
+
+Windows of one repeated byte (64 zeros in a PNG's or a bomb's padding) say nothing about any
+image and occur in any binary file, so they are not needles.
 """
 
 from __future__ import annotations
@@ -41,6 +44,13 @@ def window_hashes(data: bytes) -> np.ndarray:
     return diff * scale
 
 
+def _uniform_windows(data: bytes) -> np.ndarray:
+    """For each WINDOW-byte window of ``data``: True when all its bytes are equal."""
+    a = np.frombuffer(data, dtype=np.uint8)
+    changes = np.concatenate(([0], np.cumsum(a[1:] != a[:-1])))  # changes up to each byte
+    return np.asarray(changes[WINDOW - 1 :] == changes[: len(a) - WINDOW + 1])
+
+
 @dataclass(frozen=True)
 class Leak:
     where: str
@@ -55,9 +65,10 @@ class WindowFinder:
         hashes, owners, offsets = [], [], []
         for index, needle in enumerate(self.needles):
             h = window_hashes(needle)
-            hashes.append(h)
-            owners.append(np.full(len(h), index, dtype=np.int64))
-            offsets.append(np.arange(len(h), dtype=np.int64))
+            keep = ~_uniform_windows(needle)
+            hashes.append(h[keep])
+            owners.append(np.full(int(keep.sum()), index, dtype=np.int64))
+            offsets.append(np.nonzero(keep)[0].astype(np.int64))
         all_hashes = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
         order = np.argsort(all_hashes, kind="stable")
         self.hashes = all_hashes[order]

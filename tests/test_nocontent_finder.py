@@ -26,3 +26,16 @@ def test_unrelated_data_is_clean() -> None:
     finder = WindowFinder([rng.randbytes(10_000)])
     assert finder.find(rng.randbytes(100_000), "noise") is None
     assert finder.find(b"", "empty") is None
+
+
+def test_windows_of_one_repeated_byte_are_not_needles() -> None:
+    rng = random.Random(6)
+    textured = rng.randbytes(200)
+    needle = textured + bytes(100) + textured[:10]
+    finder = WindowFinder([needle])
+    assert finder.find(b"x" + bytes(80) + b"y", "padding") is None
+    # Windows that are partly zeros and partly content are still found.
+    leak = finder.find(textured[170:] + bytes(34), "content then zeros")
+    assert leak is not None and leak.needle_offset == 170
+    leak = finder.find(bytes(54) + textured[:10], "zeros then content")
+    assert leak is not None and leak.needle_offset == 246
