@@ -16,6 +16,8 @@ from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.items import ImageItem
+from matchers.algorithms import PDQ_MIN_QUALITY
+from matchers.guards import FLOOD_LIMIT, STAT_FLOOD_DEMOTED, FloodGuard, match_stat_keys
 from matchers.index import Matcher
 from takedown.connection import ENV_REDIS_URL, default_url, redis_from_url
 from takedown.errors import QueueError
@@ -50,32 +52,54 @@ def _stats(crawler: Crawler) -> StatsCollector:
 
 
 class MatchPipeline:
+    """Matches each image against the known lists; allow-lists (known false positives) always
+    win; the flood guard demotes an entry that confirms too many distinct images in one crawl
+    to review (``MATCHER_FLOOD_LIMIT``, 0 turns it off)."""
+
     def __init__(
-        self, stats: StatsCollector, redis_url: str, keys: Keys, list_names: list[str] | None
+        self,
+        stats: StatsCollector,
+        redis_url: str,
+        keys: Keys,
+        list_names: list[str] | None,
+        *,
+        flood_limit: int = FLOOD_LIMIT,
     ) -> None:
         self.stats = stats
         self.redis_url = redis_url
         self.keys = keys
         self.list_names = list_names
+        self.flood_limit = flood_limit
         self.matcher = Matcher([])
+        self.flood_guard: FloodGuard | None = None
+        self.min_quality = PDQ_MIN_QUALITY
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> MatchPipeline:
-        names = crawler.settings.getlist("MATCHER_LISTS") or None
+        settings = crawler.settings
         return cls(
-            _stats(crawler), redis_url_from(crawler.settings), keys_from(crawler.settings), names
+            _stats(crawler),
+            redis_url_from(settings),
+            keys_from(settings),
+            settings.getlist("MATCHER_LISTS") or None,
+            flood_limit=settings.getint("MATCHER_FLOOD_LIMIT", FLOOD_LIMIT),
         )
 
     def open_spider(self) -> None:
         client = redis_from_url(self.redis_url)
         try:
-            lists = ListStore(client, self.keys).load_all(self.list_names)
+            known, allow = ListStore(client, self.keys).load_for_matching(self.list_names)
         finally:
             client.close()
-        self.matcher = Matcher(lists)
-        self.stats.set_value("matcher/lists", len(lists))
-        self.stats.set_value("matcher/entries", sum(len(hl.entries) for hl in lists))
-        if not lists:
+        self.matcher = Matcher(known, allow)
+        self.flood_guard = FloodGuard(self.flood_limit) if self.flood_limit > 0 else None
+        self.min_quality = min(
+            (hl.thresholds.pdq_min_quality for hl in known), default=PDQ_MIN_QUALITY
+        )
+        self.stats.set_value("matcher/lists", len(known))
+        self.stats.set_value("matcher/allow_lists", len(allow))
+        self.stats.set_value("matcher/entries", sum(sum(hl.counts().values()) for hl in known))
+        if not known:
             logger.warning(
                 "no known-hash list is loaded: nothing can match "
                 "(import one with `hotline hashes import`)"
@@ -84,9 +108,26 @@ class MatchPipeline:
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ImageItem):
             return item
-        item.matches = self.matcher.match(item.digest)
-        for match in item.matches:
-            self.stats.inc_value(f"matcher/{match.verdict}")
+        matches = self.matcher.match(item.digest)
+        allowed = not matches and self.matcher.allowed(item.digest)
+        if self.flood_guard is not None:
+            guarded = self.flood_guard.apply(item.url, matches)
+            matches = guarded.matches
+            if guarded.demoted:
+                self.stats.inc_value(STAT_FLOOD_DEMOTED, guarded.demoted)
+            for list_name, entry in guarded.tripped:
+                logger.warning(
+                    "flood guard: %s/%s confirmed more than %d distinct images in this crawl; "
+                    "its further matches go to review",
+                    list_name,
+                    entry,
+                    self.flood_guard.limit,
+                )
+        item.matches = matches
+        for key in match_stat_keys(
+            item.digest, matches, allowed=allowed, min_quality=self.min_quality
+        ):
+            self.stats.inc_value(key)
         return item
 
 

@@ -12,6 +12,8 @@ Secrets (a Redis password) never live here: they come from the environment.
 No content is ever stored: no HTTP cache, no Files/ImagesPipeline, no feed of bodies.
 """
 
+from matchers.guards import FLOOD_LIMIT
+
 BOT_NAME = "hotline-crawler"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
@@ -60,7 +62,8 @@ CRAWL_ID = ""
 
 MATCHER_MAX_PIXELS = 50_000_000
 MATCHER_THREADS = 2
-MATCHER_LISTS: list[str] = []
+MATCHER_LISTS: list[str] = []  # names of the known lists to match (allow-lists always load)
+MATCHER_FLOOD_LIMIT = FLOOD_LIMIT  # distinct images one entry confirms per crawl, then review
 
 HITS_REDIS_URL = ""
 HITS_KEY_PREFIX = "hotline:"

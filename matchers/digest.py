@@ -5,6 +5,22 @@ Decoding is defensive: the pixel count in the header is checked before any pixel
 truncated or corrupt data gives a digest with ``error`` set (exact hashes still present), and
 JPEGs are decoded at reduced scale (``draft``) so hashing does not stall a crawl.
 
+One decode per image feeds every perceptual hash. The picture is reduced to a shorter side of
+:data:`~matchers.algorithms.PDQ_MIN_DECODE_SIDE` pixels (JPEG ``draft``, then an area average),
+which keeps PDQ within a few bits of full-resolution ``pdqhash.compute``.
+
+Canonical hashes and variants. Uniform borders (letterbox / pillarbox bars, mattes; see
+:func:`matchers.imageops.border_box`) are trimmed first, and when a border was found the
+canonical ``pdq`` / ``phash`` are those of the *trimmed* picture, so a copy with bars added
+matches the original, and a copy with bars removed matches a bordered original.
+``pdq_variants`` / ``phash_variants`` are every hash a matcher should query, without
+duplicates: the eight dihedral hashes of the canonical frame (first = the canonical hash; see
+:data:`matchers.imageops.DIHEDRAL_ORDER`), then the hash of the untrimmed canonical frame when
+a border was trimmed (what a list hashed elsewhere, without trimming, recorded), then the
+canonical hash of each further frame of an animation (at most
+:data:`~matchers.algorithms.ANIMATION_MAX_HASHED_FRAMES` frames hashed, spread over at most
+:data:`~matchers.algorithms.ANIMATION_MAX_FRAMES_INSPECTED` frames decoded).
+
 PDQ hex form: ``pdqhash.compute`` returns 256 bits; bit ``i`` of that vector is bit ``7 - i % 8``
 of byte ``i // 8`` (most significant bit first), i.e. ``np.packbits(bits).hex()``. This is the
 same text python-threatexchange produces (``"%0*X" % (64, int("".join(bits), 2))``, lowercased),
@@ -24,14 +40,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import imagehash
 import numpy as np
 import numpy.typing as npt
-import pdqhash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from matchers.algorithms import MAX_IMAGE_PIXELS, PDQ_MIN_DECODE_SIDE, PERCEPTUAL_MAX_SIDE
+from matchers.algorithms import (
+    ANIMATION_MAX_FRAMES_COUNTED,
+    ANIMATION_MAX_FRAMES_INSPECTED,
+    ANIMATION_MAX_HASHED_FRAMES,
+    ANIMATION_PIXEL_BUDGET,
+    MAX_IMAGE_PIXELS,
+)
 from matchers.errors import DecodeError, ImageTooLarge, NotAnImage
+from matchers.imageops import (
+    draft_size,
+    frame_schedule,
+    gif_frame_count,
+    pdq_bits_to_hex,
+    pdq_dihedral,
+    pdq_hex_to_bits,
+    pdq_one,
+    phash_dihedral,
+    phash_one,
+    reduce_for_hashing,
+    trim_borders,
+)
 from matchers.sniff import sniff_image
 
 __all__ = [
@@ -43,6 +76,7 @@ __all__ = [
     "digest_file",
     "pdq_bits_to_hex",
     "pdq_hex_to_bits",
+    "perceptual_hashes",
 ]
 
 #: Short codes that :attr:`ImageDigest.error` can take.
@@ -94,6 +128,10 @@ class ImageDigest:
     height: int | None
     frames: int
     error: str | None
+    #: Every PDQ hash a matcher should query (first = ``pdq``); empty when ``pdq`` is None.
+    pdq_variants: tuple[str, ...] = ()
+    #: Every pHash a matcher should query (first = ``phash``); empty when ``phash`` is None.
+    phash_variants: tuple[str, ...] = ()
 
     def hashes(self) -> dict[str, str]:
         """Algorithm name -> lowercase hex, for the hashes that were computed."""
@@ -118,37 +156,36 @@ class ImageDigest:
             "height": self.height,
             "frames": self.frames,
             "error": self.error,
+            "pdq_variants": list(self.pdq_variants),
+            "phash_variants": list(self.phash_variants),
         }
 
 
 @dataclass(frozen=True, slots=True)
 class DecodedImage:
-    """An RGB picture ready for perceptual hashing, plus facts about the original."""
+    """Upright RGB pictures at hashing scale, plus facts about the original.
+
+    ``rgb`` is the first frame; ``more_frames`` the further frames hashed of an animation;
+    ``frames_inspected`` how many frames were decoded to get them (bounded, see
+    :data:`~matchers.algorithms.ANIMATION_MAX_FRAMES_INSPECTED`); ``frames`` the frame count
+    of the file (GIF: counted up to :data:`~matchers.algorithms.ANIMATION_MAX_FRAMES_COUNTED`).
+    """
 
     rgb: Image.Image
     width: int
     height: int
     frames: int
-
-
-def pdq_bits_to_hex(bits: npt.ArrayLike) -> str:
-    """256 PDQ bits (most significant first) -> 64 lowercase hex characters."""
-    vector = np.asarray(bits, dtype=np.uint8)
-    return np.packbits(vector).tobytes().hex()
-
-
-def pdq_hex_to_bits(pdq_hex: str) -> npt.NDArray[np.uint8]:
-    """Inverse of :func:`pdq_bits_to_hex`."""
-    return np.unpackbits(np.frombuffer(bytes.fromhex(pdq_hex), dtype=np.uint8))
+    more_frames: tuple[Image.Image, ...] = ()
+    frames_inspected: int = 1
 
 
 def digest_bytes(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageDigest:
     """Hash image bytes held in memory.
 
     The MD5/SHA-1/SHA-256 of the raw bytes are computed for anything that sniffs as an image,
-    so an exact list entry matches even a file Pillow cannot decode. PDQ and pHash come from
-    one (reduced-scale where possible) decode of the first frame; when decoding is refused or
-    fails they are ``None`` and ``error`` holds a code from :data:`ERROR_CODES`.
+    so an exact list entry matches even a file Pillow cannot decode. PDQ and pHash (and their
+    variants, see the module docstring) come from one reduced-scale decode; when decoding is
+    refused or fails they are ``None`` and ``error`` holds a code from :data:`ERROR_CODES`.
 
     Raises:
         NotAnImage: the bytes do not start with a known image signature.
@@ -171,21 +208,39 @@ def digest_bytes(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageDig
         return failed("too_large", exc.width, exc.height)
     except DecodeError as exc:
         return failed(exc.code, exc.width, exc.height)
-    pdq_hex, quality = _pdq(decoded.rgb)
-    phash_hex = str(imagehash.phash(decoded.rgb))
+    pdq_variants, quality, phash_variants = perceptual_hashes(decoded)
     return ImageDigest(
         md5=md5,
         sha1=sha1,
         sha256=sha256,
-        pdq=pdq_hex,
+        pdq=pdq_variants[0],
         pdq_quality=quality,
-        phash=phash_hex,
+        phash=phash_variants[0],
         format=image_format,
         width=decoded.width,
         height=decoded.height,
         frames=decoded.frames,
         error=None,
+        pdq_variants=pdq_variants,
+        phash_variants=phash_variants,
     )
+
+
+def perceptual_hashes(decoded: DecodedImage) -> tuple[tuple[str, ...], int, tuple[str, ...]]:
+    """(PDQ variants, PDQ quality of the canonical frame, pHash variants) of a decoded image;
+    the first variant of each is the canonical hash (see the module docstring)."""
+    canonical, trimmed = trim_borders(decoded.rgb)
+    pdqs, quality = pdq_dihedral(canonical)
+    pdq_list = list(pdqs)
+    phash_list = list(phash_dihedral(canonical))
+    if trimmed:
+        pdq_list.append(pdq_one(decoded.rgb)[0])
+        phash_list.append(phash_one(decoded.rgb))
+    for frame in decoded.more_frames:
+        picture, _trimmed = trim_borders(frame)
+        pdq_list.append(pdq_one(picture)[0])
+        phash_list.append(phash_one(picture))
+    return tuple(dict.fromkeys(pdq_list)), quality, tuple(dict.fromkeys(phash_list))
 
 
 def digest_file(path: str | os.PathLike[str]) -> ImageDigest:
@@ -196,11 +251,14 @@ def digest_file(path: str | os.PathLike[str]) -> ImageDigest:
 def decode_image(
     data: bytes, image_format: str | None = None, *, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> DecodedImage:
-    """Safely decode the first frame of ``data`` into an upright RGB image for hashing.
+    """Safely decode ``data`` into upright RGB pictures for hashing (see :class:`DecodedImage`).
 
-    Large images come back reduced (JPEG: DCT-domain ``draft`` keeping at least
-    :data:`PDQ_MIN_DECODE_SIDE` pixels on the shorter side; anything whose longer side is
-    still above :data:`PERCEPTUAL_MAX_SIDE` is then area-averaged down to it).
+    Large images come back reduced to a shorter side of
+    :data:`~matchers.algorithms.PDQ_MIN_DECODE_SIDE` (JPEG: DCT-domain ``draft``, then an area
+    average; others: area average), the longer side at most
+    :data:`~matchers.algorithms.PERCEPTUAL_MAX_SIDE`. Animated GIF, PNG and WebP images also
+    yield up to :data:`~matchers.algorithms.ANIMATION_MAX_HASHED_FRAMES` further frames; a
+    damaged later frame ends the animation quietly (the first frame is what counts).
 
     Raises:
         NotAnImage: unknown signature.
@@ -227,12 +285,12 @@ def decode_image(
                     width=width,
                     height=height,
                 )
-            frames = int(getattr(im, "n_frames", 1))
+            frames = _frame_count(im, data)
             if im.format in ("JPEG", "MPO"):
                 _draft(im, width, height)
             im.load()
-            upright = ImageOps.exif_transpose(im)
-            rgb = _resize_for_hashing(_to_rgb(upright))
+            rgb = _prepare(im)
+            more_frames, inspected = _more_frames(im, frames, width * height)
     except Image.DecompressionBombError:
         raise ImageTooLarge(
             "image exceeds Pillow's decompression-bomb limit", width=width, height=height
@@ -241,7 +299,53 @@ def decode_image(
         raise DecodeError("corrupt", f"{image_format} data could not be identified") from None
     except _DECODE_ERRORS as exc:
         raise _decode_error(exc, image_format, width, height) from None
-    return DecodedImage(rgb=rgb, width=width, height=height, frames=frames)
+    return DecodedImage(
+        rgb=rgb,
+        width=width,
+        height=height,
+        frames=frames,
+        more_frames=more_frames,
+        frames_inspected=inspected,
+    )
+
+
+_ANIMATED_FORMATS: Final = frozenset({"GIF", "PNG", "WEBP"})
+
+
+def _prepare(im: Image.Image) -> Image.Image:
+    """The current frame, upright, as RGB at hashing scale."""
+    return reduce_for_hashing(_to_rgb(ImageOps.exif_transpose(im)))
+
+
+def _frame_count(im: Image.Image, data: bytes) -> int:
+    """Frames in the file. Pillow's GIF ``n_frames`` walks every frame of the file, so GIF
+    frames are counted by :func:`gif_frame_count`, bounded."""
+    if im.format == "GIF":
+        return gif_frame_count(data, ANIMATION_MAX_FRAMES_COUNTED)
+    return int(getattr(im, "n_frames", 1))
+
+
+def _more_frames(im: Image.Image, frames: int, pixels: int) -> tuple[tuple[Image.Image, ...], int]:
+    """Further frames to hash of an animation, and how many frames were decoded in all.
+
+    Frames are reached by decoding every frame before them (GIF and APNG frames are drawn
+    over the previous ones), so at most ANIMATION_MAX_FRAMES_INSPECTED frames and
+    ANIMATION_PIXEL_BUDGET pixels are decoded."""
+    if frames <= 1 or im.format not in _ANIMATED_FORMATS:
+        return (), 1
+    budget = max(1, ANIMATION_PIXEL_BUDGET // max(1, pixels))
+    available = min(frames, ANIMATION_MAX_FRAMES_INSPECTED, budget)
+    more: list[Image.Image] = []
+    inspected = 1
+    for index in frame_schedule(available, ANIMATION_MAX_HASHED_FRAMES)[1:]:
+        try:
+            im.seek(index)
+            im.load()
+        except _DECODE_ERRORS:
+            break
+        inspected = index + 1
+        more.append(_prepare(im))
+    return tuple(more), inspected
 
 
 # warnings.catch_warnings() swaps process-wide state and is not thread-safe (Python < 3.14):
@@ -272,15 +376,10 @@ def _decode_error(
 
 def _draft(im: Image.Image, width: int, height: int) -> None:
     """Ask the JPEG decoder for a 1/2, 1/4 or 1/8 scale decode that keeps enough pixels."""
-    shorter = min(width, height)
-    if shorter <= PDQ_MIN_DECODE_SIDE:
-        return
-    # draft() picks the largest scale whose result is still >= the requested size.
-    target = (
-        -(-width * PDQ_MIN_DECODE_SIDE // shorter),
-        -(-height * PDQ_MIN_DECODE_SIDE // shorter),
-    )
-    im.draft("RGB", target)
+    target = draft_size(width, height)
+    if target is not None:
+        # draft() picks the smallest scale whose result is still >= the requested size.
+        im.draft("RGB", target)
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -312,28 +411,3 @@ def _scale_to_uint8(values: npt.NDArray[np.generic], mode: str) -> npt.NDArray[n
     else:
         scaled = np.zeros_like(samples)
     return np.clip(np.rint(scaled), 0, _UINT8_MAX).astype(np.uint8)
-
-
-def _resize_for_hashing(rgb: Image.Image) -> Image.Image:
-    """Shrink so the longer side is at most PERCEPTUAL_MAX_SIDE (both hashes downsample anyway).
-
-    Measured on generated textures: PDQ of a 1536-pixel downscale is 2-8 bits from the
-    full-resolution PDQ (1024 pixels: 4-14 bits), pHash 0 bits.
-    """
-    width, height = rgb.size
-    longer = max(width, height)
-    if longer <= PERCEPTUAL_MAX_SIDE:
-        return rgb
-    size = (
-        max(1, round(width * PERCEPTUAL_MAX_SIDE / longer)),
-        max(1, round(height * PERCEPTUAL_MAX_SIDE / longer)),
-    )
-    # BOX is an exact area average: as close to full-resolution PDQ/pHash as Lanczos in our
-    # measurements (PDQ itself box-filters) and about 3x faster.
-    return rgb.resize(size, Image.Resampling.BOX)
-
-
-def _pdq(rgb: Image.Image) -> tuple[str, int]:
-    pixels = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
-    bits, quality = pdqhash.compute(pixels)
-    return pdq_bits_to_hex(bits), int(quality)

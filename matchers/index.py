@@ -1,34 +1,41 @@
 """Indexes over hash lists and the :class:`Matcher` that turns a digest into verdicts.
 
 Two small interfaces (STYLE.md point 6): an exact index (hash text -> payloads) and a Hamming
-index (``add`` / ``query(hash, max_distance) -> [(payload, distance)]``). The linear Hamming
-index is the reference implementation and the oracle for faster ones (multi-index hashing,
-FAISS binary indexes), which only need to satisfy :class:`HammingIndex`.
+index (``add`` / ``query(hash, max_distance) -> [(payload, distance)]``, plus the array form
+``search``). The linear Hamming index is the reference implementation and the oracle for the
+multi-index hashing one (:mod:`matchers.mih`), the matcher's default for all but small lists.
+The matcher builds its indexes straight from a list's columns (no object per entry).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from matchers.algorithms import BITS, EXACT_ALGORITHMS, PERCEPTUAL_ALGORITHMS
+from matchers.algorithms import BITS, EXACT_ALGORITHMS
 from matchers.digest import ImageDigest
 from matchers.errors import HashListError, InvalidHash
-from matchers.lists import HashList, ListEntry, Thresholds
+from matchers.lists import ALLOW, HashList, Thresholds
+from matchers.mih import MultiIndexHammingIndex, distances_to, pack_hex
 
 __all__ = [
     "ALGORITHM_PREFERENCE",
     "CONFIRMED",
     "REVIEW",
+    "SMALL_INDEX_ROWS",
     "ExactIndex",
     "HammingIndex",
+    "HammingIndexFactory",
     "LinearHammingIndex",
     "Match",
     "Matcher",
+    "MultiIndexHammingIndex",
+    "SortedExactIndex",
+    "default_index",
 ]
 
 P = TypeVar("P")
@@ -78,7 +85,13 @@ class ExactIndex(Generic[P]):
 
 
 class HammingIndex(Protocol[P]):
-    """What the matcher needs from a perceptual index."""
+    """What the matcher needs from a perceptual index.
+
+    ``add``/``query`` work with hex text and arbitrary payloads; ``search`` is the array form
+    the :class:`Matcher` uses: row numbers (insertion order) and distances of every indexed hash
+    within ``max_distance`` of a packed probe (``bits // 64`` uint64 words), sorted by
+    (distance, row). Implementations must be exact: no hash within the radius is ever missed.
+    """
 
     bits: int
 
@@ -86,13 +99,18 @@ class HammingIndex(Protocol[P]):
 
     def query(self, hash_hex: str, max_distance: int) -> list[tuple[P, int]]: ...
 
+    def search(
+        self, probe: npt.NDArray[np.uint64], max_distance: int
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]: ...
+
     def __len__(self) -> int: ...
 
 
 class LinearHammingIndex(Generic[P]):
     """Brute force over a packed ``uint64`` matrix with ``np.bitwise_count``, vectorised.
 
-    Results are sorted by distance, then insertion order.
+    The reference implementation and the oracle of the faster ones. Results are sorted by
+    distance, then insertion order.
     """
 
     def __init__(self, bits: int) -> None:
@@ -100,8 +118,8 @@ class LinearHammingIndex(Generic[P]):
             raise ValueError(f"bits must be a positive multiple of {_WORD_BITS}, got {bits}")
         self.bits = bits
         self._words = bits // _WORD_BITS
-        self._payloads: list[P] = []
-        self._pending: list[bytes] = []
+        self._payloads: list[P] | None = []
+        self._pending: list[npt.NDArray[np.uint64]] = []
         self._matrix: npt.NDArray[np.uint64] = np.zeros((0, self._words), dtype=np.uint64)
 
     @classmethod
@@ -111,85 +129,174 @@ class LinearHammingIndex(Generic[P]):
             index.add(hash_hex, payload)
         return index
 
-    def _packed(self, hash_hex: str) -> bytes:
-        if len(hash_hex) * 4 != self.bits:
-            raise InvalidHash(f"expected a {self.bits}-bit hash, got {len(hash_hex) * 4} bits")
-        try:
-            return bytes.fromhex(hash_hex)
-        except ValueError:
-            raise InvalidHash(f"{self.bits}-bit hash is not hex") from None
+    @classmethod
+    def from_rows(cls, bits: int, rows: npt.NDArray[np.uint64]) -> LinearHammingIndex[int]:
+        """Index packed rows (shape ``(n, bits // 64)``, not copied); payload = row number."""
+        index: LinearHammingIndex[int] = LinearHammingIndex(bits)
+        if rows.ndim != 2 or rows.shape[1] != index._words or rows.dtype != np.uint64:
+            raise ValueError(f"rows must be uint64 of shape (n, {index._words})")
+        index._payloads = None
+        index._matrix = rows
+        return index
 
     def add(self, hash_hex: str, payload: P) -> None:
-        self._pending.append(self._packed(hash_hex))
+        if self._payloads is None:
+            raise TypeError("an index built from rows takes no further entries")
+        self._pending.append(pack_hex(hash_hex, self.bits))
         self._payloads.append(payload)
 
     def _rows(self) -> npt.NDArray[np.uint64]:
         if self._pending:
-            fresh = np.frombuffer(b"".join(self._pending), dtype=np.uint64)
-            self._matrix = np.concatenate([self._matrix, fresh.reshape(-1, self._words)])
+            self._matrix = np.concatenate([self._matrix, np.stack(self._pending)])
             self._pending.clear()
         return self._matrix
 
-    def query(self, hash_hex: str, max_distance: int) -> list[tuple[P, int]]:
-        probe = np.frombuffer(self._packed(hash_hex), dtype=np.uint64)
+    @property
+    def nbytes(self) -> int:
+        return int(self._rows().nbytes)
+
+    def search(
+        self, probe: npt.NDArray[np.uint64], max_distance: int
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
         rows = self._rows()
+        if probe.shape != (self._words,):
+            raise InvalidHash(f"expected a {self.bits}-bit probe")
         if max_distance < 0 or not len(rows):
-            return []
-        distances = np.bitwise_count(rows ^ probe).sum(axis=1, dtype=np.int64)
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
+        distances = distances_to(rows, probe)
         hits = np.flatnonzero(distances <= max_distance)
         order = hits[np.argsort(distances[hits], kind="stable")]
-        return [(self._payloads[i], int(distances[i])) for i in order]
+        return order, distances[order]
+
+    def query(self, hash_hex: str, max_distance: int) -> list[tuple[P, int]]:
+        found, distances = self.search(pack_hex(hash_hex, self.bits), max_distance)
+        if self._payloads is None:
+            return cast(
+                "list[tuple[P, int]]", list(zip(found.tolist(), distances.tolist(), strict=True))
+            )
+        payloads = self._payloads
+        return [(payloads[i], d) for i, d in zip(found.tolist(), distances.tolist(), strict=True)]
 
     def __len__(self) -> int:
-        return len(self._payloads)
+        return len(self._matrix) + len(self._pending)
 
 
-#: Builds an empty Hamming index for a bit length; swap in a faster implementation here.
-HammingIndexFactory = Callable[[int], HammingIndex[ListEntry]]
+#: Builds a Hamming index over packed rows (``(n, bits // 64)`` uint64); payload = row number.
+HammingIndexFactory = Callable[[int, npt.NDArray[np.uint64]], HammingIndex[int]]
+
+#: Lists with fewer perceptual hashes than this are searched by brute force (faster there).
+SMALL_INDEX_ROWS: Final = 4096
+
+
+def default_index(bits: int, rows: npt.NDArray[np.uint64]) -> HammingIndex[int]:
+    """The matcher's default: brute force for small lists, multi-index hashing otherwise."""
+    if len(rows) < SMALL_INDEX_ROWS:
+        return LinearHammingIndex.from_rows(bits, rows)
+    return MultiIndexHammingIndex.from_rows(bits, rows)
+
+
+class SortedExactIndex:
+    """Exact lookup over a column of raw hashes without a Python object per entry.
+
+    Rows are sorted by their first 8 bytes (as a big-endian integer); a query binary-searches
+    that prefix and compares the full hash of the few rows sharing it.
+    """
+
+    _PREFIX: Final = 8
+
+    def __init__(self, hashes: npt.NDArray[np.uint8]) -> None:
+        self._hashes = hashes
+        prefix = np.ascontiguousarray(hashes[:, : self._PREFIX]).view(">u8").ravel()
+        keys = prefix.astype(np.uint64)
+        self._order = np.argsort(keys).astype(np.uint32 if len(keys) < 2**32 else np.int64)
+        self._keys = keys[self._order]
+
+    def search(self, hash_hex: str) -> npt.NDArray[np.intp]:
+        """Rows whose hash is ``hash_hex`` (ascending)."""
+        width = self._hashes.shape[1]
+        if len(hash_hex) != 2 * width:
+            return np.zeros(0, dtype=np.intp)
+        try:
+            raw = bytes.fromhex(hash_hex)
+        except ValueError:
+            return np.zeros(0, dtype=np.intp)
+        key = np.uint64(int.from_bytes(raw[: self._PREFIX], "big"))
+        low = int(np.searchsorted(self._keys, key, side="left"))
+        high = int(np.searchsorted(self._keys, key, side="right"))
+        rows = self._order[low:high].astype(np.intp)
+        probe = np.frombuffer(raw, dtype=np.uint8)
+        return np.sort(rows[(self._hashes[rows] == probe).all(axis=1)])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._order.nbytes + self._keys.nbytes)
 
 
 class _ListIndex:
-    """All indexes of one hash list."""
+    """All indexes of one hash list, built straight from its columns (shared, not copied)."""
 
     def __init__(self, hash_list: HashList, factory: HammingIndexFactory) -> None:
         self.name = hash_list.name
+        self.list = hash_list
         self.thresholds: Thresholds = hash_list.thresholds
-        self.exact: ExactIndex[ListEntry] = ExactIndex()
-        self.perceptual: dict[str, HammingIndex[ListEntry]] = {
-            name: factory(BITS[name]) for name in PERCEPTUAL_ALGORITHMS
-        }
-        for entry in hash_list.entries:
-            if entry.algorithm in EXACT_ALGORITHMS:
-                self.exact.add(f"{entry.algorithm}:{entry.hash}", entry)
+        self.exact: dict[str, SortedExactIndex] = {}
+        self.perceptual: dict[str, HammingIndex[int]] = {}
+        for algorithm, column in hash_list.columns.items():
+            if not len(column):
+                continue
+            if algorithm in EXACT_ALGORITHMS:
+                self.exact[algorithm] = SortedExactIndex(column.hashes)
             else:
-                self.perceptual[entry.algorithm].add(entry.hash, entry)
+                self.perceptual[algorithm] = factory(BITS[algorithm], column.words())
 
     def candidates(self, digest: ImageDigest, *, confirmed_only: bool) -> list[Match]:
-        """Every (entry, algorithm, distance) hit of ``digest`` in this list."""
+        """Every (entry, algorithm, distance) hit of ``digest`` in this list; for perceptual
+        algorithms, the smallest distance over all the digest's variants."""
         found: list[Match] = []
-        for algorithm in EXACT_ALGORITHMS:
-            value = getattr(digest, algorithm)
-            for entry in self.exact.query(f"{algorithm}:{value}"):
-                found.append(self._match(entry, algorithm, 0, CONFIRMED))
-        for algorithm, value in self._perceptual_hashes(digest):
+        for algorithm, exact in self.exact.items():
+            for row in exact.search(getattr(digest, algorithm)).tolist():
+                found.append(self._match(algorithm, row, 0, CONFIRMED))
+        for algorithm, probes in self._perceptual_hashes(digest):
+            index = self.perceptual.get(algorithm)
+            if index is None:
+                continue
             confirm = self.thresholds.confirm(algorithm)
             limit = confirm if confirmed_only else self.thresholds.review(algorithm)
-            for entry, distance in self.perceptual[algorithm].query(value, limit):
+            best: dict[int, int] = {}
+            for probe in probes:
+                rows, distances = index.search(pack_hex(probe, index.bits), limit)
+                for row, distance in zip(rows.tolist(), distances.tolist(), strict=True):
+                    if distance < best.get(row, distance + 1):
+                        best[row] = distance
+            for row, distance in best.items():
                 verdict = CONFIRMED if distance <= confirm else REVIEW
-                found.append(self._match(entry, algorithm, distance, verdict))
+                found.append(self._match(algorithm, row, distance, verdict))
         return found
 
-    def _perceptual_hashes(self, digest: ImageDigest) -> list[tuple[str, str]]:
-        hashes: list[tuple[str, str]] = []
+    def _perceptual_hashes(self, digest: ImageDigest) -> list[tuple[str, list[str]]]:
+        """(algorithm, hashes to query): the canonical hash plus its variants, if any."""
+        hashes: list[tuple[str, list[str]]] = []
         quality = digest.pdq_quality if digest.pdq_quality is not None else -1
         if digest.pdq is not None and quality >= self.thresholds.pdq_min_quality:
-            hashes.append(("pdq", digest.pdq))
+            hashes.append(("pdq", _with_variants(digest.pdq, getattr(digest, "pdq_variants", ()))))
         if digest.phash is not None:
-            hashes.append(("phash", digest.phash))
+            variants = getattr(digest, "phash_variants", ())
+            hashes.append(("phash", _with_variants(digest.phash, variants)))
         return hashes
 
-    def _match(self, entry: ListEntry, algorithm: str, distance: int, verdict: str) -> Match:
-        return Match(self.name, entry.id, entry.category, algorithm, distance, verdict)
+    def _match(self, algorithm: str, row: int, distance: int, verdict: str) -> Match:
+        return Match(
+            self.name,
+            self.list.entry_id(algorithm, row),
+            self.list.entry_category(algorithm, row),
+            algorithm,
+            distance,
+            verdict,
+        )
+
+
+def _with_variants(canonical: str, variants: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys([canonical, *(variants or ())]))
 
 
 def _preference(match: Match) -> tuple[int, int, int]:
@@ -203,7 +310,12 @@ class Matcher:
     review, then exact beats perceptual (sha256 > sha1 > md5 > pdq > phash), then the smaller
     distance. Results are sorted by list name, verdict (confirmed first), algorithm preference,
     distance and entry id. If the image matches any allow-list entry within that allow-list's
-    confirm threshold, nothing is returned.
+    confirm threshold, nothing is returned. Every hash in ``digest.pdq_variants`` /
+    ``digest.phash_variants`` (mirrored/rotated copies, animation frames) is queried too.
+
+    A matcher is immutable: :meth:`with_list` and :meth:`without_list` return a new one that
+    shares the indexes of every unchanged list, so a new list version is swapped in one list at
+    a time (only that list is ever held twice, while its new index is built).
     """
 
     def __init__(
@@ -211,14 +323,67 @@ class Matcher:
         lists: Sequence[HashList],
         allow: Sequence[HashList] = (),
         *,
-        index_factory: HammingIndexFactory = LinearHammingIndex,
+        index_factory: HammingIndexFactory = default_index,
     ) -> None:
-        names = [hash_list.name for hash_list in lists]
+        names = [hash_list.name for hash_list in [*lists, *allow]]
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
             raise HashListError(duplicated[0], None, None, "list name used more than once")
-        self._lists = [_ListIndex(hash_list, index_factory) for hash_list in lists]
-        self._allow = [_ListIndex(hash_list, index_factory) for hash_list in allow]
+        self._factory = index_factory
+        self._lists = tuple(_ListIndex(hash_list, index_factory) for hash_list in lists)
+        self._allow = tuple(_ListIndex(hash_list, index_factory) for hash_list in allow)
+
+    @classmethod
+    def _from_indexes(
+        cls,
+        lists: Iterable[_ListIndex],
+        allow: Iterable[_ListIndex],
+        factory: HammingIndexFactory,
+    ) -> Matcher:
+        matcher = cls.__new__(cls)
+        matcher._factory = factory
+        matcher._lists = tuple(lists)
+        matcher._allow = tuple(allow)
+        return matcher
+
+    @property
+    def lists(self) -> tuple[HashList, ...]:
+        """The known lists, in the order given."""
+        return tuple(index.list for index in self._lists)
+
+    @property
+    def allow_lists(self) -> tuple[HashList, ...]:
+        return tuple(index.list for index in self._allow)
+
+    def with_list(self, hash_list: HashList, *, allow: bool | None = None) -> Matcher:
+        """A new matcher with ``hash_list`` added or replacing the list of the same name.
+
+        It goes with the allow-lists if ``allow`` is true (default: ``hash_list.kind ==
+        "allow"``). The other lists' indexes are shared with this matcher, not rebuilt.
+        """
+        is_allow = hash_list.kind == ALLOW if allow is None else allow
+        fresh = _ListIndex(hash_list, self._factory)
+        lists = [i for i in self._lists if i.name != hash_list.name]
+        allows = [i for i in self._allow if i.name != hash_list.name]
+        target = allows if is_allow else lists
+        old = [i.name for i in (self._allow if is_allow else self._lists)]
+        position = old.index(hash_list.name) if hash_list.name in old else len(target)
+        target.insert(position, fresh)
+        return self._from_indexes(lists, allows, self._factory)
+
+    def without_list(self, name: str) -> Matcher:
+        """A new matcher without the list (known or allow) called ``name``.
+
+        Raises:
+            KeyError: no such list.
+        """
+        if name not in {i.name for i in (*self._lists, *self._allow)}:
+            raise KeyError(name)
+        return self._from_indexes(
+            (i for i in self._lists if i.name != name),
+            (i for i in self._allow if i.name != name),
+            self._factory,
+        )
 
     def allowed(self, digest: ImageDigest) -> bool:
         """True if an allow-list entry matches ``digest`` at its confirm threshold."""

@@ -21,14 +21,19 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, overload
 
+import numpy as np
+import numpy.typing as npt
+
+from matchers import codec
 from matchers.algorithms import (
     ALGORITHMS,
     BITS,
+    HEX_LENGTHS,
     PDQ_CONFIRM_THRESHOLD,
     PDQ_MIN_QUALITY,
     PDQ_REVIEW_THRESHOLD,
@@ -36,6 +41,7 @@ from matchers.algorithms import (
     PHASH_REVIEW_THRESHOLD,
     normalize_hash,
 )
+from matchers.codec import StringTable
 from matchers.digest import digest_bytes
 from matchers.errors import HashListError, InvalidHash
 from matchers.sniff import SNIFF_BYTES, sniff_image
@@ -43,6 +49,8 @@ from matchers.sniff import SNIFF_BYTES, sniff_image
 __all__ = [
     "CSV_COLUMNS",
     "MAX_ID_LENGTH",
+    "EntriesView",
+    "HashColumn",
     "HashList",
     "ListEntry",
     "Thresholds",
@@ -63,7 +71,8 @@ MAX_ID_LENGTH: Final = 256
 DIRECTORY_ID_HEX_CHARS: Final = 16
 _LIST_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PDQ_QUALITY_MAX: Final = 100
-_SERIAL_MAGIC: Final = b"HLHL1\n"
+_SERIAL_MAGIC_V1: Final = b"HLHL1\n"
+_SERIAL_MAGIC: Final = b"HLHL2\n"
 _SERIAL_SOURCE: Final = "<serialized hash list>"
 #: Upper bound on the decompressed size of a serialized list (defends against zlib bombs).
 MAX_SERIALIZED_JSON_BYTES: Final = 2**31
@@ -159,60 +168,297 @@ KNOWN = "known"
 ALLOW = "allow"
 LIST_KINDS = (KNOWN, ALLOW)
 
+#: Id number meaning "the default id" (``algorithm:hash``); id ``k >= 1`` is ``ids[k - 1]``.
+DEFAULT_ID: Final = 0
 
-@dataclass
+
+@dataclass(frozen=True, slots=True, eq=False)
+class HashColumn:
+    """The entries of one algorithm, column-wise: row ``i`` is one entry.
+
+    ``hashes`` holds the raw hash bytes (shape ``(n, bits // 8)``, the hex text unhexlified);
+    ``ids`` numbers into the list's id table (:data:`DEFAULT_ID` for ``algorithm:hash``, else
+    ``k`` for ``id_table[k - 1]``); ``categories`` numbers into its category table.
+    """
+
+    hashes: npt.NDArray[np.uint8]
+    ids: npt.NDArray[np.unsignedinteger[Any]]
+    categories: npt.NDArray[np.unsignedinteger[Any]]
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.hashes.nbytes + self.ids.nbytes + self.categories.nbytes)
+
+    def words(self) -> npt.NDArray[np.uint64]:
+        """The hashes as ``uint64`` rows (a view when the bytes allow it): for Hamming indexes."""
+        return np.ascontiguousarray(self.hashes).view(np.uint64)
+
+
+def _number_type(size: int) -> type[np.unsignedinteger[Any]]:
+    for candidate in (np.uint8, np.uint16, np.uint32):
+        if size <= np.iinfo(candidate).max:
+            return candidate
+    return np.uint64
+
+
+class EntriesView(Sequence[ListEntry]):
+    """Read-only sequence of a :class:`HashList`'s entries, made on demand.
+
+    Entries come grouped by algorithm (md5, sha1, sha256, pdq, phash), in list order within
+    each; ``len`` is free. Compares equal to any sequence of the same entries.
+    """
+
+    def __init__(self, hash_list: HashList) -> None:
+        self._list = hash_list
+
+    def __len__(self) -> int:
+        return self._list.total
+
+    @overload
+    def __getitem__(self, index: int) -> ListEntry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ListEntry]: ...
+
+    def __getitem__(self, index: int | slice) -> ListEntry | list[ListEntry]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("entry index out of range")
+        for algorithm, column in self._list.columns.items():
+            if index < len(column):
+                return self._list.entry(algorithm, index)
+            index -= len(column)
+        raise IndexError("entry index out of range")  # pragma: no cover - sizes agree
+
+    def __iter__(self) -> Iterator[ListEntry]:
+        for algorithm, column in self._list.columns.items():
+            for row in range(len(column)):
+                yield self._list.entry(algorithm, row)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} entries of {self._list.name!r}>"
+
+
 class HashList:
-    """A named list of hashes with its thresholds; ``created`` is an ISO 8601 UTC timestamp."""
+    """A named list of hashes with its thresholds; ``created`` is an ISO 8601 UTC timestamp.
 
-    name: str
-    entries: list[ListEntry]
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    version: int = 1
-    created: str = ""
-    kind: str = KNOWN  # KNOWN: matches are reported; ALLOW: known false positives, always win
+    Entries are held column-wise (:class:`HashColumn` per algorithm, plus two string tables
+    for entry ids and categories), so a list of millions costs no Python object per entry.
+    ``HashList(name, entries=[ListEntry, ...])`` builds the columns; :meth:`from_columns`
+    takes them ready-made; :attr:`entries` is a lazy view for small lists and old callers.
+    """
 
-    def __post_init__(self) -> None:
-        validate_list_name(self.name)
-        if self.kind not in LIST_KINDS:
+    def __init__(
+        self,
+        name: str,
+        entries: Iterable[ListEntry] = (),
+        thresholds: Thresholds | None = None,
+        version: int = 1,
+        created: str = "",
+        kind: str = KNOWN,
+    ) -> None:
+        columns, id_table, category_table = _columns_from_entries(name, entries)
+        self._setup(name, columns, id_table, category_table, thresholds, version, created, kind)
+
+    def _setup(
+        self,
+        name: str,
+        columns: Mapping[str, HashColumn],
+        id_table: StringTable,
+        category_table: StringTable,
+        thresholds: Thresholds | None,
+        version: int,
+        created: str,
+        kind: str,
+    ) -> None:
+        self.name = validate_list_name(name)
+        if kind not in LIST_KINDS:
             raise HashListError(
-                self.name,
-                None,
-                "kind",
-                f"must be one of {', '.join(LIST_KINDS)}, got {self.kind!r}",
+                name, None, "kind", f"must be one of {', '.join(LIST_KINDS)}, got {kind!r}"
             )
+        self.kind = kind
+        self.thresholds = thresholds if thresholds is not None else Thresholds()
+        self.version = version
+        self.created = created
+        self.columns: dict[str, HashColumn] = {
+            algorithm: columns[algorithm] for algorithm in ALGORITHMS if algorithm in columns
+        }
+        self.id_table = id_table
+        self.category_table = category_table
+
+    @classmethod
+    def from_columns(
+        cls,
+        name: str,
+        columns: Mapping[str, HashColumn],
+        id_table: StringTable,
+        category_table: StringTable,
+        *,
+        thresholds: Thresholds | None = None,
+        version: int = 1,
+        created: str = "",
+        kind: str = KNOWN,
+        source: str = "<hash list columns>",
+    ) -> HashList:
+        """A list from ready-made columns (arrays are kept, not copied), validated.
+
+        Raises:
+            HashListError: unknown algorithm, wrong shapes or dtypes, numbers outside the
+                tables, or an invalid id/category string.
+        """
+        _check_columns(source, columns, id_table, category_table)
+        hash_list = cls.__new__(cls)
+        hash_list._setup(
+            name, columns, id_table, category_table, thresholds, version, created, kind
+        )
+        return hash_list
+
+    @property
+    def entries(self) -> EntriesView:
+        return EntriesView(self)
+
+    @property
+    def total(self) -> int:
+        return sum(len(column) for column in self.columns.values())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the columns and string tables."""
+        columns = sum(column.nbytes for column in self.columns.values())
+        return columns + self.id_table.nbytes + self.category_table.nbytes
+
+    def entry_id(self, algorithm: str, row: int) -> str:
+        column = self.columns[algorithm]
+        number = int(column.ids[row])
+        if number == DEFAULT_ID:
+            return f"{algorithm}:{column.hashes[row].tobytes().hex()}"
+        return self.id_table[number - 1]
+
+    def entry_category(self, algorithm: str, row: int) -> str:
+        return self.category_table[int(self.columns[algorithm].categories[row])]
+
+    def entry(self, algorithm: str, row: int) -> ListEntry:
+        hash_hex = self.columns[algorithm].hashes[row].tobytes().hex()
+        return ListEntry(
+            algorithm, hash_hex, self.entry_id(algorithm, row), self.entry_category(algorithm, row)
+        )
 
     def counts(self) -> dict[str, int]:
         """Number of entries per algorithm; every algorithm is present (0 if none)."""
         counts = dict.fromkeys(ALGORITHMS, 0)
-        for entry in self.entries:
-            counts[entry.algorithm] += 1
+        for algorithm, column in self.columns.items():
+            counts[algorithm] = len(column)
         return counts
 
+    def _metadata(self) -> tuple[object, ...]:
+        return (self.name, self.kind, self.thresholds, self.version, self.created)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HashList):
+            return NotImplemented
+        if self._metadata() != other._metadata() or self.counts() != other.counts():
+            return False
+        same_arrays = (
+            self.id_table == other.id_table
+            and self.category_table == other.category_table
+            and all(
+                np.array_equal(mine.hashes, theirs.hashes)
+                and np.array_equal(mine.ids, theirs.ids)
+                and np.array_equal(mine.categories, theirs.categories)
+                for mine, theirs in zip(self.columns.values(), other.columns.values(), strict=True)
+            )
+        )
+        return same_arrays or self.entries == other.entries
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"HashList(name={self.name!r}, kind={self.kind!r}, version={self.version}, "
+            f"entries={self.total}, thresholds={self.thresholds!r})"
+        )
+
     def to_bytes(self) -> bytes:
-        """Compact serialized form (magic line + zlib-compressed JSON) for Redis."""
-        document = {
+        """Compact binary form for Redis (:mod:`matchers.codec`: header + numpy buffers)."""
+        meta = {
             "name": self.name,
             "version": self.version,
             "created": self.created,
             "kind": self.kind,
             "thresholds": self.thresholds.as_dict(),
-            "entries": [[e.algorithm, e.hash, e.id, e.category] for e in self.entries],
+            "algorithms": list(self.columns),
         }
-        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-        return _SERIAL_MAGIC + zlib.compress(text.encode("utf-8"), 6)
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "ids.blob": self.id_table.blob,
+            "ids.offsets": self.id_table.offsets,
+            "categories.blob": self.category_table.blob,
+            "categories.offsets": self.category_table.offsets,
+        }
+        for algorithm, column in self.columns.items():
+            arrays[f"{algorithm}.hashes"] = column.hashes
+            arrays[f"{algorithm}.ids"] = column.ids
+            arrays[f"{algorithm}.categories"] = column.categories
+        return codec.encode(_SERIAL_MAGIC, meta, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HashList:
-        """Inverse of :meth:`to_bytes`; everything is validated again.
+        """Inverse of :meth:`to_bytes`; everything is validated again. Also reads the older
+        JSON form (``HLHL1``).
 
         Raises:
             HashListError: the blob is not a serialized list or any part of it is invalid.
         """
-        if not data.startswith(_SERIAL_MAGIC):
-            raise HashListError(_SERIAL_SOURCE, None, None, "not a serialized hash list")
+        if data.startswith(_SERIAL_MAGIC_V1):
+            return cls._from_json_bytes(data)
+        meta, arrays = codec.decode(_SERIAL_MAGIC, data, source=_SERIAL_SOURCE)
+        try:
+            algorithms = [str(name) for name in meta["algorithms"]]
+            thresholds = Thresholds(**meta["thresholds"])
+            id_table = StringTable(arrays["ids.blob"], arrays["ids.offsets"])
+            category_table = StringTable(arrays["categories.blob"], arrays["categories.offsets"])
+            unknown = [name for name in algorithms if name not in ALGORITHMS]
+            if unknown or len(set(algorithms)) != len(algorithms):
+                raise HashListError(_SERIAL_SOURCE, None, "algorithm", f"bad algorithms {unknown}")
+            columns = {
+                name: HashColumn(
+                    arrays[f"{name}.hashes"], arrays[f"{name}.ids"], arrays[f"{name}.categories"]
+                )
+                for name in algorithms
+            }
+            return cls.from_columns(
+                str(meta["name"]),
+                columns,
+                id_table,
+                category_table,
+                thresholds=thresholds,
+                version=int(meta["version"]),
+                created=str(meta["created"]),
+                kind=str(meta["kind"]),
+                source=_SERIAL_SOURCE,
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            reason = f"malformed serialized list ({type(exc).__name__})"
+            raise HashListError(_SERIAL_SOURCE, None, None, reason) from None
+
+    @classmethod
+    def _from_json_bytes(cls, data: bytes) -> HashList:
+        """The older form: magic line + zlib-compressed JSON with one array per entry."""
         try:
             inflater = zlib.decompressobj()
-            raw = inflater.decompress(data[len(_SERIAL_MAGIC) :], MAX_SERIALIZED_JSON_BYTES)
+            raw = inflater.decompress(data[len(_SERIAL_MAGIC_V1) :], MAX_SERIALIZED_JSON_BYTES)
             if inflater.unconsumed_tail:
                 raise HashListError(_SERIAL_SOURCE, None, None, "serialized list is too large")
             document = json.loads(raw.decode("utf-8"))
@@ -234,7 +480,7 @@ class HashList:
                 )
                 for algorithm, hash_text, entry_id, category in document["entries"]
             ]
-            hash_list = cls(
+            return cls(
                 name=document["name"],
                 entries=entries,
                 thresholds=thresholds,
@@ -245,7 +491,86 @@ class HashList:
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             reason = f"malformed serialized list ({type(exc).__name__})"
             raise HashListError(_SERIAL_SOURCE, None, None, reason) from None
-        return hash_list
+
+
+def _columns_from_entries(
+    name: str, entries: Iterable[ListEntry]
+) -> tuple[dict[str, HashColumn], StringTable, StringTable]:
+    """Group entries by algorithm into columns; ids and categories into string tables."""
+    grouped: dict[str, list[ListEntry]] = {}
+    for entry in entries:
+        if entry.algorithm not in ALGORITHMS:
+            reason = (
+                f"unknown algorithm {entry.algorithm!r}, expected one of: {', '.join(ALGORITHMS)}"
+            )
+            raise HashListError(name, None, "algorithm", reason)
+        grouped.setdefault(entry.algorithm, []).append(entry)
+    id_numbers: dict[str, int] = {}
+    category_numbers: dict[str, int] = {"": 0}
+    columns: dict[str, HashColumn] = {}
+    for algorithm in ALGORITHMS:
+        group = grouped.get(algorithm)
+        if not group:
+            continue
+        hexes = [entry.hash for entry in group]
+        joined = "".join(hexes)
+        length = HEX_LENGTHS[algorithm]
+        if any(len(h) != length for h in hexes) or joined != joined.lower():
+            raise HashListError(
+                name, None, "hash", f"{algorithm} hashes must be {length} lowercase hex characters"
+            )
+        try:
+            raw = bytes.fromhex(joined)
+        except ValueError:
+            raise HashListError(name, None, "hash", f"{algorithm} hash is not hex") from None
+        hashes = np.frombuffer(raw, dtype=np.uint8).reshape(len(group), length // 2)
+        ids = np.zeros(len(group), dtype=np.uint32)
+        categories = np.zeros(len(group), dtype=np.uint32)
+        for row, entry in enumerate(group):
+            if entry.id and entry.id != f"{algorithm}:{entry.hash}":
+                ids[row] = id_numbers.setdefault(entry.id, len(id_numbers) + 1)
+            categories[row] = category_numbers.setdefault(entry.category, len(category_numbers))
+        columns[algorithm] = HashColumn(hashes, ids, categories)
+    id_type = _number_type(len(id_numbers))
+    category_type = _number_type(len(category_numbers) - 1)
+    columns = {
+        algorithm: HashColumn(
+            column.hashes, column.ids.astype(id_type), column.categories.astype(category_type)
+        )
+        for algorithm, column in columns.items()
+    }
+    return (
+        columns,
+        StringTable.from_strings(id_numbers),
+        StringTable.from_strings(category_numbers),
+    )
+
+
+def _check_columns(
+    source: str,
+    columns: Mapping[str, HashColumn],
+    id_table: StringTable,
+    category_table: StringTable,
+) -> None:
+    id_table.check(source=source, field="id", max_chars=MAX_ID_LENGTH, allow_empty=False)
+    category_table.check(source=source, field="category", max_chars=MAX_ID_LENGTH, allow_empty=True)
+    for algorithm, column in columns.items():
+        if algorithm not in ALGORITHMS:
+            raise HashListError(source, None, "algorithm", f"unknown algorithm {algorithm!r}")
+        width = HEX_LENGTHS[algorithm] // 2
+        n = len(column.hashes)
+        if column.hashes.dtype != np.uint8 or column.hashes.shape != (n, width):
+            reason = f"{algorithm} hashes must be uint8 of shape (n, {width})"
+            raise HashListError(source, None, "hash", reason)
+        for field, numbers, limit in (
+            ("id", column.ids, len(id_table) + 1),
+            ("category", column.categories, len(category_table)),
+        ):
+            if numbers.shape != (n,) or numbers.dtype.kind != "u":
+                reason = f"{algorithm} {field} numbers must be unsigned, one per hash"
+                raise HashListError(source, None, field, reason)
+            if n and int(numbers.max()) >= limit:
+                raise HashListError(source, None, field, f"{algorithm} {field} number out of range")
 
 
 def _checked_entry(

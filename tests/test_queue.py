@@ -3,12 +3,9 @@
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-import pytest
 import redis
 
-from matchers.lists import HashList, ListEntry
 from takedown.keys import Keys
-from takedown.lists import ListNotFound, ListStore
 from takedown.queue import HitQueue, HitRecord, incident_id
 
 RECORD = HitRecord(
@@ -94,26 +91,3 @@ def test_stream_never_holds_more_than_the_record(
     queue.enqueue(RECORD)
     ((_, fields),) = redis_client.xrange(f"{redis_prefix}hits")
     assert {k.decode() for k in fields} == set(RECORD.to_fields())
-
-
-def test_list_store_versions_and_removal(redis_client: redis.Redis, redis_prefix: str) -> None:
-    store = ListStore(redis_client, Keys(redis_prefix))
-    entries = [
-        ListEntry("sha256", "a" * 64, "k01", "test"),
-        ListEntry("phash", "0f" * 8, "k01", "test"),
-    ]
-    first = store.save(HashList(name="known", entries=entries))
-    second = store.save(HashList(name="known", entries=entries[:1]))
-    assert (first.version, second.version) == (1, 2)
-    assert store.names() == ["known"]
-    loaded = store.load("known")
-    assert loaded.entries == entries[:1]
-    assert loaded.version == 2
-    (info,) = store.info()
-    assert info.counts["sha256"] == 1 and info.counts["phash"] == 0 and info.total == 1
-    store.remove("known")
-    assert store.names() == []
-    with pytest.raises(ListNotFound):
-        store.load("known")
-    with pytest.raises(ListNotFound):
-        store.remove("known")

@@ -321,9 +321,7 @@ class HotlineSpider(Spider):
             logger.info("not hashed %s: %s", url, exc)
             return None
         self._inc("matcher/hashed")
-        if digest.error:
-            self._inc("matcher/decode_error")
-            self._inc(f"matcher/{digest.error}")
+        if digest.error:  # counted by the match pipeline (matcher/decode_error/<code>)
             logger.info("image %s hashed by bytes only: %s", url, digest.error)
         return digest
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from pathlib import Path
 
@@ -229,20 +230,38 @@ def test_serialization_round_trip() -> None:
 
 def test_serialization_rejects_garbage() -> None:
     blob = sample_list().to_bytes()
-    magic_length = blob.index(b"\n") + 1
     with pytest.raises(HashListError, match="not a serialized hash list"):
         HashList.from_bytes(b"garbage")
+    with pytest.raises(HashListError, match="truncated"):
+        HashList.from_bytes(blob[:-1])
+    # Corruption anywhere in the payload is caught by the checksum (tests/matchers/test_codec.py
+    # covers forged headers and invalid ids that carry a correct checksum).
+    corrupted = bytearray(blob)
+    corrupted[-70] ^= 0x01
+    with pytest.raises(HashListError, match="checksum"):
+        HashList.from_bytes(bytes(corrupted))
+
+
+def test_reads_the_older_json_form() -> None:
+    original = sample_list()
+    document = {
+        "name": original.name,
+        "version": original.version,
+        "created": original.created,
+        "kind": original.kind,
+        "thresholds": original.thresholds.as_dict(),
+        "entries": [[e.algorithm, e.hash, e.id, e.category] for e in original.entries],
+    }
+    old = b"HLHL1\n" + zlib.compress(json.dumps(document).encode())
+    assert HashList.from_bytes(old) == original
     with pytest.raises(HashListError, match="cannot decode"):
-        HashList.from_bytes(blob[:magic_length] + b"not zlib")
-    tampered = blob[:magic_length] + zlib.compress(
-        zlib.decompress(blob[magic_length:]).replace(MD5.encode(), MD5.upper().encode())
-    )
+        HashList.from_bytes(b"HLHL1\nnot zlib")
+    tampered = json.dumps(document).replace(MD5, MD5.upper()).encode()
     with pytest.raises(HashListError) as info:
-        HashList.from_bytes(tampered)
+        HashList.from_bytes(b"HLHL1\n" + zlib.compress(tampered))
     assert info.value.field == "hash"
-    missing = blob[:magic_length] + zlib.compress(b'{"name":"x"}')
     with pytest.raises(HashListError, match="malformed"):
-        HashList.from_bytes(missing)
+        HashList.from_bytes(b"HLHL1\n" + zlib.compress(b'{"name":"x"}'))
 
 
 # --- build_from_directory --------------------------------------------------------------

@@ -1,0 +1,373 @@
+"""Multi-index hashing: exact Hamming range search over millions of packed hashes.
+
+After Norouzi, Punjani and Fleet, *Fast Search in Hamming Space with Multi-Index Hashing*
+(CVPR 2012). A ``bits``-bit hash is cut into ``m`` disjoint chunks of consecutive bits. If two
+hashes are within distance ``r`` and ``r = s * m + a`` (``0 <= a < m``), then one of the first
+``a + 1`` chunks differs in at most ``s`` bits, or one of the other chunks in at most ``s - 1``
+bits (otherwise the distance would be at least ``(a + 1)(s + 1) + (m - a - 1) s = r + 1``).
+
+For every chunk the index keeps the row numbers sorted by chunk value plus an offsets table
+(``offsets[v] .. offsets[v + 1]`` are the rows whose chunk equals ``v``), like a CSR matrix. A
+query enumerates the chunk values within the small per-chunk radius (XOR with precomputed
+masks), gathers the rows of those buckets, and verifies every candidate with
+``np.bitwise_count`` on the packed ``uint64`` rows: results are exact, never approximate.
+Everything is numpy; no Python loop runs per entry or per candidate.
+
+Chunk widths follow the list size (about ``log2(n)`` bits, so a bucket holds a few rows) within
+a memory budget for the offsets tables; :func:`plan_chunks` picks them with a cost model of the
+lookups and candidates at the radii the matcher uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from typing import Final, Generic, TypeVar, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from matchers.algorithms import (
+    PDQ_CONFIRM_THRESHOLD,
+    PDQ_REVIEW_THRESHOLD,
+    PHASH_CONFIRM_THRESHOLD,
+    PHASH_REVIEW_THRESHOLD,
+)
+from matchers.errors import InvalidHash
+
+__all__ = [
+    "DEFAULT_RADII",
+    "MAX_CHUNK_BITS",
+    "MultiIndexHammingIndex",
+    "distances_to",
+    "pack_hex",
+    "plan_chunks",
+]
+
+P = TypeVar("P")
+
+WORD_BITS: Final = 64
+#: Widest chunk: its offsets table has 2**MAX_CHUNK_BITS + 1 entries.
+MAX_CHUNK_BITS: Final = 24
+#: Narrowest chunk considered by the planner.
+MIN_CHUNK_BITS: Final = 4
+#: Bytes of offsets tables allowed per indexed row (at least _MIN_OFFSETS_BYTES in all).
+OFFSETS_BYTES_PER_ROW: Final = 16
+_MIN_OFFSETS_BYTES: Final = 1 << 20
+#: At most this many chunks (each costs 4 bytes per row for its sorted row numbers).
+MAX_CHUNKS: Final = 16
+#: Radii the planner optimises for, by bit length: the matcher's confirm and review bands.
+DEFAULT_RADII: Final[dict[int, tuple[int, ...]]] = {
+    256: (PDQ_CONFIRM_THRESHOLD, PDQ_REVIEW_THRESHOLD),
+    64: (PHASH_CONFIRM_THRESHOLD, PHASH_REVIEW_THRESHOLD),
+}
+#: Cost model: a gathered candidate costs this many bucket lookups.
+_CANDIDATE_COST: Final = 3.0
+_LOW32: Final = np.uint64(0xFFFFFFFF)
+
+
+def pack_hex(hash_hex: str, bits: int) -> npt.NDArray[np.uint64]:
+    """A hex hash as ``bits // 64`` uint64 words (the hex bytes in memory order).
+
+    Raises:
+        InvalidHash: wrong length or not hex.
+    """
+    if len(hash_hex) * 4 != bits:
+        raise InvalidHash(f"expected a {bits}-bit hash, got {len(hash_hex) * 4} bits")
+    try:
+        raw = bytes.fromhex(hash_hex)
+    except ValueError:
+        raise InvalidHash(f"{bits}-bit hash is not hex") from None
+    return np.frombuffer(raw, dtype=np.uint64)
+
+
+def _split(bits: int, m: int) -> tuple[int, ...]:
+    base, extra = divmod(bits, m)
+    return (base + 1,) * extra + (base,) * (m - extra)
+
+
+def _lookups(width: int, radius: int) -> int:
+    return sum(math.comb(width, k) for k in range(radius + 1)) if radius >= 0 else 0
+
+
+def _radii(widths: Sequence[int], radius: int, n: int) -> tuple[int, ...]:
+    """Per-chunk search radius: ``s`` for ``a + 1`` chunks, ``s - 1`` for the others.
+
+    Which chunks get ``s`` is free (the bound holds for any choice); the cheapest are chosen.
+    """
+    m = len(widths)
+    s, a = divmod(radius, m)
+    extra = [
+        _chunk_cost(w, s, n) - _chunk_cost(w, s - 1, n) for w in widths
+    ]  # cost of raising a chunk from s - 1 to s
+    raised = set(sorted(range(m), key=lambda j: (extra[j], j))[: a + 1])
+    return tuple(s if j in raised else s - 1 for j in range(m))
+
+
+def _chunk_cost(width: int, radius: int, n: int) -> float:
+    lookups = _lookups(width, radius)
+    return lookups * (1.0 + _CANDIDATE_COST * n / 2.0**width)
+
+
+def _cost(widths: Sequence[int], radius: int, n: int) -> float:
+    return sum(_chunk_cost(w, s, n) for w, s in zip(widths, _radii(widths, radius, n), strict=True))
+
+
+def plan_chunks(bits: int, n: int, radii: Iterable[int]) -> tuple[int, ...]:
+    """Chunk widths (summing to ``bits``) minimising the cost model over ``radii``.
+
+    Constraints: at most :data:`MAX_CHUNKS` chunks, each at most :data:`MAX_CHUNK_BITS` wide, and
+    offsets tables within ``OFFSETS_BYTES_PER_ROW * n`` bytes (at least 1 MiB).
+    """
+    wanted = [r for r in radii if 0 <= r < bits] or [0]
+    budget = max(_MIN_OFFSETS_BYTES, OFFSETS_BYTES_PER_ROW * n)
+    best: tuple[float, tuple[int, ...]] | None = None
+    for m in range(1, min(MAX_CHUNKS, bits // MIN_CHUNK_BITS) + 1):
+        widths = _split(bits, m)
+        if widths[0] > MAX_CHUNK_BITS:
+            continue
+        if sum(4 * (2**w + 1) for w in widths) > budget:
+            continue
+        cost = sum(_cost(widths, r, n) for r in wanted)
+        if best is None or cost < best[0]:
+            best = (cost, widths)
+    if best is None:  # nothing fits the budget: as many chunks as allowed
+        return _split(bits, min(MAX_CHUNKS, bits // MIN_CHUNK_BITS))
+    return best[1]
+
+
+_FOUR_WORDS: Final = 4
+_BYTE_SUM: Final = np.uint32(0x01010101)
+_ALL_64: Final = np.uint32(0x40404040)  # four words of 64 differing bits each: distance 256
+
+
+def distances_to(
+    rows: npt.NDArray[np.uint64], probe: npt.NDArray[np.uint64]
+) -> npt.NDArray[np.int64]:
+    """Hamming distance of every packed row to ``probe`` (``np.bitwise_count`` per word).
+
+    Summing the per-word counts along a short axis is slow in numpy; for one and four words
+    (pHash, PDQ) the counts are added without a reduction.
+    """
+    counts: npt.NDArray[np.uint8] = np.bitwise_count(rows ^ probe)
+    words = rows.shape[1]
+    total: npt.NDArray[np.int64]
+    if words == 1:
+        total = counts.ravel().astype(np.int64)
+    elif words == _FOUR_WORDS:
+        packed: npt.NDArray[np.uint32] = np.ascontiguousarray(counts).view(np.uint32).ravel()
+        # The top byte of packed * 0x01010101 is the sum of the four counts (mod 256).
+        total = ((packed * _BYTE_SUM) >> np.uint32(24)).astype(np.int64)
+        total[packed == _ALL_64] = 4 * WORD_BITS
+    else:
+        total = counts.sum(axis=1, dtype=np.int64)
+    return total
+
+
+@functools.lru_cache(maxsize=64)
+def _masks(width: int, radius: int) -> npt.NDArray[np.uint64]:
+    """Every ``width``-bit value with at most ``radius`` bits set (0 first)."""
+    values = [0]
+    for k in range(1, min(radius, width) + 1):
+        values.extend(
+            sum(1 << bit for bit in combo) for combo in itertools.combinations(range(width), k)
+        )
+    masks = np.array(values, dtype=np.uint64)
+    masks.flags.writeable = False
+    return masks
+
+
+class MultiIndexHammingIndex(Generic[P]):
+    """Exact Hamming range search by multi-index hashing (see the module docstring).
+
+    Satisfies :class:`matchers.index.HammingIndex`. Built in one go from packed rows with
+    :meth:`from_rows` (payloads are row numbers), or incrementally with :meth:`add` (the tables
+    are rebuilt on the next query, so bulk loading should use :meth:`from_rows`).
+    ``query`` results are sorted by distance, then insertion order.
+    """
+
+    def __init__(
+        self, bits: int, *, chunks: Sequence[int] | None = None, radii: Iterable[int] = ()
+    ) -> None:
+        if bits <= 0 or bits % WORD_BITS:
+            raise ValueError(f"bits must be a positive multiple of {WORD_BITS}, got {bits}")
+        self.bits = bits
+        self._words = bits // WORD_BITS
+        self._fixed_chunks = tuple(chunks) if chunks is not None else None
+        if self._fixed_chunks is not None and (
+            sum(self._fixed_chunks) != bits
+            or not all(0 < w <= MAX_CHUNK_BITS for w in self._fixed_chunks)
+        ):
+            raise ValueError(f"chunk widths must be 1..{MAX_CHUNK_BITS} bits and sum to {bits}")
+        self._radii = tuple(radii) or DEFAULT_RADII.get(bits, (bits // 8,))
+        self._rows: npt.NDArray[np.uint64] = np.zeros((0, self._words), dtype=np.uint64)
+        self._payloads: list[P] | None = []
+        self._pending: list[npt.NDArray[np.uint64]] = []
+        self._chunks: tuple[int, ...] = ()
+        self._sorted: npt.NDArray[np.unsignedinteger] = np.zeros(0, dtype=np.uint32)
+        self._offsets: npt.NDArray[np.unsignedinteger] = np.zeros(1, dtype=np.uint32)
+        self._bases: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._plans: dict[int, tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]] = {}
+
+    @classmethod
+    def from_rows(
+        cls,
+        bits: int,
+        rows: npt.NDArray[np.uint64],
+        *,
+        chunks: Sequence[int] | None = None,
+        radii: Iterable[int] = (),
+    ) -> MultiIndexHammingIndex[int]:
+        """Index packed rows (shape ``(n, bits // 64)``, not copied); payload = row number."""
+        index: MultiIndexHammingIndex[int] = MultiIndexHammingIndex(
+            bits, chunks=chunks, radii=radii
+        )
+        if rows.ndim != 2 or rows.shape[1] != index._words or rows.dtype != np.uint64:
+            raise ValueError(f"rows must be uint64 of shape (n, {index._words})")
+        index._payloads = None
+        index._build(rows)
+        return index
+
+    @classmethod
+    def build(cls, bits: int, items: Iterable[tuple[str, P]]) -> MultiIndexHammingIndex[P]:
+        index: MultiIndexHammingIndex[P] = cls(bits)
+        for hash_hex, payload in items:
+            index.add(hash_hex, payload)
+        return index
+
+    def add(self, hash_hex: str, payload: P) -> None:
+        if self._payloads is None:
+            raise TypeError("an index built from rows takes no further entries")
+        self._pending.append(pack_hex(hash_hex, self.bits))
+        self._payloads.append(payload)
+
+    def __len__(self) -> int:
+        return len(self._rows) + len(self._pending)
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """Chunk widths in bits (after the tables are built)."""
+        self._flush()
+        return self._chunks
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the index tables (the packed rows are counted too)."""
+        self._flush()
+        return int(self._rows.nbytes + self._sorted.nbytes + self._offsets.nbytes)
+
+    def _flush(self) -> None:
+        if self._pending:
+            fresh = np.stack(self._pending)
+            self._pending.clear()
+            self._build(np.concatenate([self._rows, fresh]))
+
+    def _chunk_values(self, rows: npt.NDArray[np.uint64]) -> list[npt.NDArray[np.uint64]]:
+        """Value of every chunk for each row (bit ``i`` = bit ``i % 64`` of word ``i // 64``)."""
+        values = []
+        start = 0
+        for width in self._chunks:
+            word, shift = divmod(start, WORD_BITS)
+            value = rows[:, word] >> np.uint64(shift)
+            taken = WORD_BITS - shift
+            if taken < width:
+                value = value | (rows[:, word + 1] << np.uint64(taken))
+            if width < WORD_BITS:
+                value = value & np.uint64((1 << width) - 1)
+            values.append(value)
+            start += width
+        return values
+
+    def _build(self, rows: npt.NDArray[np.uint64]) -> None:
+        n = len(rows)
+        self._rows = rows
+        self._chunks = self._fixed_chunks or plan_chunks(self.bits, n, self._radii)
+        self._plans.clear()
+        total = len(self._chunks) * n
+        position_type = np.uint32 if total < 2**32 else np.uint64
+        row_type = np.uint32 if n < 2**32 else np.uint64
+        sizes = [2**w + 1 for w in self._chunks]
+        self._bases = np.cumsum([0, *sizes[:-1]], dtype=np.int64)
+        self._offsets = np.empty(sum(sizes), dtype=position_type)
+        self._sorted = np.empty(total, dtype=row_type)
+        numbers = np.arange(n, dtype=np.uint64)
+        for j, (width, values) in enumerate(
+            zip(self._chunks, self._chunk_values(rows), strict=True)
+        ):
+            # One uint64 sort of (value << 32 | row) is much faster than argsort of the values.
+            if n < 2**32:
+                keys = np.sort((values << np.uint64(32)) | numbers)
+                self._sorted[j * n : (j + 1) * n] = keys & _LOW32
+            else:  # pragma: no cover - beyond 4 G rows
+                self._sorted[j * n : (j + 1) * n] = np.argsort(values, kind="stable")
+            counts = np.bincount(values.astype(np.intp), minlength=2**width)
+            base = int(self._bases[j])
+            self._offsets[base] = j * n
+            self._offsets[base + 1 : base + 2**width + 1] = np.cumsum(counts) + j * n
+
+    def _plan(self, radius: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
+        """(chunk number, XOR mask) of every bucket a query at ``radius`` looks up."""
+        plan = self._plans.get(radius)
+        if plan is None:
+            chunk_ids: list[npt.NDArray[np.intp]] = []
+            masks: list[npt.NDArray[np.uint64]] = []
+            n = len(self._rows)
+            for j, (width, r) in enumerate(
+                zip(self._chunks, _radii(self._chunks, radius, n), strict=True)
+            ):
+                if r < 0:
+                    continue
+                chunk_masks = _masks(width, r)
+                masks.append(chunk_masks)
+                chunk_ids.append(np.full(len(chunk_masks), j, dtype=np.intp))
+            plan = (np.concatenate(chunk_ids), np.concatenate(masks))
+            self._plans[radius] = plan
+        return plan
+
+    def search(
+        self, probe: npt.NDArray[np.uint64], max_distance: int
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+        """Rows within ``max_distance`` of a packed probe and their distances, sorted by
+        (distance, row)."""
+        self._flush()
+        rows = self._rows
+        if max_distance < 0 or not len(rows):
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
+        if probe.shape != (self._words,):
+            raise InvalidHash(f"expected a {self.bits}-bit probe")
+        if max_distance >= self.bits:
+            candidates = np.arange(len(rows), dtype=np.intp)
+        else:
+            chunk_ids, masks = self._plan(max_distance)
+            probe_chunks = np.array(
+                [int(v[0]) for v in self._chunk_values(probe[None, :])], dtype=np.uint64
+            )
+            keys = self._bases[chunk_ids] + (probe_chunks[chunk_ids] ^ masks).astype(np.int64)
+            starts = self._offsets[keys].astype(np.int64)
+            lengths = self._offsets[keys + 1].astype(np.int64) - starts
+            total = int(lengths.sum())
+            if not total:
+                return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
+            # Concatenated ranges starts[k] .. starts[k] + lengths[k], without a Python loop.
+            shift = starts - (np.cumsum(lengths) - lengths)
+            positions = np.repeat(shift, lengths) + np.arange(total, dtype=np.int64)
+            candidates = self._sorted[positions].astype(np.intp)
+        distances = distances_to(np.take(rows, candidates, axis=0), probe)
+        keep = distances <= max_distance
+        found, found_distances = candidates[keep], distances[keep]
+        found, first = np.unique(found, return_index=True)  # a row may come from several chunks
+        found_distances = found_distances[first]
+        order = np.argsort(found_distances, kind="stable")  # np.unique sorted the rows
+        return found[order], found_distances[order]
+
+    def query(self, hash_hex: str, max_distance: int) -> list[tuple[P, int]]:
+        probe = pack_hex(hash_hex, self.bits)
+        found, distances = self.search(probe, max_distance)
+        if self._payloads is None:
+            return cast(
+                "list[tuple[P, int]]", list(zip(found.tolist(), distances.tolist(), strict=True))
+            )
+        payloads = self._payloads
+        return [(payloads[i], d) for i, d in zip(found.tolist(), distances.tolist(), strict=True)]
