@@ -14,15 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.utils.defer import deferred_from_coro
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThread
 
 from crawler.items import ImageItem
 from matchers.algorithms import PDQ_MIN_QUALITY
 from matchers.guards import FLOOD_LIMIT, STAT_FLOOD_DEMOTED, FloodGuard, match_stat_keys
 from matchers.index import Matcher
+from matchers.lists import ALLOW, KNOWN
 from takedown.connection import ENV_REDIS_URL, default_url, redis_from_url
 from takedown.errors import QueueError
 from takedown.keys import DEFAULT_PREFIX, Keys
-from takedown.lists import ListStore
+from takedown.lists import ListNotFound, ListStore
 from takedown.queue import HitQueue, HitRecord
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+RELOAD_INTERVAL = 30.0  # seconds between checks for new list versions during a crawl
 QUEUE_FAILED = "queue_failed"  # finish reason of a crawl stopped because a hit was not queued
 
 
@@ -54,7 +58,14 @@ def _stats(crawler: Crawler) -> StatsCollector:
 class MatchPipeline:
     """Matches each image against the known lists; allow-lists (known false positives) always
     win; the flood guard demotes an entry that confirms too many distinct images in one crawl
-    to review (``MATCHER_FLOOD_LIMIT``, 0 turns it off)."""
+    to review (``MATCHER_FLOOD_LIMIT``, 0 turns it off).
+
+    Every ``MATCHER_RELOAD_INTERVAL`` seconds (0: never) it asks Redis for the lists' versions
+    (one command, no list data) and loads what changed in a worker thread, one list at a time:
+    the new matcher shares every unchanged list's index, so a new version of a list replaces
+    the old one without holding two copies of all lists, and a running crawl picks up new
+    versions, new lists and removals without a restart.
+    """
 
     def __init__(
         self,
@@ -64,15 +75,19 @@ class MatchPipeline:
         list_names: list[str] | None,
         *,
         flood_limit: int = FLOOD_LIMIT,
+        reload_interval: float = RELOAD_INTERVAL,
     ) -> None:
         self.stats = stats
         self.redis_url = redis_url
         self.keys = keys
         self.list_names = list_names
         self.flood_limit = flood_limit
+        self.reload_interval = reload_interval
         self.matcher = Matcher([])
         self.flood_guard: FloodGuard | None = None
         self.min_quality = PDQ_MIN_QUALITY
+        self._reloader: LoopingCall | None = None
+        self._reloading = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> MatchPipeline:
@@ -83,6 +98,7 @@ class MatchPipeline:
             keys_from(settings),
             settings.getlist("MATCHER_LISTS") or None,
             flood_limit=settings.getint("MATCHER_FLOOD_LIMIT", FLOOD_LIMIT),
+            reload_interval=settings.getfloat("MATCHER_RELOAD_INTERVAL", RELOAD_INTERVAL),
         )
 
     def open_spider(self) -> None:
@@ -91,19 +107,83 @@ class MatchPipeline:
             known, allow = ListStore(client, self.keys).load_for_matching(self.list_names)
         finally:
             client.close()
-        self.matcher = Matcher(known, allow)
+        self._use(Matcher(known, allow))
         self.flood_guard = FloodGuard(self.flood_limit) if self.flood_limit > 0 else None
-        self.min_quality = min(
-            (hl.thresholds.pdq_min_quality for hl in known), default=PDQ_MIN_QUALITY
-        )
-        self.stats.set_value("matcher/lists", len(known))
-        self.stats.set_value("matcher/allow_lists", len(allow))
-        self.stats.set_value("matcher/entries", sum(sum(hl.counts().values()) for hl in known))
         if not known:
             logger.warning(
                 "no known-hash list is loaded: nothing can match "
                 "(import one with `hotline hashes import`)"
             )
+        if self.reload_interval > 0:
+            self._reloader = LoopingCall(self._schedule_reload)
+            self._reloader.start(self.reload_interval, now=False)
+
+    def close_spider(self) -> None:
+        if self._reloader is not None and self._reloader.running:
+            self._reloader.stop()
+
+    def _use(self, matcher: Matcher) -> None:
+        """Switch to ``matcher`` (one attribute assignment: items see old or new)."""
+        self.matcher = matcher
+        known = matcher.lists
+        self.min_quality = min(
+            (hl.thresholds.pdq_min_quality for hl in known), default=PDQ_MIN_QUALITY
+        )
+        self.stats.set_value("matcher/lists", len(known))
+        self.stats.set_value("matcher/allow_lists", len(matcher.allow_lists))
+        self.stats.set_value("matcher/entries", sum(hl.total for hl in known))
+
+    def _schedule_reload(self) -> None:
+        if self._reloading:
+            return
+        self._reloading = True
+        d = deferToThread(self.reload_lists)
+        d.addErrback(lambda failure: logger.error("list reload failed: %s", failure.value))
+        d.addBoth(self._reload_done)
+
+    def _reload_done(self, result: object) -> object:
+        self._reloading = False
+        return None
+
+    def _wanted(self, name: str, kind: str) -> bool:
+        return kind == ALLOW or self.list_names is None or name in self.list_names
+
+    def reload_lists(self) -> int:
+        """Load the lists whose stored version differs from the loaded one, drop removed
+        lists; switch matchers after each list. Returns how many lists changed. Runs in a
+        worker thread during a crawl (any thread may call it)."""
+        self.stats.inc_value("matcher/list_checks")
+        client = redis_from_url(self.redis_url)
+        try:
+            store = ListStore(client, self.keys)
+            stored = store.versions()
+            matcher = self.matcher
+            loaded = {hl.name: hl.version for hl in (*matcher.lists, *matcher.allow_lists)}
+            changed = 0
+            for name in sorted(set(loaded) - set(stored)):
+                matcher = matcher.without_list(name)
+                self._use(matcher)
+                changed += 1
+                logger.info("list %s was removed: no longer matched", name)
+            fresh = {name for name, version in stored.items() if loaded.get(name) != version}
+            # Kinds of lists new to this crawl come from their metadata, not their data, so
+            # a list this crawl does not match is never loaded.
+            kinds = {i.name: i.kind for i in store.info()} if fresh - set(loaded) else {}
+            for name in sorted(fresh):
+                if name not in loaded and not self._wanted(name, kinds.get(name, KNOWN)):
+                    continue
+                try:
+                    hash_list = store.load(name)
+                except ListNotFound:
+                    continue  # removed since versions() was read
+                matcher = matcher.with_list(hash_list)
+                self._use(matcher)
+                changed += 1
+                self.stats.inc_value("matcher/list_reloads")
+                logger.info("list %s version %d loaded", name, hash_list.version)
+        finally:
+            client.close()
+        return changed
 
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ImageItem):

@@ -63,6 +63,7 @@ CRAWL_ID = ""
 MATCHER_MAX_PIXELS = 50_000_000
 MATCHER_THREADS = 2
 MATCHER_LISTS: list[str] = []  # names of the known lists to match (allow-lists always load)
+MATCHER_RELOAD_INTERVAL = 30.0  # seconds between checks for new list versions; 0: never
 MATCHER_FLOOD_LIMIT = FLOOD_LIMIT  # distinct images one entry confirms per crawl, then review
 
 HITS_REDIS_URL = ""

@@ -30,6 +30,7 @@ from hotline.demosite import (
     build_demo_site,
     serve,
 )
+from matchers.algorithms import PHASH_CONFIRM_THRESHOLD
 from tests.site.builder import EMBEDDINGS, HOSTILE, TRANSFORMS, build_test_site
 from tests.site.reference import (
     hamming_hex,
@@ -223,7 +224,7 @@ def test_planted_urls_serve_the_known_images(test_site: RunningTestSite) -> None
             reference = site.known[p.entry_id].hashes
             assert hamming_hex(got.pdq, reference.pdq) == p.pdq_distance
             assert hamming_hex(got.phash, reference.phash) == p.phash_distance
-            assert p.phash_distance <= 8, p
+            assert p.phash_distance <= PHASH_CONFIRM_THRESHOLD, p
             if p.transform != "crop_4pct":  # PDQ is weak on crops; pHash still matches
                 assert p.pdq_distance <= PDQ_MATCH, p
 
