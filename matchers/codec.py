@@ -93,7 +93,7 @@ def encode(magic: bytes, meta: Mapping[str, Any], arrays: Mapping[str, npt.NDArr
 
 
 def decode(
-    magic: bytes, data: bytes, *, source: str
+    magic: bytes, data: bytes | bytearray, *, source: str
 ) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
     """Inverse of :func:`encode`: ``(meta, arrays)``; arrays are read-only views into ``data``.
 
@@ -126,7 +126,7 @@ def decode(
     payload_start = start + header_length + _padding(start + header_length)
     if len(data) != payload_start + payload_length:
         raise bad(f"expected {payload_start + payload_length} bytes, got {len(data)} (truncated?)")
-    view = memoryview(data)[payload_start:]
+    view = memoryview(data).toreadonly()[payload_start:]
     if zlib.crc32(view) != crc:
         raise bad("checksum mismatch (corrupted data)")
     arrays: dict[str, npt.NDArray[Any]] = {}

@@ -414,7 +414,7 @@ class HashList:
         return codec.encode(_SERIAL_MAGIC, meta, arrays)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> HashList:
+    def from_bytes(cls, data: bytes | bytearray) -> HashList:
         """Inverse of :meth:`to_bytes`; everything is validated again. Also reads the older
         JSON form (``HLHL1``).
 
@@ -454,7 +454,7 @@ class HashList:
             raise HashListError(_SERIAL_SOURCE, None, None, reason) from None
 
     @classmethod
-    def _from_json_bytes(cls, data: bytes) -> HashList:
+    def _from_json_bytes(cls, data: bytes | bytearray) -> HashList:
         """The older form: magic line + zlib-compressed JSON with one array per entry."""
         try:
             inflater = zlib.decompressobj()

@@ -11,7 +11,8 @@ Layout (``P`` is the prefix)::
     P hits:ids              hash     incident id -> stream entry id (idempotent enqueueing)
     P review:ids            hash     incident id -> stream entry id
     P lists                 set      names of the known-hash lists
-    P list:<name>           hash     one list: serialized entries, version, counts, thresholds
+    P list:<name>           hash     one list's metadata: version, counts, kind, thresholds
+    P list:<name>:v<N>      list     version N of the list, serialized, in chunks of <= 64 MiB
     P crawls                zset     crawl id scored by start time (unix seconds)
     P crawl:<id>            hash     one crawl: seeds, settings summary, final stats
 """
@@ -68,6 +69,9 @@ class Keys:
 
     def list(self, name: str) -> str:
         return f"{self.prefix}list:{name}"
+
+    def list_data(self, name: str, version: int) -> str:
+        return f"{self.prefix}list:{name}:v{version}"
 
     @property
     def crawls(self) -> str:

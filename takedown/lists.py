@@ -1,12 +1,18 @@
 """Known-hash lists and allow-lists, kept in Redis so every crawl process (on any machine) loads
 the same ones.
 
-A list is stored as one hash key ``<prefix>list:<name>`` holding the serialized entries and
-their metadata (``version``, ``updated``, ``counts``, ``kind``, ``thresholds``), and its name
-in the set ``<prefix>lists``. Saving a new version replaces the whole key in one ``MULTI``
-transaction, so a reader sees either the old list or the new one, never a mix, and the old
-version serves until the new one is complete. :meth:`ListStore.versions` lets a running crawl
-notice a new version in one cheap round trip, without loading any data.
+A list is its metadata in the hash ``<prefix>list:<name>`` (``version``, ``updated``,
+``counts``, ``kind``, ``thresholds``, ``chunks``, ``size``), its serialized entries in the
+Redis list ``<prefix>list:<name>:v<version>`` as chunks of at most :data:`CHUNK_BYTES` (a
+10-million-entry PDQ list is about 510 MB, past Redis's 512 MB limit for one value), and its
+name in the set ``<prefix>lists``.
+
+Saving writes the new version's chunks under their own key first, then switches the metadata
+to it in one ``MULTI`` transaction: a reader sees the old version or the new one, never a mix,
+and the old version serves until the new one is complete. The old version's data is kept for
+:data:`OLD_VERSION_GRACE` seconds, so a crawl that read the old metadata a moment before the
+switch still loads it. :meth:`ListStore.versions` lets a running crawl notice a new version in
+one cheap round trip, without loading any data.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from takedown.keys import Keys
 __all__ = ["ListInfo", "ListNotFound", "ListStore"]
 
 _META_FIELDS: Final = ("version", "updated", "counts", "kind", "thresholds")
+#: Largest chunk of a serialized list in one Redis value (Redis refuses values over 512 MB).
+CHUNK_BYTES: Final = 64 * 1024 * 1024
+#: Seconds the previous version's data outlives a save, for readers that are mid-load.
+OLD_VERSION_GRACE: Final = 600
 
 
 class ListNotFound(TakedownError):
@@ -66,38 +76,82 @@ class ListStore:
         thresholds = hash_list.thresholds
         with self.client.pipeline(transaction=True) as pipe:
             while True:
+                data_key = ""
                 try:
                     pipe.watch(key)  # type: ignore[no-untyped-call]
                     current = pipe.hget(key, "version")
-                    version = int(current) + 1 if current else 1
+                    previous = int(current) if current else 0
+                    version = previous + 1
                     hash_list.version = version
                     hash_list.created = updated
                     data = hash_list.to_bytes()
+                    data_key = self.keys.list_data(name, version)
+                    chunks = self._write_chunks(data_key, data)
                     pipe.multi()
-                    pipe.delete(key)
                     pipe.hset(
                         key,
                         mapping={
-                            "data": data,
                             "version": version,
                             "updated": updated,
                             "counts": json.dumps(counts, sort_keys=True),
                             "kind": hash_list.kind,
                             "thresholds": json.dumps(thresholds.as_dict(), sort_keys=True),
+                            "chunks": chunks,
+                            "size": len(data),
                         },
                     )
+                    pipe.persist(data_key)
+                    if previous:
+                        pipe.expire(self.keys.list_data(name, previous), OLD_VERSION_GRACE)
                     pipe.sadd(self.keys.lists, name)
                     pipe.execute()
                     break
                 except redis.WatchError:
+                    self.client.delete(data_key)  # another save won: write again on top
                     continue
+                except BaseException:
+                    if data_key:
+                        self.client.delete(data_key)
+                    raise
         return ListInfo(name, version, updated, counts, hash_list.kind, thresholds)
 
+    def _write_chunks(self, data_key: str, data: bytes) -> int:
+        """Write ``data`` under ``data_key`` in chunks; the key expires unless a save commits
+        it (so a writer that dies half-way leaves nothing behind for long)."""
+        view = memoryview(data)
+        chunks = max(1, -(-len(data) // CHUNK_BYTES))
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.delete(data_key)
+            for i in range(chunks):
+                pipe.rpush(data_key, bytes(view[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]))
+            pipe.expire(data_key, OLD_VERSION_GRACE)
+            pipe.execute()
+        return chunks
+
     def load(self, name: str) -> HashList:
-        data = self.client.hget(self.keys.list(name), "data")
-        if data is None:
+        """The current version of a list, read chunk by chunk into one buffer."""
+        raw = cast(
+            "list[bytes | None]",
+            self.client.hmget(self.keys.list(name), ["version", "chunks", "size"]),
+        )
+        if raw[0] is None or raw[1] is None or raw[2] is None:
             raise ListNotFound(f"no hash list named {name!r}")
-        return HashList.from_bytes(cast("bytes", data))
+        version, chunks, size = int(raw[0]), int(raw[1]), int(raw[2])
+        data_key = self.keys.list_data(name, version)
+        buffer = bytearray(size)
+        filled = 0
+        for i in range(chunks):
+            chunk = cast("bytes | None", self.client.lindex(data_key, i))
+            if chunk is None or filled + len(chunk) > size:
+                raise ListNotFound(
+                    f"hash list {name!r} version {version} is gone or damaged "
+                    "(replaced long ago while being read?)"
+                )
+            buffer[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        if filled != size:
+            raise ListNotFound(f"hash list {name!r} version {version} is incomplete")
+        return HashList.from_bytes(buffer)
 
     def load_all(self, names: Iterable[str] | None = None) -> list[HashList]:
         wanted = sorted(self.names() if names is None else set(names))
@@ -168,16 +222,8 @@ class ListStore:
         for name, raw in zip(names, rows, strict=True):
             if raw[0] is None:
                 continue  # removed since names() was read
-            if raw[3] is None or raw[4] is None:
-                # Stored before kind and thresholds were kept beside the data.
-                try:
-                    stored = self.load(name)
-                except ListNotFound:
-                    continue
-                kind, thresholds = stored.kind, stored.thresholds
-            else:
-                kind = raw[3].decode()
-                thresholds = Thresholds(**json.loads(raw[4].decode()))
+            kind = raw[3].decode()
+            thresholds = Thresholds(**json.loads(raw[4].decode()))
             out.append(
                 ListInfo(
                     name,
@@ -191,9 +237,14 @@ class ListStore:
         return out
 
     def remove(self, name: str) -> None:
+        key = self.keys.list(name)
+        version = self.client.hget(key, "version")
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(self.keys.list(name))
+            pipe.delete(key)
             pipe.srem(self.keys.lists, name)
-            deleted, _ = pipe.execute()
+            if version is not None:
+                # Readers mid-load finish with the data; then it goes.
+                pipe.expire(self.keys.list_data(name, int(version)), OLD_VERSION_GRACE)
+            deleted = pipe.execute()[0]
         if not deleted:
             raise ListNotFound(f"no hash list named {name!r}")

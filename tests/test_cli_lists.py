@@ -45,7 +45,18 @@ def test_native_import_as_allow_list_shows_kind_and_thresholds(
 ) -> None:
     native = tmp_path / "fp.csv"
     native.write_text(f"algorithm,hash,id,category\nmd5,{MD5_A},fp1,logo\n")
-    args = ["hashes", "import", str(native), "--list", "fp", "--allow", "--phash-confirm", "5"]
+    args = [
+        "hashes",
+        "import",
+        str(native),
+        "--list",
+        "fp",
+        "--allow",
+        "--phash-confirm",
+        "5",
+        "--phash-review",
+        "12",
+    ]
     result = run(args, env)
     assert result.returncode == 0, result.stderr
     assert "list fp (allow-list): version 1, 1 entries" in result.stdout

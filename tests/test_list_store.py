@@ -55,18 +55,6 @@ def test_info_carries_kind_and_thresholds(redis_client: redis.Redis, redis_prefi
     assert (loaded.kind, loaded.thresholds) == (ALLOW, strict)
 
 
-def test_info_of_a_list_stored_without_kind_fields(
-    redis_client: redis.Redis, redis_prefix: str
-) -> None:
-    keys = Keys(redis_prefix)
-    store = ListStore(redis_client, keys)
-    strict = Thresholds(phash_confirm=4)
-    store.save(HashList(name="old", entries=entries(1), thresholds=strict, kind=ALLOW))
-    redis_client.hdel(keys.list("old"), "kind", "thresholds")  # as an older version wrote it
-    (info,) = store.info()
-    assert (info.kind, info.thresholds) == (ALLOW, strict)
-
-
 def test_versions_in_one_snapshot(redis_client: redis.Redis, redis_prefix: str) -> None:
     store = ListStore(redis_client, Keys(redis_prefix))
     assert store.versions() == {}
@@ -152,3 +140,46 @@ def test_readers_see_the_old_or_the_new_version_never_a_mix(
         assert sum(final.load("known").counts().values()) == last_version
     finally:
         final.client.close()
+
+
+def test_large_lists_are_stored_in_chunks_and_old_versions_expire(
+    redis_client: redis.Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import takedown.lists as lists_module
+
+    monkeypatch.setattr(lists_module, "CHUNK_BYTES", 1000)
+    keys = Keys(redis_prefix)
+    store = ListStore(redis_client, keys)
+    entries = [ListEntry("sha256", f"{i:064x}", f"e{i}") for i in range(200)]
+    store.save(HashList(name="big", entries=entries))
+    data_key = keys.list_data("big", 1)
+    assert redis_client.llen(data_key) > 3
+    assert redis_client.ttl(data_key) == -1  # the current version never expires
+    assert list(store.load("big").entries) == entries
+    store.save(HashList(name="big", entries=entries[:10]))
+    assert 0 < redis_client.ttl(data_key) <= lists_module.OLD_VERSION_GRACE
+    assert redis_client.ttl(keys.list_data("big", 2)) == -1
+    assert list(store.load("big").entries) == entries[:10]
+    store.remove("big")
+    assert 0 < redis_client.ttl(keys.list_data("big", 2)) <= lists_module.OLD_VERSION_GRACE
+    assert not redis_client.exists(keys.list("big"))
+
+
+def test_a_save_that_fails_half_way_leaves_the_old_version(
+    redis_client: redis.Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = Keys(redis_prefix)
+    store = ListStore(redis_client, keys)
+    first = [ListEntry("md5", "a" * 32, "a")]
+    store.save(HashList(name="k", entries=first))
+
+    def broken(self: ListStore, data_key: str, data: bytes) -> int:
+        redis_client.rpush(data_key, data[:10])
+        raise redis.ConnectionError("connection lost while writing")
+
+    monkeypatch.setattr(ListStore, "_write_chunks", broken)
+    with pytest.raises(redis.ConnectionError):
+        store.save(HashList(name="k", entries=[ListEntry("md5", "b" * 32, "b")]))
+    assert not redis_client.exists(keys.list_data("k", 2))
+    assert list(store.load("k").entries) == first
+    assert store.versions() == {"k": 1}
