@@ -87,10 +87,13 @@ class ExactIndex(Generic[P]):
 class HammingIndex(Protocol[P]):
     """What the matcher needs from a perceptual index.
 
-    ``add``/``query`` work with hex text and arbitrary payloads; ``search`` is the array form
-    the :class:`Matcher` uses: row numbers (insertion order) and distances of every indexed hash
-    within ``max_distance`` of a packed probe (``bits // 64`` uint64 words), sorted by
-    (distance, row). Implementations must be exact: no hash within the radius is ever missed.
+    ``add``/``query`` work with hex text and arbitrary payloads; ``search`` is the array form:
+    row numbers (insertion order) and distances of every indexed hash within ``max_distance``
+    of a packed probe (``bits // 64`` uint64 words), sorted by (distance, row).
+    ``search_many`` is what the :class:`Matcher` uses, one call for all of a digest's variants:
+    the same for a ``(k, bits // 64)`` array of probes, each row once with its smallest distance
+    over the probes (rows farther than ``max_distance`` from every probe are left out).
+    Implementations must be exact: no hash within the radius is ever missed.
     """
 
     bits: int
@@ -101,6 +104,10 @@ class HammingIndex(Protocol[P]):
 
     def search(
         self, probe: npt.NDArray[np.uint64], max_distance: int
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]: ...
+
+    def search_many(
+        self, probes: npt.NDArray[np.uint64], max_distance: int
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]: ...
 
     def __len__(self) -> int: ...
@@ -167,6 +174,22 @@ class LinearHammingIndex(Generic[P]):
         hits = np.flatnonzero(distances <= max_distance)
         order = hits[np.argsort(distances[hits], kind="stable")]
         return order, distances[order]
+
+    def search_many(
+        self, probes: npt.NDArray[np.uint64], max_distance: int
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+        """Brute force, probe by probe: the smallest distance over ``probes`` for every row."""
+        rows = self._rows()
+        if probes.ndim != 2 or probes.shape[1] != self._words:
+            raise InvalidHash(f"expected {self.bits}-bit probes")
+        if max_distance < 0 or not len(rows) or not len(probes):
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
+        best = distances_to(rows, probes[0])
+        for probe in probes[1:]:
+            np.minimum(best, distances_to(rows, probe), out=best)
+        hits = np.flatnonzero(best <= max_distance)
+        order = hits[np.argsort(best[hits], kind="stable")]
+        return order, best[order]
 
     def query(self, hash_hex: str, max_distance: int) -> list[tuple[P, int]]:
         found, distances = self.search(pack_hex(hash_hex, self.bits), max_distance)
@@ -261,14 +284,19 @@ class _ListIndex:
             if index is None:
                 continue
             confirm = self.thresholds.confirm(algorithm)
-            limit = confirm if confirmed_only else self.thresholds.review(algorithm)
-            best: dict[int, int] = {}
-            for probe in probes:
-                rows, distances = index.search(pack_hex(probe, index.bits), limit)
+            review = self.thresholds.review(algorithm)
+            # Every variant at the confirm radius, in one call: each row once, at its
+            # smallest distance over them. The review band is searched for the canonical hash
+            # only: at 10 M entries a review-radius query costs ~20x a confirm-radius one, and
+            # near misses of rotated or mirrored copies are not worth 9 of them per image.
+            packed = np.stack([pack_hex(probe, index.bits) for probe in probes])
+            rows, distances = index.search_many(packed, confirm)
+            best = dict(zip(rows.tolist(), distances.tolist(), strict=True))
+            if not confirmed_only and review > confirm:
+                rows, distances = index.search_many(packed[:1], review)
                 for row, distance in zip(rows.tolist(), distances.tolist(), strict=True):
-                    if distance < best.get(row, distance + 1):
-                        best[row] = distance
-            for row, distance in best.items():
+                    best.setdefault(row, distance)  # within confirm: already the smallest
+            for row, distance in sorted(best.items(), key=lambda item: (item[1], item[0])):
                 verdict = CONFIRMED if distance <= confirm else REVIEW
                 found.append(self._match(algorithm, row, distance, verdict))
         return found
@@ -311,7 +339,8 @@ class Matcher:
     distance. Results are sorted by list name, verdict (confirmed first), algorithm preference,
     distance and entry id. If the image matches any allow-list entry within that allow-list's
     confirm threshold, nothing is returned. Every hash in ``digest.pdq_variants`` /
-    ``digest.phash_variants`` (mirrored/rotated copies, animation frames) is queried too.
+    ``digest.phash_variants`` (mirrored/rotated copies, animation frames) is queried too, at
+    the confirm threshold; the review band is searched with the canonical hash only.
 
     A matcher is immutable: :meth:`with_list` and :meth:`without_list` return a new one that
     shares the indexes of every unchanged list, so a new list version is swapped in one list at

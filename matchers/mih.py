@@ -11,6 +11,8 @@ For every chunk the index keeps the row numbers sorted by chunk value plus an of
 query enumerates the chunk values within the small per-chunk radius (XOR with precomputed
 masks), gathers the rows of those buckets, and verifies every candidate with
 ``np.bitwise_count`` on the packed ``uint64`` rows: results are exact, never approximate.
+:meth:`MultiIndexHammingIndex.search_many` does this for all of a digest's variants in one call
+(smallest distance per row over the probes).
 Everything is numpy; no Python loop runs per entry or per candidate.
 
 Chunk widths follow the list size (about ``log2(n)`` bits, so a bucket holds a few rows) within
@@ -66,6 +68,11 @@ DEFAULT_RADII: Final[dict[int, tuple[int, ...]]] = {
 #: Cost model: a gathered candidate costs this many bucket lookups.
 _CANDIDATE_COST: Final = 3.0
 _LOW32: Final = np.uint64(0xFFFFFFFF)
+#: Candidates are verified in blocks of about this many (32 bytes each for PDQ: the gathered
+#: rows and the temporaries stay in the CPU caches).
+VERIFY_BLOCK: Final = 16384
+#: A query plan: chunk number, offsets-table base and XOR mask of every bucket looked up.
+_Plan = tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], npt.NDArray[np.uint64]]
 
 
 def pack_hex(hash_hex: str, bits: int) -> npt.NDArray[np.uint64]:
@@ -148,22 +155,12 @@ def distances_to(
 ) -> npt.NDArray[np.int64]:
     """Hamming distance of every packed row to ``probe`` (``np.bitwise_count`` per word).
 
+    ``probe`` is one packed hash (``(words,)``) or one per row (``(n, words)``).
+
     Summing the per-word counts along a short axis is slow in numpy; for one and four words
     (pHash, PDQ) the counts are added without a reduction.
     """
-    counts: npt.NDArray[np.uint8] = np.bitwise_count(rows ^ probe)
-    words = rows.shape[1]
-    total: npt.NDArray[np.int64]
-    if words == 1:
-        total = counts.ravel().astype(np.int64)
-    elif words == _FOUR_WORDS:
-        packed: npt.NDArray[np.uint32] = np.ascontiguousarray(counts).view(np.uint32).ravel()
-        # The top byte of packed * 0x01010101 is the sum of the four counts (mod 256).
-        total = ((packed * _BYTE_SUM) >> np.uint32(24)).astype(np.int64)
-        total[packed == _ALL_64] = 4 * WORD_BITS
-    else:
-        total = counts.sum(axis=1, dtype=np.int64)
-    return total
+    return _popcount_rows(rows ^ probe)
 
 
 @functools.lru_cache(maxsize=64)
@@ -177,6 +174,68 @@ def _masks(width: int, radius: int) -> npt.NDArray[np.uint64]:
     masks = np.array(values, dtype=np.uint64)
     masks.flags.writeable = False
     return masks
+
+
+def _distances_by_probe(
+    candidates: npt.NDArray[np.uint64],
+    probes: npt.NDArray[np.uint64],
+    slices: Iterable[tuple[int, int, int]],
+) -> npt.NDArray[np.int64]:
+    """Hamming distance of each gathered candidate row to the probe it came from: for every
+    ``(p, low, high)`` in ``slices``, rows ``low .. high`` of ``candidates`` (overwritten) belong
+    to probe ``p``.
+
+    The XOR runs in place one word column at a time (a long strided loop each; broadcasting a
+    probe over rows of four words, or gathering a probe per candidate, is several times slower).
+    """
+    for p, low, high in slices:
+        for word in range(candidates.shape[1]):
+            column = candidates[low:high, word]
+            np.bitwise_xor(column, probes[p, word], out=column)
+    return _popcount_rows(candidates)
+
+
+def _popcount_rows(xored: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """Bits set in every row of ``xored`` (see :func:`distances_to`)."""
+    counts: npt.NDArray[np.uint8] = np.bitwise_count(xored)
+    words = xored.shape[1]
+    total: npt.NDArray[np.int64]
+    if words == 1:
+        total = counts.ravel().astype(np.int64)
+    elif words == _FOUR_WORDS:
+        packed: npt.NDArray[np.uint32] = np.ascontiguousarray(counts).view(np.uint32).ravel()
+        # The top byte of packed * 0x01010101 is the sum of the four counts (mod 256).
+        total = ((packed * _BYTE_SUM) >> np.uint32(24)).astype(np.int64)
+        total[packed == _ALL_64] = 4 * WORD_BITS
+    else:
+        total = counts.sum(axis=1, dtype=np.int64)
+    return total
+
+
+def _no_hits() -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
+
+
+def _sort_hits(
+    rows: npt.NDArray[np.intp], distances: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    """``rows`` (ascending) and their distances, reordered by (distance, row)."""
+    order = np.argsort(distances, kind="stable")
+    return rows[order], distances[order]
+
+
+def _best_per_row(
+    rows: npt.NDArray[np.intp], distances: npt.NDArray[np.int64], bits: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    """Each row once with its smallest distance (rows may repeat: several chunks or probes),
+    sorted by (distance, row)."""
+    if not len(rows):
+        return _no_hits()
+    keys = np.unique(rows.astype(np.int64) * (bits + 1) + distances)  # by row, then distance
+    unique_rows, best = np.divmod(keys, bits + 1)
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = unique_rows[1:] != unique_rows[:-1]
+    return _sort_hits(unique_rows[first].astype(np.intp), best[first])
 
 
 class MultiIndexHammingIndex(Generic[P]):
@@ -209,7 +268,7 @@ class MultiIndexHammingIndex(Generic[P]):
         self._sorted: npt.NDArray[np.unsignedinteger] = np.zeros(0, dtype=np.uint32)
         self._offsets: npt.NDArray[np.unsignedinteger] = np.zeros(1, dtype=np.uint32)
         self._bases: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
-        self._plans: dict[int, tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]] = {}
+        self._plans: dict[int, _Plan] = {}
 
     @classmethod
     def from_rows(
@@ -307,8 +366,9 @@ class MultiIndexHammingIndex(Generic[P]):
             self._offsets[base] = j * n
             self._offsets[base + 1 : base + 2**width + 1] = np.cumsum(counts) + j * n
 
-    def _plan(self, radius: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
-        """(chunk number, XOR mask) of every bucket a query at ``radius`` looks up."""
+    def _plan(self, radius: int) -> _Plan:
+        """(chunk number, offsets-table base, XOR mask) of every bucket a query at ``radius``
+        looks up."""
         plan = self._plans.get(radius)
         if plan is None:
             chunk_ids: list[npt.NDArray[np.intp]] = []
@@ -322,7 +382,8 @@ class MultiIndexHammingIndex(Generic[P]):
                 chunk_masks = _masks(width, r)
                 masks.append(chunk_masks)
                 chunk_ids.append(np.full(len(chunk_masks), j, dtype=np.intp))
-            plan = (np.concatenate(chunk_ids), np.concatenate(masks))
+            ids = np.concatenate(chunk_ids)
+            plan = (ids, self._bases[ids], np.concatenate(masks))
             self._plans[radius] = plan
         return plan
 
@@ -331,36 +392,77 @@ class MultiIndexHammingIndex(Generic[P]):
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
         """Rows within ``max_distance`` of a packed probe and their distances, sorted by
         (distance, row)."""
-        self._flush()
-        rows = self._rows
-        if max_distance < 0 or not len(rows):
-            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
         if probe.shape != (self._words,):
             raise InvalidHash(f"expected a {self.bits}-bit probe")
-        if max_distance >= self.bits:
-            candidates = np.arange(len(rows), dtype=np.intp)
-        else:
-            chunk_ids, masks = self._plan(max_distance)
-            probe_chunks = np.array(
-                [int(v[0]) for v in self._chunk_values(probe[None, :])], dtype=np.uint64
-            )
-            keys = self._bases[chunk_ids] + (probe_chunks[chunk_ids] ^ masks).astype(np.int64)
-            starts = self._offsets[keys].astype(np.int64)
-            lengths = self._offsets[keys + 1].astype(np.int64) - starts
-            total = int(lengths.sum())
-            if not total:
-                return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
-            # Concatenated ranges starts[k] .. starts[k] + lengths[k], without a Python loop.
-            shift = starts - (np.cumsum(lengths) - lengths)
-            positions = np.repeat(shift, lengths) + np.arange(total, dtype=np.int64)
-            candidates = self._sorted[positions].astype(np.intp)
-        distances = distances_to(np.take(rows, candidates, axis=0), probe)
-        keep = distances <= max_distance
-        found, found_distances = candidates[keep], distances[keep]
-        found, first = np.unique(found, return_index=True)  # a row may come from several chunks
-        found_distances = found_distances[first]
-        order = np.argsort(found_distances, kind="stable")  # np.unique sorted the rows
-        return found[order], found_distances[order]
+        return self.search_many(probe[None, :], max_distance)
+
+    def search_many(
+        self, probes: npt.NDArray[np.uint64], max_distance: int
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+        """Rows within ``max_distance`` of any of the packed probes (shape ``(k, bits // 64)``)
+        with their smallest distance over the probes, sorted by (distance, row).
+
+        One pass for all probes (a digest's mirrored, rotated, trimmed and frame hashes): the
+        bucket keys of every probe are enumerated and looked up together, their candidates are
+        gathered and verified in cache-sized blocks, each against the probe whose bucket
+        produced it, and each row is kept once at its smallest distance. That is exact for the
+        minimum: a row within ``max_distance`` of a probe is among that probe's candidates (the
+        multi-index bound holds per probe), so every (row, probe) pair within the radius is
+        verified. ``search`` is this with one probe.
+        """
+        self._flush()
+        rows = self._rows
+        if probes.ndim != 2 or probes.shape[1] != self._words:
+            raise InvalidHash(f"expected {self.bits}-bit probes")
+        if max_distance < 0 or not len(rows) or not len(probes):
+            return _no_hits()
+        probes = np.ascontiguousarray(probes, dtype=np.uint64)
+        if max_distance >= self.bits:  # every row: the minimum over the probes, probe by probe
+            best = distances_to(rows, probes[0])
+            for probe in probes[1:]:
+                np.minimum(best, distances_to(rows, probe), out=best)
+            return _sort_hits(np.arange(len(rows), dtype=np.intp), best)
+        chunk_ids, bucket_bases, masks = self._plan(max_distance)
+        probe_chunks = np.stack(self._chunk_values(probes), axis=1)  # (k, chunks)
+        # keys[p, i]: offsets-table index of the i-th bucket probe p looks up (probe-major).
+        keys = (bucket_bases + (probe_chunks[:, chunk_ids] ^ masks).astype(np.int64)).ravel()
+        starts = np.take(self._offsets, keys).astype(np.int64)
+        lengths = np.take(self._offsets, keys + 1).astype(np.int64) - starts
+        ends = np.cumsum(lengths)
+        total = int(ends[-1])
+        if not total:
+            return _no_hits()
+        # Candidates are probe-major: probe p's are numbers probe_ends[p] .. probe_ends[p + 1]
+        # of the concatenated buckets; the g-th candidate is sorted[shift[i] + g] (bucket i).
+        probe_ends = [0, *ends.reshape(len(probes), -1)[:, -1].tolist()]
+        shift = starts - (ends - lengths)
+        # Verified in blocks of about VERIFY_BLOCK candidates: one large batch would spill the
+        # gathered rows and temporaries out of the CPU caches and run slower than probe by probe.
+        cuts = np.searchsorted(ends, np.arange(VERIFY_BLOCK, total, VERIFY_BLOCK), side="left")
+        bounds = [0, *np.unique(cuts + 1).tolist()]
+        if bounds[-1] != len(keys):
+            bounds.append(len(keys))
+        found: list[npt.NDArray[np.unsignedinteger]] = []
+        found_distances: list[npt.NDArray[np.int64]] = []
+        for a, b in itertools.pairwise(bounds):
+            low, high = int(ends[a - 1]) if a else 0, int(ends[b - 1])
+            if low == high:
+                continue
+            positions = np.repeat(shift[a:b], lengths[a:b])
+            positions += np.arange(low, high, dtype=np.int64)
+            candidates = np.take(self._sorted, positions)
+            slices = [
+                (p, max(start, low) - low, min(end, high) - low)
+                for p, (start, end) in enumerate(itertools.pairwise(probe_ends))
+                if start < high and end > low
+            ]
+            distances = _distances_by_probe(np.take(rows, candidates, axis=0), probes, slices)
+            keep = distances <= max_distance
+            found.append(candidates[keep])
+            found_distances.append(distances[keep])
+        return _best_per_row(
+            np.concatenate(found).astype(np.intp), np.concatenate(found_distances), self.bits
+        )
 
     def query(self, hash_hex: str, max_distance: int) -> list[tuple[P, int]]:
         probe = pack_hex(hash_hex, self.bits)

@@ -94,12 +94,24 @@ def test_smallest_distance_over_variants_wins() -> None:
             rng,
             pdq=far,
             pdq_variants=(far, near),
-            phash_variants=(random_hash(rng, 64), flip(phash_listed, 10, rng)),
+            phash=flip(phash_listed, 10, rng),
         )
     )
     assert found == [
         Match("known", "p", "", "pdq", 12, "confirmed"),
         Match("known", "h", "", "phash", 10, "review"),
+    ]
+
+
+def test_review_band_is_searched_with_the_canonical_hash_only() -> None:
+    rng = random.Random(12)
+    listed = random_hash(rng, 256)
+    matcher = Matcher([HashList("known", [ListEntry("pdq", listed, "p", "")])])
+    canonical = random_hash(rng, 256)
+    in_band = flip(listed, 40, rng)  # between confirm (31) and review (50)
+    assert matcher.match(digest(rng, pdq=canonical, pdq_variants=(canonical, in_band))) == []
+    assert matcher.match(digest(rng, pdq=in_band, pdq_variants=(in_band, canonical))) == [
+        Match("known", "p", "", "pdq", 40, "review")
     ]
 
 
