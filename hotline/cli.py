@@ -251,6 +251,14 @@ PdqMinQuality = Annotated[
 ]
 
 
+AllowOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow", help="Store as an allow-list: known false positives, which always win."
+    ),
+]
+
+
 def _thresholds(
     pdq_confirm: int | None,
     pdq_review: int | None,
@@ -385,12 +393,7 @@ def hashes_import(
         str | None,
         typer.Option(help="Vendor CSV delimiter (one character or 'tab'; default: detected)."),
     ] = None,
-    allow: Annotated[
-        bool,
-        typer.Option(
-            "--allow", help="Store as an allow-list: known false positives, which always win."
-        ),
-    ] = False,
+    allow: AllowOption = False,
     pdq_confirm: PdqConfirm = None,
     pdq_review: PdqReview = None,
     phash_confirm: PhashConfirm = None,
@@ -423,12 +426,7 @@ def hashes_build(
     directory: Annotated[Path, typer.Argument(help="Directory of reference images.")],
     list_name: Annotated[str, typer.Option("--list", help="Name of the list to (re)place.")],
     category: Annotated[str, typer.Option(help="Category recorded with each entry.")] = "",
-    allow: Annotated[
-        bool,
-        typer.Option(
-            "--allow", help="Store as an allow-list: known false positives, which always win."
-        ),
-    ] = False,
+    allow: AllowOption = False,
     pdq_confirm: PdqConfirm = None,
     pdq_review: PdqReview = None,
     phash_confirm: PhashConfirm = None,

@@ -20,18 +20,7 @@ from matchers.index import (
     MultiIndexHammingIndex,
 )
 from matchers.lists import HashColumn, HashList, ListEntry, Thresholds
-
-
-def random_hash(rng: random.Random, bits: int) -> str:
-    return f"{rng.getrandbits(bits):0{bits // 4}x}"
-
-
-def flip(hash_hex: str, distance: int, rng: random.Random) -> str:
-    bits = len(hash_hex) * 4
-    value = int(hash_hex, 16)
-    for position in rng.sample(range(bits), distance):
-        value ^= 1 << position
-    return f"{value:0{bits // 4}x}"
+from tests.matchers.hashgen import flip, random_hash
 
 
 def digest(

@@ -25,6 +25,7 @@ from matchers.errors import InvalidHash
 from matchers.index import HammingIndex, LinearHammingIndex, Matcher, MultiIndexHammingIndex
 from matchers.lists import HashColumn, HashList, Thresholds
 from matchers.mih import pack_hex
+from tests.matchers.hashgen import flip, random_hash
 
 THRESHOLDS = [
     (256, PDQ_CONFIRM_THRESHOLD),
@@ -34,19 +35,6 @@ THRESHOLDS = [
 ]
 #: Unequal chunks straddling 64-bit words, as in test_hamming_indexes.
 ODD_CHUNKS = {64: (23, 21, 20), 256: (5, 19, 24, *([13] * 16))}
-
-
-def random_hash(rng: random.Random, bits: int) -> str:
-    return f"{rng.getrandbits(bits):0{bits // 4}x}"
-
-
-def flip(hash_hex: str, distance: int, rng: random.Random) -> str:
-    """A hash exactly ``distance`` bits away from ``hash_hex``."""
-    bits = len(hash_hex) * 4
-    value = int(hash_hex, 16)
-    for position in rng.sample(range(bits), distance):
-        value ^= 1 << position
-    return f"{value:0{bits // 4}x}"
 
 
 def pack(hashes: list[str], bits: int) -> npt.NDArray[np.uint64]:
