@@ -188,8 +188,7 @@ class MatchPipeline:
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ImageItem):
             return item
-        matches = self.matcher.match(item.digest)
-        allowed = not matches and self.matcher.allowed(item.digest)
+        matches, allowed = self.matcher.match_or_allowed(item.digest)
         if self.flood_guard is not None:
             guarded = self.flood_guard.apply(item.url, matches)
             matches = guarded.matches

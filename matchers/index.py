@@ -419,8 +419,13 @@ class Matcher:
         return any(index.candidates(digest, confirmed_only=True) for index in self._allow)
 
     def match(self, digest: ImageDigest) -> list[Match]:
+        return self.match_or_allowed(digest)[0]
+
+    def match_or_allowed(self, digest: ImageDigest) -> tuple[list[Match], bool]:
+        """``(matches, allowed)``: the matches, or ``([], True)`` when an allow-list entry
+        silences the image (allow-lists are searched once)."""
         if self.allowed(digest):
-            return []
+            return [], True
         best: dict[tuple[str, str], Match] = {}
         for index in self._lists:
             for candidate in index.candidates(digest, confirmed_only=False):
@@ -428,4 +433,4 @@ class Matcher:
                 current = best.get(key)
                 if current is None or _preference(candidate) < _preference(current):
                     best[key] = candidate
-        return sorted(best.values(), key=lambda m: (m.list, *_preference(m), m.entry))
+        return sorted(best.values(), key=lambda m: (m.list, *_preference(m), m.entry)), False

@@ -117,3 +117,20 @@ def test_stylesheets_yield_their_images_relative_to_the_css() -> None:
         ("http://www.example.org/img/a.png", "image", SEED),
         ("http://www.example.org/css/more.css", "css", SEED),
     ]
+
+
+def test_only_the_first_chunk_of_an_image_download_is_judged() -> None:
+    import pytest
+    from scrapy.exceptions import StopDownload
+
+    spider = _spider()
+    html = Request(SEED + "fake.jpg", meta={"hotline": _info(kind="image")})
+    with pytest.raises(StopDownload):
+        spider._on_bytes_received(b"<!doctype html><html><body>not an image", html, spider)
+    # A first chunk too short to judge lets the download through, and the next chunk (the
+    # middle of the body, not its start) is never mistaken for a non-image.
+    png = Request(SEED + "real.png", meta={"hotline": _info(kind="image")})
+    spider._on_bytes_received(b"\x89PNG", png, spider)
+    spider._on_bytes_received(b"\x00" * 64, png, spider)
+    page = Request(SEED + "page", meta={"hotline": _info()})
+    spider._on_bytes_received(b"<!doctype html>" * 4, page, spider)  # pages are never cut

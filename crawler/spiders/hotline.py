@@ -47,6 +47,7 @@ DEFAULT_MAX_FRAME_NESTING = 3
 DEFAULT_MAX_PROBES_PER_PAGE = 50
 IMAGE_PRIORITY = 10  # images before further pages: hits surface early in long crawls
 SNIFF_BYTES = 32
+MIN_SNIFF_BYTES = 16  # every signature sniff_image knows fits in the first 12 bytes
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".heic"}
 )
@@ -215,14 +216,17 @@ class HotlineSpider(Spider):
         return self._request(ref.url, info, priority=IMAGE_PRIORITY)
 
     def _on_bytes_received(self, data: bytes, request: Request, spider: Spider) -> None:
-        """Stop downloading an image or probe whose first bytes are not an image."""
+        """Stop downloading an image or probe whose first bytes are not an image.
+
+        Only the first chunk is judged (later chunks are not the start of the body); one too
+        short to tell is let through, and the callback sniffs the whole body anyway."""
         info = request.meta.get("hotline")
         if not info or info["kind"] not in ("image", "probe"):
             return
-        if request.meta.get("hotline_sniffed") or len(data) < SNIFF_BYTES:
+        if request.meta.get("hotline_sniffed"):
             return
         request.meta["hotline_sniffed"] = True
-        if sniff_image(data[:SNIFF_BYTES]) is None:
+        if len(data) >= MIN_SNIFF_BYTES and sniff_image(data[:SNIFF_BYTES]) is None:
             raise StopDownload(fail=False)
 
     # -- callbacks --------------------------------------------------------------------------
