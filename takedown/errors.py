@@ -4,7 +4,13 @@ The tree, so callers (and the CLI's exit-code mapping) can catch at the level th
 
     TakedownError            base of everything this package raises on purpose
     ├── RedisUnavailable     Redis cannot be reached, refused us, or its URL is unusable
-    └── QueueError           a stream / consumer-group operation failed or met bad data
+    ├── QueueError           a stream / consumer-group operation failed or met bad data
+    ├── DirectoryError       the provider directory file is malformed (file, line, field)
+    ├── RdapError            an RDAP lookup failed or returned a document we cannot read
+    ├── NoticeError          a notice cannot be rendered, or its X-ARF report is invalid
+    ├── TemplateError        a notice template is missing or broken (names the file)
+    └── DeliveryError        a channel did not accept a message; ``permanent`` says whether
+                             retrying the same message can help (a 550 cannot, a 451 can)
 
 Messages are one line and never contain secrets: Redis URLs are shown through
 :func:`takedown.connection.mask_url`.
@@ -12,7 +18,16 @@ Messages are one line and never contain secrets: Redis URLs are shown through
 
 from __future__ import annotations
 
-__all__ = ["QueueError", "RedisUnavailable", "TakedownError"]
+__all__ = [
+    "DeliveryError",
+    "DirectoryError",
+    "NoticeError",
+    "QueueError",
+    "RdapError",
+    "RedisUnavailable",
+    "TakedownError",
+    "TemplateError",
+]
 
 
 class TakedownError(Exception):
@@ -25,3 +40,32 @@ class RedisUnavailable(TakedownError):
 
 class QueueError(TakedownError):
     """A queue (stream, consumer group, sorted set) operation failed or returned bad data."""
+
+
+class DirectoryError(TakedownError):
+    """The provider directory is malformed; the message names the file, line and field."""
+
+
+class RdapError(TakedownError):
+    """An RDAP server could not be reached, answered with an error, or sent a bad document."""
+
+
+class NoticeError(TakedownError):
+    """A notice could not be built, or its X-ARF report does not validate against the schema."""
+
+
+class TemplateError(NoticeError):
+    """A notice template is missing or cannot be rendered; the message names the template."""
+
+
+class DeliveryError(TakedownError):
+    """A channel did not accept a message.
+
+    ``permanent`` is true when sending the same message again cannot succeed (a 5xx SMTP
+    reply, a 4xx webhook answer other than 408/429, a recipient without an address); the
+    notifier then stops retrying at once instead of spending its attempts.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
