@@ -1,4 +1,6 @@
-"""The analyst's command line: ``hotline crawl``, ``hotline hashes``, ``hotline hits``.
+"""The analyst's command line: ``hotline crawl``, ``hits``, ``review``, ``demo``; with the
+``hashes`` commands (:mod:`hotline.cli_hashes`) and notice and takedown — ``notifier``,
+``recheck``, ``providers``, ``notices``, ``stats`` (:mod:`hotline.cli_takedown`).
 
 Every command explains itself (``--help``), prints tables for people and JSON for scripts
 (``--json``), and fails with one line on standard error and a non-zero exit code:
@@ -11,73 +13,39 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 import redis
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from crawler.safety import parse_networks
 from crawler.seeds import SeedFileError, collect_seeds
 from crawler.spiders.hotline import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
-from hotline.config import Config
+from hotline.cli_hashes import hashes_app
+from hotline.cli_takedown import notices_app, providers_app
+from hotline.cliapp import JsonOption, app, err, load_config, out
 from hotline.crawlrun import CrawlOptions, CrawlResult, run_crawl
 from hotline.demo import run_demo
 from hotline.errors import HotlineError, InputError, ServiceError, UsageError
-from hotline.services import Session, redis_session
-from matchers.algorithms import (
-    ALGORITHMS,
-    PDQ_CONFIRM_THRESHOLD,
-    PDQ_MIN_QUALITY,
-    PDQ_REVIEW_THRESHOLD,
-    PHASH_CONFIRM_THRESHOLD,
-    PHASH_REVIEW_THRESHOLD,
-)
-from matchers.digest import digest_bytes
-from matchers.errors import MatcherError, NotAnImage
-from matchers.formats import read_plain, read_vendor_csv
-from matchers.lists import (
-    ALLOW,
-    KNOWN,
-    HashList,
-    ListEntry,
-    Thresholds,
-    build_from_directory,
-    read_csv,
-    validate_list_name,
-)
-from takedown.errors import TakedownError
-from takedown.lists import ListNotFound, ListStore
+from hotline.services import redis_session
+from matchers.errors import MatcherError
+from matchers.lists import KNOWN
+from takedown.errors import DirectoryError, NoticeError, TakedownError
+from takedown.lists import ListStore
+from takedown.notices import NoticeNotFound
 from takedown.queue import HitQueue, HitRecord
+from takedown.settings import SettingsError
 
-# Off a terminal (pipes, CI logs) tables get room for whole URLs instead of 80 columns.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-app = typer.Typer(
-    help="Notice-and-takedown crawler: crawl reported URLs, hash every image in memory, "
-    "match known hash lists, queue confirmed hits.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-hashes_app = typer.Typer(
-    help="Hash lists: import, build, show, remove; compute the hashes of image files.",
-    no_args_is_help=True,
-)
 hits_app = typer.Typer(help="Confirmed hits queued for notice and takedown.", no_args_is_help=True)
 review_app = typer.Typer(help="Near misses queued for an analyst's review.", no_args_is_help=True)
 app.add_typer(hashes_app, name="hashes")
+app.add_typer(notices_app, name="notices")
+app.add_typer(providers_app, name="providers")
 app.add_typer(hits_app, name="hits")
 app.add_typer(review_app, name="review")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def _config() -> Config:
-    return Config.from_env()
+_config = load_config
 
 
 def _parse_sets(values: Iterable[str]) -> dict[str, str]:
@@ -231,346 +199,6 @@ def demo(as_json: JsonOption = False) -> None:
         raise typer.Exit(1)
 
 
-PdqConfirm = Annotated[
-    int | None, typer.Option(help=f"PDQ distance confirmed (default {PDQ_CONFIRM_THRESHOLD}).")
-]
-PdqReview = Annotated[
-    int | None, typer.Option(help=f"PDQ distance for review (default {PDQ_REVIEW_THRESHOLD}).")
-]
-PhashConfirm = Annotated[
-    int | None,
-    typer.Option(help=f"pHash distance confirmed (default {PHASH_CONFIRM_THRESHOLD})."),
-]
-PhashReview = Annotated[
-    int | None,
-    typer.Option(help=f"pHash distance for review (default {PHASH_REVIEW_THRESHOLD})."),
-]
-PdqMinQuality = Annotated[
-    int | None,
-    typer.Option(help=f"Lowest PDQ quality matched perceptually (default {PDQ_MIN_QUALITY})."),
-]
-
-
-AllowOption = Annotated[
-    bool,
-    typer.Option(
-        "--allow", help="Store as an allow-list: known false positives, which always win."
-    ),
-]
-
-
-def _thresholds(
-    pdq_confirm: int | None,
-    pdq_review: int | None,
-    phash_confirm: int | None,
-    phash_review: int | None,
-    pdq_min_quality: int | None,
-) -> Thresholds:
-    """The list's thresholds: the defaults, overridden by the options given."""
-    given = {
-        "pdq_confirm": pdq_confirm,
-        "pdq_review": pdq_review,
-        "phash_confirm": phash_confirm,
-        "phash_review": phash_review,
-        "pdq_min_quality": pdq_min_quality,
-    }
-    return Thresholds(**{k: v for k, v in given.items() if v is not None})
-
-
-# -- hashes --------------------------------------------------------------------------------
-
-
-def _save_list(session: Session, hash_list: HashList) -> None:
-    info = ListStore(session.client, session.keys).save(hash_list)
-    counts = ", ".join(f"{k} {v}" for k, v in info.counts.items() if v)
-    kind = " (allow-list)" if info.kind == ALLOW else ""
-    out.print(f"list {info.name}{kind}: version {info.version}, {info.total} entries ({counts})")
-
-
-def _parse_columns(values: Iterable[str]) -> dict[str, str]:
-    """``--column ALG=COL`` options -> {algorithm: column}."""
-    mapping: dict[str, str] = {}
-    for value in values:
-        algorithm, sep, column = value.partition("=")
-        algorithm, column = algorithm.strip(), column.strip()
-        if not sep or not column:
-            raise UsageError(f"--column {value!r}: expected ALGORITHM=COLUMN, e.g. md5=MD5")
-        if algorithm not in ALGORITHMS:
-            raise UsageError(
-                f"--column {value!r}: algorithm must be one of {', '.join(ALGORITHMS)}"
-            )
-        if algorithm in mapping:
-            raise UsageError(f"--column {value!r}: {algorithm} is mapped more than once")
-        mapping[algorithm] = column
-    return mapping
-
-
-def _parse_delimiter(value: str | None) -> str | None:
-    if value is None:
-        return None
-    delimiter = _DELIMITER_NAMES.get(value.lower(), value)
-    if len(delimiter) != 1:
-        raise UsageError(f"--delimiter {value!r}: give one character, or 'tab'")
-    return delimiter
-
-
-_DELIMITER_NAMES: Final = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";"}
-
-
-def _read_entries(
-    file: Path,
-    *,
-    algorithm: str | None,
-    columns: list[str],
-    id_column: str | None,
-    category_column: str | None,
-    delimiter: str | None,
-) -> list[ListEntry]:
-    """Read FILE in the format the options select (see ``hotline hashes import --help``)."""
-    vendor_only = {
-        "--id-column": id_column,
-        "--category-column": category_column,
-        "--delimiter": delimiter,
-    }
-    if algorithm is not None and columns:
-        raise UsageError("give --algorithm (plain file) or --column (vendor CSV), not both")
-    if not columns:
-        for option, value in vendor_only.items():
-            if value is not None:
-                raise UsageError(f"{option} needs --column (vendor CSV)")
-    if algorithm is not None and algorithm not in ALGORITHMS:
-        raise UsageError(f"--algorithm {algorithm!r}: must be one of {', '.join(ALGORITHMS)}")
-    try:
-        if algorithm is not None:
-            return read_plain(file, algorithm, lenient_case=True)
-        if columns:
-            return read_vendor_csv(
-                file,
-                _parse_columns(columns),
-                id_column=id_column,
-                category_column=category_column,
-                delimiter=_parse_delimiter(delimiter),
-                lenient_case=True,
-            )
-        return read_csv(file)
-    except OSError as exc:
-        raise InputError(f"{file}: cannot read the hash list ({exc.strerror})") from None
-
-
-@hashes_app.command("import")
-def hashes_import(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            help="Hash list: native CSV (header algorithm,hash,id,category) by default, "
-            "a plain file with --algorithm, another vendor's CSV with --column."
-        ),
-    ],
-    list_name: Annotated[str, typer.Option("--list", help="Name of the list to (re)place.")],
-    algorithm: Annotated[
-        str | None,
-        typer.Option(
-            "--algorithm",
-            help=f"FILE is plain, one hash per line, of this algorithm ({', '.join(ALGORITHMS)}).",
-        ),
-    ] = None,
-    columns: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--column",
-            help="FILE is a vendor CSV; ALGORITHM=COLUMN names the column holding that "
-            "algorithm's hashes, e.g. md5=MD5 (repeatable).",
-        ),
-    ] = None,
-    id_column: Annotated[
-        str | None, typer.Option("--id-column", help="Vendor CSV column holding the entry id.")
-    ] = None,
-    category_column: Annotated[
-        str | None,
-        typer.Option("--category-column", help="Vendor CSV column holding the category."),
-    ] = None,
-    delimiter: Annotated[
-        str | None,
-        typer.Option(help="Vendor CSV delimiter (one character or 'tab'; default: detected)."),
-    ] = None,
-    allow: AllowOption = False,
-    pdq_confirm: PdqConfirm = None,
-    pdq_review: PdqReview = None,
-    phash_confirm: PhashConfirm = None,
-    phash_review: PhashReview = None,
-    pdq_min_quality: PdqMinQuality = None,
-) -> None:
-    """Import a hash list (all rows valid, or nothing is imported; the previous version of the
-    list serves until the new one is stored). Plain and vendor files may use uppercase hex."""
-    name = validate_list_name(list_name)
-    thresholds = _thresholds(pdq_confirm, pdq_review, phash_confirm, phash_review, pdq_min_quality)
-    entries = _read_entries(
-        file,
-        algorithm=algorithm,
-        columns=columns or [],
-        id_column=id_column,
-        category_column=category_column,
-        delimiter=delimiter,
-    )
-    if not entries:
-        raise InputError(f"{file}: no hash rows to import")
-    hash_list = HashList(
-        name=name, entries=entries, thresholds=thresholds, kind=ALLOW if allow else KNOWN
-    )
-    with redis_session(_config()) as session:
-        _save_list(session, hash_list)
-
-
-@hashes_app.command("build")
-def hashes_build(
-    directory: Annotated[Path, typer.Argument(help="Directory of reference images.")],
-    list_name: Annotated[str, typer.Option("--list", help="Name of the list to (re)place.")],
-    category: Annotated[str, typer.Option(help="Category recorded with each entry.")] = "",
-    allow: AllowOption = False,
-    pdq_confirm: PdqConfirm = None,
-    pdq_review: PdqReview = None,
-    phash_confirm: PhashConfirm = None,
-    phash_review: PhashReview = None,
-    pdq_min_quality: PdqMinQuality = None,
-) -> None:
-    """Hash every image file under DIRECTORY into a list (the images are read, never copied)."""
-    name = validate_list_name(list_name)
-    thresholds = _thresholds(pdq_confirm, pdq_review, phash_confirm, phash_review, pdq_min_quality)
-    if not directory.is_dir():
-        raise InputError(f"{directory}: not a directory")
-    entries, skipped = build_from_directory(directory, category=category)
-    for path, reason in skipped:
-        err.print(f"skipped {path}: {reason}")
-    if not entries:
-        raise InputError(f"{directory}: no image could be hashed")
-    hash_list = HashList(
-        name=name, entries=entries, thresholds=thresholds, kind=ALLOW if allow else KNOWN
-    )
-    with redis_session(_config()) as session:
-        _save_list(session, hash_list)
-
-
-@hashes_app.command("remove")
-def hashes_remove(
-    name: Annotated[str, typer.Argument(help="Name of the list to delete.")],
-    as_json: JsonOption = False,
-) -> None:
-    """Delete a list (known or allow-list); running crawls keep the copy they loaded."""
-    validate_list_name(name)
-    with redis_session(_config()) as session:
-        try:
-            ListStore(session.client, session.keys).remove(name)
-        except ListNotFound as exc:
-            raise InputError(str(exc)) from None
-    if as_json:
-        out.print_json(data={"name": name, "removed": True})
-    else:
-        out.print(f"list {name} removed")
-
-
-@hashes_app.command("lists")
-def hashes_lists(as_json: JsonOption = False) -> None:
-    """Show each list with its kind, thresholds and counts per algorithm."""
-    with redis_session(_config()) as session:
-        infos = ListStore(session.client, session.keys).info()
-    if as_json:
-        out.print_json(
-            data=[
-                {
-                    "name": i.name,
-                    "kind": i.kind,
-                    "version": i.version,
-                    "updated": i.updated,
-                    "thresholds": i.thresholds.as_dict(),
-                    "counts": i.counts,
-                    "total": i.total,
-                }
-                for i in infos
-            ]
-        )
-        return
-    if not infos:
-        out.print("no known-hash lists (import one with `hotline hashes import`)")
-        return
-    table = Table(title="hash lists")
-    columns = ("list", "kind", "version", "updated", *ALGORITHMS, "total", "thresholds")
-    for column in columns:
-        left = column in ("list", "kind", "updated", "thresholds")
-        table.add_column(column, justify="left" if left else "right")
-    for i in infos:
-        t = i.thresholds
-        table.add_row(
-            i.name,
-            i.kind,
-            str(i.version),
-            i.updated,
-            *(str(i.counts.get(a, 0)) for a in ALGORITHMS),
-            str(i.total),
-            f"pdq {t.pdq_confirm}/{t.pdq_review} q>={t.pdq_min_quality}, "
-            f"phash {t.phash_confirm}/{t.phash_review}",
-        )
-    out.print(table)
-    out.print("thresholds: confirm/review distance; q: lowest PDQ quality matched")
-
-
-@hashes_app.command("compute")
-def hashes_compute(
-    files: Annotated[list[Path], typer.Argument(help="Image files to hash.")],
-    as_json: JsonOption = False,
-) -> None:
-    """Print every hash of image files, to check a list entry (files are read into memory
-    only; no Redis needed). Exits 2 after the others if a file is unreadable or not an image."""
-    results: list[dict[str, object]] = []
-    failed = 0
-    for file in files:
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            err.print(f"error: {file}: cannot read ({exc.strerror})", markup=False)
-            failed += 1
-            continue
-        size = len(data)
-        try:
-            digest = digest_bytes(data)
-        except NotAnImage:
-            err.print(f"error: {file}: not an image (no known image signature)", markup=False)
-            failed += 1
-            continue
-        finally:
-            del data  # the bytes never outlive their hashing
-        results.append({"file": str(file), "size": size, **digest.as_dict()})
-    if as_json:
-        out.print_json(data=results)
-    else:
-        for result in results:
-            _print_digest(result)
-    if failed:
-        raise typer.Exit(InputError.exit_code)
-
-
-_COMPUTE_FIELDS: Final = (
-    "md5",
-    "sha1",
-    "sha256",
-    "pdq",
-    "pdq_quality",
-    "phash",
-    "format",
-    "width",
-    "height",
-    "frames",
-    "size",
-    "error",
-)
-
-
-def _print_digest(result: dict[str, object]) -> None:
-    out.print(str(result["file"]), markup=False)
-    for name in _COMPUTE_FIELDS:
-        value = result.get(name)
-        out.print(f"  {name:<12} {'-' if value is None else value}", markup=False)
-
-
 # -- hits and review -----------------------------------------------------------------------
 
 
@@ -652,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
         code = _fail(str(exc), exc.exit_code)
     except MatcherError as exc:
         code = _fail(str(exc), InputError.exit_code)
+    except (SettingsError, DirectoryError, NoticeError, NoticeNotFound) as exc:
+        code = _fail(str(exc), InputError.exit_code)  # the configuration or the input is wrong
     except TakedownError as exc:
         code = _fail(str(exc), ServiceError.exit_code)
     except redis.RedisError as exc:  # Redis went away in the middle of a command

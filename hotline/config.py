@@ -6,6 +6,12 @@
 ``HOTLINE_DATA_DIR``               per-user state (default ``~/.local/share/hotline-crawler``)
 ``HOTLINE_KEY_PREFIX``             prefix of every Redis key (default ``hotline:``)
 ``HOTLINE_ALLOW_PRIVATE_NETWORKS`` ``1`` lets crawls reach private and loopback addresses
+``HOTLINE_CONFIG``                 the TOML configuration of notices (default: ``hotline.toml``
+                                   in the data directory, when it exists); see
+                                   :mod:`takedown.settings` for its tables
+``HOTLINE_RDAP_URL``               RDAP base URL (a hotline's own mirror; ``""`` turns RDAP off)
+``HOTLINE_SMTP_PASSWORD``          the SMTP password (secrets come from the environment only)
+``HOTLINE_WEBHOOK_SECRET``         the key webhook notices are signed with
 =================================  =========================================================
 """
 
@@ -20,9 +26,12 @@ from hotline.errors import UsageError
 from hotline.paths import default_data_dir
 from takedown.connection import ENV_REDIS_URL
 from takedown.keys import DEFAULT_PREFIX, validate_prefix
+from takedown.settings import SettingsError, TakedownSettings
 
 ENV_KEY_PREFIX = "HOTLINE_KEY_PREFIX"
 ENV_ALLOW_PRIVATE = "HOTLINE_ALLOW_PRIVATE_NETWORKS"
+ENV_CONFIG = "HOTLINE_CONFIG"
+CONFIG_FILE_NAME = "hotline.toml"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
@@ -33,6 +42,8 @@ class Config:
     data_dir: Path
     key_prefix: str
     allow_private_networks: bool
+    config_path: Path | None = None  # None: no configuration file (defaults apply)
+    env: Mapping[str, str] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -45,9 +56,30 @@ class Config:
         allow_raw = environ.get(ENV_ALLOW_PRIVATE, "").strip().lower()
         if allow_raw not in _TRUE | _FALSE:
             raise UsageError(f"{ENV_ALLOW_PRIVATE}: expected 1 or 0, got {allow_raw!r}")
+        data_dir = default_data_dir(environ)
+        config_path: Path | None = None
+        if environ.get(ENV_CONFIG):
+            config_path = Path(environ[ENV_CONFIG]).expanduser()
+            if not config_path.is_file():
+                raise UsageError(f"{ENV_CONFIG}: {config_path}: no such file")
+        elif (data_dir / CONFIG_FILE_NAME).is_file():
+            config_path = data_dir / CONFIG_FILE_NAME
         return cls(
             redis_url=environ.get(ENV_REDIS_URL) or None,
-            data_dir=default_data_dir(environ),
+            data_dir=data_dir,
             key_prefix=prefix,
             allow_private_networks=allow_raw in _TRUE,
+            config_path=config_path,
+            env=dict(environ),
         )
+
+    def takedown_settings(self) -> TakedownSettings:
+        """The notices configuration, read now (so an edited file applies to the next
+        command); errors are one line naming the file and field."""
+        env = self.env if self.env is not None else os.environ
+        try:
+            if self.config_path is None:
+                return TakedownSettings.defaults(env)
+            return TakedownSettings.load(self.config_path, env)
+        except SettingsError as exc:
+            raise UsageError(str(exc)) from None

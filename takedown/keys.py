@@ -15,6 +15,17 @@ Layout (``P`` is the prefix)::
     P list:<name>:v<N>      list     version N of the list, serialized, in chunks of <= 64 MiB
     P crawls                zset     crawl id scored by start time (unix seconds)
     P crawl:<id>            hash     one crawl: seeds, settings summary, final stats
+    P hits:dead             stream   hits the notifier gave up on, with the last error
+    P notices               zset     notice id scored by creation time (unix seconds)
+    P notices:status:<s>    zset     the notices currently in status <s>, same scores
+    P notice:<id>           hash     one notice: the hit, its route, status, times, counters
+    P notice:<id>:timeline  stream   that notice's state changes (the audit, per notice)
+    P notice:<id>:lock      string   held by the process sending for this notice
+    P audit                 stream   every state change of every notice, with time and actor
+    P recheck               zset     notice id scored by the unix time its next recheck is due
+    P rdap:<kind>:<value>   string   cached RDAP document (JSON), with a TTL
+
+The notifier's consumer group on ``P hits`` is :data:`NOTIFIER_GROUP`.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import re
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "hotline:"
+NOTIFIER_GROUP = "notifier"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -79,3 +91,34 @@ class Keys:
 
     def crawl(self, crawl_id: str) -> str:
         return f"{self.prefix}crawl:{crawl_id}"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.hits}:dead"
+
+    @property
+    def notices(self) -> str:
+        return f"{self.prefix}notices"
+
+    def notices_in(self, status: str) -> str:
+        return f"{self.prefix}notices:status:{status}"
+
+    def notice(self, notice_id: str) -> str:
+        return f"{self.prefix}notice:{notice_id}"
+
+    def notice_timeline(self, notice_id: str) -> str:
+        return f"{self.prefix}notice:{notice_id}:timeline"
+
+    def notice_lock(self, notice_id: str) -> str:
+        return f"{self.prefix}notice:{notice_id}:lock"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}audit"
+
+    @property
+    def recheck(self) -> str:
+        return f"{self.prefix}recheck"
+
+    def rdap(self, kind: str, value: str) -> str:
+        return f"{self.prefix}rdap:{kind}:{value}"

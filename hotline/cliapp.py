@@ -1,0 +1,37 @@
+"""What every ``hotline`` command module shares: the Typer app, the consoles, common options.
+
+The commands live in ``hotline.cli`` (crawl, demo, hits, review, the entry point),
+``hotline.cli_hashes`` (hash lists) and ``hotline.cli_takedown`` (notifier, providers, notices,
+rechecks, statistics); ``hotline.cli`` registers them all on :data:`app`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hotline.config import Config
+
+__all__ = ["JsonOption", "app", "err", "load_config", "out"]
+
+# Off a terminal (pipes, CI logs) tables get room for whole URLs instead of 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+app = typer.Typer(
+    help="Notice-and-takedown crawler: crawl reported URLs, hash every image in memory, "
+    "match known hash lists, send takedown notices and verify removal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def load_config() -> Config:
+    return Config.from_env()

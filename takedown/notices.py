@@ -1,0 +1,481 @@
+"""Notice records, their status, and the audit trail, in Redis.
+
+One notice per incident (image URL + list + entry): its id *is* the incident id, so however
+often a hit is delivered to the notifier, re-queued or resent, there is one record and one
+reference. A notice moves through these statuses::
+
+    queued ──► sent ──────────────► removed
+      │          │  (reminders)        ▲
+      │          └─► escalated ────────┘
+      ├─► unroutable   (no recipient: waits for an analyst; ``notices resend`` retries)
+      └─► failed       (delivery kept failing: dead-lettered; ``notices resend`` retries)
+
+Every change of status, and every delivery, reminder, escalation and recheck verdict, is one
+event appended in the same transaction to the global ``audit`` stream and to the notice's own
+``timeline`` stream, with its time and actor (``notifier@host``, ``recheck@host``,
+``analyst@host``). The notice hash holds the hit (URLs, hashes, response metadata), the route,
+and the times and counters the statistics are computed from; never any image content.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import redis
+
+from takedown.errors import QueueError
+from takedown.keys import Keys
+from takedown.model import DeliveryReceipt, Route
+from takedown.queue import HitRecord
+
+__all__ = [
+    "OPEN_STATUSES",
+    "STATUSES",
+    "AuditEvent",
+    "LockBusy",
+    "Notice",
+    "NoticeNotFound",
+    "NoticeStore",
+    "iso",
+    "parse_iso",
+]
+
+STATUSES = ("queued", "unroutable", "sent", "escalated", "failed", "removed")
+#: Statuses in which the content is believed to be online and is rechecked.
+OPEN_STATUSES = ("sent", "escalated")
+#: Statuses a new delivery of the same hit must not touch (the notice already went out).
+_SETTLED = frozenset({"sent", "escalated", "removed"})
+#: Seconds a notice lock is held before another process may take it over.
+LOCK_TTL_MS = 120_000
+
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+local event = cjson.decode(ARGV[3])
+local fields = {}
+for k, v in pairs(event) do
+    table.insert(fields, k)
+    table.insert(fields, v)
+end
+redis.call('XADD', KEYS[4], '*', unpack(fields))
+redis.call('XADD', KEYS[5], '*', unpack(fields))
+return 1
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def iso(ts: float) -> str:
+    """ISO 8601 UTC with a ``Z``, to the second: the one time format of notices."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> float:
+    """Unix seconds of an ISO 8601 time (``Z`` or an offset; naive means UTC)."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+class NoticeNotFound(QueueError):
+    """No notice has the given id (or id prefix)."""
+
+
+class LockBusy(QueueError):
+    """Another live process is working on this notice right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    notice: str
+    event: str
+    status: str
+    actor: str
+    time: str
+    detail: str
+    entry_id: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "notice": self.notice,
+            "event": self.event,
+            "status": self.status,
+            "actor": self.actor,
+            "time": self.time,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One notice as stored (read-only view of the hash)."""
+
+    id: str
+    hit: HitRecord
+    status: str
+    created: float
+    fields: Mapping[str, str]
+
+    @property
+    def route(self) -> Route | None:
+        raw = self.fields.get("route")
+        return Route.from_json(raw) if raw else None
+
+    def time(self, name: str) -> float | None:
+        raw = self.fields.get(name)
+        return float(raw) if raw else None
+
+    def count(self, name: str) -> int:
+        raw = self.fields.get(name)
+        return int(raw) if raw else 0
+
+    @property
+    def provider(self) -> str:
+        return self.fields.get("provider") or "(unroutable)"
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "url": self.hit.url,
+            "page": self.hit.page,
+            "list": self.hit.list,
+            "entry": self.hit.entry,
+            "provider": self.fields.get("provider") or None,
+            "recipient": self.fields.get("recipient") or None,
+            "channel": self.fields.get("channel") or None,
+            "created": iso(self.created),
+        }
+        for name in (
+            "sent_at",
+            "last_seen_online",
+            "first_seen_gone",
+            "escalated_at",
+            "last_checked",
+        ):
+            value = self.time(name)
+            out[name] = None if value is None else iso(value)
+        out["reminders"] = self.count("reminders")
+        out["attempts"] = self.count("attempts")
+        out["checks"] = self.count("checks")
+        out["removal_reason"] = self.fields.get("removal_reason") or None
+        lower, upper = self.time_to_removal()
+        out["time_to_removal"] = None if upper is None else {"min_s": lower, "max_s": upper}
+        out["last_error"] = self.fields.get("last_error") or None
+        out["route"] = None if self.route is None else self.route.to_dict()
+        return out
+
+    def time_to_removal(self) -> tuple[float | None, float | None]:
+        """Seconds from the notice to removal as an interval: (last seen online, first seen
+        gone), both measured from when the notice was sent and never negative."""
+        sent = self.time("sent_at")
+        gone = self.time("first_seen_gone")
+        if sent is None or gone is None:
+            return None, None
+        online = self.time("last_seen_online") or sent
+        return max(0.0, online - sent), max(0.0, gone - sent)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class NoticeStore:
+    """Reads and writes notice records; every write that changes state is audited."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, clock: Any = time.time) -> None:
+        self.client = client
+        self.keys = keys
+        self.clock = clock
+        self._create = client.register_script(_CREATE)
+        self._release = client.register_script(_RELEASE)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, notice_id: str) -> Notice:
+        raw = cast("dict[bytes, bytes]", self.client.hgetall(self.keys.notice(notice_id)))
+        if not raw:
+            raise NoticeNotFound(f"no notice {notice_id}")
+        return self._from_hash(notice_id, raw)
+
+    def find(self, id_or_prefix: str) -> Notice:
+        """The notice whose id is, or starts with, ``id_or_prefix`` (at least 6 hex digits,
+        like a git commit); a reference such as ``HL-0123456789ab`` works too."""
+        wanted = id_or_prefix.strip().lower().removeprefix("hl-")
+        if len(wanted) < 6 or any(c not in "0123456789abcdef" for c in wanted):
+            raise NoticeNotFound(f"{id_or_prefix!r} is not a notice id (6 to 32 hex digits)")
+        if len(wanted) == 32:
+            return self.get(wanted)
+        matches = [m for m in self.ids() if m.startswith(wanted)]
+        if not matches:
+            raise NoticeNotFound(f"no notice {id_or_prefix}")
+        if len(matches) > 1:
+            raise NoticeNotFound(f"{id_or_prefix} is ambiguous: {len(matches)} notices match")
+        return self.get(matches[0])
+
+    def status(self, notice_id: str) -> str | None:
+        raw = self.client.hget(self.keys.notice(notice_id), "status")
+        return None if raw is None else _text(cast("bytes", raw))
+
+    def ids(self, status: str | None = None) -> list[str]:
+        key = self.keys.notices if status is None else self.keys.notices_in(status)
+        members = cast("list[bytes]", self.client.zrange(key, 0, -1))
+        return [_text(m) for m in members]
+
+    def iter_notices(self, status: str | None = None, *, batch: int = 200) -> Iterator[Notice]:
+        ids = self.ids(status)
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            pipe = self.client.pipeline(transaction=False)
+            for notice_id in chunk:
+                pipe.hgetall(self.keys.notice(notice_id))
+            for notice_id, raw in zip(chunk, pipe.execute(), strict=True):
+                if raw:
+                    yield self._from_hash(notice_id, raw)
+
+    def timeline(self, notice_id: str) -> list[AuditEvent]:
+        rows = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            self.client.xrange(self.keys.notice_timeline(notice_id)),
+        )
+        return [_event(entry_id, data) for entry_id, data in rows]
+
+    def audit(self, *, count: int = 100) -> list[AuditEvent]:
+        rows = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            self.client.xrevrange(self.keys.audit, count=count),
+        )
+        return [_event(entry_id, data) for entry_id, data in reversed(rows)]
+
+    def counts(self) -> dict[str, int]:
+        pipe = self.client.pipeline(transaction=False)
+        for status in STATUSES:
+            pipe.zcard(self.keys.notices_in(status))
+        return dict(zip(STATUSES, (int(n) for n in pipe.execute()), strict=True))
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def create(self, hit: HitRecord, *, actor: str, entry_id: str = "") -> bool:
+        """Record a notice for ``hit`` in status ``queued`` unless one exists; True if new."""
+        notice_id = hit.incident
+        now = self.clock()
+        fields = {
+            "id": notice_id,
+            "hit": json.dumps(hit.as_json(), sort_keys=True),
+            "status": "queued",
+            "created": repr(now),
+            "last_seen_online": repr(parse_iso(hit.first_seen)) if hit.first_seen else "",
+            "stream_entry": entry_id,
+        }
+        event = self._event_fields(notice_id, "queued", "queued", actor, now, f"hit {hit.url}")
+        args: list[str] = [notice_id, repr(now), json.dumps(event)]
+        for name, value in fields.items():
+            args.extend((name, value))
+        created = self._create(
+            keys=[
+                self.keys.notice(notice_id),
+                self.keys.notices,
+                self.keys.notices_in("queued"),
+                self.keys.audit,
+                self.keys.notice_timeline(notice_id),
+            ],
+            args=args,
+        )
+        return bool(created)
+
+    def is_settled(self, notice_id: str) -> bool:
+        """True once the notice went out (sent, escalated or removed): never send it again."""
+        return self.status(notice_id) in _SETTLED
+
+    def record(
+        self,
+        notice_id: str,
+        event: str,
+        *,
+        actor: str,
+        detail: str = "",
+        status: str | None = None,
+        fields: Mapping[str, str | float | int] | None = None,
+        increment: Mapping[str, int] | None = None,
+        recheck_at: float | None = None,
+        stop_rechecks: bool = False,
+    ) -> None:
+        """Apply one change atomically: set ``fields``, bump counters, move to ``status``
+        (if given), (re)schedule or drop the recheck, and append the audit event."""
+        now = self.clock()
+        key = self.keys.notice(notice_id)
+        values = {name: _field(value) for name, value in (fields or {}).items()}
+        values["updated"] = repr(now)
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    raw = pipe.hget(key, "status")
+                    if raw is None:
+                        raise NoticeNotFound(f"no notice {notice_id}")
+                    current = _text(cast("bytes", raw))
+                    new_status = status or current
+                    created = pipe.zscore(self.keys.notices, notice_id) or now
+                    pipe.multi()
+                    mapping: dict[Any, Any] = {**values, "status": new_status}
+                    pipe.hset(key, mapping=mapping)
+                    for name, step in (increment or {}).items():
+                        pipe.hincrby(key, name, step)
+                    if new_status != current:
+                        pipe.zrem(self.keys.notices_in(current), notice_id)
+                        pipe.zadd(self.keys.notices_in(new_status), {notice_id: created})
+                    if recheck_at is not None:
+                        pipe.zadd(self.keys.recheck, {notice_id: recheck_at})
+                    if stop_rechecks:
+                        pipe.zrem(self.keys.recheck, notice_id)
+                    entry = self._event_fields(notice_id, event, new_status, actor, now, detail)
+                    pipe.xadd(self.keys.audit, entry)  # type: ignore[arg-type]
+                    pipe.xadd(self.keys.notice_timeline(notice_id), entry)  # type: ignore[arg-type]
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+    def routed(self, notice_id: str, route: Route, *, actor: str) -> None:
+        recipient = route.recipient
+        fields: dict[str, str | float | int] = {
+            "route": route.to_json(),
+            "provider": route.provider or (recipient.provider if recipient else ""),
+            "recipient": ""
+            if recipient is None
+            else (recipient.address or recipient.webhook_url or ""),
+            "channel": "" if recipient is None else recipient.channel,
+        }
+        if recipient is None:
+            self.record(
+                notice_id,
+                "unroutable",
+                actor=actor,
+                status="unroutable",
+                fields=fields,
+                detail="; ".join(route.trail) or "no recipient found",
+            )
+            return
+        self.record(
+            notice_id,
+            "routed",
+            actor=actor,
+            fields=fields,
+            detail=f"{route.method}: {recipient.provider} via {recipient.channel}"
+            f" {recipient.address or recipient.webhook_url or ''}".rstrip(),
+        )
+
+    def sent(
+        self,
+        notice_id: str,
+        receipt: DeliveryReceipt,
+        *,
+        actor: str,
+        message_id: str,
+        recheck_at: float,
+    ) -> None:
+        now = self.clock()
+        self.record(
+            notice_id,
+            "sent",
+            actor=actor,
+            status="sent",
+            fields={
+                "sent_at": now,
+                "last_message_at": now,
+                "message_id": message_id,
+                "sending_since": "",
+                "last_error": "",
+            },
+            recheck_at=recheck_at,
+            detail=f"{receipt.channel} to {receipt.destination}: {receipt.detail}".rstrip(": "),
+        )
+
+    # -- locking -----------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, notice_id: str, *, owner: str) -> Iterator[None]:
+        """Hold the notice's send lock for the block.
+
+        ``owner`` is the consumer name: a process restarted under the same name takes over a
+        lock its dead predecessor left (one live process per consumer name, as with the
+        stream's consumer group), anyone else gets :class:`LockBusy` until the lock expires.
+        """
+        key = self.keys.notice_lock(notice_id)
+        token = f"{owner}|{secrets.token_hex(8)}"
+        acquired = self.client.set(key, token, nx=True, px=LOCK_TTL_MS)
+        if not acquired:
+            holder = self.client.get(key)
+            holder_text = "" if holder is None else _text(cast("bytes", holder))
+            if holder_text.partition("|")[0] != owner:
+                raise LockBusy(
+                    f"notice {notice_id} is being sent by {holder_text.partition('|')[0]}"
+                )
+            self.client.set(key, token, px=LOCK_TTL_MS)
+        try:
+            yield
+        finally:
+            self._release(keys=[key], args=[token])
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _event_fields(
+        self, notice_id: str, event: str, status: str, actor: str, now: float, detail: str
+    ) -> dict[str, str]:
+        return {
+            "notice": notice_id,
+            "event": event,
+            "status": status,
+            "actor": actor,
+            "time": iso(now),
+            "ts": repr(now),
+            "detail": detail[:2000],
+        }
+
+    def _from_hash(self, notice_id: str, raw: Mapping[bytes, bytes]) -> Notice:
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        try:
+            hit_data = json.loads(fields["hit"])
+            hit = HitRecord.from_fields(
+                {k: "" if v is None else str(v) for k, v in hit_data.items()}
+            )
+            created = float(fields["created"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise QueueError(f"notice {notice_id} is corrupt: {exc}") from exc
+        return Notice(notice_id, hit, fields.get("status", "queued"), created, fields)
+
+
+def _field(value: str | float | int) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _event(entry_id: bytes, data: Mapping[bytes, bytes]) -> AuditEvent:
+    text = {_text(k): _text(v) for k, v in data.items()}
+    return AuditEvent(
+        notice=text.get("notice", ""),
+        event=text.get("event", ""),
+        status=text.get("status", ""),
+        actor=text.get("actor", ""),
+        time=text.get("time", ""),
+        detail=text.get("detail", ""),
+        entry_id=_text(entry_id),
+    )

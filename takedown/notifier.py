@@ -1,0 +1,467 @@
+"""The notifier: from a confirmed hit in the ``hits`` stream to a delivered notice.
+
+It reads the stream through the consumer group :data:`takedown.keys.NOTIFIER_GROUP`, so any
+number of notifiers share the work and each hit is handled by one of them at a time:
+
+* **At least once.** An entry is acknowledged (XACK) only after its notice was delivered, or
+  it was settled otherwise (unroutable, already sent, dead-lettered). A notifier that dies
+  leaves its entries pending: restarted under the same consumer name it resumes its own
+  pending entries first; other notifiers reclaim them with XAUTOCLAIM once they have been idle
+  for ``retry_after``.
+* **Idempotent effects.** The notice id is the incident id (image URL + list + entry), so a
+  hit delivered twice finds its notice already ``sent`` and is only acknowledged. A per-notice
+  lock keeps two notifiers from sending the same notice at once. The one window no queue can
+  close — the mail server accepted the message and the process died before recording it — is
+  narrowed to that instant and made harmless: the retry carries the same Message-ID (and the
+  webhook the same ``Idempotency-Key``), so the receiving side can recognise it, and the
+  timeline records that the send was resumed.
+* **Dead letters.** A hit whose delivery failed ``max_attempts`` times, or failed in a way
+  retrying cannot fix (a 5xx mail reply, an unreadable entry), is copied with its error to the
+  ``hits:dead`` stream, its notice is marked ``failed`` for an analyst, and the entry is
+  acknowledged. ``hotline notices resend`` tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+import redis
+
+from takedown.errors import DeliveryError, NoticeError, QueueError
+from takedown.keys import NOTIFIER_GROUP, Keys
+from takedown.model import DeliveryReceipt, NoticeKind, OutgoingNotice, Route
+from takedown.notices import LockBusy, Notice, NoticeStore, iso
+from takedown.queue import HitRecord
+from takedown.settings import TakedownSettings
+
+__all__ = [
+    "BATCH_SIZE",
+    "BLOCK_MS",
+    "Deliverer",
+    "NoticeSender",
+    "Notifier",
+    "NotifierStats",
+    "Renderer",
+    "Router",
+    "default_consumer_name",
+    "route_target",
+]
+
+log = logging.getLogger(__name__)
+
+#: Entries read from the stream per call.
+BATCH_SIZE = 50
+#: Milliseconds one blocking read waits for new hits before the loop checks for work to
+#: reclaim and for a stop request.
+BLOCK_MS = 1000
+
+
+class Router(Protocol):
+    def route(self, url: str, ip: str | None = None) -> Route: ...
+
+
+class Renderer(Protocol):
+    def render(self, facts: Any) -> OutgoingNotice: ...
+
+
+class Deliverer(Protocol):
+    def deliver(self, notice: OutgoingNotice) -> DeliveryReceipt: ...
+
+
+def default_consumer_name() -> str:
+    """The host name: one notifier per host unless ``--consumer`` names more."""
+    return socket.gethostname() or "notifier"
+
+
+def route_target(hit: HitRecord) -> str:
+    """The URL whose host is noticed: the image URL, or for an image inlined in the page
+    (a ``data:`` URL) the page that carries it."""
+    return hit.page if hit.url.startswith("data:") else hit.url
+
+
+@dataclass(slots=True)
+class NotifierStats:
+    sent: int = 0
+    already_sent: int = 0
+    unroutable: int = 0
+    retrying: int = 0
+    dead_lettered: int = 0
+    busy: int = 0
+    resumed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "already_sent": self.already_sent,
+            "unroutable": self.unroutable,
+            "retrying": self.retrying,
+            "dead_lettered": self.dead_lettered,
+            "busy": self.busy,
+            "resumed": self.resumed,
+            "errors": dict(self.errors),
+        }
+
+
+class NoticeSender:
+    """Renders and delivers one message of a notice (the notice, a reminder, an escalation)
+    and records the outcome. Shared by the notifier, ``notices resend`` and the rechecks."""
+
+    def __init__(
+        self,
+        store: NoticeStore,
+        renderer: Renderer,
+        deliverer: Deliverer,
+        facts_factory: Callable[..., Any],
+    ) -> None:
+        self.store = store
+        self.renderer = renderer
+        self.deliverer = deliverer
+        self.facts_factory = facts_factory
+
+    def render(
+        self,
+        notice: Notice,
+        route: Route,
+        *,
+        kind: NoticeKind,
+        sequence: int,
+    ) -> OutgoingNotice:
+        now = self.store.clock()
+        last_verified = notice.time("last_seen_online") or now
+        sent_first = notice.time("sent_at")
+        facts = self.facts_factory(
+            notice_id=notice.id,
+            hit=notice.hit,
+            route=route,
+            first_seen=notice.hit.first_seen or iso(notice.created),
+            last_verified=iso(last_verified),
+            kind=kind,
+            sequence=sequence,
+            sent_first=iso(sent_first) if sent_first else iso(now),
+            created=iso(now),
+        )
+        return self.renderer.render(facts)
+
+    def deliver(self, notice: Notice, outgoing: OutgoingNotice) -> DeliveryReceipt:
+        """Deliver, marking the notice as 'sending' first so an interrupted send is known."""
+        self.store.client.hset(
+            self.store.keys.notice(notice.id),
+            mapping={"sending_since": repr(self.store.clock()), "sending": outgoing.message_id},
+        )
+        receipt = self.deliverer.deliver(outgoing)
+        self.store.client.hset(self.store.keys.notice(notice.id), "sending_since", "")
+        return receipt
+
+
+class Notifier:
+    """One consumer of the hits stream."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        router: Router,
+        sender: NoticeSender,
+        settings: TakedownSettings,
+        consumer: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.router = router
+        self.sender = sender
+        self.store = sender.store
+        self.settings = settings
+        self.consumer = consumer or default_consumer_name()
+        self.actor = f"notifier@{self.consumer}"
+        self.clock = clock
+        self.stats = NotifierStats()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def ensure_group(self) -> None:
+        """Create the consumer group (and the stream) if needed, reading from the start so
+        hits queued before the first notifier ran are noticed too."""
+        try:
+            self.client.xgroup_create(self.keys.hits, NOTIFIER_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise QueueError(
+                    f"cannot create consumer group on {self.keys.hits}: {exc}"
+                ) from exc
+
+    def run(
+        self,
+        *,
+        once: bool = False,
+        stop: threading.Event | None = None,
+        on_batch: Callable[[NotifierStats], None] | None = None,
+    ) -> NotifierStats:
+        """Work until ``stop`` is set (or, with ``once``, until nothing is left to do now)."""
+        stop = stop or threading.Event()
+        self.ensure_group()
+        self._resume_own()
+        while not stop.is_set():
+            claimed = self._reclaim()
+            handled = self._read_new(block_ms=None if once else BLOCK_MS)
+            if on_batch is not None and (claimed or handled):
+                on_batch(self.stats)
+            if once and not claimed and not handled:
+                break
+        return self.stats
+
+    def _resume_own(self) -> None:
+        """Entries this consumer name had taken but not acknowledged: the previous process
+        under this name died. Handle them first, oldest first."""
+        last = "0"
+        while True:
+            reply = self._xreadgroup(last, block_ms=None)
+            if not reply:
+                return
+            for entry_id, data in reply:
+                last = entry_id
+                if not data:  # trimmed from the stream while pending
+                    self._ack(entry_id)
+                    continue
+                self._handle(entry_id, data, resumed=True)
+            if len(reply) < BATCH_SIZE:
+                return
+
+    def _reclaim(self) -> int:
+        """Take over entries other consumers left idle for ``retry_after``."""
+        min_idle = int(self.settings.retry_after * 1000)
+        start = "0-0"
+        handled = 0
+        while True:
+            reply: list[Any] = self.client.xautoclaim(
+                self.keys.hits,
+                NOTIFIER_GROUP,
+                self.consumer,
+                min_idle_time=min_idle,
+                start_id=start,
+                count=BATCH_SIZE,
+            )
+            next_start, entries = _text(reply[0]), reply[1]
+            deleted = reply[2] if len(reply) > 2 else []
+            for entry_id in deleted:
+                self._ack(_text(entry_id))
+            for entry_id, data in entries:
+                if data:
+                    self._handle(_text(entry_id), data, resumed=True)
+                    handled += 1
+            if next_start == "0-0":
+                return handled
+            start = next_start
+
+    def _read_new(self, *, block_ms: int | None) -> int:
+        reply = self._xreadgroup(">", block_ms=block_ms)
+        for entry_id, data in reply:
+            self._handle(entry_id, data, resumed=False)
+        return len(reply)
+
+    def _xreadgroup(
+        self, last: str, *, block_ms: int | None
+    ) -> list[tuple[str, Mapping[bytes, bytes]]]:
+        reply = cast(
+            "list[Any] | None",
+            self.client.xreadgroup(
+                NOTIFIER_GROUP,
+                self.consumer,
+                {self.keys.hits: last},
+                count=BATCH_SIZE,
+                block=block_ms,
+            ),
+        )
+        if not reply:
+            return []
+        entries = reply[0][1]
+        return [(_text(entry_id), data or {}) for entry_id, data in entries]
+
+    def _ack(self, entry_id: str) -> None:
+        self.client.xack(self.keys.hits, NOTIFIER_GROUP, entry_id)
+
+    # -- one hit -----------------------------------------------------------------------------
+
+    def _handle(self, entry_id: str, data: Mapping[bytes, bytes], *, resumed: bool) -> None:
+        try:
+            hit = HitRecord.from_fields(data)
+            if not hit.url or not hit.list or not hit.entry:
+                raise ValueError("url, list and entry are required")
+        except (ValueError, TypeError, KeyError) as exc:
+            self._dead_letter(entry_id, data, f"unreadable hit: {exc}", notice_id=None)
+            return
+        notice_id = hit.incident
+        self.store.create(hit, actor=self.actor, entry_id=entry_id)
+        status = self.store.status(notice_id)
+        if status in {"sent", "escalated", "removed"}:
+            self.stats.already_sent += 1
+            self._ack(entry_id)
+            return
+        if status in {"unroutable", "failed"}:
+            # Settled for now; an analyst's `notices resend` takes it from here.
+            self._ack(entry_id)
+            return
+        try:
+            with self.store.lock(notice_id, owner=self.consumer):
+                outcome = self.send_first(notice_id, resumed=resumed, entry_id=entry_id)
+        except LockBusy:
+            self.stats.busy += 1
+            return
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise
+        except Exception as exc:  # a bug or an unexpected failure: count it, retry later
+            log.exception("notice %s: unexpected error", notice_id)
+            kind = type(exc).__name__
+            self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
+            self._failed(notice_id, entry_id, data, f"{kind}: {exc}", permanent=False)
+            return
+        if outcome in {"sent", "unroutable"}:
+            self._ack(entry_id)
+
+    def send_first(self, notice_id: str, *, resumed: bool = False, entry_id: str = "") -> str:
+        """Route and deliver the first notice; returns sent, unroutable, retrying or dead.
+        The caller holds the notice's lock."""
+        notice = self.store.get(notice_id)
+        if resumed and notice.fields.get("sending_since"):
+            self.stats.resumed += 1
+            self.store.record(
+                notice_id,
+                "resumed",
+                actor=self.actor,
+                detail="an earlier send was interrupted; sending again with the same "
+                f"Message-ID {notice.fields.get('sending', '')}",
+            )
+        route = self.router.route(route_target(notice.hit), notice.hit.ip or None)
+        self.store.routed(notice_id, route, actor=self.actor)
+        if route.recipient is None:
+            self.stats.unroutable += 1
+            return "unroutable"
+        try:
+            outgoing = self.sender.render(notice, route, kind="notice", sequence=0)
+        except NoticeError as exc:
+            self._failed(notice_id, entry_id, None, f"cannot render: {exc}", permanent=True)
+            return "dead"
+        try:
+            receipt = self.sender.deliver(notice, outgoing)
+        except DeliveryError as exc:
+            return self._failed(notice_id, entry_id, None, str(exc), permanent=exc.permanent)
+        delay = self.settings.recheck_delay(0)
+        self.store.sent(
+            notice_id,
+            receipt,
+            actor=self.actor,
+            message_id=outgoing.message_id,
+            recheck_at=self.clock() + delay,
+        )
+        self.stats.sent += 1
+        return "sent"
+
+    def resend(self, notice_id: str, *, actor: str) -> str:
+        """An analyst's resend: route again (the directory may have changed) and deliver.
+
+        A notice that never went out (queued, unroutable, failed) gets a fresh set of attempts
+        and goes through the same path as a new hit. One that went out is sent again as the
+        same message (same reference and Message-ID). A removed one is refused.
+        """
+        notice = self.store.get(notice_id)
+        if notice.status == "removed":
+            raise QueueError(
+                f"notice {notice_id} is closed: the content was found removed; nothing to resend"
+            )
+        with self.store.lock(notice_id, owner=self.consumer):
+            if notice.status in {"queued", "unroutable", "failed"}:
+                self.store.record(
+                    notice_id,
+                    "resend_requested",
+                    actor=actor,
+                    status="queued",
+                    fields={"attempts": 0},
+                )
+                return self.send_first(notice_id)
+            route = self.router.route(route_target(notice.hit), notice.hit.ip or None)
+            if route.recipient is None:
+                raise QueueError(f"notice {notice_id}: no recipient now: {'; '.join(route.trail)}")
+            self.store.routed(notice_id, route, actor=actor)
+            outgoing = self.sender.render(notice, route, kind="notice", sequence=0)
+            receipt = self.sender.deliver(notice, outgoing)
+            self.store.record(
+                notice_id,
+                "resent",
+                actor=actor,
+                fields={"last_message_at": self.clock()},
+                detail=f"{receipt.channel} to {receipt.destination}: {receipt.detail}".rstrip(": "),
+            )
+            return "resent"
+
+    def _failed(
+        self,
+        notice_id: str,
+        entry_id: str,
+        data: Mapping[bytes, bytes] | None,
+        error: str,
+        *,
+        permanent: bool,
+    ) -> str:
+        self.store.record(
+            notice_id,
+            "delivery_failed",
+            actor=self.actor,
+            detail=error,
+            fields={"last_error": error, "sending_since": ""},
+            increment={"attempts": 1},
+        )
+        attempts = self.store.get(notice_id).count("attempts")
+        if permanent or attempts >= self.settings.max_attempts:
+            reason = "permanent failure" if permanent else f"{attempts} attempts"
+            if entry_id:
+                self._dead_letter(entry_id, data, error, notice_id=notice_id, attempts=attempts)
+            self.store.record(
+                notice_id,
+                "dead_lettered",
+                actor=self.actor,
+                status="failed",
+                detail=f"gave up after {reason}: {error}",
+            )
+            return "dead"
+        self.stats.retrying += 1
+        return "retrying"
+
+    def _dead_letter(
+        self,
+        entry_id: str,
+        data: Mapping[bytes, bytes] | None,
+        error: str,
+        *,
+        notice_id: str | None,
+        attempts: int = 0,
+    ) -> None:
+        record: dict[str, str] = {
+            "entry": entry_id,
+            "notice": notice_id or "",
+            "error": error[:2000],
+            "attempts": str(attempts),
+            "consumer": self.consumer,
+            "time": iso(self.clock()),
+        }
+        if data:
+            for key, value in data.items():
+                name = _text(key)
+                if name not in record:
+                    record[name] = _text(value)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(self.keys.dead_letters, record)  # type: ignore[arg-type]
+        pipe.xack(self.keys.hits, NOTIFIER_GROUP, entry_id)
+        pipe.execute()
+        self.stats.dead_lettered += 1
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,382 @@
+"""Notice-and-takedown settings: parsed once, from the hotline's TOML configuration file.
+
+The file (``HOTLINE_CONFIG``, by default ``hotline.toml`` in the data directory) has these
+tables; every key is optional except the hotline's identity, which a notice cannot go without::
+
+    [hotline]                      # who sends the notices (EU DSA Art. 16: the notifier)
+    name = "Example Hotline"
+    email = "notices@hotline.example"
+    website = "https://hotline.example"
+    country = "NL"                 # ISO 3166-1 alpha-2
+    legal_basis = "..."            # the law the content violates, as cited in notices
+    address = "..."                # postal address, optional
+    phone = "..."                  # optional
+    mail_domain = "hotline.example"  # right-hand side of Message-IDs, optional
+
+    [notices]
+    language = "en"                # template language when the provider has none
+    templates = "templates/"       # a directory of notice.<lang>.txt.j2 overriding the built-in
+    directory = "providers.yaml"   # the provider directory (YAML or CSV)
+    reminder_interval = "24h"      # still online this long after the last message: remind
+    escalate_after = "7d"          # still online this long after the notice: escalate
+    recheck_schedule = ["1h", "4h", "12h", "24h"]   # then the last step repeats
+    unreachable_confirmations = 3  # network errors in a row before they count as removed
+    max_attempts = 5               # delivery attempts before a hit is dead-lettered
+    retry_after = "60s"            # a failed delivery is retried after this long
+    recheck_lease = "10m"          # a recheck taken by one process is not retaken before
+
+    [rdap]
+    url = "https://rdap.org"       # HOTLINE_RDAP_URL overrides; "" turns RDAP off
+    cache_ttl = "24h"
+    timeout = "10s"
+
+    [smtp]                         # password from HOTLINE_SMTP_PASSWORD only
+    host = "smtp.hotline.example"
+    port = 587
+    security = "starttls"          # "starttls", "tls" or "none"
+    username = "notices"
+    ca_file = "/etc/ssl/private-relay.pem"   # optional extra CA
+
+    [webhook]                      # secret from HOTLINE_WEBHOOK_SECRET only
+    url = "https://abuse.provider.example/hook"   # default; a provider's webhook_url wins
+    attempts = 4
+
+    [outbox]
+    directory = "outbox"           # default: <data dir>/outbox
+
+Relative paths are relative to the file. Secrets are read from the environment only, never
+from the file. Errors name the file and the field: ``hotline.toml: [smtp] port: expected an
+integer, got 'x'``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from takedown.errors import TakedownError
+from takedown.model import HotlineIdentity
+
+__all__ = [
+    "DEFAULT_RDAP_URL",
+    "ENV_RDAP_URL",
+    "ENV_SMTP_PASSWORD",
+    "ENV_WEBHOOK_SECRET",
+    "SettingsError",
+    "TakedownSettings",
+    "parse_duration",
+]
+
+ENV_RDAP_URL = "HOTLINE_RDAP_URL"
+ENV_SMTP_PASSWORD = "HOTLINE_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+ENV_WEBHOOK_SECRET = "HOTLINE_WEBHOOK_SECRET"  # noqa: S105
+DEFAULT_RDAP_URL = "https://rdap.org"
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+DEFAULT_REMINDER_INTERVAL = DAY
+DEFAULT_ESCALATE_AFTER = 7 * DAY
+DEFAULT_RECHECK_SCHEDULE: tuple[float, ...] = (HOUR, 4 * HOUR, 12 * HOUR, DAY)
+DEFAULT_UNREACHABLE_CONFIRMATIONS = 3
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_RETRY_AFTER = 60.0
+DEFAULT_RECHECK_LEASE = 600.0
+DEFAULT_RDAP_CACHE_TTL = DAY
+DEFAULT_RDAP_TIMEOUT = 10.0
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": HOUR, "d": DAY, "w": 7 * DAY, None: 1.0}
+_TABLES: dict[str, frozenset[str]] = {
+    "hotline": frozenset(
+        {"name", "email", "website", "country", "legal_basis", "address", "phone", "mail_domain"}
+    ),
+    "notices": frozenset(
+        {
+            "language",
+            "templates",
+            "directory",
+            "reminder_interval",
+            "escalate_after",
+            "recheck_schedule",
+            "unreachable_confirmations",
+            "max_attempts",
+            "retry_after",
+            "recheck_lease",
+        }
+    ),
+    "rdap": frozenset({"url", "cache_ttl", "timeout"}),
+    "smtp": frozenset({"host", "port", "security", "username", "ca_file", "timeout"}),
+    "webhook": frozenset({"url", "attempts", "timeout", "backoff"}),
+    "outbox": frozenset({"directory"}),
+}
+_IDENTITY_REQUIRED = ("name", "email", "website", "country", "legal_basis")
+
+
+class SettingsError(TakedownError):
+    """The configuration file is unreadable or a field in it is wrong (names both)."""
+
+
+def parse_duration(value: object) -> float:
+    """Seconds in ``"90s"``, ``"15m"``, ``"24h"``, ``"7d"``, ``"2w"`` or a bare number."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '24h', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION_RE.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration like '90s', '24h' or '7d', got {value!r}")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class TakedownSettings:
+    """Everything the notifier and the recheck scheduler need, typed."""
+
+    source: str = "(defaults)"
+    identity: HotlineIdentity | None = None
+    language: str = "en"
+    templates_dir: Path | None = None
+    directory_path: Path | None = None
+    reminder_interval: float = DEFAULT_REMINDER_INTERVAL
+    escalate_after: float = DEFAULT_ESCALATE_AFTER
+    recheck_schedule: tuple[float, ...] = DEFAULT_RECHECK_SCHEDULE
+    unreachable_confirmations: int = DEFAULT_UNREACHABLE_CONFIRMATIONS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    retry_after: float = DEFAULT_RETRY_AFTER
+    recheck_lease: float = DEFAULT_RECHECK_LEASE
+    rdap_url: str | None = DEFAULT_RDAP_URL
+    rdap_cache_ttl: float = DEFAULT_RDAP_CACHE_TTL
+    rdap_timeout: float = DEFAULT_RDAP_TIMEOUT
+    smtp: Mapping[str, Any] | None = None  # keyword arguments for delivery.SmtpSettings
+    webhook: Mapping[str, Any] | None = None  # keyword arguments for delivery.WebhookSettings
+    outbox_dir: Path | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def recheck_delay(self, checks_done: int) -> float:
+        """Seconds until the next recheck after ``checks_done`` rechecks (the last step of
+        the schedule repeats)."""
+        schedule = self.recheck_schedule
+        return schedule[min(checks_done, len(schedule) - 1)]
+
+    def require_identity(self) -> HotlineIdentity:
+        if self.identity is None:
+            raise SettingsError(
+                f"{self.source}: no [hotline] table: notices need the hotline's "
+                f"{', '.join(_IDENTITY_REQUIRED)}"
+            )
+        return self.identity
+
+    @classmethod
+    def load(cls, path: Path, env: Mapping[str, str]) -> TakedownSettings:
+        """Read ``path`` (which must exist) and apply the environment's overrides."""
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"{path}: not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+        return cls.from_mapping(data, source=str(path), base=path.parent, env=env)
+
+    @classmethod
+    def defaults(cls, env: Mapping[str, str]) -> TakedownSettings:
+        return cls.from_mapping({}, source="(no configuration file)", base=Path.cwd(), env=env)
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, source: str, base: Path, env: Mapping[str, str]
+    ) -> TakedownSettings:
+        reader = _Reader(source, base)
+        for table, value in data.items():
+            if table not in _TABLES:
+                raise SettingsError(
+                    f"{source}: unknown table [{table}] (known: {', '.join(sorted(_TABLES))})"
+                )
+            if not isinstance(value, Mapping):
+                raise SettingsError(f"{source}: [{table}] must be a table")
+            unknown = sorted(set(value) - _TABLES[table])
+            if unknown:
+                raise SettingsError(
+                    f"{source}: [{table}] {unknown[0]}: unknown field "
+                    f"(known: {', '.join(sorted(_TABLES[table]))})"
+                )
+        hotline = data.get("hotline", {})
+        notices = data.get("notices", {})
+        rdap = data.get("rdap", {})
+        identity = None
+        if hotline:
+            for name in _IDENTITY_REQUIRED:
+                reader.string("hotline", hotline, name, required=True)
+            country = reader.string("hotline", hotline, "country", required=True)
+            if not re.fullmatch(r"[A-Z]{2}", country):
+                raise SettingsError(
+                    f"{source}: [hotline] country: expected an ISO 3166 code like 'NL', "
+                    f"got {country!r}"
+                )
+            email = reader.string("hotline", hotline, "email", required=True)
+            if "@" not in email:
+                raise SettingsError(f"{source}: [hotline] email: {email!r} is not an email address")
+            identity = HotlineIdentity(
+                name=reader.string("hotline", hotline, "name", required=True),
+                email=email,
+                website=reader.string("hotline", hotline, "website", required=True),
+                country=country,
+                legal_basis=reader.string("hotline", hotline, "legal_basis", required=True),
+                address=reader.string("hotline", hotline, "address"),
+                phone=reader.string("hotline", hotline, "phone"),
+                mail_domain=reader.string("hotline", hotline, "mail_domain"),
+            )
+        schedule_raw = notices.get("recheck_schedule")
+        schedule = DEFAULT_RECHECK_SCHEDULE
+        if schedule_raw is not None:
+            if not isinstance(schedule_raw, list) or not schedule_raw:
+                raise SettingsError(
+                    f"{source}: [notices] recheck_schedule: expected a non-empty list of durations"
+                )
+            schedule = tuple(
+                reader.duration_value("notices", "recheck_schedule", item) for item in schedule_raw
+            )
+        rdap_url: str | None = reader.string("rdap", rdap, "url") or DEFAULT_RDAP_URL
+        if "url" in rdap and not rdap["url"]:
+            rdap_url = None
+        if ENV_RDAP_URL in env:
+            rdap_url = env[ENV_RDAP_URL].strip() or None
+        if rdap_url is not None and not re.match(r"^https?://", rdap_url):
+            raise SettingsError(
+                f"{ENV_RDAP_URL if ENV_RDAP_URL in env else source + ': [rdap] url'}: "
+                f"expected an http(s) URL, got {rdap_url!r}"
+            )
+        return cls(
+            source=source,
+            identity=identity,
+            language=reader.string("notices", notices, "language") or "en",
+            templates_dir=reader.path("notices", notices, "templates"),
+            directory_path=reader.path("notices", notices, "directory"),
+            reminder_interval=reader.duration(
+                "notices", notices, "reminder_interval", DEFAULT_REMINDER_INTERVAL
+            ),
+            escalate_after=reader.duration(
+                "notices", notices, "escalate_after", DEFAULT_ESCALATE_AFTER
+            ),
+            recheck_schedule=schedule,
+            unreachable_confirmations=reader.integer(
+                "notices", notices, "unreachable_confirmations", DEFAULT_UNREACHABLE_CONFIRMATIONS
+            ),
+            max_attempts=reader.integer("notices", notices, "max_attempts", DEFAULT_MAX_ATTEMPTS),
+            retry_after=reader.duration("notices", notices, "retry_after", DEFAULT_RETRY_AFTER),
+            recheck_lease=reader.duration(
+                "notices", notices, "recheck_lease", DEFAULT_RECHECK_LEASE
+            ),
+            rdap_url=rdap_url,
+            rdap_cache_ttl=reader.duration("rdap", rdap, "cache_ttl", DEFAULT_RDAP_CACHE_TTL),
+            rdap_timeout=reader.duration("rdap", rdap, "timeout", DEFAULT_RDAP_TIMEOUT),
+            smtp=_smtp(reader, data.get("smtp"), env),
+            webhook=_webhook(reader, data.get("webhook"), env),
+            outbox_dir=reader.path("outbox", data.get("outbox", {}), "directory"),
+        )
+
+
+class _Reader:
+    def __init__(self, source: str, base: Path) -> None:
+        self.source = source
+        self.base = base
+
+    def fail(self, table: str, name: str, message: str) -> SettingsError:
+        return SettingsError(f"{self.source}: [{table}] {name}: {message}")
+
+    def string(
+        self, table: str, data: Mapping[str, Any], name: str, *, required: bool = False
+    ) -> str:
+        value = data.get(name)
+        if value is None:
+            if required:
+                raise self.fail(table, name, "missing (required)")
+            return ""
+        if not isinstance(value, str):
+            raise self.fail(table, name, f"expected a string, got {value!r}")
+        if required and not value.strip():
+            raise self.fail(table, name, "must not be empty")
+        return value.strip()
+
+    def integer(self, table: str, data: Mapping[str, Any], name: str, default: int) -> int:
+        value = data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.fail(table, name, f"expected a positive integer, got {value!r}")
+        return value
+
+    def duration(self, table: str, data: Mapping[str, Any], name: str, default: float) -> float:
+        if name not in data:
+            return default
+        return self.duration_value(table, name, data[name])
+
+    def duration_value(self, table: str, name: str, value: object) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.fail(table, name, str(exc)) from None
+
+    def path(self, table: str, data: Mapping[str, Any], name: str) -> Path | None:
+        value = self.string(table, data, name)
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+
+def _smtp(
+    reader: _Reader, data: Mapping[str, Any] | None, env: Mapping[str, str]
+) -> dict[str, Any] | None:
+    if not data:
+        return None
+    host = reader.string("smtp", data, "host", required=True)
+    port = data.get("port", 587)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise reader.fail("smtp", "port", f"expected a port number, got {port!r}")
+    security = reader.string("smtp", data, "security") or "starttls"
+    if security not in {"starttls", "tls", "none"}:
+        raise reader.fail(
+            "smtp", "security", f"expected 'starttls', 'tls' or 'none', got {security!r}"
+        )
+    ca_file = reader.path("smtp", data, "ca_file")
+    return {
+        "host": host,
+        "port": port,
+        "security": security,
+        "username": reader.string("smtp", data, "username") or None,
+        "password": env.get(ENV_SMTP_PASSWORD) or None,
+        "timeout": reader.duration("smtp", data, "timeout", 30.0),
+        "ca_file": None if ca_file is None else str(ca_file),
+    }
+
+
+def _webhook(
+    reader: _Reader, data: Mapping[str, Any] | None, env: Mapping[str, str]
+) -> dict[str, Any] | None:
+    secret = env.get(ENV_WEBHOOK_SECRET, "")
+    if not data and not secret:
+        return None
+    data = data or {}
+    if not secret:
+        raise SettingsError(
+            f"{reader.source}: [webhook] is configured but {ENV_WEBHOOK_SECRET} is not set "
+            "(webhook notices are always signed)"
+        )
+    url = reader.string("webhook", data, "url") or None
+    if url is not None and not re.match(r"^https?://", url):
+        raise reader.fail("webhook", "url", f"expected an http(s) URL, got {url!r}")
+    return {
+        "url": url,
+        "secret": secret,
+        "attempts": reader.integer("webhook", data, "attempts", 4),
+        "timeout": reader.duration("webhook", data, "timeout", 10.0),
+        "backoff": reader.duration("webhook", data, "backoff", 0.5),
+    }
