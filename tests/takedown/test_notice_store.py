@@ -1,0 +1,199 @@
+"""Notice records, status sets, audit streams and locks against a real redis-server."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import pytest
+import redis
+
+from takedown.keys import Keys
+from takedown.model import DeliveryReceipt, Recipient, Route
+from takedown.notices import LockBusy, NoticeNotFound, NoticeStore, iso, parse_iso
+from takedown.queue import HitRecord
+from takedown.stats import nearest_rank, provider_stats
+
+HIT = HitRecord(
+    url="http://127.0.0.2/img/a.jpg",
+    page="http://127.0.0.2/",
+    seed="http://127.0.0.2/",
+    sha256="a" * 64,
+    md5="b" * 32,
+    sha1="c" * 40,
+    pdq="d" * 64,
+    pdq_quality=88,
+    phash="e" * 16,
+    list="known",
+    entry="k01",
+    category="test",
+    algorithm="sha256",
+    distance=0,
+    verdict="confirmed",
+    first_seen="2026-11-22T00:00:00+00:00",
+    ip="127.0.0.2",
+    status=200,
+    content_type="image/jpeg",
+    content_length=1234,
+    server="TestServer",
+    crawl="c1",
+)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, redis_prefix: str) -> NoticeStore:
+    return NoticeStore(redis_client, Keys(redis_prefix), clock=Clock(1_800_000_000.0))
+
+
+def test_create_is_idempotent_and_audited(store: NoticeStore) -> None:
+    assert store.create(HIT, actor="test") is True
+    assert store.create(HIT, actor="test") is False
+    notice = store.get(HIT.incident)
+    assert notice.status == "queued"
+    assert notice.hit == HIT
+    assert store.ids() == [HIT.incident]
+    assert store.ids("queued") == [HIT.incident]
+    events = store.timeline(HIT.incident)
+    assert [e.event for e in events] == ["queued"]
+    assert [e.notice for e in store.audit()] == [HIT.incident]
+    # The crawl saw the image online: that is the first "last seen online".
+    assert notice.time("last_seen_online") == parse_iso(HIT.first_seen)
+
+
+def test_racing_creates_make_one_record(store: NoticeStore) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(lambda _: store.create(HIT, actor="t"), range(16)))
+    assert created.count(True) == 1
+    assert len(store.timeline(HIT.incident)) == 1
+
+
+def test_status_moves_between_sets_with_one_event_each(store: NoticeStore) -> None:
+    store.create(HIT, actor="t")
+    route = Route(
+        host="127.0.0.2",
+        ip="127.0.0.2",
+        method="directory-cidr",
+        recipient=Recipient("Alpha Hosting", "abuse@alpha.example", "smtp"),
+        provider="Alpha Hosting",
+    )
+    store.routed(HIT.incident, route, actor="t")
+    store.sent(
+        HIT.incident,
+        DeliveryReceipt("smtp", "abuse@alpha.example", "250 OK"),
+        actor="t",
+        message_id="<x@y>",
+        recheck_at=123.0,
+    )
+    assert store.ids("queued") == []
+    assert store.ids("sent") == [HIT.incident]
+    assert store.counts()["sent"] == 1
+    notice = store.get(HIT.incident)
+    assert notice.provider == "Alpha Hosting"
+    assert notice.route == route
+    assert notice.fields["recipient"] == "abuse@alpha.example"
+    assert [e.event for e in store.timeline(HIT.incident)] == ["queued", "routed", "sent"]
+    assert store.client.zscore(store.keys.recheck, HIT.incident) == 123.0
+    store.record(HIT.incident, "removed", actor="t", status="removed", stop_rechecks=True)
+    assert store.client.zscore(store.keys.recheck, HIT.incident) is None
+    assert store.ids("sent") == []
+    assert store.ids("removed") == [HIT.incident]
+
+
+def test_unroutable_route_sets_status(store: NoticeStore) -> None:
+    store.create(HIT, actor="t")
+    route = Route(
+        host="127.0.0.2", ip="127.0.0.2", method="unroutable", recipient=None, trail=("x",)
+    )
+    store.routed(HIT.incident, route, actor="t")
+    assert store.status(HIT.incident) == "unroutable"
+    assert store.timeline(HIT.incident)[-1].detail == "x"
+
+
+def test_find_by_prefix_and_reference(store: NoticeStore) -> None:
+    other = replace(HIT, entry="k02")
+    store.create(HIT, actor="t")
+    store.create(other, actor="t")
+    assert store.find(HIT.incident[:10]).id == HIT.incident
+    assert store.find("HL-" + other.incident[:12].upper()).id == other.incident
+    with pytest.raises(NoticeNotFound, match="not a notice id"):
+        store.find("xyz")
+    with pytest.raises(NoticeNotFound, match="no notice"):
+        store.find("f" * 32)
+
+
+def test_record_on_missing_notice_fails(store: NoticeStore) -> None:
+    with pytest.raises(NoticeNotFound):
+        store.record("0" * 32, "sent", actor="t")
+
+
+def test_lock_excludes_other_owners_but_not_a_restarted_same_owner(store: NoticeStore) -> None:
+    store.create(HIT, actor="t")
+    with store.lock(HIT.incident, owner="host-a"):
+        with pytest.raises(LockBusy, match="host-a"), store.lock(HIT.incident, owner="host-b"):
+            pass
+        # The same consumer name after a crash (the old lock still set): taken over.
+        with store.lock(HIT.incident, owner="host-a"):
+            pass
+    with store.lock(HIT.incident, owner="host-b"):
+        pass
+
+
+def test_time_to_removal_interval_and_stats(store: NoticeStore) -> None:
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    durations = []
+    for i in range(5):
+        hit = replace(HIT, entry=f"k{i}")
+        store.create(hit, actor="t")
+        sent = clock.now
+        store.record(
+            hit.incident,
+            "sent",
+            actor="t",
+            status="sent",
+            fields={"sent_at": sent, "provider": "Alpha"},
+        )
+        if i < 4:
+            gone = sent + 3600 * (i + 1)
+            store.record(
+                hit.incident,
+                "removed",
+                actor="t",
+                status="removed",
+                fields={"first_seen_gone": gone, "last_seen_online": gone - 600},
+            )
+            durations.append(3600 * (i + 1))
+    rows = provider_stats(store.iter_notices())
+    assert [r.provider for r in rows] == ["Alpha"]
+    figures = rows[0].as_dict()
+    assert figures["notices"] == 5
+    assert figures["removed"] == 4
+    assert figures["still_online"] == 1
+    assert figures["time_to_removal_s"]["median"] == 7200
+    assert figures["time_to_removal_s"]["p90"] == 14400
+    assert figures["time_to_removal_s"]["median_lower_bound"] == 7200 - 600
+    first = store.get(replace(HIT, entry="k0").incident)
+    assert first.time_to_removal() == (3000.0, 3600.0)
+
+
+def test_nearest_rank() -> None:
+    assert nearest_rank([], 50) is None
+    assert nearest_rank([5.0], 90) == 5.0
+    values = [float(v) for v in range(1, 11)]
+    assert nearest_rank(values, 50) == 5.0
+    assert nearest_rank(values, 90) == 9.0
+    assert nearest_rank(values, 91) == 10.0
+
+
+def test_iso_round_trip() -> None:
+    assert iso(0) == "1970-01-01T00:00:00Z"
+    assert parse_iso("2026-11-22T10:00:00Z") == parse_iso("2026-11-22T11:00:00+01:00")
+    assert parse_iso(iso(1_800_000_000)) == 1_800_000_000
