@@ -60,6 +60,7 @@ from typing import Any
 
 from takedown.errors import TakedownError
 from takedown.model import HotlineIdentity
+from takedown.rdap import DEFAULT_RDAP_URL, ENV_RDAP_URL
 
 __all__ = [
     "DEFAULT_RDAP_URL",
@@ -71,10 +72,8 @@ __all__ = [
     "parse_duration",
 ]
 
-ENV_RDAP_URL = "HOTLINE_RDAP_URL"
 ENV_SMTP_PASSWORD = "HOTLINE_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 ENV_WEBHOOK_SECRET = "HOTLINE_WEBHOOK_SECRET"  # noqa: S105
-DEFAULT_RDAP_URL = "https://rdap.org"
 
 HOUR = 3600.0
 DAY = 24 * HOUR
