@@ -35,7 +35,7 @@ import redis
 
 from takedown.errors import DeliveryError, NoticeError, QueueError
 from takedown.keys import NOTIFIER_GROUP, Keys
-from takedown.model import DeliveryReceipt, NoticeKind, OutgoingNotice, Route
+from takedown.model import DeliveryReceipt, NoticeKind, OutgoingNotice, Recipient, Route
 from takedown.notices import LockBusy, Notice, NoticeStore, iso
 from takedown.queue import HitRecord
 from takedown.settings import TakedownSettings
@@ -132,7 +132,9 @@ class NoticeSender:
         *,
         kind: NoticeKind,
         sequence: int,
+        recipient: Recipient | None = None,
     ) -> OutgoingNotice:
+        """Render one message; ``recipient`` overrides the route's (escalations)."""
         now = self.store.clock()
         last_verified = notice.time("last_seen_online") or now
         sent_first = notice.time("sent_at")
@@ -146,6 +148,7 @@ class NoticeSender:
             sequence=sequence,
             sent_first=iso(sent_first) if sent_first else iso(now),
             created=iso(now),
+            recipient=recipient,
         )
         return self.renderer.render(facts)
 

@@ -21,7 +21,6 @@ that dies mid-check only delays that notice by the lease.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -286,10 +285,7 @@ class RecheckBook:
             assert route is not None
             try:
                 outgoing = self.sender.render(
-                    notice,
-                    dataclasses.replace(route, recipient=recipient),
-                    kind="escalation",
-                    sequence=number,
+                    notice, route, kind="escalation", sequence=number, recipient=recipient
                 )
                 receipt = self.sender.deliver(notice, outgoing)
             except (DeliveryError, NoticeError) as exc:
