@@ -12,7 +12,12 @@ import redis
 from hotline.redisserver import EmbeddedRedis, EmbeddedRedisError
 from takedown.connection import redis_from_url
 
-pytest_plugins = ["tests.site.fixtures"]
+pytest_plugins = [
+    "tests.site.fixtures",
+    "tests.takedown.rdapserver",
+    "tests.takedown.smtpserver",
+    "tests.takedown.webhookserver",
+]
 
 
 @pytest.fixture(scope="session")

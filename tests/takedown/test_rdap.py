@@ -22,9 +22,7 @@ from takedown.rdap import (
     parse_domain,
     parse_ip_network,
 )
-from tests.takedown.rdapserver import RdapServer, load_doc, rdap_server
-
-__all__ = ["rdap_server"]  # the fixture, imported for pytest
+from tests.takedown.rdapserver import RdapServer, load_doc
 
 
 @pytest.fixture

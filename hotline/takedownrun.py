@@ -1,0 +1,153 @@
+"""Wiring the notice-and-takedown parts together from the configuration.
+
+The CLI's takedown commands (``notifier``, ``recheck``, ``notices``, ``providers``, ``stats``)
+all build the same objects: the notice store, the router (provider directory, built-in CDN
+ranges, RDAP with a Redis cache), the renderer and the delivery channels. This module builds
+them once per command, from :class:`hotline.config.Config` and the TOML settings, and closes
+what needs closing.
+
+The embedded set-up (no ``[smtp]`` and no ``[webhook]`` configured) delivers to the outbox
+directory, ``<data dir>/outbox`` by default, for hotlines that send by hand; with a channel
+configured, providers that want another one fall back to the outbox too, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from hotline.config import Config
+from hotline.errors import UsageError
+from hotline.services import Session
+from takedown.cdn import load_builtin_cdns
+from takedown.delivery import (
+    Deliverer,
+    OutboxChannel,
+    OutboxSettings,
+    SmtpChannel,
+    SmtpSettings,
+    WebhookChannel,
+    WebhookSettings,
+)
+from takedown.directory import ProviderDirectory
+from takedown.errors import DirectoryError, TemplateError
+from takedown.notice import NoticeFacts, NoticeRenderer
+from takedown.notices import NoticeStore
+from takedown.notifier import NoticeSender, Notifier, default_consumer_name
+from takedown.rdap import RdapClient, RedisRdapCache
+from takedown.recheck import RecheckBook
+from takedown.routing import Router
+from takedown.settings import TakedownSettings
+
+__all__ = ["OUTBOX_DIR_NAME", "Takedown", "open_router", "open_takedown"]
+
+OUTBOX_DIR_NAME = "outbox"
+
+
+@dataclass(slots=True)
+class Takedown:
+    settings: TakedownSettings
+    store: NoticeStore
+    router: Router
+    sender: NoticeSender | None  # None when no identity is configured (read-only commands)
+    consumer: str
+    outbox_dir: Path
+
+    def notifier(self) -> Notifier:
+        return Notifier(
+            self.store.client,
+            self.store.keys,
+            router=self.router,
+            sender=self.require_sender(),
+            settings=self.settings,
+            consumer=self.consumer,
+        )
+
+    def recheck_book(self) -> RecheckBook:
+        return RecheckBook(
+            self.store,
+            self.settings,
+            sender=self.sender,
+            router=self.router,
+            actor=f"recheck@{self.consumer}",
+        )
+
+    def require_sender(self) -> NoticeSender:
+        if self.sender is None:
+            self.settings.require_identity()  # raises with the reason
+            raise UsageError("notices cannot be sent: no hotline identity configured")
+        return self.sender
+
+
+def _directory(settings: TakedownSettings) -> ProviderDirectory:
+    if settings.directory_path is None:
+        return ProviderDirectory.empty()
+    try:
+        return ProviderDirectory.load(settings.directory_path)
+    except DirectoryError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@contextmanager
+def open_router(session: Session, settings: TakedownSettings) -> Iterator[Router]:
+    """The router for this configuration (the RDAP client closed at the end)."""
+    with ExitStack() as stack:
+        rdap = None
+        if settings.rdap_url:
+            cache = RedisRdapCache(
+                session.client, session.keys.prefix, ttl=int(settings.rdap_cache_ttl) or 1
+            )
+            rdap = stack.enter_context(
+                RdapClient(settings.rdap_url, timeout=settings.rdap_timeout, cache=cache)
+            )
+        yield Router(_directory(settings), load_builtin_cdns(), rdap)
+
+
+def _deliverer(config: Config, settings: TakedownSettings, outbox_dir: Path) -> Deliverer:
+    smtp = SmtpChannel(SmtpSettings(**settings.smtp)) if settings.smtp else None
+    webhook = WebhookChannel(WebhookSettings(**settings.webhook)) if settings.webhook else None
+    outbox = OutboxChannel(OutboxSettings(directory=outbox_dir))
+    return Deliverer(smtp=smtp, webhook=webhook, outbox=outbox, fallback_to_outbox=True)
+
+
+@contextmanager
+def open_takedown(
+    session: Session,
+    config: Config,
+    *,
+    consumer: str | None = None,
+    need_sender: bool = True,
+) -> Iterator[Takedown]:
+    settings = config.takedown_settings()
+    if need_sender:
+        try:
+            settings.require_identity()
+        except Exception as exc:
+            raise UsageError(str(exc)) from None
+    outbox_dir = settings.outbox_dir or (config.data_dir / OUTBOX_DIR_NAME)
+    store = NoticeStore(session.client, session.keys)
+    with open_router(session, settings) as router:
+        sender = None
+        if settings.identity is not None:
+            try:
+                renderer = NoticeRenderer(
+                    settings.identity,
+                    templates_dir=settings.templates_dir,
+                    default_language=settings.language,
+                )
+            except TemplateError as exc:
+                raise UsageError(str(exc)) from None
+            sender = NoticeSender(
+                store, renderer, _deliverer(config, settings, outbox_dir), NoticeFacts
+            )
+        yield Takedown(
+            settings=settings,
+            store=store,
+            router=router,
+            sender=sender,
+            consumer=consumer or default_consumer_name() or socket.gethostname(),
+            outbox_dir=outbox_dir,
+        )
