@@ -13,7 +13,6 @@ configured, providers that want another one fall back to the outbox too, so noth
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from takedown.notifier import NoticeSender, Notifier, default_consumer_name
 from takedown.rdap import RdapClient, RedisRdapCache
 from takedown.recheck import RecheckBook
 from takedown.routing import Router
-from takedown.settings import TakedownSettings
+from takedown.settings import SettingsError, TakedownSettings
 
 __all__ = ["OUTBOX_DIR_NAME", "Takedown", "open_router", "open_takedown"]
 
@@ -106,9 +105,16 @@ def open_router(session: Session, settings: TakedownSettings) -> Iterator[Router
         yield Router(_directory(settings), load_builtin_cdns(), rdap)
 
 
-def _deliverer(config: Config, settings: TakedownSettings, outbox_dir: Path) -> Deliverer:
-    smtp = SmtpChannel(SmtpSettings(**settings.smtp)) if settings.smtp else None
-    webhook = WebhookChannel(WebhookSettings(**settings.webhook)) if settings.webhook else None
+def _deliverer(settings: TakedownSettings, outbox_dir: Path) -> Deliverer:
+    """The channels configured; the outbox always, as the fallback of any missing one."""
+    try:
+        smtp = SmtpChannel(SmtpSettings(**settings.smtp)) if settings.smtp else None
+    except ValueError as exc:
+        raise UsageError(f"{settings.source}: [smtp] {exc}") from None
+    try:
+        webhook = WebhookChannel(WebhookSettings(**settings.webhook)) if settings.webhook else None
+    except ValueError as exc:
+        raise UsageError(f"{settings.source}: [webhook] {exc}") from None
     outbox = OutboxChannel(OutboxSettings(directory=outbox_dir))
     return Deliverer(smtp=smtp, webhook=webhook, outbox=outbox, fallback_to_outbox=True)
 
@@ -125,11 +131,12 @@ def open_takedown(
     if need_sender:
         try:
             settings.require_identity()
-        except Exception as exc:
+        except SettingsError as exc:
             raise UsageError(str(exc)) from None
     outbox_dir = settings.outbox_dir or (config.data_dir / OUTBOX_DIR_NAME)
     store = NoticeStore(session.client, session.keys)
-    with open_router(session, settings) as router:
+    with ExitStack() as stack:
+        router = stack.enter_context(open_router(session, settings))
         sender = None
         if settings.identity is not None:
             try:
@@ -140,14 +147,14 @@ def open_takedown(
                 )
             except TemplateError as exc:
                 raise UsageError(str(exc)) from None
-            sender = NoticeSender(
-                store, renderer, _deliverer(config, settings, outbox_dir), NoticeFacts
-            )
+            deliverer = _deliverer(settings, outbox_dir)
+            stack.callback(deliverer.close)
+            sender = NoticeSender(store, renderer, deliverer, NoticeFacts)
         yield Takedown(
             settings=settings,
             store=store,
             router=router,
             sender=sender,
-            consumer=consumer or default_consumer_name() or socket.gethostname(),
+            consumer=consumer or default_consumer_name(),
             outbox_dir=outbox_dir,
         )
