@@ -178,7 +178,7 @@ def _print_crawl_result(
 @app.command()
 def demo(as_json: JsonOption = False) -> None:
     """Crawl a generated benign demo site on 127.0.0.2 and print what matched its known list."""
-    result, hits, expected = run_demo(_config(), err, show_progress=not as_json)
+    result, hits, expected, notices = run_demo(_config(), err, show_progress=not as_json)
     found = {(r.url, r.entry) for r in hits}
     missed = sorted(url for url, entry in expected.items() if (url, entry) not in found)
     if as_json:
@@ -187,6 +187,7 @@ def demo(as_json: JsonOption = False) -> None:
                 "summary": result.summary(),
                 "hits": [r.as_json() for r in hits],
                 "missed": missed,
+                "notices": {**notices.stats.as_dict(), "outbox": str(notices.outbox)},
             }
         )
     else:
@@ -194,6 +195,11 @@ def demo(as_json: JsonOption = False) -> None:
         out.print(
             f"{len(expected) - len(missed)} of {len(expected)} planted copies of known "
             "images found" + (f"; missed: {', '.join(missed)}" if missed else "")
+        )
+        out.print(
+            f"takedown notices: {notices.stats.sent} written to {notices.outbox} "
+            f"(one .eml and one .json each; {notices.stats.already_sent} already sent before)",
+            markup=False,
         )
     if not result.ok or missed:
         raise typer.Exit(1)

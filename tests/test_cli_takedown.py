@@ -224,3 +224,22 @@ def test_example_configuration_files_are_valid(env: dict[str, str], tmp_path: Pa
     (tmp_path / "hotline.toml").write_text(csv_config, encoding="utf-8")
     route = json.loads(run(["providers", "lookup", "192.0.2.10", "--json"], env).stdout)
     assert route["method"] == "directory-cidr"
+
+
+def test_demo_writes_one_notice_per_hit_to_its_outbox(env: dict[str, str], tmp_path: Path) -> None:
+    result = run(["demo", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["missed"] == []
+    incidents = {h["incident"] for h in data["hits"]}
+    assert data["notices"]["sent"] == len(incidents) > 0
+    outbox = Path(data["notices"]["outbox"])
+    assert outbox == tmp_path / "data" / "demo-outbox"
+    written = {p.name.split(".")[0] for p in outbox.glob("*.notice.0.eml")}
+    assert written == incidents
+    for hit_json in data["hits"]:
+        eml = (outbox / f"{hit_json['incident']}.notice.0.eml").read_bytes()
+        message = message_from_bytes(eml, policy=policy.default)
+        body = message.get_body(("plain",))
+        assert body is not None
+        assert hit_json["url"] in body.get_content()
