@@ -30,6 +30,24 @@ from tests.site.fixtures import RunningTestSite
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
 MAX_CRAWL_RSS_BYTES = 1024 * 1024 * 1024  # a hostile site must not blow the crawler up
+TAKEDOWN_CONFIG = """
+[hotline]
+name = "Example Hotline"
+email = "notices@hotline.example"
+website = "https://hotline.example"
+country = "NL"
+legal_basis = "test configuration"
+[notices]
+directory = "providers.yaml"
+[rdap]
+url = ""
+"""
+PROVIDERS = """
+- name: Loopback Hosting
+  cidrs: [127.0.0.0/8]
+  abuse: abuse@loopback-hosting.example
+  channel: outbox
+"""
 
 
 @dataclass
@@ -43,6 +61,9 @@ class CrawlRun:
     hits: list[dict[str, Any]]
     review: list[dict[str, Any]]
     max_rss: int
+    notified: dict[str, Any]
+    rechecked: dict[str, Any]
+    takedown_output: str
 
 
 def run_cli(
@@ -91,6 +112,15 @@ def crawl_run(
     hits = run_cli(["hits", "list", "--json"], env)
     review = run_cli(["review", "list", "--json"], env)
     assert hits.returncode == 0 and review.returncode == 0, hits.stderr + review.stderr
+    # Then notice and takedown, with the embedded set-up's defaults: notices to the outbox.
+    (data_dir / "hotline.toml").write_text(TAKEDOWN_CONFIG, encoding="utf-8")
+    (data_dir / "providers.yaml").write_text(PROVIDERS, encoding="utf-8")
+    notify = run_cli(["notifier", "--once", "--json"], env)
+    assert notify.returncode == 0, notify.stderr
+    recheck = run_cli(
+        ["recheck", "--all", "--json"], {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "1"}
+    )
+    assert recheck.returncode == 0, recheck.stderr[-3000:]
     yield CrawlRun(
         data_dir=data_dir,
         tmp_dir=tmp_dir,
@@ -101,6 +131,9 @@ def crawl_run(
         hits=json.loads(hits.stdout),
         review=json.loads(review.stdout),
         max_rss=max_rss,
+        notified=json.loads(notify.stdout),
+        rechecked=json.loads(recheck.stdout),
+        takedown_output=notify.stdout + notify.stderr + recheck.stdout + recheck.stderr,
     )
 
 
@@ -215,6 +248,17 @@ def test_a_recrawl_adds_no_duplicates(crawl_run: CrawlRun, test_site: RunningTes
     assert len(hits) == len(crawl_run.hits)
 
 
+def test_every_hit_was_noticed_and_rechecked(crawl_run: CrawlRun) -> None:
+    incidents = {h["incident"] for h in crawl_run.hits}
+    assert crawl_run.notified["sent"] == len(incidents)
+    outbox = crawl_run.data_dir / "outbox"
+    assert {p.name.split(".")[0] for p in outbox.glob("*.eml")} == incidents
+    # Every fetchable image is still served: rechecked online; inlined data: images are not
+    # fetched on their own.
+    fetchable = sum(1 for h in crawl_run.hits if not h["url"].startswith("data:"))
+    assert crawl_run.rechecked["outcomes"] == {"online": fetchable}
+
+
 def _files_under(root: Path) -> Iterator[Path]:
     for path in root.rglob("*"):
         if path.is_file() and not path.is_symlink():
@@ -262,5 +306,7 @@ def test_no_image_content_is_retained(
             continue
         leak = finder.find(data, str(path))
         assert leak is None, leak
-    # And the crawl's own output, logged at DEBUG.
+    # And the crawl's own output, logged at DEBUG, and the notifier's and recheck's.
     assert finder.find(crawl_run.crawl_output.encode("utf-8", "surrogateescape"), "logs") is None
+    output = crawl_run.takedown_output.encode("utf-8", "surrogateescape")
+    assert finder.find(output, "takedown logs") is None
