@@ -22,8 +22,8 @@ from rich.table import Table
 from crawler.safety import parse_networks
 from crawler.seeds import SeedFileError, collect_seeds
 from crawler.spiders.hotline import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
+from hotline import cli_takedown
 from hotline.cli_hashes import hashes_app
-from hotline.cli_takedown import notices_app, providers_app
 from hotline.cliapp import JsonOption, app, err, load_config, out
 from hotline.crawlrun import CrawlOptions, CrawlResult, run_crawl
 from hotline.demo import run_demo
@@ -39,11 +39,6 @@ from takedown.settings import SettingsError
 
 hits_app = typer.Typer(help="Confirmed hits queued for notice and takedown.", no_args_is_help=True)
 review_app = typer.Typer(help="Near misses queued for an analyst's review.", no_args_is_help=True)
-app.add_typer(hashes_app, name="hashes")
-app.add_typer(notices_app, name="notices")
-app.add_typer(providers_app, name="providers")
-app.add_typer(hits_app, name="hits")
-app.add_typer(review_app, name="review")
 
 _config = load_config
 
@@ -266,6 +261,18 @@ def review_list(
 ) -> None:
     """List near misses waiting for an analyst, oldest first."""
     _list_records("review", as_json=as_json, crawl_id=crawl_id, limit=limit, title="review items")
+
+
+# -- registration, in the order --help lists them -----------------------------------------
+
+app.add_typer(hashes_app, name="hashes")
+app.add_typer(hits_app, name="hits")
+app.add_typer(review_app, name="review")
+app.command()(cli_takedown.notifier)
+app.command()(cli_takedown.recheck)
+app.add_typer(cli_takedown.providers_app, name="providers")
+app.add_typer(cli_takedown.notices_app, name="notices")
+app.command()(cli_takedown.stats)
 
 
 # -- entry point ---------------------------------------------------------------------------

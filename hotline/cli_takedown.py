@@ -1,4 +1,4 @@
-"""Notice and takedown on the command line.
+"""Notice and takedown on the command line (registered on the app by :mod:`hotline.cli`).
 
 ``hotline notifier``         turn confirmed hits into delivered notices (``--once``: drain, exit)
 ``hotline recheck``          re-fetch noticed images; removed, reminders, escalation
@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hotline.cliapp import JsonOption, app, err, load_config, out
+from hotline.cliapp import JsonOption, err, load_config, out
 from hotline.errors import UsageError
 from hotline.services import redis_session
 from hotline.takedownrun import open_router, open_takedown
@@ -68,7 +68,6 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 # -- notifier ------------------------------------------------------------------------------
 
 
-@app.command()
 def notifier(
     once: Annotated[
         bool, typer.Option("--once", help="Handle what is queued now, then exit.")
@@ -345,7 +344,6 @@ def _find(store: Any, notice_id: str) -> Notice:
 # -- recheck -------------------------------------------------------------------------------
 
 
-@app.command()
 def recheck(
     once: Annotated[bool, typer.Option("--once", help="Check what is due now, then exit.")] = False,
     everything: Annotated[
@@ -434,7 +432,6 @@ def _target(data: RecheckTargetData, thresholds: dict[str, Any], store: Any) -> 
 # -- stats ---------------------------------------------------------------------------------
 
 
-@app.command()
 def stats(as_json: JsonOption = False) -> None:
     """Per provider: notices sent, removed, median and 90th-percentile time to removal, still
     online. Time to removal runs from the notice to the first check that found it gone."""

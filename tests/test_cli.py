@@ -149,5 +149,16 @@ def test_empty_queues_print_empty_json(env: dict[str, str]) -> None:
 def test_help_explains_every_command(env: dict[str, str]) -> None:
     result = run(["--help"], env)
     assert result.returncode == 0
-    for command in ("crawl", "demo", "hashes", "hits", "review"):
+    for command in (
+        "crawl",
+        "demo",
+        "hashes",
+        "hits",
+        "review",
+        "notifier",
+        "recheck",
+        "providers",
+        "notices",
+        "stats",
+    ):
         assert command in result.stdout
