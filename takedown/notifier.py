@@ -36,7 +36,7 @@ import redis
 from takedown.errors import DeliveryError, NoticeError, QueueError
 from takedown.keys import NOTIFIER_GROUP, Keys
 from takedown.model import DeliveryReceipt, NoticeKind, OutgoingNotice, Recipient, Route
-from takedown.notices import LockBusy, Notice, NoticeStore, iso
+from takedown.notices import LockBusy, Notice, NoticeStore, iso, parse_iso
 from takedown.queue import HitRecord
 from takedown.settings import TakedownSettings
 
@@ -208,20 +208,26 @@ class Notifier:
         stop: threading.Event | None = None,
         on_batch: Callable[[NotifierStats], None] | None = None,
     ) -> NotifierStats:
-        """Work until ``stop`` is set (or, with ``once``, until nothing is left to do now)."""
+        """Work until ``stop`` is set (or, with ``once``, until nothing is left to do now).
+
+        With ``once`` every entry is tried at most once per run: one that failed again or whose
+        notice is busy stays pending for the next run rather than being retried in a tight
+        loop (with ``retry_after`` 0, XAUTOCLAIM would otherwise hand it straight back).
+        """
         stop = stop or threading.Event()
+        seen: set[str] | None = set() if once else None
         self.ensure_group()
-        self._resume_own()
+        self._resume_own(seen)
         while not stop.is_set():
-            claimed = self._reclaim()
-            handled = self._read_new(block_ms=None if once else BLOCK_MS)
+            claimed = self._reclaim(seen)
+            handled = self._read_new(block_ms=None if once else BLOCK_MS, seen=seen)
             if on_batch is not None and (claimed or handled):
                 on_batch(self.stats)
             if once and not claimed and not handled:
                 break
         return self.stats
 
-    def _resume_own(self) -> None:
+    def _resume_own(self, seen: set[str] | None = None) -> None:
         """Entries this consumer name had taken but not acknowledged: the previous process
         under this name died. Handle them first, oldest first."""
         last = "0"
@@ -234,12 +240,15 @@ class Notifier:
                 if not data:  # trimmed from the stream while pending
                     self._ack(entry_id)
                     continue
+                if seen is not None:
+                    seen.add(entry_id)
                 self._handle(entry_id, data, resumed=True)
             if len(reply) < BATCH_SIZE:
                 return
 
-    def _reclaim(self) -> int:
-        """Take over entries other consumers left idle for ``retry_after``."""
+    def _reclaim(self, seen: set[str] | None = None) -> int:
+        """Take over entries other consumers left idle for ``retry_after`` (and retry this
+        consumer's own failed ones); entries in ``seen`` were already tried in this run."""
         min_idle = int(self.settings.retry_after * 1000)
         start = "0-0"
         handled = 0
@@ -256,17 +265,23 @@ class Notifier:
             deleted = reply[2] if len(reply) > 2 else []
             for entry_id in deleted:
                 self._ack(_text(entry_id))
-            for entry_id, data in entries:
-                if data:
-                    self._handle(_text(entry_id), data, resumed=True)
-                    handled += 1
+            for raw_id, data in entries:
+                entry_id = _text(raw_id)
+                if not data or (seen is not None and entry_id in seen):
+                    continue
+                if seen is not None:
+                    seen.add(entry_id)
+                self._handle(entry_id, data, resumed=True)
+                handled += 1
             if next_start == "0-0":
                 return handled
             start = next_start
 
-    def _read_new(self, *, block_ms: int | None) -> int:
+    def _read_new(self, *, block_ms: int | None, seen: set[str] | None = None) -> int:
         reply = self._xreadgroup(">", block_ms=block_ms)
         for entry_id, data in reply:
+            if seen is not None:
+                seen.add(entry_id)
             self._handle(entry_id, data, resumed=False)
         return len(reply)
 
@@ -298,6 +313,8 @@ class Notifier:
             hit = HitRecord.from_fields(data)
             if not hit.url or not hit.list or not hit.entry:
                 raise ValueError("url, list and entry are required")
+            if hit.first_seen:
+                parse_iso(hit.first_seen)  # the notice record keeps it as a time
         except (ValueError, TypeError, KeyError) as exc:
             self._dead_letter(entry_id, data, f"unreadable hit: {exc}", notice_id=None)
             return
@@ -454,11 +471,16 @@ class Notifier:
             "consumer": self.consumer,
             "time": iso(self.clock()),
         }
-        if data:
-            for key, value in data.items():
-                name = _text(key)
-                if name not in record:
-                    record[name] = _text(value)
+        hit: Mapping[bytes, bytes] | Mapping[str, str] = data or {}
+        if data is None and notice_id:
+            # A delivery failure: the hit is copied from the notice, so the dead letter is
+            # complete on its own (the stream entry may be trimmed later).
+            hit = self.store.get(notice_id).hit.to_fields()
+        for key, value in hit.items():
+            # An unreadable entry may not even be UTF-8: keep what can be shown.
+            name = _lenient_text(key)
+            if name not in record:
+                record[name] = _lenient_text(value)
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(self.keys.dead_letters, record)  # type: ignore[arg-type]
         pipe.xack(self.keys.hits, NOTIFIER_GROUP, entry_id)
@@ -468,3 +490,7 @@ class Notifier:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _lenient_text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

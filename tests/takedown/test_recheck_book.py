@@ -1,0 +1,451 @@
+"""The recheck schedule and what verdicts do, against a real redis-server and a real SMTP server.
+
+Verdicts are fed as the fetcher would report them (notice id, state, reason, HTTP status,
+time checked): no fetching happens here. One controllable clock drives the store, the
+notifier that sends the first notice and the book, so due times, reminder intervals and
+escalation delays are exact and nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+import redis
+
+from takedown.delivery import Deliverer, SmtpChannel, SmtpSettings
+from takedown.directory import ProviderDirectory
+from takedown.keys import Keys
+from takedown.model import DeliveryReceipt, HotlineIdentity
+from takedown.notice import NoticeFacts, NoticeRenderer, message_id_for
+from takedown.notices import NoticeStore, iso
+from takedown.notifier import NoticeSender, Notifier
+from takedown.queue import HitQueue, HitRecord
+from takedown.recheck import RecheckBook
+from takedown.routing import Router
+from takedown.settings import TakedownSettings
+from tests.takedown.smtpserver import SmtpServer
+
+HOST_A = "127.0.0.2"
+ALPHA = "abuse@alpha-hosting.example"
+UPSTREAM = "abuse@transit-upstream.example"
+REGISTRAR = "abuse@registrar.example"
+IDENTITY = HotlineIdentity(
+    name="Example Hotline",
+    email="notices@hotline.example",
+    website="https://hotline.example",
+    country="NL",
+    legal_basis="Art. 1 of the Example Act (test configuration)",
+)
+T0 = 1_800_000_000.0
+HOUR = 3600.0
+DAY = 24 * HOUR
+SETTINGS = TakedownSettings(
+    reminder_interval=DAY,
+    escalate_after=7 * DAY,
+    recheck_schedule=(HOUR, 4 * HOUR, 12 * HOUR),
+    unreachable_confirmations=3,
+    recheck_lease=600.0,
+)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the fetcher reports (the shape of ``crawler.recheck.RecheckResult``)."""
+
+    notice_id: str
+    state: str
+    reason: str
+    http_status: int | None
+    checked_at: str
+
+
+def make_hit(number: int) -> HitRecord:
+    label = f"benign-recheck-image-{number}".encode()
+    return HitRecord(
+        url=f"http://{HOST_A}/img/{number:03d}.jpg",
+        page=f"http://{HOST_A}/gallery.html",
+        seed=f"http://{HOST_A}/gallery.html",
+        sha256=hashlib.sha256(label).hexdigest(),
+        md5=hashlib.md5(label).hexdigest(),
+        sha1=hashlib.sha1(label).hexdigest(),
+        pdq=None,
+        pdq_quality=None,
+        phash=None,
+        list="known",
+        entry=f"r{number:03d}",
+        category="test",
+        algorithm="sha256",
+        distance=0,
+        verdict="confirmed",
+        first_seen=iso(T0 - HOUR),
+        ip=HOST_A,
+        status=200,
+        content_type="image/jpeg",
+        content_length=2048,
+        server="TestServer",
+        crawl="crawl-1",
+    )
+
+
+def directory_yaml(*, upstream: bool) -> str:
+    text = f"- name: Alpha Hosting\n  cidrs: [{HOST_A}/32]\n  abuse: {ALPHA}\n"
+    return text + (f"  upstream: {UPSTREAM}\n" if upstream else "")
+
+
+@dataclass
+class Rig:
+    clock: Clock
+    store: NoticeStore
+    smtp: SmtpServer
+    deliverer: Deliverer
+    sender: NoticeSender
+    router: Router
+
+    def book(self, settings: TakedownSettings = SETTINGS, **kwargs: Any) -> RecheckBook:
+        kwargs.setdefault("sender", self.sender)
+        kwargs.setdefault("router", self.router)
+        return RecheckBook(self.store, settings, actor="recheck@test", clock=self.clock, **kwargs)
+
+    def send(self, *hits: HitRecord) -> None:
+        """Queue the hits and send their first notices through the real notifier at T0."""
+        queue = HitQueue(self.store.client, self.store.keys)
+        for hit in hits:
+            queue.enqueue(hit)
+        notifier = Notifier(
+            self.store.client,
+            self.store.keys,
+            router=self.router,
+            sender=self.sender,
+            settings=SETTINGS,
+            consumer="c1",
+            clock=self.clock,
+        )
+        assert notifier.run(once=True).sent == len(hits)
+
+    def mark_sent(self, hit: HitRecord, *, due: float) -> None:
+        """A notice recorded as sent (no message), due for its first recheck at ``due``."""
+        self.store.create(hit, actor="test")
+        self.store.sent(
+            hit.incident,
+            DeliveryReceipt("smtp", ALPHA, "250 OK"),
+            actor="test",
+            message_id=f"<{hit.incident}.notice.0@hotline.example>",
+            recheck_at=due,
+        )
+
+    def due_at(self, notice_id: str) -> float | None:
+        return self.store.client.zscore(self.store.keys.recheck, notice_id)
+
+    def events(self, notice_id: str) -> list[str]:
+        return [e.event for e in self.store.timeline(notice_id)]
+
+
+@pytest.fixture
+def rig(redis_client: redis.Redis, redis_prefix: str, smtp_server: SmtpServer) -> Iterator[Rig]:
+    clock = Clock(T0)
+    store = NoticeStore(redis_client, Keys(redis_prefix), clock=clock)
+    deliverer = Deliverer(
+        SmtpChannel(SmtpSettings(smtp_server.host, smtp_server.port, security="none"))
+    )
+    sender = NoticeSender(store, NoticeRenderer(IDENTITY), deliverer, NoticeFacts)
+    router = Router(
+        ProviderDirectory.from_yaml(directory_yaml(upstream=True)), ProviderDirectory.empty(), None
+    )
+    with deliverer:
+        yield Rig(clock, store, smtp_server, deliverer, sender, router)
+
+
+def verdict(
+    hit: HitRecord, state: str, at: float, *, reason: str = "", status: int | None = None
+) -> Verdict:
+    return Verdict(hit.incident, state, reason or state, status, iso(at))
+
+
+# -- the schedule --------------------------------------------------------------------------------
+
+
+def test_claim_due_takes_only_due_notices_and_leases_them(rig: Rig) -> None:
+    early, late, closed = make_hit(1), make_hit(2), make_hit(3)
+    rig.mark_sent(early, due=T0 + HOUR)
+    rig.mark_sent(late, due=T0 + 5 * HOUR)
+    rig.mark_sent(closed, due=T0 + HOUR)
+    rig.store.record(closed.incident, "removed", actor="test", status="removed")
+    book = rig.book()
+
+    rig.clock.now = T0 + HOUR - 1
+    assert book.claim_due() == []
+    rig.clock.now = T0 + HOUR
+    assert book.due_count() == 2
+    [target] = book.claim_due()
+    assert (target.notice_id, target.url, target.sha256) == (
+        early.incident,
+        early.url,
+        early.sha256,
+    )
+    # The closed notice was due too: it is dropped from the schedule, not handed out.
+    assert rig.due_at(closed.incident) is None
+    assert book.scheduled_count() == 2
+    # Leased: taken again right away, nothing comes back.
+    assert rig.due_at(early.incident) == T0 + HOUR + SETTINGS.recheck_lease
+    assert book.claim_due() == []
+    rig.clock.now = T0 + HOUR + SETTINGS.recheck_lease - 1
+    assert book.claim_due() == []
+    # The lease ran out (the process that took it died): due again.
+    rig.clock.now = T0 + HOUR + SETTINGS.recheck_lease
+    assert [t.notice_id for t in book.claim_due()] == [early.incident]
+    # everything=True takes every scheduled notice, due or not, leased or not.
+    assert sorted(t.notice_id for t in book.claim_due(everything=True)) == sorted(
+        [early.incident, late.incident]
+    )
+    assert book.claim_due(limit=1, everything=True) != []
+
+
+# -- removal -------------------------------------------------------------------------------------
+
+
+def test_removed_closes_the_notice_with_the_time_to_removal_interval(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    book = rig.book()
+    assert rig.due_at(hit.incident) == T0 + HOUR  # first step of the schedule
+
+    rig.clock.now = T0 + HOUR
+    assert book.apply(verdict(hit, "online", T0 + HOUR, status=200)) == "online"
+    rig.clock.now = T0 + 5 * HOUR
+    outcome = book.apply(verdict(hit, "removed", T0 + 5 * HOUR, reason="not found", status=404))
+    assert outcome == "removed"
+    notice = rig.store.get(hit.incident)
+    assert notice.status == "removed"
+    # [last seen online - sent, first seen gone - sent]
+    assert notice.time_to_removal() == (HOUR, 5 * HOUR)
+    assert notice.fields["removal_reason"] == "not found (http 404)"
+    assert notice.count("checks") == 2
+    assert rig.due_at(hit.incident) is None
+    assert rig.events(hit.incident)[-2:] == ["verified_online", "removed"]
+    assert rig.store.timeline(hit.incident)[-1].actor == "recheck@test"
+    # A late verdict for the closed notice changes nothing.
+    assert book.apply(verdict(hit, "online", T0 + 6 * HOUR)) == "closed"
+    assert rig.store.status(hit.incident) == "removed"
+    assert rig.events(hit.incident)[-1] == "removed"
+    assert len(rig.smtp.messages) == 1
+
+
+def test_unreachable_counts_as_removed_only_after_n_in_a_row(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    book = rig.book()
+    times = [T0 + k * HOUR for k in range(1, 8)]
+
+    for n, at in enumerate(times[:2], start=1):
+        rig.clock.now = at
+        assert book.apply(verdict(hit, "unreachable", at, reason="connection refused")) == (
+            "unreachable"
+        )
+        notice = rig.store.get(hit.incident)
+        assert notice.count("unreachable_streak") == n
+        assert notice.time("first_unreachable_at") == times[0]
+        assert rig.due_at(hit.incident) == at + SETTINGS.recheck_delay(0)
+    assert rig.store.timeline(hit.incident)[-1].detail == "connection refused (2 of 3)"
+
+    # Online again: the outage is over, the streak starts from zero.
+    rig.clock.now = times[2]
+    assert book.apply(verdict(hit, "online", times[2], status=200)) == "online"
+    notice = rig.store.get(hit.incident)
+    assert notice.status == "sent"
+    assert notice.count("unreachable_streak") == 0
+    assert notice.time("first_unreachable_at") is None
+
+    for at in times[3:5]:
+        rig.clock.now = at
+        assert book.apply(verdict(hit, "unreachable", at, status=503)) == "unreachable"
+    rig.clock.now = times[5]
+    assert book.apply(verdict(hit, "unreachable", times[5], status=503)) == "removed"
+    notice = rig.store.get(hit.incident)
+    assert notice.status == "removed"
+    # Gone since the FIRST failure of this streak, last seen online just before it.
+    assert notice.time("first_seen_gone") == times[3]
+    assert notice.time_to_removal() == (times[2] - T0, times[3] - T0)
+    assert "unreachable 3 times in a row" in notice.fields["removal_reason"]
+    assert rig.due_at(hit.incident) is None
+
+
+# -- reminders -----------------------------------------------------------------------------------
+
+
+def test_reminders_follow_the_interval_and_reply_to_the_notice(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    [original] = rig.smtp.wait_for_messages(1)
+    original_id = str(original.message["Message-ID"])
+    assert original_id == message_id_for(IDENTITY, hit.incident, "notice", 0)
+    book = rig.book()
+
+    # Not a day since the notice: only verified.
+    rig.clock.now = T0 + HOUR
+    assert book.apply(verdict(hit, "online", T0 + HOUR)) == "online"
+    assert rig.due_at(hit.incident) == T0 + HOUR + SETTINGS.recheck_delay(1)
+    assert len(rig.smtp.messages) == 1
+
+    rig.clock.now = T0 + DAY
+    assert book.apply(verdict(hit, "online", T0 + DAY)) == "reminded"
+    _, reminder = rig.smtp.wait_for_messages(2)
+    assert "Reminder 1" in str(reminder.message["Subject"])
+    assert str(reminder.message["In-Reply-To"]) == original_id
+    assert str(reminder.message["Message-ID"]) == message_id_for(
+        IDENTITY, hit.incident, "reminder", 1
+    )
+    assert reminder.rcpt_tos == (ALPHA,)
+    notice = rig.store.get(hit.incident)
+    assert notice.count("reminders") == 1
+    assert notice.time("last_message_at") == T0 + DAY
+    assert notice.time("last_seen_online") == T0 + DAY
+    # The last step of the schedule repeats.
+    assert rig.due_at(hit.incident) == T0 + DAY + SETTINGS.recheck_delay(2)
+    assert rig.events(hit.incident)[-2:] == ["verified_online", "reminded"]
+
+    # The interval runs from the last message, not from the notice.
+    rig.clock.now = T0 + DAY + 12 * HOUR
+    assert book.apply(verdict(hit, "online", rig.clock.now)) == "online"
+    assert len(rig.smtp.messages) == 2
+    rig.clock.now = T0 + 2 * DAY
+    assert book.apply(verdict(hit, "online", rig.clock.now)) == "reminded"
+    third = rig.smtp.wait_for_messages(3)[2]
+    assert "Reminder 2" in str(third.message["Subject"])
+    assert rig.store.get(hit.incident).count("reminders") == 2
+    assert rig.store.status(hit.incident) == "sent"
+
+
+def test_a_refused_reminder_is_recorded_and_tried_again_next_time(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    book = rig.book()
+    rig.smtp.refuse(451, "try later", times=1)
+    rig.clock.now = T0 + DAY
+    assert book.apply(verdict(hit, "online", T0 + DAY)) == "online"
+    notice = rig.store.get(hit.incident)
+    assert notice.count("reminders") == 0
+    assert rig.events(hit.incident)[-1] == "delivery_failed"
+    assert "451" in notice.fields["last_error"]
+    rig.clock.now = T0 + DAY + HOUR
+    assert book.apply(verdict(hit, "online", rig.clock.now)) == "reminded"
+    assert rig.store.get(hit.incident).count("reminders") == 1
+
+
+# -- escalation ----------------------------------------------------------------------------------
+
+
+def test_escalation_writes_to_the_upstream_and_flags_the_notice(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    book = rig.book()
+    route = rig.store.get(hit.incident).route
+    assert route is not None
+    assert route.upstream_abuse == UPSTREAM  # from the directory's `upstream`
+
+    rig.clock.now = T0 + 7 * DAY
+    assert book.apply(verdict(hit, "online", rig.clock.now)) == "escalated"
+    _, escalation = rig.smtp.wait_for_messages(2)
+    assert escalation.rcpt_tos == (UPSTREAM,)
+    assert "Escalation 1" in str(escalation.message["Subject"])
+    assert str(escalation.message["In-Reply-To"]) == message_id_for(
+        IDENTITY, hit.incident, "notice", 0
+    )
+    notice = rig.store.get(hit.incident)
+    assert notice.status == "escalated"
+    assert notice.time("escalated_at") == T0 + 7 * DAY
+    assert rig.store.ids("escalated") == [hit.incident]
+    last = rig.store.timeline(hit.incident)[-1]
+    assert (last.event, last.status) == ("escalated", "escalated")
+    assert UPSTREAM in last.detail
+    # Escalated notices stay open: still rechecked, never escalated twice.
+    assert rig.due_at(hit.incident) is not None
+    rig.clock.now = T0 + 7 * DAY + HOUR
+    assert book.apply(verdict(hit, "online", rig.clock.now)) == "online"
+    assert len(rig.smtp.messages) == 2
+
+
+def test_escalation_goes_to_registrar_and_upstream_of_the_stored_route(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    stored = rig.store.get(hit.incident).route
+    assert stored is not None
+    rig.store.routed(
+        hit.incident,
+        replace(stored, registrar="Example Registrar", registrar_abuse=REGISTRAR),
+        actor="test",
+    )
+    rig.clock.now = T0 + 8 * DAY
+    assert rig.book().apply(verdict(hit, "online", rig.clock.now)) == "escalated"
+    messages = rig.smtp.wait_for_messages(3)
+    assert sorted(m.rcpt_tos for m in messages[1:]) == [(REGISTRAR,), (UPSTREAM,)]
+    detail = rig.store.timeline(hit.incident)[-1].detail
+    assert REGISTRAR in detail
+    assert UPSTREAM in detail
+
+
+def test_escalation_without_contacts_flags_the_notice_for_an_analyst(rig: Rig) -> None:
+    rig.router = Router(
+        ProviderDirectory.from_yaml(directory_yaml(upstream=False)),
+        ProviderDirectory.empty(),
+        None,
+    )
+    hit = make_hit(1)
+    rig.send(hit)
+    rig.clock.now = T0 + 7 * DAY
+    assert rig.book().apply(verdict(hit, "online", rig.clock.now)) == "escalated"
+    notice = rig.store.get(hit.incident)
+    assert notice.status == "escalated"
+    assert "an analyst must act" in rig.store.timeline(hit.incident)[-1].detail
+    assert len(rig.smtp.messages) == 1  # the original notice only
+
+
+def test_a_failed_escalation_leaves_the_notice_sent_for_the_next_check(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    rig.smtp.refuse(451, "try later", times=1)
+    book = rig.book()
+    rig.clock.now = T0 + 7 * DAY
+    assert book.apply(verdict(hit, "online", rig.clock.now)) == "online"
+    assert rig.store.status(hit.incident) == "sent"
+    assert rig.events(hit.incident)[-1] == "delivery_failed"
+    rig.clock.now = T0 + 7 * DAY + HOUR
+    assert book.apply(verdict(hit, "online", rig.clock.now)) == "escalated"
+    assert rig.smtp.wait_for_messages(2)[1].rcpt_tos == (UPSTREAM,)
+
+
+# -- closed notices ------------------------------------------------------------------------------
+
+
+def test_verdict_for_a_notice_no_longer_open_is_closed_and_unscheduled(rig: Rig) -> None:
+    hit, unknown = make_hit(1), make_hit(2)
+    rig.mark_sent(hit, due=T0 + HOUR)
+    rig.store.record(hit.incident, "removed", actor="analyst@test", status="removed")
+    assert rig.due_at(hit.incident) == T0 + HOUR  # recorded without stopping the rechecks
+    book = rig.book()
+    assert book.apply(verdict(hit, "online", T0 + HOUR)) == "closed"
+    assert rig.due_at(hit.incident) is None
+    assert rig.events(hit.incident) == ["queued", "sent", "removed"]
+    # A verdict for a notice that does not exist at all is closed as well.
+    rig.store.client.zadd(rig.store.keys.recheck, {unknown.incident: T0})
+    assert book.apply(verdict(unknown, "removed", T0 + HOUR)) == "closed"
+    assert book.scheduled_count() == 0
+
+
+def test_an_unknown_state_is_refused(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.mark_sent(hit, due=T0 + HOUR)
+    with pytest.raises(ValueError, match="unknown recheck state"):
+        rig.book().apply(verdict(hit, "maybe", T0 + HOUR))
+    assert rig.events(hit.incident) == ["queued", "sent"]
