@@ -325,10 +325,19 @@ def notices_resend(
         worker = takedown.notifier()
         outcome = worker.resend(notice.id, actor=f"analyst@{worker.consumer}")
         after = takedown.store.get(notice.id)
+    error = after.fields.get("last_error") or None
     if as_json:
-        out.print_json(data={"id": notice.id, "outcome": outcome, "status": after.status})
+        out.print_json(
+            data={"id": notice.id, "outcome": outcome, "status": after.status, "error": error}
+        )
+    elif outcome == "retrying":
+        out.print(
+            f"notice HL-{notice.id[:12]}: not delivered for now ({error}); "
+            "the notifier will try again",
+            markup=False,
+        )
     else:
-        out.print(f"notice HL-{notice.id[:12]}: {outcome} (status {after.status})")
+        out.print(f"notice HL-{notice.id[:12]}: {outcome} (status {after.status})", markup=False)
     if outcome not in {"sent", "resent"}:
         raise typer.Exit(1)
 

@@ -218,7 +218,12 @@ class Notifier:
         seen: set[str] | None = set() if once else None
         self.ensure_group()
         self._resume_own(seen)
+        self._sweep(seen)
+        last_sweep = time.monotonic()
         while not stop.is_set():
+            if not once and time.monotonic() - last_sweep >= max(self.settings.retry_after, 1.0):
+                self._sweep(seen)
+                last_sweep = time.monotonic()
             claimed = self._reclaim(seen)
             handled = self._read_new(block_ms=None if once else BLOCK_MS, seen=seen)
             if on_batch is not None and (claimed or handled):
@@ -329,27 +334,68 @@ class Notifier:
             # Settled for now; an analyst's `notices resend` takes it from here.
             self._ack(entry_id)
             return
+        outcome = self._attempt(notice_id, entry_id, data, resumed=resumed)
+        if outcome in {"sent", "unroutable", "already"}:
+            self._ack(entry_id)
+
+    def _attempt(
+        self,
+        notice_id: str,
+        entry_id: str,
+        data: Mapping[bytes, bytes] | None,
+        *,
+        resumed: bool,
+    ) -> str:
+        """One try at the first notice, under the notice's lock; returns its outcome
+        (``busy`` when another process holds the lock)."""
         try:
             with self.store.lock(notice_id, owner=self.consumer):
-                outcome = self.send_first(notice_id, resumed=resumed, entry_id=entry_id)
+                return self.send_first(notice_id, resumed=resumed, entry_id=entry_id)
         except LockBusy:
             self.stats.busy += 1
-            return
+            return "busy"
         except (redis.ConnectionError, redis.TimeoutError):
             raise
         except Exception as exc:  # a bug or an unexpected failure: count it, retry later
             log.exception("notice %s: unexpected error", notice_id)
             kind = type(exc).__name__
             self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
-            self._failed(notice_id, entry_id, data, f"{kind}: {exc}", permanent=False)
-            return
-        if outcome in {"sent", "unroutable"}:
-            self._ack(entry_id)
+            return self._failed(notice_id, entry_id, data, f"{kind}: {exc}", permanent=False)
+
+    def _sweep(self, seen: set[str] | None) -> int:
+        """Retry notices left ``queued`` with no stream entry pending: a resend that failed
+        transiently, or an entry acknowledged by an older process. Only those idle for
+        ``retry_after``; a notice whose entry is still pending is the stream's to retry."""
+        now = self.clock()
+        handled = 0
+        for notice_id in self.store.ids("queued"):
+            if seen is not None and notice_id in seen:
+                continue
+            try:
+                notice = self.store.get(notice_id)
+            except QueueError:
+                continue
+            if now - (notice.time("updated") or notice.created) < self.settings.retry_after:
+                continue
+            entry = notice.fields.get("stream_entry", "")
+            if entry and self.client.xpending_range(
+                self.keys.hits, NOTIFIER_GROUP, min=entry, max=entry, count=1
+            ):
+                continue
+            if seen is not None:
+                seen.add(notice_id)
+            self._attempt(notice_id, "", None, resumed=True)
+            handled += 1
+        return handled
 
     def send_first(self, notice_id: str, *, resumed: bool = False, entry_id: str = "") -> str:
-        """Route and deliver the first notice; returns sent, unroutable, retrying or dead.
-        The caller holds the notice's lock."""
+        """Route and deliver the first notice; returns sent, already (someone else sent it),
+        unroutable, retrying or dead. The caller holds the notice's lock."""
         notice = self.store.get(notice_id)
+        if notice.status in {"sent", "escalated", "removed"}:
+            # Sent by another process between our look at the status and the lock.
+            self.stats.already_sent += 1
+            return "already"
         if resumed and notice.fields.get("sending_since"):
             self.stats.resumed += 1
             self.store.record(

@@ -278,14 +278,16 @@ class RecheckBook:
                 )
             if route.upstream_abuse:
                 contacts.append(Recipient("upstream network", route.upstream_abuse, "smtp"))
-        number = notice.count("escalations") + 1
+        # One message per contact, each with its own number (and so its own Message-ID and
+        # outbox file); a retry of a failed round reuses the same numbers.
+        base = notice.count("escalation_messages")
         delivered: list[str] = []
         errors: list[str] = []
-        for recipient in contacts:
-            assert route is not None
+        for index, recipient in enumerate(contacts, start=1):
+            assert route is not None  # contacts come from the route
             try:
                 outgoing = self.sender.render(
-                    notice, route, kind="escalation", sequence=number, recipient=recipient
+                    notice, route, kind="escalation", sequence=base + index, recipient=recipient
                 )
                 receipt = self.sender.deliver(notice, outgoing)
             except (DeliveryError, NoticeError) as exc:
@@ -297,7 +299,7 @@ class RecheckBook:
                 notice.id,
                 "delivery_failed",
                 actor=self.actor,
-                detail=f"escalation {number}: " + "; ".join(errors),
+                detail="escalation: " + "; ".join(errors),
                 fields={"last_error": errors[-1], "sending_since": ""},
             )
             return "online"
@@ -315,6 +317,6 @@ class RecheckBook:
             status="escalated",
             detail=detail,
             fields={"escalated_at": self.clock(), "last_message_at": self.clock()},
-            increment={"escalations": 1},
+            increment={"escalations": 1, "escalation_messages": len(contacts)},
         )
         return "escalated"

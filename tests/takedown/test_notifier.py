@@ -525,3 +525,22 @@ def test_resend_of_a_sent_notice_repeats_the_message_and_a_removed_one_is_refuse
         notifier.resend(hit.incident, actor="analyst@test")
     assert len(rig.smtp.messages) == 2
     assert rig.events(hit.incident)[-1] == "removed"
+
+
+def test_a_resend_that_failed_for_now_is_retried_by_the_notifier(rig: Rig) -> None:
+    hit = make_hit(1)
+    HitQueue(rig.client, rig.keys).enqueue(hit)
+    rig.smtp.refuse(550, "no such mailbox", times=1)
+    rig.notifier().run(once=True)
+    assert rig.store.status(hit.incident) == "failed"
+    # The analyst resends while the relay is down for a moment: nothing is pending in the
+    # stream any more, so only the notifier's sweep of queued notices can pick it up.
+    rig.smtp.refuse(451, "try later", times=1)
+    outcome = rig.notifier().resend(hit.incident, actor="analyst@test")
+    assert outcome == "retrying"
+    assert rig.store.status(hit.incident) == "queued"
+    assert rig.notifier(retry_after=NEVER).run(once=True).sent == 0
+    stats = rig.notifier(retry_after=0).run(once=True)
+    assert stats.sent == 1
+    assert rig.store.status(hit.incident) == "sent"
+    assert len(rig.smtp.messages) == 1

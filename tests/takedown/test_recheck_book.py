@@ -390,6 +390,10 @@ def test_escalation_goes_to_registrar_and_upstream_of_the_stored_route(rig: Rig)
     assert rig.book().apply(verdict(hit, "online", rig.clock.now)) == "escalated"
     messages = rig.smtp.wait_for_messages(3)
     assert sorted(m.rcpt_tos for m in messages[1:]) == [(REGISTRAR,), (UPSTREAM,)]
+    # Two messages, two Message-IDs (and two outbox files, where the outbox delivers).
+    ids = {str(m.message["Message-ID"]) for m in messages[1:]}
+    assert len(ids) == 2
+    assert all(".escalation." in i for i in ids)
     detail = rig.store.timeline(hit.incident)[-1].detail
     assert REGISTRAR in detail
     assert UPSTREAM in detail
