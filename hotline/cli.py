@@ -13,20 +13,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import redis
 import typer
 from rich.table import Table
 
-from crawler.safety import parse_networks
-from crawler.seeds import SeedFileError, collect_seeds
-from crawler.spiders.hotline import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
+from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
 from hotline import cli_takedown
 from hotline.cli_hashes import hashes_app
 from hotline.cliapp import JsonOption, app, err, load_config, out
-from hotline.crawlrun import CrawlOptions, CrawlResult, run_crawl
-from hotline.demo import run_demo
 from hotline.errors import HotlineError, InputError, ServiceError, UsageError
 from hotline.services import redis_session
 from matchers.errors import MatcherError
@@ -36,6 +32,9 @@ from takedown.lists import ListStore
 from takedown.notices import NoticeNotFound
 from takedown.queue import HitQueue, HitRecord
 from takedown.settings import SettingsError
+
+if TYPE_CHECKING:
+    from hotline.crawlrun import CrawlResult
 
 hits_app = typer.Typer(help="Confirmed hits queued for notice and takedown.", no_args_is_help=True)
 review_app = typer.Typer(help="Near misses queued for an analyst's review.", no_args_is_help=True)
@@ -94,6 +93,11 @@ def crawl(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")] = False,
 ) -> None:
     """Crawl reported URLs and queue every image that matches a known list."""
+    # Scrapy is imported by the commands that crawl, so the others start without it.
+    from crawler.safety import parse_networks  # noqa: PLC0415
+    from crawler.seeds import SeedFileError, collect_seeds  # noqa: PLC0415
+    from hotline.crawlrun import CrawlOptions, run_crawl  # noqa: PLC0415
+
     config = _config()
     try:
         good, problems = collect_seeds(urls or [], [seeds] if seeds else [])
@@ -173,6 +177,8 @@ def _print_crawl_result(
 @app.command()
 def demo(as_json: JsonOption = False) -> None:
     """Crawl a generated benign demo site on 127.0.0.2 and print what matched its known list."""
+    from hotline.demo import run_demo  # noqa: PLC0415 - loads Scrapy
+
     result, hits, expected, notices = run_demo(_config(), err, show_progress=not as_json)
     found = {(r.url, r.entry) for r in hits}
     missed = sorted(url for url, entry in expected.items() if (url, entry) not in found)

@@ -29,6 +29,7 @@ from w3lib.url import parse_data_uri
 from crawler.discovery import ImageRef, extract, extract_css
 from crawler.hashing import ImageHasher
 from crawler.items import ImageItem
+from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
 from crawler.scope import same_site
 from crawler.seeds import SeedFileError, collect_seeds
 from matchers.digest import ImageDigest
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DEPTH = 2
-DEFAULT_MAX_PAGES_PER_SEED = 200
 DEFAULT_MAX_FRAME_NESTING = 3
 DEFAULT_MAX_PROBES_PER_PAGE = 50
 IMAGE_PRIORITY = 10  # images before further pages: hits surface early in long crawls
