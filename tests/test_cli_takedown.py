@@ -15,7 +15,8 @@ import pytest
 import redis
 
 from takedown.keys import Keys
-from takedown.queue import HitQueue, HitRecord
+from takedown.queue import HitQueue
+from tests.takedown.builders import make_hit
 from tests.takedown.rdapserver import RdapServer, load_doc
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
@@ -34,33 +35,6 @@ legal_basis = "Art. 240b of the Criminal Code (test configuration)"
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         HOTLINE + args, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def hit(url: str, entry: str = "e1") -> HitRecord:
-    return HitRecord(
-        url=url,
-        page="http://127.0.0.2/page.html",
-        seed="http://127.0.0.2/",
-        sha256="1" * 64,
-        md5="2" * 32,
-        sha1="3" * 40,
-        pdq=None,
-        pdq_quality=None,
-        phash=None,
-        list="known",
-        entry=entry,
-        category="test",
-        algorithm="sha256",
-        distance=0,
-        verdict="confirmed",
-        first_seen="2026-11-22T08:00:00+00:00",
-        ip="127.0.0.2",
-        status=200,
-        content_type="image/jpeg",
-        content_length=1000,
-        server=None,
-        crawl="c1",
     )
 
 
@@ -96,7 +70,7 @@ def test_default_delivery_is_the_outbox(
     env: dict[str, str], redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
 ) -> None:
     queued = HitQueue(redis_client, Keys(redis_prefix))
-    first = hit("http://127.0.0.2/a.jpg")
+    first = make_hit()
     queued.enqueue(first)
     result = run(["notifier", "--once", "--json"], env)
     assert result.returncode == 0, result.stderr

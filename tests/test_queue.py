@@ -6,32 +6,11 @@ from dataclasses import replace
 import redis
 
 from takedown.keys import Keys
-from takedown.queue import HitQueue, HitRecord, incident_id
+from takedown.queue import HitQueue, incident_id
+from tests.takedown.builders import make_hit
 
-RECORD = HitRecord(
-    url="http://img.example/a.jpg",
-    page="http://site.example/",
-    seed="http://site.example/",
-    sha256="a" * 64,
-    md5="b" * 32,
-    sha1="c" * 40,
-    pdq="d" * 64,
-    pdq_quality=88,
-    phash="e" * 16,
-    list="known",
-    entry="k01",
-    category="test",
-    algorithm="sha256",
-    distance=0,
-    verdict="confirmed",
-    first_seen="2026-11-22T00:00:00+00:00",
-    ip="127.0.0.2",
-    status=200,
-    content_type="image/jpeg",
-    content_length=1234,
-    server="TestServer",
-    crawl="c1",
-)
+#: Every optional field set, so a round trip through the stream has to keep each of them.
+RECORD = make_hit(pdq="d" * 64, pdq_quality=88, phash="e" * 16)
 
 
 def test_enqueue_is_idempotent_per_url_and_entry(
@@ -50,7 +29,7 @@ def test_enqueue_is_idempotent_per_url_and_entry(
     assert redis_client.xlen(f"{redis_prefix}hits") == 3
     records = list(queue.iter_records("confirmed"))
     assert records[0] == RECORD  # the first sighting is kept: page, crawl, first_seen
-    assert records[0].incident == incident_id(RECORD.url, "known", "k01")
+    assert records[0].incident == incident_id(RECORD.url, "known", "k001")
 
 
 def test_review_items_go_to_their_own_stream(redis_client: redis.Redis, redis_prefix: str) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+from dataclasses import replace
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -14,38 +14,25 @@ from typing import Any, cast
 import pytest
 
 from takedown.errors import NoticeError, TemplateError
-from takedown.model import HotlineIdentity, OutgoingNotice, Recipient, Route
+from takedown.model import OutgoingNotice, Recipient, Route
 from takedown.notice import NoticeFacts, NoticeRenderer, reference_for
 from takedown.queue import HitRecord
+from tests.takedown import builders
+from tests.takedown.builders import TEST_IDENTITY, label_hex
 
 Z_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
-def _hex(label: str, algorithm: str) -> str:
-    """Made-up hex of the right length (a digest of a label, not of any image)."""
-    return hashlib.new(algorithm, label.encode()).hexdigest()
-
-
-IDENTITY = HotlineIdentity(
-    name="Example Hotline",
-    email="reports@hotline.example",
-    website="https://hotline.example",
-    country="DE",
-    legal_basis="Section 1 of the Example Act",
-    address="1 Example Street, 10000 Example City",
-    phone="+49 30 000000",
+#: The optional address and phone are set: a notice has to print them.
+IDENTITY = replace(
+    TEST_IDENTITY, address="1 Example Street, 10000 Example City", phone="+49 30 000000"
 )
 
 
 def make_hit(**changes: Any) -> HitRecord:
+    """A near (pdq) match of A2 content: every hash and score a notice can print is present."""
     values: dict[str, Any] = {
-        "url": "https://img.host-a.example/gallery/photo-42.jpg",
-        "page": "https://host-a.example/gallery/page-3.html",
-        "seed": "https://host-a.example/",
-        "sha256": _hex("fixture-42", "sha256"),
-        "md5": _hex("fixture-42", "md5"),
-        "sha1": _hex("fixture-42", "sha1"),
-        "pdq": _hex("fixture-42-pdq", "sha256"),
+        "pdq": label_hex("fixture-42-pdq", "sha256"),
         "pdq_quality": 92,
         "phash": "c3a1b2d4e5f60718",
         "list": "demo-list",
@@ -53,17 +40,9 @@ def make_hit(**changes: Any) -> HitRecord:
         "category": "A2",
         "algorithm": "pdq",
         "distance": 9,
-        "verdict": "confirmed",
-        "first_seen": "2025-03-01T08:00:00Z",
         "ip": "192.0.2.44",
-        "status": 200,
-        "content_type": "image/jpeg",
-        "content_length": 5000,
-        "server": None,
-        "crawl": "crawl-1",
     }
-    values.update(changes)
-    return HitRecord(**values)
+    return builders.make_hit(42, "img.host-a.example", **{**values, **changes})
 
 
 def make_route(**changes: Any) -> Route:
@@ -198,7 +177,7 @@ def test_unknown_values_are_said_to_be_unknown(renderer: NoticeRenderer) -> None
 
 
 def test_data_url_image_is_described_and_reported_at_its_page(renderer: NoticeRenderer) -> None:
-    digest = _hex("fixture-inline", "sha256")
+    digest = label_hex("fixture-inline", "sha256")
     # Even if a data: URL arrived with its payload, the notice must not repeat it.
     payload = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
     hit = make_hit(url=f"data:image/png;sha256={digest};base64,{payload}", sha256=digest)
@@ -299,14 +278,7 @@ def test_message_id_is_deterministic(renderer: NoticeRenderer) -> None:
 
 
 def test_message_id_uses_the_configured_mail_domain() -> None:
-    identity = HotlineIdentity(
-        name="Example Hotline",
-        email="reports@hotline.example",
-        website="https://hotline.example",
-        country="DE",
-        legal_basis="Section 1 of the Example Act",
-        mail_domain="notices.hotline.example",
-    )
+    identity = replace(TEST_IDENTITY, mail_domain="notices.hotline.example")
     notice = NoticeRenderer(identity).render(make_facts())
     assert notice.message_id.endswith("@notices.hotline.example>")
 
@@ -315,7 +287,7 @@ def test_headers(renderer: NoticeRenderer) -> None:
     notice = renderer.render(make_facts())
     parsed = parse(notice)
     assert parsed["From"].addresses[0].display_name == "Example Hotline"
-    assert parsed["From"].addresses[0].addr_spec == "reports@hotline.example"
+    assert parsed["From"].addresses[0].addr_spec == "notices@hotline.example"
     assert parsed["To"].addresses[0].addr_spec == "abuse@host-a.example"
     assert parsed["Subject"] == notice.subject
     assert parsed["Date"].datetime.isoformat() == "2025-03-02T10:31:00+00:00"
@@ -325,10 +297,10 @@ def test_headers(renderer: NoticeRenderer) -> None:
 
 
 def test_non_ascii_names_survive_the_headers() -> None:
-    identity = HotlineIdentity(
+    identity = replace(
+        TEST_IDENTITY,
         name="Beschwerdestelle Müller",
         email="meldung@hotline.example",
-        website="https://hotline.example",
         country="AT",
         legal_basis="§ 1 Beispielgesetz",
     )

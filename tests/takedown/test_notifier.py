@@ -10,11 +10,10 @@ sleeps: stale entries are made "stale" with ``retry_after=0`` (XAUTOCLAIM's min-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, cast
@@ -37,13 +36,13 @@ from takedown.delivery import (
 from takedown.directory import ProviderDirectory
 from takedown.errors import QueueError
 from takedown.keys import NOTIFIER_GROUP, Keys
-from takedown.model import HotlineIdentity
 from takedown.notice import NoticeFacts, NoticeRenderer, message_id_for
 from takedown.notices import NoticeStore
 from takedown.notifier import NoticeSender, Notifier, NotifierStats
 from takedown.queue import HitQueue, HitRecord
 from takedown.routing import Router
 from takedown.settings import TakedownSettings
+from tests.takedown.builders import TEST_IDENTITY, label_hex, make_hit
 from tests.takedown.smtpserver import SmtpServer
 from tests.takedown.webhookserver import WebhookServer
 
@@ -52,13 +51,6 @@ HOST_B = "127.0.0.3"
 ALPHA = "abuse@alpha-hosting.example"
 BETA = "abuse@beta-hosting.example"
 SECRET = "whsec-notifier-test-41d2"
-IDENTITY = HotlineIdentity(
-    name="Example Hotline",
-    email="notices@hotline.example",
-    website="https://hotline.example",
-    country="NL",
-    legal_basis="Art. 1 of the Example Act (test configuration)",
-)
 DIRECTORY = f"""
 - name: Alpha Hosting
   cidrs: [{HOST_A}/32]
@@ -69,36 +61,6 @@ DIRECTORY = f"""
 """
 #: Long enough that nothing in a test ever counts as idle for it.
 NEVER = 3600.0
-
-
-def make_hit(number: int, host: str = HOST_A, **changes: Any) -> HitRecord:
-    """A confirmed hit of a made-up image: the hashes are digests of a label, not of an image."""
-    label = f"benign-test-image-{number}".encode()
-    hit = HitRecord(
-        url=f"http://{host}/img/{number:03d}.jpg",
-        page=f"http://{host}/gallery.html",
-        seed=f"http://{host}/gallery.html",
-        sha256=hashlib.sha256(label).hexdigest(),
-        md5=hashlib.md5(label).hexdigest(),
-        sha1=hashlib.sha1(label).hexdigest(),
-        pdq=None,
-        pdq_quality=None,
-        phash=None,
-        list="known",
-        entry=f"k{number:03d}",
-        category="test",
-        algorithm="sha256",
-        distance=0,
-        verdict="confirmed",
-        first_seen="2026-11-22T10:00:00+00:00",
-        ip=host,
-        status=200,
-        content_type="image/jpeg",
-        content_length=2048,
-        server="TestServer",
-        crawl="crawl-1",
-    )
-    return replace(hit, **changes)
 
 
 @dataclass
@@ -131,7 +93,7 @@ class Rig:
             fallback_to_outbox=fallback_to_outbox,
         )
         self.closers.append(deliverer)
-        sender = NoticeSender(self.store, NoticeRenderer(IDENTITY), deliverer, NoticeFacts)
+        sender = NoticeSender(self.store, NoticeRenderer(TEST_IDENTITY), deliverer, NoticeFacts)
         settings = TakedownSettings(max_attempts=max_attempts, retry_after=retry_after)
         return Notifier(
             self.client,
@@ -202,7 +164,7 @@ def test_one_message_per_hit_and_a_second_run_sends_nothing(rig: Rig) -> None:
     assert len(messages) == 3
     by_id = {str(m.message["Message-ID"]): m for m in messages}
     for hit in hits:
-        message = by_id[message_id_for(IDENTITY, hit.incident, "notice", 0)]
+        message = by_id[message_id_for(TEST_IDENTITY, hit.incident, "notice", 0)]
         assert message.rcpt_tos == ((ALPHA if hit.ip == HOST_A else BETA),)
         notice = rig.store.get(hit.incident)
         assert notice.status == "sent"
@@ -297,7 +259,9 @@ def test_permanent_refusal_is_dead_lettered_at_once_and_resend_delivers(rig: Rig
     # ... until an analyst resends it, once the mailbox accepts mail again.
     assert notifier.resend(hit.incident, actor="analyst@test") == "sent"
     [message] = rig.smtp.wait_for_messages(1)
-    assert str(message.message["Message-ID"]) == message_id_for(IDENTITY, hit.incident, "notice", 0)
+    assert str(message.message["Message-ID"]) == message_id_for(
+        TEST_IDENTITY, hit.incident, "notice", 0
+    )
     notice = rig.store.get(hit.incident)
     assert notice.status == "sent"
     assert notice.count("attempts") == 0
@@ -453,7 +417,7 @@ def test_outbox_fallback_when_the_wanted_channel_is_not_configured(rig: Rig) -> 
     stem = f"{hit.incident}.notice.0"
     assert sorted(p.name for p in rig.outbox_dir.iterdir()) == [f"{stem}.eml", f"{stem}.json"]
     eml = (rig.outbox_dir / f"{stem}.eml").read_bytes()
-    assert message_id_for(IDENTITY, hit.incident, "notice", 0).encode() in eml
+    assert message_id_for(TEST_IDENTITY, hit.incident, "notice", 0).encode() in eml
     assert ALPHA.encode() in eml
     meta = json.loads((rig.outbox_dir / f"{stem}.json").read_text(encoding="utf-8"))
     assert hit.incident in json.dumps(meta)
@@ -484,7 +448,7 @@ def test_unroutable_hit_is_acknowledged_and_waits_for_an_analyst(rig: Rig) -> No
 
 
 def test_data_url_hit_is_routed_by_its_page(rig: Rig) -> None:
-    digest = hashlib.sha256(b"benign inline test image").hexdigest()
+    digest = label_hex("benign inline test image", "sha256")
     hit = make_hit(
         1,
         HOST_A,

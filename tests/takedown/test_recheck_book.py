@@ -8,7 +8,6 @@ escalation delays are exact and nothing sleeps.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,7 +18,7 @@ import redis
 from takedown.delivery import Deliverer, SmtpChannel, SmtpSettings
 from takedown.directory import ProviderDirectory
 from takedown.keys import Keys
-from takedown.model import DeliveryReceipt, HotlineIdentity
+from takedown.model import DeliveryReceipt
 from takedown.notice import NoticeFacts, NoticeRenderer, message_id_for
 from takedown.notices import NoticeStore, iso
 from takedown.notifier import NoticeSender, Notifier
@@ -27,19 +26,14 @@ from takedown.queue import HitQueue, HitRecord
 from takedown.recheck import RecheckBook
 from takedown.routing import Router
 from takedown.settings import TakedownSettings
+from tests.takedown import builders
+from tests.takedown.builders import TEST_IDENTITY
 from tests.takedown.smtpserver import SmtpServer
 
 HOST_A = "127.0.0.2"
 ALPHA = "abuse@alpha-hosting.example"
 UPSTREAM = "abuse@transit-upstream.example"
 REGISTRAR = "abuse@registrar.example"
-IDENTITY = HotlineIdentity(
-    name="Example Hotline",
-    email="notices@hotline.example",
-    website="https://hotline.example",
-    country="NL",
-    legal_basis="Art. 1 of the Example Act (test configuration)",
-)
 T0 = 1_800_000_000.0
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -72,31 +66,8 @@ class Verdict:
 
 
 def make_hit(number: int) -> HitRecord:
-    label = f"benign-recheck-image-{number}".encode()
-    return HitRecord(
-        url=f"http://{HOST_A}/img/{number:03d}.jpg",
-        page=f"http://{HOST_A}/gallery.html",
-        seed=f"http://{HOST_A}/gallery.html",
-        sha256=hashlib.sha256(label).hexdigest(),
-        md5=hashlib.md5(label).hexdigest(),
-        sha1=hashlib.sha1(label).hexdigest(),
-        pdq=None,
-        pdq_quality=None,
-        phash=None,
-        list="known",
-        entry=f"r{number:03d}",
-        category="test",
-        algorithm="sha256",
-        distance=0,
-        verdict="confirmed",
-        first_seen=iso(T0 - HOUR),
-        ip=HOST_A,
-        status=200,
-        content_type="image/jpeg",
-        content_length=2048,
-        server="TestServer",
-        crawl="crawl-1",
-    )
+    """A hit on host A that the crawl first saw an hour before the clock starts."""
+    return builders.make_hit(number, HOST_A, first_seen=iso(T0 - HOUR))
 
 
 def directory_yaml(*, upstream: bool) -> str:
@@ -159,7 +130,7 @@ def rig(redis_client: redis.Redis, redis_prefix: str, smtp_server: SmtpServer) -
     deliverer = Deliverer(
         SmtpChannel(SmtpSettings(smtp_server.host, smtp_server.port, security="none"))
     )
-    sender = NoticeSender(store, NoticeRenderer(IDENTITY), deliverer, NoticeFacts)
+    sender = NoticeSender(store, NoticeRenderer(TEST_IDENTITY), deliverer, NoticeFacts)
     router = Router(
         ProviderDirectory.from_yaml(directory_yaml(upstream=True)), ProviderDirectory.empty(), None
     )
@@ -289,7 +260,7 @@ def test_reminders_follow_the_interval_and_reply_to_the_notice(rig: Rig) -> None
     rig.send(hit)
     [original] = rig.smtp.wait_for_messages(1)
     original_id = str(original.message["Message-ID"])
-    assert original_id == message_id_for(IDENTITY, hit.incident, "notice", 0)
+    assert original_id == message_id_for(TEST_IDENTITY, hit.incident, "notice", 0)
     book = rig.book()
 
     # Not a day since the notice: only verified.
@@ -304,7 +275,7 @@ def test_reminders_follow_the_interval_and_reply_to_the_notice(rig: Rig) -> None
     assert "Reminder 1" in str(reminder.message["Subject"])
     assert str(reminder.message["In-Reply-To"]) == original_id
     assert str(reminder.message["Message-ID"]) == message_id_for(
-        IDENTITY, hit.incident, "reminder", 1
+        TEST_IDENTITY, hit.incident, "reminder", 1
     )
     assert reminder.rcpt_tos == (ALPHA,)
     notice = rig.store.get(hit.incident)
@@ -360,7 +331,7 @@ def test_escalation_writes_to_the_upstream_and_flags_the_notice(rig: Rig) -> Non
     assert escalation.rcpt_tos == (UPSTREAM,)
     assert "Escalation 1" in str(escalation.message["Subject"])
     assert str(escalation.message["In-Reply-To"]) == message_id_for(
-        IDENTITY, hit.incident, "notice", 0
+        TEST_IDENTITY, hit.incident, "notice", 0
     )
     notice = rig.store.get(hit.incident)
     assert notice.status == "escalated"

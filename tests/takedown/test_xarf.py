@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import re
 import uuid
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from takedown.errors import NoticeError
-from takedown.model import HotlineIdentity, Recipient, Route
+from takedown.model import Recipient, Route
 from takedown.queue import HitRecord
 from takedown.xarf import (
     XARF_VERSION,
@@ -22,52 +21,18 @@ from takedown.xarf import (
     validate_xarf,
     xarf_classification,
 )
+from tests.takedown import builders
+from tests.takedown.builders import TEST_IDENTITY, label_hex
 
 NOTICE_ID = "0123456789abcdef0123456789abcdef"
 Z_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
-def _hex(label: str, algorithm: str) -> str:
-    """Made-up hex of the right length (a digest of a label, not of any image)."""
-    return hashlib.new(algorithm, label.encode()).hexdigest()
-
-
-IDENTITY = HotlineIdentity(
-    name="Example Hotline",
-    email="reports@hotline.example",
-    website="https://hotline.example",
-    country="DE",
-    legal_basis="Section 1 of the Example Act",
-)
-
-
 def make_hit(**changes: Any) -> HitRecord:
-    values: dict[str, Any] = {
-        "url": "https://img.host-a.example/gallery/7.png",
-        "page": "https://host-a.example/gallery/",
-        "seed": "https://host-a.example/",
-        "sha256": _hex("fixture-7", "sha256"),
-        "md5": _hex("fixture-7", "md5"),
-        "sha1": _hex("fixture-7", "sha1"),
-        "pdq": None,
-        "pdq_quality": None,
-        "phash": None,
-        "list": "demo-list",
-        "entry": "entry-0007",
-        "category": "A1",
-        "algorithm": "sha256",
-        "distance": 0,
-        "verdict": "confirmed",
-        "first_seen": "2025-03-01T08:00:00+00:00",
-        "ip": "192.0.2.10",
-        "status": 200,
-        "content_type": "image/png",
-        "content_length": 1234,
-        "server": None,
-        "crawl": "crawl-1",
-    }
-    values.update(changes)
-    return HitRecord(**values)
+    """An exact match of A1 content on host A, fetched from the address the route names."""
+    return builders.make_hit(
+        7, "img.host-a.example", **{"ip": "192.0.2.10", "category": "A1", **changes}
+    )
 
 
 def make_route(**changes: Any) -> Route:
@@ -93,7 +58,7 @@ def build(hit: HitRecord | None = None, route: Route | None = None, **kw: Any) -
         "reference": "HL-0123456789ab",
     }
     args.update(kw)
-    return build_xarf_report(IDENTITY, hit or make_hit(), route or make_route(), **args)
+    return build_xarf_report(TEST_IDENTITY, hit or make_hit(), route or make_route(), **args)
 
 
 def test_report_validates_and_carries_our_values() -> None:
@@ -111,7 +76,7 @@ def test_report_validates_and_carries_our_values() -> None:
     assert report["hash_values"] == {"md5": hit.md5, "sha1": hit.sha1, "sha256": hit.sha256}
     assert report["reporter"] == {
         "org": "Example Hotline",
-        "contact": "reports@hotline.example",
+        "contact": "notices@hotline.example",
         "domain": "hotline.example",
     }
     assert report["sender"] == report["reporter"]
@@ -184,7 +149,7 @@ def test_classification_maps_to_the_schema_enum(category: str, expected: str) ->
 
 
 def test_data_url_is_reported_at_its_page() -> None:
-    hit = make_hit(url=f"data:image/png;sha256={_hex('fixture-8', 'sha256')}")
+    hit = make_hit(url=f"data:image/png;sha256={label_hex('fixture-8', 'sha256')}")
     report = build(hit)
     validate_xarf(report)
     assert report["url"] == hit.page
