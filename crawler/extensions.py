@@ -1,79 +1,346 @@
-"""Crawl bookkeeping in Redis: one ``<prefix>crawl:<id>`` hash per crawl.
+"""Crawl bookkeeping in Redis: each crawl writes its run record (:mod:`takedown.runs`).
 
-Written when the spider opens (seeds, start time) and closes (finish reason and the crawl's
-stats), so ``hotline`` commands and dashboards can show past crawls after the process is gone.
+``CrawlRecord`` starts the run when the spider opens — creating the record first when the
+crawl was not queued beforehand (``scrapy crawl``, ``hotline crawl`` without ``--run``) —
+pushes live counts and health flags every ``CRAWLRECORD_INTERVAL`` seconds, stops the crawl
+when someone asked the run to cancel, and finishes the run when the spider closes: status,
+reason, final counts, health and Scrapy's stats. The record holds URLs, settings and counts,
+never content.
+
+Crawl health works like Spidermon's monitors: a declarative set of :class:`HealthCheck`
+classes, each a name, its thresholds as class attributes (overridable by ``HEALTH_*``
+settings) and one test of the run's counts; the names of the checks that fail are the run's
+health flags (``runs list`` shows them).
+
+Settings:
+
+* ``CRAWLRECORD_ENABLED``   write the run record (default on)
+* ``CRAWLRECORD_INTERVAL``  seconds between live updates and cancel checks (0: none)
+* ``CRAWLRECORD_ORIGIN``    who started a run created on the fly (``cli``; default ``scrapy``)
+* ``CRAWLRECORD_OPTIONS``   the crawl options recorded with a run created on the fly (default:
+                            a summary of the crawl settings)
+* ``HEALTH_MAX_ERROR_RATE``, ``HEALTH_MIN_REQUESTS``, ``HEALTH_NO_IMAGES_MIN_PAGES``
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import redis
 from scrapy import Spider, signals
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import CloseSpider, NotConfigured
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThread
 
 from crawler.pipelines import keys_from, redis_url_from
 from takedown.connection import redis_from_url
 from takedown.errors import TakedownError
 from takedown.keys import Keys
+from takedown.runs import (
+    ORIGIN_SCRAPY,
+    REASON_CANCELLED,
+    RunExists,
+    RunStateError,
+    RunStats,
+    RunStore,
+    status_for_reason,
+)
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
 
+#: Seconds between live updates of a run (``CRAWLRECORD_INTERVAL``).
+RECORD_INTERVAL = 5.0
+#: Finish reason of a crawl whose run was not startable (running elsewhere, ended).
+RUN_NOT_STARTABLE = "run_not_startable"
+#: Error rate (failed / distinct requests) above which a run is flagged.
+HEALTH_MAX_ERROR_RATE = 0.5
+#: Distinct requests a run needs before its error rate counts.
+HEALTH_MIN_REQUESTS = 10
+#: Pages a run needs before finding no image at all is suspicious.
+HEALTH_NO_IMAGES_MIN_PAGES = 5
+
+
+# -- crawl health ------------------------------------------------------------------------------
+
+
+class HealthCheck:
+    """One check of a run's counts. Subclasses set ``name`` and implement :meth:`problem`;
+    ``live`` checks also run on the counts of a crawl in progress (a check that can only be
+    judged at the end, like "no page at all", is not live)."""
+
+    name: ClassVar[str]
+    live: ClassVar[bool] = False
+
+    def problem(self, stats: RunStats) -> str | None:
+        """Why the run is unhealthy by this check, or None."""
+        raise NotImplementedError
+
+
+class NoPages(HealthCheck):
+    """The run fetched no page (and no image): every seed failed, or was refused."""
+
+    name = "no_pages"
+
+    def problem(self, stats: RunStats) -> str | None:
+        if stats.pages or stats.images:
+            return None
+        return f"fetched no page ({stats.distinct_requests} requests, {stats.error_count} failed)"
+
+
+class ErrorRate(HealthCheck):
+    """Too many requests failed (after retries), once there are enough requests to judge."""
+
+    name = "error_rate"
+    live = True
+    max_rate = HEALTH_MAX_ERROR_RATE
+    min_requests = HEALTH_MIN_REQUESTS
+
+    def __init__(
+        self, max_rate: float = HEALTH_MAX_ERROR_RATE, min_requests: int = HEALTH_MIN_REQUESTS
+    ) -> None:
+        self.max_rate = max_rate
+        self.min_requests = min_requests
+
+    def problem(self, stats: RunStats) -> str | None:
+        if stats.distinct_requests < self.min_requests or stats.error_rate <= self.max_rate:
+            return None
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(stats.errors.items()))
+        return (
+            f"{stats.error_count} of {stats.distinct_requests} requests failed "
+            f"({stats.error_rate:.0%} > {self.max_rate:.0%}): {kinds}"
+        )
+
+
+class NoImages(HealthCheck):
+    """Pages were crawled but not one image was seen: discovery may be broken for the site."""
+
+    name = "no_images"
+    min_pages = HEALTH_NO_IMAGES_MIN_PAGES
+
+    def __init__(self, min_pages: int = HEALTH_NO_IMAGES_MIN_PAGES) -> None:
+        self.min_pages = min_pages
+
+    def problem(self, stats: RunStats) -> str | None:
+        if stats.pages < self.min_pages or stats.images:
+            return None
+        return f"{stats.pages} pages, no image"
+
+
+class CrawlHealth:
+    """The checks a run is judged by."""
+
+    def __init__(self, checks: Iterable[HealthCheck]) -> None:
+        self.checks = list(checks)
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> CrawlHealth:
+        return cls(
+            [
+                NoPages(),
+                ErrorRate(
+                    settings.getfloat("HEALTH_MAX_ERROR_RATE", HEALTH_MAX_ERROR_RATE),
+                    settings.getint("HEALTH_MIN_REQUESTS", HEALTH_MIN_REQUESTS),
+                ),
+                NoImages(settings.getint("HEALTH_NO_IMAGES_MIN_PAGES", HEALTH_NO_IMAGES_MIN_PAGES)),
+            ]
+        )
+
+    def evaluate(self, stats: RunStats, *, final: bool) -> dict[str, str]:
+        """Flag name -> why, for every failing check (only the live ones unless ``final``)."""
+        flags: dict[str, str] = {}
+        for check in self.checks:
+            if not (final or check.live):
+                continue
+            problem = check.problem(stats)
+            if problem is not None:
+                flags[check.name] = problem
+        return flags
+
+
+# -- the run record ----------------------------------------------------------------------------
+
+
+def options_from_settings(settings: BaseSettings) -> dict[str, Any]:
+    """The crawl options of a run created on the fly (the keys of ``hotline crawl``'s)."""
+    return {
+        "depth": settings.getint("CRAWL_DEPTH"),
+        "max_pages": settings.getint("CRAWL_MAX_PAGES_PER_SEED"),
+        "allow_private_networks": settings.getbool("SAFETY_ALLOW_PRIVATE_NETWORKS"),
+        "allowed_networks": settings.getlist("SAFETY_ALLOWED_NETWORKS"),
+        "obey_robots": settings.getbool("ROBOTSTXT_OBEY"),
+        "lists": settings.getlist("MATCHER_LISTS"),
+    }
+
+
+def spider_seeds(spider: Spider) -> list[str]:
+    """The seeds a spider was given: its URLs, and ``file:<path>`` for a seed file."""
+    seeds = [str(u) for u in getattr(spider, "_urls_arg", None) or []]
+    seed_file = getattr(spider, "_seed_file", None)
+    if seed_file:
+        seeds.append(f"file:{seed_file}")
+    return seeds
+
 
 class CrawlRecord:
-    def __init__(self, crawler: Crawler, redis_url: str, keys: Keys) -> None:
+    def __init__(
+        self,
+        crawler: Crawler,
+        redis_url: str,
+        keys: Keys,
+        *,
+        interval: float = RECORD_INTERVAL,
+        health: CrawlHealth | None = None,
+        origin: str = ORIGIN_SCRAPY,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.crawler = crawler
         self.redis_url = redis_url
         self.keys = keys
-        self.started = datetime.now(UTC)
+        self.interval = interval
+        self.health = health or CrawlHealth([])
+        self.origin = origin
+        self.options = dict(options or {})
+        self.client: redis.Redis | None = None
+        self.store: RunStore | None = None
+        self.run_id = ""  # set once this crawl started the run: then it owns the record
+        self._ticker: LoopingCall | None = None
+        self._pending: Deferred[Any] | None = None
+        self._cancelling = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlRecord:
-        if not crawler.settings.getbool("CRAWLRECORD_ENABLED", True):
+        settings = crawler.settings
+        if not settings.getbool("CRAWLRECORD_ENABLED", True):
             raise NotConfigured("CRAWLRECORD_ENABLED is off")
-        ext = cls(crawler, redis_url_from(crawler.settings), keys_from(crawler.settings))
+        interval = settings.getfloat("CRAWLRECORD_INTERVAL", RECORD_INTERVAL)
+        if interval < 0:
+            raise NotConfigured(f"CRAWLRECORD_INTERVAL must be >= 0, not {interval}")
+        ext = cls(
+            crawler,
+            redis_url_from(settings),
+            keys_from(settings),
+            interval=interval,
+            health=CrawlHealth.from_settings(settings),
+            origin=settings.get("CRAWLRECORD_ORIGIN") or ORIGIN_SCRAPY,
+            options=settings.getdict("CRAWLRECORD_OPTIONS") or options_from_settings(settings),
+        )
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
-    def _write(self, crawl_id: str, mapping: Mapping[Any, Any], *, started: bool) -> None:
-        try:
-            client = redis_from_url(self.redis_url)
-        except TakedownError as exc:
-            logger.error("crawl record not written: %s", exc)
-            return
-        try:
-            key = self.keys.crawl(crawl_id)
-            with client.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping=mapping)
-                if started:
-                    pipe.zadd(self.keys.crawls, {crawl_id: self.started.timestamp()})
-                pipe.execute()
-        finally:
-            client.close()
+    def _crawl_stats(self) -> dict[str, Any]:
+        return dict(self.crawler.stats.get_stats()) if self.crawler.stats is not None else {}
 
     def spider_opened(self, spider: Spider) -> None:
-        self.started = datetime.now(UTC)
-        self._write(
-            str(getattr(spider, "crawl_id", "")),
-            {"started": self.started.isoformat(timespec="seconds"), "spider": spider.name},
-            started=True,
-        )
+        run_id = str(getattr(spider, "crawl_id", ""))
+        try:
+            self.client = redis_from_url(self.redis_url)
+        except TakedownError as exc:
+            logger.error("run record not written: %s", exc)
+            return
+        store = RunStore(self.client, self.keys)
+        try:
+            # A run queued beforehand (`hotline crawl --run`, a schedule) exists already.
+            with contextlib.suppress(RunExists):
+                store.create(
+                    seeds=spider_seeds(spider),
+                    options=self.options,
+                    origin=self.origin,
+                    run_id=run_id,
+                )
+            store.start(run_id)
+        except RunStateError as exc:
+            logger.error("%s; not crawling", exc)
+            raise CloseSpider(
+                REASON_CANCELLED if exc.status == "cancelled" else RUN_NOT_STARTABLE
+            ) from None
+        except (redis.RedisError, TakedownError) as exc:
+            logger.error("run record not written: %s", exc)
+            return
+        self.store = store
+        self.run_id = run_id
+        if self.interval > 0:
+            self._ticker = LoopingCall(self._tick)
+            self._ticker.start(self.interval, now=False)
 
-    def spider_closed(self, spider: Spider, reason: str) -> None:
-        stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
-        self._write(
-            str(getattr(spider, "crawl_id", "")),
-            {
-                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-                "reason": reason,
-                "stats": json.dumps(stats, default=str, sort_keys=True),
-            },
-            started=False,
-        )
+    # -- while running -----------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self._pending is not None:
+            return  # the previous update is still on its way
+        stats = RunStats.from_crawl_stats(self._crawl_stats())
+        flags = self.health.evaluate(stats, final=False)
+        d = deferToThread(self._sync, stats, flags)
+        d.addCallback(self._after_sync)
+        d.addErrback(lambda failure: logger.warning("run update failed: %s", failure.value))
+        d.addBoth(self._sync_done)
+        self._pending = d
+
+    def _sync(self, stats: RunStats, flags: dict[str, str]) -> bool:
+        """In a worker thread: push the live counts; True if the run should stop."""
+        if self.store is None:  # never: the ticker starts once the run started
+            return False
+        self.store.update_stats(self.run_id, stats, health=flags)
+        if self._cancelling or not self.store.cancel_requested(self.run_id):
+            return False
+        self.store.stopping(self.run_id, REASON_CANCELLED)
+        return True
+
+    def _after_sync(self, cancel: bool) -> None:
+        if not cancel or self._cancelling:
+            return
+        self._cancelling = True
+        logger.warning("run %s: cancel requested, stopping the crawl", self.run_id)
+        engine = self.crawler.engine
+        if engine is not None and engine.spider is not None:
+            deferred_from_coro(engine.close_spider_async(reason=REASON_CANCELLED))
+
+    def _sync_done(self, result: object) -> None:
+        self._pending = None
+
+    # -- at the end --------------------------------------------------------------------------
+
+    async def spider_closed(self, spider: Spider, reason: str) -> None:
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        crawl_stats = self._crawl_stats()
+        crawl_stats.setdefault("finish_reason", reason)
+        if self._pending is not None:  # let the last live update land first
+            await maybe_deferred_to_future(self._pending)
+        try:
+            await maybe_deferred_to_future(deferToThread(self._finish, reason, crawl_stats))
+        except (redis.RedisError, TakedownError) as exc:
+            logger.error("run %s not finished in Redis: %s", self.run_id, exc)
+
+    def _finish(self, reason: str, crawl_stats: dict[str, Any]) -> None:
+        """In a worker thread: write the run's end, then close the client."""
+        try:
+            if self.store is None:
+                return
+            stats = RunStats.from_crawl_stats(crawl_stats)
+            flags = self.health.evaluate(stats, final=True)
+            for name, why in flags.items():
+                logger.warning("run %s health: %s: %s", self.run_id, name, why)
+            try:
+                self.store.finish(
+                    self.run_id,
+                    status_for_reason(reason),
+                    reason,
+                    stats,
+                    flags,
+                    crawl_stats=crawl_stats,
+                )
+            except RunStateError as exc:
+                logger.warning("%s", exc)
+        finally:
+            if self.client is not None:
+                self.client.close()

@@ -7,11 +7,14 @@ Custom settings are prefixed by the component that reads them:
 * ``HITS_*``     the queue: Redis URL (default ``$HOTLINE_REDIS_URL`` or the embedded server),
                  key prefix
 * ``SAFETY_*``   refusal of private networks (``$HOTLINE_ALLOW_PRIVATE_NETWORKS=1`` lifts it)
+* ``CRAWLRECORD_*`` the run record (:mod:`crawler.extensions`): live updates, origin, options
+* ``HEALTH_*``   the thresholds of crawl health (flags on the run record)
 
 Secrets (a Redis password) never live here: they come from the environment.
 No content is ever stored: no HTTP cache, no Files/ImagesPipeline, no feed of bodies.
 """
 
+from crawler import extensions as _record
 from matchers.guards import FLOOD_LIMIT
 
 BOT_NAME = "hotline-crawler"
@@ -71,6 +74,19 @@ HITS_KEY_PREFIX = "hotline:"
 
 SAFETY_ALLOW_PRIVATE_NETWORKS = False
 SAFETY_ALLOWED_NETWORKS: list[str] = []  # CIDRs reachable even when private
+
+# The run record: live counts and the cancel check every CRAWLRECORD_INTERVAL s (0: none);
+# the origin ("scrapy" when empty) and options recorded for a run the crawl creates itself.
+CRAWLRECORD_ENABLED = True
+CRAWLRECORD_INTERVAL = _record.RECORD_INTERVAL
+CRAWLRECORD_ORIGIN = ""
+CRAWLRECORD_OPTIONS: dict[str, object] = {}
+
+# Crawl health: flag a run whose error rate (failed / distinct requests) is above the maximum
+# once it made the minimum of requests, or whose pages (at least the minimum) hold no image.
+HEALTH_MAX_ERROR_RATE = _record.HEALTH_MAX_ERROR_RATE
+HEALTH_MIN_REQUESTS = _record.HEALTH_MIN_REQUESTS
+HEALTH_NO_IMAGES_MIN_PAGES = _record.HEALTH_NO_IMAGES_MIN_PAGES
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"

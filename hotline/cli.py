@@ -1,6 +1,7 @@
 """The analyst's command line: ``hotline crawl``, ``hits``, ``review``, ``demo``; with the
-``hashes`` commands (:mod:`hotline.cli_hashes`) and notice and takedown — ``notifier``,
-``recheck``, ``providers``, ``notices``, ``stats`` (:mod:`hotline.cli_takedown`).
+``hashes`` commands (:mod:`hotline.cli_hashes`), ``runs`` (:mod:`hotline.cli_runs`),
+``schedule`` and ``scheduler`` (:mod:`hotline.cli_schedule`) and notice and takedown —
+``notifier``, ``recheck``, ``providers``, ``notices``, ``stats`` (:mod:`hotline.cli_takedown`).
 
 Every command explains itself (``--help``), prints tables for people and JSON for scripts
 (``--json``), and fails with one line on standard error and a non-zero exit code:
@@ -10,8 +11,9 @@ No command ever shows an image.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,8 +22,9 @@ import typer
 from rich.table import Table
 
 from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
-from hotline import cli_takedown
+from hotline import cli_schedule, cli_takedown
 from hotline.cli_hashes import hashes_app
+from hotline.cli_runs import runs_app
 from hotline.cliapp import JsonOption, app, err, load_config, out
 from hotline.errors import HotlineError, InputError, ServiceError, UsageError
 from hotline.services import redis_session
@@ -31,10 +34,13 @@ from takedown.errors import DirectoryError, NoticeError, TakedownError
 from takedown.lists import ListStore
 from takedown.notices import NoticeNotFound
 from takedown.queue import HitQueue, HitRecord
+from takedown.runs import RunNotFound, RunRecord, RunStateError, RunStore
 from takedown.settings import SettingsError
 
 if TYPE_CHECKING:
-    from hotline.crawlrun import CrawlResult
+    from hotline.config import Config
+    from hotline.crawlrun import CrawlOptions, CrawlResult
+    from hotline.services import Session
 
 hits_app = typer.Typer(help="Confirmed hits queued for notice and takedown.", no_args_is_help=True)
 review_app = typer.Typer(help="Near misses queued for an analyst's review.", no_args_is_help=True)
@@ -91,14 +97,30 @@ def crawl(
     ] = None,
     as_json: JsonOption = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")] = False,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            metavar="ID",
+            help="Crawl this queued run, with the seeds and options of its record "
+            "(how schedules start runs; see `hotline runs`).",
+        ),
+    ] = None,
 ) -> None:
     """Crawl reported URLs and queue every image that matches a known list."""
     # Scrapy is imported by the commands that crawl, so the others start without it.
     from crawler.safety import parse_networks  # noqa: PLC0415
     from crawler.seeds import SeedFileError, collect_seeds  # noqa: PLC0415
-    from hotline.crawlrun import CrawlOptions, run_crawl  # noqa: PLC0415
+    from hotline.crawlrun import CrawlOptions  # noqa: PLC0415
 
     config = _config()
+    log_level = "INFO" if verbose else "WARNING"
+    if run_id is not None:
+        if urls or seeds:
+            raise UsageError("--run crawls the run's own seeds: give no URLs or --seeds")
+        with redis_session(config) as session:
+            _crawl_run(session, config, run_id, log_level=log_level, as_json=as_json)
+        return
     try:
         good, problems = collect_seeds(urls or [], [seeds] if seeds else [])
     except SeedFileError as exc:
@@ -123,30 +145,92 @@ def crawl(
             obey_robots=obey_robots,
             lists=lists or [],
             overrides=_parse_sets(sets or []),
-            log_level="INFO" if verbose else "WARNING",
+            log_level=log_level,
         )
-        if not any(i.kind == KNOWN for i in ListStore(session.client, session.keys).info()):
-            err.print(
-                "warning: no known-hash list is loaded, nothing can match "
-                "(import one with `hotline hashes import`)"
-            )
+        _run_and_report(session, options, as_json=as_json, rejected=len(problems))
+
+
+def _crawl_run(
+    session: Session, config: Config, run_id: str, *, log_level: str, as_json: bool
+) -> None:
+    """``hotline crawl --run ID``: crawl a queued run with its recorded seeds and options."""
+    from crawler.safety import parse_networks  # noqa: PLC0415
+    from hotline.crawlrun import CrawlOptions  # noqa: PLC0415
+
+    store = RunStore(session.client, session.keys)
+    try:
+        record = store.get(run_id)
+    except RunNotFound as exc:
+        raise UsageError(str(exc)) from None
+    if record.status != "queued":
+        raise UsageError(f"run {record.id} is {record.status}, not queued: nothing to crawl")
+    try:
+        options = CrawlOptions.from_run(
+            record.seeds,
+            record.options,
+            redis_url=session.url,
+            key_prefix=config.key_prefix,
+            allow_private_networks=config.allow_private_networks,
+            log_level=log_level,
+        )
+        parse_networks(options.allowed_networks)
+        if not options.seeds:
+            raise HotlineError("it has no seeds")
+    except (HotlineError, ValueError) as exc:
+        reason = f"run {record.id} cannot be crawled: {exc}"
+        with contextlib.suppress(RunStateError):  # cancelled meanwhile
+            store.finish(record.id, "failed", "bad_run_options", record.stats)
+        raise InputError(reason) from None
+    _run_and_report(session, options, as_json=as_json, rejected=0, run=record)
+
+
+def _run_and_report(
+    session: Session,
+    options: CrawlOptions,
+    *,
+    as_json: bool,
+    rejected: int,
+    run: RunRecord | None = None,
+) -> None:
+    from hotline.crawlrun import run_crawl  # noqa: PLC0415
+
+    if not any(i.kind == KNOWN for i in ListStore(session.client, session.keys).info()):
+        err.print(
+            "warning: no known-hash list is loaded, nothing can match "
+            "(import one with `hotline hashes import`)"
+        )
+    if run is None:
         result = run_crawl(options, err, show_progress=not as_json)
-        if not result.ok:
-            _print_crawl_result(result, [], as_json=as_json, rejected=len(problems))
-            raise HotlineError(f"crawl {result.crawl_id} did not finish: {result.reason}")
-        hits = [
-            r
-            for r in HitQueue(session.client, session.keys).iter_records("confirmed")
-            if r.crawl == result.crawl_id
-        ]
-    _print_crawl_result(result, hits, as_json=as_json, rejected=len(problems))
+    else:
+        result = run_crawl(
+            options, err, show_progress=not as_json, run_id=run.id, origin=run.origin
+        )
+    health: Mapping[str, str] = {}
+    # No record with CRAWLRECORD_ENABLED=0; no Redis after it failed the crawl (queue_failed).
+    with contextlib.suppress(RunNotFound, redis.RedisError):
+        health = RunStore(session.client, session.keys).get(result.crawl_id).health
+    if not result.ok:
+        _print_crawl_result(result, [], as_json=as_json, rejected=rejected, health=health)
+        raise HotlineError(f"crawl {result.crawl_id} did not finish: {result.reason}")
+    hits = [
+        r
+        for r in HitQueue(session.client, session.keys).iter_records("confirmed")
+        if r.crawl == result.crawl_id
+    ]
+    _print_crawl_result(result, hits, as_json=as_json, rejected=rejected, health=health)
 
 
 def _print_crawl_result(
-    result: CrawlResult, hits: list[HitRecord], *, as_json: bool, rejected: int
+    result: CrawlResult,
+    hits: list[HitRecord],
+    *,
+    as_json: bool,
+    rejected: int,
+    health: Mapping[str, str] | None = None,
 ) -> None:
     summary = result.summary()
     summary["seeds_rejected"] = rejected
+    summary["health"] = sorted(health or {})
     if as_json:
         out.print_json(data=summary)
         return
@@ -166,6 +250,7 @@ def _print_crawl_result(
         ("request errors", summary["errors"]),
         ("elapsed", f"{summary['elapsed_s']} s"),
         ("images per second", summary["images_per_s"]),
+        ("health", ", ".join(summary["health"]) or "ok"),
     ]
     for label, value in rows:
         table.add_row(label, str(value))
@@ -274,6 +359,9 @@ def review_list(
 app.add_typer(hashes_app, name="hashes")
 app.add_typer(hits_app, name="hits")
 app.add_typer(review_app, name="review")
+app.add_typer(runs_app, name="runs")
+app.add_typer(cli_schedule.schedule_app, name="schedule")
+app.command()(cli_schedule.scheduler)
 app.command()(cli_takedown.notifier)
 app.command()(cli_takedown.recheck)
 app.add_typer(cli_takedown.providers_app, name="providers")

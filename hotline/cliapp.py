@@ -1,7 +1,8 @@
 """What every ``hotline`` command module shares: the Typer app, the consoles, common options.
 
 The commands live in ``hotline.cli`` (crawl, demo, hits, review, the entry point),
-``hotline.cli_hashes`` (hash lists) and ``hotline.cli_takedown`` (notifier, providers, notices,
+``hotline.cli_hashes`` (hash lists), ``hotline.cli_runs`` (runs), ``hotline.cli_schedule``
+(schedules and the scheduler) and ``hotline.cli_takedown`` (notifier, providers, notices,
 rechecks, statistics); ``hotline.cli`` registers them all on :data:`app`.
 """
 

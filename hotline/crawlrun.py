@@ -22,8 +22,10 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 from twisted.internet.task import LoopingCall
 
+from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
 from crawler.spiders.hotline import HotlineSpider, new_crawl_id
 from hotline.errors import HotlineError
+from takedown.runs import ORIGIN_CLI
 
 PROGRESS_INTERVAL = 0.25  # seconds between redraws on a terminal
 PLAIN_PROGRESS_INTERVAL = 10.0  # seconds between progress lines when not on a terminal
@@ -43,6 +45,65 @@ class CrawlOptions:
     lists: list[str] = field(default_factory=list)
     overrides: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "WARNING"
+
+    def record_options(self) -> dict[str, Any]:
+        """The options a run records (and ``hotline crawl --run`` reads back)."""
+        return {
+            "depth": self.depth,
+            "max_pages": self.max_pages,
+            "allow_private_networks": self.allow_private_networks,
+            "allowed_networks": list(self.allowed_networks),
+            "obey_robots": self.obey_robots,
+            "lists": list(self.lists),
+            "overrides": dict(self.overrides),
+        }
+
+    @classmethod
+    def from_run(
+        cls,
+        seeds: list[str],
+        recorded: Mapping[str, Any],
+        *,
+        redis_url: str,
+        key_prefix: str,
+        allow_private_networks: bool = False,
+        log_level: str = "WARNING",
+    ) -> CrawlOptions:
+        """The options of a queued run: ``recorded`` holds :meth:`record_options` keys (any
+        may be missing: the defaults apply); ``allow_private_networks`` adds to the record's."""
+        unknown = sorted(set(recorded) - set(RUN_OPTION_DEFAULTS))
+        if unknown:
+            raise HotlineError(f"run options: unknown {', '.join(unknown)}")
+        values = {**RUN_OPTION_DEFAULTS, **recorded}
+        try:
+            return cls(
+                seeds=list(seeds),
+                redis_url=redis_url,
+                key_prefix=key_prefix,
+                depth=int(values["depth"]),
+                max_pages=int(values["max_pages"]),
+                allow_private_networks=bool(values["allow_private_networks"])
+                or allow_private_networks,
+                allowed_networks=[str(n) for n in values["allowed_networks"]],
+                obey_robots=bool(values["obey_robots"]),
+                lists=[str(n) for n in values["lists"]],
+                overrides={str(k): str(v) for k, v in dict(values["overrides"]).items()},
+                log_level=log_level,
+            )
+        except (TypeError, ValueError) as exc:
+            raise HotlineError(f"run options: {exc}") from None
+
+
+#: The crawl options a run records, with the values a missing one takes.
+RUN_OPTION_DEFAULTS: Mapping[str, Any] = {
+    "depth": DEFAULT_DEPTH,
+    "max_pages": DEFAULT_MAX_PAGES_PER_SEED,
+    "allow_private_networks": False,
+    "allowed_networks": [],
+    "obey_robots": False,
+    "lists": [],
+    "overrides": {},
+}
 
 
 @dataclass
@@ -83,10 +144,12 @@ class CrawlResult:
         }
 
 
-def build_settings(options: CrawlOptions, crawl_id: str) -> Settings:
+def build_settings(options: CrawlOptions, crawl_id: str, *, origin: str = ORIGIN_CLI) -> Settings:
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
     settings.set("CRAWL_ID", crawl_id, priority="cmdline")
+    settings.set("CRAWLRECORD_ORIGIN", origin, priority="cmdline")
+    settings.set("CRAWLRECORD_OPTIONS", options.record_options(), priority="cmdline")
     settings.set("CRAWL_DEPTH", options.depth, priority="cmdline")
     settings.set("CRAWL_MAX_PAGES_PER_SEED", options.max_pages, priority="cmdline")
     settings.set("HITS_REDIS_URL", options.redis_url, priority="cmdline")
@@ -127,11 +190,19 @@ def _progress_text(stats: Mapping[str, Any], started: float) -> Text:
     )
 
 
-def run_crawl(options: CrawlOptions, console: Console, *, show_progress: bool) -> CrawlResult:
+def run_crawl(
+    options: CrawlOptions,
+    console: Console,
+    *,
+    show_progress: bool,
+    run_id: str | None = None,
+    origin: str = ORIGIN_CLI,
+) -> CrawlResult:
     """Run one crawl to its end in this process (a process can run one crawl: Twisted's
-    reactor cannot be restarted)."""
-    crawl_id = new_crawl_id()
-    settings = build_settings(options, crawl_id)
+    reactor cannot be restarted). The crawl is run ``run_id`` (a run queued beforehand) or a
+    new one, recorded with ``origin``."""
+    crawl_id = run_id or new_crawl_id()
+    settings = build_settings(options, crawl_id, origin=origin)
     handler: logging.Handler
     if console.is_terminal:
         handler = RichHandler(console=console, show_path=False, markup=False)

@@ -13,8 +13,12 @@ Layout (``P`` is the prefix)::
     P lists                 set      names of the known-hash lists
     P list:<name>           hash     one list's metadata: version, counts, kind, thresholds
     P list:<name>:v<N>      list     version N of the list, serialized, in chunks of <= 64 MiB
-    P crawls                zset     crawl id scored by start time (unix seconds)
-    P crawl:<id>            hash     one crawl: seeds, settings summary, final stats
+    P crawls                zset     run (crawl) id scored by creation time (unix seconds;
+                                     before runs existed: by start time)
+    P crawl:<id>            hash     one run (:mod:`takedown.runs`): status, origin, seeds and
+                                     options (JSON), created/started/finished (unix seconds),
+                                     reason, counts and health (JSON, live while running),
+                                     cancel_requested, stopping, stats (Scrapy's, at the end)
     P hits:dead             stream   hits the notifier gave up on, with the last error
     P notices               zset     notice id scored by creation time (unix seconds)
     P notices:status:<s>    zset     the notices currently in status <s>, same scores
@@ -24,6 +28,11 @@ Layout (``P`` is the prefix)::
     P audit                 stream   every state change of every notice, with time and actor
     P recheck               zset     notice id scored by the unix time its next recheck is due
     P rdap:<kind>:<value>   string   cached RDAP document (JSON), with a TTL
+    P schedules             set      names of the crawl schedules
+    P schedule:<name>       hash     one schedule: trigger, seeds, crawl options, next due,
+                                     last claimed slot, last run, counters
+    P schedules:due         zset     active (not paused) schedule names scored by the unix
+                                     time their next run is due
 
 The notifier's consumer group on ``P hits`` is :data:`NOTIFIER_GROUP`.
 """
@@ -122,3 +131,14 @@ class Keys:
 
     def rdap(self, kind: str, value: str) -> str:
         return f"{self.prefix}rdap:{kind}:{value}"
+
+    @property
+    def schedules(self) -> str:
+        return f"{self.prefix}schedules"
+
+    def schedule(self, name: str) -> str:
+        return f"{self.prefix}schedule:{name}"
+
+    @property
+    def schedules_due(self) -> str:
+        return f"{self.prefix}schedules:due"

@@ -160,5 +160,8 @@ def test_help_explains_every_command(env: dict[str, str]) -> None:
         "providers",
         "notices",
         "stats",
+        "runs",
+        "schedule",
+        "scheduler",
     ):
         assert command in result.stdout

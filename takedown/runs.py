@@ -1,0 +1,583 @@
+"""Crawl runs as records in Redis: what was crawled, how, by whom, how it went.
+
+Every crawl — on demand (``hotline crawl``, ``scrapy crawl``) or scheduled — is one run, kept
+in the ``P crawl:<id>`` hash and indexed in the ``P crawls`` sorted set (see
+:mod:`takedown.keys`). A run moves through these statuses::
+
+    queued ──► running ──► finished      (the crawl ended by itself: reason "finished")
+      │           ├──────► failed        (any other reason: queue_failed, shutdown, ...)
+      │           └──────► cancelled     (``request_cancel``; the crawl stops itself)
+      └──────────────────► cancelled     (cancelled before it started: at once)
+
+Every change of status is one Lua script, so it is atomic against every other: a cancel
+that comes first makes ``start`` refuse (cancel wins the race), and a run that ended never
+goes back to running. While a run is running, its crawl pushes live counts
+(:class:`RunStats`) and health flags every few seconds; at the end it writes the final counts,
+the flags and Scrapy's own stats. A run holds URLs, settings and counts: never any content.
+
+Records written before runs existed (``started``/``finished`` as ISO text, no ``status``)
+still read: their status is derived from the finish reason and their counts from the stats.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import math
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import redis
+
+from takedown.errors import QueueError
+from takedown.keys import Keys
+
+__all__ = [
+    "CRAWL_STATS",
+    "ENDED",
+    "ORIGIN_CLI",
+    "ORIGIN_SCRAPY",
+    "REASON_CANCELLED",
+    "REASON_FINISHED",
+    "STATUSES",
+    "RunExists",
+    "RunNotFound",
+    "RunRecord",
+    "RunStateError",
+    "RunStats",
+    "RunStore",
+    "iso",
+    "new_run_id",
+    "schedule_origin",
+    "status_for_reason",
+]
+
+STATUSES = ("queued", "running", "finished", "failed", "cancelled")
+#: Statuses a run never leaves.
+ENDED = frozenset({"finished", "failed", "cancelled"})
+ORIGIN_CLI = "cli"
+ORIGIN_SCRAPY = "scrapy"
+#: The finish reason of a crawl that ended by itself, and of one stopped by a cancel.
+REASON_FINISHED = "finished"
+REASON_CANCELLED = "cancelled"
+#: Run ids: the crawl id format (UTC start second, ``-``, 6 hex digits) or any such token.
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+#: Runs read per round trip when listing.
+LIST_BATCH = 100
+
+#: Where each run count comes from in a crawl's Scrapy stats (``errors`` are per kind, below).
+CRAWL_STATS: Mapping[str, str] = {
+    "requests": "downloader/request_count",
+    "retries": "retry/count",
+    "responses": "response_received_count",
+    "pages": "crawl/pages",
+    "images": "crawl/images",
+    "hashed": "matcher/hashed",
+    "confirmed": "matcher/confirmed",
+    "review": "matcher/review",
+}
+#: Stats key prefix of failed requests by exception type (the spider's errback counts them).
+CRAWL_ERRORS_PREFIX = "crawl/errors/"
+#: Stats keys of other errors, and the kind each is counted as.
+CRAWL_OTHER_ERRORS: Mapping[str, str] = {"hits/queue_error": "QueueError"}
+
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+# Every transition script answers {1, new status} or {0, current status}; '' when missing.
+_START = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    return {0, ''}
+end
+local status = redis.call('HGET', KEYS[1], 'status') or 'unknown'
+if status ~= 'queued' or redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then
+    return {0, status}
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'started', ARGV[1], 'updated', ARGV[1])
+return {1, 'running'}
+"""
+
+_UPDATE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+    return 0
+end
+redis.call('HSET', KEYS[1], 'counts', ARGV[1], 'health', ARGV[2], 'updated', ARGV[3])
+return 1
+"""
+
+_FINISH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    return {0, ''}
+end
+local status = redis.call('HGET', KEYS[1], 'status') or 'unknown'
+if status ~= 'queued' and status ~= 'running' then
+    return {0, status}
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'reason', ARGV[2], 'finished', ARGV[3],
+           'updated', ARGV[3], 'counts', ARGV[4], 'health', ARGV[5])
+if ARGV[6] ~= '' then
+    redis.call('HSET', KEYS[1], 'stats', ARGV[6])
+end
+return {1, ARGV[1]}
+"""
+
+_CANCEL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    return {0, ''}
+end
+local status = redis.call('HGET', KEYS[1], 'status') or 'unknown'
+if status ~= 'queued' and status ~= 'running' then
+    return {0, status}
+end
+redis.call('HSETNX', KEYS[1], 'cancel_requested', ARGV[1])
+if status == 'queued' then
+    redis.call('HSET', KEYS[1], 'status', 'cancelled', 'reason', 'cancelled',
+               'finished', ARGV[1], 'updated', ARGV[1])
+    return {1, 'cancelled'}
+end
+return {1, status}
+"""
+
+_STOPPING = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+    return 0
+end
+redis.call('HSET', KEYS[1], 'stopping', ARGV[1], 'stopping_since', ARGV[2])
+return 1
+"""
+
+
+class RunNotFound(QueueError):
+    """No run has the given id (or id prefix), or the prefix is ambiguous."""
+
+
+class RunExists(QueueError):
+    """A run with this id exists already."""
+
+
+class RunStateError(QueueError):
+    """The run's status does not allow the change (e.g. starting a cancelled run)."""
+
+    def __init__(self, message: str, *, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC second plus a random suffix (the crawl id format of
+    :func:`crawler.spiders.hotline.new_crawl_id`, so a run id is its crawl's id)."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def schedule_origin(name: str) -> str:
+    """The origin of a run started by the schedule ``name``."""
+    return f"schedule:{name}"
+
+
+def status_for_reason(reason: str) -> str:
+    """The final status of a crawl that closed with the Scrapy finish ``reason``."""
+    if reason == REASON_FINISHED:
+        return "finished"
+    if reason == REASON_CANCELLED:
+        return "cancelled"
+    return "failed"
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """A run's counts: requests (with retries), pages, images, matches, errors by kind."""
+
+    requests: int = 0
+    retries: int = 0
+    responses: int = 0
+    pages: int = 0
+    images: int = 0
+    hashed: int = 0
+    confirmed: int = 0
+    review: int = 0
+    errors: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_crawl_stats(cls, stats: Mapping[str, Any]) -> RunStats:
+        """The counts of a crawl's Scrapy stats (see :data:`CRAWL_STATS`)."""
+        errors: dict[str, int] = {}
+        for key, value in stats.items():
+            if key.startswith(CRAWL_ERRORS_PREFIX) and _count(value):
+                kind = key.removeprefix(CRAWL_ERRORS_PREFIX)
+                errors[kind] = errors.get(kind, 0) + _count(value)
+        for key, kind in CRAWL_OTHER_ERRORS.items():
+            if _count(stats.get(key)):
+                errors[kind] = errors.get(kind, 0) + _count(stats.get(key))
+        counts = {name: _count(stats.get(key)) for name, key in CRAWL_STATS.items()}
+        return cls(**counts, errors=dict(sorted(errors.items())))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunStats:
+        """Inverse of :meth:`as_dict`; unknown keys are ignored, missing ones are 0."""
+        raw_errors = data.get("errors")
+        errors = (
+            {str(k): _count(v) for k, v in raw_errors.items()}
+            if isinstance(raw_errors, Mapping)
+            else {}
+        )
+        counts = {name: _count(data.get(name)) for name in CRAWL_STATS}
+        return cls(**counts, errors=errors)
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {name: getattr(self, name) for name in CRAWL_STATS}
+        data["errors"] = dict(self.errors)
+        return data
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def distinct_requests(self) -> int:
+        """Requests not counting retries: each one ends in a response or an error."""
+        return max(0, self.requests - self.retries)
+
+    @property
+    def error_rate(self) -> float:
+        """Failed requests per distinct request (0 before the first request)."""
+        if self.distinct_requests == 0:
+            return 0.0
+        return self.error_count / self.distinct_requests
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _time(raw: str | None) -> float | None:
+    """Unix seconds of a stored time: a number, or ISO text (records before runs)."""
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _json(raw: str | None, default: Any) -> Any:
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as stored (a read-only view of its hash)."""
+
+    id: str
+    status: str
+    origin: str
+    seeds: list[str]
+    options: dict[str, Any]
+    created: float | None
+    started: float | None
+    finished: float | None
+    reason: str | None
+    stats: RunStats
+    health: dict[str, str]
+    cancel_requested: float | None = None
+    stopping: str | None = None
+    crawl_stats: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_hash(cls, run_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str]) -> RunRecord:
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        reason = fields.get("reason") or None
+        crawl_stats = _json(fields.get("stats"), {})
+        if not isinstance(crawl_stats, dict):
+            crawl_stats = {}
+        counts = _json(fields.get("counts"), None)
+        stats = (
+            RunStats.from_dict(counts)
+            if isinstance(counts, dict)
+            else RunStats.from_crawl_stats(crawl_stats)
+        )
+        status = fields.get("status")
+        if not status:  # a record from before runs: it has a finish reason once it ended
+            status = "running" if reason is None else status_for_reason(reason)
+        seeds = _json(fields.get("seeds"), [])
+        options = _json(fields.get("options"), {})
+        health = _json(fields.get("health"), {})
+        started = _time(fields.get("started"))
+        return cls(
+            id=run_id,
+            status=status,
+            origin=fields.get("origin") or (fields.get("spider") and ORIGIN_SCRAPY) or "",
+            seeds=[str(s) for s in seeds] if isinstance(seeds, list) else [],
+            options=options if isinstance(options, dict) else {},
+            created=_time(fields.get("created")) or started,
+            started=started,
+            finished=_time(fields.get("finished")),
+            reason=reason,
+            stats=stats,
+            health={str(k): str(v) for k, v in health.items()} if isinstance(health, dict) else {},
+            cancel_requested=_time(fields.get("cancel_requested")),
+            stopping=fields.get("stopping") or None,
+            crawl_stats=crawl_stats,
+        )
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    def duration(self, now: float | None = None) -> float | None:
+        """Seconds from start to finish; for a running run, to ``now``."""
+        if self.started is None:
+            return None
+        end = self.finished if self.finished is not None else now
+        return None if end is None else max(0.0, end - self.started)
+
+    def as_json(self, *, full: bool = False, now: float | None = None) -> dict[str, Any]:
+        """The run for ``--json``: times in ISO 8601 UTC and unix seconds; ``full`` adds the
+        seeds, options and Scrapy's stats."""
+        data: dict[str, Any] = {"id": self.id, "status": self.status, "origin": self.origin}
+        for name in ("created", "started", "finished"):
+            value = getattr(self, name)
+            data[name] = None if value is None else iso(value)
+            data[f"{name}_unix"] = value
+        duration = self.duration(now)
+        data["duration_s"] = None if duration is None else round(duration, 3)
+        data["reason"] = self.reason
+        data["stats"] = self.stats.as_dict()
+        data["health"] = sorted(self.health)
+        data["cancel_requested"] = self.cancel_requested is not None
+        if full:
+            data["health_detail"] = dict(self.health)
+            data["stopping"] = self.stopping
+            data["seeds"] = list(self.seeds)
+            data["options"] = dict(self.options)
+            data["crawl_stats"] = dict(self.crawl_stats)
+        return data
+
+
+class RunStore:
+    """Creates runs, moves them through their statuses, reads and lists them."""
+
+    def __init__(
+        self, client: redis.Redis, keys: Keys, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.clock = clock
+        self._create = client.register_script(_CREATE)
+        self._start = client.register_script(_START)
+        self._update = client.register_script(_UPDATE)
+        self._finish = client.register_script(_FINISH)
+        self._cancel = client.register_script(_CANCEL)
+        self._stopping = client.register_script(_STOPPING)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        seeds: Sequence[str],
+        options: Mapping[str, Any],
+        origin: str,
+        run_id: str | None = None,
+    ) -> str:
+        """Record a new run in status ``queued``; returns its id (new unless given).
+        Raises :class:`RunExists` if ``run_id`` is taken."""
+        run_id = run_id or new_run_id()
+        if not _RUN_ID_RE.match(run_id):
+            raise ValueError(f"run id {run_id!r}: 1-128 letters, digits, '_', '.', ':', '-'")
+        if not origin:
+            raise ValueError("a run needs an origin (cli, scrapy, schedule:<name>, ...)")
+        now = self.clock()
+        fields = {
+            "id": run_id,
+            "status": "queued",
+            "origin": origin,
+            "seeds": json.dumps(list(seeds)),
+            "options": json.dumps(dict(options), sort_keys=True, default=str),
+            "created": repr(now),
+            "updated": repr(now),
+            "counts": json.dumps(RunStats().as_dict()),
+            "health": "{}",
+        }
+        args: list[str] = [run_id, repr(now)]
+        for name, value in fields.items():
+            args.extend((name, value))
+        if not self._create(keys=[self.keys.crawl(run_id), self.keys.crawls], args=args):
+            raise RunExists(f"run {run_id} exists already")
+        return run_id
+
+    def _transition(self, script: Any, run_id: str, args: Sequence[str]) -> tuple[bool, str]:
+        done, status = cast("list[Any]", script(keys=[self.keys.crawl(run_id)], args=args))
+        status = _text(status)
+        if not status:
+            raise RunNotFound(f"no run {run_id}")
+        if not done:
+            return False, status
+        return True, status
+
+    def start(self, run_id: str) -> None:
+        """queued -> running. Raises :class:`RunStateError` for any other status, or when a
+        cancel was requested (cancel wins)."""
+        done, status = self._transition(self._start, run_id, [repr(self.clock())])
+        if not done:
+            raise RunStateError(f"run {run_id} is {status}: it cannot start", status=status)
+
+    def update_stats(
+        self,
+        run_id: str,
+        stats: RunStats | Mapping[str, Any],
+        *,
+        health: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Replace a running run's live counts (and health flags); False, and nothing
+        written, once the run is not running (a late update never overwrites final counts)."""
+        counts = stats if isinstance(stats, RunStats) else RunStats.from_dict(stats)
+        args = [
+            json.dumps(counts.as_dict(), sort_keys=True),
+            json.dumps(dict(health or {}), sort_keys=True),
+            repr(self.clock()),
+        ]
+        return bool(self._update(keys=[self.keys.crawl(run_id)], args=args))
+
+    def finish(
+        self,
+        run_id: str,
+        status: str,
+        reason: str,
+        stats: RunStats | Mapping[str, Any],
+        health: Mapping[str, str] | None = None,
+        *,
+        crawl_stats: Mapping[str, Any] | None = None,
+    ) -> None:
+        """queued|running -> finished|failed|cancelled, with the final counts, the health
+        flags (name -> why) and optionally Scrapy's stats. Raises :class:`RunStateError` if
+        the run already ended."""
+        if status not in ENDED:
+            raise ValueError(f"a run finishes as one of {', '.join(sorted(ENDED))}, not {status}")
+        counts = stats if isinstance(stats, RunStats) else RunStats.from_dict(stats)
+        args = [
+            status,
+            reason,
+            repr(self.clock()),
+            json.dumps(counts.as_dict(), sort_keys=True),
+            json.dumps(dict(health or {}), sort_keys=True),
+            "" if crawl_stats is None else json.dumps(crawl_stats, default=str, sort_keys=True),
+        ]
+        done, current = self._transition(self._finish, run_id, args)
+        if not done:
+            raise RunStateError(f"run {run_id} already ended: {current}", status=current)
+
+    def request_cancel(self, run_id: str) -> bool:
+        """Ask a run to stop: a queued run is cancelled at once, a running one carries the
+        flag until its crawl sees it and stops. False if the run had already ended."""
+        done, _ = self._transition(self._cancel, run_id, [repr(self.clock())])
+        return done
+
+    def stopping(self, run_id: str, reason: str) -> bool:
+        """Note that a running run's crawl is stopping (draining its in-flight requests)."""
+        args = [reason, repr(self.clock())]
+        return bool(self._stopping(keys=[self.keys.crawl(run_id)], args=args))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def cancel_requested(self, run_id: str) -> bool:
+        return bool(self.client.hexists(self.keys.crawl(run_id), "cancel_requested"))
+
+    def status(self, run_id: str) -> str | None:
+        """The run's status, None if there is no such run (one round trip, for polling)."""
+        raw = cast("bytes | None", self.client.hget(self.keys.crawl(run_id), "status"))
+        if raw is not None:
+            return _text(raw)
+        if not self.client.exists(self.keys.crawl(run_id)):
+            return None
+        return self.get(run_id).status  # a record from before runs
+
+    def get(self, run_id: str) -> RunRecord:
+        """The run whose id is ``run_id``, starts with it, or ends with ``-<run_id>`` (the
+        random part of the id); :class:`RunNotFound` if none or several match."""
+        wanted = run_id.strip()
+        if not wanted:
+            raise RunNotFound("no run id given")
+        raw = cast("dict[bytes, bytes]", self.client.hgetall(self.keys.crawl(wanted)))
+        if raw:
+            return RunRecord.from_hash(wanted, raw)
+        matches = [i for i in self.ids() if i.startswith(wanted) or i.endswith(f"-{wanted}")]
+        if not matches:
+            raise RunNotFound(f"no run {run_id}")
+        if len(matches) > 1:
+            raise RunNotFound(f"{run_id} is ambiguous: {len(matches)} runs match")
+        raw = cast("dict[bytes, bytes]", self.client.hgetall(self.keys.crawl(matches[0])))
+        if not raw:
+            raise RunNotFound(f"no run {run_id}")
+        return RunRecord.from_hash(matches[0], raw)
+
+    def ids(self) -> builtins.list[str]:
+        """Every run id, newest first."""
+        return [
+            _text(m) for m in cast("list[bytes]", self.client.zrevrange(self.keys.crawls, 0, -1))
+        ]
+
+    def list(self, limit: int | None = 20, status: str | None = None) -> builtins.list[RunRecord]:
+        """Runs newest first (by creation), at most ``limit`` (None: all), optionally only
+        those in ``status``."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        if limit is not None and limit <= 0:
+            return []
+        found: builtins.list[RunRecord] = []
+        for chunk in _chunks(self.ids(), LIST_BATCH):
+            pipe = self.client.pipeline(transaction=False)
+            for run_id in chunk:
+                pipe.hgetall(self.keys.crawl(run_id))
+            for run_id, raw in zip(chunk, pipe.execute(), strict=True):
+                if not raw:
+                    continue
+                record = RunRecord.from_hash(run_id, raw)
+                if status is None or record.status == status:
+                    found.append(record)
+                    if limit is not None and len(found) >= limit:
+                        return found
+        return found
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
