@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,7 +25,7 @@ from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
 from hotline import cli_schedule, cli_takedown
 from hotline.cli_hashes import hashes_app
 from hotline.cli_runs import runs_app
-from hotline.cliapp import JsonOption, app, err, load_config, out
+from hotline.cliapp import JsonOption, app, err, load_config, out, parse_sets
 from hotline.errors import HotlineError, InputError, ServiceError, UsageError
 from hotline.services import redis_session
 from matchers.errors import MatcherError
@@ -46,16 +46,6 @@ hits_app = typer.Typer(help="Confirmed hits queued for notice and takedown.", no
 review_app = typer.Typer(help="Near misses queued for an analyst's review.", no_args_is_help=True)
 
 _config = load_config
-
-
-def _parse_sets(values: Iterable[str]) -> dict[str, str]:
-    overrides = {}
-    for value in values:
-        key, sep, setting = value.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set {value!r}: expected NAME=VALUE")
-        overrides[key.strip()] = setting
-    return overrides
 
 
 # -- crawl ---------------------------------------------------------------------------------
@@ -144,7 +134,7 @@ def crawl(
             allowed_networks=allow_network or [],
             obey_robots=obey_robots,
             lists=lists or [],
-            overrides=_parse_sets(sets or []),
+            overrides=parse_sets(sets or []),
             log_level=log_level,
         )
         _run_and_report(session, options, as_json=as_json, rejected=len(problems))

@@ -19,8 +19,7 @@ import typer
 from rich.table import Table
 
 from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
-from hotline.cli_takedown import _stop_on_signals
-from hotline.cliapp import JsonOption, err, load_config, out
+from hotline.cliapp import JsonOption, err, load_config, out, parse_sets, stop_on_signals
 from hotline.config import Config
 from hotline.errors import InputError, UsageError
 from hotline.scheduler import (
@@ -66,16 +65,6 @@ def _min_interval(config: Config) -> float:
         return parse_duration(raw.strip())
     except ValueError as exc:
         raise UsageError(f"{ENV_MIN_INTERVAL}: {exc}") from None
-
-
-def _parse_sets(values: Iterable[str]) -> dict[str, str]:
-    overrides = {}
-    for value in values:
-        key, sep, setting = value.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set {value!r}: expected NAME=VALUE")
-        overrides[key.strip()] = setting
-    return overrides
 
 
 def _networks(values: Iterable[str]) -> list[str]:
@@ -152,7 +141,7 @@ def schedule_add(
         "allowed_networks": _networks(allow_network or []),
         "obey_robots": obey_robots,
         "lists": [validate_list_name(x) for x in lists or []],
-        "overrides": _parse_sets(sets or []),
+        "overrides": parse_sets(sets or []),
     }
     try:
         good, problems = collect_seeds(urls or [], [seeds] if seeds else [])
@@ -310,7 +299,7 @@ def scheduler(
             if not as_json:
                 err.print(_result_line(result), markup=False)
 
-        with _stop_on_signals() as stop:
+        with stop_on_signals() as stop:
             stats = daemon.run(stop, once=once, on_result=report)
     if as_json:
         out.print_json(data=stats.as_dict())

@@ -9,19 +9,15 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from ipaddress import ip_address
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from hotline.cliapp import JsonOption, err, load_config, out
+from hotline.cliapp import JsonOption, err, load_config, out, stop_on_signals
 from hotline.errors import UsageError
 from hotline.services import redis_session
 from hotline.takedownrun import open_router, open_takedown
@@ -47,22 +43,6 @@ ConsumerOption = Annotated[
         "notifier on one host its own name.",
     ),
 ]
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGINT/SIGTERM, so a daemon finishes the message in hand and exits."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 # -- notifier ------------------------------------------------------------------------------
@@ -97,7 +77,7 @@ def notifier(
             if not as_json:
                 err.print(_stats_line(stats), markup=False)
 
-        with _stop_on_signals() as stop:
+        with stop_on_signals() as stop:
             stats = worker.run(once=once, stop=stop, on_batch=progress)
     if as_json:
         out.print_json(data=stats.as_dict())
