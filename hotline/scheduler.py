@@ -17,6 +17,7 @@ the crawl prints (counts, URLs, errors), never image content.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -25,6 +26,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -34,12 +36,13 @@ from hotline.schedules import (
     DEFAULT_CLAIM_BATCH,
     Schedule,
     ScheduleCorrupt,
+    ScheduleError,
     ScheduleStore,
     iso,
 )
 from hotline.services import Session
 from takedown.errors import TakedownError
-from takedown.runs import RunStore, schedule_origin
+from takedown.runs import RunExists, RunStore, schedule_origin
 
 __all__ = [
     "MAX_WAIT",
@@ -61,6 +64,9 @@ __all__ = [
 MAX_WAIT: Final = 5.0
 #: Shortest wait between two ticks, so a slot that stays due cannot make the loop spin.
 MIN_WAIT: Final = 0.1
+#: Seconds after which a claimed slot whose start was never recorded counts as lost (its
+#: scheduler died between the claim and the start) and is started by another scheduler.
+LOST_SLOT_GRACE: Final = 60.0
 #: Directory under the data directory that holds one log per launched crawl.
 RUN_LOG_DIR: Final = "runs"
 _SAFE_RUN_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -71,7 +77,9 @@ class RunStartError(HotlineError):
 
 
 class CreateRun(Protocol):
-    def __call__(self, *, seeds: list[str], options: dict[str, Any], origin: str) -> str: ...
+    def __call__(
+        self, *, seeds: list[str], options: dict[str, Any], origin: str, run_id: str | None = None
+    ) -> str: ...
 
 
 #: Starts the crawl of a queued run, given its id.
@@ -82,6 +90,14 @@ StartFn = Callable[[Schedule, float | None], str]
 
 def default_identity() -> str:
     return f"scheduler@{socket.gethostname()}:{os.getpid()}"
+
+
+def slot_run_id(name: str, slot: float) -> str:
+    """The id of the run a schedule starts for ``slot``: the same every time it is computed,
+    so a slot whose start is retried (after a scheduler died) cannot make a second run. It has
+    the crawl id format: the slot's UTC second and a suffix from the schedule's name."""
+    stamp = datetime.fromtimestamp(slot, UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
 
 
 def run_origin(name: str, slot: float | None) -> str:
@@ -99,9 +115,16 @@ class StoreRunCreator:
     def __init__(self, session: Session) -> None:
         self.store = RunStore(session.client, session.keys)
 
-    def __call__(self, *, seeds: list[str], options: dict[str, Any], origin: str) -> str:
+    def __call__(
+        self, *, seeds: list[str], options: dict[str, Any], origin: str, run_id: str | None = None
+    ) -> str:
+        """Create the queued run; a slot's run that exists already (a retried start) is
+        returned as it is: launching it again is harmless, since only a queued run starts."""
         try:
-            return self.store.create(seeds=seeds, options=options, origin=origin)
+            return self.store.create(seeds=seeds, options=options, origin=origin, run_id=run_id)
+        except RunExists:
+            assert run_id is not None  # a new id is never taken
+            return run_id
         except (ValueError, TakedownError) as exc:
             raise RunStartError(f"cannot create the run: {exc}") from None
 
@@ -165,6 +188,7 @@ class RunStarter:
             seeds=list(schedule.seeds),
             options=dict(schedule.options),
             origin=run_origin(schedule.name, slot),
+            run_id=None if slot is None else slot_run_id(schedule.name, slot),
         )
         self.launch(run_id)
         return run_id
@@ -266,13 +290,14 @@ class Scheduler:
         self.batch = batch
         self.max_wait = max_wait
         self._full_batch = False
+        self._last_lost_check = float("-inf")
 
     def tick(self) -> list[StartResult]:
         """Claim what is due now and start it; returns one result per slot won."""
         now = self.clock()
+        results = [self._start(name, slot, now) for name, slot in self._lost(now)]
         due = self.store.due(now, limit=self.batch)
         self._full_batch = len(due) >= self.batch
-        results = []
         for name, slot in due:
             try:
                 claim = self.store.claim(name, slot, now=now, claimer=self.identity)
@@ -281,15 +306,34 @@ class Scheduler:
                 continue
             if claim is None:  # another scheduler won this slot, or it was paused/removed
                 continue
-            try:
-                run_id = self.start(claim.schedule, slot)
-            except RunStartError as exc:
-                self.store.record_failure(name, str(exc), at=now)
-                results.append(StartResult(name, slot, error=str(exc), skipped=claim.skipped))
-                continue
-            self.store.record_start(name, run_id, started_at=now)
-            results.append(StartResult(name, slot, run_id=run_id, skipped=claim.skipped))
+            results.append(self._start(name, slot, now, claim.schedule, skipped=claim.skipped))
         return results
+
+    def _lost(self, now: float) -> list[tuple[str, float]]:
+        """Slots another scheduler claimed and died before starting (checked at most once
+        per :data:`LOST_SLOT_GRACE`, so a busy loop does not scan every schedule)."""
+        if now - self._last_lost_check < LOST_SLOT_GRACE / 2:
+            return []
+        self._last_lost_check = now
+        return self.store.unstarted(now, grace=LOST_SLOT_GRACE)
+
+    def _start(
+        self,
+        name: str,
+        slot: float,
+        now: float,
+        schedule: Schedule | None = None,
+        *,
+        skipped: int = 0,
+    ) -> StartResult:
+        """Start the run of a claimed slot and record the outcome on the schedule."""
+        try:
+            run_id = self.start(schedule or self.store.get(name), slot)
+        except (RunStartError, ScheduleError) as exc:
+            self.store.record_failure(name, str(exc), at=now, slot=slot)
+            return StartResult(name, slot, error=str(exc), skipped=skipped)
+        self.store.record_start(name, run_id, started_at=now, slot=slot)
+        return StartResult(name, slot, run_id=run_id, skipped=skipped)
 
     def delay(self) -> float:
         """Seconds to wait before the next tick."""

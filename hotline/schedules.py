@@ -286,6 +286,8 @@ class Schedule:
     last_error: str = ""
     last_failed_at: float | None = None
     runs_started: int = 0
+    last_claimed_at: float | None = None
+    last_settled_slot: float | None = None  # the last slot whose start succeeded or failed
 
     @property
     def last_start_failed(self) -> bool:
@@ -341,6 +343,8 @@ class Schedule:
                 last_error=fields.get("last_error", ""),
                 last_failed_at=_optional_float(fields.get("last_failed_at")),
                 runs_started=int(fields.get("runs_started") or 0),
+                last_claimed_at=_optional_float(fields.get("last_claimed_at")),
+                last_settled_slot=_optional_float(fields.get("last_settled_slot")),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ScheduleCorrupt(f"schedule {name!r} is corrupt ({current}: {exc})") from None
@@ -518,19 +522,41 @@ class ScheduleStore:
             claimed_at=now,
         )
 
-    def record_start(self, name: str, run_id: str, *, started_at: float) -> bool:
-        """Note a started run on the schedule (False if it was removed meanwhile)."""
-        return self._record(
-            name,
-            {"last_run_id": run_id, "last_started_at": repr(started_at), "last_error": ""},
-            started=1,
-        )
+    def record_start(
+        self, name: str, run_id: str, *, started_at: float, slot: float | None = None
+    ) -> bool:
+        """Note a started run on the schedule (False if it was removed meanwhile); ``slot``
+        is the due time it was started for (None: on demand)."""
+        fields = {"last_run_id": run_id, "last_started_at": repr(started_at), "last_error": ""}
+        if slot is not None:
+            fields["last_settled_slot"] = repr(slot)
+        return self._record(name, fields, started=1)
 
-    def record_failure(self, name: str, error: str, *, at: float) -> bool:
+    def record_failure(
+        self, name: str, error: str, *, at: float, slot: float | None = None
+    ) -> bool:
         """Note that starting a run failed (the slot is not retried)."""
-        return self._record(
-            name, {"last_error": f"{iso(at)}: {error}"[:2000], "last_failed_at": repr(at)}
-        )
+        fields = {"last_error": f"{iso(at)}: {error}"[:2000], "last_failed_at": repr(at)}
+        if slot is not None:
+            fields["last_settled_slot"] = repr(slot)
+        return self._record(name, fields)
+
+    def unstarted(self, now: float, *, grace: float) -> list[tuple[str, float]]:
+        """Slots claimed at least ``grace`` seconds ago whose start was never recorded,
+        started nor failed: the scheduler that claimed them died in between. Oldest first."""
+        lost = []
+        for name in self.names():
+            try:
+                schedule = self.get(name)
+            except ScheduleError:  # removed meanwhile, or corrupt (the claim reports that)
+                continue
+            slot = schedule.last_slot
+            claimed = schedule.last_claimed_at
+            if slot is None or claimed is None or schedule.last_settled_slot == slot:
+                continue
+            if now - claimed >= grace:
+                lost.append((schedule.name, slot))
+        return sorted(lost, key=lambda item: item[1])
 
     def _record(self, name: str, fields: Mapping[str, str], *, started: int = 0) -> bool:
         args: list[str] = [str(started)]

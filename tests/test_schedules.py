@@ -13,12 +13,14 @@ import pytest
 import redis
 
 from hotline.scheduler import (
+    LOST_SLOT_GRACE,
     CrawlLauncher,
     RunStarter,
     RunStartError,
     Scheduler,
     StoreRunCreator,
     run_status,
+    slot_run_id,
     start_now,
 )
 from hotline.schedules import (
@@ -448,18 +450,30 @@ def test_run_starter_creates_the_run_then_launches_it(store: ScheduleStore) -> N
     created: list[dict[str, Any]] = []
     launched: list[str] = []
 
-    def create_run(*, seeds: list[str], options: dict[str, Any], origin: str) -> str:
-        created.append({"seeds": seeds, "options": options, "origin": origin})
-        return "20300101T000017Z-abcdef"
+    def create_run(
+        *, seeds: list[str], options: dict[str, Any], origin: str, run_id: str | None = None
+    ) -> str:
+        created.append({"seeds": seeds, "options": options, "origin": origin, "id": run_id})
+        return run_id or "20300101T000099Z-fedcba"
 
     starter = RunStarter(create_run, launched.append)
-    assert starter(schedule, T0 + EVERY) == "20300101T000017Z-abcdef"
+    first = starter(schedule, T0 + EVERY)
+    # A slot's run has one id, whoever starts it and however often.
+    assert first == slot_run_id("start", T0 + EVERY)
+    assert first.startswith("20300101T000017Z-")
     assert created == [
-        {"seeds": SEEDS, "options": {"depth": 1}, "origin": "schedule:start@2030-01-01T00:00:17Z"}
+        {
+            "seeds": SEEDS,
+            "options": {"depth": 1},
+            "origin": "schedule:start@2030-01-01T00:00:17Z",
+            "id": first,
+        }
     ]
-    assert launched == ["20300101T000017Z-abcdef"]
-    starter(schedule, None)
+    assert launched == [first]
+    assert starter(schedule, None) == "20300101T000099Z-fedcba"
     assert created[-1]["origin"] == "schedule:start@manual"
+    assert created[-1]["id"] is None
+    assert slot_run_id("other", T0 + EVERY) != first
 
 
 @pytest.fixture
@@ -498,3 +512,45 @@ def test_scheduled_runs_are_queued_run_records(
     assert list(record.seeds) == SEEDS
     assert run_status(session, result.run_id) == "queued"
     assert run_status(session, "nope") is None
+
+
+def test_a_slot_claimed_by_a_scheduler_that_died_is_started_once_by_another(
+    redis_client: redis.Redis, keys: Keys, store: ScheduleStore, clock: Clock
+) -> None:
+    session = Session(redis_client, "unused://", keys)
+    store.add("orphan", Trigger(every=EVERY), SEEDS, {"depth": 1})
+    clock.advance(EVERY)
+    [(name, slot)] = store.due(clock())
+    # A scheduler claims the slot and dies before it creates the run.
+    assert store.claim(name, slot, now=clock(), claimer="dead") is not None
+    launched: list[str] = []
+    survivor = Scheduler(store, RunStarter(StoreRunCreator(session), launched.append))
+    assert survivor.tick() == []  # within the grace period: the claimer may still be at it
+    clock.advance(LOST_SLOT_GRACE)
+    results = [r for r in survivor.tick() if r.slot == slot]
+    assert [(r.name, r.ok) for r in results] == [("orphan", True)]
+    assert launched[0] == slot_run_id("orphan", slot)
+    assert RunStore(redis_client, keys).get(launched[0]).status == "queued"
+    clock.advance(LOST_SLOT_GRACE)
+    assert [r for r in survivor.tick() if r.slot == slot] == []
+
+
+def test_a_lost_slot_whose_run_exists_is_not_created_twice(
+    redis_client: redis.Redis, keys: Keys, store: ScheduleStore, clock: Clock
+) -> None:
+    session = Session(redis_client, "unused://", keys)
+    store.add("half", Trigger(every=EVERY), SEEDS, {"depth": 1})
+    clock.advance(EVERY)
+    [(name, slot)] = store.due(clock())
+    store.claim(name, slot, now=clock(), claimer="dead")
+    # The dead scheduler had created the run (and maybe launched it) before dying.
+    runs = RunStore(redis_client, keys)
+    runs.create(seeds=SEEDS, options={"depth": 1}, origin="x", run_id=slot_run_id(name, slot))
+    before = len(runs.ids())
+    launched: list[str] = []
+    clock.advance(LOST_SLOT_GRACE)
+    Scheduler(store, RunStarter(StoreRunCreator(session), launched.append)).tick()
+    # The lost slot is launched again under its one id (harmless: only a queued run starts);
+    # the slots due meanwhile get their own runs. No second record for the lost slot.
+    assert launched[0] == slot_run_id(name, slot)
+    assert len(runs.ids()) == before + len(launched) - 1
