@@ -37,13 +37,17 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 
+from crawler.frontier import worker_id
 from crawler.pipelines import keys_from, redis_url_from
 from takedown.connection import redis_from_url
 from takedown.errors import TakedownError
+from takedown.frontier import Frontier
 from takedown.keys import Keys
 from takedown.runs import (
+    ENDED,
     ORIGIN_SCRAPY,
     REASON_CANCELLED,
+    REASON_FINISHED,
     RunExists,
     RunStateError,
     RunStats,
@@ -201,8 +205,10 @@ class CrawlRecord:
         health: CrawlHealth | None = None,
         origin: str = ORIGIN_SCRAPY,
         options: Mapping[str, Any] | None = None,
+        worker: str | None = None,
     ) -> None:
         self.crawler = crawler
+        self.worker = worker  # set for a worker of a distributed run: it joins the run
         self.redis_url = redis_url
         self.keys = keys
         self.interval = interval
@@ -232,6 +238,7 @@ class CrawlRecord:
             health=CrawlHealth.from_settings(settings),
             origin=settings.get("CRAWLRECORD_ORIGIN") or ORIGIN_SCRAPY,
             options=settings.getdict("CRAWLRECORD_OPTIONS") or options_from_settings(settings),
+            worker=worker_id(crawler) if settings.getbool("FRONTIER_ENABLED") else None,
         )
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
@@ -249,15 +256,10 @@ class CrawlRecord:
             return
         store = RunStore(self.client, self.keys)
         try:
-            # A run queued beforehand (`hotline crawl --run`, a schedule) exists already.
-            with contextlib.suppress(RunExists):
-                store.create(
-                    seeds=spider_seeds(spider),
-                    options=self.options,
-                    origin=self.origin,
-                    run_id=run_id,
-                )
-            store.start(run_id)
+            if self.worker is not None:
+                store.join(run_id)  # every worker joins; the first starts the run
+            else:
+                self._create_and_start(store, spider, run_id)
         except RunStateError as exc:
             logger.error("%s; not crawling", exc)
             raise CloseSpider(
@@ -271,6 +273,17 @@ class CrawlRecord:
         if self.interval > 0:
             self._ticker = LoopingCall(self._tick)
             self._ticker.start(self.interval, now=False)
+
+    def _create_and_start(self, store: RunStore, spider: Spider, run_id: str) -> None:
+        # A run queued beforehand (`hotline crawl --run`, a schedule) exists already.
+        with contextlib.suppress(RunExists):
+            store.create(
+                seeds=spider_seeds(spider),
+                options=self.options,
+                origin=self.origin,
+                run_id=run_id,
+            )
+        store.start(run_id)
 
     # -- while running -----------------------------------------------------------------------
 
@@ -289,7 +302,12 @@ class CrawlRecord:
         """In a worker thread: push the live counts; True if the run should stop."""
         if self.store is None:  # never: the ticker starts once the run started
             return False
-        self.store.update_stats(self.run_id, stats, health=flags)
+        if self.worker is not None:  # the run's counts are the sum over its workers
+            total = self.store.update_part(self.run_id, self.worker, stats)
+            if total is not None:
+                self.store.update_health(self.run_id, self.health.evaluate(total, final=False))
+        else:
+            self.store.update_stats(self.run_id, stats, health=flags)
         if self._cancelling or not self.store.cancel_requested(self.run_id):
             return False
         self.store.stopping(self.run_id, REASON_CANCELLED)
@@ -327,6 +345,9 @@ class CrawlRecord:
             if self.store is None:
                 return
             stats = RunStats.from_crawl_stats(crawl_stats)
+            if self.worker is not None:
+                self._leave(reason, stats)
+                return
             flags = self.health.evaluate(stats, final=True)
             for name, why in flags.items():
                 logger.warning("run %s health: %s: %s", self.run_id, name, why)
@@ -344,3 +365,29 @@ class CrawlRecord:
         finally:
             if self.client is not None:
                 self.client.close()
+
+    def _leave(self, reason: str, stats: RunStats) -> None:
+        """A worker's crawl of a distributed run ended: its final counts join the run's; the
+        run ends with it only when it was drained or cancelled. Any other end (a worker
+        stopped, Redis failed) leaves the run to the other workers, or to the next one."""
+        if self.store is None or self.worker is None:
+            return
+        total = self.store.update_part(self.run_id, self.worker, stats, final=True) or stats
+        if reason in (REASON_FINISHED, REASON_CANCELLED):
+            flags = self.health.evaluate(total, final=True)
+            try:
+                self.store.finish(self.run_id, status_for_reason(reason), reason, total, flags)
+            except RunStateError:
+                pass  # another worker ended it first
+            else:
+                for name, why in flags.items():
+                    logger.warning("run %s health: %s: %s", self.run_id, name, why)
+        else:
+            logger.warning(
+                "worker %s leaves run %s (%s); the run goes on without it",
+                self.worker,
+                self.run_id,
+                reason,
+            )
+        if self.store.status(self.run_id) in ENDED:
+            Frontier(self.store.client, self.keys, self.run_id).clear()

@@ -9,12 +9,15 @@ Custom settings are prefixed by the component that reads them:
 * ``SAFETY_*``   refusal of private networks (``$HOTLINE_ALLOW_PRIVATE_NETWORKS=1`` lifts it)
 * ``CRAWLRECORD_*`` the run record (:mod:`crawler.extensions`): live updates, origin, options
 * ``HEALTH_*``   the thresholds of crawl health (flags on the run record)
+* ``FRONTIER_*`` distributed runs (:mod:`crawler.frontier`): workers share the run's frontier
+                 through scrapy-redis; ``hotline worker`` sets ``SCHEDULER`` and these
 
 Secrets (a Redis password) never live here: they come from the environment.
 No content is ever stored: no HTTP cache, no Files/ImagesPipeline, no feed of bodies.
 """
 
 from crawler import extensions as _record
+from crawler import frontier as _frontier
 from matchers.guards import FLOOD_LIMIT
 
 BOT_NAME = "hotline-crawler"
@@ -48,6 +51,9 @@ MEMUSAGE_ENABLED = False
 TWISTED_DNS_RESOLVER = "crawler.safety.SafeResolver"
 DOWNLOADER_MIDDLEWARES = {
     "crawler.safety.PrivateNetworkMiddleware": 50,
+}
+SPIDER_MIDDLEWARES = {
+    "crawler.frontier.FrontierMiddleware": 10,  # outermost: off unless FRONTIER_ENABLED
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.MatchPipeline": 300,
@@ -87,6 +93,14 @@ CRAWLRECORD_OPTIONS: dict[str, object] = {}
 HEALTH_MAX_ERROR_RATE = _record.HEALTH_MAX_ERROR_RATE
 HEALTH_MIN_REQUESTS = _record.HEALTH_MIN_REQUESTS
 HEALTH_NO_IMAGES_MIN_PAGES = _record.HEALTH_NO_IMAGES_MIN_PAGES
+
+# Distributed runs: a worker is dead after FRONTIER_LEASE s without a heartbeat (its
+# requests are crawled again by the others); idle workers look for work every
+# FRONTIER_POLL_INTERVAL s. FRONTIER_WORKER: this worker's id (default <host>:<pid>).
+FRONTIER_ENABLED = False
+FRONTIER_WORKER = ""
+FRONTIER_LEASE = _frontier.LEASE
+FRONTIER_POLL_INTERVAL = _frontier.POLL_INTERVAL
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"

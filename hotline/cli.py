@@ -22,7 +22,7 @@ import typer
 from rich.table import Table
 
 from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
-from hotline import cli_schedule, cli_takedown
+from hotline import cli_schedule, cli_takedown, cli_worker
 from hotline.cli_hashes import hashes_app
 from hotline.cli_runs import runs_app
 from hotline.cliapp import JsonOption, app, err, load_config, out, parse_sets
@@ -96,6 +96,18 @@ def crawl(
             "(how schedules start runs; see `hotline runs`).",
         ),
     ] = None,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Queue the run for `hotline worker` processes (any number, on any machine "
+            "that reaches Redis) instead of crawling here; wait for it and report.",
+        ),
+    ] = False,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="With --distributed: queue the run and return at once."),
+    ] = False,
 ) -> None:
     """Crawl reported URLs and queue every image that matches a known list."""
     # Scrapy is imported by the commands that crawl, so the others start without it.
@@ -105,9 +117,13 @@ def crawl(
 
     config = _config()
     log_level = "INFO" if verbose else "WARNING"
+    if detach and not distributed:
+        raise UsageError("--detach goes with --distributed")
     if run_id is not None:
-        if urls or seeds:
-            raise UsageError("--run crawls the run's own seeds: give no URLs or --seeds")
+        if urls or seeds or distributed:
+            raise UsageError(
+                "--run crawls the run's own seeds: give no URLs, --seeds or --distributed"
+            )
         with redis_session(config) as session:
             _crawl_run(session, config, run_id, log_level=log_level, as_json=as_json)
         return
@@ -136,7 +152,19 @@ def crawl(
             lists=lists or [],
             overrides=parse_sets(sets or []),
             log_level=log_level,
+            distributed=distributed,
         )
+        if distributed:
+            _warn_without_lists(session)
+            cli_worker.crawl_distributed(
+                session,
+                options.seeds,
+                options.record_options(),
+                detach=detach,
+                as_json=as_json,
+                rejected=len(problems),
+            )
+            return
         _run_and_report(session, options, as_json=as_json, rejected=len(problems))
 
 
@@ -154,6 +182,8 @@ def _crawl_run(
         raise UsageError(str(exc)) from None
     if record.status != "queued":
         raise UsageError(f"run {record.id} is {record.status}, not queued: nothing to crawl")
+    if record.distributed:
+        raise UsageError(f"run {record.id} is distributed: `hotline worker` crawls it")
     try:
         options = CrawlOptions.from_run(
             record.seeds,
@@ -174,6 +204,14 @@ def _crawl_run(
     _run_and_report(session, options, as_json=as_json, rejected=0, run=record)
 
 
+def _warn_without_lists(session: Session) -> None:
+    if not any(i.kind == KNOWN for i in ListStore(session.client, session.keys).info()):
+        err.print(
+            "warning: no known-hash list is loaded, nothing can match "
+            "(import one with `hotline hashes import`)"
+        )
+
+
 def _run_and_report(
     session: Session,
     options: CrawlOptions,
@@ -184,11 +222,7 @@ def _run_and_report(
 ) -> None:
     from hotline.crawlrun import run_crawl  # noqa: PLC0415
 
-    if not any(i.kind == KNOWN for i in ListStore(session.client, session.keys).info()):
-        err.print(
-            "warning: no known-hash list is loaded, nothing can match "
-            "(import one with `hotline hashes import`)"
-        )
+    _warn_without_lists(session)
     if run is None:
         result = run_crawl(options, err, show_progress=not as_json)
     else:
@@ -246,7 +280,7 @@ def _print_crawl_result(
         table.add_row(label, str(value))
     out.print(table)
     if hits:
-        out.print(_records_table(hits, title="confirmed hits of this crawl"))
+        out.print(records_table(hits, title="confirmed hits of this crawl"))
 
 
 @app.command()
@@ -284,7 +318,7 @@ def demo(as_json: JsonOption = False) -> None:
 # -- hits and review -----------------------------------------------------------------------
 
 
-def _records_table(records: list[HitRecord], *, title: str) -> Table:
+def records_table(records: list[HitRecord], *, title: str) -> Table:
     table = Table(title=title)
     table.add_column("image URL", overflow="fold", ratio=3)
     table.add_column("found on page", overflow="fold", ratio=2)
@@ -319,7 +353,7 @@ def _list_records(
     if not records:
         out.print(f"no {title}")
         return
-    out.print(_records_table(records, title=title))
+    out.print(records_table(records, title=title))
 
 
 CrawlFilter = Annotated[str | None, typer.Option("--crawl", help="Only this crawl's records.")]
@@ -352,6 +386,7 @@ app.add_typer(review_app, name="review")
 app.add_typer(runs_app, name="runs")
 app.add_typer(cli_schedule.schedule_app, name="schedule")
 app.command()(cli_schedule.scheduler)
+app.command()(cli_worker.worker)
 app.command()(cli_takedown.notifier)
 app.command()(cli_takedown.recheck)
 app.add_typer(cli_takedown.providers_app, name="providers")

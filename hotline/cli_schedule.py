@@ -121,6 +121,12 @@ def schedule_add(
         list[str] | None,
         typer.Option("--set", help="Override a Scrapy setting, NAME=VALUE (repeatable)."),
     ] = None,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed", help="Have `hotline worker` processes crawl each run together."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Add a schedule: crawl these seeds every DURATION or on a cron expression (UTC).
@@ -142,6 +148,7 @@ def schedule_add(
         "obey_robots": obey_robots,
         "lists": [validate_list_name(x) for x in lists or []],
         "overrides": parse_sets(sets or []),
+        "distributed": distributed,
     }
     try:
         good, problems = collect_seeds(urls or [], [seeds] if seeds else [])

@@ -45,6 +45,7 @@ class CrawlOptions:
     lists: list[str] = field(default_factory=list)
     overrides: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "WARNING"
+    distributed: bool = False  # crawled by `hotline worker` processes, not in this one
 
     def record_options(self) -> dict[str, Any]:
         """The options a run records (and ``hotline crawl --run`` reads back)."""
@@ -56,6 +57,7 @@ class CrawlOptions:
             "obey_robots": self.obey_robots,
             "lists": list(self.lists),
             "overrides": dict(self.overrides),
+            "distributed": self.distributed,
         }
 
     @classmethod
@@ -89,6 +91,7 @@ class CrawlOptions:
                 lists=[str(n) for n in values["lists"]],
                 overrides={str(k): str(v) for k, v in dict(values["overrides"]).items()},
                 log_level=log_level,
+                distributed=bool(values["distributed"]),
             )
         except (TypeError, ValueError) as exc:
             raise HotlineError(f"run options: {exc}") from None
@@ -103,6 +106,7 @@ RUN_OPTION_DEFAULTS: Mapping[str, Any] = {
     "obey_robots": False,
     "lists": [],
     "overrides": {},
+    "distributed": False,
 }
 
 
@@ -144,7 +148,11 @@ class CrawlResult:
         }
 
 
-def build_settings(options: CrawlOptions, crawl_id: str, *, origin: str = ORIGIN_CLI) -> Settings:
+def build_settings(
+    options: CrawlOptions, crawl_id: str, *, origin: str = ORIGIN_CLI, worker: str | None = None
+) -> Settings:
+    """The Scrapy settings of one crawl; ``worker``: this process is that worker of the
+    distributed run ``crawl_id`` (its scheduler is the run's shared frontier)."""
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
     settings.set("CRAWL_ID", crawl_id, priority="cmdline")
@@ -162,9 +170,29 @@ def build_settings(options: CrawlOptions, crawl_id: str, *, origin: str = ORIGIN
     settings.set("LOG_LEVEL", options.log_level, priority="cmdline")
     if options.lists:
         settings.set("MATCHER_LISTS", options.lists, priority="cmdline")
+    if worker is not None:
+        settings.set("SCHEDULER", "crawler.frontier.FrontierScheduler", priority="cmdline")
+        settings.set("FRONTIER_ENABLED", True, priority="cmdline")
+        settings.set("FRONTIER_WORKER", worker, priority="cmdline")
     for key, value in options.overrides.items():
         settings.set(key, value, priority="cmdline")
     return settings
+
+
+def log_to(console: Console, level: str) -> logging.Handler:
+    """Send log records at ``level`` and above to ``console`` (rich on a terminal, one plain
+    line each otherwise); returns the handler, for the caller to remove."""
+    handler: logging.Handler
+    if console.is_terminal:
+        handler = RichHandler(console=console, show_path=False, markup=False)
+    else:  # one plain line per record, for log files and scripts
+        handler = logging.StreamHandler(console.file)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setLevel(level)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
 
 
 def _progress_text(stats: Mapping[str, Any], started: float) -> Text:
@@ -203,16 +231,8 @@ def run_crawl(
     new one, recorded with ``origin``."""
     crawl_id = run_id or new_crawl_id()
     settings = build_settings(options, crawl_id, origin=origin)
-    handler: logging.Handler
-    if console.is_terminal:
-        handler = RichHandler(console=console, show_path=False, markup=False)
-    else:  # one plain line per record, for log files and scripts
-        handler = logging.StreamHandler(console.file)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.setLevel(options.log_level)
+    handler = log_to(console, options.log_level)
     root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(options.log_level)
     settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(HotlineSpider)

@@ -121,7 +121,13 @@ class StoreRunCreator:
         """Create the queued run; a slot's run that exists already (a retried start) is
         returned as it is: launching it again is harmless, since only a queued run starts."""
         try:
-            return self.store.create(seeds=seeds, options=options, origin=origin, run_id=run_id)
+            return self.store.create(
+                seeds=seeds,
+                options=options,
+                origin=origin,
+                run_id=run_id,
+                distributed=bool(options.get("distributed")),
+            )
         except RunExists:
             assert run_id is not None  # a new id is never taken
             return run_id
@@ -177,7 +183,8 @@ class CrawlLauncher:
 
 
 class RunStarter:
-    """Create the queued run, then launch its crawl."""
+    """Create the queued run, then launch its crawl; a distributed run is crawled by the
+    workers (``hotline worker``), which find it as soon as it is created."""
 
     def __init__(self, create_run: CreateRun, launch: Launch) -> None:
         self.create_run = create_run
@@ -190,7 +197,8 @@ class RunStarter:
             origin=run_origin(schedule.name, slot),
             run_id=None if slot is None else slot_run_id(schedule.name, slot),
         )
-        self.launch(run_id)
+        if not schedule.options.get("distributed"):
+            self.launch(run_id)
         return run_id
 
 

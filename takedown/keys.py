@@ -19,6 +19,18 @@ Layout (``P`` is the prefix)::
                                      options (JSON), created/started/finished (unix seconds),
                                      reason, counts and health (JSON, live while running),
                                      cancel_requested, stopping, stats (Scrapy's, at the end)
+    P crawls:distributed    zset     runs that `hotline worker` processes share, by creation
+                                     time; a run leaves it when it ends
+    P crawl:<id>:parts      hash     a distributed run's live counts per worker (JSON); the
+                                     run's counts are their sum
+    P crawl:<id>:frontier   zset     a distributed run's pending requests (scrapy-redis
+                                     priority queue: serialized request, score -priority)
+    P crawl:<id>:seen       set      its request fingerprints (the shared dupefilter)
+    P crawl:<id>:budget     hash     seed URL -> pages admitted for it (the cap is shared)
+    P crawl:<id>:workers    hash     worker id -> last heartbeat (unix seconds)
+    P crawl:<id>:inflight:<worker>  hash  requests a worker took and has not finished:
+                                     serialized request -> score (back to the frontier if
+                                     the worker's heartbeat stops)
     P hits:dead             stream   hits the notifier gave up on, with the last error
     P notices               zset     notice id scored by creation time (unix seconds)
     P notices:status:<s>    zset     the notices currently in status <s>, same scores
@@ -100,6 +112,28 @@ class Keys:
 
     def crawl(self, crawl_id: str) -> str:
         return f"{self.prefix}crawl:{crawl_id}"
+
+    @property
+    def crawls_distributed(self) -> str:
+        return f"{self.prefix}crawls:distributed"
+
+    def crawl_parts(self, crawl_id: str) -> str:
+        return f"{self.crawl(crawl_id)}:parts"
+
+    def frontier(self, crawl_id: str) -> str:
+        return f"{self.crawl(crawl_id)}:frontier"
+
+    def frontier_seen(self, crawl_id: str) -> str:
+        return f"{self.crawl(crawl_id)}:seen"
+
+    def frontier_budget(self, crawl_id: str) -> str:
+        return f"{self.crawl(crawl_id)}:budget"
+
+    def frontier_workers(self, crawl_id: str) -> str:
+        return f"{self.crawl(crawl_id)}:workers"
+
+    def frontier_inflight(self, crawl_id: str, worker: str) -> str:
+        return f"{self.crawl(crawl_id)}:inflight:{worker}"
 
     @property
     def dead_letters(self) -> str:

@@ -22,6 +22,7 @@ still read: their status is derived from the finish reason and their counts from
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import math
 import re
@@ -90,8 +91,11 @@ _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
     return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if ARGV[3] == '1' then
+    redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+end
 return 1
 """
 
@@ -129,6 +133,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], 'reason', ARGV[2], 'finished', AR
 if ARGV[6] ~= '' then
     redis.call('HSET', KEYS[1], 'stats', ARGV[6])
 end
+redis.call('ZREM', KEYS[2], ARGV[7])
 return {1, ARGV[1]}
 """
 
@@ -144,9 +149,70 @@ redis.call('HSETNX', KEYS[1], 'cancel_requested', ARGV[1])
 if status == 'queued' then
     redis.call('HSET', KEYS[1], 'status', 'cancelled', 'reason', 'cancelled',
                'finished', ARGV[1], 'updated', ARGV[1])
+    redis.call('ZREM', KEYS[2], ARGV[2])
     return {1, 'cancelled'}
 end
 return {1, status}
+"""
+
+# A worker joining a distributed run: the first starts it (queued -> running), the others
+# join it running; {1, status} or {0, current status}.
+_JOIN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    return {0, ''}
+end
+local status = redis.call('HGET', KEYS[1], 'status') or 'unknown'
+if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then
+    return {0, status}
+end
+if status == 'queued' then
+    redis.call('HSET', KEYS[1], 'status', 'running', 'started', ARGV[1], 'updated', ARGV[1])
+    return {1, 'running'}
+end
+if status == 'running' then
+    return {1, 'running'}
+end
+return {0, status}
+"""
+
+# One worker's counts of a distributed run; the run's counts become the sum over workers.
+# After the run ended only a worker's final counts are taken (ARGV[4] == '1').
+_PART = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    return false
+end
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' and ARGV[4] ~= '1' then
+    return false
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local total = {errors = {}}
+for _, raw in ipairs(redis.call('HVALS', KEYS[2])) do
+    local ok, part = pcall(cjson.decode, raw)
+    if ok and type(part) == 'table' then
+        for name, value in pairs(part) do
+            if name == 'errors' and type(value) == 'table' then
+                for kind, n in pairs(value) do
+                    if type(n) == 'number' then
+                        total.errors[kind] = (total.errors[kind] or 0) + n
+                    end
+                end
+            elseif type(value) == 'number' then
+                total[name] = (total[name] or 0) + value
+            end
+        end
+    end
+end
+local encoded = cjson.encode(total)
+redis.call('HSET', KEYS[1], 'counts', encoded, 'updated', ARGV[3])
+return encoded
+"""
+
+_HEALTH = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+    return 0
+end
+redis.call('HSET', KEYS[1], 'health', ARGV[1])
+return 1
 """
 
 _STOPPING = """
@@ -320,6 +386,8 @@ class RunRecord:
     cancel_requested: float | None = None
     stopping: str | None = None
     crawl_stats: dict[str, Any] = field(default_factory=dict)
+    distributed: bool = False
+    workers: dict[str, RunStats] = field(default_factory=dict)  # read by RunStore.get
 
     @classmethod
     def from_hash(cls, run_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str]) -> RunRecord:
@@ -356,6 +424,7 @@ class RunRecord:
             cancel_requested=_time(fields.get("cancel_requested")),
             stopping=fields.get("stopping") or None,
             crawl_stats=crawl_stats,
+            distributed=fields.get("distributed") == "1",
         )
 
     @property
@@ -383,7 +452,9 @@ class RunRecord:
         data["stats"] = self.stats.as_dict()
         data["health"] = sorted(self.health)
         data["cancel_requested"] = self.cancel_requested is not None
+        data["distributed"] = self.distributed
         if full:
+            data["workers"] = {w: s.as_dict() for w, s in self.workers.items()}
             data["health_detail"] = dict(self.health)
             data["stopping"] = self.stopping
             data["seeds"] = list(self.seeds)
@@ -407,6 +478,9 @@ class RunStore:
         self._finish = client.register_script(_FINISH)
         self._cancel = client.register_script(_CANCEL)
         self._stopping = client.register_script(_STOPPING)
+        self._join = client.register_script(_JOIN)
+        self._part = client.register_script(_PART)
+        self._health = client.register_script(_HEALTH)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -417,9 +491,11 @@ class RunStore:
         options: Mapping[str, Any],
         origin: str,
         run_id: str | None = None,
+        distributed: bool = False,
     ) -> str:
         """Record a new run in status ``queued``; returns its id (new unless given).
-        Raises :class:`RunExists` if ``run_id`` is taken."""
+        A ``distributed`` run is offered to the workers (``P crawls:distributed``) in the
+        same step. Raises :class:`RunExists` if ``run_id`` is taken."""
         run_id = run_id or new_run_id()
         if not _RUN_ID_RE.match(run_id):
             raise ValueError(f"run id {run_id!r}: 1-128 letters, digits, '_', '.', ':', '-'")
@@ -437,15 +513,19 @@ class RunStore:
             "counts": json.dumps(RunStats().as_dict()),
             "health": "{}",
         }
-        args: list[str] = [run_id, repr(now)]
+        if distributed:
+            fields["distributed"] = "1"
+        args: list[str] = [run_id, repr(now), "1" if distributed else "0"]
         for name, value in fields.items():
             args.extend((name, value))
-        if not self._create(keys=[self.keys.crawl(run_id), self.keys.crawls], args=args):
+        keys = [self.keys.crawl(run_id), self.keys.crawls, self.keys.crawls_distributed]
+        if not self._create(keys=keys, args=args):
             raise RunExists(f"run {run_id} exists already")
         return run_id
 
     def _transition(self, script: Any, run_id: str, args: Sequence[str]) -> tuple[bool, str]:
-        done, status = cast("list[Any]", script(keys=[self.keys.crawl(run_id)], args=args))
+        keys = [self.keys.crawl(run_id), self.keys.crawls_distributed]
+        done, status = cast("list[Any]", script(keys=keys, args=args))
         status = _text(status)
         if not status:
             raise RunNotFound(f"no run {run_id}")
@@ -500,6 +580,7 @@ class RunStore:
             json.dumps(counts.as_dict(), sort_keys=True),
             json.dumps(dict(health or {}), sort_keys=True),
             "" if crawl_stats is None else json.dumps(crawl_stats, default=str, sort_keys=True),
+            run_id,
         ]
         done, current = self._transition(self._finish, run_id, args)
         if not done:
@@ -508,8 +589,54 @@ class RunStore:
     def request_cancel(self, run_id: str) -> bool:
         """Ask a run to stop: a queued run is cancelled at once, a running one carries the
         flag until its crawl sees it and stops. False if the run had already ended."""
-        done, _ = self._transition(self._cancel, run_id, [repr(self.clock())])
+        done, _ = self._transition(self._cancel, run_id, [repr(self.clock()), run_id])
         return done
+
+    def join(self, run_id: str) -> None:
+        """A worker joins a distributed run: the first one starts it (queued -> running),
+        the others find it running. Raises :class:`RunStateError` once it ended or a cancel
+        was requested."""
+        done, status = self._transition(self._join, run_id, [repr(self.clock())])
+        if not done:
+            why = "cancel requested" if status in ("queued", "running") else status
+            raise RunStateError(f"run {run_id} cannot be joined: {why}", status=status)
+
+    def update_part(
+        self, run_id: str, worker: str, stats: RunStats, *, final: bool = False
+    ) -> RunStats | None:
+        """Record one worker's counts of a distributed run; the run's counts become the sum
+        over its workers, which is returned. None (nothing written) when the run is not
+        running, unless ``final`` (a worker's last counts, which land after the run ended)."""
+        args = [
+            worker,
+            json.dumps(stats.as_dict(), sort_keys=True),
+            repr(self.clock()),
+            "1" if final else "0",
+        ]
+        keys = [self.keys.crawl(run_id), self.keys.crawl_parts(run_id)]
+        total = self._part(keys=keys, args=args)
+        if total is None:
+            return None
+        return RunStats.from_dict(json.loads(total))
+
+    def update_health(self, run_id: str, health: Mapping[str, str]) -> bool:
+        """Replace a running run's health flags (False, nothing written, once it ended)."""
+        args = [json.dumps(dict(health), sort_keys=True)]
+        return bool(self._health(keys=[self.keys.crawl(run_id)], args=args))
+
+    def parts(self, run_id: str) -> dict[str, RunStats]:
+        """A distributed run's counts per worker."""
+        raw = cast("dict[bytes, bytes]", self.client.hgetall(self.keys.crawl_parts(run_id)))
+        found: dict[str, RunStats] = {}
+        for worker, value in sorted(raw.items()):
+            data = _json(_text(value), {})
+            found[_text(worker)] = RunStats.from_dict(data if isinstance(data, dict) else {})
+        return found
+
+    def distributed(self) -> builtins.list[str]:
+        """The distributed runs offered to workers (not ended), oldest first."""
+        ids = cast("list[bytes]", self.client.zrange(self.keys.crawls_distributed, 0, -1))
+        return [_text(i) for i in ids]
 
     def stopping(self, run_id: str, reason: str) -> bool:
         """Note that a running run's crawl is stopping (draining its in-flight requests)."""
@@ -538,7 +665,7 @@ class RunStore:
             raise RunNotFound("no run id given")
         raw = cast("dict[bytes, bytes]", self.client.hgetall(self.keys.crawl(wanted)))
         if raw:
-            return RunRecord.from_hash(wanted, raw)
+            return self._with_workers(RunRecord.from_hash(wanted, raw))
         matches = [i for i in self.ids() if i.startswith(wanted) or i.endswith(f"-{wanted}")]
         if not matches:
             raise RunNotFound(f"no run {run_id}")
@@ -547,7 +674,12 @@ class RunStore:
         raw = cast("dict[bytes, bytes]", self.client.hgetall(self.keys.crawl(matches[0])))
         if not raw:
             raise RunNotFound(f"no run {run_id}")
-        return RunRecord.from_hash(matches[0], raw)
+        return self._with_workers(RunRecord.from_hash(matches[0], raw))
+
+    def _with_workers(self, record: RunRecord) -> RunRecord:
+        if not record.distributed:
+            return record
+        return dataclasses.replace(record, workers=self.parts(record.id))
 
     def ids(self) -> builtins.list[str]:
         """Every run id, newest first."""

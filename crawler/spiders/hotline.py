@@ -26,6 +26,7 @@ from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.defer import maybe_deferred_to_future
 from w3lib.url import parse_data_uri
 
+from crawler import signals as crawler_signals
 from crawler.discovery import ImageRef, extract, extract_css
 from crawler.hashing import ImageHasher
 from crawler.items import ImageItem
@@ -380,6 +381,8 @@ class HotlineSpider(Spider):
         self._inc(f"crawl/errors/{failure.type.__name__ if failure.type else 'unknown'}")
         request = getattr(failure, "request", None)
         logger.info("failed %s: %s", getattr(request, "url", "?"), failure.getErrorMessage())
+        if request is not None:
+            self.crawler.signals.send_catch_log(crawler_signals.request_failed, request=request)
 
 
 def _header(value: bytes | None) -> str | None:

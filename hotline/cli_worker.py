@@ -1,0 +1,252 @@
+"""Distributed crawls from the command line: ``hotline worker``, and what ``hotline crawl
+--distributed`` does after it queued the run (wait for the workers, show progress, report)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from hotline.cliapp import JsonOption, err, load_config, out, stop_on_signals
+from hotline.errors import HotlineError, UsageError
+from hotline.services import Session, redis_session
+from takedown.frontier import Frontier
+from takedown.queue import HitQueue, HitRecord
+from takedown.runs import RunRecord, RunStore
+
+#: Seconds between looks at a distributed run's record while waiting for it.
+WAIT_POLL = 0.5
+#: Seconds between progress lines when standard error is not a terminal.
+PLAIN_PROGRESS_INTERVAL = 10.0
+
+
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Crawl one distributed run (wait for one), then exit.")
+    ] = False,
+    allow_private_networks: Annotated[
+        bool,
+        typer.Option(
+            help="Let this worker reach private, loopback and link-local addresses "
+            "(tests, labs). Also HOTLINE_ALLOW_PRIVATE_NETWORKS=1."
+        ),
+    ] = False,
+    allow_network: Annotated[
+        list[str] | None,
+        typer.Option("--allow-network", help="A private network (CIDR) it may reach."),
+    ] = None,
+    worker_id: Annotated[
+        str | None,
+        typer.Option("--id", help="This worker's name in the run records (default host:pid)."),
+    ] = None,
+    as_json: JsonOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")] = False,
+) -> None:
+    """Crawl distributed runs together with the other workers on this Redis.
+
+    Waits for a run started with `hotline crawl --distributed` (or a schedule added with
+    --distributed), crawls from its shared frontier until it is done, then waits for the
+    next. Start any number, on any machine that reaches the Redis URL. Ctrl-C or SIGTERM
+    stops it; the requests it was working on go back to the run. A worker that is killed
+    loses nothing either: the others crawl its requests again after FRONTIER_LEASE (30 s).
+    The worker's own network policy applies to every run it crawls.
+    """
+    from crawler.safety import parse_networks  # noqa: PLC0415 - loads Scrapy
+    from hotline.worker import Worker, WorkerOptions, WorkerResult  # noqa: PLC0415
+
+    config = load_config()
+    try:
+        parse_networks(allow_network or [])
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("SAFETY_ALLOWED_NETWORKS", "--allow-network")) from None
+    options = WorkerOptions(
+        allow_private_networks=allow_private_networks or config.allow_private_networks,
+        allowed_networks=list(allow_network or []),
+        once=once,
+        log_level="INFO" if verbose else "WARNING",
+        worker_id=worker_id or "",
+    )
+
+    def report(result: WorkerResult) -> None:
+        if not as_json:
+            line = result.as_json()
+            err.print(
+                f"run {line['run']}: {line['reason']}; this worker crawled {line['pages']} "
+                f"pages, {line['images']} images, {line['confirmed_new']} new hits"
+                + (f", {line['reclaimed']} requests taken over" if line["reclaimed"] else ""),
+                markup=False,
+            )
+
+    with redis_session(config) as session:
+        daemon = Worker(session, options, err, on_result=report)
+        if not as_json:
+            err.print(
+                f"worker {daemon.id}: waiting for distributed runs"
+                + (" (one run)" if once else " (Ctrl-C to stop)"),
+                markup=False,
+            )
+        results = daemon.run()
+    if as_json:
+        out.print_json(data=[r.as_json() for r in results])
+
+
+# -- crawl --distributed -----------------------------------------------------------------
+
+
+def _progress(record: RunRecord, workers: int, started: float) -> Text:
+    s = record.stats
+    return Text.assemble(
+        (f"{record.status} ", "bold"),
+        f"{time.monotonic() - started:6.1f}s  ",
+        ("workers ", "dim"),
+        f"{workers}  ",
+        ("pages ", "dim"),
+        f"{s.pages}  ",
+        ("images ", "dim"),
+        f"{s.images}  ",
+        ("hits ", "dim"),
+        (f"{s.confirmed}", "bold red" if s.confirmed else ""),
+        "  ",
+        ("review ", "dim"),
+        f"{s.review}  ",
+        ("errors ", "dim"),
+        f"{s.error_count}",
+    )
+
+
+def wait_for_run(
+    session: Session, run_id: str, *, show_progress: bool, stop: threading.Event
+) -> RunRecord | None:
+    """Follow a distributed run until it ended (its record), or None when ``stop`` was set."""
+    store = RunStore(session.client, session.keys)
+    frontier = Frontier(session.client, session.keys, run_id)
+    started = time.monotonic()
+    warned = False
+    live: Live | None = None
+    if show_progress and err.is_terminal:
+        live = Live(console=err, transient=True, auto_refresh=False)
+        live.start()
+    last_line = started
+    try:
+        while not stop.is_set():
+            record = store.get(run_id)
+            if record.ended:
+                return record
+            workers = len(frontier.in_flight())
+            if not warned and workers == 0 and time.monotonic() - started > 5 * WAIT_POLL:
+                warned = True
+                err.print(
+                    f"run {run_id}: no worker has joined yet; start `hotline worker`",
+                    markup=False,
+                )
+            if live is not None:
+                live.update(_progress(record, workers, started), refresh=True)
+            elif show_progress and time.monotonic() - last_line >= PLAIN_PROGRESS_INTERVAL:
+                last_line = time.monotonic()
+                err.print(_progress(record, workers, started))
+            stop.wait(WAIT_POLL)
+    finally:
+        if live is not None:
+            live.stop()
+    return None
+
+
+def run_summary(record: RunRecord, hits: list[HitRecord], review: int) -> dict[str, Any]:
+    s = record.stats
+    return {
+        "crawl": record.id,
+        "distributed": True,
+        "status": record.status,
+        "finish_reason": record.reason,
+        "seeds": len(record.seeds),
+        "pages": s.pages,
+        "images": s.images,
+        "hashed": s.hashed,
+        "confirmed_new": len(hits),
+        "review_new": review,
+        "errors": s.error_count,
+        "workers": len(record.workers),
+        "elapsed_s": round(record.duration() or 0.0, 2),
+        "health": sorted(record.health),
+    }
+
+
+def crawl_distributed(
+    session: Session,
+    seeds: list[str],
+    options: Mapping[str, Any],
+    *,
+    detach: bool,
+    as_json: bool,
+    rejected: int,
+) -> None:
+    """Queue a distributed run for the workers; unless ``detach``, wait and report on it."""
+    store = RunStore(session.client, session.keys)
+    run_id = store.create(seeds=seeds, options=options, origin="cli", distributed=True)
+    if detach:
+        if as_json:
+            out.print_json(data={"crawl": run_id, "status": "queued", "distributed": True})
+        else:
+            out.print(f"run {run_id} queued for the workers (`hotline runs show {run_id}`)")
+        return
+    if not as_json:
+        err.print(f"run {run_id} queued for the workers; waiting (Ctrl-C stops waiting)")
+    with stop_on_signals() as stop:
+        record = wait_for_run(session, run_id, show_progress=not as_json, stop=stop)
+    if record is None:
+        err.print(
+            f"run {run_id} goes on without this command; `hotline runs cancel {run_id}` stops it",
+            markup=False,
+        )
+        raise typer.Exit(130)
+    queue = HitQueue(session.client, session.keys)
+    hits = [r for r in queue.iter_records("confirmed") if r.crawl == run_id]
+    review = sum(1 for r in queue.iter_records("review") if r.crawl == run_id)
+    summary = run_summary(store.get(run_id), hits, review)
+    summary["seeds_rejected"] = rejected
+    if as_json:
+        out.print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary, hits)
+    if record.status != "finished":
+        raise HotlineError(f"run {run_id} did not finish: {record.status} ({record.reason})")
+
+
+def _print_summary(summary: Mapping[str, Any], hits: list[HitRecord]) -> None:
+    from hotline.cli import records_table  # noqa: PLC0415 - cli imports this module
+
+    table = Table(title=f"distributed run {summary['crawl']}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    for label, key in (
+        ("status (reason)", "status"),
+        ("workers", "workers"),
+        ("seeds (rejected)", "seeds"),
+        ("pages crawled", "pages"),
+        ("images hashed", "hashed"),
+        ("confirmed hits, new", "confirmed_new"),
+        ("review items, new", "review_new"),
+        ("request errors", "errors"),
+        ("elapsed", "elapsed_s"),
+        ("health", "health"),
+    ):
+        value = summary[key]
+        if key == "status":
+            value = f"{value} ({summary['finish_reason']})"
+        elif key == "seeds":
+            value = f"{value} ({summary['seeds_rejected']})"
+        elif key == "elapsed_s":
+            value = f"{value} s"
+        elif key == "health":
+            value = ", ".join(value) or "ok"
+        table.add_row(label, str(value))
+    out.print(table)
+    if hits:
+        out.print(records_table(hits, title="confirmed hits of this run"))

@@ -1,0 +1,186 @@
+"""``hotline worker``: crawl distributed runs together with any number of other workers.
+
+A worker waits for a distributed run (``hotline crawl --distributed``, or a schedule added
+with ``--distributed``), joins it and crawls from its shared frontier (:mod:`crawler.frontier`)
+until the run is drained, then waits for the next. Workers on any machine that reaches the
+Redis URL share the work; one that dies loses nothing (its in-flight requests are crawled
+again by the others once its lease expires). All runs of one worker share one Twisted
+reactor, one after the other.
+
+A worker applies its own network policy (``--allow-private-networks``, ``--allow-network``,
+``HOTLINE_ALLOW_PRIVATE_NETWORKS``) to every run it crawls: what may be reached is a
+property of the machine it runs on, and a run cannot widen it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from scrapy.crawler import Crawler, CrawlerProcess
+from scrapy.settings import Settings
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+
+from crawler.frontier import default_worker_id
+from crawler.spiders.hotline import HotlineSpider
+from hotline.crawlrun import CrawlOptions, build_settings, log_to
+from hotline.errors import HotlineError
+from hotline.services import Session
+from takedown.runs import RunRecord, RunStore
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between looks for a distributed run while there is none.
+POLL_INTERVAL = 1.0
+
+
+@dataclass
+class WorkerOptions:
+    allow_private_networks: bool = False
+    allowed_networks: list[str] = field(default_factory=list)
+    once: bool = False  # crawl one run, then exit
+    poll_interval: float = POLL_INTERVAL
+    log_level: str = "WARNING"
+    worker_id: str = ""
+
+
+@dataclass
+class WorkerResult:
+    """One run this worker took part in, and how its share of it ended."""
+
+    run_id: str
+    reason: str
+    stats: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        def n(key: str) -> int:
+            value = self.stats.get(key, 0)
+            return int(value) if isinstance(value, int | float) else 0
+
+        return {
+            "run": self.run_id,
+            "reason": self.reason,
+            "pages": n("crawl/pages"),
+            "images": n("crawl/images"),
+            "requests_done": n("frontier/done"),
+            "reclaimed": n("frontier/reclaimed"),
+            "confirmed_new": n("hits/new"),
+        }
+
+
+def next_run(store: RunStore) -> RunRecord | None:
+    """The oldest distributed run a worker can join (queued or running, no cancel)."""
+    for run_id in store.distributed():
+        record = store.get(run_id)
+        if record.status in ("queued", "running") and record.cancel_requested is None:
+            return record
+    return None
+
+
+class Worker:
+    def __init__(
+        self,
+        session: Session,
+        options: WorkerOptions,
+        console: Console,
+        *,
+        on_result: Callable[[WorkerResult], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.options = options
+        self.console = console
+        self.on_result = on_result
+        self.id = options.worker_id or default_worker_id()
+        self.store = RunStore(session.client, session.keys)
+        self.results: list[WorkerResult] = []
+        self._stopping = False
+
+    def _process_settings(self) -> Settings:
+        """Settings of the whole process: the reactor's DNS resolver applies the worker's
+        network policy to every run."""
+        settings = Settings()
+        settings.setmodule("crawler.settings", priority="project")
+        settings.set(
+            "SAFETY_ALLOW_PRIVATE_NETWORKS", self.options.allow_private_networks, "cmdline"
+        )
+        settings.set("SAFETY_ALLOWED_NETWORKS", self.options.allowed_networks, "cmdline")
+        settings.set("LOG_LEVEL", self.options.log_level, "cmdline")
+        settings.set("LOG_INSTALL_ROOT_HANDLER", False, "cmdline")
+        return settings
+
+    def crawl_settings(self, record: RunRecord) -> tuple[CrawlOptions, Settings]:
+        try:
+            options = CrawlOptions.from_run(
+                record.seeds,
+                record.options,
+                redis_url=self.session.url,
+                key_prefix=self.session.keys.prefix,
+                log_level=self.options.log_level,
+            )
+        except HotlineError as exc:
+            raise HotlineError(f"run {record.id}: {exc}") from None
+        options = dataclasses.replace(
+            options,
+            allow_private_networks=self.options.allow_private_networks,
+            allowed_networks=list(self.options.allowed_networks),
+        )
+        settings = build_settings(options, record.id, origin=record.origin, worker=self.id)
+        settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+        return options, settings
+
+    def run(self) -> list[WorkerResult]:
+        """Work until stopped (SIGINT/SIGTERM: the current run's requests in flight go back
+        to its frontier), or after one run with ``once``."""
+        handler = log_to(self.console, self.options.log_level)
+        process = CrawlerProcess(self._process_settings(), install_root_handler=False)
+        failures: list[str] = []
+
+        from twisted.internet import reactor  # noqa: PLC0415 - installed by CrawlerProcess
+
+        def stop(result: object) -> None:
+            if reactor.running:
+                reactor.stop()  # type: ignore[misc]
+
+        done = deferred_from_coro(self._loop(process))
+        done.addErrback(lambda failure: failures.append(failure.getErrorMessage()))
+        done.addBoth(stop)
+        try:
+            process.start(stop_after_crawl=False)
+        finally:
+            self._stopping = True
+            logging.getLogger().removeHandler(handler)
+        if failures:
+            raise HotlineError(f"worker failed: {failures[0]}")
+        return self.results
+
+    async def _loop(self, process: CrawlerProcess) -> None:
+        from twisted.internet import reactor  # noqa: PLC0415 - installed by CrawlerProcess
+
+        while not self._stopping:
+            record = await maybe_deferred_to_future(deferToThread(next_run, self.store))
+            if record is None:
+                await maybe_deferred_to_future(
+                    deferLater(reactor, self.options.poll_interval, lambda: None)
+                )
+                continue
+            result = await self._crawl(process, record)
+            self.results.append(result)
+            if self.on_result is not None:
+                self.on_result(result)
+            if self.options.once or result.reason == "shutdown":
+                return
+
+    async def _crawl(self, process: CrawlerProcess, record: RunRecord) -> WorkerResult:
+        options, settings = self.crawl_settings(record)
+        crawler = Crawler(HotlineSpider, settings)
+        await maybe_deferred_to_future(
+            process.crawl(crawler, urls=options.seeds, crawl_id=record.id)
+        )
+        stats = crawler.stats.get_stats() if crawler.stats is not None else {}
+        return WorkerResult(record.id, str(stats.get("finish_reason", "failed")), dict(stats))

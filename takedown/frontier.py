@@ -1,0 +1,246 @@
+"""The shared crawl frontier of a distributed run, in Redis.
+
+Workers (``hotline worker``) crawl one run together through these keys (see
+:mod:`takedown.keys`): the run's pending requests are a scrapy-redis priority queue
+(``crawl:<id>:frontier``), its fingerprints a shared dupefilter (``:seen``), and the page cap
+per seed is counted once for all workers (``:budget``). What this module adds to
+scrapy-redis is that a worker's requests are **leased**, not popped:
+
+* :meth:`Frontier.pop` moves the best request into the worker's in-flight hash
+  (``:inflight:<worker>``) and notes the worker's heartbeat, in one script;
+* :meth:`Frontier.ack` drops it from there once everything the request led to is done (its
+  items queued, the requests it found pushed);
+* a worker whose heartbeat is older than the lease is dead: :meth:`Frontier.drain` (which
+  any worker calls when it runs out of work) moves its in-flight requests back into the
+  frontier, so they are crawled again, and then says whether the run is drained — nothing
+  pending and nothing in flight anywhere.
+
+At every moment a request is in the frontier, in one worker's in-flight hash, or done, so
+"drained" is exact. Every script first checks that the run is ``running``: once it ended
+nothing is taken or added, and :meth:`Frontier.clear` removes the keys for good, so the next
+run crawls afresh. The frontier holds URLs and crawl metadata, never content.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, cast
+
+import redis
+
+from takedown.keys import Keys
+
+__all__ = ["ADDED", "CAPPED", "DUPLICATE", "ENDED", "Drain", "Frontier"]
+
+#: Outcomes of :meth:`Frontier.push`.
+ADDED: Final = 1
+DUPLICATE: Final = 0
+ENDED: Final = -1
+CAPPED: Final = -2
+
+# KEYS: crawl, seen, frontier, budget; ARGV: fingerprint ('' = no filter), member, score,
+# seed ('' = not a page), page cap
+_PUSH = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+    return -1
+end
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[2], ARGV[1]) == 0 then
+    return 0
+end
+if ARGV[4] ~= '' then
+    local pages = tonumber(redis.call('HGET', KEYS[4], ARGV[4]) or '0')
+    if pages >= tonumber(ARGV[5]) then
+        return -2
+    end
+    redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
+end
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+return 1
+"""
+
+# KEYS: crawl, frontier, inflight, workers; ARGV: worker, now
+_POP = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+    return false
+end
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
+local top = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if #top == 0 then
+    return false
+end
+redis.call('ZREM', KEYS[2], top[1])
+redis.call('HSET', KEYS[3], top[1], top[2])
+return top
+"""
+
+# KEYS: crawl, workers; ARGV: worker, now
+_HEARTBEAT = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+    return 0
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: crawl, frontier, inflight, workers; ARGV: worker
+_RELEASE = """
+local moved = 0
+if redis.call('HGET', KEYS[1], 'status') == 'running' then
+    local entries = redis.call('HGETALL', KEYS[3])
+    for i = 1, #entries, 2 do
+        redis.call('ZADD', KEYS[2], entries[i + 1], entries[i])
+        moved = moved + 1
+    end
+end
+redis.call('DEL', KEYS[3])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return moved
+"""
+
+# KEYS: crawl, frontier, workers; ARGV: now, lease, in-flight key prefix
+_DRAIN = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+    return {-1, 0}
+end
+local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local reclaimed, busy = 0, 0
+local workers = redis.call('HGETALL', KEYS[3])
+for i = 1, #workers, 2 do
+    local inflight = ARGV[3] .. workers[i]
+    if tonumber(workers[i + 1]) < now - lease then
+        local entries = redis.call('HGETALL', inflight)
+        for j = 1, #entries, 2 do
+            redis.call('ZADD', KEYS[2], entries[j + 1], entries[j])
+            reclaimed = reclaimed + 1
+        end
+        redis.call('DEL', inflight)
+        redis.call('HDEL', KEYS[3], workers[i])
+    elseif redis.call('HLEN', inflight) > 0 then
+        busy = busy + 1
+    end
+end
+if busy == 0 and redis.call('ZCARD', KEYS[2]) == 0 then
+    return {1, reclaimed}
+end
+return {0, reclaimed}
+"""
+
+# KEYS: frontier, seen, budget, workers; ARGV: in-flight key prefix
+_CLEAR = """
+for _, worker in ipairs(redis.call('HKEYS', KEYS[4])) do
+    redis.call('DEL', ARGV[1] .. worker)
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """What :meth:`Frontier.drain` found: ``state`` is ``drained`` (nothing pending, nothing
+    in flight), ``busy`` or ``ended`` (the run is not running); ``reclaimed`` counts the
+    requests of dead workers it put back."""
+
+    state: str
+    reclaimed: int = 0
+
+
+class Frontier:
+    """One run's frontier; ``member`` is a serialized request, ``score`` its priority
+    (lower first, as in scrapy-redis: ``-request.priority``)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        run_id: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.run_id = run_id
+        self.clock = clock
+        self.key = keys.frontier(run_id)
+        self._crawl = keys.crawl(run_id)
+        self._seen = keys.frontier_seen(run_id)
+        self._budget = keys.frontier_budget(run_id)
+        self._workers = keys.frontier_workers(run_id)
+        self._inflight_prefix = keys.frontier_inflight(run_id, "")
+        self._push = client.register_script(_PUSH)
+        self._pop = client.register_script(_POP)
+        self._heartbeat = client.register_script(_HEARTBEAT)
+        self._release = client.register_script(_RELEASE)
+        self._drain = client.register_script(_DRAIN)
+        self._clear = client.register_script(_CLEAR)
+
+    def _inflight(self, worker: str) -> str:
+        return self.keys.frontier_inflight(self.run_id, worker)
+
+    def __len__(self) -> int:
+        return int(self.client.zcard(self.key))
+
+    def push(
+        self,
+        member: bytes,
+        score: float,
+        *,
+        fingerprint: str = "",
+        seed: str = "",
+        page_cap: int = 0,
+    ) -> int:
+        """Add a request unless its ``fingerprint`` was seen; a page (``seed`` given) only
+        while its seed has had fewer than ``page_cap`` pages. Returns :data:`ADDED`,
+        :data:`DUPLICATE`, :data:`CAPPED` or :data:`ENDED` (the run is not running)."""
+        keys = [self._crawl, self._seen, self.key, self._budget]
+        args: list[str | bytes] = [fingerprint, member, repr(float(score)), seed, str(page_cap)]
+        return int(cast("int", self._push(keys=keys, args=args)))
+
+    def pop(self, worker: str) -> tuple[bytes, float] | None:
+        """Lease the best pending request to ``worker`` (and note its heartbeat); None when
+        there is none or the run is not running."""
+        keys = [self._crawl, self.key, self._inflight(worker), self._workers]
+        top = self._pop(keys=keys, args=[worker, repr(self.clock())])
+        if not top:
+            return None
+        member, score = cast("list[bytes]", top)
+        return member, float(score)
+
+    def ack(self, worker: str, member: bytes) -> None:
+        """The leased request is done."""
+        self.client.hdel(self._inflight(worker), member)
+
+    def heartbeat(self, worker: str) -> bool:
+        """Keep ``worker``'s leases; False once the run is not running."""
+        keys = [self._crawl, self._workers]
+        return bool(self._heartbeat(keys=keys, args=[worker, repr(self.clock())]))
+
+    def release(self, worker: str) -> int:
+        """``worker`` stops: its in-flight requests go back to the frontier at once (while
+        the run runs) and it leaves the run. Returns how many went back."""
+        keys = [self._crawl, self.key, self._inflight(worker), self._workers]
+        return int(cast("int", self._release(keys=keys, args=[worker])))
+
+    def drain(self, lease: float) -> Drain:
+        """Put back the requests of workers silent for more than ``lease`` seconds, then
+        tell whether the run is drained."""
+        keys = [self._crawl, self.key, self._workers]
+        args = [repr(self.clock()), repr(float(lease)), self._inflight_prefix]
+        state, reclaimed = cast("list[int]", self._drain(keys=keys, args=args))
+        name = {1: "drained", 0: "busy"}.get(int(state), "ended")
+        return Drain(name, int(reclaimed))
+
+    def in_flight(self) -> dict[str, int]:
+        """Requests in flight per registered worker."""
+        workers = [w.decode() for w in cast("list[bytes]", self.client.hkeys(self._workers))]
+        pipe = self.client.pipeline(transaction=False)
+        for worker in workers:
+            pipe.hlen(self._inflight(worker))
+        return dict(zip(workers, (int(n) for n in pipe.execute()), strict=True))
+
+    def clear(self) -> None:
+        """Remove the run's frontier, dupefilter, page budget, workers and in-flight keys."""
+        keys = [self.key, self._seen, self._budget, self._workers]
+        self._clear(keys=keys, args=[self._inflight_prefix])
