@@ -24,6 +24,7 @@ from rich.console import Console
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.settings import Settings
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from scrapy.utils.reactor import install_reactor
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
@@ -138,18 +139,25 @@ class Worker:
         """Work until stopped (SIGINT/SIGTERM: the current run's requests in flight go back
         to its frontier), or after one run with ``once``."""
         handler = log_to(self.console, self.options.log_level)
-        process = CrawlerProcess(self._process_settings(), install_root_handler=False)
+        settings = self._process_settings()
+        # The crawls are created by hand (one per run), so the reactor is installed here,
+        # before anything imports it, as CrawlerProcess does for its first crawler.
+        install_reactor(settings["TWISTED_REACTOR"], settings["ASYNCIO_EVENT_LOOP"])
+        process = CrawlerProcess(settings)
         failures: list[str] = []
 
-        from twisted.internet import reactor  # noqa: PLC0415 - installed by CrawlerProcess
+        from twisted.internet import reactor  # noqa: PLC0415 - installed just above
 
         def stop(result: object) -> None:
             if reactor.running:
                 reactor.stop()  # type: ignore[misc]
 
-        done = deferred_from_coro(self._loop(process))
-        done.addErrback(lambda failure: failures.append(failure.getErrorMessage()))
-        done.addBoth(stop)
+        def begin() -> None:
+            done = deferred_from_coro(self._loop(process))
+            done.addErrback(lambda failure: failures.append(failure.getErrorMessage()))
+            done.addBoth(stop)
+
+        reactor.callWhenRunning(begin)
         try:
             process.start(stop_after_crawl=False)
         finally:
@@ -160,7 +168,7 @@ class Worker:
         return self.results
 
     async def _loop(self, process: CrawlerProcess) -> None:
-        from twisted.internet import reactor  # noqa: PLC0415 - installed by CrawlerProcess
+        from twisted.internet import reactor  # noqa: PLC0415 - installed by run()
 
         while not self._stopping:
             record = await maybe_deferred_to_future(deferToThread(next_run, self.store))

@@ -1,0 +1,271 @@
+"""Distributed runs end to end: `hotline crawl --distributed` queues a run, `hotline worker`
+processes crawl it from the shared frontier. Real Redis, real loopback sites on two hosts,
+the CLI as subprocesses; a worker killed with SIGKILL mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+from hotline.demosite import Exchange, Route, html_page, image_response, redirect, serve
+from hotline.imagegen import encode, textured_image
+from matchers.digest import digest_bytes
+from matchers.lists import HashList, ListEntry
+from takedown.frontier import Frontier
+from takedown.keys import Keys
+from takedown.lists import ListStore
+from takedown.queue import HitQueue
+from takedown.runs import RunStore
+from tests.test_runs_cli import WAIT_TIMEOUT, wait_for
+
+HOTLINE = [sys.executable, "-m", "hotline.cli"]
+PAGES = 8
+IMAGES_PER_PAGE = 3
+#: Lease of the test runs' workers: a killed worker's requests are taken over after it.
+TEST_LEASE = "1.5"
+
+
+@dataclass
+class GridSite:
+    """Pages on host A with images on A and B; ``known`` maps each planted copy of a known
+    image (its URL) to its list entry; ``gate`` holds back the page /gate until set."""
+
+    seed: str
+    known: dict[str, str]
+    gate: threading.Event
+    gate_entered: threading.Event
+    requests: list[str] = field(default_factory=list)
+
+    def expected_hits(self) -> set[tuple[str, str]]:
+        return set(self.known.items())
+
+
+def _build(base_a: str, base_b: str, site: GridSite) -> tuple[dict[str, Route], dict[str, Route]]:
+    routes_a: dict[str, Route] = {}
+    routes_b: dict[str, Route] = {}
+    known_entries: list[ListEntry] = []
+    seed = 500
+    links = []
+    for p in range(PAGES):
+        imgs = []
+        for i in range(IMAGES_PER_PAGE):
+            seed += 1
+            body = encode(textured_image(seed), "JPEG", quality=88)
+            on_b = i == 1
+            path = f"/img/{p}-{i}.jpg"
+            (routes_b if on_b else routes_a)[path] = image_response(body, "image/jpeg")
+            url = (base_b if on_b else base_a) + path
+            imgs.append(f"<img src='{url}'>")
+            if i == 0:  # one known image per page
+                entry = f"e{p}"
+                known_entries.append(ListEntry("sha256", digest_bytes(body).sha256, entry, "t"))
+                site.known[url] = entry
+        links.append(f"<a href='/p{p}'>p{p}</a>")
+        routes_a[f"/p{p}"] = html_page("".join(imgs) + "<a href='/'>home</a>")
+    # A page reached through a redirect, a missing image, and the gated page (its image is
+    # known: only a crawl of /gate finds it).
+    gate_body = encode(textured_image(990), "JPEG", quality=88)
+    known_entries.append(ListEntry("sha256", digest_bytes(gate_body).sha256, "gate", "t"))
+    site.known[f"{base_a}/img/gate.jpg"] = "gate"
+    routes_a["/img/gate.jpg"] = image_response(gate_body, "image/jpeg")
+
+    def gated(exchange: Exchange) -> None:
+        site.requests.append(exchange.path)
+        site.gate_entered.set()
+        site.gate.wait(WAIT_TIMEOUT)
+        body = b"<html><img src='/img/gate.jpg'></html>"
+        exchange.start(200, {"Content-Type": "text/html", "Content-Length": str(len(body))})
+        exchange.write(body)
+
+    routes_a["/gate"] = gated
+    routes_a["/moved"] = redirect("/p0")
+    routes_a["/"] = html_page(
+        "".join(links) + "<a href='/moved'>moved</a><a href='/gate'>gate</a>"
+        "<img src='/img/missing.jpg'>"
+    )
+    site.hash_list = HashList(name="grid", entries=known_entries)  # type: ignore[attr-defined]
+    return routes_a, routes_b
+
+
+@pytest.fixture
+def grid() -> Iterator[GridSite]:
+    with serve(host="127.0.0.2") as a, serve(host="127.0.0.3") as b:
+        site = GridSite(
+            seed=a.url("/"), known={}, gate=threading.Event(), gate_entered=threading.Event()
+        )
+        routes_a, routes_b = _build(a.base_url, b.base_url, site)
+        a.mount(routes_a)
+        b.mount(routes_b)
+        yield site
+        site.gate.set()
+
+
+def _env(redis_url: str, prefix: str, data: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update(
+        HOTLINE_REDIS_URL=redis_url,
+        HOTLINE_KEY_PREFIX=prefix,
+        HOTLINE_DATA_DIR=str(data),
+        HOTLINE_ALLOW_PRIVATE_NETWORKS="1",
+    )
+    return env
+
+
+CRAWL_SETS = [
+    "--set",
+    "AUTOTHROTTLE_ENABLED=0",
+    "--set",
+    "CRAWLRECORD_INTERVAL=0.2",
+    "--set",
+    f"FRONTIER_LEASE={TEST_LEASE}",
+    "--set",
+    "FRONTIER_POLL_INTERVAL=0.05",
+]
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        HOTLINE + args, env=env, capture_output=True, text=True, timeout=90, check=False
+    )
+
+
+def start_worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[str]:
+    with log.open("w") as handle:
+        return subprocess.Popen(
+            [*HOTLINE, "worker", "--once", "--json", "--id", name],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=handle,
+            text=True,
+        )
+
+
+def finish(worker: subprocess.Popen[str], log: Path) -> list[dict[str, object]]:
+    out, _ = worker.communicate(timeout=90)
+    assert worker.returncode == 0, log.read_text()[-3000:]
+    results: list[dict[str, object]] = json.loads(out)
+    return results
+
+
+@pytest.fixture
+def lists(redis_client: redis.Redis, grid: GridSite) -> list[str]:
+    """Two prefixes with the grid's known list: one for a single-process crawl, one for the
+    distributed run (hits are exactly-once per prefix, so each needs its own)."""
+    return []
+
+
+def _save_list(client: redis.Redis, prefix: str, grid: GridSite) -> None:
+    ListStore(client, Keys(prefix)).save(grid.hash_list)  # type: ignore[attr-defined]
+
+
+def _hits(client: redis.Redis, prefix: str, crawl: str) -> list[tuple[str, str]]:
+    return [
+        (r.url, r.entry)
+        for r in HitQueue(client, Keys(prefix)).iter_records("confirmed")
+        if r.crawl == crawl
+    ]
+
+
+def _leftover_frontier_keys(client: redis.Redis, prefix: str, run_id: str) -> list[str]:
+    keys = Keys(prefix)
+    pattern = f"{keys.crawl(run_id)}:*"
+    return sorted(
+        k.decode()
+        for k in client.scan_iter(match=pattern)
+        if not k.decode().endswith(":parts")
+    )
+
+
+def test_two_workers_crawl_a_run_to_the_hits_of_one_process(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, grid: GridSite, tmp_path: Path
+) -> None:
+    grid.gate.set()
+    single_prefix, dist_prefix = redis_prefix + "one:", redis_prefix + "two:"
+    for prefix in (single_prefix, dist_prefix):
+        _save_list(redis_client, prefix, grid)
+
+    single_env = _env(redis_url, single_prefix, tmp_path / "one")
+    single = run(["crawl", grid.seed, "--json", *CRAWL_SETS], single_env)
+    assert single.returncode == 0, single.stderr[-3000:]
+    single_summary = json.loads(single.stdout)
+    single_hits = _hits(redis_client, single_prefix, single_summary["crawl"])
+    assert set(single_hits) == grid.expected_hits()
+
+    env = _env(redis_url, dist_prefix, tmp_path / "two")
+    logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
+    workers = [start_worker(env, f"w{i + 1}", logs[i]) for i in range(2)]
+    try:
+        crawl = run(["crawl", grid.seed, "--distributed", "--json", *CRAWL_SETS], env)
+        assert crawl.returncode == 0, crawl.stderr[-3000:]
+        summary = json.loads(crawl.stdout)
+        results = [finish(w, log) for w, log in zip(workers, logs, strict=True)]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    run_id = summary["crawl"]
+    assert summary["status"] == "finished" and summary["distributed"] is True
+    assert [r[0]["run"] for r in results] == [run_id, run_id]
+
+    hits = _hits(redis_client, dist_prefix, run_id)
+    assert sorted(hits) == sorted(single_hits)  # the same hits, each once
+    assert summary["confirmed_new"] == len(single_hits)
+
+    record = RunStore(redis_client, Keys(dist_prefix)).get(run_id)
+    assert record.status == "finished" and record.reason == "finished"
+    assert sorted(record.workers) == ["w1", "w2"]
+    # Every page and image crawled once over both workers, as by one process.
+    assert record.stats.pages == single_summary["pages"] == sum(
+        p.pages for p in record.workers.values()
+    )
+    assert record.stats.images == single_summary["images"]
+    assert record.stats.errors == {"HttpError": 1}  # the missing image
+    assert _leftover_frontier_keys(redis_client, dist_prefix, run_id) == []
+    assert run_id not in RunStore(redis_client, Keys(dist_prefix)).distributed()
+
+
+def test_a_worker_killed_mid_run_loses_nothing(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, grid: GridSite, tmp_path: Path
+) -> None:
+    _save_list(redis_client, redis_prefix, grid)
+    env = _env(redis_url, redis_prefix, tmp_path / "data")
+    keys = Keys(redis_prefix)
+    doomed = start_worker(env, "doomed", tmp_path / "doomed.log")
+    try:
+        queued = run(["crawl", grid.seed, "--distributed", "--detach", "--json", *CRAWL_SETS], env)
+        assert queued.returncode == 0, queued.stderr
+        run_id = json.loads(queued.stdout)["crawl"]
+        frontier = Frontier(redis_client, keys, run_id)
+        assert grid.gate_entered.wait(WAIT_TIMEOUT), "the worker never reached /gate"
+        wait_for(lambda: frontier.in_flight().get("doomed"), "the worker's leased requests")
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(WAIT_TIMEOUT)
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+        doomed.communicate()
+    assert frontier.in_flight().get("doomed"), "the killed worker held no request"
+    grid.gate.set()
+
+    log = tmp_path / "heir.log"
+    heir = start_worker(env, "heir", log)
+    (result,) = finish(heir, log)
+    assert result["run"] == run_id and result["reason"] == "finished"
+    assert isinstance(result["reclaimed"], int) and result["reclaimed"] >= 1
+
+    record = RunStore(redis_client, keys).get(run_id)
+    assert record.status == "finished"
+    hits = _hits(redis_client, redis_prefix, run_id)
+    assert sorted(hits) == sorted(grid.expected_hits())  # every hit, each exactly once
+    assert grid.requests.count("/gate") == 2  # crawled again by the heir
+    assert _leftover_frontier_keys(redis_client, redis_prefix, run_id) == []
