@@ -45,6 +45,7 @@ class GridSite:
     gate: threading.Event
     gate_entered: threading.Event
     requests: list[str] = field(default_factory=list)
+    hash_list: HashList = field(default_factory=lambda: HashList(name="grid", entries=[]))
 
     def expected_hits(self) -> set[tuple[str, str]]:
         return set(self.known.items())
@@ -93,7 +94,7 @@ def _build(base_a: str, base_b: str, site: GridSite) -> tuple[dict[str, Route], 
         "".join(links) + "<a href='/moved'>moved</a><a href='/gate'>gate</a>"
         "<img src='/img/missing.jpg'>"
     )
-    site.hash_list = HashList(name="grid", entries=known_entries)  # type: ignore[attr-defined]
+    site.hash_list = HashList(name="grid", entries=known_entries)
     return routes_a, routes_b
 
 
@@ -157,15 +158,8 @@ def finish(worker: subprocess.Popen[str], log: Path) -> list[dict[str, object]]:
     return results
 
 
-@pytest.fixture
-def lists(redis_client: redis.Redis, grid: GridSite) -> list[str]:
-    """Two prefixes with the grid's known list: one for a single-process crawl, one for the
-    distributed run (hits are exactly-once per prefix, so each needs its own)."""
-    return []
-
-
 def _save_list(client: redis.Redis, prefix: str, grid: GridSite) -> None:
-    ListStore(client, Keys(prefix)).save(grid.hash_list)  # type: ignore[attr-defined]
+    ListStore(client, Keys(prefix)).save(grid.hash_list)
 
 
 def _hits(client: redis.Redis, prefix: str, crawl: str) -> list[tuple[str, str]]:
@@ -180,9 +174,7 @@ def _leftover_frontier_keys(client: redis.Redis, prefix: str, run_id: str) -> li
     keys = Keys(prefix)
     pattern = f"{keys.crawl(run_id)}:*"
     return sorted(
-        k.decode()
-        for k in client.scan_iter(match=pattern)
-        if not k.decode().endswith(":parts")
+        k.decode() for k in client.scan_iter(match=pattern) if not k.decode().endswith(":parts")
     )
 
 
@@ -190,6 +182,8 @@ def test_two_workers_crawl_a_run_to_the_hits_of_one_process(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str, grid: GridSite, tmp_path: Path
 ) -> None:
     grid.gate.set()
+    # Hits are exactly-once per key prefix: the single-process crawl and the distributed run
+    # each get their own.
     single_prefix, dist_prefix = redis_prefix + "one:", redis_prefix + "two:"
     for prefix in (single_prefix, dist_prefix):
         _save_list(redis_client, prefix, grid)
@@ -225,8 +219,10 @@ def test_two_workers_crawl_a_run_to_the_hits_of_one_process(
     assert record.status == "finished" and record.reason == "finished"
     assert sorted(record.workers) == ["w1", "w2"]
     # Every page and image crawled once over both workers, as by one process.
-    assert record.stats.pages == single_summary["pages"] == sum(
-        p.pages for p in record.workers.values()
+    assert (
+        record.stats.pages
+        == single_summary["pages"]
+        == sum(p.pages for p in record.workers.values())
     )
     assert record.stats.images == single_summary["images"]
     assert record.stats.errors == {"HttpError": 1}  # the missing image
@@ -269,3 +265,76 @@ def test_a_worker_killed_mid_run_loses_nothing(
     assert sorted(hits) == sorted(grid.expected_hits())  # every hit, each exactly once
     assert grid.requests.count("/gate") == 2  # crawled again by the heir
     assert _leftover_frontier_keys(redis_client, redis_prefix, run_id) == []
+
+
+# -- the command line around distributed runs ------------------------------------------------
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_cli_refuses_what_makes_no_sense_for_distributed_runs(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
+) -> None:
+    env = _env(redis_url, redis_prefix, tmp_path / "data")
+    detach = run(["crawl", "http://127.0.0.2:9/", "--detach"], env)
+    assert detach.returncode == 2
+    assert "--detach goes with --distributed" in one_line_error(detach)
+
+    queued = run(["crawl", "http://127.0.0.2:9/", "--distributed", "--detach", "--json"], env)
+    assert queued.returncode == 0, queued.stderr
+    run_id = json.loads(queued.stdout)["crawl"]
+    direct = run(["crawl", "--run", run_id], env)
+    assert direct.returncode == 2
+    assert "is distributed: `hotline worker` crawls it" in one_line_error(direct)
+
+    bad = run(["worker", "--once", "--allow-network", "not-a-network"], env)
+    assert bad.returncode == 2
+    assert "--allow-network" in one_line_error(bad)
+
+    shown = json.loads(run(["runs", "show", run_id, "--json"], env).stdout)
+    assert shown["distributed"] is True and shown["status"] == "queued"
+    assert shown["options"]["distributed"] is True and shown["workers"] == {}
+
+
+def test_waiting_for_a_distributed_run_can_be_interrupted_and_the_run_goes_on(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
+) -> None:
+    env = _env(redis_url, redis_prefix, tmp_path / "data")
+    store = RunStore(redis_client, Keys(redis_prefix))
+    waiting = subprocess.Popen(
+        [*HOTLINE, "crawl", "http://127.0.0.2:9/", "--distributed"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id = wait_for(lambda: next(iter(store.distributed()), None), "the queued run")
+        waiting.send_signal(signal.SIGINT)
+        _, err = waiting.communicate(timeout=WAIT_TIMEOUT)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+    assert waiting.returncode == 130, err
+    assert f"hotline runs cancel {run_id}" in err
+    assert store.get(run_id).status == "queued"  # still offered to the workers
+    assert store.distributed() == [run_id]
+
+
+def test_schedule_add_distributed_records_the_option(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
+) -> None:
+    env = _env(redis_url, redis_prefix, tmp_path / "data")
+    added = run(
+        ["schedule", "add", "shared", "http://127.0.0.2:9/", "--every", "1h", "--distributed"],
+        env,
+    )
+    assert added.returncode == 0, added.stderr
+    listed = json.loads(run(["schedule", "list", "--json"], env).stdout)
+    assert [s["options"]["distributed"] for s in listed] == [True]

@@ -514,6 +514,24 @@ def test_scheduled_runs_are_queued_run_records(
     assert run_status(session, "nope") is None
 
 
+def test_a_distributed_schedules_runs_are_offered_to_the_workers_not_launched(
+    redis_client: redis.Redis, keys: Keys, store: ScheduleStore, clock: Clock
+) -> None:
+    session = Session(redis_client, "unused://", keys)
+    store.add("shared", Trigger(every=EVERY), SEEDS, {"depth": 1, "distributed": True})
+    store.add("local", Trigger(every=EVERY), SEEDS, {"depth": 1})
+    launched: list[str] = []
+    scheduler = Scheduler(store, RunStarter(StoreRunCreator(session), launched.append))
+    clock.advance(EVERY)
+    results = {r.name: r for r in scheduler.tick()}
+    assert launched == [results["local"].run_id]  # the other one is the workers' to crawl
+    runs = RunStore(redis_client, keys)
+    assert runs.distributed() == [results["shared"].run_id]
+    record = runs.get(results["shared"].run_id)
+    assert (record.status, record.distributed) == ("queued", True)
+    assert runs.get(results["local"].run_id).distributed is False
+
+
 def test_a_slot_claimed_by_a_scheduler_that_died_is_started_once_by_another(
     redis_client: redis.Redis, keys: Keys, store: ScheduleStore, clock: Clock
 ) -> None:
