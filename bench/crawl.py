@@ -26,10 +26,7 @@ data. Nothing is served on or fetched from a non-loopback address.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
-import math
 import multiprocessing
 import os
 import platform
@@ -48,10 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import imagehash  # noqa: E402
 import numpy as np  # noqa: E402
-import pdqhash  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from hotline import imagegen  # noqa: E402
 from hotline.demosite import (  # noqa: E402
@@ -61,9 +55,17 @@ from hotline.demosite import (  # noqa: E402
     image_response,
     serve,
 )
+from hotline.redisserver import EmbeddedRedis  # noqa: E402
+from matchers.codec import StringTable  # noqa: E402
 from matchers.digest import digest_bytes  # noqa: E402
+from matchers.lists import HashColumn, HashList, ListEntry  # noqa: E402
+from takedown.connection import redis_from_url  # noqa: E402
+from takedown.keys import Keys  # noqa: E402
+from takedown.lists import ListStore  # noqa: E402
+from takedown.queue import HitQueue  # noqa: E402
+from takedown.runs import RunStore  # noqa: E402
 from tests.site.builder import EMBEDDINGS, TRANSFORMS, TestSite, build_test_site  # noqa: E402
-from tests.site.reference import KNOWN_LIST_HEADER, reference_hashes  # noqa: E402
+from tests.site.reference import reference_hashes  # noqa: E402
 
 HOST_A = "127.0.0.2"
 HOST_B = "127.0.0.3"
@@ -71,25 +73,17 @@ HOTLINE = [sys.executable, "-m", "hotline.cli"]
 CLI_TIMEOUT = 300.0
 
 DEFAULT_IMAGES = 400
-IMAGES_PER_PAGE = 20
+DEFAULT_PAGES = 40
+DEFAULT_LIST_ENTRIES = 1_000_000
+IMAGE_SIZE = (1024, 768)
+DIGEST_SAMPLE = 100
 KNOWN_FRACTION = 0.05
 HOST_B_EVERY = 4  # every 4th image lives on the second host
 THROUGHPUT_SEED_BASE = 500_000
 JPEG_QUALITY = 85
-#: Cycled through in this order: weighted towards the smaller sizes most web images have.
-SIZES = (
-    (640, 480),
-    (800, 600),
-    (1024, 768),
-    (640, 480),
-    (1280, 960),
-    (768, 1024),
-    (800, 600),
-    (1600, 1200),
-    (640, 480),
-    (1024, 768),
-    (2048, 1536),
-)
+#: Every mode crawls without AutoThrottle (a throughput figure, not politeness) and with
+#: enough connections per host that one process is never waiting on the network.
+THROUGHPUT_SETS = ("AUTOTHROTTLE_ENABLED=false", "CONCURRENT_REQUESTS_PER_DOMAIN=8")
 RECALL_CRAWL_SETS = ("DOWNLOAD_TIMEOUT=4", "AUTOTHROTTLE_START_DELAY=0.05")
 
 STARTED = time.monotonic()
@@ -311,30 +305,31 @@ def recall_phase(root: Path) -> dict[str, Any]:
     }
 
 
-# --- 2. throughput ----------------------------------------------------------------------------
+# --- 2. throughput: in-process with hashing, hashing off, two workers -------------------------
 
 
-def _make_jpeg(job: tuple[int, int, int]) -> bytes:
-    seed, width, height = job
+def _make_jpeg(seed: int) -> bytes:
+    width, height = IMAGE_SIZE
     return imagegen.encode(
         imagegen.textured_image(seed, width, height), "JPEG", quality=JPEG_QUALITY
     )
 
 
 def generate_bodies(count: int) -> list[bytes]:
-    jobs = [(THROUGHPUT_SEED_BASE + i, *SIZES[i % len(SIZES)]) for i in range(count)]
+    seeds = [THROUGHPUT_SEED_BASE + i for i in range(count)]
     workers = max(1, min(os.cpu_count() or 1, 4))
     # Forked before any server thread starts; bodies come back over pipes, never via disk.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(_make_jpeg, jobs, chunksize=4))
+        return list(pool.map(_make_jpeg, seeds, chunksize=4))
 
 
 class ThroughputSite:
-    """Index page -> pages -> images on two hosts; a known list of ~5% of the images."""
+    """An index page linking N pages that hold M images between them, a quarter of the
+    images on the second host; ~5 % of the images are on a small known list."""
 
-    def __init__(self, bodies: list[bytes], base_a: str, base_b: str) -> None:
+    def __init__(self, bodies: list[bytes], pages: int, base_a: str, base_b: str) -> None:
         count = len(bodies)
-        self.pages = max(1, math.ceil(count / IMAGES_PER_PAGE))
+        self.pages = pages
         rng = np.random.default_rng(20260)
         known_count = max(1, round(count * KNOWN_FRACTION))
         known = sorted(int(i) for i in rng.choice(count, size=known_count, replace=False))
@@ -346,9 +341,9 @@ class ThroughputSite:
             path = f"/img/{i:05d}.jpg"
             (self.routes_b if on_b else self.routes_a)[path] = image_response(body, "image/jpeg")
             self.image_urls.append((base_b if on_b else base_a) + path)
-        page_imgs: list[list[str]] = [[] for _ in range(self.pages)]
+        page_imgs: list[list[str]] = [[] for _ in range(pages)]
         for i, url in enumerate(self.image_urls):
-            page_imgs[i % self.pages].append(url)
+            page_imgs[i % pages].append(url)
         links = []
         for p, urls in enumerate(page_imgs):
             path = f"/pages/{p:04d}.html"
@@ -357,13 +352,18 @@ class ThroughputSite:
             links.append(f"<li><a href='{path}'>page {p}</a></li>")
         self.routes_a["/"] = _page("Benchmark index", "<ul>\n" + "\n".join(links) + "\n</ul>")
         self.seed_url = base_a + "/"
-        rows = [KNOWN_LIST_HEADER]
+        entries = []
         self.known: dict[str, str] = {}  # url -> entry id
         for n, i in enumerate(known, start=1):
             entry = f"b{n:04d}"
-            rows.extend(reference_hashes(bodies[i]).rows(entry, "bench"))
+            ref = reference_hashes(bodies[i])
+            entries += [
+                ListEntry("sha256", ref.sha256, entry, "bench"),
+                ListEntry("md5", ref.md5, entry, "bench"),
+                ListEntry("pdq", ref.pdq, entry, "bench"),
+            ]
             self.known[self.image_urls[i]] = entry
-        self.known_csv = "\n".join(rows) + "\n"
+        self.known_list = HashList("bench-known", entries=entries)
 
 
 def _page(title: str, body: str) -> Response:
@@ -373,123 +373,189 @@ def _page(title: str, body: str) -> Response:
     )
 
 
-def throughput_crawl(
-    root: Path, site: ThroughputSite, label: str, sets: list[str], max_pages: int
-) -> dict[str, Any]:
-    extra = ["--max-pages", str(max_pages)]
-    extra += [arg for s in sets for arg in ("--set", s)]
-    run = crawl_with_cli(root, site.known_csv, site.seed_url, extra, label)
-    crawl_id = run["summary"].get("crawl")
-    hits = [h for h in run["hits"] if crawl_id is None or h.get("crawl") == crawl_id]
-    correct = {(h.get("url"), h.get("entry")) for h in hits} & set(site.known.items())
-    unexpected = [brief(h) for h in hits if site.known.get(str(h.get("url"))) != h.get("entry")] + [
-        brief(r) for r in run["review"]
-    ]
-    s = run["summary"]
-    images, elapsed = s.get("images") or 0, s.get("elapsed_s") or 0
+def noise_list(entries: int) -> HashList:
+    """``entries`` random entries, each an MD5 and a PDQ hash (as the big vendor lists ship
+    them), with ids of their own: the scale a crawl matches against."""
+    rng = np.random.default_rng(31)
+    numbers = np.arange(1, entries + 1, dtype=np.uint32)
+    zeros = np.zeros(entries, dtype=np.uint8)
+    columns = {
+        "md5": HashColumn(rng.integers(0, 256, (entries, 16), dtype=np.uint8), numbers, zeros),
+        "pdq": HashColumn(rng.integers(0, 256, (entries, 32), dtype=np.uint8), numbers, zeros),
+    }
+    width = len(str(entries))
+    ids = StringTable.from_strings([f"n{n:0{width}d}" for n in range(1, entries + 1)])
+    return HashList.from_columns("bench-noise", columns, ids, StringTable.from_strings(["x"]))
+
+
+def _rate(count: int, seconds: float | None) -> float | None:
+    return round(count / seconds, 1) if seconds else None
+
+
+def _run_figures(client: Any, prefix: str, crawl_id: str | None) -> dict[str, Any]:
+    """A run's counts and duration from its record (the same clock for every mode: from
+    the first worker's start, after the lists were loaded, to the end)."""
+    if not crawl_id:
+        return {}
+    record = RunStore(client, Keys(prefix)).get(crawl_id)
+    duration = record.duration()
+    hits = {
+        (h.url, h.entry)
+        for h in HitQueue(client, Keys(prefix)).iter_records("confirmed")
+        if h.crawl == crawl_id
+    }
     return {
-        "exit_code": run["exit_code"],
-        "settings": sets,
-        **summary_figures(s),
-        "images_per_s_end_to_end": round(images / elapsed, 1) if elapsed else None,
-        "wall_s_including_cli_start": run["wall_s"],
-        "crawl_cpu_s": run["crawl_cpu_s"],
-        "server_cpu_s": run["server_cpu_s"],
-        "hits_found": len(correct),
-        "hits_planted": len(site.known),
-        "missed": sorted(url for url in site.known if (url, site.known[url]) not in correct),
-        "hit_algorithms": dict(Counter(str(h.get("algorithm")) for h in hits)),
-        "unexpected_records": unexpected,
-        "stderr_tail": run["stderr_tail"],
+        "status": record.status,
+        "pages": record.stats.pages,
+        "images": record.stats.images,
+        "hashed": record.stats.hashed,
+        "errors": record.stats.error_count,
+        "run_s": round(duration or 0.0, 2),
+        "pages_per_s": _rate(record.stats.pages, duration),
+        "images_per_s": _rate(record.stats.images, duration),
+        "workers": sorted(record.workers) if record.distributed else None,
+        "hits": hits,
     }
 
 
-def naive_hashing(bodies: list[bytes]) -> dict[str, Any]:
-    """Single thread, full-size decode, PDQ on the full array, pHash, three digests."""
-    parts = Counter[str]()
-    started = time.perf_counter()
-    for body in bodies:
-        t0 = time.perf_counter()
-        hashlib.md5(body, usedforsecurity=False).hexdigest()
-        hashlib.sha1(body, usedforsecurity=False).hexdigest()
-        hashlib.sha256(body).hexdigest()
-        t1 = time.perf_counter()
-        with Image.open(io.BytesIO(body)) as im:
-            rgb = im.convert("RGB")
-        t2 = time.perf_counter()
-        pdqhash.compute(np.asarray(rgb))
-        t3 = time.perf_counter()
-        imagehash.phash(rgb)
-        t4 = time.perf_counter()
-        parts["exact"] += t1 - t0
-        parts["decode"] += t2 - t1
-        parts["pdq"] += t3 - t2
-        parts["phash"] += t4 - t3
-    total = time.perf_counter() - started
+def _measured(started: float, children: float, own: float) -> dict[str, float]:
     return {
-        "images": len(bodies),
-        "seconds": round(total, 2),
-        "images_per_s": round(len(bodies) / total, 1),
-        "seconds_by_step": {k: round(v, 2) for k, v in parts.items()},
+        "wall_s_including_cli_start": round(time.monotonic() - started, 2),
+        "crawl_cpu_s": round(_children_cpu() - children, 2),
+        "server_cpu_s": round(time.process_time() - own, 2),
+    }
+
+
+def throughput_mode(
+    label: str,
+    site: ThroughputSite,
+    redis_url: str,
+    root: Path,
+    sets: list[str],
+    *,
+    workers: int = 0,
+) -> dict[str, Any]:
+    """One crawl of the site through the CLI: in this process's child (``workers`` 0) or
+    queued with ``--distributed`` for that many ``hotline worker --once`` processes."""
+    prefix = f"bench-{label}:"
+    env = {
+        **cli_env(root / f"{label}-data", root / f"{label}-tmp"),
+        "HOTLINE_REDIS_URL": redis_url,
+        "HOTLINE_KEY_PREFIX": prefix,
+        "HOTLINE_ALLOW_PRIVATE_NETWORKS": "1",
+    }
+    (root / f"{label}-tmp").mkdir(parents=True)
+    args = ["crawl", site.seed_url, "--json", "--max-pages", str(site.pages + 10)]
+    args += [arg for s in (*THROUGHPUT_SETS, *sets) for arg in ("--set", s)]
+    started, children, own = time.monotonic(), _children_cpu(), time.process_time()
+    procs = []
+    if workers:
+        args.append("--distributed")
+        procs = [
+            subprocess.Popen(
+                [*HOTLINE, "worker", "--once", "--id", f"w{n}"],
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(1, workers + 1)
+        ]
+    log(f"{label}: hotline {' '.join(args)}" + (f" with {workers} workers" if workers else ""))
+    crawl = run_cli(args, env)
+    for proc in procs:
+        _, err = proc.communicate(timeout=CLI_TIMEOUT)
+        if proc.returncode != 0:
+            log(f"{label}: a worker exited {proc.returncode}: {err[-1500:]}")
+    measured = _measured(started, children, own)
+    summary = parse_json(crawl, {})
+    figures = _run_figures(redis_from_url(redis_url), prefix, summary.get("crawl"))
+    hits = figures.pop("hits", set())
+    log(
+        f"{label}: exit {crawl.returncode}, {figures.get('pages')} pages, "
+        f"{figures.get('images')} images in {figures.get('run_s')} s: "
+        f"{figures.get('pages_per_s')} pages/s, {figures.get('images_per_s')} images/s"
+    )
+    wall = measured["wall_s_including_cli_start"]
+    return {
+        "exit_code": crawl.returncode,
+        "settings": [*THROUGHPUT_SETS, *sets],
+        **figures,
+        **measured,
+        # CPU of the crawl's processes (CLI start and list loading included) over their wall
+        "cpu_cores_used": round(measured["crawl_cpu_s"] / wall, 2) if wall else None,
+        "server_share_of_cpu": round(
+            measured["server_cpu_s"] / (measured["server_cpu_s"] + measured["crawl_cpu_s"]), 2
+        )
+        if measured["crawl_cpu_s"]
+        else None,
+        "hits_found": len(hits & set(site.known.items())),
+        "hits_planted": len(site.known),
+        "stderr_tail": crawl.stderr[-800:] if crawl.returncode != 0 else "",
     }
 
 
 def digest_hashing(bodies: list[bytes]) -> dict[str, Any]:
-    """Single thread, the project's matchers.digest.digest_bytes (reduced-scale decode)."""
-    errors = 0
+    """Single thread, the project's matchers.digest.digest_bytes: what one core hashes."""
     started = time.perf_counter()
     for body in bodies:
-        if digest_bytes(body).error is not None:
-            errors += 1
+        digest_bytes(body)
     total = time.perf_counter() - started
-    return {
-        "images": len(bodies),
-        "seconds": round(total, 2),
-        "images_per_s": round(len(bodies) / total, 1),
-        "errors": errors,
-    }
+    return {"images": len(bodies), "images_per_s": round(len(bodies) / total, 1)}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
-def throughput_phase(root: Path, bodies: list[bytes], gen_s: float) -> dict[str, Any]:
-    with serve(host=HOST_A) as server_a, serve(host=HOST_B) as server_b:
-        log("throughput: building the site and its known list")
-        site = ThroughputSite(bodies, server_a.base_url, server_b.base_url)
+def throughput_phase(
+    root: Path, bodies: list[bytes], pages: int, list_entries: int
+) -> dict[str, Any]:
+    with (
+        EmbeddedRedis(root / "redis") as redis_server,
+        serve(host=HOST_A) as server_a,
+        serve(host=HOST_B) as server_b,
+    ):
+        log(f"throughput: building the site and a {list_entries}-entry list")
+        site = ThroughputSite(bodies, pages, server_a.base_url, server_b.base_url)
         server_a.mount(site.routes_a)
         server_b.mount(site.routes_b)
-        max_pages = max(200, site.pages + 10)
-        no_throttle = throughput_crawl(
-            root, site, "throttle-off", ["AUTOTHROTTLE_ENABLED=false"], max_pages
-        )
-        throttle = throughput_crawl(root, site, "throttle-on", [], max_pages)
-    log("throughput: naive single-thread hashing")
-    naive = naive_hashing(bodies)
-    log(f"throughput: naive {naive['images_per_s']} images/s; now digest_bytes")
-    digest = digest_hashing(bodies)
-    log(f"throughput: digest_bytes {digest['images_per_s']} images/s")
-    sizes = Counter(f"{w}x{h}" for w, h in (SIZES[i % len(SIZES)] for i in range(len(bodies))))
-    ratios = {}
-    for name, run in (("autothrottle_off", no_throttle), ("autothrottle_on", throttle)):
-        ips = run["images_per_s_end_to_end"]
-        ratios[f"crawl_{name}_vs_naive"] = _ratio(ips, naive["images_per_s"])
-        ratios[f"crawl_{name}_vs_digest_bytes"] = _ratio(ips, digest["images_per_s"])
-    ratios["digest_bytes_vs_naive"] = _ratio(digest["images_per_s"], naive["images_per_s"])
+        noise = noise_list(list_entries)
+        client = redis_from_url(redis_server.url)
+        for label in ("hashing", "hashing_off", "two_workers"):
+            store = ListStore(client, Keys(f"bench-{label}:"))
+            store.save(noise)
+            store.save(site.known_list)
+        client.close()
+        modes = {
+            "a_in_process": throughput_mode("hashing", site, redis_server.url, root, []),
+            # No image is decoded or hashed perceptually: the checksums alone (~1 ms each).
+            "b_hashing_off": throughput_mode(
+                "hashing_off", site, redis_server.url, root, ["MATCHER_MAX_PIXELS=1"]
+            ),
+            "c_two_workers": throughput_mode(
+                "two_workers", site, redis_server.url, root, [], workers=2
+            ),
+        }
+    log("throughput: digest_bytes in one thread, for the hashing capacity of one core")
+    one_core = digest_hashing(bodies[:DIGEST_SAMPLE])
+    a, b, c = (modes[k] for k in ("a_in_process", "b_hashing_off", "c_two_workers"))
     return {
         "images": len(bodies),
-        "pages": site.pages + 1,
-        "image_sizes": dict(sizes),
-        "on_second_host": sum(1 for u in site.image_urls if HOST_B in u),
-        "megabytes": round(sum(len(b) for b in bodies) / 1e6, 1),
+        "image_size": "x".join(map(str, IMAGE_SIZE)),
+        "pages": pages,
+        "megabytes": round(sum(len(x) for x in bodies) / 1e6, 1),
+        "list_entries": list_entries + len(site.known_list.entries),
         "known_planted": len(site.known),
-        "generate_s": round(gen_s, 2),
-        "crawl_autothrottle_off": no_throttle,
-        "crawl_autothrottle_on": throttle,
-        "hashing_naive_single_thread": naive,
-        "hashing_digest_bytes_single_thread": digest,
-        "ratios": ratios,
+        **modes,
+        "digest_bytes_one_thread": one_core,
+        "ratios": {
+            "a_over_b_images": _ratio(a.get("images_per_s"), b.get("images_per_s")),
+            "c_over_a_images": _ratio(c.get("images_per_s"), a.get("images_per_s")),
+            "c_over_a_pages": _ratio(c.get("pages_per_s"), a.get("pages_per_s")),
+        },
+        "targets": {"a_over_b_images": 0.6, "c_over_a_images": 1.6},
     }
 
 
@@ -498,37 +564,40 @@ def throughput_phase(root: Path, bodies: list[bytes], gen_s: float) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=DEFAULT_IMAGES, help="throughput images")
+    parser.add_argument("--images", type=int, default=DEFAULT_IMAGES, help="images (M)")
+    parser.add_argument("--pages", type=int, default=DEFAULT_PAGES, help="pages (N)")
+    parser.add_argument(
+        "--list-entries", type=int, default=DEFAULT_LIST_ENTRIES, help="random list entries"
+    )
+    parser.add_argument("--no-recall", action="store_true", help="skip the recall phase")
     args = parser.parse_args()
-    if args.images < IMAGES_PER_PAGE:
-        parser.error(f"--images must be at least {IMAGES_PER_PAGE}")
+    if args.pages < 1 or args.images < args.pages:
+        parser.error("need at least one page and one image per page")
     phases: dict[str, float] = {}
 
     # Generate first: the pool forks before any server thread exists.
-    log(f"generating {args.images} textured JPEGs")
+    log(f"generating {args.images} textured JPEGs of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}")
     t = time.monotonic()
     bodies = generate_bodies(args.images)
     phases["generate"] = time.monotonic() - t
     log(f"generated {sum(len(b) for b in bodies) / 1e6:.1f} MB in {phases['generate']:.1f} s")
 
-    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
-        root = Path(tmp)
-        t = time.monotonic()
-        recall = recall_phase(root)
-        phases["recall"] = time.monotonic() - t
-        t = time.monotonic()
-        throughput = throughput_phase(root, bodies, phases["generate"])
-        phases["throughput"] = time.monotonic() - t
-
-    result = {
+    result: dict[str, Any] = {
         "bench": "crawl",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "recall": recall,
-        "throughput": throughput,
-        "phases_s": {k: round(v, 1) for k, v in phases.items()},
-        "total_s": round(time.monotonic() - STARTED, 1),
     }
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
+        root = Path(tmp)
+        if not args.no_recall:
+            t = time.monotonic()
+            result["recall"] = recall_phase(root)
+            phases["recall"] = time.monotonic() - t
+        t = time.monotonic()
+        result["throughput"] = throughput_phase(root, bodies, args.pages, args.list_entries)
+        phases["throughput"] = time.monotonic() - t
+    result["phases_s"] = {k: round(v, 1) for k, v in phases.items()}
+    result["total_s"] = round(time.monotonic() - STARTED, 1)
     log("done")
     print(json.dumps(result, indent=2))
 
