@@ -403,7 +403,8 @@ class FrontierScheduler(BaseScheduler):
         for key in VOLATILE_META:
             meta.pop(key, None)
         info = meta.get("hotline") or {}
-        is_page = info.get("kind") == "page"
+        # A page counts towards its seed's cap once: not again as its retry or redirect.
+        is_page = info.get("kind") == "page" and lease is None
         outcome = self.frontier.push(
             self.codec.encode(request),
             -request.priority,

@@ -56,7 +56,8 @@ def worker(
     next. Start any number, on any machine that reaches the Redis URL. Ctrl-C or SIGTERM
     stops it; the requests it was working on go back to the run. A worker that is killed
     loses nothing either: the others crawl its requests again after FRONTIER_LEASE (30 s).
-    The worker's own network policy applies to every run it crawls.
+    The worker's own network policy applies to every run it crawls. With --once it exits 1
+    when its share of the run ended otherwise (Redis failed, the run's options were unusable).
     """
     from crawler.safety import parse_networks  # noqa: PLC0415 - loads Scrapy
     from hotline.worker import Worker, WorkerOptions, WorkerResult  # noqa: PLC0415
@@ -95,6 +96,8 @@ def worker(
         results = daemon.run()
     if as_json:
         out.print_json(data=[r.as_json() for r in results])
+    if once and not all(r.ok for r in results):
+        raise typer.Exit(1)
 
 
 # -- crawl --distributed -----------------------------------------------------------------

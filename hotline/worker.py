@@ -14,6 +14,7 @@ property of the machine it runs on, and a run cannot widen it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -28,12 +29,13 @@ from scrapy.utils.reactor import install_reactor
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
+from crawler.extensions import RUN_NOT_STARTABLE
 from crawler.frontier import default_worker_id
 from crawler.spiders.hotline import HotlineSpider
 from hotline.crawlrun import CrawlOptions, build_settings, log_to
 from hotline.errors import HotlineError
 from hotline.services import Session
-from takedown.runs import RunRecord, RunStore
+from takedown.runs import RunRecord, RunStateError, RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,12 @@ class WorkerResult:
     run_id: str
     reason: str
     stats: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        """The worker did its share: the run was drained or cancelled, the worker was
+        stopped, or the run had ended before it could join."""
+        return self.reason in ("finished", "cancelled", "shutdown", RUN_NOT_STARTABLE)
 
     def as_json(self) -> dict[str, Any]:
         def n(key: str) -> int:
@@ -177,7 +185,13 @@ class Worker:
                     deferLater(reactor, self.options.poll_interval, lambda: None)
                 )
                 continue
-            result = await self._crawl(process, record)
+            try:
+                result = await self._crawl(process, record)
+            except HotlineError as exc:  # the run's record cannot be crawled: it fails
+                logger.error("%s", exc)
+                with contextlib.suppress(RunStateError):
+                    self.store.finish(record.id, "failed", "bad_run_options", record.stats)
+                result = WorkerResult(record.id, "bad_run_options", {})
             self.results.append(result)
             if self.on_result is not None:
                 self.on_result(result)

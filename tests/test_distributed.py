@@ -267,6 +267,80 @@ def test_a_worker_killed_mid_run_loses_nothing(
     assert _leftover_frontier_keys(redis_client, redis_prefix, run_id) == []
 
 
+def test_the_page_cap_counts_the_pages_of_all_workers(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, grid: GridSite, tmp_path: Path
+) -> None:
+    grid.gate.set()
+    _save_list(redis_client, redis_prefix, grid)
+    env = _env(redis_url, redis_prefix, tmp_path / "data")
+    logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
+    workers = [start_worker(env, f"w{i + 1}", logs[i]) for i in range(2)]
+    try:
+        crawl = run(
+            ["crawl", grid.seed, "--distributed", "--json", "--max-pages", "4", *CRAWL_SETS], env
+        )
+        assert crawl.returncode == 0, crawl.stderr[-3000:]
+        for w, log in zip(workers, logs, strict=True):
+            finish(w, log)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    record = RunStore(redis_client, Keys(redis_prefix)).get(json.loads(crawl.stdout)["crawl"])
+    # The seed and 3 of its 11 links: 4 pages for the run, not 4 per worker; the redirect
+    # of a counted page is not counted again.
+    assert record.stats.pages == 4
+    assert sum(p.pages for p in record.workers.values()) == 4
+
+
+def test_a_cancelled_distributed_run_stops_its_workers(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, grid: GridSite, tmp_path: Path
+) -> None:
+    _save_list(redis_client, redis_prefix, grid)
+    env = _env(redis_url, redis_prefix, tmp_path / "data")
+    store = RunStore(redis_client, Keys(redis_prefix))
+    log = tmp_path / "w.log"
+    worker = start_worker(env, "w", log)
+    try:
+        queued = run(["crawl", grid.seed, "--distributed", "--detach", "--json", *CRAWL_SETS], env)
+        run_id = json.loads(queued.stdout)["crawl"]
+        assert grid.gate_entered.wait(WAIT_TIMEOUT), "the worker never reached /gate"
+        cancel = run(["runs", "cancel", run_id, "--json"], env)
+        assert cancel.returncode == 0, cancel.stderr
+        grid.gate.set()
+        (result,) = finish(worker, log)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert (result["run"], result["reason"]) == (run_id, "cancelled")
+    record = store.get(run_id)
+    assert (record.status, record.reason) == ("cancelled", "cancelled")
+    assert store.distributed() == []
+    assert _leftover_frontier_keys(redis_client, redis_prefix, run_id) == []
+
+
+def test_a_run_whose_options_cannot_be_crawled_fails_and_the_worker_says_so(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
+) -> None:
+    env = _env(redis_url, redis_prefix, tmp_path / "data")
+    store = RunStore(redis_client, Keys(redis_prefix))
+    run_id = store.create(
+        seeds=["http://127.0.0.2:9/"],
+        options={"depth": "deep", "distributed": True},
+        origin="cli",
+        distributed=True,
+    )
+    log = tmp_path / "w.log"
+    worker = start_worker(env, "w", log)
+    out, _ = worker.communicate(timeout=90)
+    assert worker.returncode == 1, log.read_text()
+    assert json.loads(out)[0]["reason"] == "bad_run_options"
+    assert "run options" in log.read_text()
+    record = store.get(run_id)
+    assert (record.status, record.reason) == ("failed", "bad_run_options")
+
+
 # -- the command line around distributed runs ------------------------------------------------
 
 

@@ -125,6 +125,9 @@ class HotlineSpider(Spider):
         self.max_probes = s.getint("CRAWL_MAX_PROBES_PER_PAGE", DEFAULT_MAX_PROBES_PER_PAGE)
         self.max_data_uri = s.getint("DOWNLOAD_MAXSIZE") or 0
         self.crawl_id = self._crawl_id_arg or s.get("CRAWL_ID") or new_crawl_id()
+        # A worker of a distributed run: the run's frontier counts the page cap for all
+        # workers at once (this worker's own count would include pages others scheduled).
+        self.shared_page_cap = s.getbool("FRONTIER_ENABLED")
         self.hasher = ImageHasher.from_crawler(crawler)
         crawler.signals.connect(self._on_bytes_received, signal=signals.bytes_received)
         crawler.signals.connect(self._on_closed, signal=signals.spider_closed)
@@ -185,7 +188,7 @@ class HotlineSpider(Spider):
         key = urldefrag(url)[0]
         if key in self._pages_seen:
             return None
-        if self.pages_per_seed[seed] >= self.max_pages:
+        if not self.shared_page_cap and self.pages_per_seed[seed] >= self.max_pages:
             self._inc("crawl/page_cap_reached")
             return None
         self._pages_seen.add(key)
