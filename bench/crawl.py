@@ -1,8 +1,8 @@
-"""Crawl benchmark: recall on the two-host test site, then end-to-end throughput.
+"""Crawl benchmark: recall on the two-host test site, then crawl throughput three ways.
 
 Run from anywhere (the repo root is put on ``sys.path``)::
 
-    .venv/bin/python bench/crawl.py [--images N]
+    .venv/bin/python bench/crawl.py [--images M] [--pages N] [--list-entries E] [--no-recall]
 
 Prints one JSON object on stdout; progress goes to stderr.
 
@@ -12,11 +12,15 @@ Prints one JSON object on stdout; progress goes to stderr.
    (per embedding) and each transformed copy is looked up among the confirmed hits; anything
    reported about a distractor, or with an entry other than the one planted at that URL, is a
    false positive.
-2. Throughput: N generated textured JPEGs (mixed sizes) on ~N/20 pages, served from the same
-   two loopback hosts with a known list of ~5% of them, crawled twice (AutoThrottle off, and
-   the default AutoThrottle on). Next to the crawl's images/s, the same bodies are hashed in
-   one thread twice: naively (full decode, PDQ on the full-size array, pHash, md5/sha1/sha256)
-   and with the project's ``matchers.digest.digest_bytes``.
+2. Throughput: a loopback site of N pages holding M generated 1024x768 JPEGs (a quarter on
+   the second host), a known list of ~5 % of them plus a list of E (1 M) random MD5+PDQ
+   entries, in one private Redis. Crawled through the CLI (a) in one process with full
+   hashing, (b) the same with hashing off (``MATCHER_MAX_PIXELS=1``: no image is decoded or
+   hashed perceptually, only checksummed), the crawl's own ceiling, and (c) as a distributed
+   run (``crawl --distributed``) by two ``hotline worker`` processes. Each reports pages/s and
+   images/s over the run's own duration (from its record: started, after the lists were
+   loaded, to finished), CPU, and hits found vs planted; ``ratios`` gives a/b and c/a. One
+   thread's ``digest_bytes`` rate on the same images tells what one core can hash.
 
 Images are generated in memory and only ever held in memory (the generator processes hand the
 bodies back over a pipe). Temp directories hold only the known-list CSV (hashes) and Redis

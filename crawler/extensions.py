@@ -291,15 +291,14 @@ class CrawlRecord:
         if self._pending is not None:
             return  # the previous update is still on its way
         stats = RunStats.from_crawl_stats(self._crawl_stats())
-        flags = self.health.evaluate(stats, final=False)
-        d = deferToThread(self._sync, stats, flags)
+        d = deferToThread(self._sync, stats)
         d.addCallback(self._after_sync)
         d.addErrback(lambda failure: logger.warning("run update failed: %s", failure.value))
         d.addBoth(self._sync_done)
         self._pending = d
 
-    def _sync(self, stats: RunStats, flags: dict[str, str]) -> bool:
-        """In a worker thread: push the live counts; True if the run should stop."""
+    def _sync(self, stats: RunStats) -> bool:
+        """In a worker thread: push the live counts and health; True if the run should stop."""
         if self.store is None:  # never: the ticker starts once the run started
             return False
         if self.worker is not None:  # the run's counts are the sum over its workers
@@ -307,6 +306,7 @@ class CrawlRecord:
             if total is not None:
                 self.store.update_health(self.run_id, self.health.evaluate(total, final=False))
         else:
+            flags = self.health.evaluate(stats, final=False)
             self.store.update_stats(self.run_id, stats, health=flags)
         if self._cancelling or not self.store.cancel_requested(self.run_id):
             return False

@@ -33,7 +33,8 @@ import os
 import socket
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -242,44 +243,37 @@ class FrontierMiddleware:
         elif out is not None:
             self.leases.hold_item(lease)
 
+    @contextmanager
+    def _callback(self, lease: bytes | None) -> Iterator[None]:
+        """Around the iteration of a callback's output: once it ran to its end, or raised
+        (a failing callback is done with: it is not crawled again), the request's own part
+        is done; not when the output was abandoned (the crawl is stopping)."""
+        try:
+            yield
+        except Exception:
+            if lease is not None:
+                self.leases.close_unit(lease)
+            raise
+        if lease is not None:
+            self.leases.close_unit(lease)
+
     def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
         lease = _lease_of(response.request)
-        if lease is None:
-            yield from result
-            return
-        completed = False
-        try:
+        with self._callback(lease):
             for out in result:
-                self._note(lease, out)
+                if lease is not None:
+                    self._note(lease, out)
                 yield out
-            completed = True
-        except Exception:
-            completed = True  # a failing callback is done with: it is not crawled again
-            raise
-        finally:
-            if completed:  # not when the output was abandoned (the crawl is stopping)
-                self.leases.close_unit(lease)
 
     async def process_spider_output_async(
         self, response: Response, result: AsyncIterator[Any]
     ) -> AsyncIterator[Any]:
         lease = _lease_of(response.request)
-        if lease is None:
+        with self._callback(lease):
             async for out in result:
+                if lease is not None:
+                    self._note(lease, out)
                 yield out
-            return
-        completed = False
-        try:
-            async for out in result:
-                self._note(lease, out)
-                yield out
-            completed = True
-        except Exception:
-            completed = True
-            raise
-        finally:
-            if completed:
-                self.leases.close_unit(lease)
 
 
 # -- the scheduler -------------------------------------------------------------------------

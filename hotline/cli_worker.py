@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Mapping
@@ -215,7 +214,7 @@ def crawl_distributed(
     summary = run_summary(store.get(run_id), hits, review)
     summary["seeds_rejected"] = rejected
     if as_json:
-        out.print(json.dumps(summary, indent=2))
+        out.print_json(data=summary)
     else:
         _print_summary(summary, hits)
     if record.status != "finished":

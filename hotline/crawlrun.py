@@ -170,12 +170,13 @@ def build_settings(
     settings.set("LOG_LEVEL", options.log_level, priority="cmdline")
     if options.lists:
         settings.set("MATCHER_LISTS", options.lists, priority="cmdline")
-    if worker is not None:
+    for key, value in options.overrides.items():
+        settings.set(key, value, priority="cmdline")
+    if worker is not None:  # after the overrides: a worker needs these to take part
         settings.set("SCHEDULER", "crawler.frontier.FrontierScheduler", priority="cmdline")
         settings.set("FRONTIER_ENABLED", True, priority="cmdline")
         settings.set("FRONTIER_WORKER", worker, priority="cmdline")
-    for key, value in options.overrides.items():
-        settings.set(key, value, priority="cmdline")
+        settings.set("CRAWLRECORD_ENABLED", True, priority="cmdline")  # it joins the run
     return settings
 
 
