@@ -91,7 +91,7 @@ def _build(base_a: str, base_b: str, site: GridSite) -> tuple[dict[str, Route], 
     routes_a["/gate"] = gated
     routes_a["/moved"] = redirect("/p0")
     routes_a["/"] = html_page(
-        "".join(links) + "<a href='/moved'>moved</a><a href='/gate'>gate</a>"
+        "<a href='/gate'>gate</a>" + "".join(links) + "<a href='/moved'>moved</a>"
         "<img src='/img/missing.jpg'>"
     )
     site.hash_list = HashList(name="grid", entries=known_entries)
@@ -178,10 +178,32 @@ def _leftover_frontier_keys(client: redis.Redis, prefix: str, run_id: str) -> li
     )
 
 
+def both_workers_crawl(
+    grid: GridSite,
+    env: dict[str, str],
+    prefix: str,
+    client: redis.Redis,
+    args: list[str],
+) -> subprocess.CompletedProcess[str]:
+    """`hotline crawl --distributed ...` while two workers wait: /gate holds the run until
+    both have joined it (registered in its frontier), so neither can miss it."""
+    store = RunStore(client, Keys(prefix))
+    result: list[subprocess.CompletedProcess[str]] = []
+    crawl = threading.Thread(target=lambda: result.append(run(["crawl", grid.seed, *args], env)))
+    crawl.start()
+    try:
+        run_id = wait_for(lambda: next(iter(store.distributed()), None), "the queued run")
+        frontier = Frontier(client, Keys(prefix), run_id)
+        wait_for(lambda: len(frontier.in_flight()) == 2, "both workers in the run")
+    finally:
+        grid.gate.set()
+        crawl.join()
+    return result[0]
+
+
 def test_two_workers_crawl_a_run_to_the_hits_of_one_process(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str, grid: GridSite, tmp_path: Path
 ) -> None:
-    grid.gate.set()
     # Hits are exactly-once per key prefix: the single-process crawl and the distributed run
     # each get their own.
     single_prefix, dist_prefix = redis_prefix + "one:", redis_prefix + "two:"
@@ -189,7 +211,9 @@ def test_two_workers_crawl_a_run_to_the_hits_of_one_process(
         _save_list(redis_client, prefix, grid)
 
     single_env = _env(redis_url, single_prefix, tmp_path / "one")
+    grid.gate.set()
     single = run(["crawl", grid.seed, "--json", *CRAWL_SETS], single_env)
+    grid.gate.clear()  # the distributed run waits at /gate until both workers are in
     assert single.returncode == 0, single.stderr[-3000:]
     single_summary = json.loads(single.stdout)
     single_hits = _hits(redis_client, single_prefix, single_summary["crawl"])
@@ -199,7 +223,9 @@ def test_two_workers_crawl_a_run_to_the_hits_of_one_process(
     logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
     workers = [start_worker(env, f"w{i + 1}", logs[i]) for i in range(2)]
     try:
-        crawl = run(["crawl", grid.seed, "--distributed", "--json", *CRAWL_SETS], env)
+        crawl = both_workers_crawl(
+            grid, env, dist_prefix, redis_client, ["--distributed", "--json", *CRAWL_SETS]
+        )
         assert crawl.returncode == 0, crawl.stderr[-3000:]
         summary = json.loads(crawl.stdout)
         results = [finish(w, log) for w, log in zip(workers, logs, strict=True)]
@@ -270,14 +296,17 @@ def test_a_worker_killed_mid_run_loses_nothing(
 def test_the_page_cap_counts_the_pages_of_all_workers(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str, grid: GridSite, tmp_path: Path
 ) -> None:
-    grid.gate.set()
     _save_list(redis_client, redis_prefix, grid)
     env = _env(redis_url, redis_prefix, tmp_path / "data")
     logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
     workers = [start_worker(env, f"w{i + 1}", logs[i]) for i in range(2)]
     try:
-        crawl = run(
-            ["crawl", grid.seed, "--distributed", "--json", "--max-pages", "4", *CRAWL_SETS], env
+        crawl = both_workers_crawl(
+            grid,
+            env,
+            redis_prefix,
+            redis_client,
+            ["--distributed", "--json", "--max-pages", "4", *CRAWL_SETS],
         )
         assert crawl.returncode == 0, crawl.stderr[-3000:]
         for w, log in zip(workers, logs, strict=True):
@@ -287,8 +316,8 @@ def test_the_page_cap_counts_the_pages_of_all_workers(
             if w.poll() is None:
                 w.kill()
     record = RunStore(redis_client, Keys(redis_prefix)).get(json.loads(crawl.stdout)["crawl"])
-    # The seed and 3 of its 11 links: 4 pages for the run, not 4 per worker; the redirect
-    # of a counted page is not counted again.
+    # The seed and 3 of its 10 links (/gate among them): 4 pages for the run, not 4 per
+    # worker.
     assert record.stats.pages == 4
     assert sum(p.pages for p in record.workers.values()) == 4
 
