@@ -17,9 +17,11 @@ Prints one JSON object on stdout; progress goes to stderr.
    entries, in one private Redis. Crawled through the CLI (a) in one process with full
    hashing, (b) the same with hashing off (``MATCHER_MAX_PIXELS=1``: no image is decoded or
    hashed perceptually, only checksummed), the crawl's own ceiling, and (c) as a distributed
-   run (``crawl --distributed``) by two ``hotline worker`` processes. Each reports pages/s and
+   run (``crawl --distributed``) by two ``hotline worker`` processes, and (d) as (c) with
+   hashing off, where each process's own ceiling rather than the cores is the limit. Each
+   reports pages/s and
    images/s over the run's own duration (from its record: started, after the lists were
-   loaded, to finished), CPU, and hits found vs planted; ``ratios`` gives a/b and c/a. One
+   loaded, to finished), CPU, and hits found vs planted; ``ratios`` gives a/b, c/a and d/b. One
    thread's ``digest_bytes`` rate on the same images tells what one core can hash.
 
 Images are generated in memory and only ever held in memory (the generator processes hand the
@@ -527,7 +529,7 @@ def throughput_phase(
         server_b.mount(site.routes_b)
         noise = noise_list(list_entries)
         client = redis_from_url(redis_server.url)
-        for label in ("hashing", "hashing_off", "two_workers"):
+        for label in ("hashing", "hashing_off", "two_workers", "two_workers_hashing_off"):
             store = ListStore(client, Keys(f"bench-{label}:"))
             store.save(noise)
             store.save(site.known_list)
@@ -541,10 +543,19 @@ def throughput_phase(
             "c_two_workers": throughput_mode(
                 "two_workers", site, redis_server.url, root, [], workers=2
             ),
+            # Where one process's own ceiling is the limit, not the machine's two cores.
+            "d_two_workers_hashing_off": throughput_mode(
+                "two_workers_hashing_off",
+                site,
+                redis_server.url,
+                root,
+                ["MATCHER_MAX_PIXELS=1"],
+                workers=2,
+            ),
         }
     log("throughput: digest_bytes in one thread, for the hashing capacity of one core")
     one_core = digest_hashing(bodies[:DIGEST_SAMPLE])
-    a, b, c = (modes[k] for k in ("a_in_process", "b_hashing_off", "c_two_workers"))
+    a, b, c, d = (modes[k] for k in modes)
     return {
         "images": len(bodies),
         "image_size": "x".join(map(str, IMAGE_SIZE)),
@@ -558,6 +569,7 @@ def throughput_phase(
             "a_over_b_images": _ratio(a.get("images_per_s"), b.get("images_per_s")),
             "c_over_a_images": _ratio(c.get("images_per_s"), a.get("images_per_s")),
             "c_over_a_pages": _ratio(c.get("pages_per_s"), a.get("pages_per_s")),
+            "d_over_b_images": _ratio(d.get("images_per_s"), b.get("images_per_s")),
         },
         "targets": {"a_over_b_images": 0.6, "c_over_a_images": 1.6},
     }

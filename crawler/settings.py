@@ -10,7 +10,8 @@ Custom settings are prefixed by the component that reads them:
 * ``CRAWLRECORD_*`` the run record (:mod:`crawler.extensions`): live updates, origin, options
 * ``HEALTH_*``   the thresholds of crawl health (flags on the run record)
 * ``FRONTIER_*`` distributed runs (:mod:`crawler.frontier`): workers share the run's frontier
-                 through scrapy-redis; ``hotline worker`` sets ``SCHEDULER`` and these
+                 through scrapy-redis; ``hotline worker`` sets ``SCHEDULER``,
+                 ``SPIDER_MIDDLEWARES`` (the frontier's, outermost) and these
 
 Secrets (a Redis password) never live here: they come from the environment.
 No content is ever stored: no HTTP cache, no Files/ImagesPipeline, no feed of bodies.
@@ -55,9 +56,6 @@ MEMUSAGE_ENABLED = False
 TWISTED_DNS_RESOLVER = "crawler.safety.SafeResolver"
 DOWNLOADER_MIDDLEWARES = {
     "crawler.safety.PrivateNetworkMiddleware": 50,
-}
-SPIDER_MIDDLEWARES = {
-    "crawler.frontier.FrontierMiddleware": 10,  # outermost: off unless FRONTIER_ENABLED
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.MatchPipeline": 300,

@@ -27,6 +27,8 @@ from crawler.spiders.hotline import HotlineSpider, new_crawl_id
 from hotline.errors import HotlineError
 from takedown.runs import ORIGIN_CLI
 
+#: The frontier's spider middleware is the outermost: it sees all a callback yields.
+FRONTIER_MIDDLEWARE_ORDER = 10
 PROGRESS_INTERVAL = 0.25  # seconds between redraws on a terminal
 PLAIN_PROGRESS_INTERVAL = 10.0  # seconds between progress lines when not on a terminal
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -174,6 +176,9 @@ def build_settings(
         settings.set(key, value, priority="cmdline")
     if worker is not None:  # after the overrides: a worker needs these to take part
         settings.set("SCHEDULER", "crawler.frontier.FrontierScheduler", priority="cmdline")
+        middlewares = settings.getdict("SPIDER_MIDDLEWARES")
+        middlewares["crawler.frontier.FrontierMiddleware"] = FRONTIER_MIDDLEWARE_ORDER
+        settings.set("SPIDER_MIDDLEWARES", middlewares, priority="cmdline")
         settings.set("FRONTIER_ENABLED", True, priority="cmdline")
         settings.set("FRONTIER_WORKER", worker, priority="cmdline")
         settings.set("CRAWLRECORD_ENABLED", True, priority="cmdline")  # it joins the run
