@@ -19,10 +19,10 @@ Prints one JSON object on stdout; progress goes to stderr.
    hashed perceptually, only checksummed), the crawl's own ceiling, and (c) as a distributed
    run (``crawl --distributed``) by two ``hotline worker`` processes, and (d) as (c) with
    hashing off, where each process's own ceiling rather than the cores is the limit. Each
-   reports pages/s and
-   images/s over the run's own duration (from its record: started, after the lists were
-   loaded, to finished), CPU, and hits found vs planted; ``ratios`` gives a/b, c/a and d/b. One
-   thread's ``digest_bytes`` rate on the same images tells what one core can hash.
+   reports pages/s and images/s over the run's own duration (from its record: started, after
+   the lists were loaded, to finished), CPU, and hits found vs planted; ``ratios`` gives a/b,
+   c/a and d/b. One thread's ``digest_bytes`` rate on the same images tells what one core
+   can hash.
 
 Images are generated in memory and only ever held in memory (the generator processes hand the
 bodies back over a pipe). Temp directories hold only the known-list CSV (hashes) and Redis
