@@ -67,6 +67,10 @@ LEASE: Final = 30.0
 HEARTBEATS_PER_LEASE: Final = 3
 #: Seconds between looks at the frontier while this worker has nothing to do.
 POLL_INTERVAL: Final = 0.25
+#: Requests leased per round trip to the frontier (the engine takes them one by one).
+TAKE_BATCH: Final = 4
+#: Acknowledgements sent per round trip (and at every poll).
+ACK_BATCH: Final = 16
 #: Consecutive idle polls with leases still open before they count as leaked.
 LEAK_POLLS: Final = 2
 #: Request meta keys: the frontier member a request was leased as, and the lease of the
@@ -304,7 +308,8 @@ class FrontierScheduler(BaseScheduler):
         self.leases.on_done = self._ack
         self.codec: RequestCodec | None = None
         self.dupefilter = RFPDupeFilter(client, key=frontier.keys.frontier_seen(frontier.run_id))
-        self._local: deque[Request] = deque()  # leased, handed to the engine by _poll
+        self._local: deque[Request] = deque()  # leased, not yet handed to the engine
+        self._acks: list[bytes] = []  # done, not yet acknowledged
         self._waking: Request | None = None
         self._idle_seen = False  # the engine went idle once: this worker's seeds are pushed
         self._idle_polls = 0
@@ -369,6 +374,7 @@ class FrontierScheduler(BaseScheduler):
                 loop.stop()
         # Requests this worker took and did not finish go back now (not after the lease);
         # once the run ended (finished, cancelled) this just leaves it.
+        self._flush_acks()
         self.leases.drop_all()
         moved = self.frontier.release(self.worker)
         if moved:
@@ -428,31 +434,45 @@ class FrontierScheduler(BaseScheduler):
     # -- leasing -------------------------------------------------------------------------
 
     def _take(self) -> Request | None:
+        """Lease up to TAKE_BATCH requests in one round trip: the first is returned, the
+        others wait in ``_local`` for the engine's next calls."""
         if self._closing or self.codec is None:
             return None
-        popped = self.frontier.pop(self.worker)
-        if popped is None:
+        taken: list[Request] = []
+        for member, _score in self.frontier.pop_many(self.worker, TAKE_BATCH):
+            try:
+                request = self.codec.decode(member)
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.error("dropped an unreadable frontier entry of run %s: %s", self.run_id, exc)
+                self._inc("frontier/unreadable")
+                self.frontier.ack(self.worker, member)
+                continue
+            request.meta[LEASE_META] = member
+            self.leases.open(member)
+            taken.append(request)
+        if not taken:
             return None
-        member, _score = popped
-        try:
-            request = self.codec.decode(member)
-        except (ValueError, KeyError, TypeError) as exc:
-            logger.error("dropped an unreadable frontier entry of run %s: %s", self.run_id, exc)
-            self._inc("frontier/unreadable")
-            self.frontier.ack(self.worker, member)
-            return None
-        request.meta[LEASE_META] = member
-        self.leases.open(member)
-        self._inc("frontier/leased")
-        return request
+        self._inc("frontier/leased", len(taken))
+        self._local.extend(taken[1:])
+        return taken[0]
 
     @property
     def run_id(self) -> str:
         return self.frontier.run_id
 
     def _ack(self, member: bytes) -> None:
-        self.frontier.ack(self.worker, member)
-        self._inc("frontier/done")
+        """A request is done. Acknowledgements go out ACK_BATCH at a time, and at every poll
+        and before any look at the run's end: one that dies with this worker only means the
+        request is crawled again."""
+        self._acks.append(member)
+        if len(self._acks) >= ACK_BATCH:
+            self._flush_acks()
+
+    def _flush_acks(self) -> None:
+        if self._acks:
+            self.frontier.ack(self.worker, *self._acks)
+            self._inc("frontier/done", len(self._acks))
+            self._acks.clear()
 
     def _item_done(self, response: Response | None = None, **kwargs: Any) -> None:
         lease = _lease_of(getattr(response, "request", None))
@@ -485,6 +505,7 @@ class FrontierScheduler(BaseScheduler):
     def _poll(self) -> None:
         if self._closing:
             return
+        self._flush_acks()
         if self._local or len(self.leases):
             # A lease nothing in this process works on any more would keep the run from
             # ever draining: after LEAK_POLLS idle polls it is given up (and logged).
@@ -494,6 +515,7 @@ class FrontierScheduler(BaseScheduler):
                     logger.warning("run %s: a request's lease leaked; released", self.run_id)
                     self._inc("frontier/leaked")
                     self._ack(member)
+                self._flush_acks()
             return
         self._idle_polls = 0
         engine = self.crawler.engine
@@ -528,6 +550,7 @@ class FrontierScheduler(BaseScheduler):
         self._idle_seen = True
         if self._local or len(self.leases):
             raise DontCloseSpider
+        self._flush_acks()
         state = self._drain()
         if state == "busy":
             raise DontCloseSpider

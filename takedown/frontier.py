@@ -60,18 +60,17 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 return 1
 """
 
-# KEYS: crawl, frontier, inflight, workers; ARGV: worker, now
+# KEYS: crawl, frontier, inflight, workers; ARGV: worker, now, count
 _POP = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
-    return false
+    return {}
 end
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
-local top = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-if #top == 0 then
-    return false
+local top = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
+for i = 1, #top, 2 do
+    redis.call('ZREM', KEYS[2], top[i])
+    redis.call('HSET', KEYS[3], top[i], top[i + 1])
 end
-redis.call('ZREM', KEYS[2], top[1])
-redis.call('HSET', KEYS[3], top[1], top[2])
 return top
 """
 
@@ -198,19 +197,22 @@ class Frontier:
         args: list[str | bytes] = [fingerprint, member, repr(float(score)), seed, str(page_cap)]
         return int(cast("int", self._push(keys=keys, args=args)))
 
-    def pop(self, worker: str) -> tuple[bytes, float] | None:
-        """Lease the best pending request to ``worker`` (and note its heartbeat); None when
-        there is none or the run is not running."""
+    def pop_many(self, worker: str, count: int) -> list[tuple[bytes, float]]:
+        """Lease the ``count`` best pending requests to ``worker`` (and note its heartbeat),
+        best first; fewer when there are fewer, none when the run is not running."""
         keys = [self._crawl, self.key, self._inflight(worker), self._workers]
-        top = self._pop(keys=keys, args=[worker, repr(self.clock())])
-        if not top:
-            return None
-        member, score = cast("list[bytes]", top)
-        return member, float(score)
+        top = cast("list[bytes]", self._pop(keys=keys, args=[worker, repr(self.clock()), count]))
+        return [(top[i], float(top[i + 1])) for i in range(0, len(top), 2)]
 
-    def ack(self, worker: str, member: bytes) -> None:
-        """The leased request is done."""
-        self.client.hdel(self._inflight(worker), member)
+    def pop(self, worker: str) -> tuple[bytes, float] | None:
+        """Lease the best pending request to ``worker``; None when there is none."""
+        popped = self.pop_many(worker, 1)
+        return popped[0] if popped else None
+
+    def ack(self, worker: str, *members: bytes) -> None:
+        """These leased requests are done."""
+        if members:
+            self.client.hdel(self._inflight(worker), *members)
 
     def heartbeat(self, worker: str) -> bool:
         """Keep ``worker``'s leases; False once the run is not running."""

@@ -233,3 +233,18 @@ def test_a_runs_counts_are_the_sum_of_its_workers(store: RunStore, run_id: str) 
     assert total is not None and total.pages == 7
     assert store.get(run_id).stats.pages == 7
     assert store.update_health(run_id, {"no_pages": "x"}) is False
+
+
+def test_several_requests_leased_and_acknowledged_in_one_round_trip(
+    frontier: Frontier, redis_client: redis.Redis, keys: Keys, run_id: str
+) -> None:
+    for n in range(5):
+        frontier.push(b"r%d" % n, float(-n), fingerprint=f"r{n}")
+    taken = frontier.pop_many("w1", 3)
+    assert taken == [(b"r4", -4.0), (b"r3", -3.0), (b"r2", -2.0)]  # best first
+    assert frontier.pop_many("w2", 10) == [(b"r1", -1.0), (b"r0", 0.0)]
+    assert frontier.pop_many("w2", 10) == []
+    frontier.ack("w1", b"r4", b"r2")
+    frontier.ack("w1")  # nothing to acknowledge: no command
+    assert redis_client.hkeys(keys.frontier_inflight(run_id, "w1")) == [b"r3"]
+    assert frontier.in_flight() == {"w1": 1, "w2": 2}
