@@ -26,7 +26,7 @@ from takedown.keys import Keys
 from takedown.lists import ListStore
 from takedown.queue import HitQueue
 from takedown.runs import RunStore
-from tests.test_runs_cli import WAIT_TIMEOUT, wait_for
+from tests.test_runs_cli import WAIT_TIMEOUT, one_line_error, wait_for
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
 PAGES = 8
@@ -371,13 +371,6 @@ def test_a_run_whose_options_cannot_be_crawled_fails_and_the_worker_says_so(
 
 
 # -- the command line around distributed runs ------------------------------------------------
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def test_cli_refuses_what_makes_no_sense_for_distributed_runs(

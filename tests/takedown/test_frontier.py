@@ -13,16 +13,9 @@ from takedown.connection import redis_from_url
 from takedown.frontier import ADDED, CAPPED, DUPLICATE, ENDED, Frontier
 from takedown.keys import Keys
 from takedown.runs import RunStateError, RunStats, RunStore
+from tests.takedown.test_runs import Clock
 
 LEASE = 30.0
-
-
-class Clock:
-    def __init__(self, now: float = 1_900_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
