@@ -103,7 +103,7 @@ def runs_list(
         table.add_row(
             r.id,
             _status(r),
-            r.origin or "-",
+            (r.origin or "-") + (" (distributed)" if r.distributed else ""),
             _time(r.started),
             _duration(r.duration(now)),
             str(s.pages),
@@ -151,6 +151,17 @@ def runs_show(run_id: RunIdArgument, as_json: JsonOption = False) -> None:
     ]
     if run.cancel_requested is not None:
         rows.append(("cancel requested (UTC)", _time(run.cancel_requested)))
+    if run.distributed:
+        rows.append(
+            (
+                "workers",
+                "\n".join(
+                    f"{name}: {w.pages} pages, {w.images} images, {w.confirmed} confirmed"
+                    for name, w in run.workers.items()
+                )
+                or "none yet",
+            )
+        )
     for label, value in rows:
         table.add_row(label, value)
     out.print(table)

@@ -108,7 +108,6 @@ class Worker:
         self.id = options.worker_id or default_worker_id()
         self.store = RunStore(session.client, session.keys)
         self.results: list[WorkerResult] = []
-        self._stopping = False
 
     def _process_settings(self) -> Settings:
         """Settings of the whole process: the reactor's DNS resolver applies the worker's
@@ -169,7 +168,6 @@ class Worker:
         try:
             process.start(stop_after_crawl=False)
         finally:
-            self._stopping = True
             logging.getLogger().removeHandler(handler)
         if failures:
             raise HotlineError(f"worker failed: {failures[0]}")
@@ -178,7 +176,7 @@ class Worker:
     async def _loop(self, process: CrawlerProcess) -> None:
         from twisted.internet import reactor  # noqa: PLC0415 - installed by run()
 
-        while not self._stopping:
+        while True:  # until once, a shutdown, or the reactor stops (a signal)
             record = await maybe_deferred_to_future(deferToThread(next_run, self.store))
             if record is None:
                 await maybe_deferred_to_future(

@@ -255,6 +255,13 @@ def test_two_workers_crawl_a_run_to_the_hits_of_one_process(
     assert _leftover_frontier_keys(redis_client, dist_prefix, run_id) == []
     assert run_id not in RunStore(redis_client, Keys(dist_prefix)).distributed()
 
+    listed = run(["runs", "list"], env)
+    assert "cli (distributed)" in listed.stdout
+    shown = run(["runs", "show", run_id], env)
+    assert shown.returncode == 0, shown.stderr
+    for name, part in record.workers.items():
+        assert f"{name}: {part.pages} pages, {part.images} images" in shown.stdout
+
 
 def test_a_worker_killed_mid_run_loses_nothing(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str, grid: GridSite, tmp_path: Path
