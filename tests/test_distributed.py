@@ -26,6 +26,7 @@ from takedown.keys import Keys
 from takedown.lists import ListStore
 from takedown.queue import HitQueue
 from takedown.runs import RunStore
+from tests.nocontent import WindowFinder
 from tests.test_runs_cli import WAIT_TIMEOUT, one_line_error, wait_for
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
@@ -46,6 +47,7 @@ class GridSite:
     gate_entered: threading.Event
     requests: list[str] = field(default_factory=list)
     hash_list: HashList = field(default_factory=lambda: HashList(name="grid", entries=[]))
+    images: list[bytes] = field(default_factory=list)  # every image body served
 
     def expected_hits(self) -> set[tuple[str, str]]:
         return set(self.known.items())
@@ -62,6 +64,7 @@ def _build(base_a: str, base_b: str, site: GridSite) -> tuple[dict[str, Route], 
         for i in range(IMAGES_PER_PAGE):
             seed += 1
             body = encode(textured_image(seed), "JPEG", quality=88)
+            site.images.append(body)
             on_b = i == 1
             path = f"/img/{p}-{i}.jpg"
             (routes_b if on_b else routes_a)[path] = image_response(body, "image/jpeg")
@@ -76,6 +79,7 @@ def _build(base_a: str, base_b: str, site: GridSite) -> tuple[dict[str, Route], 
     # A page reached through a redirect, a missing image, and the gated page (its image is
     # known: only a crawl of /gate finds it).
     gate_body = encode(textured_image(990), "JPEG", quality=88)
+    site.images.append(gate_body)
     known_entries.append(ListEntry("sha256", digest_bytes(gate_body).sha256, "gate", "t"))
     site.known[f"{base_a}/img/gate.jpg"] = "gate"
     routes_a["/img/gate.jpg"] = image_response(gate_body, "image/jpeg")
@@ -284,6 +288,14 @@ def test_a_worker_killed_mid_run_loses_nothing(
             doomed.kill()
         doomed.communicate()
     assert frontier.in_flight().get("doomed"), "the killed worker held no request"
+    # Mid-run, with requests in flight: no Redis value holds image content.
+    finder = WindowFinder(grid.images)
+    stored = list(redis_client.scan_iter(match=f"{redis_prefix}*", count=1000))
+    assert keys.frontier_inflight(run_id, "doomed").encode() in stored
+    for key in stored:
+        dumped = redis_client.dump(key)
+        assert dumped is not None
+        assert finder.find(key + dumped, f"redis key {key!r}") is None
     grid.gate.set()
 
     log = tmp_path / "heir.log"
@@ -297,6 +309,8 @@ def test_a_worker_killed_mid_run_loses_nothing(
     hits = _hits(redis_client, redis_prefix, run_id)
     assert sorted(hits) == sorted(grid.expected_hits())  # every hit, each exactly once
     assert grid.requests.count("/gate") == 2  # crawled again by the heir
+    for path in (tmp_path / "doomed.log", log):
+        assert finder.find(path.read_bytes(), str(path)) is None
     assert _leftover_frontier_keys(redis_client, redis_prefix, run_id) == []
 
 
