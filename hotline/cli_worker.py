@@ -43,7 +43,11 @@ def worker(
     ] = None,
     worker_id: Annotated[
         str | None,
-        typer.Option("--id", help="This worker's name in the run records (default host:pid)."),
+        typer.Option(
+            "--id",
+            metavar="NAME",
+            help="This worker's name in the run records (default host:pid; unique).",
+        ),
     ] = None,
     as_json: JsonOption = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")] = False,
