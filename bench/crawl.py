@@ -65,11 +65,11 @@ from hotline.redisserver import EmbeddedRedis  # noqa: E402
 from matchers.codec import StringTable  # noqa: E402
 from matchers.digest import digest_bytes  # noqa: E402
 from matchers.lists import HashColumn, HashList, ListEntry  # noqa: E402
-from takedown.connection import redis_from_url  # noqa: E402
-from takedown.keys import Keys  # noqa: E402
-from takedown.lists import ListStore  # noqa: E402
-from takedown.queue import HitQueue  # noqa: E402
-from takedown.runs import RunStore  # noqa: E402
+from store.connection import redis_from_url  # noqa: E402
+from store.keys import Keys  # noqa: E402
+from store.lists import ListStore  # noqa: E402
+from store.queue import HitQueue  # noqa: E402
+from store.runs import RunStore  # noqa: E402
 from tests.site.builder import EMBEDDINGS, TRANSFORMS, TestSite, build_test_site  # noqa: E402
 from tests.site.reference import reference_hashes  # noqa: E402
 

@@ -66,16 +66,16 @@ import numpy as np  # noqa: E402
 import redis  # noqa: E402
 
 from hotline.redisserver import EmbeddedRedis  # noqa: E402
+from store.connection import redis_from_url  # noqa: E402
+from store.keys import Keys  # noqa: E402
+from store.queue import HitQueue, HitRecord  # noqa: E402
 from takedown.cdn import load_builtin_cdns  # noqa: E402
-from takedown.connection import redis_from_url  # noqa: E402
 from takedown.delivery import Deliverer, SmtpChannel, SmtpSettings  # noqa: E402
 from takedown.directory import ProviderDirectory  # noqa: E402
-from takedown.keys import Keys  # noqa: E402
 from takedown.model import HotlineIdentity  # noqa: E402
 from takedown.notice import NoticeFacts, NoticeRenderer  # noqa: E402
 from takedown.notices import NoticeStore  # noqa: E402
 from takedown.notifier import BLOCK_MS, NoticeSender, Notifier, NotifierStats  # noqa: E402
-from takedown.queue import HitQueue, HitRecord  # noqa: E402
 from takedown.routing import Router  # noqa: E402
 from takedown.settings import TakedownSettings  # noqa: E402
 

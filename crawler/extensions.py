@@ -1,4 +1,4 @@
-"""Crawl bookkeeping in Redis: each crawl writes its run record (:mod:`takedown.runs`).
+"""Crawl bookkeeping in Redis: each crawl writes its run record (:mod:`store.runs`).
 
 ``CrawlRecord`` starts the run when the spider opens — creating the record first when the
 crawl was not queued beforehand (``scrapy crawl``, ``hotline crawl`` without ``--run``) —
@@ -39,17 +39,15 @@ from twisted.internet.threads import deferToThread
 
 from crawler.frontier import worker_id
 from crawler.pipelines import keys_from, redis_url_from
-from takedown.connection import redis_from_url
-from takedown.errors import TakedownError
-from takedown.frontier import Frontier
-from takedown.keys import Keys
-from takedown.runs import (
+from store.connection import redis_from_url
+from store.errors import RunExists, RunStateError, StoreError
+from store.frontier import Frontier
+from store.keys import Keys
+from store.runs import (
     ENDED,
     ORIGIN_SCRAPY,
     REASON_CANCELLED,
     REASON_FINISHED,
-    RunExists,
-    RunStateError,
     RunStats,
     RunStore,
     status_for_reason,
@@ -251,7 +249,7 @@ class CrawlRecord:
         run_id = str(getattr(spider, "crawl_id", ""))
         try:
             self.client = redis_from_url(self.redis_url)
-        except TakedownError as exc:
+        except StoreError as exc:
             logger.error("run record not written: %s", exc)
             return
         store = RunStore(self.client, self.keys)
@@ -265,7 +263,7 @@ class CrawlRecord:
             raise CloseSpider(
                 REASON_CANCELLED if exc.status == "cancelled" else RUN_NOT_STARTABLE
             ) from None
-        except (redis.RedisError, TakedownError) as exc:
+        except (redis.RedisError, StoreError) as exc:
             logger.error("run record not written: %s", exc)
             return
         self.store = store
@@ -336,7 +334,7 @@ class CrawlRecord:
             await maybe_deferred_to_future(self._pending)
         try:
             await maybe_deferred_to_future(deferToThread(self._finish, reason, crawl_stats))
-        except (redis.RedisError, TakedownError) as exc:
+        except (redis.RedisError, StoreError) as exc:
             logger.error("run %s not finished in Redis: %s", self.run_id, exc)
 
     def _finish(self, reason: str, crawl_stats: dict[str, Any]) -> None:

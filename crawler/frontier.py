@@ -1,4 +1,4 @@
-"""Distributed crawling: the Scrapy side of a run's shared frontier (:mod:`takedown.frontier`).
+"""Distributed crawling: the Scrapy side of a run's shared frontier (:mod:`store.frontier`).
 
 ``hotline worker`` processes crawl a distributed run together. Each one runs the ordinary
 hotline spider with :class:`FrontierScheduler` as Scrapy's ``SCHEDULER``: a thin wrapper of
@@ -49,8 +49,8 @@ from twisted.internet.task import LoopingCall
 from crawler import signals as crawler_signals
 from crawler.limits import DEFAULT_MAX_PAGES_PER_SEED
 from crawler.pipelines import keys_from, redis_url_from
-from takedown.connection import redis_from_url
-from takedown.frontier import ADDED, CAPPED, DUPLICATE, Frontier
+from store.connection import redis_from_url
+from store.frontier import ADDED, CAPPED, DUPLICATE, Frontier
 
 if TYPE_CHECKING:
     import redis
@@ -134,7 +134,7 @@ class JsonSerializer:
 
 class RequestCodec(PriorityQueue):  # type: ignore[misc]
     """scrapy-redis's priority queue, used for its request encoding; the queue operations
-    themselves are :class:`takedown.frontier.Frontier`'s leased ones."""
+    themselves are :class:`store.frontier.Frontier`'s leased ones."""
 
     def __init__(self, server: redis.Redis, spider: Spider, key: str) -> None:
         super().__init__(server, spider, key, serializer=JsonSerializer)

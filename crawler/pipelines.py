@@ -22,11 +22,11 @@ from matchers.algorithms import PDQ_MIN_QUALITY
 from matchers.guards import FLOOD_LIMIT, STAT_FLOOD_DEMOTED, FloodGuard, match_stat_keys
 from matchers.index import Matcher
 from matchers.lists import ALLOW, KNOWN
-from takedown.connection import ENV_REDIS_URL, default_url, redis_from_url
-from takedown.errors import QueueError
-from takedown.keys import DEFAULT_PREFIX, Keys
-from takedown.lists import ListNotFound, ListStore
-from takedown.queue import HitQueue, HitRecord
+from store.connection import ENV_REDIS_URL, default_url, redis_from_url
+from store.errors import ListNotFound, QueueError
+from store.keys import DEFAULT_PREFIX, Keys
+from store.lists import ListStore
+from store.queue import HitQueue, HitRecord
 
 if TYPE_CHECKING:
     import redis

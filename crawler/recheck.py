@@ -65,7 +65,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
@@ -106,6 +106,7 @@ from matchers.algorithms import (
 from matchers.digest import ImageDigest, digest_bytes
 from matchers.errors import MatcherError
 from matchers.sniff import sniff_image
+from store.clock import now_iso
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -346,10 +347,6 @@ def judge_failure(exc: BaseException, url: str, policy: AddressPolicy) -> Verdic
     return Verdict("unreachable", f"error: {type(exc).__name__}")
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _result(target: RecheckTarget, verdict: Verdict, status: int | None) -> RecheckResult:
     return RecheckResult(
         notice_id=target.notice_id,
@@ -357,7 +354,7 @@ def _result(target: RecheckTarget, verdict: Verdict, status: int | None) -> Rech
         state=verdict.state,
         reason=verdict.reason,
         http_status=status,
-        checked_at=_now(),
+        checked_at=now_iso(),
         sha256=verdict.sha256,
     )
 

@@ -30,11 +30,12 @@ from hotline.errors import HotlineError, InputError, ServiceError, UsageError
 from hotline.services import redis_session
 from matchers.errors import MatcherError
 from matchers.lists import KNOWN
+from store.errors import RunNotFound, RunStateError, ScheduleError, StoreError
+from store.lists import ListStore
+from store.queue import HitQueue, HitRecord
+from store.runs import RunRecord, RunStore
 from takedown.errors import DirectoryError, NoticeError, TakedownError
-from takedown.lists import ListStore
 from takedown.notices import NoticeNotFound
-from takedown.queue import HitQueue, HitRecord
-from takedown.runs import RunNotFound, RunRecord, RunStateError, RunStore
 from takedown.settings import SettingsError
 
 if TYPE_CHECKING:
@@ -412,9 +413,9 @@ def main(argv: list[str] | None = None) -> None:
         code = _fail(str(exc), exc.exit_code)
     except MatcherError as exc:
         code = _fail(str(exc), InputError.exit_code)
-    except (SettingsError, DirectoryError, NoticeError, NoticeNotFound) as exc:
+    except (SettingsError, DirectoryError, NoticeError, NoticeNotFound, ScheduleError) as exc:
         code = _fail(str(exc), InputError.exit_code)  # the configuration or the input is wrong
-    except TakedownError as exc:
+    except (TakedownError, StoreError) as exc:
         code = _fail(str(exc), ServiceError.exit_code)
     except redis.RedisError as exc:  # Redis went away in the middle of a command
         code = _fail(f"Redis failed: {' '.join(str(exc).split())}", ServiceError.exit_code)

@@ -34,7 +34,8 @@ from matchers.lists import (
     read_csv,
     validate_list_name,
 )
-from takedown.lists import ListNotFound, ListStore
+from store.errors import ListNotFound
+from store.lists import ListStore
 
 hashes_app = typer.Typer(
     help="Hash lists: import, build, show, remove; compute the hashes of image files.",

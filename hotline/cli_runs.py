@@ -19,7 +19,9 @@ from rich.table import Table
 from hotline.cliapp import JsonOption, err, load_config, out
 from hotline.errors import UsageError
 from hotline.services import redis_session
-from takedown.runs import STATUSES, RunNotFound, RunRecord, RunStore, iso
+from store.clock import format_duration, iso
+from store.errors import RunNotFound
+from store.runs import STATUSES, RunRecord, RunStore
 
 runs_app = typer.Typer(help="Crawl runs: list them, show one, cancel one.", no_args_is_help=True)
 
@@ -45,15 +47,7 @@ def _time(ts: float | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return "-" if seconds is None else format_duration(seconds)
 
 
 def _health(run: RunRecord) -> str:

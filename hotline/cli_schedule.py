@@ -32,17 +32,16 @@ from hotline.scheduler import (
     run_status,
     start_now,
 )
-from hotline.schedules import (
+from hotline.services import Session, redis_session
+from matchers.lists import validate_list_name
+from store.clock import iso, parse_duration
+from store.schedules import (
     MIN_INTERVAL,
     Schedule,
     ScheduleStore,
-    iso,
     parse_trigger,
     validate_schedule_name,
 )
-from hotline.services import Session, redis_session
-from matchers.lists import validate_list_name
-from takedown.settings import parse_duration
 
 __all__ = ["ENV_MIN_INTERVAL", "schedule_app", "scheduler"]
 

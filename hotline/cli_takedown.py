@@ -21,8 +21,9 @@ from hotline.cliapp import JsonOption, err, load_config, out, stop_on_signals
 from hotline.errors import UsageError
 from hotline.services import redis_session
 from hotline.takedownrun import open_router, open_takedown
-from takedown.lists import ListStore
-from takedown.notices import STATUSES, Notice, NoticeNotFound, iso
+from store.clock import format_duration, iso
+from store.lists import ListStore
+from takedown.notices import STATUSES, Notice, NoticeNotFound
 from takedown.notifier import NotifierStats
 from takedown.recheck import RecheckTargetData
 from takedown.stats import provider_stats
@@ -225,7 +226,7 @@ def notices_list(
             n.hit.url,
             "-" if sent is None else iso(sent).replace("T", " ")[:16],
             str(n.count("reminders")),
-            "-" if upper is None else _duration(upper),
+            "-" if upper is None else format_duration(upper),
         )
     out.print(table)
 
@@ -270,7 +271,9 @@ def notices_show(
     ]
     lower, upper = notice.time_to_removal()
     if upper is not None and lower is not None:
-        rows.append(("time to removal", f"between {_duration(lower)} and {_duration(upper)}"))
+        rows.append(
+            ("time to removal", f"between {format_duration(lower)} and {format_duration(upper)}")
+        )
     if notice.fields.get("last_error"):
         rows.append(("last error", notice.fields["last_error"]))
     for name, value in rows:
@@ -456,8 +459,8 @@ def stats(as_json: JsonOption = False) -> None:
             r.provider,
             str(r.notices),
             str(r.removed),
-            "-" if data["median"] is None else _duration(data["median"]),
-            "-" if data["p90"] is None else _duration(data["p90"]),
+            "-" if data["median"] is None else format_duration(data["median"]),
+            "-" if data["p90"] is None else format_duration(data["p90"]),
             str(r.still_online),
             str(r.escalated),
             str(r.unroutable),
@@ -465,13 +468,3 @@ def stats(as_json: JsonOption = False) -> None:
         )
     out.print(table)
     out.print(", ".join(f"{k} {v}" for k, v in counts.items()), markup=False)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"

@@ -16,9 +16,9 @@ from rich.text import Text
 from hotline.cliapp import JsonOption, err, load_config, out, stop_on_signals
 from hotline.errors import HotlineError, UsageError
 from hotline.services import Session, redis_session
-from takedown.frontier import Frontier
-from takedown.queue import HitQueue, HitRecord
-from takedown.runs import RunRecord, RunStore
+from store.frontier import Frontier
+from store.queue import HitQueue, HitRecord
+from store.runs import RunRecord, RunStore
 
 #: Seconds between looks at a distributed run's record while waiting for it.
 WAIT_POLL = 0.5

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from hotline.errors import UsageError
 from hotline.paths import default_data_dir
-from takedown.connection import ENV_REDIS_URL
-from takedown.keys import DEFAULT_PREFIX, validate_prefix
+from store.connection import ENV_REDIS_URL
+from store.keys import DEFAULT_PREFIX, validate_prefix
 from takedown.settings import SettingsError, TakedownSettings
 
 ENV_KEY_PREFIX = "HOTLINE_KEY_PREFIX"

@@ -23,9 +23,9 @@ from scrapy.settings import Settings
 from twisted.internet.task import LoopingCall
 
 from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
-from crawler.spiders.hotline import HotlineSpider, new_crawl_id
+from crawler.spiders.hotline import HotlineSpider
 from hotline.errors import HotlineError
-from takedown.runs import ORIGIN_CLI
+from store.runs import ORIGIN_CLI, new_run_id
 
 #: The frontier's spider middleware is the outermost: it sees all a callback yields.
 FRONTIER_MIDDLEWARE_ORDER = 10
@@ -235,7 +235,7 @@ def run_crawl(
     """Run one crawl to its end in this process (a process can run one crawl: Twisted's
     reactor cannot be restarted). The crawl is run ``run_id`` (a run queued beforehand) or a
     new one, recorded with ``origin``."""
-    crawl_id = run_id or new_crawl_id()
+    crawl_id = run_id or new_run_id()
     settings = build_settings(options, crawl_id, origin=origin)
     handler = log_to(console, options.log_level)
     root = logging.getLogger()

@@ -19,14 +19,14 @@ from hotline.crawlrun import CrawlOptions, CrawlResult, run_crawl
 from hotline.demosite import build_demo_site, serve
 from hotline.services import Session, redis_session
 from matchers.lists import HashList, parse_csv_text
+from store.lists import ListStore
+from store.queue import HitQueue, HitRecord
 from takedown.delivery import Deliverer, OutboxChannel, OutboxSettings
 from takedown.directory import ProviderDirectory
-from takedown.lists import ListStore
 from takedown.model import HotlineIdentity
 from takedown.notice import NoticeFacts, NoticeRenderer
 from takedown.notices import NoticeStore
 from takedown.notifier import NoticeSender, Notifier, NotifierStats
-from takedown.queue import HitQueue, HitRecord
 from takedown.routing import Router
 from takedown.settings import TakedownSettings
 

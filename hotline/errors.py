@@ -8,7 +8,10 @@
     └── ServiceError              exit 3   Redis missing or unreachable, redis-server absent
 
 Errors of the other packages are mapped in :func:`hotline.cli.main`:
-``matchers.errors.MatcherError`` -> InputError, ``takedown.errors.TakedownError`` ->
+``matchers.errors.MatcherError`` -> InputError; a bad configuration, provider directory,
+notice, unknown notice or schedule request (``takedown.settings.SettingsError``,
+``DirectoryError``, ``NoticeError``, ``NoticeNotFound``, ``store.errors.ScheduleError``) ->
+InputError; any other ``takedown.errors.TakedownError`` or ``store.errors.StoreError`` ->
 ServiceError.
 """
 

@@ -6,7 +6,7 @@ Resolution order for the data directory (:func:`default_data_dir`):
 2. ``$XDG_DATA_HOME/hotline-crawler`` if ``XDG_DATA_HOME`` is set and non-empty;
 3. ``~/.local/share/hotline-crawler``.
 
-The rules themselves live in :mod:`takedown.connection`, because the crawler needs the
+The rules themselves live in :mod:`store.connection`, because the crawler needs the
 embedded Redis socket too and may not import ``hotline``; this module is the CLI's entry.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from takedown.connection import APP_NAME, ENV_DATA_DIR, default_data_dir
+from store.connection import APP_NAME, ENV_DATA_DIR, default_data_dir
 
 __all__ = ["APP_NAME", "DATA_DIR_MODE", "ENV_DATA_DIR", "default_data_dir", "ensure_data_dir"]
 

@@ -27,13 +27,13 @@ from typing import IO, Self
 import redis
 
 from hotline.paths import ensure_data_dir
-from takedown.connection import (
+from store.connection import (
     ENV_REDIS_URL,
     embedded_socket_path,
     embedded_url,
     redis_from_url,
 )
-from takedown.errors import RedisUnavailable
+from store.errors import RedisUnavailable
 
 __all__ = [
     "MAX_UNIX_SOCKET_PATH_BYTES",

@@ -10,7 +10,7 @@ when one of them stops. Between ticks the daemon waits on an event until the ear
 SIGTERM ends the wait at once.
 
 Starting a run is two steps behind two injectable callables: ``create_run`` makes the queued
-run record (:meth:`takedown.runs.RunStore.create`) and ``launch`` starts ``hotline crawl --run ID``
+run record (:meth:`store.runs.RunStore.create`) and ``launch`` starts ``hotline crawl --run ID``
 as a detached process whose output goes to ``<data dir>/runs/<ID>.log``. The log holds what
 the crawl prints (counts, URLs, errors), never image content.
 """
@@ -26,23 +26,16 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from hotline.errors import HotlineError
 from hotline.paths import DATA_DIR_MODE
-from hotline.schedules import (
-    DEFAULT_CLAIM_BATCH,
-    Schedule,
-    ScheduleCorrupt,
-    ScheduleError,
-    ScheduleStore,
-    iso,
-)
 from hotline.services import Session
-from takedown.errors import TakedownError
-from takedown.runs import RunExists, RunStore, schedule_origin
+from store.clock import iso
+from store.errors import RunExists, ScheduleCorrupt, ScheduleError, StoreError
+from store.runs import RunStore, new_run_id, schedule_origin
+from store.schedules import DEFAULT_CLAIM_BATCH, Schedule, ScheduleStore
 
 __all__ = [
     "MAX_WAIT",
@@ -96,8 +89,7 @@ def slot_run_id(name: str, slot: float) -> str:
     """The id of the run a schedule starts for ``slot``: the same every time it is computed,
     so a slot whose start is retried (after a scheduler died) cannot make a second run. It has
     the crawl id format: the slot's UTC second and a suffix from the schedule's name."""
-    stamp = datetime.fromtimestamp(slot, UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+    return new_run_id(slot, hashlib.sha256(name.encode()).hexdigest()[:6])
 
 
 def run_origin(name: str, slot: float | None) -> str:
@@ -131,7 +123,7 @@ class StoreRunCreator:
         except RunExists:
             assert run_id is not None  # a new id is never taken
             return run_id
-        except (ValueError, TakedownError) as exc:
+        except (ValueError, StoreError) as exc:
             raise RunStartError(f"cannot create the run: {exc}") from None
 
 

@@ -11,8 +11,8 @@ import redis
 from hotline.config import Config
 from hotline.paths import ensure_data_dir
 from hotline.redisserver import EmbeddedRedis
-from takedown.connection import redis_from_url
-from takedown.keys import Keys
+from store.connection import redis_from_url
+from store.keys import Keys
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,8 @@ from crawler.spiders.hotline import HotlineSpider
 from hotline.crawlrun import CrawlOptions, build_settings, log_to
 from hotline.errors import HotlineError
 from hotline.services import Session
-from takedown.runs import RunRecord, RunStateError, RunStore
+from store.errors import RunStateError
+from store.runs import RunRecord, RunStore
 
 logger = logging.getLogger(__name__)
 

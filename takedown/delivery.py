@@ -91,6 +91,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from store.text import one_line
 from takedown.errors import DeliveryError
 from takedown.http import make_http_client
 from takedown.model import CHANNELS, DeliveryReceipt, OutgoingNotice
@@ -155,11 +156,6 @@ class DeliveryChannel(Protocol):
     """Anything that can deliver a notice (the three channels, the dispatcher, test fakes)."""
 
     def deliver(self, notice: OutgoingNotice) -> DeliveryReceipt: ...
-
-
-def _one_line(text: str, limit: int = EXCERPT_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _is_loopback(host: str) -> bool:
@@ -318,7 +314,7 @@ def _smtp_context(ca_file: str | None) -> ssl.SSLContext:
 
 def _reply_text(reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    return _one_line(text)
+    return one_line(text, EXCERPT_CHARS)
 
 
 def _crlf(data: bytes) -> bytes:
@@ -377,7 +373,7 @@ class SmtpSession:
         password = self.settings.password
         if password:
             text = text.replace(password, "***")
-        return DeliveryError(_one_line(text, limit=2 * EXCERPT_CHARS), permanent=permanent)
+        return DeliveryError(one_line(text, 2 * EXCERPT_CHARS), permanent=permanent)
 
     def _reply_error(self, stage: str, code: int, reply: bytes | str) -> DeliveryError:
         return self._error(
@@ -416,7 +412,7 @@ class SmtpSession:
             raise self._reply_error(stage, exc.smtp_code, exc.smtp_error) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
-            what = _one_line(str(exc)) or type(exc).__name__
+            what = one_line(exc, EXCERPT_CHARS)
             raise self._error(f"{stage} failed: {what}", permanent=False) from exc
         return DeliveryReceipt(
             channel="smtp", destination=address, detail=f"{code} {_reply_text(reply)}"
@@ -697,12 +693,13 @@ class WebhookChannel:
                 )
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise DeliveryError(
-                f"webhook URL {shown} is unusable: {_one_line(str(exc))}", permanent=True
+                f"webhook URL {shown} is unusable: {one_line(str(exc), EXCERPT_CHARS)}",
+                permanent=True,
             ) from exc
         except httpx.TimeoutException:
             return _Retry(f"timed out after {self.settings.timeout} s")
         except httpx.TransportError as exc:
-            return _Retry(f"{type(exc).__name__}: {_one_line(str(exc))}")
+            return _Retry(f"{type(exc).__name__}: {one_line(str(exc), EXCERPT_CHARS)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -722,7 +719,7 @@ def _excerpt(response: httpx.Response) -> str:
             chunk += piece
             if len(chunk) >= EXCERPT_BYTES:
                 break
-    text = _one_line(chunk[:EXCERPT_BYTES].decode("utf-8", "replace"))
+    text = one_line(chunk[:EXCERPT_BYTES].decode("utf-8", "replace"), EXCERPT_CHARS)
     return f": {text}" if text else ""
 
 
@@ -764,7 +761,7 @@ class OutboxChannel:
         except OSError as exc:
             raise DeliveryError(
                 f"cannot write notice {notice.idempotency_key} to outbox "
-                f"{self.settings.directory}: {_one_line(exc.strerror or str(exc))}",
+                f"{self.settings.directory}: {one_line(exc.strerror or str(exc), EXCERPT_CHARS)}",
                 permanent=False,
             ) from exc
         return DeliveryReceipt(

@@ -3,8 +3,6 @@
 The tree, so callers (and the CLI's exit-code mapping) can catch at the level they need::
 
     TakedownError            base of everything this package raises on purpose
-    ├── RedisUnavailable     Redis cannot be reached, refused us, or its URL is unusable
-    ├── QueueError           a stream / consumer-group operation failed or met bad data
     ├── DirectoryError       the provider directory file is malformed (file, line, field)
     ├── RdapError            an RDAP lookup failed or returned a document we cannot read
     ├── NoticeError          a notice cannot be rendered, or its X-ARF report is invalid
@@ -13,7 +11,7 @@ The tree, so callers (and the CLI's exit-code mapping) can catch at the level th
                              retrying the same message can help (a 550 cannot, a 451 can)
 
 Messages are one line and never contain secrets: Redis URLs are shown through
-:func:`takedown.connection.mask_url`.
+:func:`store.connection.mask_url`.
 """
 
 from __future__ import annotations
@@ -22,9 +20,7 @@ __all__ = [
     "DeliveryError",
     "DirectoryError",
     "NoticeError",
-    "QueueError",
     "RdapError",
-    "RedisUnavailable",
     "TakedownError",
     "TemplateError",
 ]
@@ -32,14 +28,6 @@ __all__ = [
 
 class TakedownError(Exception):
     """Base class for every error the ``takedown`` package raises deliberately."""
-
-
-class RedisUnavailable(TakedownError):
-    """Redis could not be reached or refused the connection (auth, TLS, bad URL, not running)."""
-
-
-class QueueError(TakedownError):
-    """A queue (stream, consumer group, sorted set) operation failed or returned bad data."""
 
 
 class DirectoryError(TakedownError):

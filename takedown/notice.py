@@ -60,6 +60,8 @@ from typing import Any
 
 import jinja2
 
+from store.queue import HitRecord
+from store.text import one_line
 from takedown.errors import NoticeError, TemplateError
 from takedown.model import (
     NOTICE_KINDS,
@@ -69,7 +71,6 @@ from takedown.model import (
     Recipient,
     Route,
 )
-from takedown.queue import HitRecord
 from takedown.xarf import (
     build_xarf_report,
     data_url_media_type,
@@ -354,11 +355,11 @@ class NoticeRenderer:
         msg = EmailMessage(policy=SMTP)
         try:
             msg["From"] = Address(
-                display_name=_one_line(self.identity.name), addr_spec=self.identity.email
+                display_name=one_line(self.identity.name), addr_spec=self.identity.email
             )
             if recipient.address:
                 msg["To"] = Address(
-                    display_name=_one_line(recipient.provider), addr_spec=recipient.address
+                    display_name=one_line(recipient.provider), addr_spec=recipient.address
                 )
         except (ValueError, IndexError) as exc:
             raise NoticeError(f"invalid mail address in notice {facts.notice_id}: {exc}") from exc
@@ -438,10 +439,6 @@ def _text_encoding(text: str) -> str:
     ``8bit``, which a relay without 8BITMIME would have to refuse or mangle."""
     short = all(len(line) <= MAX_7BIT_LINE for line in text.split("\n"))
     return "7bit" if text.isascii() and short else "quoted-printable"
-
-
-def _one_line(value: str) -> str:
-    return " ".join(value.split())
 
 
 def _boundary(message_id: str, text: str) -> str:

@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import redis
 
-from takedown.errors import QueueError
-from takedown.keys import Keys
+from store.base import RedisStore, decode_hash
+from store.clock import iso, parse_iso
+from store.errors import QueueError
+from store.queue import HitRecord
+from store.text import text
 from takedown.model import DeliveryReceipt, Route
-from takedown.queue import HitRecord
 
 __all__ = [
     "OPEN_STATUSES",
@@ -79,19 +79,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-def iso(ts: float) -> str:
-    """ISO 8601 UTC with a ``Z``, to the second: the one time format of notices."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text: str) -> float:
-    """Unix seconds of an ISO 8601 time (``Z`` or an offset; naive means UTC)."""
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 class NoticeNotFound(QueueError):
@@ -193,19 +180,13 @@ class Notice:
         return max(0.0, online - sent), max(0.0, gone - sent)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-class NoticeStore:
+class NoticeStore(RedisStore):
     """Reads and writes notice records; every write that changes state is audited."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, *, clock: Any = time.time) -> None:
-        self.client = client
-        self.keys = keys
-        self.clock = clock
-        self._create = client.register_script(_CREATE)
-        self._release = client.register_script(_RELEASE)
+    SCRIPTS: ClassVar[Mapping[str, str]] = {
+        "create": _CREATE,
+        "release": _RELEASE,
+    }
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -232,12 +213,12 @@ class NoticeStore:
 
     def status(self, notice_id: str) -> str | None:
         raw = self.client.hget(self.keys.notice(notice_id), "status")
-        return None if raw is None else _text(cast("bytes", raw))
+        return None if raw is None else text(cast("bytes", raw))
 
     def ids(self, status: str | None = None) -> list[str]:
         key = self.keys.notices if status is None else self.keys.notices_in(status)
         members = cast("list[bytes]", self.client.zrange(key, 0, -1))
-        return [_text(m) for m in members]
+        return [text(m) for m in members]
 
     def iter_notices(self, status: str | None = None, *, batch: int = 200) -> Iterator[Notice]:
         ids = self.ids(status)
@@ -288,7 +269,8 @@ class NoticeStore:
         args: list[str] = [notice_id, repr(now), json.dumps(event)]
         for name, value in fields.items():
             args.extend((name, value))
-        created = self._create(
+        created = self.script(
+            "create",
             keys=[
                 self.keys.notice(notice_id),
                 self.keys.notices,
@@ -330,7 +312,7 @@ class NoticeStore:
                     raw = pipe.hget(key, "status")
                     if raw is None:
                         raise NoticeNotFound(f"no notice {notice_id}")
-                    current = _text(cast("bytes", raw))
+                    current = text(cast("bytes", raw))
                     new_status = status or current
                     created = pipe.zscore(self.keys.notices, notice_id) or now
                     pipe.multi()
@@ -423,7 +405,7 @@ class NoticeStore:
         acquired = self.client.set(key, token, nx=True, px=LOCK_TTL_MS)
         if not acquired:
             holder = self.client.get(key)
-            holder_text = "" if holder is None else _text(cast("bytes", holder))
+            holder_text = "" if holder is None else text(cast("bytes", holder))
             if holder_text.partition("|")[0] != owner:
                 raise LockBusy(
                     f"notice {notice_id} is being sent by {holder_text.partition('|')[0]}"
@@ -432,7 +414,7 @@ class NoticeStore:
         try:
             yield
         finally:
-            self._release(keys=[key], args=[token])
+            self.script("release", keys=[key], args=[token])
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -450,7 +432,7 @@ class NoticeStore:
         }
 
     def _from_hash(self, notice_id: str, raw: Mapping[bytes, bytes]) -> Notice:
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = decode_hash(raw)
         try:
             hit_data = json.loads(fields["hit"])
             hit = HitRecord.from_fields(
@@ -469,13 +451,13 @@ def _field(value: str | float | int) -> str:
 
 
 def _event(entry_id: bytes, data: Mapping[bytes, bytes]) -> AuditEvent:
-    text = {_text(k): _text(v) for k, v in data.items()}
+    values = decode_hash(data)
     return AuditEvent(
-        notice=text.get("notice", ""),
-        event=text.get("event", ""),
-        status=text.get("status", ""),
-        actor=text.get("actor", ""),
-        time=text.get("time", ""),
-        detail=text.get("detail", ""),
-        entry_id=_text(entry_id),
+        notice=values.get("notice", ""),
+        event=values.get("event", ""),
+        status=values.get("status", ""),
+        actor=values.get("actor", ""),
+        time=values.get("time", ""),
+        detail=values.get("detail", ""),
+        entry_id=text(entry_id),
     )

@@ -1,6 +1,6 @@
 """The notifier: from a confirmed hit in the ``hits`` stream to a delivered notice.
 
-It reads the stream through the consumer group :data:`takedown.keys.NOTIFIER_GROUP`, so any
+It reads the stream through the consumer group :data:`store.keys.NOTIFIER_GROUP`, so any
 number of notifiers share the work and each hit is handled by one of them at a time:
 
 * **At least once.** An entry is acknowledged (XACK) only after its notice was delivered, or
@@ -33,11 +33,14 @@ from typing import Any, Protocol, cast
 
 import redis
 
-from takedown.errors import DeliveryError, NoticeError, QueueError
-from takedown.keys import NOTIFIER_GROUP, Keys
+from store.clock import iso, parse_iso
+from store.errors import QueueError
+from store.keys import NOTIFIER_GROUP, Keys
+from store.queue import HitRecord
+from store.text import text
+from takedown.errors import DeliveryError, NoticeError
 from takedown.model import DeliveryReceipt, NoticeKind, OutgoingNotice, Recipient, Route
-from takedown.notices import LockBusy, Notice, NoticeStore, iso, parse_iso
-from takedown.queue import HitRecord
+from takedown.notices import LockBusy, Notice, NoticeStore
 from takedown.settings import TakedownSettings
 
 __all__ = [
@@ -266,12 +269,12 @@ class Notifier:
                 start_id=start,
                 count=BATCH_SIZE,
             )
-            next_start, entries = _text(reply[0]), reply[1]
+            next_start, entries = text(reply[0]), reply[1]
             deleted = reply[2] if len(reply) > 2 else []
             for entry_id in deleted:
-                self._ack(_text(entry_id))
+                self._ack(text(entry_id))
             for raw_id, data in entries:
-                entry_id = _text(raw_id)
+                entry_id = text(raw_id)
                 if not data or (seen is not None and entry_id in seen):
                     continue
                 if seen is not None:
@@ -306,7 +309,7 @@ class Notifier:
         if not reply:
             return []
         entries = reply[0][1]
-        return [(_text(entry_id), data or {}) for entry_id, data in entries]
+        return [(text(entry_id), data or {}) for entry_id, data in entries]
 
     def _ack(self, entry_id: str) -> None:
         self.client.xack(self.keys.hits, NOTIFIER_GROUP, entry_id)
@@ -532,10 +535,6 @@ class Notifier:
         pipe.xack(self.keys.hits, NOTIFIER_GROUP, entry_id)
         pipe.execute()
         self.stats.dead_lettered += 1
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _lenient_text(value: bytes | str) -> str:

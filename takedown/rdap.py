@@ -41,9 +41,10 @@ from typing import Any, Protocol
 import httpx
 import redis
 
+from store.keys import DEFAULT_PREFIX, Keys, validate_prefix
+from store.text import one_line
 from takedown.errors import RdapError
 from takedown.http import DEFAULT_HTTP_TIMEOUT, make_http_client
-from takedown.keys import DEFAULT_PREFIX, Keys, validate_prefix
 
 __all__ = [
     "DEFAULT_RDAP_URL",
@@ -273,7 +274,7 @@ class RdapClient:
                         )
                 status = response.status_code
         except httpx.HTTPError as exc:
-            detail = _one_line(str(exc)) or type(exc).__name__
+            detail = one_line(exc)
             raise RdapError(f"RDAP request to {url} failed: {detail}") from None
         if status == _HTTP_NOT_FOUND:
             raise RdapNotFound(f"no RDAP record at {final_url} (HTTP 404)")
@@ -288,7 +289,7 @@ def _decode(body: bytes, url: str) -> Mapping[str, Any]:
     try:
         doc = json.loads(body)
     except ValueError as exc:
-        raise RdapError(f"RDAP answer from {url} is not JSON: {_one_line(str(exc))}") from None
+        raise RdapError(f"RDAP answer from {url} is not JSON: {one_line(str(exc))}") from None
     if not isinstance(doc, dict):
         raise RdapError(f"RDAP answer from {url} is not a JSON object")
     return doc
@@ -301,12 +302,8 @@ def _error_detail(body: bytes) -> str:
     except ValueError:
         return ""
     if isinstance(doc, dict) and isinstance(doc.get("title"), str):
-        return f": {_one_line(doc['title'])}"
+        return f": {one_line(doc['title'])}"
     return ""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 # --- parsing --------------------------------------------------------------------------------
@@ -319,16 +316,16 @@ def parse_ip_network(doc: Mapping[str, Any], url: str = "") -> IpNetworkInfo:
     end = _address(doc.get("endAddress"))
     return IpNetworkInfo(
         url=url,
-        handle=_text(doc.get("handle")),
-        name=_text(doc.get("name")),
+        handle=_string(doc.get("handle")),
+        name=_string(doc.get("name")),
         cidrs=_cidrs(doc, start, end),
         start_address=start,
         end_address=end,
-        country=_text(doc.get("country")),
+        country=_string(doc.get("country")),
         org=_registrant_name(doc),
         abuse_emails=_abuse_emails(doc),
         origin_asns=_origin_asns(doc),
-        parent_handle=_text(doc.get("parentHandle")),
+        parent_handle=_string(doc.get("parentHandle")),
     )
 
 
@@ -339,13 +336,13 @@ def parse_domain(doc: Mapping[str, Any], url: str = "") -> DomainInfo:
         (e for e in _walk_entities(doc) if "registrar" in _roles(e)),
         None,
     )
-    name = _text(doc.get("ldhName")) or _text(doc.get("unicodeName")) or ""
+    name = _string(doc.get("ldhName")) or _string(doc.get("unicodeName")) or ""
     if registrar is None:
-        return DomainInfo(url=url, name=name.lower(), handle=_text(doc.get("handle")))
+        return DomainInfo(url=url, name=name.lower(), handle=_string(doc.get("handle")))
     return DomainInfo(
         url=url,
         name=name.lower(),
-        handle=_text(doc.get("handle")),
+        handle=_string(doc.get("handle")),
         registrar=_vcard_first(registrar, "fn") or _vcard_first(registrar, "org"),
         registrar_iana_id=_iana_id(registrar),
         registrar_abuse_emails=_abuse_emails(registrar),
@@ -359,7 +356,7 @@ def _expect_class(doc: Mapping[str, Any], expected: str, url: str) -> None:
         raise RdapError(f"RDAP answer{where} is a {found!r} object, expected {expected!r}")
 
 
-def _text(value: object) -> str | None:
+def _string(value: object) -> str | None:
     if isinstance(value, str) and value.strip():
         return value.strip()
     return None
@@ -367,7 +364,7 @@ def _text(value: object) -> str | None:
 
 def _address(value: object) -> str | None:
     """An address as written, minus the ``/32``-style suffix some RIR documents append."""
-    text = _text(value)
+    text = _string(value)
     if text is None:
         return None
     try:
@@ -449,7 +446,7 @@ def _registrant_name(doc: Mapping[str, Any]) -> str | None:
 def _iana_id(entity: Mapping[str, Any]) -> str | None:
     for public_id in _list(entity.get("publicIds")):
         if isinstance(public_id, dict) and public_id.get("type") == "IANA Registrar ID":
-            return _text(public_id.get("identifier"))
+            return _string(public_id.get("identifier"))
     return None
 
 
@@ -464,7 +461,7 @@ def _vcard_values(entity: Mapping[str, Any], prop: str) -> list[str]:
             continue
         if item[0].lower() != prop:
             continue
-        value = _text(item[3])
+        value = _string(item[3])
         if value is None:
             continue
         if prop == "email" and value.lower().startswith(_MAILTO):

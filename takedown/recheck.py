@@ -22,16 +22,15 @@ that dies mid-check only delays that notice by the lease.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import ClassVar, Protocol, cast
 
-import redis
-
+from store.base import RedisStore
+from store.clock import parse_iso
 from takedown.errors import DeliveryError, NoticeError
-from takedown.keys import Keys
 from takedown.model import Recipient, Route
-from takedown.notices import OPEN_STATUSES, Notice, NoticeNotFound, NoticeStore, parse_iso
+from takedown.notices import OPEN_STATUSES, Notice, NoticeNotFound, NoticeStore
 from takedown.notifier import NoticeSender, Router, route_target
 from takedown.settings import TakedownSettings
 
@@ -72,8 +71,12 @@ class RecheckTargetData:
     phash: str | None
 
 
-class RecheckBook:
+class RecheckBook(RedisStore):
     """The recheck schedule and the state changes its verdicts cause."""
+
+    SCRIPTS: ClassVar[Mapping[str, str]] = {
+        "claim": _CLAIM,
+    }
 
     def __init__(
         self,
@@ -85,15 +88,12 @@ class RecheckBook:
         actor: str = "recheck",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(store.client, store.keys, clock=clock)
         self.store = store
-        self.client: redis.Redis = store.client
-        self.keys: Keys = store.keys
         self.settings = settings
         self.sender = sender
         self.router = router
         self.actor = actor
-        self.clock = clock
-        self._claim = self.client.register_script(_CLAIM)
 
     # -- the schedule ------------------------------------------------------------------------
 
@@ -104,7 +104,8 @@ class RecheckBook:
         upper = "+inf" if everything else repr(now)
         ids = cast(
             "list[bytes]",
-            self._claim(
+            self.script(
+                "claim",
                 keys=[self.keys.recheck],
                 args=[upper, limit, repr(now + self.settings.recheck_lease)],
             ),

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import tldextract
 
+from store.text import one_line
 from takedown.directory import Provider, ProviderDirectory
 from takedown.errors import RdapError
 from takedown.model import Channel, Recipient, Route, RouteMethod
@@ -189,7 +190,7 @@ class Router:
         try:
             addresses = [a for a in (_ip_or_none(x) for x in self._resolve(host)) if a]
         except (OSError, UnicodeError) as exc:
-            draft.note(f"DNS lookup of {host} failed: {_one_line(exc)}")
+            draft.note(f"DNS lookup of {host} failed: {one_line(exc)}")
             return None
         if not addresses:
             draft.note(f"DNS lookup of {host} returned no address")
@@ -326,7 +327,3 @@ def _describe(info: IpNetworkInfo) -> str:
     if info.asn is not None:
         parts.append(f"origin AS{info.asn}")
     return ", ".join(parts)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from store.clock import DAY, HOUR, parse_duration
 from takedown.errors import TakedownError
 from takedown.model import HotlineIdentity
 from takedown.rdap import DEFAULT_RDAP_URL, ENV_RDAP_URL
@@ -69,14 +70,11 @@ __all__ = [
     "ENV_WEBHOOK_SECRET",
     "SettingsError",
     "TakedownSettings",
-    "parse_duration",
 ]
 
 ENV_SMTP_PASSWORD = "HOTLINE_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 ENV_WEBHOOK_SECRET = "HOTLINE_WEBHOOK_SECRET"  # noqa: S105
 
-HOUR = 3600.0
-DAY = 24 * HOUR
 DEFAULT_REMINDER_INTERVAL = DAY
 DEFAULT_ESCALATE_AFTER = 7 * DAY
 DEFAULT_RECHECK_SCHEDULE: tuple[float, ...] = (HOUR, 4 * HOUR, 12 * HOUR, DAY)
@@ -87,8 +85,6 @@ DEFAULT_RECHECK_LEASE = 600.0
 DEFAULT_RDAP_CACHE_TTL = DAY
 DEFAULT_RDAP_TIMEOUT = 10.0
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": HOUR, "d": DAY, "w": 7 * DAY, None: 1.0}
 _TABLES: dict[str, frozenset[str]] = {
     "hotline": frozenset(
         {"name", "email", "website", "country", "legal_basis", "address", "phone", "mail_domain"}
@@ -117,22 +113,6 @@ _IDENTITY_REQUIRED = ("name", "email", "website", "country", "legal_basis")
 
 class SettingsError(TakedownError):
     """The configuration file is unreadable or a field in it is wrong (names both)."""
-
-
-def parse_duration(value: object) -> float:
-    """Seconds in ``"90s"``, ``"15m"``, ``"24h"``, ``"7d"``, ``"2w"`` or a bare number."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '24h', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION_RE.match(str(value))
-        if not match:
-            raise ValueError(f"expected a duration like '90s', '24h' or '7d', got {value!r}")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
-    return seconds
 
 
 @dataclass(frozen=True, slots=True)

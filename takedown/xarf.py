@@ -76,9 +76,10 @@ import referencing
 import referencing.jsonschema
 from jsonschema.exceptions import best_match
 
+from store.queue import HitRecord
+from store.text import one_line
 from takedown.errors import NoticeError
 from takedown.model import HotlineIdentity, NoticeKind, Route
-from takedown.queue import HitRecord
 
 __all__ = [
     "CSAM_CLASSIFICATIONS",
@@ -324,18 +325,13 @@ def _validator() -> jsonschema.Draft202012Validator:
     )
 
 
-def _one_line(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _MAX_MESSAGE else flat[: _MAX_MESSAGE - 3] + "..."
-
-
 def _describe(error: jsonschema.ValidationError) -> str:
     """The error's message, without echoing a whole object back (an ``anyOf`` failure on the
     report would otherwise repeat the complete report in a one-line message)."""
     if isinstance(error.instance, dict | list) and error.validator not in _NAMED_KEYWORDS:
         keyword_path = "/".join(str(p) for p in error.relative_schema_path)
         return f"does not satisfy '{error.validator}' (schema {keyword_path})"
-    return _one_line(error.message)
+    return one_line(error.message, _MAX_MESSAGE)
 
 
 def validate_xarf(report: Mapping[str, Any]) -> None:

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from hotline.redisserver import EmbeddedRedis, EmbeddedRedisError
-from takedown.connection import redis_from_url
+from store.connection import redis_from_url
 
 pytest_plugins = [
     "tests.site.fixtures",

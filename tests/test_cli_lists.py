@@ -14,8 +14,8 @@ import redis
 from hotline.imagegen import encode, textured_image
 from matchers.digest import digest_bytes
 from matchers.lists import ALLOW
-from takedown.keys import Keys
-from takedown.lists import ListStore
+from store.keys import Keys
+from store.lists import ListStore
 from tests.test_cli import one_line_error, run
 
 MD5_A = "8f14e45fceea167a5a36dedd4bea2543"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from takedown.keys import Keys
-from takedown.queue import HitQueue
+from store.keys import Keys
+from store.queue import HitQueue
 from tests.takedown.builders import make_hit
 from tests.takedown.rdapserver import RdapServer, load_doc
 

@@ -15,9 +15,9 @@ from hotline.imagegen import encode, textured_image
 from hotline.redisserver import EmbeddedRedis
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry
-from takedown.connection import redis_from_url
-from takedown.keys import Keys
-from takedown.lists import ListStore
+from store.connection import redis_from_url
+from store.keys import Keys
+from store.lists import ListStore
 
 
 def test_redis_dying_mid_crawl_fails_the_crawl(tmp_path: Path) -> None:

@@ -21,11 +21,11 @@ from hotline.demosite import Exchange, Route, html_page, image_response, redirec
 from hotline.imagegen import encode, textured_image
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry
-from takedown.frontier import Frontier
-from takedown.keys import Keys
-from takedown.lists import ListStore
-from takedown.queue import HitQueue
-from takedown.runs import RunStore
+from store.frontier import Frontier
+from store.keys import Keys
+from store.lists import ListStore
+from store.queue import HitQueue
+from store.runs import RunStore
 from tests.nocontent import WindowFinder
 from tests.test_runs_cli import WAIT_TIMEOUT, one_line_error, wait_for
 

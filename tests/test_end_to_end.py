@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from hotline.redisserver import EmbeddedRedis
-from takedown.connection import redis_from_url
+from store.connection import redis_from_url
 from tests.nocontent import WindowFinder
 from tests.site.builder import EMBEDDINGS, TRANSFORMS
 from tests.site.fixtures import RunningTestSite

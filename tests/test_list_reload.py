@@ -10,8 +10,8 @@ from crawler.pipelines import MatchPipeline
 from hotline.imagegen import encode, textured_image
 from matchers.digest import digest_bytes
 from matchers.lists import ALLOW, HashList, ListEntry
-from takedown.keys import Keys
-from takedown.lists import ListStore
+from store.keys import Keys
+from store.lists import ListStore
 
 
 def _pipeline(redis_url: str, prefix: str, names: list[str] | None = None) -> MatchPipeline:

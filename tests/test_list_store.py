@@ -9,9 +9,10 @@ import pytest
 import redis
 
 from matchers.lists import ALLOW, KNOWN, HashList, ListEntry, Thresholds
-from takedown.connection import redis_from_url
-from takedown.keys import Keys
-from takedown.lists import ListNotFound, ListStore
+from store.connection import redis_from_url
+from store.errors import ListNotFound
+from store.keys import Keys
+from store.lists import ListStore
 
 
 def entries(n: int, *, tag: str = "k") -> list[ListEntry]:
@@ -145,7 +146,7 @@ def test_readers_see_the_old_or_the_new_version_never_a_mix(
 def test_large_lists_are_stored_in_chunks_and_old_versions_expire(
     redis_client: redis.Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import takedown.lists as lists_module
+    import store.lists as lists_module
 
     monkeypatch.setattr(lists_module, "CHUNK_BYTES", 1000)
     keys = Keys(redis_prefix)

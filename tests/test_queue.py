@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import redis
 
-from takedown.keys import Keys
-from takedown.queue import HitQueue, incident_id
+from store.keys import Keys
+from store.queue import HitQueue, incident_id
 from tests.takedown.builders import make_hit
 
 #: Every optional field set, so a round trip through the stream has to keep each of them.
@@ -49,7 +49,7 @@ def test_review_items_go_to_their_own_stream(redis_client: redis.Redis, redis_pr
 
 
 def test_racing_writers_queue_an_incident_once(redis_url: str, redis_prefix: str) -> None:
-    from takedown.connection import redis_from_url
+    from store.connection import redis_from_url
 
     def enqueue(n: int) -> str | None:
         client = redis_from_url(redis_url)

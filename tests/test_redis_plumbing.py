@@ -28,7 +28,7 @@ from hotline.redisserver import (
     EmbeddedRedisError,
     resolve_redis_url,
 )
-from takedown.connection import (
+from store.connection import (
     ENV_REDIS_URL,
     default_url,
     embedded_socket_path,
@@ -36,7 +36,7 @@ from takedown.connection import (
     mask_url,
     redis_from_url,
 )
-from takedown.errors import RedisUnavailable, TakedownError
+from store.errors import RedisUnavailable, StoreError
 
 READY_TIMEOUT = 15.0
 POLL_INTERVAL = 0.02
@@ -198,7 +198,7 @@ def test_embedded_url_and_resolution(tmp_path: Path) -> None:
 
 
 def test_error_tree() -> None:
-    assert issubclass(RedisUnavailable, TakedownError)
+    assert issubclass(RedisUnavailable, StoreError)
     assert issubclass(EmbeddedRedisError, RedisUnavailable)
 
 

@@ -22,9 +22,9 @@ from hotline.demosite import Exchange, RunningServer, html_page, image_response,
 from hotline.imagegen import encode, textured_image
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry
-from takedown.keys import Keys
-from takedown.lists import ListStore
-from takedown.runs import RunRecord, RunStats, RunStore
+from store.keys import Keys
+from store.lists import ListStore
+from store.runs import RunRecord, RunStats, RunStore
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
 #: Seconds between the live updates of a test crawl's run.

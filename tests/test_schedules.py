@@ -23,19 +23,12 @@ from hotline.scheduler import (
     slot_run_id,
     start_now,
 )
-from hotline.schedules import (
-    Schedule,
-    ScheduleError,
-    ScheduleExists,
-    ScheduleNotFound,
-    ScheduleStore,
-    Trigger,
-    parse_trigger,
-)
 from hotline.services import Session
-from takedown.connection import redis_from_url
-from takedown.keys import Keys
-from takedown.runs import RunStore
+from store.connection import redis_from_url
+from store.errors import ScheduleError, ScheduleExists, ScheduleNotFound
+from store.keys import Keys
+from store.runs import RunStore
+from store.schedules import Schedule, ScheduleStore, Trigger, parse_trigger
 
 T0 = datetime(2030, 1, 1, 0, 0, 7, tzinfo=UTC).timestamp()
 EVERY = 10.0

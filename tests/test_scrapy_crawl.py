@@ -13,9 +13,9 @@ from hotline.demosite import html_page, image_response, serve
 from hotline.imagegen import encode, textured_image
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry
-from takedown.keys import Keys
-from takedown.lists import ListStore
-from takedown.queue import HitQueue
+from store.keys import Keys
+from store.lists import ListStore
+from store.queue import HitQueue
 
 ROOT = Path(__file__).resolve().parent.parent
 

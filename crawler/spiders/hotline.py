@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urldefrag, urlsplit
 
@@ -36,6 +34,8 @@ from crawler.seeds import SeedFileError, collect_seeds
 from matchers.digest import ImageDigest
 from matchers.errors import MatcherError
 from matchers.sniff import sniff_image
+from store.clock import now_iso
+from store.runs import new_run_id
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -61,11 +61,6 @@ class Info(TypedDict):
     frame: int
     embedding: str
     parent: str  # the page that referenced this URL (a seed is its own parent)
-
-
-def new_crawl_id() -> str:
-    """A sortable, unique crawl id: UTC start time plus random suffix."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def _split_urls(value: str | Iterable[str] | None) -> list[str]:
@@ -124,7 +119,7 @@ class HotlineSpider(Spider):
         self.max_frames = s.getint("CRAWL_MAX_FRAME_NESTING", DEFAULT_MAX_FRAME_NESTING)
         self.max_probes = s.getint("CRAWL_MAX_PROBES_PER_PAGE", DEFAULT_MAX_PROBES_PER_PAGE)
         self.max_data_uri = s.getint("DOWNLOAD_MAXSIZE") or 0
-        self.crawl_id = self._crawl_id_arg or s.get("CRAWL_ID") or new_crawl_id()
+        self.crawl_id = self._crawl_id_arg or s.get("CRAWL_ID") or new_run_id()
         # A worker of a distributed run: the run's frontier counts the page cap for all
         # workers at once (this worker's own count would include pages others scheduled).
         self.shared_page_cap = s.getbool("FRONTIER_ENABLED")
@@ -347,7 +342,7 @@ class HotlineSpider(Spider):
             seed=info["seed"],
             embedding=info["embedding"],
             digest=digest,
-            fetched_at=_now(),
+            fetched_at=now_iso(),
             ip=None if response.ip_address is None else str(response.ip_address),
             status=response.status,
             content_type=_header(headers.get(b"Content-Type")),
@@ -377,7 +372,7 @@ class HotlineSpider(Spider):
             seed=info["seed"],
             embedding="data_uri",
             digest=digest,
-            fetched_at=_now(),
+            fetched_at=now_iso(),
         )
 
     def on_error(self, failure: Failure) -> None:
@@ -390,7 +385,3 @@ class HotlineSpider(Spider):
 
 def _header(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

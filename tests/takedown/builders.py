@@ -10,8 +10,8 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
+from store.queue import HitRecord
 from takedown.model import HotlineIdentity
-from takedown.queue import HitRecord
 
 TEST_IDENTITY = HotlineIdentity(
     name="Example Hotline",

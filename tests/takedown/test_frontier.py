@@ -9,10 +9,11 @@ import threading
 import pytest
 import redis
 
-from takedown.connection import redis_from_url
-from takedown.frontier import ADDED, CAPPED, DUPLICATE, ENDED, Frontier
-from takedown.keys import Keys
-from takedown.runs import RunStateError, RunStats, RunStore
+from store.connection import redis_from_url
+from store.errors import RunStateError
+from store.frontier import ADDED, CAPPED, DUPLICATE, ENDED, Frontier
+from store.keys import Keys
+from store.runs import RunStats, RunStore
 from tests.takedown.test_runs import Clock
 
 LEASE = 30.0

@@ -13,10 +13,10 @@ from typing import Any, cast
 
 import pytest
 
+from store.queue import HitRecord
 from takedown.errors import NoticeError, TemplateError
 from takedown.model import OutgoingNotice, Recipient, Route
 from takedown.notice import NoticeFacts, NoticeRenderer, reference_for
-from takedown.queue import HitRecord
 from tests.takedown import builders
 from tests.takedown.builders import TEST_IDENTITY, label_hex
 

@@ -8,9 +8,10 @@ from dataclasses import replace
 import pytest
 import redis
 
-from takedown.keys import Keys
+from store.clock import iso, parse_iso
+from store.keys import Keys
 from takedown.model import DeliveryReceipt, Recipient, Route
-from takedown.notices import LockBusy, NoticeNotFound, NoticeStore, iso, parse_iso
+from takedown.notices import LockBusy, NoticeNotFound, NoticeStore
 from takedown.stats import nearest_rank, provider_stats
 from tests.takedown.builders import make_hit
 

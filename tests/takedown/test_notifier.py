@@ -21,6 +21,9 @@ from typing import Any, cast
 import pytest
 import redis
 
+from store.errors import QueueError
+from store.keys import NOTIFIER_GROUP, Keys
+from store.queue import HitQueue, HitRecord
 from takedown.delivery import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
@@ -34,12 +37,9 @@ from takedown.delivery import (
     verify_signature,
 )
 from takedown.directory import ProviderDirectory
-from takedown.errors import QueueError
-from takedown.keys import NOTIFIER_GROUP, Keys
 from takedown.notice import NoticeFacts, NoticeRenderer, message_id_for
 from takedown.notices import NoticeStore
 from takedown.notifier import NoticeSender, Notifier, NotifierStats
-from takedown.queue import HitQueue, HitRecord
 from takedown.routing import Router
 from takedown.settings import TakedownSettings
 from tests.takedown.builders import TEST_IDENTITY, label_hex, make_hit

@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 import redis
 
+from store.clock import iso
+from store.keys import Keys
+from store.queue import HitQueue, HitRecord
 from takedown.delivery import Deliverer, SmtpChannel, SmtpSettings
 from takedown.directory import ProviderDirectory
-from takedown.keys import Keys
 from takedown.model import DeliveryReceipt
 from takedown.notice import NoticeFacts, NoticeRenderer, message_id_for
-from takedown.notices import NoticeStore, iso
+from takedown.notices import NoticeStore
 from takedown.notifier import NoticeSender, Notifier
-from takedown.queue import HitQueue, HitRecord
 from takedown.recheck import RecheckBook
 from takedown.routing import Router
 from takedown.settings import TakedownSettings

@@ -20,18 +20,10 @@ from crawler.extensions import (
     NoImages,
     NoPages,
 )
-from takedown.connection import redis_from_url
-from takedown.keys import Keys
-from takedown.runs import (
-    RunExists,
-    RunNotFound,
-    RunStateError,
-    RunStats,
-    RunStore,
-    new_run_id,
-    schedule_origin,
-    status_for_reason,
-)
+from store.connection import redis_from_url
+from store.errors import RunExists, RunNotFound, RunStateError
+from store.keys import Keys
+from store.runs import RunStats, RunStore, new_run_id, schedule_origin, status_for_reason
 
 SEEDS = ["http://127.0.0.2:8000/"]
 OPTIONS = {"depth": 1, "max_pages": 10, "lists": ["known"]}

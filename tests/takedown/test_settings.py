@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from store.clock import parse_duration
 from takedown.settings import (
     DEFAULT_RDAP_URL,
     ENV_RDAP_URL,
@@ -13,7 +14,6 @@ from takedown.settings import (
     ENV_WEBHOOK_SECRET,
     SettingsError,
     TakedownSettings,
-    parse_duration,
 )
 
 IDENTITY = """

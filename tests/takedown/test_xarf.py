@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from store.queue import HitRecord
 from takedown.errors import NoticeError
 from takedown.model import Recipient, Route
-from takedown.queue import HitRecord
 from takedown.xarf import (
     XARF_VERSION,
     build_xarf_report,

@@ -1,7 +1,7 @@
 """The shared crawl frontier of a distributed run, in Redis.
 
 Workers (``hotline worker``) crawl one run together through these keys (see
-:mod:`takedown.keys`): the run's pending requests are a scrapy-redis priority queue
+:mod:`store.keys`): the run's pending requests are a scrapy-redis priority queue
 (``crawl:<id>:frontier``), its fingerprints a shared dupefilter (``:seen``), and the page cap
 per seed is counted once for all workers (``:budget``). What this module adds to
 scrapy-redis is that a worker's requests are **leased**, not popped:
@@ -24,13 +24,14 @@ run crawls afresh. The frontier holds URLs and crawl metadata, never content.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import ClassVar, Final, cast
 
 import redis
 
-from takedown.keys import Keys
+from store.base import RedisStore
+from store.keys import Keys
 
 __all__ = ["ADDED", "CAPPED", "DUPLICATE", "ENDED", "Drain", "Frontier"]
 
@@ -146,9 +147,18 @@ class Drain:
     reclaimed: int = 0
 
 
-class Frontier:
+class Frontier(RedisStore):
     """One run's frontier; ``member`` is a serialized request, ``score`` its priority
     (lower first, as in scrapy-redis: ``-request.priority``)."""
+
+    SCRIPTS: ClassVar[Mapping[str, str]] = {
+        "push": _PUSH,
+        "pop": _POP,
+        "heartbeat": _HEARTBEAT,
+        "release": _RELEASE,
+        "drain": _DRAIN,
+        "clear": _CLEAR,
+    }
 
     def __init__(
         self,
@@ -158,22 +168,14 @@ class Frontier:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.client = client
-        self.keys = keys
+        super().__init__(client, keys, clock=clock)
         self.run_id = run_id
-        self.clock = clock
         self.key = keys.frontier(run_id)
         self._crawl = keys.crawl(run_id)
         self._seen = keys.frontier_seen(run_id)
         self._budget = keys.frontier_budget(run_id)
         self._workers = keys.frontier_workers(run_id)
         self._inflight_prefix = keys.frontier_inflight(run_id, "")
-        self._push = client.register_script(_PUSH)
-        self._pop = client.register_script(_POP)
-        self._heartbeat = client.register_script(_HEARTBEAT)
-        self._release = client.register_script(_RELEASE)
-        self._drain = client.register_script(_DRAIN)
-        self._clear = client.register_script(_CLEAR)
 
     def _inflight(self, worker: str) -> str:
         return self.keys.frontier_inflight(self.run_id, worker)
@@ -195,13 +197,15 @@ class Frontier:
         :data:`DUPLICATE`, :data:`CAPPED` or :data:`ENDED` (the run is not running)."""
         keys = [self._crawl, self._seen, self.key, self._budget]
         args: list[str | bytes] = [fingerprint, member, repr(float(score)), seed, str(page_cap)]
-        return int(cast("int", self._push(keys=keys, args=args)))
+        return int(cast("int", self.script("push", keys=keys, args=args)))
 
     def pop_many(self, worker: str, count: int) -> list[tuple[bytes, float]]:
         """Lease the ``count`` best pending requests to ``worker`` (and note its heartbeat),
         best first; fewer when there are fewer, none when the run is not running."""
         keys = [self._crawl, self.key, self._inflight(worker), self._workers]
-        top = cast("list[bytes]", self._pop(keys=keys, args=[worker, repr(self.clock()), count]))
+        top = cast(
+            "list[bytes]", self.script("pop", keys=keys, args=[worker, repr(self.clock()), count])
+        )
         return [(top[i], float(top[i + 1])) for i in range(0, len(top), 2)]
 
     def pop(self, worker: str) -> tuple[bytes, float] | None:
@@ -217,20 +221,20 @@ class Frontier:
     def heartbeat(self, worker: str) -> bool:
         """Keep ``worker``'s leases; False once the run is not running."""
         keys = [self._crawl, self._workers]
-        return bool(self._heartbeat(keys=keys, args=[worker, repr(self.clock())]))
+        return bool(self.script("heartbeat", keys=keys, args=[worker, repr(self.clock())]))
 
     def release(self, worker: str) -> int:
         """``worker`` stops: its in-flight requests go back to the frontier at once (while
         the run runs) and it leaves the run. Returns how many went back."""
         keys = [self._crawl, self.key, self._inflight(worker), self._workers]
-        return int(cast("int", self._release(keys=keys, args=[worker])))
+        return int(cast("int", self.script("release", keys=keys, args=[worker])))
 
     def drain(self, lease: float) -> Drain:
         """Put back the requests of workers silent for more than ``lease`` seconds, then
         tell whether the run is drained."""
         keys = [self._crawl, self.key, self._workers]
         args = [repr(self.clock()), repr(float(lease)), self._inflight_prefix]
-        state, reclaimed = cast("list[int]", self._drain(keys=keys, args=args))
+        state, reclaimed = cast("list[int]", self.script("drain", keys=keys, args=args))
         name = {1: "drained", 0: "busy"}.get(int(state), "ended")
         return Drain(name, int(reclaimed))
 
@@ -245,4 +249,4 @@ class Frontier:
     def clear(self) -> None:
         """Remove the run's frontier, dupefilter, page budget, workers and in-flight keys."""
         keys = [self.key, self._seen, self._budget, self._workers]
-        self._clear(keys=keys, args=[self._inflight_prefix])
+        self.script("clear", keys=keys, args=[self._inflight_prefix])

@@ -2,7 +2,7 @@
 
 A schedule is a name, a trigger (``every 6h`` or a five-field cron expression, read in UTC),
 the seed URLs parsed when it was added (never a file path: the file may change or vanish) and
-the crawl options. Key layout (see :mod:`takedown.keys`)::
+the crawl options. Key layout (see :mod:`store.keys`)::
 
     P schedules          set    schedule names
     P schedule:<name>    hash   trigger, seeds, options, next due, last claimed slot, last run
@@ -29,18 +29,16 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any, ClassVar, Final, cast
 
-import redis
 from croniter import CroniterError, croniter
 
-from hotline.errors import UsageError
-from takedown.keys import Keys
-from takedown.settings import parse_duration
+from store.base import RedisStore, decode_hash
+from store.clock import format_duration, iso, parse_duration
+from store.errors import ScheduleCorrupt, ScheduleError, ScheduleExists, ScheduleNotFound
+from store.text import text
 
 __all__ = [
     "CRON_FIELDS",
@@ -136,27 +134,6 @@ return 0
 """
 
 
-class ScheduleError(UsageError):
-    """A schedule cannot be added or changed as asked (exit code 2)."""
-
-
-class ScheduleNotFound(ScheduleError):
-    """No schedule has the given name."""
-
-
-class ScheduleExists(ScheduleError):
-    """A schedule of that name already exists."""
-
-
-class ScheduleCorrupt(ScheduleError):
-    """A schedule's record in Redis cannot be read (names the schedule and the field)."""
-
-
-def iso(ts: float) -> str:
-    """ISO 8601 UTC with a ``Z``, to the second."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def validate_schedule_name(name: str) -> str:
     """Return ``name`` if valid (as list names: 1-64 of ``A-Z a-z 0-9 . _ -``, starting
     alphanumeric), else raise :class:`ScheduleError`."""
@@ -165,13 +142,6 @@ def validate_schedule_name(name: str) -> str:
             f"invalid schedule name {name!r}: use 1-64 of A-Z a-z 0-9 . _ - starting alphanumeric"
         )
     return name
-
-
-def _format_seconds(seconds: float) -> str:
-    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 # -- triggers ------------------------------------------------------------------------------
@@ -190,7 +160,7 @@ class Trigger:
 
     def describe(self) -> str:
         if self.every is not None:
-            return f"every {_format_seconds(self.every)}"
+            return f"every {format_duration(self.every)}"
         return f"cron {self.cron}"
 
     def as_json(self) -> dict[str, Any]:
@@ -261,7 +231,7 @@ def parse_trigger(
         raise ScheduleError(f"--every {every!r}: {exc}") from None
     if seconds < min_interval:
         raise ScheduleError(
-            f"--every {every!r}: shorter than the minimum of {_format_seconds(min_interval)}"
+            f"--every {every!r}: shorter than the minimum of {format_duration(min_interval)}"
         )
     return Trigger(every=seconds)
 
@@ -315,7 +285,7 @@ class Schedule:
 
     @classmethod
     def from_hash(cls, name: str, raw: Mapping[bytes, bytes]) -> Schedule:
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        fields = decode_hash(raw)
         current = "trigger"
         try:
             every = fields.get("every") or None
@@ -368,21 +338,17 @@ class Claim:
 # -- the store -----------------------------------------------------------------------------
 
 
-class ScheduleStore:
+class ScheduleStore(RedisStore):
     """Schedules in Redis: add, read, pause, resume, remove, and the claim of due slots."""
 
-    def __init__(
-        self, client: redis.Redis, keys: Keys, *, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.client = client
-        self.keys = keys
-        self.clock = clock
-        self._create = client.register_script(_CREATE)
-        self._claim = client.register_script(_CLAIM)
-        self._set_paused = client.register_script(_SET_PAUSED)
-        self._update = client.register_script(_UPDATE)
-        self._remove = client.register_script(_REMOVE)
-        self._drop_stray = client.register_script(_DROP_STRAY)
+    SCRIPTS: ClassVar[Mapping[str, str]] = {
+        "create": _CREATE,
+        "claim": _CLAIM,
+        "set_paused": _SET_PAUSED,
+        "update": _UPDATE,
+        "remove": _REMOVE,
+        "drop_stray": _DROP_STRAY,
+    }
 
     def add(
         self,
@@ -417,7 +383,8 @@ class ScheduleStore:
         args: list[str] = [name, repr(schedule.next_due)]
         for key, value in mapping.items():
             args += [key, value]
-        created = self._create(
+        created = self.script(
+            "create",
             keys=[self.keys.schedule(name), self.keys.schedules, self.keys.schedules_due],
             args=args,
         )
@@ -433,7 +400,7 @@ class ScheduleStore:
 
     def names(self) -> list[str]:
         members = cast("set[bytes]", self.client.smembers(self.keys.schedules))
-        return sorted(m.decode() for m in members)
+        return sorted(text(m) for m in members)
 
     def all(self) -> list[Schedule]:
         """Every schedule, by name; one that vanished while listing is left out."""
@@ -448,7 +415,9 @@ class ScheduleStore:
     def pause(self, name: str) -> Schedule:
         """Stop starting runs for ``name`` until it is resumed (idempotent)."""
         key = self.keys.schedule(name)
-        if not self._set_paused(keys=[key, self.keys.schedules_due], args=[name, "1", "0"]):
+        if not self.script(
+            "set_paused", keys=[key, self.keys.schedules_due], args=[name, "1", "0"]
+        ):
             raise ScheduleNotFound(f"no schedule {name!r}")
         return self.get(name)
 
@@ -460,7 +429,8 @@ class ScheduleStore:
             return schedule
         now = self.clock()
         next_due = schedule.trigger.next_after(now, anchor=schedule.next_due)
-        if not self._set_paused(
+        if not self.script(
+            "set_paused",
             keys=[self.keys.schedule(name), self.keys.schedules_due],
             args=[name, "0", repr(next_due)],
         ):
@@ -468,7 +438,8 @@ class ScheduleStore:
         return self.get(name)
 
     def remove(self, name: str) -> None:
-        existed = self._remove(
+        existed = self.script(
+            "remove",
             keys=[self.keys.schedule(name), self.keys.schedules, self.keys.schedules_due],
             args=[name],
         )
@@ -485,7 +456,7 @@ class ScheduleStore:
                 self.keys.schedules_due, "-inf", repr(now), start=0, num=limit, withscores=True
             ),
         )
-        return [(name.decode(), float(score)) for name, score in rows]
+        return [(text(name), float(score)) for name, score in rows]
 
     def next_due_time(self) -> float | None:
         """The earliest slot of any active schedule, or None with none active."""
@@ -502,13 +473,16 @@ class ScheduleStore:
         try:
             schedule = self.get(name)
         except ScheduleNotFound:  # removed meanwhile; drop a stray due entry
-            self._drop_stray(keys=[self.keys.schedules_due, self.keys.schedule(name)], args=[name])
+            self.script(
+                "drop_stray", keys=[self.keys.schedules_due, self.keys.schedule(name)], args=[name]
+            )
             return None
         except ScheduleCorrupt:
             self.client.zrem(self.keys.schedules_due, name)  # never spin on it
             raise
         next_due = schedule.trigger.next_after(now, anchor=slot)
-        won = self._claim(
+        won = self.script(
+            "claim",
             keys=[self.keys.schedules_due, self.keys.schedule(name)],
             args=[name, repr(slot), repr(next_due), claimer, repr(now)],
         )
@@ -562,4 +536,4 @@ class ScheduleStore:
         args: list[str] = [str(started)]
         for key, value in fields.items():
             args += [key, value]
-        return bool(self._update(keys=[self.keys.schedule(name)], args=args))
+        return bool(self.script("update", keys=[self.keys.schedule(name)], args=args))

@@ -16,8 +16,9 @@ from typing import Any, ClassVar, cast
 
 import redis
 
-from takedown.errors import QueueError
-from takedown.keys import Keys
+from store.base import RedisStore, decode_hash
+from store.errors import QueueError
+from store.text import text
 
 VERDICTS = ("confirmed", "review")
 
@@ -86,10 +87,10 @@ class HitRecord:
 
     @classmethod
     def from_fields(cls, data: Mapping[Any, Any]) -> HitRecord:
-        text = {_text(k): _text(v) for k, v in data.items()}
+        values = decode_hash(data)
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
-            raw = text.get(f.name, "")
+            raw = values.get(f.name, "")
             if f.name in cls.INT_FIELDS:
                 kwargs[f.name] = int(raw) if raw else None
             else:
@@ -105,17 +106,12 @@ class HitRecord:
         return out
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-class HitQueue:
+class HitQueue(RedisStore):
     """Append-once access to the ``hits`` and ``review`` streams."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
-        self.client = client
-        self.keys = keys
-        self._enqueue = client.register_script(_ENQUEUE_ONCE)
+    SCRIPTS: ClassVar[Mapping[str, str]] = {
+        "enqueue": _ENQUEUE_ONCE,
+    }
 
     def enqueue(self, record: HitRecord) -> str | None:
         """Append ``record`` to its verdict's stream; return the new entry id, or ``None``
@@ -129,14 +125,15 @@ class HitQueue:
         try:
             created, entry_id = cast(
                 "list[Any]",
-                self._enqueue(
+                self.script(
+                    "enqueue",
                     keys=[self.keys.stream(record.verdict), self.keys.stream_ids(record.verdict)],
                     args=args,
                 ),
             )
         except redis.RedisError as exc:
             raise QueueError(f"could not queue incident {record.incident}: {exc}") from exc
-        return _text(entry_id) if created else None
+        return text(entry_id) if created else None
 
     def count(self, verdict: str) -> int:
         return int(self.client.xlen(self.keys.stream(verdict)))
@@ -152,6 +149,6 @@ class HitQueue:
             )
             for entry_id, data in rows:
                 yield HitRecord.from_fields(data)
-                start = "(" + _text(entry_id)
+                start = "(" + text(entry_id)
             if len(rows) < batch:
                 return

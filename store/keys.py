@@ -15,7 +15,7 @@ Layout (``P`` is the prefix)::
     P list:<name>:v<N>      list     version N of the list, serialized, in chunks of <= 64 MiB
     P crawls                zset     run (crawl) id scored by creation time (unix seconds;
                                      before runs existed: by start time)
-    P crawl:<id>            hash     one run (:mod:`takedown.runs`): status, origin, seeds and
+    P crawl:<id>            hash     one run (:mod:`store.runs`): status, origin, seeds and
                                      options (JSON), created/started/finished (unix seconds),
                                      reason, counts and health (JSON, live while running),
                                      cancel_requested, stopping, stats (Scrapy's, at the end)

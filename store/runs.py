@@ -2,7 +2,7 @@
 
 Every crawl — on demand (``hotline crawl``, ``scrapy crawl``) or scheduled — is one run, kept
 in the ``P crawl:<id>`` hash and indexed in the ``P crawls`` sorted set (see
-:mod:`takedown.keys`). A run moves through these statuses::
+:mod:`store.keys`). A run moves through these statuses::
 
     queued ──► running ──► finished      (the crawl ended by itself: reason "finished")
       │           ├──────► failed        (any other reason: queue_failed, shutdown, ...)
@@ -28,15 +28,15 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
-import redis
-
-from takedown.errors import QueueError
-from takedown.keys import Keys
+from store.base import RedisStore, chunks, decode_hash, json_field
+from store.clock import iso, parse_iso
+from store.errors import RunExists, RunNotFound, RunStateError
+from store.text import text
 
 __all__ = [
     "CRAWL_STATS",
@@ -66,6 +66,8 @@ ORIGIN_SCRAPY = "scrapy"
 #: The finish reason of a crawl that ended by itself, and of one stopped by a cancel.
 REASON_FINISHED = "finished"
 REASON_CANCELLED = "cancelled"
+#: strftime format of the time part of a run id.
+RUN_ID_TIME = "%Y%m%dT%H%M%SZ"
 #: Run ids: the crawl id format (UTC start second, ``-``, 6 hex digits) or any such token.
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 #: Runs read per round trip when listing.
@@ -224,26 +226,12 @@ return 1
 """
 
 
-class RunNotFound(QueueError):
-    """No run has the given id (or id prefix), or the prefix is ambiguous."""
-
-
-class RunExists(QueueError):
-    """A run with this id exists already."""
-
-
-class RunStateError(QueueError):
-    """The run's status does not allow the change (e.g. starting a cancelled run)."""
-
-    def __init__(self, message: str, *, status: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id: UTC second plus a random suffix (the crawl id format of
-    :func:`crawler.spiders.hotline.new_crawl_id`, so a run id is its crawl's id)."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+def new_run_id(at: float | None = None, suffix: str | None = None) -> str:
+    """A sortable run id, the one format of every run and crawl id: the UTC second ``at``
+    (default now), ``-``, and ``suffix`` (default 6 random hex digits; a schedule's slot
+    passes a suffix of its own so that its id is the same every time it is computed)."""
+    stamp = datetime.fromtimestamp(time.time() if at is None else at, UTC)
+    return f"{stamp.strftime(RUN_ID_TIME)}-{suffix or secrets.token_hex(3)}"
 
 
 def schedule_origin(name: str) -> str:
@@ -258,10 +246,6 @@ def status_for_reason(reason: str) -> str:
     if reason == REASON_CANCELLED:
         return "cancelled"
     return "failed"
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _count(value: Any) -> int:
@@ -338,10 +322,6 @@ class RunStats:
         return self.error_count / self.distinct_requests
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _time(raw: str | None) -> float | None:
     """Unix seconds of a stored time: a number, or ISO text (records before runs)."""
     if not raw:
@@ -351,21 +331,9 @@ def _time(raw: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_iso(raw)
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-def _json(raw: str | None, default: Any) -> Any:
-    if not raw:
-        return default
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return default
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,12 +359,12 @@ class RunRecord:
 
     @classmethod
     def from_hash(cls, run_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str]) -> RunRecord:
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = decode_hash(raw)
         reason = fields.get("reason") or None
-        crawl_stats = _json(fields.get("stats"), {})
+        crawl_stats = json_field(fields.get("stats"), {})
         if not isinstance(crawl_stats, dict):
             crawl_stats = {}
-        counts = _json(fields.get("counts"), None)
+        counts = json_field(fields.get("counts"), None)
         stats = (
             RunStats.from_dict(counts)
             if isinstance(counts, dict)
@@ -405,9 +373,9 @@ class RunRecord:
         status = fields.get("status")
         if not status:  # a record from before runs: it has a finish reason once it ended
             status = "running" if reason is None else status_for_reason(reason)
-        seeds = _json(fields.get("seeds"), [])
-        options = _json(fields.get("options"), {})
-        health = _json(fields.get("health"), {})
+        seeds = json_field(fields.get("seeds"), [])
+        options = json_field(fields.get("options"), {})
+        health = json_field(fields.get("health"), {})
         started = _time(fields.get("started"))
         return cls(
             id=run_id,
@@ -463,24 +431,20 @@ class RunRecord:
         return data
 
 
-class RunStore:
+class RunStore(RedisStore):
     """Creates runs, moves them through their statuses, reads and lists them."""
 
-    def __init__(
-        self, client: redis.Redis, keys: Keys, *, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.client = client
-        self.keys = keys
-        self.clock = clock
-        self._create = client.register_script(_CREATE)
-        self._start = client.register_script(_START)
-        self._update = client.register_script(_UPDATE)
-        self._finish = client.register_script(_FINISH)
-        self._cancel = client.register_script(_CANCEL)
-        self._stopping = client.register_script(_STOPPING)
-        self._join = client.register_script(_JOIN)
-        self._part = client.register_script(_PART)
-        self._health = client.register_script(_HEALTH)
+    SCRIPTS: ClassVar[Mapping[str, str]] = {
+        "create": _CREATE,
+        "start": _START,
+        "update": _UPDATE,
+        "finish": _FINISH,
+        "cancel": _CANCEL,
+        "stopping": _STOPPING,
+        "join": _JOIN,
+        "part": _PART,
+        "health": _HEALTH,
+    }
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -519,14 +483,14 @@ class RunStore:
         for name, value in fields.items():
             args.extend((name, value))
         keys = [self.keys.crawl(run_id), self.keys.crawls, self.keys.crawls_distributed]
-        if not self._create(keys=keys, args=args):
+        if not self.script("create", keys=keys, args=args):
             raise RunExists(f"run {run_id} exists already")
         return run_id
 
-    def _transition(self, script: Any, run_id: str, args: Sequence[str]) -> tuple[bool, str]:
+    def _transition(self, script: str, run_id: str, args: Sequence[str]) -> tuple[bool, str]:
         keys = [self.keys.crawl(run_id), self.keys.crawls_distributed]
-        done, status = cast("list[Any]", script(keys=keys, args=args))
-        status = _text(status)
+        done, status = cast("list[Any]", self.script(script, keys=keys, args=args))
+        status = text(status)
         if not status:
             raise RunNotFound(f"no run {run_id}")
         if not done:
@@ -536,7 +500,7 @@ class RunStore:
     def start(self, run_id: str) -> None:
         """queued -> running. Raises :class:`RunStateError` for any other status, or when a
         cancel was requested (cancel wins)."""
-        done, status = self._transition(self._start, run_id, [repr(self.clock())])
+        done, status = self._transition("start", run_id, [repr(self.clock())])
         if not done:
             raise RunStateError(f"run {run_id} is {status}: it cannot start", status=status)
 
@@ -555,7 +519,7 @@ class RunStore:
             json.dumps(dict(health or {}), sort_keys=True),
             repr(self.clock()),
         ]
-        return bool(self._update(keys=[self.keys.crawl(run_id)], args=args))
+        return bool(self.script("update", keys=[self.keys.crawl(run_id)], args=args))
 
     def finish(
         self,
@@ -582,21 +546,21 @@ class RunStore:
             "" if crawl_stats is None else json.dumps(crawl_stats, default=str, sort_keys=True),
             run_id,
         ]
-        done, current = self._transition(self._finish, run_id, args)
+        done, current = self._transition("finish", run_id, args)
         if not done:
             raise RunStateError(f"run {run_id} already ended: {current}", status=current)
 
     def request_cancel(self, run_id: str) -> bool:
         """Ask a run to stop: a queued run is cancelled at once, a running one carries the
         flag until its crawl sees it and stops. False if the run had already ended."""
-        done, _ = self._transition(self._cancel, run_id, [repr(self.clock()), run_id])
+        done, _ = self._transition("cancel", run_id, [repr(self.clock()), run_id])
         return done
 
     def join(self, run_id: str) -> None:
         """A worker joins a distributed run: the first one starts it (queued -> running),
         the others find it running. Raises :class:`RunStateError` once it ended or a cancel
         was requested."""
-        done, status = self._transition(self._join, run_id, [repr(self.clock())])
+        done, status = self._transition("join", run_id, [repr(self.clock())])
         if not done:
             why = "cancel requested" if status in ("queued", "running") else status
             raise RunStateError(f"run {run_id} cannot be joined: {why}", status=status)
@@ -614,7 +578,7 @@ class RunStore:
             "1" if final else "0",
         ]
         keys = [self.keys.crawl(run_id), self.keys.crawl_parts(run_id)]
-        total = self._part(keys=keys, args=args)
+        total = self.script("part", keys=keys, args=args)
         if total is None:
             return None
         return RunStats.from_dict(json.loads(total))
@@ -622,26 +586,25 @@ class RunStore:
     def update_health(self, run_id: str, health: Mapping[str, str]) -> bool:
         """Replace a running run's health flags (False, nothing written, once it ended)."""
         args = [json.dumps(dict(health), sort_keys=True)]
-        return bool(self._health(keys=[self.keys.crawl(run_id)], args=args))
+        return bool(self.script("health", keys=[self.keys.crawl(run_id)], args=args))
 
     def parts(self, run_id: str) -> dict[str, RunStats]:
         """A distributed run's counts per worker."""
         raw = cast("dict[bytes, bytes]", self.client.hgetall(self.keys.crawl_parts(run_id)))
         found: dict[str, RunStats] = {}
         for worker, value in sorted(raw.items()):
-            data = _json(_text(value), {})
-            found[_text(worker)] = RunStats.from_dict(data if isinstance(data, dict) else {})
+            data = json_field(text(value), {})
+            found[text(worker)] = RunStats.from_dict(data if isinstance(data, dict) else {})
         return found
 
     def distributed(self) -> builtins.list[str]:
         """The distributed runs offered to workers (not ended), oldest first."""
-        ids = cast("list[bytes]", self.client.zrange(self.keys.crawls_distributed, 0, -1))
-        return [_text(i) for i in ids]
+        return self.members(self.keys.crawls_distributed)
 
     def stopping(self, run_id: str, reason: str) -> bool:
         """Note that a running run's crawl is stopping (draining its in-flight requests)."""
         args = [reason, repr(self.clock())]
-        return bool(self._stopping(keys=[self.keys.crawl(run_id)], args=args))
+        return bool(self.script("stopping", keys=[self.keys.crawl(run_id)], args=args))
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -652,7 +615,7 @@ class RunStore:
         """The run's status, None if there is no such run (one round trip, for polling)."""
         raw = cast("bytes | None", self.client.hget(self.keys.crawl(run_id), "status"))
         if raw is not None:
-            return _text(raw)
+            return text(raw)
         if not self.client.exists(self.keys.crawl(run_id)):
             return None
         return self.get(run_id).status  # a record from before runs
@@ -683,9 +646,7 @@ class RunStore:
 
     def ids(self) -> builtins.list[str]:
         """Every run id, newest first."""
-        return [
-            _text(m) for m in cast("list[bytes]", self.client.zrevrange(self.keys.crawls, 0, -1))
-        ]
+        return self.members(self.keys.crawls, newest_first=True)
 
     def list(self, limit: int | None = 20, status: str | None = None) -> builtins.list[RunRecord]:
         """Runs newest first (by creation), at most ``limit`` (None: all), optionally only
@@ -695,7 +656,7 @@ class RunStore:
         if limit is not None and limit <= 0:
             return []
         found: builtins.list[RunRecord] = []
-        for chunk in _chunks(self.ids(), LIST_BATCH):
+        for chunk in chunks(self.ids(), LIST_BATCH):
             pipe = self.client.pipeline(transaction=False)
             for run_id in chunk:
                 pipe.hgetall(self.keys.crawl(run_id))
@@ -708,8 +669,3 @@ class RunStore:
                     if limit is not None and len(found) >= limit:
                         return found
         return found
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

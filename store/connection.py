@@ -27,7 +27,8 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from takedown.errors import RedisUnavailable
+from store.errors import RedisUnavailable
+from store.text import one_line
 
 __all__ = [
     "APP_NAME",
@@ -121,11 +122,6 @@ def mask_url(url: str) -> str:
     return masked
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def redis_from_url(
     url: str, *, timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES
 ) -> redis.Redis:
@@ -135,7 +131,7 @@ def redis_from_url(
     connections, and uses ``timeout`` for connecting and for socket reads/writes.
     ``retries`` is how often a command is retried after a connection error or timeout.
 
-    Raises :class:`~takedown.errors.RedisUnavailable` (one line, password masked) if the URL
+    Raises :class:`~store.errors.RedisUnavailable` (one line, password masked) if the URL
     is malformed or the PING fails (refused, timeout, TLS, authentication, loading, ...).
     """
     shown = mask_url(url)
@@ -151,11 +147,15 @@ def redis_from_url(
             retry=retry,
         )
     except ValueError as exc:
-        raise RedisUnavailable(f"invalid Redis URL {shown}: {_one_line(exc)}") from exc
+        raise RedisUnavailable(
+            f"invalid Redis URL {shown}: {type(exc).__name__}: {one_line(exc)}"
+        ) from exc
     try:
         client.ping()
     # TypeError: redis-py passes unknown query-string options to the connection class.
     except (redis.RedisError, OSError, ValueError, TypeError) as exc:
         client.close()
-        raise RedisUnavailable(f"cannot use Redis at {shown}: {_one_line(exc)}") from exc
+        raise RedisUnavailable(
+            f"cannot use Redis at {shown}: {type(exc).__name__}: {one_line(exc)}"
+        ) from exc
     return client

@@ -26,8 +26,8 @@ from typing import Any, Final, cast
 import redis
 
 from matchers.lists import ALLOW, KNOWN, HashList, Thresholds, validate_list_name
-from takedown.errors import TakedownError
-from takedown.keys import Keys
+from store.errors import ListNotFound
+from store.keys import Keys
 
 __all__ = ["ListInfo", "ListNotFound", "ListStore"]
 
@@ -36,10 +36,6 @@ _META_FIELDS: Final = ("version", "updated", "counts", "kind", "thresholds")
 CHUNK_BYTES: Final = 64 * 1024 * 1024
 #: Seconds the previous version's data outlives a save, for readers that are mid-load.
 OLD_VERSION_GRACE: Final = 600
-
-
-class ListNotFound(TakedownError):
-    """No list of that name is stored."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,19 @@
+"""The Redis-backed state every package shares, and nothing else.
+
+``crawler`` and ``takedown`` never import each other: what both need lives here. Modules:
+
+* :mod:`store.connection` - the one Redis client factory, the data directory and the
+  embedded server's socket, URL masking
+* :mod:`store.keys` - every Redis key name, under one prefix
+* :mod:`store.errors` - the error tree (:class:`~store.errors.StoreError` and below)
+* :mod:`store.base` - the skeleton of a store (Lua scripts registered once, replies decoded)
+* :mod:`store.queue` - the ``hits`` and ``review`` streams, enqueued once per incident
+* :mod:`store.lists` - known and allow hash lists, versioned and chunked
+* :mod:`store.runs` - crawl runs as records: statuses, live counts, health, the run id
+* :mod:`store.schedules` - crawl schedules and the claim of their due slots
+* :mod:`store.frontier` - the Lua half of a distributed run's shared frontier
+* :mod:`store.clock` - times (ISO 8601 UTC) and durations in their one text form each
+* :mod:`store.text` - replies as text, errors as one line
+
+No module here holds or writes content: records carry URLs, hashes and counts only.
+"""
