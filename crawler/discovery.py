@@ -3,11 +3,18 @@
 Pure functions over Scrapy responses and CSS text, so they are tested offline with hand-built
 ``HtmlResponse`` objects. Each image reference carries the *embedding* it was found in, which
 ends up in crawl stats (``discovery/<embedding>``) and lets tests check recall per embedding.
+
+:func:`extract` composes one function per kind of reference: ``img``/``picture``/``srcset``,
+lazy-loading attributes elsewhere, video posters, SVG images, ``meta`` og/twitter images,
+``link`` image rels, inline styles and ``<style>`` blocks, anchors (a ``data:`` anchor is an
+image), frames and linked or ``@import``ed stylesheets. :func:`extract_css` reads a linked
+stylesheet.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urldefrag, urljoin, urlsplit
 
@@ -134,15 +141,17 @@ def css_urls(css: str) -> tuple[list[str], list[str]]:
 
 
 class _Collector:
+    """The images found so far, each URL once, with the embedding it was first found in."""
+
     def __init__(self, base: str) -> None:
         self.base = base
         self.images: list[ImageRef] = []
         self._seen_images: set[str] = set()
 
-    def image(self, raw: str | None, embedding: str, base: str | None = None) -> None:
+    def image(self, raw: str | None, embedding: str) -> None:
         if not raw:
             return
-        url = clean_url(raw, base or self.base)
+        url = clean_url(raw, self.base)
         if url is None or url in self._seen_images:
             return
         self._seen_images.add(url)
@@ -153,36 +162,64 @@ def _unique(urls: list[str]) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
-def extract(response: HtmlResponse) -> PageRefs:
-    """Every image reference, link, frame and stylesheet of an HTML page."""
-    base = response.urljoin("")  # honours <base href>
-    c = _Collector(base)
+def _fetchable(raws: Iterable[str], base: str) -> list[str]:
+    """The absolute http(s) URLs of ``raws`` (``data:`` URIs and other schemes left out)."""
+    urls = (clean_url(raw, base) for raw in raws)
+    return [url for url in urls if url is not None and not url.startswith("data:")]
 
+
+def _attr_embedding(attr: str) -> str:
+    return attr.replace("-", "_")
+
+
+# -- images: one function per kind of reference, in the order they are looked for ---------------
+# The first embedding an image URL is found in is the one it is counted under.
+
+
+def _img_elements(response: HtmlResponse, c: _Collector) -> None:
+    """``<img>``, ``<picture><source>`` and ``<input type=image>``: ``src``, lazy-loading
+    attributes and every ``srcset`` flavour."""
     for el in response.xpath("//img | //picture//source | //input[@type='image']"):
         tag = el.root.tag if isinstance(el.root.tag, str) else ""
         embedding_prefix = "picture_source" if tag == "source" else "img"
         c.image(el.attrib.get("src"), f"{embedding_prefix}_src")
         for attr in LAZY_SRC_ATTRS:
-            c.image(el.attrib.get(attr), attr.replace("-", "_"))
+            c.image(el.attrib.get(attr), _attr_embedding(attr))
         for attr in SRCSET_ATTRS:
             value = el.attrib.get(attr)
             if value:
                 for u in parse_srcset(value):
-                    c.image(u, f"{embedding_prefix}_{attr.replace('-', '_')}")
-    # Lazy attributes on anything else (divs with data-bg, figure[data-src], ...).
+                    c.image(u, f"{embedding_prefix}_{_attr_embedding(attr)}")
+
+
+def _lazy_attributes(response: HtmlResponse, c: _Collector) -> None:
+    """Lazy-loading attributes on anything else (divs with data-bg, figure[data-src], ...)."""
     for attr in LAZY_SRC_ATTRS:
         for value in response.xpath(f"//*[not(self::img) and not(self::source)]/@{attr}").getall():
-            c.image(value, attr.replace("-", "_"))
+            c.image(value, _attr_embedding(attr))
+
+
+def _video_posters(response: HtmlResponse, c: _Collector) -> None:
     for value in response.xpath("//video/@poster").getall():
         c.image(value, "video_poster")
+
+
+def _svg_images(response: HtmlResponse, c: _Collector) -> None:
     for value in response.xpath("//*[local-name()='image']/@href").getall():
         c.image(value, "svg_image")
 
+
+def _meta_images(response: HtmlResponse, c: _Collector) -> None:
+    """``og:image``, ``twitter:image`` (and their variants) and ``itemprop=image``."""
     for meta in response.xpath("//meta"):
         key = (meta.attrib.get("property") or meta.attrib.get("name") or "").strip().lower()
         if key in META_IMAGE_PROPERTIES or (meta.attrib.get("itemprop") or "").lower() == "image":
             embedding = "twitter_image" if key.startswith("twitter:") else "og_image"
             c.image(meta.attrib.get("content"), embedding)
+
+
+def _link_images(response: HtmlResponse, c: _Collector) -> None:
+    """``<link rel=image_src>`` and ``<link rel=preload as=image>``."""
     for link in response.xpath("//link[@href]"):
         rels = set((link.attrib.get("rel") or "").lower().split())
         if "image_src" in rels:
@@ -190,42 +227,80 @@ def extract(response: HtmlResponse) -> PageRefs:
         elif "preload" in rels and (link.attrib.get("as") or "").lower() == "image":
             c.image(link.attrib.get("href"), "link_preload")
 
-    imports: list[str] = []
-    for style in response.xpath("//*[@style]/@style").getall():
-        images, more = css_urls(style)
-        for u in images:
-            c.image(u, "inline_style")
-        imports.extend(more)
-    for block in response.xpath("//style/text()").getall():
-        images, more = css_urls(block)
-        for u in images:
-            c.image(u, "style_block")
-        imports.extend(more)
 
+_ELEMENT_IMAGES: tuple[Callable[[HtmlResponse, _Collector], None], ...] = (
+    _img_elements,
+    _lazy_attributes,
+    _video_posters,
+    _svg_images,
+    _meta_images,
+    _link_images,
+)
+
+
+def _css_images(c: _Collector, sources: Iterable[str], embedding: str) -> list[str]:
+    """The images of CSS texts (``url(...)``); returns their ``@import`` targets, raw."""
+    imports: list[str] = []
+    for css in sources:
+        images, more = css_urls(css)
+        for u in images:
+            c.image(u, embedding)
+        imports.extend(more)
+    return imports
+
+
+def _styles(response: HtmlResponse, c: _Collector) -> list[str]:
+    """Images of inline ``style`` attributes, then of ``<style>`` blocks; returns the
+    stylesheets they ``@import``, raw."""
+    imports = _css_images(c, response.xpath("//*[@style]/@style").getall(), "inline_style")
+    imports += _css_images(c, response.xpath("//style/text()").getall(), "style_block")
+    return imports
+
+
+# -- what to crawl next ---------------------------------------------------------------------
+
+
+def _anchors(response: HtmlResponse, c: _Collector) -> list[str]:
+    """The links of ``<a>`` and ``<area>``; a ``data:`` URI among them is an image."""
     links = []
     for href in response.xpath("//a/@href | //area/@href").getall():
-        url = clean_url(href, base)
+        url = clean_url(href, c.base)
         if url is None:
             continue
         if url.startswith("data:"):
             c.image(url, "a_href")
         else:
             links.append(url)
-    frames = []
-    for src in response.xpath("//iframe/@src | //iframe/@data-src | //frame/@src").getall():
-        url = clean_url(src, base)
-        if url is not None and not url.startswith("data:"):
-            frames.append(url)
-    stylesheets = []
-    for link in response.xpath("//link[@href]"):
-        if "stylesheet" in (link.attrib.get("rel") or "").lower().split():
-            url = clean_url(link.attrib["href"], base)
-            if url is not None and not url.startswith("data:"):
-                stylesheets.append(url)
-    for raw in imports:
-        url = clean_url(raw, base)
-        if url is not None and not url.startswith("data:"):
-            stylesheets.append(url)
+    return links
+
+
+def _frames(response: HtmlResponse, base: str) -> list[str]:
+    """``<iframe>`` (also lazy ``data-src``) and ``<frame>`` sources: crawled as pages."""
+    return _fetchable(
+        response.xpath("//iframe/@src | //iframe/@data-src | //frame/@src").getall(), base
+    )
+
+
+def _linked_stylesheets(response: HtmlResponse, base: str) -> list[str]:
+    """``<link rel=stylesheet>`` targets."""
+    hrefs = [
+        link.attrib["href"]
+        for link in response.xpath("//link[@href]")
+        if "stylesheet" in (link.attrib.get("rel") or "").lower().split()
+    ]
+    return _fetchable(hrefs, base)
+
+
+def extract(response: HtmlResponse) -> PageRefs:
+    """Every image reference, link, frame and stylesheet of an HTML page."""
+    base = response.urljoin("")  # honours <base href>
+    c = _Collector(base)
+    for find in _ELEMENT_IMAGES:
+        find(response, c)
+    imports = _styles(response, c)
+    links = _anchors(response, c)
+    frames = _frames(response, base)
+    stylesheets = _linked_stylesheets(response, base) + _fetchable(imports, base)
     return PageRefs(c.images, _unique(links), _unique(frames), _unique(stylesheets))
 
 
@@ -233,10 +308,5 @@ def extract_css(css: str, css_url: str) -> tuple[list[ImageRef], list[str]]:
     """Image references and imported stylesheets of a linked stylesheet (URLs are relative
     to the stylesheet, not to the page)."""
     c = _Collector(css_url)
-    images, imports = css_urls(css)
-    for u in images:
-        c.image(u, "linked_stylesheet")
-    sheets = [
-        u for u in (clean_url(i, css_url) for i in imports) if u and not u.startswith("data:")
-    ]
-    return c.images, _unique(sheets)
+    imports = _css_images(c, [css], "linked_stylesheet")
+    return c.images, _unique(_fetchable(imports, css_url))

@@ -5,7 +5,7 @@ crawl was not queued beforehand (``scrapy crawl``, ``hotline crawl`` without ``-
 pushes live counts and health flags every ``CRAWLRECORD_INTERVAL`` seconds, stops the crawl
 when someone asked the run to cancel, and finishes the run when the spider closes: status,
 reason, final counts, health and Scrapy's stats. The record holds URLs, settings and counts,
-never content.
+never content. It reaches Redis through :mod:`crawler.redis` (``STORE_*`` settings).
 
 Crawl health works like Spidermon's monitors: a declarative set of :class:`HealthCheck`
 classes, each a name, its thresholds as class attributes (overridable by ``HEALTH_*``
@@ -20,6 +20,8 @@ Settings:
 * ``CRAWLRECORD_OPTIONS``   the crawl options recorded with a run created on the fly (default:
                             a summary of the crawl settings)
 * ``HEALTH_MAX_ERROR_RATE``, ``HEALTH_MIN_REQUESTS``, ``HEALTH_NO_IMAGES_MIN_PAGES``
+
+Their defaults are in :mod:`crawler.settings`.
 """
 
 from __future__ import annotations
@@ -38,8 +40,14 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 
 from crawler.frontier import worker_id
-from crawler.pipelines import keys_from, redis_url_from
-from store.connection import redis_from_url
+from crawler.redis import connect, keys_from, redis_url_from
+from crawler.settings import (
+    CRAWLRECORD_ENABLED,
+    CRAWLRECORD_INTERVAL,
+    HEALTH_MAX_ERROR_RATE,
+    HEALTH_MIN_REQUESTS,
+    HEALTH_NO_IMAGES_MIN_PAGES,
+)
 from store.errors import RunExists, RunStateError, StoreError
 from store.frontier import Frontier
 from store.keys import Keys
@@ -59,16 +67,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between live updates of a run (``CRAWLRECORD_INTERVAL``).
-RECORD_INTERVAL = 5.0
 #: Finish reason of a crawl whose run was not startable (running elsewhere, ended).
 RUN_NOT_STARTABLE = "run_not_startable"
-#: Error rate (failed / distinct requests) above which a run is flagged.
-HEALTH_MAX_ERROR_RATE = 0.5
-#: Distinct requests a run needs before its error rate counts.
-HEALTH_MIN_REQUESTS = 10
-#: Pages a run needs before finding no image at all is suspicious.
-HEALTH_NO_IMAGES_MIN_PAGES = 5
 
 
 # -- crawl health ------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ class CrawlRecord:
         redis_url: str,
         keys: Keys,
         *,
-        interval: float = RECORD_INTERVAL,
+        interval: float = CRAWLRECORD_INTERVAL,
         health: CrawlHealth | None = None,
         origin: str = ORIGIN_SCRAPY,
         options: Mapping[str, Any] | None = None,
@@ -223,9 +223,9 @@ class CrawlRecord:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlRecord:
         settings = crawler.settings
-        if not settings.getbool("CRAWLRECORD_ENABLED", True):
+        if not settings.getbool("CRAWLRECORD_ENABLED", CRAWLRECORD_ENABLED):
             raise NotConfigured("CRAWLRECORD_ENABLED is off")
-        interval = settings.getfloat("CRAWLRECORD_INTERVAL", RECORD_INTERVAL)
+        interval = settings.getfloat("CRAWLRECORD_INTERVAL", CRAWLRECORD_INTERVAL)
         if interval < 0:
             raise NotConfigured(f"CRAWLRECORD_INTERVAL must be >= 0, not {interval}")
         ext = cls(
@@ -248,7 +248,7 @@ class CrawlRecord:
     def spider_opened(self, spider: Spider) -> None:
         run_id = str(getattr(spider, "crawl_id", ""))
         try:
-            self.client = redis_from_url(self.redis_url)
+            self.client = connect(self.redis_url)
         except StoreError as exc:
             logger.error("run record not written: %s", exc)
             return

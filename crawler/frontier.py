@@ -22,6 +22,9 @@ Settings (``FRONTIER_*``; :func:`hotline.crawlrun.build_settings` sets them for 
 * ``FRONTIER_WORKER``         this worker's id (default ``<host>:<pid>``)
 * ``FRONTIER_LEASE``          seconds without a heartbeat after which a worker is dead
 * ``FRONTIER_POLL_INTERVAL``  seconds between looks at the frontier while this worker is idle
+
+Their defaults are in :mod:`crawler.settings`; the run's Redis is the crawl's
+(:mod:`crawler.redis`, ``STORE_*`` settings).
 """
 
 from __future__ import annotations
@@ -47,9 +50,8 @@ from scrapy_redis.queue import PriorityQueue
 from twisted.internet.task import LoopingCall
 
 from crawler import signals as crawler_signals
-from crawler.limits import DEFAULT_MAX_PAGES_PER_SEED
-from crawler.pipelines import keys_from, redis_url_from
-from store.connection import redis_from_url
+from crawler.redis import client_from, keys_from
+from crawler.settings import CRAWL_MAX_PAGES_PER_SEED, FRONTIER_LEASE, FRONTIER_POLL_INTERVAL
 from store.frontier import ADDED, CAPPED, DUPLICATE, Frontier
 
 if TYPE_CHECKING:
@@ -61,12 +63,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Seconds without a heartbeat after which a worker counts as dead (``FRONTIER_LEASE``).
-LEASE: Final = 30.0
 #: Heartbeats per lease: a worker is declared dead only after missing this many in a row.
 HEARTBEATS_PER_LEASE: Final = 3
-#: Seconds between looks at the frontier while this worker has nothing to do.
-POLL_INTERVAL: Final = 0.25
 #: Requests leased per round trip to the frontier (the engine takes them one by one).
 TAKE_BATCH: Final = 4
 #: Acknowledgements sent per round trip (and at every poll).
@@ -293,9 +291,9 @@ class FrontierScheduler(BaseScheduler):
         frontier: Frontier,
         worker: str,
         *,
-        lease: float = LEASE,
-        poll_interval: float = POLL_INTERVAL,
-        page_cap: int = DEFAULT_MAX_PAGES_PER_SEED,
+        lease: float = FRONTIER_LEASE,
+        poll_interval: float = FRONTIER_POLL_INTERVAL,
+        page_cap: int = CRAWL_MAX_PAGES_PER_SEED,
     ) -> None:
         self.crawler = crawler
         self.client = client
@@ -322,11 +320,11 @@ class FrontierScheduler(BaseScheduler):
         run_id = settings.get("CRAWL_ID")
         if not run_id:
             raise ValueError("FrontierScheduler crawls one distributed run: set CRAWL_ID")
-        lease = settings.getfloat("FRONTIER_LEASE", LEASE)
-        poll = settings.getfloat("FRONTIER_POLL_INTERVAL", POLL_INTERVAL)
+        lease = settings.getfloat("FRONTIER_LEASE", FRONTIER_LEASE)
+        poll = settings.getfloat("FRONTIER_POLL_INTERVAL", FRONTIER_POLL_INTERVAL)
         if lease <= 0 or poll <= 0:
             raise ValueError("FRONTIER_LEASE and FRONTIER_POLL_INTERVAL must be > 0")
-        client = redis_from_url(redis_url_from(settings))
+        client = client_from(settings)
         frontier = Frontier(client, keys_from(settings), run_id)
         scheduler = cls(
             crawler,
@@ -335,7 +333,7 @@ class FrontierScheduler(BaseScheduler):
             worker_id(crawler),
             lease=lease,
             poll_interval=poll,
-            page_cap=settings.getint("CRAWL_MAX_PAGES_PER_SEED", DEFAULT_MAX_PAGES_PER_SEED),
+            page_cap=settings.getint("CRAWL_MAX_PAGES_PER_SEED", CRAWL_MAX_PAGES_PER_SEED),
         )
         crawler.signals.connect(scheduler._item_done, signal=signals.item_scraped)
         crawler.signals.connect(scheduler._item_done, signal=signals.item_dropped)

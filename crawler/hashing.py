@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from crawler.settings import MATCHER_THREADS as DEFAULT_THREADS
 from matchers.algorithms import MAX_IMAGE_PIXELS
 from matchers.digest import ImageDigest, digest_bytes
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from twisted.internet.defer import Deferred
-
-DEFAULT_THREADS = 2
 
 __all__ = ["DEFAULT_THREADS", "ImageHasher"]
 

@@ -3,13 +3,14 @@
 ``MatchPipeline`` loads every known list from Redis when the spider opens (so all crawl
 processes match against the same lists) and attaches the matches to the item.
 ``QueuePipeline`` writes confirmed matches to ``<prefix>hits`` and near misses to
-``<prefix>review``, once per (image URL, list entry).
+``<prefix>review``, once per (image URL, list entry). Both reach Redis through
+:mod:`crawler.redis` (``STORE_*`` settings); their own settings are ``MATCHER_LISTS``,
+``MATCHER_RELOAD_INTERVAL`` and ``MATCHER_FLOOD_LIMIT`` (:mod:`crawler.settings`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem, NotConfigured
@@ -18,35 +19,26 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 
 from crawler.items import ImageItem
+from crawler.redis import connect, keys_from, redis_url_from
+from crawler.settings import MATCHER_RELOAD_INTERVAL
 from matchers.algorithms import PDQ_MIN_QUALITY
 from matchers.guards import FLOOD_LIMIT, STAT_FLOOD_DEMOTED, FloodGuard, match_stat_keys
 from matchers.index import Matcher
 from matchers.lists import ALLOW, KNOWN
-from store.connection import ENV_REDIS_URL, default_url, redis_from_url
 from store.errors import ListNotFound, QueueError
-from store.keys import DEFAULT_PREFIX, Keys
 from store.lists import ListStore
 from store.queue import HitQueue, HitRecord
 
 if TYPE_CHECKING:
     import redis
     from scrapy.crawler import Crawler
-    from scrapy.settings import BaseSettings
     from scrapy.statscollectors import StatsCollector
+
+    from store.keys import Keys
 
 logger = logging.getLogger(__name__)
 
-RELOAD_INTERVAL = 30.0  # seconds between checks for new list versions during a crawl
 QUEUE_FAILED = "queue_failed"  # finish reason of a crawl stopped because a hit was not queued
-
-
-def redis_url_from(settings: BaseSettings) -> str:
-    """``HITS_REDIS_URL``, else ``$HOTLINE_REDIS_URL``, else the embedded server's socket."""
-    return settings.get("HITS_REDIS_URL") or os.environ.get(ENV_REDIS_URL) or default_url()
-
-
-def keys_from(settings: BaseSettings) -> Keys:
-    return Keys(settings.get("HITS_KEY_PREFIX") or DEFAULT_PREFIX)
 
 
 def _stats(crawler: Crawler) -> StatsCollector:
@@ -58,7 +50,8 @@ def _stats(crawler: Crawler) -> StatsCollector:
 class MatchPipeline:
     """Matches each image against the known lists; allow-lists (known false positives) always
     win; the flood guard demotes an entry that confirms too many distinct images in one crawl
-    to review (``MATCHER_FLOOD_LIMIT``, 0 turns it off).
+    to review (``MATCHER_FLOOD_LIMIT``; unset: the matcher's own
+    :data:`matchers.guards.FLOOD_LIMIT`; 0 turns it off).
 
     Every ``MATCHER_RELOAD_INTERVAL`` seconds (0: never) it asks Redis for the lists' versions
     (one command, no list data) and loads what changed in a worker thread, one list at a time:
@@ -75,7 +68,7 @@ class MatchPipeline:
         list_names: list[str] | None,
         *,
         flood_limit: int = FLOOD_LIMIT,
-        reload_interval: float = RELOAD_INTERVAL,
+        reload_interval: float = MATCHER_RELOAD_INTERVAL,
     ) -> None:
         self.stats = stats
         self.redis_url = redis_url
@@ -98,11 +91,11 @@ class MatchPipeline:
             keys_from(settings),
             settings.getlist("MATCHER_LISTS") or None,
             flood_limit=settings.getint("MATCHER_FLOOD_LIMIT", FLOOD_LIMIT),
-            reload_interval=settings.getfloat("MATCHER_RELOAD_INTERVAL", RELOAD_INTERVAL),
+            reload_interval=settings.getfloat("MATCHER_RELOAD_INTERVAL", MATCHER_RELOAD_INTERVAL),
         )
 
     def open_spider(self) -> None:
-        client = redis_from_url(self.redis_url)
+        client = connect(self.redis_url)
         try:
             known, allow = ListStore(client, self.keys).load_for_matching(self.list_names)
         finally:
@@ -153,7 +146,7 @@ class MatchPipeline:
         lists; switch matchers after each list. Returns how many lists changed. Runs in a
         worker thread during a crawl (any thread may call it)."""
         self.stats.inc_value("matcher/list_checks")
-        client = redis_from_url(self.redis_url)
+        client = connect(self.redis_url)
         try:
             store = ListStore(client, self.keys)
             stored = store.versions()
@@ -229,7 +222,7 @@ class QueuePipeline:
         return pipeline
 
     def open_spider(self) -> None:
-        self.client = redis_from_url(self.redis_url)
+        self.client = connect(self.redis_url)
         self.queue = HitQueue(self.client, self.keys)
         spider = self.crawler.spider if self.crawler is not None else None
         self.crawl_id = str(getattr(spider, "crawl_id", ""))

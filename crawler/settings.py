@@ -1,25 +1,33 @@
-"""Scrapy settings of the hotline crawler: every default in one module.
+"""Scrapy settings of the hotline crawler: every default in one module, as literals.
 
-Custom settings are prefixed by the component that reads them:
+This module imports nothing: ``scrapy.cfg`` and :func:`hotline.crawlrun.build_settings` load
+it as the project's settings, and the CLI reads its option defaults from it without loading
+Scrapy. A component that needs a default reads the setting, or imports the constant from
+here; no other module restates a value. Custom settings are prefixed by what they serve:
 
-* ``CRAWL_*``    the spider: depth, page cap per seed, frame nesting, probes, crawl id
-* ``MATCHER_*``  hashing and matching: pixel limit, hashing threads, which lists to load
-* ``HITS_*``     the queue: Redis URL (default ``$HOTLINE_REDIS_URL`` or the embedded server),
-                 key prefix
-* ``SAFETY_*``   refusal of private networks (``$HOTLINE_ALLOW_PRIVATE_NETWORKS=1`` lifts it)
+* ``CRAWL_*``       the spider: depth, page cap per seed, frame nesting, probes, crawl id
+* ``MATCHER_*``     hashing and matching: pixel limit, hashing threads, which lists to load,
+                    list reloads, the flood guard
+* ``STORE_*``       the crawl's Redis (:mod:`crawler.redis`): server URL (default
+                    ``$HOTLINE_REDIS_URL`` or the embedded server) and key prefix, for every
+                    Redis access of a crawl. Aliases: ``HITS_REDIS_URL`` for
+                    ``STORE_REDIS_URL``, ``HITS_KEY_PREFIX`` for ``STORE_KEY_PREFIX`` (the
+                    former names; the new name wins when both are set)
+* ``SAFETY_*``      refusal of private networks (``$HOTLINE_ALLOW_PRIVATE_NETWORKS=1`` lifts it)
 * ``CRAWLRECORD_*`` the run record (:mod:`crawler.extensions`): live updates, origin, options
-* ``HEALTH_*``   the thresholds of crawl health (flags on the run record)
-* ``FRONTIER_*`` distributed runs (:mod:`crawler.frontier`): workers share the run's frontier
-                 through scrapy-redis; ``hotline worker`` sets ``SCHEDULER``,
-                 ``SPIDER_MIDDLEWARES`` (the frontier's, outermost) and these
+* ``HEALTH_*``      the thresholds of crawl health (flags on the run record)
+* ``FRONTIER_*``    distributed runs (:mod:`crawler.frontier`): workers share the run's
+                    frontier through scrapy-redis; ``hotline worker`` sets ``SCHEDULER``,
+                    ``SPIDER_MIDDLEWARES`` (the frontier's, outermost) and these
+
+A default that belongs to :mod:`matchers` (which imports nothing of ours) or to :mod:`store`
+is ``None`` or empty here, meaning "theirs": ``MATCHER_MAX_PIXELS``
+(:data:`matchers.algorithms.MAX_IMAGE_PIXELS`), ``MATCHER_FLOOD_LIMIT``
+(:data:`matchers.guards.FLOOD_LIMIT`), ``STORE_KEY_PREFIX`` (:data:`store.keys.DEFAULT_PREFIX`).
 
 Secrets (a Redis password) never live here: they come from the environment.
 No content is ever stored: no HTTP cache, no Files/ImagesPipeline, no feed of bodies.
 """
-
-from crawler import extensions as _record
-from crawler import frontier as _frontier
-from matchers.guards import FLOOD_LIMIT
 
 BOT_NAME = "hotline-crawler"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -71,14 +79,17 @@ CRAWL_MAX_FRAME_NESTING = 3
 CRAWL_MAX_PROBES_PER_PAGE = 50
 CRAWL_ID = ""
 
-MATCHER_MAX_PIXELS = 50_000_000
-MATCHER_THREADS = 2
+# Pixels above which an image is refused before decoding; None: the matcher's own limit.
+MATCHER_MAX_PIXELS: int | None = None
+MATCHER_THREADS = 2  # threads hashing images
 MATCHER_LISTS: list[str] = []  # names of the known lists to match (allow-lists always load)
 MATCHER_RELOAD_INTERVAL = 30.0  # seconds between checks for new list versions; 0: never
-MATCHER_FLOOD_LIMIT = FLOOD_LIMIT  # distinct images one entry confirms per crawl, then review
+# Distinct images one list entry confirms per crawl before its matches go to review;
+# 0: no flood guard; None: the matcher's own limit.
+MATCHER_FLOOD_LIMIT: int | None = None
 
-HITS_REDIS_URL = ""
-HITS_KEY_PREFIX = "hotline:"
+STORE_REDIS_URL = ""  # empty: $HOTLINE_REDIS_URL, else the embedded server
+STORE_KEY_PREFIX = ""  # empty: the store's default prefix
 
 SAFETY_ALLOW_PRIVATE_NETWORKS = False
 SAFETY_ALLOWED_NETWORKS: list[str] = []  # CIDRs reachable even when private
@@ -86,23 +97,23 @@ SAFETY_ALLOWED_NETWORKS: list[str] = []  # CIDRs reachable even when private
 # The run record: live counts and the cancel check every CRAWLRECORD_INTERVAL s (0: none);
 # the origin ("scrapy" when empty) and options recorded for a run the crawl creates itself.
 CRAWLRECORD_ENABLED = True
-CRAWLRECORD_INTERVAL = _record.RECORD_INTERVAL
+CRAWLRECORD_INTERVAL = 5.0
 CRAWLRECORD_ORIGIN = ""
 CRAWLRECORD_OPTIONS: dict[str, object] = {}
 
 # Crawl health: flag a run whose error rate (failed / distinct requests) is above the maximum
 # once it made the minimum of requests, or whose pages (at least the minimum) hold no image.
-HEALTH_MAX_ERROR_RATE = _record.HEALTH_MAX_ERROR_RATE
-HEALTH_MIN_REQUESTS = _record.HEALTH_MIN_REQUESTS
-HEALTH_NO_IMAGES_MIN_PAGES = _record.HEALTH_NO_IMAGES_MIN_PAGES
+HEALTH_MAX_ERROR_RATE = 0.5
+HEALTH_MIN_REQUESTS = 10
+HEALTH_NO_IMAGES_MIN_PAGES = 5
 
 # Distributed runs: a worker is dead after FRONTIER_LEASE s without a heartbeat (its
 # requests are crawled again by the others); idle workers look for work every
 # FRONTIER_POLL_INTERVAL s. FRONTIER_WORKER: this worker's id (default <host>:<pid>).
 FRONTIER_ENABLED = False
 FRONTIER_WORKER = ""
-FRONTIER_LEASE = _frontier.LEASE
-FRONTIER_POLL_INTERVAL = _frontier.POLL_INTERVAL
+FRONTIER_LEASE = 30.0
+FRONTIER_POLL_INTERVAL = 0.25
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"

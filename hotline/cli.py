@@ -21,7 +21,7 @@ import redis
 import typer
 from rich.table import Table
 
-from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
+from crawler.settings import CRAWL_DEPTH, CRAWL_MAX_PAGES_PER_SEED
 from hotline import cli_schedule, cli_takedown, cli_worker
 from hotline.cli_hashes import hashes_app
 from hotline.cli_runs import runs_app
@@ -60,10 +60,10 @@ def crawl(
     ] = None,
     depth: Annotated[
         int, typer.Option(min=0, help="Link depth to follow within each seed's site.")
-    ] = DEFAULT_DEPTH,
+    ] = CRAWL_DEPTH,
     max_pages: Annotated[
         int, typer.Option(min=1, help="Page cap per seed.")
-    ] = DEFAULT_MAX_PAGES_PER_SEED,
+    ] = CRAWL_MAX_PAGES_PER_SEED,
     allow_private_networks: Annotated[
         bool,
         typer.Option(

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Final
 import typer
 from rich.table import Table
 
-from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
+from crawler.settings import CRAWL_DEPTH, CRAWL_MAX_PAGES_PER_SEED
 from hotline.cliapp import JsonOption, err, load_config, out, parse_sets, stop_on_signals
 from hotline.config import Config
 from hotline.errors import InputError, UsageError
@@ -100,10 +100,10 @@ def schedule_add(
     ] = None,
     depth: Annotated[
         int, typer.Option(min=0, help="Link depth to follow within each seed's site.")
-    ] = DEFAULT_DEPTH,
+    ] = CRAWL_DEPTH,
     max_pages: Annotated[
         int, typer.Option(min=1, help="Page cap per seed.")
-    ] = DEFAULT_MAX_PAGES_PER_SEED,
+    ] = CRAWL_MAX_PAGES_PER_SEED,
     allow_private_networks: Annotated[
         bool,
         typer.Option(help="Let the crawl reach private, loopback and link-local addresses."),

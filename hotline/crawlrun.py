@@ -22,7 +22,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 from twisted.internet.task import LoopingCall
 
-from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
+from crawler.settings import CRAWL_DEPTH, CRAWL_MAX_PAGES_PER_SEED
 from crawler.spiders.hotline import HotlineSpider
 from hotline.errors import HotlineError
 from store.runs import ORIGIN_CLI, new_run_id
@@ -101,8 +101,8 @@ class CrawlOptions:
 
 #: The crawl options a run records, with the values a missing one takes.
 RUN_OPTION_DEFAULTS: Mapping[str, Any] = {
-    "depth": DEFAULT_DEPTH,
-    "max_pages": DEFAULT_MAX_PAGES_PER_SEED,
+    "depth": CRAWL_DEPTH,
+    "max_pages": CRAWL_MAX_PAGES_PER_SEED,
     "allow_private_networks": False,
     "allowed_networks": [],
     "obey_robots": False,
@@ -162,8 +162,8 @@ def build_settings(
     settings.set("CRAWLRECORD_OPTIONS", options.record_options(), priority="cmdline")
     settings.set("CRAWL_DEPTH", options.depth, priority="cmdline")
     settings.set("CRAWL_MAX_PAGES_PER_SEED", options.max_pages, priority="cmdline")
-    settings.set("HITS_REDIS_URL", options.redis_url, priority="cmdline")
-    settings.set("HITS_KEY_PREFIX", options.key_prefix, priority="cmdline")
+    settings.set("STORE_REDIS_URL", options.redis_url, priority="cmdline")
+    settings.set("STORE_KEY_PREFIX", options.key_prefix, priority="cmdline")
     settings.set(
         "SAFETY_ALLOW_PRIVATE_NETWORKS", options.allow_private_networks, priority="cmdline"
     )

@@ -51,7 +51,7 @@ def test_scrapy_crawl_from_the_root(
                 "-a",
                 f"seeds={seeds}",
                 "-s",
-                f"HITS_KEY_PREFIX={redis_prefix}",
+                f"STORE_KEY_PREFIX={redis_prefix}",
                 "-s",
                 "AUTOTHROTTLE_ENABLED=0",
             ],

@@ -28,9 +28,14 @@ from crawler import signals as crawler_signals
 from crawler.discovery import ImageRef, extract, extract_css
 from crawler.hashing import ImageHasher
 from crawler.items import ImageItem
-from crawler.limits import DEFAULT_DEPTH, DEFAULT_MAX_PAGES_PER_SEED
 from crawler.scope import same_site
 from crawler.seeds import SeedFileError, collect_seeds
+from crawler.settings import (
+    CRAWL_DEPTH,
+    CRAWL_MAX_FRAME_NESTING,
+    CRAWL_MAX_PAGES_PER_SEED,
+    CRAWL_MAX_PROBES_PER_PAGE,
+)
 from matchers.digest import ImageDigest
 from matchers.errors import MatcherError
 from matchers.sniff import sniff_image
@@ -43,8 +48,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_FRAME_NESTING = 3
-DEFAULT_MAX_PROBES_PER_PAGE = 50
 IMAGE_PRIORITY = 10  # images before further pages: hits surface early in long crawls
 SNIFF_BYTES = 32
 MIN_SNIFF_BYTES = 16  # every signature sniff_image knows fits in the first 12 bytes
@@ -107,17 +110,15 @@ class HotlineSpider(Spider):
     def setup(self, crawler: Crawler) -> None:
         s = crawler.settings
         self.depth = (
-            self._depth_arg
-            if self._depth_arg is not None
-            else s.getint("CRAWL_DEPTH", DEFAULT_DEPTH)
+            self._depth_arg if self._depth_arg is not None else s.getint("CRAWL_DEPTH", CRAWL_DEPTH)
         )
         self.max_pages = (
             self._max_pages_arg
             if self._max_pages_arg is not None
-            else s.getint("CRAWL_MAX_PAGES_PER_SEED", DEFAULT_MAX_PAGES_PER_SEED)
+            else s.getint("CRAWL_MAX_PAGES_PER_SEED", CRAWL_MAX_PAGES_PER_SEED)
         )
-        self.max_frames = s.getint("CRAWL_MAX_FRAME_NESTING", DEFAULT_MAX_FRAME_NESTING)
-        self.max_probes = s.getint("CRAWL_MAX_PROBES_PER_PAGE", DEFAULT_MAX_PROBES_PER_PAGE)
+        self.max_frames = s.getint("CRAWL_MAX_FRAME_NESTING", CRAWL_MAX_FRAME_NESTING)
+        self.max_probes = s.getint("CRAWL_MAX_PROBES_PER_PAGE", CRAWL_MAX_PROBES_PER_PAGE)
         self.max_data_uri = s.getint("DOWNLOAD_MAXSIZE") or 0
         self.crawl_id = self._crawl_id_arg or s.get("CRAWL_ID") or new_run_id()
         # A worker of a distributed run: the run's frontier counts the page cap for all
