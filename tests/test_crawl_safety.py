@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.demosite import Exchange, html_page, image_response, redirect, serve
 from hotline.imagegen import encode, textured_image
+from hotline.loopback import Exchange, html_page, image_response, redirect, serve
 from matchers.digest import digest_bytes
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]

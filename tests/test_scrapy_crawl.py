@@ -9,8 +9,8 @@ from pathlib import Path
 
 import redis
 
-from hotline.demosite import html_page, image_response, serve
 from hotline.imagegen import encode, textured_image
+from hotline.loopback import html_page, image_response, serve
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry
 from store.keys import Keys
