@@ -22,7 +22,8 @@ from matchers.algorithms import PDQ_MIN_QUALITY
 from matchers.guards import FLOOD_LIMIT, STAT_FLOOD_DEMOTED, FloodGuard, match_stat_keys
 from matchers.index import Matcher
 from matchers.lists import ALLOW, KNOWN
-from store.connection import ENV_REDIS_URL, default_url, redis_from_url
+from store.connection import default_url, redis_from_url
+from store.environment import ENV_REDIS_URL
 from store.errors import ListNotFound, QueueError
 from store.keys import DEFAULT_PREFIX, Keys
 from store.lists import ListStore

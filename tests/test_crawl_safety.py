@@ -128,3 +128,24 @@ def test_bad_network_is_a_usage_error(env: dict[str, str]) -> None:
     last_line = crawl.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: --allow-network: '10.0.0.300/8'")
     assert not (Path(env["HOTLINE_DATA_DIR"]) / "redis").exists()
+
+
+def test_a_bad_environment_value_is_a_usage_error(env: dict[str, str]) -> None:
+    seen = Recorder(b"")
+    with serve({"/*": seen}, host="127.0.0.2") as site:
+        crawl = _run(["crawl", site.url("/")], {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "maybe"})
+    assert crawl.returncode == 2, crawl.stderr
+    last_line = crawl.stderr.strip().splitlines()[-1]
+    assert last_line == "error: HOTLINE_ALLOW_PRIVATE_NETWORKS: expected 1 or 0, got 'maybe'"
+    assert seen.paths == []
+    assert not (Path(env["HOTLINE_DATA_DIR"]) / "redis").exists()
+
+
+def test_the_environment_variable_takes_every_spelling_of_yes(env: dict[str, str]) -> None:
+    page = html_page("<p>nothing here</p>")
+    with serve({"/": page}, host="127.0.0.2") as site:
+        crawl = _run(
+            ["crawl", site.url("/"), "--json"], {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": " Yes"}
+        )
+    assert crawl.returncode == 0, crawl.stderr
+    assert json.loads(crawl.stdout)["pages"] == 1
