@@ -54,12 +54,12 @@ if str(REPO_ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from hotline import imagegen  # noqa: E402
-from hotline.demosite import (  # noqa: E402
+from hotline.loopback import (  # noqa: E402
     Response,
     Route,
     html_page,
     image_response,
-    serve,
+    serve_linked,
 )
 from hotline.redisserver import EmbeddedRedis  # noqa: E402
 from matchers.codec import StringTable  # noqa: E402
@@ -70,11 +70,16 @@ from store.keys import Keys  # noqa: E402
 from store.lists import ListStore  # noqa: E402
 from store.queue import HitQueue  # noqa: E402
 from store.runs import RunStore  # noqa: E402
-from tests.site.builder import EMBEDDINGS, TRANSFORMS, TestSite, build_test_site  # noqa: E402
+from tests.site.builder import (  # noqa: E402
+    EMBEDDINGS,
+    HOST_A,
+    HOST_B,
+    TRANSFORMS,
+    TestSite,
+    build_test_site,
+)
 from tests.site.reference import reference_hashes  # noqa: E402
 
-HOST_A = "127.0.0.2"
-HOST_B = "127.0.0.3"
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
 CLI_TIMEOUT = 300.0
 
@@ -266,11 +271,9 @@ def _false_positives(site: TestSite, records: list[dict[str, Any]]) -> list[dict
 
 
 def recall_phase(root: Path) -> dict[str, Any]:
-    with serve(host=HOST_A) as server_a, serve(host=HOST_B) as server_b:
-        log("recall: building the test site")
-        site = build_test_site(server_a.base_url, server_b.base_url)
-        server_a.mount(site.routes_a)
-        server_b.mount(site.routes_b)
+    log("recall: building the test site")
+    with serve_linked(build_test_site, (HOST_A, HOST_B)) as served:
+        site = served.site
         extra = [arg for s in RECALL_CRAWL_SETS for arg in ("--set", s)]
         run = crawl_with_cli(root, site.known_csv, site.seed_url, extra, "recall")
     hits, review = run["hits"], run["review"]
@@ -518,15 +521,14 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def throughput_phase(
     root: Path, bodies: list[bytes], pages: int, list_entries: int
 ) -> dict[str, Any]:
+    log(f"throughput: building the site and a {list_entries}-entry list")
     with (
         EmbeddedRedis(root / "redis") as redis_server,
-        serve(host=HOST_A) as server_a,
-        serve(host=HOST_B) as server_b,
+        serve_linked(
+            lambda base_a, base_b: ThroughputSite(bodies, pages, base_a, base_b), (HOST_A, HOST_B)
+        ) as served,
     ):
-        log(f"throughput: building the site and a {list_entries}-entry list")
-        site = ThroughputSite(bodies, pages, server_a.base_url, server_b.base_url)
-        server_a.mount(site.routes_a)
-        server_b.mount(site.routes_b)
+        site = served.site
         noise = noise_list(list_entries)
         client = redis_from_url(redis_server.url)
         for label in ("hashing", "hashing_off", "two_workers", "two_workers_hashing_off"):

@@ -17,11 +17,11 @@ only, still work as aliases; the new name wins when both are set.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
-from store.connection import ENV_REDIS_URL, default_url, redis_from_url
+from store import environment
+from store.connection import default_url, redis_from_url
 from store.keys import DEFAULT_PREFIX, Keys
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def _setting(settings: BaseSettings, name: str) -> str:
 
 def redis_url_from(settings: BaseSettings) -> str:
     """``STORE_REDIS_URL``, else ``$HOTLINE_REDIS_URL``, else the embedded server's socket."""
-    return _setting(settings, URL_SETTING) or os.environ.get(ENV_REDIS_URL) or default_url()
+    return _setting(settings, URL_SETTING) or environment.redis_url() or default_url()
 
 
 def keys_from(settings: BaseSettings) -> Keys:

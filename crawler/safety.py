@@ -3,8 +3,10 @@
 An :class:`AddressPolicy` decides which peer addresses a crawl may connect to: public unicast
 addresses always; private, loopback, link-local, shared and reserved ones only when
 ``SAFETY_ALLOW_PRIVATE_NETWORKS`` is on (``--allow-private-networks``, or the environment
-variable ``HOTLINE_ALLOW_PRIVATE_NETWORKS=1``), or when they fall in one of the networks listed
-in ``SAFETY_ALLOWED_NETWORKS`` (``--allow-network CIDR``, e.g. a hotline's own test lab).
+variable ``HOTLINE_ALLOW_PRIVATE_NETWORKS=1``, read by :mod:`store.environment`: a value that
+is not a yes/no stops the crawl with an error naming the variable), or when they fall in one
+of the networks listed in ``SAFETY_ALLOWED_NETWORKS`` (``--allow-network CIDR``, e.g. a
+hotline's own test lab).
 
 It is enforced twice:
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.resolver import CachingHostnameResolver
 from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IResolutionReceiver
 from zope.interface import implementer
+
+from store.environment import allow_private_networks
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -42,8 +45,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ENV_ALLOW_PRIVATE = "HOTLINE_ALLOW_PRIVATE_NETWORKS"
-_TRUE = frozenset({"1", "true", "yes", "on"})
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -95,9 +96,9 @@ class AddressPolicy:
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> AddressPolicy:
-        allow = settings.getbool("SAFETY_ALLOW_PRIVATE_NETWORKS") or (
-            os.environ.get(ENV_ALLOW_PRIVATE, "").strip().lower() in _TRUE
-        )
+        # The environment is read (and a bad value refused) even when the setting is on.
+        from_env = allow_private_networks()
+        allow = settings.getbool("SAFETY_ALLOW_PRIVATE_NETWORKS") or from_env
         # A bad network is a hard error, never NotConfigured: that would silently switch the
         # middleware, and with it the guard, off.
         return cls(allow, parse_networks(settings.getlist("SAFETY_ALLOWED_NETWORKS")))

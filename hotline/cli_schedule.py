@@ -13,7 +13,7 @@ import ipaddress
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -35,6 +35,7 @@ from hotline.scheduler import (
 from hotline.services import Session, redis_session
 from matchers.lists import validate_list_name
 from store.clock import iso, parse_duration
+from store.environment import ENV_SCHEDULE_MIN_INTERVAL as ENV_MIN_INTERVAL
 from store.schedules import (
     MIN_INTERVAL,
     Schedule,
@@ -44,9 +45,6 @@ from store.schedules import (
 )
 
 __all__ = ["ENV_MIN_INTERVAL", "schedule_app", "scheduler"]
-
-#: Shortest ``--every`` accepted (a duration); tests and demos lower it, the default is 1 minute.
-ENV_MIN_INTERVAL: Final = "HOTLINE_SCHEDULE_MIN_INTERVAL"
 
 schedule_app = typer.Typer(
     help="Scheduled crawls: add, list, pause, resume, remove, or run one now.",

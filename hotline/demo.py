@@ -16,7 +16,8 @@ from rich.console import Console
 
 from hotline.config import Config
 from hotline.crawlrun import CrawlOptions, CrawlResult, run_crawl
-from hotline.demosite import build_demo_site, serve
+from hotline.demosite import build_demo_site
+from hotline.loopback import serve
 from hotline.services import Session, redis_session
 from matchers.lists import HashList, parse_csv_text
 from store.lists import ListStore

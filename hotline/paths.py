@@ -1,22 +1,17 @@
-"""Where hotline-crawler keeps its per-user state (embedded Redis, outbox, ...).
+"""The per-user data directory on disk: created on first use, private to the user.
 
-Resolution order for the data directory (:func:`default_data_dir`):
-
-1. ``$HOTLINE_DATA_DIR`` if set and non-empty;
-2. ``$XDG_DATA_HOME/hotline-crawler`` if ``XDG_DATA_HOME`` is set and non-empty;
-3. ``~/.local/share/hotline-crawler``.
-
-The rules themselves live in :mod:`store.connection`, because the crawler needs the
-embedded Redis socket too and may not import ``hotline``; this module is the CLI's entry.
+Where it is (``$HOTLINE_DATA_DIR``, else ``$XDG_DATA_HOME/hotline-crawler``, else
+``~/.local/share/hotline-crawler``) is decided by :func:`store.environment.default_data_dir`,
+because the crawler needs the embedded Redis socket under it too and may not import
+``hotline``. This module creates it (:func:`ensure_data_dir`); it holds the embedded Redis,
+the scheduler's run logs and the demo's outbox.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from store.connection import APP_NAME, ENV_DATA_DIR, default_data_dir
-
-__all__ = ["APP_NAME", "DATA_DIR_MODE", "ENV_DATA_DIR", "default_data_dir", "ensure_data_dir"]
+__all__ = ["DATA_DIR_MODE", "ensure_data_dir"]
 
 #: Only the owning user may enter the data directory (it holds the Redis socket and data).
 DATA_DIR_MODE = 0o700

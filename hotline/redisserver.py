@@ -27,12 +27,8 @@ from typing import IO, Self
 import redis
 
 from hotline.paths import ensure_data_dir
-from store.connection import (
-    ENV_REDIS_URL,
-    embedded_socket_path,
-    embedded_url,
-    redis_from_url,
-)
+from store.connection import embedded_socket_path, embedded_url, redis_from_url
+from store.environment import ENV_REDIS_URL, redis_url
 from store.errors import RedisUnavailable
 
 __all__ = [
@@ -81,7 +77,7 @@ class _Probe(enum.Enum):
 
 def resolve_redis_url(env: Mapping[str, str], data_dir: Path) -> tuple[str, bool]:
     """Return ``(url, needs_embedded)``: ``$HOTLINE_REDIS_URL`` if set, else the embedded URL."""
-    configured = env.get(ENV_REDIS_URL, "").strip()
+    configured = redis_url(env)
     if configured:
         return configured, False
     return embedded_url(data_dir), True

@@ -2,8 +2,10 @@
 
 ``crawler`` and ``takedown`` never import each other: what both need lives here. Modules:
 
-* :mod:`store.connection` - the one Redis client factory, the data directory and the
-  embedded server's socket, URL masking
+* :mod:`store.environment` - every ``HOTLINE_*`` environment variable, read one way for the
+  CLI and the crawler; the data directory; the one yes/no parser
+* :mod:`store.connection` - the one Redis client factory, the embedded server's socket, URL
+  masking
 * :mod:`store.keys` - every Redis key name, under one prefix
 * :mod:`store.errors` - the error tree (:class:`~store.errors.StoreError` and below)
 * :mod:`store.base` - the skeleton of a store (Lua scripts registered once, replies decoded)

@@ -9,15 +9,14 @@ point the whole project at a real local server by URL. Supported URLs (redis-py 
 
 Query-string options (``ssl_*``, ``socket_timeout``, ``db``, ...) override the defaults here.
 
-With no Redis configured, hotline runs an embedded server on a unix socket under the user's
-data directory. Where that directory is lives here too (:func:`default_data_dir`, re-exported
-by ``hotline.paths``), because the crawler (``scrapy crawl``) must find the same socket and
-may import ``takedown`` but not ``hotline``.
+With no Redis configured (``HOTLINE_REDIS_URL``, read by :mod:`store.environment`), hotline
+runs an embedded server on a unix socket under the user's data directory; where that socket is
+lives here (:func:`embedded_socket_path`, :func:`default_url`), because the crawler
+(``scrapy crawl``) must find the same socket and may not import ``hotline``.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,17 +26,14 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from store.environment import default_data_dir
 from store.errors import RedisUnavailable
 from store.text import one_line
 
 __all__ = [
-    "APP_NAME",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
-    "ENV_DATA_DIR",
-    "ENV_REDIS_URL",
     "HEALTH_CHECK_INTERVAL",
-    "default_data_dir",
     "default_url",
     "embedded_socket_path",
     "embedded_url",
@@ -45,12 +41,6 @@ __all__ = [
     "redis_from_url",
 ]
 
-#: Environment variable naming the Redis to use; unset means "start the embedded one".
-ENV_REDIS_URL = "HOTLINE_REDIS_URL"
-#: Environment variable overriding the per-user data directory.
-ENV_DATA_DIR = "HOTLINE_DATA_DIR"
-ENV_XDG_DATA_HOME = "XDG_DATA_HOME"
-APP_NAME = "hotline-crawler"
 #: Seconds allowed for connecting and for each socket read/write.
 DEFAULT_TIMEOUT = 10.0
 #: Retries of a command after a connection error or timeout (exponential backoff with jitter).
@@ -68,24 +58,9 @@ _PASSWORD_QUERY = re.compile(r"(?i)(^|&)(password=)[^&]*")
 _USERINFO_PASSWORD = re.compile(r":[^@/]*@")
 
 
-def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The per-user data directory (not created; see ``hotline.paths.ensure_data_dir``).
-
-    ``$HOTLINE_DATA_DIR`` if set, else ``$XDG_DATA_HOME/hotline-crawler``, else
-    ``~/.local/share/hotline-crawler``. ``env`` defaults to ``os.environ``.
-    """
-    environ = os.environ if env is None else env
-    explicit = environ.get(ENV_DATA_DIR, "")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = environ.get(ENV_XDG_DATA_HOME, "")
-    if xdg:
-        return Path(xdg).expanduser() / APP_NAME
-    return Path.home() / ".local" / "share" / APP_NAME
-
-
 def default_url(env: Mapping[str, str] | None = None) -> str:
-    """``unix://`` URL of the embedded Redis under :func:`default_data_dir`."""
+    """``unix://`` URL of the embedded Redis under the data directory
+    (:func:`store.environment.default_data_dir` of ``env``, default ``os.environ``)."""
     return embedded_url(default_data_dir(env))
 
 

@@ -4,6 +4,8 @@ The tree, so the crawler, takedown and the CLI's exit-code mapping can catch at 
 need::
 
     StoreError               base of everything this package raises on purpose
+    ├── EnvironmentVariableError  a ``HOTLINE_*`` variable's value cannot be used; the
+    │                             message starts with its name (also a ``ValueError``)
     ├── RedisUnavailable     Redis cannot be reached, refused us, or its URL is unusable
     ├── QueueError           a stream, sorted-set or script operation failed or met bad data
     │   ├── RunNotFound      no run has that id (or the id prefix is ambiguous)
@@ -22,6 +24,7 @@ Messages are one line and never contain secrets: Redis URLs are shown through
 from __future__ import annotations
 
 __all__ = [
+    "EnvironmentVariableError",
     "ListNotFound",
     "QueueError",
     "RedisUnavailable",
@@ -38,6 +41,14 @@ __all__ = [
 
 class StoreError(Exception):
     """Base class for every error the ``store`` package raises deliberately."""
+
+
+class EnvironmentVariableError(StoreError, ValueError):
+    """An environment variable has a value that cannot be used; ``variable`` names it."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
 
 
 class RedisUnavailable(StoreError):

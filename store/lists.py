@@ -149,10 +149,6 @@ class ListStore:
             raise ListNotFound(f"hash list {name!r} version {version} is incomplete")
         return HashList.from_bytes(buffer)
 
-    def load_all(self, names: Iterable[str] | None = None) -> list[HashList]:
-        wanted = sorted(self.names() if names is None else set(names))
-        return [self.load(n) for n in wanted]
-
     def load_for_matching(
         self, names: Iterable[str] | None = None
     ) -> tuple[list[HashList], list[HashList]]:

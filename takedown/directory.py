@@ -44,6 +44,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from store.environment import parse_bool
 from takedown.errors import DirectoryError
 from takedown.model import CHANNELS, Channel, Recipient
 
@@ -90,8 +91,6 @@ _ASN_RE = re.compile(r"^(?:AS)?(\d{1,10})$", re.IGNORECASE)
 _EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+$")
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
-_TRUE = frozenset({"true", "yes", "y", "1", "on"})
-_FALSE = frozenset({"false", "no", "n", "0", "off", ""})
 _MAX_DOMAIN_LENGTH = 253
 
 
@@ -580,9 +579,7 @@ def _flag(value: _Value | None, source: str) -> bool:
     raw = value.value
     if isinstance(raw, bool):
         return raw
-    text = str(raw).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise _field_error(source, value.line, "cdn", f"{raw!r} is not true or false")
+    try:
+        return parse_bool(str(raw))
+    except ValueError:
+        raise _field_error(source, value.line, "cdn", f"{raw!r} is not true or false") from None

@@ -3,8 +3,8 @@
 :class:`RdapClient` asks ``{base}/ip/{address}`` and ``{base}/domain/{name}`` and follows
 redirects, so ``base`` may be a bootstrap redirector such as rdap.org (which answers with a
 redirect to the right registry) or one registry's own service. The base URL is configured by
-the CLI from the environment variable :data:`ENV_RDAP_URL` (default :data:`DEFAULT_RDAP_URL`);
-this module never reads the environment.
+the CLI from the environment variable ``HOTLINE_RDAP_URL`` (default :data:`DEFAULT_RDAP_URL`;
+see :mod:`store.environment`); this module never reads the environment.
 
 What is read from a document:
 
@@ -48,7 +48,6 @@ from takedown.http import DEFAULT_HTTP_TIMEOUT, make_http_client
 
 __all__ = [
     "DEFAULT_RDAP_URL",
-    "ENV_RDAP_URL",
     "MAX_DOCUMENT_BYTES",
     "RDAP_ACCEPT",
     "RDAP_CACHE_TTL",
@@ -62,8 +61,6 @@ __all__ = [
     "parse_ip_network",
 ]
 
-#: Environment variable the CLI reads for the RDAP base URL.
-ENV_RDAP_URL = "HOTLINE_RDAP_URL"
 #: A bootstrap redirector: it answers every query with a redirect to the responsible registry.
 DEFAULT_RDAP_URL = "https://rdap.org"
 #: Seconds an RDAP document stays cached (registration data changes slowly).

@@ -59,9 +59,10 @@ from pathlib import Path
 from typing import Any
 
 from store.clock import DAY, HOUR, parse_duration
+from store.environment import ENV_RDAP_URL, ENV_SMTP_PASSWORD, ENV_WEBHOOK_SECRET
 from takedown.errors import TakedownError
 from takedown.model import HotlineIdentity
-from takedown.rdap import DEFAULT_RDAP_URL, ENV_RDAP_URL
+from takedown.rdap import DEFAULT_RDAP_URL
 
 __all__ = [
     "DEFAULT_RDAP_URL",
@@ -71,9 +72,6 @@ __all__ = [
     "SettingsError",
     "TakedownSettings",
 ]
-
-ENV_SMTP_PASSWORD = "HOTLINE_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
-ENV_WEBHOOK_SECRET = "HOTLINE_WEBHOOK_SECRET"  # noqa: S105
 
 DEFAULT_REMINDER_INTERVAL = DAY
 DEFAULT_ESCALATE_AFTER = 7 * DAY

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import redis
 
-from hotline.demosite import Exchange, html_page, serve
 from hotline.imagegen import encode, textured_image
+from hotline.loopback import Exchange, html_page, serve
 from hotline.redisserver import EmbeddedRedis
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hotline.demosite import html_page, image_response, serve
 from hotline.imagegen import encode, textured_image
+from hotline.loopback import html_page, image_response, serve
 from matchers.digest import digest_bytes
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.demosite import Exchange, RunningServer, html_page, serve
+from hotline.loopback import Exchange, RunningServer, html_page, serve
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.demosite import Exchange, html_page, image_response, redirect, serve
 from hotline.imagegen import encode, textured_image
+from hotline.loopback import Exchange, html_page, image_response, redirect, serve
 from matchers.digest import digest_bytes
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
@@ -111,11 +111,12 @@ def test_without_the_flag_a_loopback_seed_is_refused(env: dict[str, str]) -> Non
     assert "is not a public address" in crawl.stderr
 
 
-def test_the_environment_variable_lifts_the_guard(env: dict[str, str]) -> None:
+@pytest.mark.parametrize("value", ["1", " Yes"])
+def test_the_environment_variable_lifts_the_guard(env: dict[str, str], value: str) -> None:
     page = html_page("<p>nothing here</p>")
     with serve({"/": page}, host="127.0.0.2") as site:
         crawl = _run(
-            ["crawl", site.url("/"), "--json"], {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "1"}
+            ["crawl", site.url("/"), "--json"], {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": value}
         )
     assert crawl.returncode == 0, crawl.stderr
     summary = json.loads(crawl.stdout)
@@ -127,4 +128,15 @@ def test_bad_network_is_a_usage_error(env: dict[str, str]) -> None:
     assert crawl.returncode == 2
     last_line = crawl.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: --allow-network: '10.0.0.300/8'")
+    assert not (Path(env["HOTLINE_DATA_DIR"]) / "redis").exists()
+
+
+def test_a_bad_environment_value_is_a_usage_error(env: dict[str, str]) -> None:
+    seen = Recorder(b"")
+    with serve({"/*": seen}, host="127.0.0.2") as site:
+        crawl = _run(["crawl", site.url("/")], {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "maybe"})
+    assert crawl.returncode == 2, crawl.stderr
+    last_line = crawl.stderr.strip().splitlines()[-1]
+    assert last_line == "error: HOTLINE_ALLOW_PRIVATE_NETWORKS: expected 1 or 0, got 'maybe'"
+    assert seen.paths == []
     assert not (Path(env["HOTLINE_DATA_DIR"]) / "redis").exists()

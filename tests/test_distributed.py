@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from hotline.demosite import Exchange, Route, html_page, image_response, redirect, serve
 from hotline.imagegen import encode, textured_image
+from hotline.loopback import Exchange, Route, html_page, image_response, redirect, serve_linked
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry
 from store.frontier import Frontier
@@ -42,9 +42,11 @@ class GridSite:
     image (its URL) to its list entry; ``gate`` holds back the page /gate until set."""
 
     seed: str
-    known: dict[str, str]
-    gate: threading.Event
-    gate_entered: threading.Event
+    known: dict[str, str] = field(default_factory=dict)
+    gate: threading.Event = field(default_factory=threading.Event)
+    gate_entered: threading.Event = field(default_factory=threading.Event)
+    routes_a: dict[str, Route] = field(default_factory=dict)
+    routes_b: dict[str, Route] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     hash_list: HashList = field(default_factory=lambda: HashList(name="grid", entries=[]))
     images: list[bytes] = field(default_factory=list)  # every image body served
@@ -53,9 +55,9 @@ class GridSite:
         return set(self.known.items())
 
 
-def _build(base_a: str, base_b: str, site: GridSite) -> tuple[dict[str, Route], dict[str, Route]]:
-    routes_a: dict[str, Route] = {}
-    routes_b: dict[str, Route] = {}
+def _build(base_a: str, base_b: str) -> GridSite:
+    site = GridSite(seed=f"{base_a}/")
+    routes_a, routes_b = site.routes_a, site.routes_b
     known_entries: list[ListEntry] = []
     seed = 500
     links = []
@@ -99,20 +101,14 @@ def _build(base_a: str, base_b: str, site: GridSite) -> tuple[dict[str, Route], 
         "<img src='/img/missing.jpg'>"
     )
     site.hash_list = HashList(name="grid", entries=known_entries)
-    return routes_a, routes_b
+    return site
 
 
 @pytest.fixture
 def grid() -> Iterator[GridSite]:
-    with serve(host="127.0.0.2") as a, serve(host="127.0.0.3") as b:
-        site = GridSite(
-            seed=a.url("/"), known={}, gate=threading.Event(), gate_entered=threading.Event()
-        )
-        routes_a, routes_b = _build(a.base_url, b.base_url, site)
-        a.mount(routes_a)
-        b.mount(routes_b)
-        yield site
-        site.gate.set()
+    with serve_linked(_build) as served:
+        yield served.site
+        served.site.gate.set()
 
 
 def _env(redis_url: str, prefix: str, data: Path) -> dict[str, str]:

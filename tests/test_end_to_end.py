@@ -25,8 +25,7 @@ import pytest
 from hotline.redisserver import EmbeddedRedis
 from store.connection import redis_from_url
 from tests.nocontent import WindowFinder
-from tests.site.builder import EMBEDDINGS, TRANSFORMS
-from tests.site.fixtures import RunningTestSite
+from tests.site.builder import EMBEDDINGS, TRANSFORMS, RunningTestSite
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
 MAX_CRAWL_RSS_BYTES = 1024 * 1024 * 1024  # a hostile site must not blow the crawler up

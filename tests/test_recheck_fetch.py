@@ -36,8 +36,8 @@ from crawler.recheck import (
     judge_status,
 )
 from crawler.safety import AddressPolicy, parse_networks
-from hotline.demosite import Exchange, Response, html_page, image_response, redirect, serve
 from hotline.imagegen import decode, encode, textured_image
+from hotline.loopback import Exchange, Response, html_page, image_response, redirect, serve
 from matchers.algorithms import hamming
 from matchers.digest import digest_bytes
 

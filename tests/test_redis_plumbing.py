@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from hotline.paths import default_data_dir, ensure_data_dir
+from hotline.paths import ensure_data_dir
 from hotline.redisserver import (
     MAX_UNIX_SOCKET_PATH_BYTES,
     REDIS_SERVER_MISSING,
@@ -29,13 +29,13 @@ from hotline.redisserver import (
     resolve_redis_url,
 )
 from store.connection import (
-    ENV_REDIS_URL,
     default_url,
     embedded_socket_path,
     embedded_url,
     mask_url,
     redis_from_url,
 )
+from store.environment import ENV_REDIS_URL, default_data_dir
 from store.errors import RedisUnavailable, StoreError
 
 READY_TIMEOUT = 15.0

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hotline.demosite import html_page, image_response, serve
 from hotline.imagegen import cropped, encode, textured_image, watermarked
+from hotline.loopback import html_page, image_response, serve
 from matchers.algorithms import hamming
 from matchers.digest import digest_bytes
 

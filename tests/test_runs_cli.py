@@ -18,8 +18,8 @@ from typing import TypeVar
 import pytest
 import redis
 
-from hotline.demosite import Exchange, RunningServer, html_page, image_response, serve
 from hotline.imagegen import encode, textured_image
+from hotline.loopback import Exchange, RunningServer, html_page, image_response, serve
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry
 from store.keys import Keys

@@ -17,28 +17,26 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
 
 from hotline import imagegen
-from hotline.demosite import (
-    Exchange,
-    Response,
-    build_demo_site,
-    serve,
-)
+from hotline.demosite import build_demo_site
+from hotline.loopback import Exchange, Response, serve
 from matchers.algorithms import PHASH_CONFIRM_THRESHOLD
-from tests.site.builder import EMBEDDINGS, HOSTILE, TRANSFORMS, build_test_site
+from tests.site.builder import (
+    EMBEDDINGS,
+    HOSTILE,
+    TRANSFORMS,
+    RunningTestSite,
+    build_test_site,
+)
 from tests.site.reference import (
     hamming_hex,
     reference_hashes,
 )
-
-if TYPE_CHECKING:  # importing the plugin module here would bypass pytest's assert rewriting
-    from tests.site.fixtures import RunningTestSite
 
 pytest_plugins = ["tests.site.fixtures"]
 

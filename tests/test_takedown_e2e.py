@@ -24,14 +24,8 @@ from typing import Any
 import pytest
 
 from hotline import imagegen
-from hotline.demosite import (
-    DEMO_CATEGORY,
-    KNOWN_LIST_HEADER,
-    RunningServer,
-    html_page,
-    image_response,
-    serve,
-)
+from hotline.demosite import DEMO_CATEGORY, KNOWN_LIST_HEADER
+from hotline.loopback import RunningServer, html_page, image_response, serve
 from takedown.xarf import validate_xarf
 from tests.takedown.rdapserver import RdapServer, load_doc
 from tests.takedown.smtpserver import SmtpServer

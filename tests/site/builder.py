@@ -1,7 +1,8 @@
 """The full test site: two loopback hosts, planted copies of known images, distractors, traps.
 
-Host A (127.0.0.2) is the reported site; host B (127.0.0.3) is an image host that A embeds
-from. All images are seeded textures from :mod:`hotline.imagegen`, generated and hashed at
+Host A (:data:`HOST_A`) is the reported site; host B (:data:`HOST_B`) is an image host that A
+embeds from. ``serve_linked(build_test_site)`` (:func:`hotline.loopback.serve_linked`) serves
+both. All images are seeded textures from :mod:`hotline.imagegen`, generated and hashed at
 fixture time and served from memory. The "known" list is made of the hashes of the known
 images as served; every planted copy sits in a distinct embedding so a crawler test can say
 which embedding it missed. Distractors are other textures in the same embeddings and must
@@ -22,8 +23,11 @@ from typing import ClassVar
 from PIL import Image
 
 from hotline import imagegen
-from hotline.demosite import (
+from hotline.loopback import (
+    DEFAULT_HOST,
+    SECOND_HOST,
     Exchange,
+    LinkedSite,
     Response,
     Route,
     html_page,
@@ -37,6 +41,8 @@ from tests.site.reference import (
     reference_hashes,
 )
 
+HOST_A = DEFAULT_HOST  # the reported site
+HOST_B = SECOND_HOST  # another provider: an image host
 KNOWN_CATEGORY = "test"
 KNOWN_SEEDS = tuple(range(101, 111))  # k01..k10
 DISTRACTOR_SEEDS = tuple(range(2001, 2011))  # d01..d10
@@ -743,3 +749,7 @@ def build_test_site(base_a: str, base_b: str) -> TestSite:
         hostile=hostile,
         pages=[builder.a + "/", *pages],
     )
+
+
+#: The test site and the servers serving it.
+RunningTestSite = LinkedSite[TestSite]
