@@ -38,6 +38,7 @@ from store.errors import QueueError
 from store.keys import NOTIFIER_GROUP, Keys
 from store.queue import HitRecord
 from store.text import text
+from takedown.channels.base import Delivers
 from takedown.errors import DeliveryError, NoticeError
 from takedown.model import DeliveryReceipt, NoticeKind, OutgoingNotice, Recipient, Route
 from takedown.notices import LockBusy, Notice, NoticeStore
@@ -46,7 +47,6 @@ from takedown.settings import TakedownSettings
 __all__ = [
     "BATCH_SIZE",
     "BLOCK_MS",
-    "Deliverer",
     "NoticeSender",
     "Notifier",
     "NotifierStats",
@@ -71,10 +71,6 @@ class Router(Protocol):
 
 class Renderer(Protocol):
     def render(self, facts: Any) -> OutgoingNotice: ...
-
-
-class Deliverer(Protocol):
-    def deliver(self, notice: OutgoingNotice) -> DeliveryReceipt: ...
 
 
 def default_consumer_name() -> str:
@@ -120,7 +116,7 @@ class NoticeSender:
         self,
         store: NoticeStore,
         renderer: Renderer,
-        deliverer: Deliverer,
+        deliverer: Delivers,
         facts_factory: Callable[..., Any],
     ) -> None:
         self.store = store
