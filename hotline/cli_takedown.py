@@ -377,7 +377,9 @@ def recheck(
                 try:
                     targets.append(_target(data, thresholds, takedown.store))
                 except ValueError as exc:  # a corrupt record must not stop the others
-                    err.print(f"HL-{data.notice_id[:12]}: cannot recheck: {exc}", markup=False)
+                    err.print(
+                        f"{reference_for(data.notice_id)}: cannot recheck: {exc}", markup=False
+                    )
             return targets
 
         def report(result: Any) -> None:
@@ -385,7 +387,8 @@ def recheck(
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             if not as_json:
                 err.print(
-                    f"HL-{result.notice_id[:12]} {result.state}: {result.reason} -> {outcome}",
+                    f"{reference_for(result.notice_id)} {result.state}: "
+                    f"{result.reason} -> {outcome}",
                     markup=False,
                 )
 
