@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, cast
 
 import redis
@@ -96,16 +96,8 @@ class NotifierStats:
     errors: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "sent": self.sent,
-            "already_sent": self.already_sent,
-            "unroutable": self.unroutable,
-            "retrying": self.retrying,
-            "dead_lettered": self.dead_lettered,
-            "busy": self.busy,
-            "resumed": self.resumed,
-            "errors": dict(self.errors),
-        }
+        """Every counter by name, ``errors`` as a copy (for ``--json`` and the logs)."""
+        return asdict(self)
 
 
 class NoticeSender:

@@ -23,7 +23,7 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 from store.text import one_line
 from takedown.channels.base import EXCERPT_CHARS, excerpt, is_loopback
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 SmtpSecurity = Literal["none", "starttls", "tls"]
-SMTP_SECURITY: tuple[SmtpSecurity, ...] = ("none", "starttls", "tls")
+SMTP_SECURITY: tuple[SmtpSecurity, ...] = get_args(SmtpSecurity)
 
 DEFAULT_SMTP_SECURITY: SmtpSecurity = "starttls"
 SMTP_PORT = 25
