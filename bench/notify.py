@@ -70,7 +70,8 @@ from store.connection import redis_from_url  # noqa: E402
 from store.keys import Keys  # noqa: E402
 from store.queue import HitQueue, HitRecord  # noqa: E402
 from takedown.cdn import load_builtin_cdns  # noqa: E402
-from takedown.delivery import Deliverer, SmtpChannel, SmtpSettings  # noqa: E402
+from takedown.channels.dispatch import Deliverer  # noqa: E402
+from takedown.channels.smtp import SmtpChannel, SmtpSettings  # noqa: E402
 from takedown.directory import ProviderDirectory  # noqa: E402
 from takedown.model import HotlineIdentity  # noqa: E402
 from takedown.notice import NoticeFacts, NoticeRenderer  # noqa: E402

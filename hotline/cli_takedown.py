@@ -23,6 +23,7 @@ from hotline.services import redis_session
 from hotline.takedownrun import open_router, open_takedown
 from store.clock import format_duration, iso
 from store.lists import ListStore
+from takedown.notice import reference_for
 from takedown.notices import STATUSES, Notice, NoticeNotFound
 from takedown.notifier import NotifierStats
 from takedown.recheck import RecheckTargetData
@@ -220,7 +221,7 @@ def notices_list(
         sent = n.time("sent_at")
         _, upper = n.time_to_removal()
         table.add_row(
-            f"HL-{n.id[:12]}",
+            reference_for(n.id),
             n.status,
             n.provider,
             n.hit.url,
@@ -251,7 +252,9 @@ def notices_show(
         out.print_json(data=data)
         return
     hit = notice.hit
-    table = Table(show_header=False, box=None, title=f"notice HL-{notice.id[:12]} ({notice.id})")
+    table = Table(
+        show_header=False, box=None, title=f"notice {reference_for(notice.id)} ({notice.id})"
+    )
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     route = notice.route
@@ -315,12 +318,14 @@ def notices_resend(
         )
     elif outcome == "retrying":
         out.print(
-            f"notice HL-{notice.id[:12]}: not delivered for now ({error}); "
+            f"notice {reference_for(notice.id)}: not delivered for now ({error}); "
             "the notifier will try again",
             markup=False,
         )
     else:
-        out.print(f"notice HL-{notice.id[:12]}: {outcome} (status {after.status})", markup=False)
+        out.print(
+            f"notice {reference_for(notice.id)}: {outcome} (status {after.status})", markup=False
+        )
     if outcome not in {"sent", "resent"}:
         raise typer.Exit(1)
 
@@ -372,7 +377,9 @@ def recheck(
                 try:
                     targets.append(_target(data, thresholds, takedown.store))
                 except ValueError as exc:  # a corrupt record must not stop the others
-                    err.print(f"HL-{data.notice_id[:12]}: cannot recheck: {exc}", markup=False)
+                    err.print(
+                        f"{reference_for(data.notice_id)}: cannot recheck: {exc}", markup=False
+                    )
             return targets
 
         def report(result: Any) -> None:
@@ -380,7 +387,8 @@ def recheck(
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             if not as_json:
                 err.print(
-                    f"HL-{result.notice_id[:12]} {result.state}: {result.reason} -> {outcome}",
+                    f"{reference_for(result.notice_id)} {result.state}: "
+                    f"{result.reason} -> {outcome}",
                     markup=False,
                 )
 

@@ -22,7 +22,8 @@ from hotline.services import Session, redis_session
 from matchers.lists import HashList, parse_csv_text
 from store.lists import ListStore
 from store.queue import HitQueue, HitRecord
-from takedown.delivery import Deliverer, OutboxChannel, OutboxSettings
+from takedown.channels.dispatch import Deliverer
+from takedown.channels.outbox import OutboxChannel, OutboxSettings
 from takedown.directory import ProviderDirectory
 from takedown.model import HotlineIdentity
 from takedown.notice import NoticeFacts, NoticeRenderer

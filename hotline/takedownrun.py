@@ -22,15 +22,10 @@ from hotline.config import Config
 from hotline.errors import UsageError
 from hotline.services import Session
 from takedown.cdn import load_builtin_cdns
-from takedown.delivery import (
-    Deliverer,
-    OutboxChannel,
-    OutboxSettings,
-    SmtpChannel,
-    SmtpSettings,
-    WebhookChannel,
-    WebhookSettings,
-)
+from takedown.channels.dispatch import Deliverer
+from takedown.channels.outbox import OutboxChannel, OutboxSettings
+from takedown.channels.smtp import SmtpChannel, SmtpSettings
+from takedown.channels.webhook import WebhookChannel, WebhookSettings
 from takedown.directory import ProviderDirectory
 from takedown.errors import DirectoryError, TemplateError
 from takedown.notice import NoticeFacts, NoticeRenderer

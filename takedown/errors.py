@@ -1,14 +1,27 @@
 """Exceptions raised by the ``takedown`` package.
 
-The tree, so callers (and the CLI's exit-code mapping) can catch at the level they need::
+The tree, so callers (and the CLI's exit-code mapping) can catch at the level they need. Most
+classes live here; the four defined next to the code that raises them say where::
 
     TakedownError            base of everything this package raises on purpose
+    ├── SettingsError        the TOML settings are unreadable or wrong (file, table, field);
+    │                        defined in takedown.settings
     ├── DirectoryError       the provider directory file is malformed (file, line, field)
     ├── RdapError            an RDAP lookup failed or returned a document we cannot read
+    │   └── RdapNotFound     the RDAP server has no record (HTTP 404); takedown.rdap
     ├── NoticeError          a notice cannot be rendered, or its X-ARF report is invalid
-    ├── TemplateError        a notice template is missing or broken (names the file)
+    │   └── TemplateError    a notice template is missing or broken (names the file)
     └── DeliveryError        a channel did not accept a message; ``permanent`` says whether
                              retrying the same message can help (a 550 cannot, a 451 can)
+
+The notice store's errors belong to the Redis-backed state, so they extend
+:class:`store.errors.QueueError` (and with it :class:`store.errors.StoreError`, where every
+Redis, stream and queue error lives) rather than ``TakedownError``; catch them by name or as
+``StoreError``::
+
+    store.errors.QueueError
+    ├── NoticeNotFound       no notice has that id, id prefix or reference; takedown.notices
+    └── LockBusy             another live process holds the notice's lock; takedown.notices
 
 Messages are one line and never contain secrets: Redis URLs are shown through
 :func:`store.connection.mask_url`.

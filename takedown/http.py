@@ -1,4 +1,5 @@
-"""The one factory for HTTP clients that talk to registries and abuse desks (RDAP, webhooks).
+"""The one factory for HTTP clients that talk to registries and abuse desks (RDAP, webhooks),
+and the bounded read of a streamed answer that both use.
 
 Crawling never goes through here: the crawler fetches with Scrapy and its safety rules. This
 client is for the hotline's own outbound calls, to addresses the hotline configured or that an
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import httpx
 
-__all__ = ["DEFAULT_HTTP_TIMEOUT", "USER_AGENT", "make_http_client"]
+__all__ = ["DEFAULT_HTTP_TIMEOUT", "USER_AGENT", "make_http_client", "read_at_most"]
 
 #: Seconds allowed for connecting and for each read or write.
 DEFAULT_HTTP_TIMEOUT = 10.0
@@ -31,3 +32,17 @@ def make_http_client(
         headers={"User-Agent": USER_AGENT},
         trust_env=False,
     )
+
+
+def read_at_most(response: httpx.Response, limit: int, *, into: bytearray) -> bool:
+    """Append the streamed body of ``response`` to ``into`` until more than ``limit`` bytes.
+
+    True when the body is longer than ``limit`` (the rest is left unread). A remote answer is
+    never read whole without a bound. ``into`` keeps what was read if reading fails half-way
+    (the :class:`httpx.HTTPError` propagates), so a caller can still quote the start.
+    """
+    for chunk in response.iter_bytes():
+        into += chunk
+        if len(into) > limit:
+            return True
+    return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 __all__ = [
     "CHANNELS",
@@ -27,22 +27,15 @@ __all__ = [
 ]
 
 Channel = Literal["smtp", "webhook", "outbox"]
-CHANNELS: tuple[Channel, ...] = ("smtp", "webhook", "outbox")
+CHANNELS: tuple[Channel, ...] = get_args(Channel)
 
 RouteMethod = Literal[
     "directory-domain", "directory-cidr", "directory-asn", "cdn", "rdap", "unroutable"
 ]
-ROUTE_METHODS: tuple[RouteMethod, ...] = (
-    "directory-domain",
-    "directory-cidr",
-    "directory-asn",
-    "cdn",
-    "rdap",
-    "unroutable",
-)
+ROUTE_METHODS: tuple[RouteMethod, ...] = get_args(RouteMethod)
 
 NoticeKind = Literal["notice", "reminder", "escalation"]
-NOTICE_KINDS: tuple[NoticeKind, ...] = ("notice", "reminder", "escalation")
+NOTICE_KINDS: tuple[NoticeKind, ...] = get_args(NoticeKind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from store.errors import QueueError
 from store.queue import HitRecord
 from store.text import text
 from takedown.model import DeliveryReceipt, Route
+from takedown.notice import REFERENCE_PREFIX
 
 __all__ = [
     "OPEN_STATUSES",
@@ -50,8 +51,6 @@ __all__ = [
 STATUSES = ("queued", "unroutable", "sent", "escalated", "failed", "removed")
 #: Statuses in which the content is believed to be online and is rechecked.
 OPEN_STATUSES = ("sent", "escalated")
-#: Statuses a new delivery of the same hit must not touch (the notice already went out).
-_SETTLED = frozenset({"sent", "escalated", "removed"})
 #: Seconds a notice lock is held before another process may take it over.
 LOCK_TTL_MS = 120_000
 
@@ -199,7 +198,7 @@ class NoticeStore(RedisStore):
     def find(self, id_or_prefix: str) -> Notice:
         """The notice whose id is, or starts with, ``id_or_prefix`` (at least 6 hex digits,
         like a git commit); a reference such as ``HL-0123456789ab`` works too."""
-        wanted = id_or_prefix.strip().lower().removeprefix("hl-")
+        wanted = id_or_prefix.strip().lower().removeprefix(f"{REFERENCE_PREFIX}-".lower())
         if len(wanted) < 6 or any(c not in "0123456789abcdef" for c in wanted):
             raise NoticeNotFound(f"{id_or_prefix!r} is not a notice id (6 to 32 hex digits)")
         if len(wanted) == 32:
@@ -281,10 +280,6 @@ class NoticeStore(RedisStore):
             args=args,
         )
         return bool(created)
-
-    def is_settled(self, notice_id: str) -> bool:
-        """True once the notice went out (sent, escalated or removed): never send it again."""
-        return self.status(notice_id) in _SETTLED
 
     def record(
         self,

@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, cast
 
 import redis
@@ -38,6 +38,7 @@ from store.errors import QueueError
 from store.keys import NOTIFIER_GROUP, Keys
 from store.queue import HitRecord
 from store.text import text
+from takedown.channels.base import Delivers
 from takedown.errors import DeliveryError, NoticeError
 from takedown.model import DeliveryReceipt, NoticeKind, OutgoingNotice, Recipient, Route
 from takedown.notices import LockBusy, Notice, NoticeStore
@@ -46,7 +47,6 @@ from takedown.settings import TakedownSettings
 __all__ = [
     "BATCH_SIZE",
     "BLOCK_MS",
-    "Deliverer",
     "NoticeSender",
     "Notifier",
     "NotifierStats",
@@ -73,10 +73,6 @@ class Renderer(Protocol):
     def render(self, facts: Any) -> OutgoingNotice: ...
 
 
-class Deliverer(Protocol):
-    def deliver(self, notice: OutgoingNotice) -> DeliveryReceipt: ...
-
-
 def default_consumer_name() -> str:
     """The host name: one notifier per host unless ``--consumer`` names more."""
     return socket.gethostname() or "notifier"
@@ -100,16 +96,8 @@ class NotifierStats:
     errors: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "sent": self.sent,
-            "already_sent": self.already_sent,
-            "unroutable": self.unroutable,
-            "retrying": self.retrying,
-            "dead_lettered": self.dead_lettered,
-            "busy": self.busy,
-            "resumed": self.resumed,
-            "errors": dict(self.errors),
-        }
+        """Every counter by name, ``errors`` as a copy (for ``--json`` and the logs)."""
+        return asdict(self)
 
 
 class NoticeSender:
@@ -120,7 +108,7 @@ class NoticeSender:
         self,
         store: NoticeStore,
         renderer: Renderer,
-        deliverer: Deliverer,
+        deliverer: Delivers,
         facts_factory: Callable[..., Any],
     ) -> None:
         self.store = store

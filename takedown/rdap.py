@@ -35,7 +35,6 @@ import ipaddress
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Protocol
 
 import httpx
@@ -44,7 +43,7 @@ import redis
 from store.keys import DEFAULT_PREFIX, Keys, validate_prefix
 from store.text import one_line
 from takedown.errors import RdapError
-from takedown.http import DEFAULT_HTTP_TIMEOUT, make_http_client
+from takedown.http import DEFAULT_HTTP_TIMEOUT, make_http_client, read_at_most
 
 __all__ = [
     "DEFAULT_RDAP_URL",
@@ -206,12 +205,7 @@ class RdapClient:
     def __enter__(self) -> RdapClient:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -262,13 +256,10 @@ class RdapClient:
             with self._http.stream("GET", url, headers={"Accept": RDAP_ACCEPT}) as response:
                 final_url = str(response.url)
                 body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_DOCUMENT_BYTES:
-                        raise RdapError(
-                            f"RDAP answer from {final_url} is larger than "
-                            f"{MAX_DOCUMENT_BYTES} bytes"
-                        )
+                if read_at_most(response, MAX_DOCUMENT_BYTES, into=body):
+                    raise RdapError(
+                        f"RDAP answer from {final_url} is larger than {MAX_DOCUMENT_BYTES} bytes"
+                    )
                 status = response.status_code
         except httpx.HTTPError as exc:
             detail = one_line(exc)

@@ -60,7 +60,18 @@ from typing import Any
 
 from store.clock import DAY, HOUR, parse_duration
 from store.environment import ENV_RDAP_URL, ENV_SMTP_PASSWORD, ENV_WEBHOOK_SECRET
+from takedown.channels.smtp import (
+    DEFAULT_SMTP_SECURITY,
+    DEFAULT_SMTP_TIMEOUT,
+    SMTP_SECURITY,
+)
+from takedown.channels.webhook import (
+    DEFAULT_WEBHOOK_ATTEMPTS,
+    DEFAULT_WEBHOOK_BACKOFF,
+    DEFAULT_WEBHOOK_TIMEOUT,
+)
 from takedown.errors import TakedownError
+from takedown.http import DEFAULT_HTTP_TIMEOUT
 from takedown.model import HotlineIdentity
 from takedown.rdap import DEFAULT_RDAP_URL
 
@@ -81,7 +92,9 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_RETRY_AFTER = 60.0
 DEFAULT_RECHECK_LEASE = 600.0
 DEFAULT_RDAP_CACHE_TTL = DAY
-DEFAULT_RDAP_TIMEOUT = 10.0
+DEFAULT_RDAP_TIMEOUT = DEFAULT_HTTP_TIMEOUT
+#: The ``[smtp]`` port when the file names none: message submission (RFC 6409).
+DEFAULT_SMTP_PORT = 587
 
 _TABLES: dict[str, frozenset[str]] = {
     "hotline": frozenset(
@@ -132,8 +145,8 @@ class TakedownSettings:
     rdap_url: str | None = DEFAULT_RDAP_URL
     rdap_cache_ttl: float = DEFAULT_RDAP_CACHE_TTL
     rdap_timeout: float = DEFAULT_RDAP_TIMEOUT
-    smtp: Mapping[str, Any] | None = None  # keyword arguments for delivery.SmtpSettings
-    webhook: Mapping[str, Any] | None = None  # keyword arguments for delivery.WebhookSettings
+    smtp: Mapping[str, Any] | None = None  # keyword arguments for SmtpSettings
+    webhook: Mapping[str, Any] | None = None  # keyword arguments for WebhookSettings
     outbox_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -315,11 +328,11 @@ def _smtp(
     if not data:
         return None
     host = reader.string("smtp", data, "host", required=True)
-    port = data.get("port", 587)
+    port = data.get("port", DEFAULT_SMTP_PORT)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise reader.fail("smtp", "port", f"expected a port number, got {port!r}")
-    security = reader.string("smtp", data, "security") or "starttls"
-    if security not in {"starttls", "tls", "none"}:
+    security = reader.string("smtp", data, "security") or DEFAULT_SMTP_SECURITY
+    if security not in SMTP_SECURITY:
         raise reader.fail(
             "smtp", "security", f"expected 'starttls', 'tls' or 'none', got {security!r}"
         )
@@ -330,7 +343,7 @@ def _smtp(
         "security": security,
         "username": reader.string("smtp", data, "username") or None,
         "password": env.get(ENV_SMTP_PASSWORD) or None,
-        "timeout": reader.duration("smtp", data, "timeout", 30.0),
+        "timeout": reader.duration("smtp", data, "timeout", DEFAULT_SMTP_TIMEOUT),
         "ca_file": None if ca_file is None else str(ca_file),
     }
 
@@ -353,7 +366,7 @@ def _webhook(
     return {
         "url": url,
         "secret": secret,
-        "attempts": reader.integer("webhook", data, "attempts", 4),
-        "timeout": reader.duration("webhook", data, "timeout", 10.0),
-        "backoff": reader.duration("webhook", data, "backoff", 0.5),
+        "attempts": reader.integer("webhook", data, "attempts", DEFAULT_WEBHOOK_ATTEMPTS),
+        "timeout": reader.duration("webhook", data, "timeout", DEFAULT_WEBHOOK_TIMEOUT),
+        "backoff": reader.duration("webhook", data, "backoff", DEFAULT_WEBHOOK_BACKOFF),
     }

@@ -26,22 +26,18 @@ from typing import Any, cast
 
 import pytest
 
-from takedown.delivery import (
+from takedown.channels.base import notice_payload
+from takedown.channels.dispatch import Deliverer
+from takedown.channels.outbox import OutboxChannel, OutboxSettings
+from takedown.channels.signature import SIGNATURE_HEADER, signature_header, verify_signature
+from takedown.channels.smtp import SmtpChannel, SmtpSettings
+from takedown.channels.webhook import (
     IDEMPOTENCY_HEADER,
     MAX_BACKOFF,
     RETRY_AFTER_CAP,
-    SIGNATURE_HEADER,
-    Deliverer,
-    OutboxChannel,
-    OutboxSettings,
-    SmtpChannel,
-    SmtpSettings,
     WebhookChannel,
     WebhookSettings,
-    notice_payload,
     parse_retry_after,
-    signature_header,
-    verify_signature,
 )
 from takedown.errors import DeliveryError
 from takedown.model import Channel, NoticeKind, OutgoingNotice, Recipient

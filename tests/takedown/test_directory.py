@@ -274,19 +274,6 @@ YAML_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "message"), YAML_ERRORS)
-def test_yaml_errors_name_file_line_and_field(
-    tmp_path: Path, text: str, line: int, message: str
-) -> None:
-    path = write(tmp_path, "providers.yaml", text)
-    with pytest.raises(DirectoryError) as caught:
-        ProviderDirectory.load(path)
-    error = str(caught.value)
-    assert error.startswith(f"{path}:{line}: "), error
-    assert message in error
-    assert "\n" not in error
-
-
 CSV_HEADER = "name,cidrs,asns,domains,abuse,channel,webhook_url,language,cdn,upstream\n"
 CSV_ERRORS = [
     (
@@ -315,11 +302,16 @@ CSV_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "message"), CSV_ERRORS)
-def test_csv_errors_name_file_line_and_field(
-    tmp_path: Path, text: str, line: int, message: str
+FILE_ERRORS = [("providers.yaml", *case) for case in YAML_ERRORS] + [
+    ("providers.csv", *case) for case in CSV_ERRORS
+]
+
+
+@pytest.mark.parametrize(("name", "text", "line", "message"), FILE_ERRORS)
+def test_errors_name_file_line_and_field(
+    tmp_path: Path, name: str, text: str, line: int, message: str
 ) -> None:
-    path = write(tmp_path, "providers.csv", text)
+    path = write(tmp_path, name, text)
     with pytest.raises(DirectoryError) as caught:
         ProviderDirectory.load(path)
     error = str(caught.value)

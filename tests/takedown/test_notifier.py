@@ -24,18 +24,11 @@ import redis
 from store.errors import QueueError
 from store.keys import NOTIFIER_GROUP, Keys
 from store.queue import HitQueue, HitRecord
-from takedown.delivery import (
-    IDEMPOTENCY_HEADER,
-    SIGNATURE_HEADER,
-    Deliverer,
-    OutboxChannel,
-    OutboxSettings,
-    SmtpChannel,
-    SmtpSettings,
-    WebhookChannel,
-    WebhookSettings,
-    verify_signature,
-)
+from takedown.channels.dispatch import Deliverer
+from takedown.channels.outbox import OutboxChannel, OutboxSettings
+from takedown.channels.signature import SIGNATURE_HEADER, verify_signature
+from takedown.channels.smtp import SmtpChannel, SmtpSettings
+from takedown.channels.webhook import IDEMPOTENCY_HEADER, WebhookChannel, WebhookSettings
 from takedown.directory import ProviderDirectory
 from takedown.notice import NoticeFacts, NoticeRenderer, message_id_for
 from takedown.notices import NoticeStore

@@ -18,7 +18,8 @@ import redis
 from store.clock import iso
 from store.keys import Keys
 from store.queue import HitQueue, HitRecord
-from takedown.delivery import Deliverer, SmtpChannel, SmtpSettings
+from takedown.channels.dispatch import Deliverer
+from takedown.channels.smtp import SmtpChannel, SmtpSettings
 from takedown.directory import ProviderDirectory
 from takedown.model import DeliveryReceipt
 from takedown.notice import NoticeFacts, NoticeRenderer, message_id_for
