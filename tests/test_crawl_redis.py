@@ -22,7 +22,8 @@ from crawler.pipelines import MatchPipeline, QueuePipeline
 from crawler.redis import ALIASES, client_from, keys_from, redis_url_from
 from matchers.algorithms import MAX_IMAGE_PIXELS
 from matchers.guards import FLOOD_LIMIT
-from store.connection import ENV_REDIS_URL, default_url
+from store.connection import default_url
+from store.environment import ENV_REDIS_URL
 from store.keys import DEFAULT_PREFIX
 
 NEW_URL = "redis://127.0.0.1:1/0"
