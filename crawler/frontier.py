@@ -16,7 +16,7 @@ middleware :class:`FrontierMiddleware` (what the callback yielded, and when it w
 item signals (each item through the pipelines) and the spider's ``request_failed`` signal
 (errbacks). A retried or redirected request is done once its successor is in the frontier.
 
-Settings (``FRONTIER_*``; :func:`hotline.crawlrun.build_settings` sets them for workers):
+Settings (``FRONTIER_*``; :func:`crawler.runsettings.crawl_settings` sets them for workers):
 
 * ``FRONTIER_ENABLED``        the spider middleware is on (the scheduler is ``SCHEDULER``)
 * ``FRONTIER_WORKER``         this worker's id (default ``<host>:<pid>``)

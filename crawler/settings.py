@@ -1,9 +1,11 @@
 """Scrapy settings of the hotline crawler: every default in one module, as literals.
 
-This module imports nothing: ``scrapy.cfg`` and :func:`hotline.crawlrun.build_settings` load
-it as the project's settings, and the CLI reads its option defaults from it without loading
-Scrapy. A component that needs a default reads the setting, or imports the constant from
-here; no other module restates a value. Custom settings are prefixed by what they serve:
+This module imports nothing but :mod:`store.options` (standard library only), whose crawl
+option defaults a run record shares. ``scrapy.cfg`` and
+:func:`crawler.runsettings.build_settings` load it as the project's settings, and the CLI
+reads its option defaults from it without loading Scrapy. A component that needs a default
+reads the setting, or imports the constant from here; no other module restates a value.
+Custom settings are prefixed by what they serve:
 
 * ``CRAWL_*``       the spider: depth, page cap per seed, frame nesting, probes, crawl id
 * ``MATCHER_*``     hashing and matching: pixel limit, hashing threads, which lists to load,
@@ -23,11 +25,14 @@ here; no other module restates a value. Custom settings are prefixed by what the
 A default that belongs to :mod:`matchers` (which imports nothing of ours) or to :mod:`store`
 is ``None`` or empty here, meaning "theirs": ``MATCHER_MAX_PIXELS``
 (:data:`matchers.algorithms.MAX_IMAGE_PIXELS`), ``MATCHER_FLOOD_LIMIT``
-(:data:`matchers.guards.FLOOD_LIMIT`), ``STORE_KEY_PREFIX`` (:data:`store.keys.DEFAULT_PREFIX`).
+(:data:`matchers.guards.FLOOD_LIMIT`), ``STORE_KEY_PREFIX`` (:data:`store.keys.DEFAULT_PREFIX`);
+``CRAWL_DEPTH`` and ``CRAWL_MAX_PAGES_PER_SEED`` are :mod:`store.options`' defaults.
 
 Secrets (a Redis password) never live here: they come from the environment.
 No content is ever stored: no HTTP cache, no Files/ImagesPipeline, no feed of bodies.
 """
+
+from store import options as _options  # stdlib only: keeps this module light
 
 BOT_NAME = "hotline-crawler"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -73,8 +78,9 @@ EXTENSIONS = {
     "crawler.extensions.CrawlRecord": 500,
 }
 
-CRAWL_DEPTH = 2
-CRAWL_MAX_PAGES_PER_SEED = 200
+# The two crawl options a run record also stores: their defaults are written once, there.
+CRAWL_DEPTH = _options.DEFAULT_DEPTH
+CRAWL_MAX_PAGES_PER_SEED = _options.DEFAULT_MAX_PAGES_PER_SEED
 CRAWL_MAX_FRAME_NESTING = 3
 CRAWL_MAX_PROBES_PER_PAGE = 50
 CRAWL_ID = ""

@@ -12,6 +12,7 @@ No command ever shows an image.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,15 +33,16 @@ from matchers.errors import MatcherError
 from matchers.lists import KNOWN
 from store.errors import RunNotFound, RunStateError, ScheduleError, StoreError
 from store.lists import ListStore
+from store.options import CrawlOptions
 from store.queue import HitQueue, HitRecord
-from store.runs import RunRecord, RunStore
+from store.runs import ORIGIN_CLI, RunRecord, RunStore
 from takedown.errors import DirectoryError, NoticeError, TakedownError
 from takedown.notices import NoticeNotFound
 from takedown.settings import SettingsError
 
 if TYPE_CHECKING:
     from hotline.config import Config
-    from hotline.crawlrun import CrawlOptions, CrawlResult
+    from hotline.crawlrun import CrawlResult
     from hotline.services import Session
 
 hits_app = typer.Typer(help="Confirmed hits queued for notice and takedown.", no_args_is_help=True)
@@ -114,7 +116,6 @@ def crawl(
     # Scrapy is imported by the commands that crawl, so the others start without it.
     from crawler.safety import parse_networks  # noqa: PLC0415
     from crawler.seeds import SeedFileError, collect_seeds  # noqa: PLC0415
-    from hotline.crawlrun import CrawlOptions  # noqa: PLC0415
 
     config = _config()
     log_level = "INFO" if verbose else "WARNING"
@@ -140,33 +141,38 @@ def crawl(
         err.print(f"skipped seed {problem}")
     if not good:
         raise UsageError("no valid seed URL to crawl (give URLs or --seeds FILE)")
+    seed_urls = [s.url for s in good]
+    options = CrawlOptions(
+        depth=depth,
+        max_pages=max_pages,
+        allow_private_networks=allow_private_networks or config.allow_private_networks,
+        allowed_networks=tuple(allow_network or ()),
+        obey_robots=obey_robots,
+        lists=tuple(lists or ()),
+        overrides=parse_sets(sets or []),
+        distributed=distributed,
+    )
     with redis_session(config) as session:
-        options = CrawlOptions(
-            seeds=[s.url for s in good],
-            redis_url=session.url,
-            key_prefix=config.key_prefix,
-            depth=depth,
-            max_pages=max_pages,
-            allow_private_networks=allow_private_networks or config.allow_private_networks,
-            allowed_networks=allow_network or [],
-            obey_robots=obey_robots,
-            lists=lists or [],
-            overrides=parse_sets(sets or []),
-            log_level=log_level,
-            distributed=distributed,
-        )
         if distributed:
             _warn_without_lists(session)
             cli_worker.crawl_distributed(
                 session,
-                options.seeds,
-                options.record_options(),
+                seed_urls,
+                options,
                 detach=detach,
                 as_json=as_json,
                 rejected=len(problems),
             )
             return
-        _run_and_report(session, options, as_json=as_json, rejected=len(problems))
+        _run_and_report(
+            session,
+            config,
+            seed_urls,
+            options,
+            log_level=log_level,
+            as_json=as_json,
+            rejected=len(problems),
+        )
 
 
 def _crawl_run(
@@ -174,7 +180,6 @@ def _crawl_run(
 ) -> None:
     """``hotline crawl --run ID``: crawl a queued run with its recorded seeds and options."""
     from crawler.safety import parse_networks  # noqa: PLC0415
-    from hotline.crawlrun import CrawlOptions  # noqa: PLC0415
 
     store = RunStore(session.client, session.keys)
     try:
@@ -186,23 +191,33 @@ def _crawl_run(
     if record.distributed:
         raise UsageError(f"run {record.id} is distributed: `hotline worker` crawls it")
     try:
-        options = CrawlOptions.from_run(
-            record.seeds,
-            record.options,
-            redis_url=session.url,
-            key_prefix=config.key_prefix,
-            allow_private_networks=config.allow_private_networks,
-            log_level=log_level,
+        try:
+            recorded = record.crawl_options()
+        except ValueError as exc:
+            raise HotlineError(f"run options: {exc}") from None
+        # The configuration may open private networks; it never closes what the run opened.
+        options = dataclasses.replace(
+            recorded,
+            allow_private_networks=recorded.allow_private_networks or config.allow_private_networks,
         )
-        parse_networks(options.allowed_networks)
-        if not options.seeds:
+        parse_networks(list(options.allowed_networks))
+        if not record.seeds:
             raise HotlineError("it has no seeds")
     except (HotlineError, ValueError) as exc:
         reason = f"run {record.id} cannot be crawled: {exc}"
         with contextlib.suppress(RunStateError):  # cancelled meanwhile
             store.finish(record.id, "failed", "bad_run_options", record.stats)
         raise InputError(reason) from None
-    _run_and_report(session, options, as_json=as_json, rejected=0, run=record)
+    _run_and_report(
+        session,
+        config,
+        record.seeds,
+        options,
+        log_level=log_level,
+        as_json=as_json,
+        rejected=0,
+        run=record,
+    )
 
 
 def _warn_without_lists(session: Session) -> None:
@@ -215,8 +230,11 @@ def _warn_without_lists(session: Session) -> None:
 
 def _run_and_report(
     session: Session,
+    config: Config,
+    seeds: list[str],
     options: CrawlOptions,
     *,
+    log_level: str,
     as_json: bool,
     rejected: int,
     run: RunRecord | None = None,
@@ -224,12 +242,17 @@ def _run_and_report(
     from hotline.crawlrun import run_crawl  # noqa: PLC0415
 
     _warn_without_lists(session)
-    if run is None:
-        result = run_crawl(options, err, show_progress=not as_json)
-    else:
-        result = run_crawl(
-            options, err, show_progress=not as_json, run_id=run.id, origin=run.origin
-        )
+    result = run_crawl(
+        seeds,
+        options,
+        err,
+        redis_url=session.url,
+        key_prefix=config.key_prefix,
+        log_level=log_level,
+        show_progress=not as_json,
+        run_id=None if run is None else run.id,
+        origin=ORIGIN_CLI if run is None else run.origin,
+    )
     health: Mapping[str, str] = {}
     # No record with CRAWLRECORD_ENABLED=0; no Redis after it failed the crawl (queue_failed).
     with contextlib.suppress(RunNotFound, redis.RedisError):

@@ -13,7 +13,7 @@ import ipaddress
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -36,6 +36,7 @@ from hotline.services import Session, redis_session
 from matchers.lists import validate_list_name
 from store.clock import iso, parse_duration
 from store.environment import ENV_SCHEDULE_MIN_INTERVAL as ENV_MIN_INTERVAL
+from store.options import CrawlOptions
 from store.schedules import (
     MIN_INTERVAL,
     Schedule,
@@ -137,16 +138,16 @@ def schedule_add(
     config = load_config()
     validate_schedule_name(name)
     trigger = parse_trigger(every, cron, min_interval=_min_interval(config))
-    options: dict[str, Any] = {
-        "depth": depth,
-        "max_pages": max_pages,
-        "allow_private_networks": allow_private_networks,
-        "allowed_networks": _networks(allow_network or []),
-        "obey_robots": obey_robots,
-        "lists": [validate_list_name(x) for x in lists or []],
-        "overrides": parse_sets(sets or []),
-        "distributed": distributed,
-    }
+    options = CrawlOptions(
+        depth=depth,
+        max_pages=max_pages,
+        allow_private_networks=allow_private_networks,
+        allowed_networks=tuple(_networks(allow_network or [])),
+        obey_robots=obey_robots,
+        lists=tuple(validate_list_name(x) for x in lists or []),
+        overrides=parse_sets(sets or []),
+        distributed=distributed,
+    )
     try:
         good, problems = collect_seeds(urls or [], [seeds] if seeds else [])
     except SeedFileError as exc:

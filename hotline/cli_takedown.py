@@ -22,11 +22,10 @@ from hotline.errors import UsageError
 from hotline.services import redis_session
 from hotline.takedownrun import open_router, open_takedown
 from store.clock import format_duration, iso
-from store.lists import ListStore
+from store.rechecks import RecheckResult, RecheckTarget
 from takedown.notice import reference_for
 from takedown.notices import STATUSES, Notice, NoticeNotFound
 from takedown.notifier import NotifierStats
-from takedown.recheck import RecheckTargetData
 from takedown.stats import provider_stats
 
 notices_app = typer.Typer(
@@ -355,7 +354,7 @@ def recheck(
     Fetches go through the crawler's safety rules and hashing. 404, 410, 451 or bytes that
     no longer match mean removed; repeated network errors count only after several in a row.
     """
-    from crawler.recheck import RecheckTarget, run_rechecks  # noqa: PLC0415 - loads Scrapy
+    from crawler.spiders.recheck import run_rechecks  # noqa: PLC0415 - loads Scrapy
 
     config = load_config()
     outcomes: dict[str, int] = {}
@@ -364,25 +363,17 @@ def recheck(
         open_takedown(session, config, consumer=consumer, need_sender=False) as takedown,
     ):
         book = takedown.recheck_book()
-        thresholds = {
-            info.name: info.thresholds for info in ListStore(session.client, session.keys).info()
-        }
         first_pass = [everything]
+
+        def invalid(notice_id: str, exc: ValueError) -> None:
+            err.print(f"{reference_for(notice_id)}: cannot recheck: {exc}", markup=False)
 
         def poll() -> Sequence[RecheckTarget]:
             take_all = first_pass[0]
             first_pass[0] = False
-            targets = []
-            for data in book.claim_due(everything=take_all):
-                try:
-                    targets.append(_target(data, thresholds, takedown.store))
-                except ValueError as exc:  # a corrupt record must not stop the others
-                    err.print(
-                        f"{reference_for(data.notice_id)}: cannot recheck: {exc}", markup=False
-                    )
-            return targets
+            return book.claim_due(everything=take_all, on_invalid=invalid)
 
-        def report(result: Any) -> None:
+        def report(result: RecheckResult) -> None:
             outcome = book.apply(result)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             if not as_json:
@@ -410,23 +401,6 @@ def recheck(
     else:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "nothing due"
         out.print(f"rechecked {summary['checked']}: {parts}; {summary['scheduled']} scheduled")
-
-
-def _target(data: RecheckTargetData, thresholds: dict[str, Any], store: Any) -> Any:
-    from crawler.recheck import RecheckTarget  # noqa: PLC0415 - loads Scrapy
-    from matchers.lists import Thresholds  # noqa: PLC0415
-
-    notice = store.get(data.notice_id)
-    limits = thresholds.get(notice.hit.list) or Thresholds()
-    return RecheckTarget(
-        notice_id=data.notice_id,
-        url=data.url,
-        sha256=data.sha256,
-        pdq=data.pdq,
-        phash=data.phash,
-        pdq_threshold=limits.pdq_confirm,
-        phash_threshold=limits.phash_confirm,
-    )
 
 
 # -- stats ---------------------------------------------------------------------------------

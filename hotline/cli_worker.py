@@ -17,6 +17,7 @@ from hotline.cliapp import JsonOption, err, load_config, out, stop_on_signals
 from hotline.errors import HotlineError, UsageError
 from hotline.services import Session, redis_session
 from store.frontier import Frontier
+from store.options import CrawlOptions
 from store.queue import HitQueue, HitRecord
 from store.runs import RunRecord, RunStore
 
@@ -187,7 +188,7 @@ def run_summary(record: RunRecord, hits: list[HitRecord], review: int) -> dict[s
 def crawl_distributed(
     session: Session,
     seeds: list[str],
-    options: Mapping[str, Any],
+    options: CrawlOptions,
     *,
     detach: bool,
     as_json: bool,

@@ -15,12 +15,13 @@ from pathlib import Path
 from rich.console import Console
 
 from hotline.config import Config
-from hotline.crawlrun import CrawlOptions, CrawlResult, run_crawl
+from hotline.crawlrun import CrawlResult, run_crawl
 from hotline.demosite import build_demo_site
 from hotline.loopback import serve
 from hotline.services import Session, redis_session
 from matchers.lists import HashList, parse_csv_text
 from store.lists import ListStore
+from store.options import CrawlOptions
 from store.queue import HitQueue, HitRecord
 from takedown.channels.dispatch import Deliverer
 from takedown.channels.outbox import OutboxChannel, OutboxSettings
@@ -91,15 +92,16 @@ def run_demo(
             f"{len(set(site.known_urls.values()))} images"
         )
         options = CrawlOptions(
-            seeds=[server.url("/")],
+            depth=2, max_pages=50, allow_private_networks=True, lists=(DEMO_LIST,)
+        )
+        result = run_crawl(
+            [server.url("/")],
+            options,
+            console,
             redis_url=session.url,
             key_prefix=session.keys.prefix,
-            depth=2,
-            max_pages=50,
-            allow_private_networks=True,
-            lists=[DEMO_LIST],
+            show_progress=show_progress,
         )
-        result = run_crawl(options, console, show_progress=show_progress)
         hits = [
             r
             for r in HitQueue(session.client, session.keys).iter_records("confirmed")

@@ -34,6 +34,7 @@ from hotline.paths import DATA_DIR_MODE
 from hotline.services import Session
 from store.clock import iso
 from store.errors import RunExists, ScheduleCorrupt, ScheduleError, StoreError
+from store.options import CrawlOptions
 from store.runs import RunStore, new_run_id, schedule_origin
 from store.schedules import DEFAULT_CLAIM_BATCH, Schedule, ScheduleStore
 
@@ -71,7 +72,7 @@ class RunStartError(HotlineError):
 
 class CreateRun(Protocol):
     def __call__(
-        self, *, seeds: list[str], options: dict[str, Any], origin: str, run_id: str | None = None
+        self, *, seeds: list[str], options: CrawlOptions, origin: str, run_id: str | None = None
     ) -> str: ...
 
 
@@ -108,7 +109,7 @@ class StoreRunCreator:
         self.store = RunStore(session.client, session.keys)
 
     def __call__(
-        self, *, seeds: list[str], options: dict[str, Any], origin: str, run_id: str | None = None
+        self, *, seeds: list[str], options: CrawlOptions, origin: str, run_id: str | None = None
     ) -> str:
         """Create the queued run; a slot's run that exists already (a retried start) is
         returned as it is: launching it again is harmless, since only a queued run starts."""
@@ -118,7 +119,7 @@ class StoreRunCreator:
                 options=options,
                 origin=origin,
                 run_id=run_id,
-                distributed=bool(options.get("distributed")),
+                distributed=options.distributed,
             )
         except RunExists:
             assert run_id is not None  # a new id is never taken
@@ -185,11 +186,11 @@ class RunStarter:
     def __call__(self, schedule: Schedule, slot: float | None) -> str:
         run_id = self.create_run(
             seeds=list(schedule.seeds),
-            options=dict(schedule.options),
+            options=schedule.options,
             origin=run_origin(schedule.name, slot),
             run_id=None if slot is None else slot_run_id(schedule.name, slot),
         )
-        if not schedule.options.get("distributed"):
+        if not schedule.options.distributed:
             self.launch(run_id)
         return run_id
 

@@ -31,8 +31,9 @@ from twisted.internet.threads import deferToThread
 
 from crawler.extensions import RUN_NOT_STARTABLE
 from crawler.frontier import default_worker_id
+from crawler.runsettings import build_settings, crawl_settings
 from crawler.spiders.hotline import HotlineSpider
-from hotline.crawlrun import CrawlOptions, build_settings, log_to
+from hotline.crawlrun import log_to
 from hotline.errors import HotlineError
 from hotline.services import Session
 from store.errors import RunStateError
@@ -113,35 +114,38 @@ class Worker:
     def _process_settings(self) -> Settings:
         """Settings of the whole process: the reactor's DNS resolver applies the worker's
         network policy to every run."""
-        settings = Settings()
-        settings.setmodule("crawler.settings", priority="project")
-        settings.set(
-            "SAFETY_ALLOW_PRIVATE_NETWORKS", self.options.allow_private_networks, "cmdline"
+        return build_settings(
+            {
+                "SAFETY_ALLOW_PRIVATE_NETWORKS": self.options.allow_private_networks,
+                "SAFETY_ALLOWED_NETWORKS": self.options.allowed_networks,
+                "LOG_LEVEL": self.options.log_level,
+                "LOG_INSTALL_ROOT_HANDLER": False,
+            }
         )
-        settings.set("SAFETY_ALLOWED_NETWORKS", self.options.allowed_networks, "cmdline")
-        settings.set("LOG_LEVEL", self.options.log_level, "cmdline")
-        settings.set("LOG_INSTALL_ROOT_HANDLER", False, "cmdline")
-        return settings
 
-    def crawl_settings(self, record: RunRecord) -> tuple[CrawlOptions, Settings]:
+    def crawl_settings(self, record: RunRecord) -> Settings:
+        """The Scrapy settings of this worker's share of the run: the run's recorded options
+        under this worker's network policy."""
         try:
-            options = CrawlOptions.from_run(
-                record.seeds,
-                record.options,
-                redis_url=self.session.url,
-                key_prefix=self.session.keys.prefix,
-                log_level=self.options.log_level,
-            )
-        except HotlineError as exc:
-            raise HotlineError(f"run {record.id}: {exc}") from None
+            recorded = record.crawl_options()
+        except ValueError as exc:
+            raise HotlineError(f"run {record.id}: run options: {exc}") from None
         options = dataclasses.replace(
-            options,
+            recorded,
             allow_private_networks=self.options.allow_private_networks,
-            allowed_networks=list(self.options.allowed_networks),
+            allowed_networks=tuple(self.options.allowed_networks),
         )
-        settings = build_settings(options, record.id, origin=record.origin, worker=self.id)
+        settings = crawl_settings(
+            options,
+            record.id,
+            redis_url=self.session.url,
+            key_prefix=self.session.keys.prefix,
+            log_level=self.options.log_level,
+            origin=record.origin,
+            worker=self.id,
+        )
         settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
-        return options, settings
+        return settings
 
     def run(self) -> list[WorkerResult]:
         """Work until stopped (SIGINT/SIGTERM: the current run's requests in flight go back
@@ -198,10 +202,9 @@ class Worker:
                 return
 
     async def _crawl(self, process: CrawlerProcess, record: RunRecord) -> WorkerResult:
-        options, settings = self.crawl_settings(record)
-        crawler = Crawler(HotlineSpider, settings)
+        crawler = Crawler(HotlineSpider, self.crawl_settings(record))
         await maybe_deferred_to_future(
-            process.crawl(crawler, urls=options.seeds, crawl_id=record.id)
+            process.crawl(crawler, urls=list(record.seeds), crawl_id=record.id)
         )
         stats = crawler.stats.get_stats() if crawler.stats is not None else {}
         return WorkerResult(record.id, str(stats.get("finish_reason", "failed")), dict(stats))

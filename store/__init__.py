@@ -13,6 +13,10 @@
 * :mod:`store.lists` - known and allow hash lists, versioned and chunked
 * :mod:`store.runs` - crawl runs as records: statuses, live counts, health, the run id
 * :mod:`store.schedules` - crawl schedules and the claim of their due slots
+* :mod:`store.options` - crawl options, one value from the command line to run records,
+  schedules and the crawl's settings
+* :mod:`store.rechecks` - what a recheck fetches and what it found (crawler and takedown
+  share them)
 * :mod:`store.frontier` - the Lua half of a distributed run's shared frontier
 * :mod:`store.clock` - times (ISO 8601 UTC) and durations in their one text form each
 * :mod:`store.text` - replies as text, errors as one line

@@ -15,6 +15,10 @@ goes back to running. While a run is running, its crawl pushes live counts
 (:class:`RunStats`) and health flags every few seconds; at the end it writes the final counts,
 the flags and Scrapy's own stats. A run holds URLs, settings and counts: never any content.
 
+A run's crawl options are stored as the JSON object of :class:`store.options.CrawlOptions`
+(:meth:`RunRecord.crawl_options` reads them back); ``RunRecord.options`` is that object as
+recorded, which ``runs show`` prints.
+
 Records written before runs existed (``started``/``finished`` as ISO text, no ``status``)
 still read: their status is derived from the finish reason and their counts from the stats.
 """
@@ -36,6 +40,7 @@ from typing import Any, ClassVar, cast
 from store.base import RedisStore, chunks, decode_hash, json_field
 from store.clock import iso, parse_iso
 from store.errors import RunExists, RunNotFound, RunStateError
+from store.options import CrawlOptions
 from store.text import text
 
 __all__ = [
@@ -395,6 +400,14 @@ class RunRecord:
             distributed=fields.get("distributed") == "1",
         )
 
+    def crawl_options(self) -> CrawlOptions:
+        """The recorded options, typed (missing ones take their defaults).
+
+        Raises:
+            ValueError: the record holds an unknown option or a bad value.
+        """
+        return CrawlOptions.from_dict(self.options)
+
     @property
     def ended(self) -> bool:
         return self.status in ENDED
@@ -452,14 +465,18 @@ class RunStore(RedisStore):
         self,
         *,
         seeds: Sequence[str],
-        options: Mapping[str, Any],
+        options: CrawlOptions | Mapping[str, Any],
         origin: str,
         run_id: str | None = None,
         distributed: bool = False,
     ) -> str:
         """Record a new run in status ``queued``; returns its id (new unless given).
-        A ``distributed`` run is offered to the workers (``P crawls:distributed``) in the
-        same step. Raises :class:`RunExists` if ``run_id`` is taken."""
+        ``options`` are stored as :meth:`CrawlOptions.as_dict`; a mapping is stored as given
+        (``scrapy crawl`` records the subset of the keys its settings tell). A ``distributed``
+        run is offered to the workers (``P crawls:distributed``) in the same step.
+        Raises :class:`RunExists` if ``run_id`` is taken."""
+        if isinstance(options, CrawlOptions):
+            options = options.as_dict()
         run_id = run_id or new_run_id()
         if not _RUN_ID_RE.match(run_id):
             raise ValueError(f"run id {run_id!r}: 1-128 letters, digits, '_', '.', ':', '-'")

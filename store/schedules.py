@@ -2,7 +2,8 @@
 
 A schedule is a name, a trigger (``every 6h`` or a five-field cron expression, read in UTC),
 the seed URLs parsed when it was added (never a file path: the file may change or vanish) and
-the crawl options. Key layout (see :mod:`store.keys`)::
+the crawl options (:class:`store.options.CrawlOptions`, stored as its JSON object; each run
+the schedule starts records the same). Key layout (see :mod:`store.keys`)::
 
     P schedules          set    schedule names
     P schedule:<name>    hash   trigger, seeds, options, next due, last claimed slot, last run
@@ -38,6 +39,7 @@ from croniter import CroniterError, croniter
 from store.base import RedisStore, decode_hash
 from store.clock import format_duration, iso, parse_duration
 from store.errors import ScheduleCorrupt, ScheduleError, ScheduleExists, ScheduleNotFound
+from store.options import CrawlOptions
 from store.text import text
 
 __all__ = [
@@ -246,7 +248,7 @@ class Schedule:
     name: str
     trigger: Trigger
     seeds: tuple[str, ...]
-    options: Mapping[str, Any]
+    options: CrawlOptions
     created_at: float
     next_due: float
     paused: bool = False
@@ -272,7 +274,7 @@ class Schedule:
             "trigger": self.trigger.describe(),
             **self.trigger.as_json(),
             "seeds": list(self.seeds),
-            "options": dict(self.options),
+            "options": self.options.as_dict(),
             "created_at": iso(self.created_at),
             "next_run": None if self.paused else iso(self.next_due),
             "paused": self.paused,
@@ -295,9 +297,10 @@ class Schedule:
             current = "seeds"
             seeds = tuple(str(s) for s in json.loads(fields["seeds"]))
             current = "options"
-            options = json.loads(fields["options"])
-            if not isinstance(options, dict):
+            stored = json.loads(fields["options"])
+            if not isinstance(stored, dict):
                 raise ValueError("not an object")
+            options = CrawlOptions.from_dict(stored)
             current = "times"
             return cls(
                 name=name,
@@ -355,7 +358,7 @@ class ScheduleStore(RedisStore):
         name: str,
         trigger: Trigger,
         seeds: Sequence[str],
-        options: Mapping[str, Any] | None = None,
+        options: CrawlOptions | None = None,
     ) -> Schedule:
         """Store a new schedule; its first slot is the trigger's first after now."""
         validate_schedule_name(name)
@@ -366,7 +369,7 @@ class ScheduleStore(RedisStore):
             name=name,
             trigger=trigger,
             seeds=tuple(seeds),
-            options=dict(options or {}),
+            options=options or CrawlOptions(),
             created_at=now,
             next_due=trigger.next_after(now, anchor=now),
         )
@@ -374,7 +377,7 @@ class ScheduleStore(RedisStore):
             "every": "" if trigger.every is None else repr(trigger.every),
             "cron": trigger.cron or "",
             "seeds": json.dumps(list(schedule.seeds)),
-            "options": json.dumps(schedule.options, sort_keys=True),
+            "options": json.dumps(schedule.options.as_dict(), sort_keys=True),
             "created_at": repr(now),
             "next_due": repr(schedule.next_due),
             "paused": "0",

@@ -1,8 +1,11 @@
 """Verified removal: which notices are due for a recheck, and what a recheck's verdict does.
 
 The schedule is the ``recheck`` sorted set (notice id scored by the unix time its next check
-is due). Fetching is the crawler's job (``crawler.recheck``: the same safety rules and hashing
-as a crawl); this module decides what the verdict means:
+is due). :meth:`RecheckBook.claim_due` hands out due notices as
+:class:`store.rechecks.RecheckTarget` (the noticed URL and hashes, with the confirm thresholds
+of the list the hit matched). Fetching is the crawler's job (its recheck spider: the same
+safety rules and hashing as a crawl); it answers with a :class:`store.rechecks.RecheckResult`,
+and :meth:`RecheckBook.apply` decides what the verdict means:
 
 * **removed** (404, 410, 451, or bytes that no longer match): the notice is closed with the
   time to removal as an interval, [last seen online, first seen gone].
@@ -23,18 +26,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import ClassVar, Protocol, cast
+from typing import ClassVar, cast
 
+from matchers.lists import Thresholds
 from store.base import RedisStore
 from store.clock import parse_iso
+from store.lists import ListStore
+from store.rechecks import RecheckResult, RecheckTarget
 from takedown.errors import DeliveryError, NoticeError
 from takedown.model import Recipient, Route
 from takedown.notices import OPEN_STATUSES, Notice, NoticeNotFound, NoticeStore
 from takedown.notifier import NoticeSender, Router, route_target
 from takedown.settings import TakedownSettings
 
-__all__ = ["RecheckBook", "RecheckOutcome", "RecheckTargetData"]
+__all__ = ["InvalidTarget", "RecheckBook"]
 
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
@@ -45,30 +50,9 @@ return due
 """
 
 
-class RecheckOutcome(Protocol):
-    """What a fetch found (``crawler.recheck.RecheckResult`` has this shape)."""
-
-    @property
-    def notice_id(self) -> str: ...
-    @property
-    def state(self) -> str: ...  # online | removed | unreachable
-    @property
-    def reason(self) -> str: ...
-    @property
-    def http_status(self) -> int | None: ...
-    @property
-    def checked_at(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RecheckTargetData:
-    """What the fetcher needs to know about one noticed image."""
-
-    notice_id: str
-    url: str
-    sha256: str
-    pdq: str | None
-    phash: str | None
+#: Told about a claimed notice that cannot be rechecked (its id, why); it comes back once its
+#: lease runs out.
+InvalidTarget = Callable[[str, ValueError], None]
 
 
 class RecheckBook(RedisStore):
@@ -97,9 +81,17 @@ class RecheckBook(RedisStore):
 
     # -- the schedule ------------------------------------------------------------------------
 
-    def claim_due(self, *, limit: int = 100, everything: bool = False) -> list[RecheckTargetData]:
+    def claim_due(
+        self,
+        *,
+        limit: int = 100,
+        everything: bool = False,
+        on_invalid: InvalidTarget | None = None,
+    ) -> list[RecheckTarget]:
         """Take up to ``limit`` notices that are due (or, with ``everything``, all that are
-        scheduled) and lease them for ``recheck_lease`` seconds."""
+        scheduled) and lease them for ``recheck_lease`` seconds. Each target carries the
+        confirm thresholds of the list its hit matched; a notice whose record does not make a
+        valid target is left out and passed to ``on_invalid``."""
         now = self.clock()
         upper = "+inf" if everything else repr(now)
         ids = cast(
@@ -110,7 +102,8 @@ class RecheckBook(RedisStore):
                 args=[upper, limit, repr(now + self.settings.recheck_lease)],
             ),
         )
-        targets: list[RecheckTargetData] = []
+        thresholds: dict[str, Thresholds] | None = None
+        targets: list[RecheckTarget] = []
         for raw in ids:
             notice_id = raw.decode() if isinstance(raw, bytes) else str(raw)
             try:
@@ -122,13 +115,29 @@ class RecheckBook(RedisStore):
                 # A data: image lives inside its page; it cannot be fetched on its own.
                 self.client.zrem(self.keys.recheck, notice_id)
                 continue
+            if thresholds is None:  # read once per claim, and only when something is due
+                thresholds = {info.name: info.thresholds for info in self._lists().info()}
             hit = notice.hit
-            targets.append(
-                RecheckTargetData(
-                    notice_id, hit.url, hit.sha256, hit.pdq or None, hit.phash or None
+            limits = thresholds.get(hit.list) or Thresholds()
+            try:
+                targets.append(
+                    RecheckTarget(
+                        notice_id=notice_id,
+                        url=hit.url,
+                        sha256=hit.sha256,
+                        pdq=hit.pdq or None,
+                        phash=hit.phash or None,
+                        pdq_threshold=limits.pdq_confirm,
+                        phash_threshold=limits.phash_confirm,
+                    )
                 )
-            )
+            except ValueError as exc:  # a corrupt record must not stop the others
+                if on_invalid is not None:
+                    on_invalid(notice_id, exc)
         return targets
+
+    def _lists(self) -> ListStore:
+        return ListStore(self.client, self.keys)
 
     def due_count(self) -> int:
         return int(self.client.zcount(self.keys.recheck, "-inf", repr(self.clock())))
@@ -138,7 +147,7 @@ class RecheckBook(RedisStore):
 
     # -- verdicts ----------------------------------------------------------------------------
 
-    def apply(self, outcome: RecheckOutcome) -> str:
+    def apply(self, outcome: RecheckResult) -> str:
         """Record one verdict and act on it; returns what happened: removed, online,
         reminded, escalated, unreachable or closed (the notice was no longer open)."""
         try:
@@ -222,15 +231,16 @@ class RecheckBook(RedisStore):
     # -- reminders and escalation -------------------------------------------------------------
 
     def _follow_up(self, notice: Notice) -> str:
-        if self.sender is None:
+        sender = self.sender
+        if sender is None:
             return "online"
         now = self.clock()
         sent_at = notice.time("sent_at") or notice.created
         if notice.status == "sent" and now - sent_at >= self.settings.escalate_after:
-            return self._escalate(notice)
+            return self._escalate(notice, sender)
         last_message = notice.time("last_message_at") or sent_at
         if now - last_message >= self.settings.reminder_interval:
-            return self._remind(notice)
+            return self._remind(notice, sender)
         return "online"
 
     def _current_route(self, notice: Notice) -> Route | None:
@@ -240,15 +250,14 @@ class RecheckBook(RedisStore):
         route = self.router.route(route_target(notice.hit), notice.hit.ip or None)
         return route if route.recipient is not None else stored
 
-    def _remind(self, notice: Notice) -> str:
-        assert self.sender is not None
+    def _remind(self, notice: Notice, sender: NoticeSender) -> str:
         route = self._current_route(notice)
         if route is None or route.recipient is None:
             return "online"
         number = notice.count("reminders") + 1
         try:
-            outgoing = self.sender.render(notice, route, kind="reminder", sequence=number)
-            receipt = self.sender.deliver(notice, outgoing)
+            outgoing = sender.render(notice, route, kind="reminder", sequence=number)
+            receipt = sender.deliver(notice, outgoing)
         except (DeliveryError, NoticeError) as exc:
             self.store.record(
                 notice.id,
@@ -268,8 +277,7 @@ class RecheckBook(RedisStore):
         )
         return "reminded"
 
-    def _escalate(self, notice: Notice) -> str:
-        assert self.sender is not None
+    def _escalate(self, notice: Notice, sender: NoticeSender) -> str:
         route = notice.route or self._current_route(notice)
         contacts: list[Recipient] = []
         if route is not None:
@@ -285,12 +293,13 @@ class RecheckBook(RedisStore):
         delivered: list[str] = []
         errors: list[str] = []
         for index, recipient in enumerate(contacts, start=1):
-            assert route is not None  # contacts come from the route
+            if route is None:  # never: the contacts come from the route
+                break
             try:
-                outgoing = self.sender.render(
+                outgoing = sender.render(
                     notice, route, kind="escalation", sequence=base + index, recipient=recipient
                 )
-                receipt = self.sender.deliver(notice, outgoing)
+                receipt = sender.deliver(notice, outgoing)
             except (DeliveryError, NoticeError) as exc:
                 errors.append(f"{recipient.address}: {exc}")
                 continue

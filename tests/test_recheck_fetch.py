@@ -1,9 +1,11 @@
 """Rechecks of noticed image URLs, end to end against loopback servers.
 
 Each run happens in a subprocess (Twisted's reactor cannot be restarted inside pytest), with
-warnings as errors, through ``python -m crawler.recheck`` or a small driver calling
-:func:`crawler.recheck.run_rechecks` directly. Images are generated benign textures; the
-"noticed" hashes are computed here with :mod:`matchers.digest`, as the crawler recorded them.
+warnings as errors, through a small driver calling
+:func:`crawler.spiders.recheck.run_rechecks` with a poll serving batches of targets: one JSON
+line per result on stdout, the finish reason and Scrapy's stats on stderr. Judging is tested
+offline too (:mod:`crawler.judge`). Images are generated benign textures; the "noticed"
+hashes are computed here with :mod:`matchers.digest`, as the crawler recorded them.
 """
 
 from __future__ import annotations
@@ -28,33 +30,32 @@ from scrapy.exceptions import (
     IgnoreRequest,
 )
 
-from crawler.recheck import (
-    RecheckTarget,
-    Verdict,
-    judge_body,
-    judge_failure,
-    judge_status,
-)
+from crawler.judge import Verdict, judge_body, judge_failure, judge_status
 from crawler.safety import AddressPolicy, parse_networks
 from hotline.imagegen import decode, encode, textured_image
 from hotline.loopback import Exchange, Response, html_page, image_response, redirect, serve
 from matchers.algorithms import hamming
 from matchers.digest import digest_bytes
+from store.rechecks import RecheckTarget
 
 ROOT = Path(__file__).resolve().parent.parent
-RECHECK = [sys.executable, "-W", "error", "-m", "crawler.recheck"]
 HOST_A = "127.0.0.2"  # the hosting provider that was noticed
 HOST_B = "127.0.0.3"  # another provider (a redirect target; "internal" when not allowed)
 RUN_TIMEOUT = 120
 STALL_SECONDS = 60.0  # the stalling route waits at most this long (released on server stop)
 SHORT_TIMEOUT = "2"  # DOWNLOAD_TIMEOUT of the main run, so the stalling route times out fast
 
+#: Finish reasons of a run that ended as asked (``shutdown``: SIGINT/SIGTERM).
+CLEAN_FINISH = frozenset({"finished", "shutdown"})
+
 DRIVER = """
 import json, sys, threading
-from crawler.recheck import RecheckTarget, run_rechecks
+from crawler.spiders.recheck import run_rechecks
+from store.rechecks import RecheckTarget
 
 batches = [[RecheckTarget.from_dict(t) for t in batch] for batch in json.load(open(sys.argv[1]))]
 failing = sys.argv[3]  # "": none; "poll": the poll after the batches fails; else a notice id
+interval = float(sys.argv[4]) if len(sys.argv) > 4 else None  # watch, polling this often
 lock = threading.Lock()
 reported = []
 polls = []
@@ -73,10 +74,25 @@ def report(result):
         reported.append(result.notice_id)
     print(json.dumps(result.to_dict()), flush=True)
 
-stats = run_rechecks(poll, report, once=True, settings=json.loads(sys.argv[2]))
-keys = ("finish_reason", "recheck/poll_errors", "recheck/report_errors")
-print(json.dumps({"polls": polls, **{k: stats.get(k, 0) for k in keys}}), flush=True)
+watch = {} if interval is None else {"poll_interval": interval}
+settings = {"LOG_LEVEL": "WARNING", **json.loads(sys.argv[2])}
+stats = run_rechecks(poll, report, once=interval is None, settings=settings, **watch)
+summary = {"polls": polls, "finish_reason": stats.get("finish_reason"), "stats": stats}
+print(json.dumps(summary, sort_keys=True), file=sys.stderr, flush=True)
 """
+
+
+def driver_command(
+    batches_file: Path, settings: dict[str, Any], failing: str = "", interval: str = ""
+) -> list[str]:
+    """The driver's command line: ``interval`` (seconds) keeps it polling until SIGTERM."""
+    args = [str(batches_file), json.dumps(settings), failing]
+    return [sys.executable, "-W", "error", "-c", DRIVER, *args, *([interval] if interval else [])]
+
+
+def last_json_line(text: str) -> dict[str, Any]:
+    line: dict[str, Any] = json.loads(text.strip().splitlines()[-1]) if text.strip() else {}
+    return line
 
 
 # -- images ----------------------------------------------------------------------------------
@@ -158,10 +174,6 @@ def closed_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def settings_args(settings: dict[str, str]) -> list[str]:
-    return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
-
-
 @dataclass
 class Run:
     returncode: int
@@ -171,11 +183,14 @@ class Run:
     order: list[str] = field(default_factory=list)
 
 
-def run_cli(tmp_path: Path, targets: list[dict[str, Any]], settings: dict[str, str]) -> Run:
-    targets_file = tmp_path / "targets.json"
-    targets_file.write_text(json.dumps(targets))
+def run_once(tmp_path: Path, targets: list[dict[str, Any]], settings: dict[str, str]) -> Run:
+    """Recheck ``targets`` (one poll's worth) with these Scrapy settings until the poll is
+    empty. ``returncode`` is non-zero when the driver failed or the run did not end as
+    asked."""
+    batches_file = tmp_path / "targets.json"
+    batches_file.write_text(json.dumps([targets]))
     proc = subprocess.run(
-        [*RECHECK, "--targets", str(targets_file), *settings_args(settings)],
+        driver_command(batches_file, settings),
         cwd=ROOT,
         env=clean_env(),
         capture_output=True,
@@ -184,9 +199,10 @@ def run_cli(tmp_path: Path, targets: list[dict[str, Any]], settings: dict[str, s
         check=False,
     )
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    summary = json.loads(proc.stderr.strip().splitlines()[-1]) if proc.stderr.strip() else {}
+    summary = last_json_line(proc.stderr)
+    clean = summary.get("finish_reason") in CLEAN_FINISH
     return Run(
-        returncode=proc.returncode,
+        returncode=proc.returncode or (0 if clean else 1),
         results={line["notice_id"]: line for line in lines},
         summary=summary,
         stderr=proc.stderr,
@@ -250,7 +266,7 @@ def main_run(images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 ("no-such-host", "http://recheck-test.invalid/image.jpg"),
             ]
         ]
-        run = run_cli(
+        run = run_once(
             tmp_path_factory.mktemp("recheck"),
             targets,
             {
@@ -392,13 +408,13 @@ def test_private_targets_are_blocked_and_never_contacted(images: Images, tmp_pat
             target("allowed", a.url("/same.jpg"), images.original),
         ]
         # Only 127.0.0.2 is opened (a hotline's lab); no SAFETY_ALLOW_PRIVATE_NETWORKS.
-        allowed = run_cli(
+        allowed = run_once(
             tmp_path,
             targets,
             {"SAFETY_ALLOWED_NETWORKS": f"{HOST_A}/32", "AUTOTHROTTLE_ENABLED": "0"},
         )
         # Nothing opened at all: even the "allowed" host is refused.
-        closed = run_cli(tmp_path, targets[:1], {"AUTOTHROTTLE_ENABLED": "0"})
+        closed = run_once(tmp_path, targets[:1], {"AUTOTHROTTLE_ENABLED": "0"})
     assert allowed.returncode == 0, allowed.stderr[-3000:]
     assert closed.returncode == 0, closed.stderr[-3000:]
     assert internal.paths == []
@@ -425,16 +441,7 @@ def run_driver(
     batches_file.write_text(json.dumps(batches))
     settings = {"SAFETY_ALLOW_PRIVATE_NETWORKS": True, "AUTOTHROTTLE_ENABLED": False}
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "error",
-            "-c",
-            DRIVER,
-            str(batches_file),
-            json.dumps(settings),
-            failing,
-        ],
+        driver_command(batches_file, settings, failing),
         cwd=ROOT,
         env=clean_env(),
         capture_output=True,
@@ -443,8 +450,11 @@ def run_driver(
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    *lines, summary = [json.loads(line) for line in proc.stdout.splitlines()]
-    return lines, summary
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    run = last_json_line(proc.stderr)
+    keys = ("recheck/poll_errors", "recheck/report_errors")
+    summary = {"polls": run["polls"], "finish_reason": run["finish_reason"]}
+    return lines, {**summary, **{k: run["stats"].get(k, 0) for k in keys}}
 
 
 def test_poll_is_asked_again_when_idle(images: Images, tmp_path: Path) -> None:
@@ -497,20 +507,12 @@ def test_failing_poll_ends_a_single_run_and_a_failing_report_is_counted(
 
 
 def test_watch_mode_stops_gracefully_on_sigterm(images: Images, tmp_path: Path) -> None:
-    targets_file = tmp_path / "targets.json"
+    batches_file = tmp_path / "targets.json"
     with serve(host=HOST_A) as a:
         a.mount({"/same.jpg": image_response(images.original, "image/jpeg")})
-        targets_file.write_text(json.dumps([target("one", a.url("/same.jpg"), images.original)]))
+        batches_file.write_text(json.dumps([[target("one", a.url("/same.jpg"), images.original)]]))
         proc = subprocess.Popen(
-            [
-                *RECHECK,
-                "--targets",
-                str(targets_file),
-                "--watch",
-                "--interval",
-                "0.2",
-                *settings_args({"SAFETY_ALLOW_PRIVATE_NETWORKS": "1"}),
-            ],
+            driver_command(batches_file, {"SAFETY_ALLOW_PRIVATE_NETWORKS": "1"}, interval="0.2"),
             cwd=ROOT,
             env=clean_env(),
             stdout=subprocess.PIPE,
@@ -530,24 +532,8 @@ def test_watch_mode_stops_gracefully_on_sigterm(images: Images, tmp_path: Path) 
     assert (first["notice_id"], first["state"]) == ("one", "online")
     assert proc.returncode == 0, stderr[-3000:]
     assert rest == ""
-    summary = json.loads(stderr.strip().splitlines()[-1])
+    summary = last_json_line(stderr)
     assert summary["finish_reason"] == "shutdown"
-
-
-def test_bad_targets_file_is_a_usage_error(tmp_path: Path) -> None:
-    bad = tmp_path / "targets.json"
-    bad.write_text(json.dumps([{"notice_id": "n", "url": "data:image/png;base64,AAAA"}]))
-    proc = subprocess.run(
-        [*RECHECK, "--targets", str(bad)],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("error: ")
 
 
 # -- judging, offline ------------------------------------------------------------------------
@@ -633,6 +619,7 @@ def test_blocked_is_told_apart_from_other_refusals() -> None:
 @pytest.mark.parametrize(
     "bad",
     [
+        {"notice_id": "n", "url": "data:image/png;base64,AAAA"},
         {"notice_id": "n", "url": "data:image/png;base64,AAAA", "sha256": "0" * 64},
         {"notice_id": "n", "url": "ftp://example.test/a.jpg", "sha256": "0" * 64},
         {"notice_id": "n", "url": "https://example.test/a.jpg", "sha256": "xyz"},

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hotline.crawlrun import RUN_OPTION_DEFAULTS
+from store.options import OPTION_KEYS
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
 
@@ -83,7 +83,7 @@ def test_add_list_pause_resume_remove(env: dict[str, str], tmp_path: Path) -> No
     assert added["options"]["depth"] == 2 and added["options"]["lists"] == ["known"]
     assert added["options"]["allowed_networks"] == ["10.1.0.0/16"]
     assert added["options"]["overrides"] == {"DOWNLOAD_DELAY": "0.5"}
-    assert set(added["options"]) == set(RUN_OPTION_DEFAULTS)  # what `crawl --run` reads back
+    assert set(added["options"]) == set(OPTION_KEYS)  # what `crawl --run` reads back
     assert added["next_run"].endswith("T02:00:00Z")
     seeds.unlink()  # the schedule does not depend on the file any more
 

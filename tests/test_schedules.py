@@ -27,6 +27,7 @@ from hotline.services import Session
 from store.connection import redis_from_url
 from store.errors import ScheduleError, ScheduleExists, ScheduleNotFound
 from store.keys import Keys
+from store.options import CrawlOptions
 from store.runs import RunStore
 from store.schedules import Schedule, ScheduleStore, Trigger, parse_trigger
 
@@ -155,8 +156,17 @@ def test_bad_triggers_are_one_line_errors(
 # -- the store -----------------------------------------------------------------------------
 
 
+def test_a_schedule_whose_stored_options_lack_keys_still_reads(store: ScheduleStore) -> None:
+    store.add("older", Trigger(every=EVERY), SEEDS)
+    store.client.hset(store.keys.schedule("older"), "options", '{"depth": 1}')
+    assert store.get("older").options == CrawlOptions(depth=1)
+    store.client.hset(store.keys.schedule("older"), "options", '{"depth": 1, "speed": 2}')
+    with pytest.raises(ScheduleError, match="options: unknown speed"):
+        store.get("older")
+
+
 def test_add_get_list_and_bad_names(store: ScheduleStore) -> None:
-    added = store.add("weekly.b", Trigger(every=EVERY), SEEDS, {"depth": 2})
+    added = store.add("weekly.b", Trigger(every=EVERY), SEEDS, CrawlOptions(depth=2))
     store.add("a-first", parse_trigger(None, "*/5 * * * *"), SEEDS[:1])
     assert added.next_due == T0 + EVERY
     got = store.get("weekly.b")
@@ -164,7 +174,8 @@ def test_add_get_list_and_bad_names(store: ScheduleStore) -> None:
     assert [s.name for s in store.all()] == ["a-first", "weekly.b"]
     assert store.get("a-first").next_due == _ts("2030-01-01T00:05:00")
     data = got.as_json()
-    assert data["seeds"] == SEEDS and data["options"] == {"depth": 2}
+    assert data["seeds"] == SEEDS and data["options"] == CrawlOptions(depth=2).as_dict()
+    assert data["options"]["depth"] == 2
     assert data["next_run"] == "2030-01-01T00:00:17Z" and data["paused"] is False
     with pytest.raises(ScheduleExists):
         store.add("weekly.b", Trigger(every=EVERY), SEEDS)
@@ -439,12 +450,12 @@ def test_daemon_once_and_stop_event(store: ScheduleStore, clock: Clock) -> None:
 
 
 def test_run_starter_creates_the_run_then_launches_it(store: ScheduleStore) -> None:
-    schedule = store.add("start", Trigger(every=EVERY), SEEDS, {"depth": 1})
+    schedule = store.add("start", Trigger(every=EVERY), SEEDS, CrawlOptions(depth=1))
     created: list[dict[str, Any]] = []
     launched: list[str] = []
 
     def create_run(
-        *, seeds: list[str], options: dict[str, Any], origin: str, run_id: str | None = None
+        *, seeds: list[str], options: CrawlOptions, origin: str, run_id: str | None = None
     ) -> str:
         created.append({"seeds": seeds, "options": options, "origin": origin, "id": run_id})
         return run_id or "20300101T000099Z-fedcba"
@@ -457,7 +468,7 @@ def test_run_starter_creates_the_run_then_launches_it(store: ScheduleStore) -> N
     assert created == [
         {
             "seeds": SEEDS,
-            "options": {"depth": 1},
+            "options": CrawlOptions(depth=1),
             "origin": "schedule:start@2030-01-01T00:00:17Z",
             "id": first,
         }
@@ -494,7 +505,7 @@ def test_scheduled_runs_are_queued_run_records(
     redis_client: redis.Redis, keys: Keys, store: ScheduleStore, clock: Clock
 ) -> None:
     session = Session(redis_client, "unused://", keys)
-    store.add("records", Trigger(every=EVERY), SEEDS, {"depth": 1})
+    store.add("records", Trigger(every=EVERY), SEEDS, CrawlOptions(depth=1))
     launched: list[str] = []
     scheduler = Scheduler(store, RunStarter(StoreRunCreator(session), launched.append))
     clock.advance(EVERY)
@@ -511,8 +522,8 @@ def test_a_distributed_schedules_runs_are_offered_to_the_workers_not_launched(
     redis_client: redis.Redis, keys: Keys, store: ScheduleStore, clock: Clock
 ) -> None:
     session = Session(redis_client, "unused://", keys)
-    store.add("shared", Trigger(every=EVERY), SEEDS, {"depth": 1, "distributed": True})
-    store.add("local", Trigger(every=EVERY), SEEDS, {"depth": 1})
+    store.add("shared", Trigger(every=EVERY), SEEDS, CrawlOptions(depth=1, distributed=True))
+    store.add("local", Trigger(every=EVERY), SEEDS, CrawlOptions(depth=1))
     launched: list[str] = []
     scheduler = Scheduler(store, RunStarter(StoreRunCreator(session), launched.append))
     clock.advance(EVERY)
@@ -529,7 +540,7 @@ def test_a_slot_claimed_by_a_scheduler_that_died_is_started_once_by_another(
     redis_client: redis.Redis, keys: Keys, store: ScheduleStore, clock: Clock
 ) -> None:
     session = Session(redis_client, "unused://", keys)
-    store.add("orphan", Trigger(every=EVERY), SEEDS, {"depth": 1})
+    store.add("orphan", Trigger(every=EVERY), SEEDS, CrawlOptions(depth=1))
     clock.advance(EVERY)
     [(name, slot)] = store.due(clock())
     # A scheduler claims the slot and dies before it creates the run.
@@ -550,7 +561,7 @@ def test_a_lost_slot_whose_run_exists_is_not_created_twice(
     redis_client: redis.Redis, keys: Keys, store: ScheduleStore, clock: Clock
 ) -> None:
     session = Session(redis_client, "unused://", keys)
-    store.add("half", Trigger(every=EVERY), SEEDS, {"depth": 1})
+    store.add("half", Trigger(every=EVERY), SEEDS, CrawlOptions(depth=1))
     clock.advance(EVERY)
     [(name, slot)] = store.due(clock())
     store.claim(name, slot, now=clock(), claimer="dead")

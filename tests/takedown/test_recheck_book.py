@@ -1,9 +1,9 @@
 """The recheck schedule and what verdicts do, against a real redis-server and a real SMTP server.
 
-Verdicts are fed as the fetcher would report them (notice id, state, reason, HTTP status,
-time checked): no fetching happens here. One controllable clock drives the store, the
-notifier that sends the first notice and the book, so due times, reminder intervals and
-escalation delays are exact and nothing sleeps.
+Verdicts are fed as the fetcher reports them (:class:`store.rechecks.RecheckResult`: notice
+id, state, reason, HTTP status, time checked): no fetching happens here. One controllable
+clock drives the store, the notifier that sends the first notice and the book, so due times,
+reminder intervals and escalation delays are exact and nothing sleeps.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 import redis
 
+from matchers.lists import HashList, ListEntry, Thresholds
 from store.clock import iso
 from store.keys import Keys
+from store.lists import ListStore
 from store.queue import HitQueue, HitRecord
+from store.rechecks import RecheckResult
 from takedown.channels.dispatch import Deliverer
 from takedown.channels.smtp import SmtpChannel, SmtpSettings
 from takedown.directory import ProviderDirectory
@@ -54,17 +57,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the fetcher reports (the shape of ``crawler.recheck.RecheckResult``)."""
-
-    notice_id: str
-    state: str
-    reason: str
-    http_status: int | None
-    checked_at: str
 
 
 def make_hit(number: int) -> HitRecord:
@@ -141,9 +133,9 @@ def rig(redis_client: redis.Redis, redis_prefix: str, smtp_server: SmtpServer) -
 
 
 def verdict(
-    hit: HitRecord, state: str, at: float, *, reason: str = "", status: int | None = None
-) -> Verdict:
-    return Verdict(hit.incident, state, reason or state, status, iso(at))
+    hit: HitRecord, state: Any, at: float, *, reason: str = "", status: int | None = None
+) -> RecheckResult:
+    return RecheckResult(hit.incident, hit.url, state, reason or state, status, iso(at))
 
 
 # -- the schedule --------------------------------------------------------------------------------
@@ -183,6 +175,35 @@ def test_claim_due_takes_only_due_notices_and_leases_them(rig: Rig) -> None:
         [early.incident, late.incident]
     )
     assert book.claim_due(limit=1, everything=True) != []
+
+
+def test_claimed_targets_carry_their_lists_thresholds_and_bad_records_are_set_aside(
+    rig: Rig,
+) -> None:
+    tuned, default, corrupt = make_hit(1), replace(make_hit(2), list="other"), make_hit(3)
+    ListStore(rig.store.client, rig.store.keys).save(
+        HashList(
+            name="known",
+            entries=[ListEntry("sha256", tuned.sha256, tuned.entry)],
+            thresholds=Thresholds(pdq_confirm=20, pdq_review=40, phash_confirm=4),
+        )
+    )
+    rig.mark_sent(tuned, due=T0)
+    rig.mark_sent(default, due=T0)
+    rig.mark_sent(replace(corrupt, sha256="not-a-hash"), due=T0)
+    invalid: list[tuple[str, str]] = []
+    targets = rig.book().claim_due(on_invalid=lambda n, exc: invalid.append((n, str(exc))))
+    by_id = {t.notice_id: t for t in targets}
+    assert set(by_id) == {tuned.incident, default.incident}
+    assert (by_id[tuned.incident].pdq_threshold, by_id[tuned.incident].phash_threshold) == (20, 4)
+    assert (by_id[default.incident].pdq_threshold, by_id[default.incident].phash_threshold) == (
+        Thresholds().pdq_confirm,
+        Thresholds().phash_confirm,
+    )
+    [(notice_id, why)] = invalid
+    assert notice_id == corrupt.incident and notice_id in why
+    # Set aside, not dropped: it stays scheduled (leased) like the others.
+    assert rig.due_at(corrupt.incident) == T0 + SETTINGS.recheck_lease
 
 
 # -- removal -------------------------------------------------------------------------------------

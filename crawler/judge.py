@@ -1,0 +1,215 @@
+"""Judging a re-fetched image URL: is the noticed content still online, removed, or unknown?
+
+The recheck spider (:mod:`crawler.spiders.recheck`) fetches a noticed URL; this module judges
+what came back (the final response, after redirects) against the noticed image's hashes
+(:class:`store.rechecks.RecheckTarget`) and turns the judgement into the
+:class:`store.rechecks.RecheckResult` that takedown acts on:
+
+concurrently: reports are serialised and a poll only happens when nothing is in flight.
+
+How a fetch is judged (the final response, after redirects):
+
+=================================================  ===========  ===============================
+outcome                                            state        reason
+=================================================  ===========  ===============================
+404, 410, 451                                      removed      ``http 404`` ...
+2xx, the bytes' SHA-256 equals the original's      online       ``same bytes``
+2xx image, PDQ within the list's confirm           online       ``pdq distance 4``
+threshold (fetched PDQ quality >= 50), or pHash                 ``phash distance 2``
+within its threshold (dihedral variants count)
+2xx image that matches neither                     removed      ``content changed``
+2xx body that is not an image                      removed      ``not an image (text/html)``
+2xx image that cannot be decoded (truncated,       unreachable  ``image not decodable
+corrupt, too large) and is not the same bytes                   (truncated)``
+any other status (3xx without Location, 401,       unreachable  ``http 403`` ...
+403, 429, 5xx after the retry ...)
+DNS failure, refused connection, timeout, lost     unreachable  ``dns lookup failed``,
+connection, too many redirects, a body over                     ``connection refused``,
+``DOWNLOAD_MAXSIZE``                                            ``timeout``, ``too large`` ...
+refused by the address policy                      unreachable  ``blocked: private network``
+=================================================  ===========  ===============================
+
+An undecodable image is *unreachable*, not removed: it is neither the notified picture for
+certain nor certainly something else (a browser shows a truncated JPEG), so the scheduler tries
+again. "Blocked" covers an IP-literal URL or redirect target outside the address policy and a
+response served from a refused peer; a *hostname* that resolves only to refused addresses is
+dropped by :class:`~crawler.safety.SafeResolver` before any connection and so reads as
+``dns lookup failed`` (the resolver logs which addresses it refused). A page that answers with
+HTML, even one with a meta refresh to the picture elsewhere, no longer serves the image at the
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    NotSupported,
+    ResponseDataLossError,
+    UnsupportedURLSchemeError,
+)
+from twisted.internet import defer
+from twisted.internet import error as net_error
+from twisted.web.client import ResponseFailed
+
+from crawler.safety import AddressPolicy, literal_ip
+from matchers.algorithms import MAX_IMAGE_PIXELS, PDQ_MIN_QUALITY, hamming
+from matchers.digest import ImageDigest, digest_bytes
+from matchers.errors import MatcherError
+from matchers.sniff import sniff_image
+from store.clock import now_iso
+from store.rechecks import RecheckResult, RecheckState, RecheckTarget
+
+__all__ = [
+    "REMOVED_STATUSES",
+    "Verdict",
+    "compare_digest",
+    "judge_body",
+    "judge_failure",
+    "judge_status",
+    "result_for",
+]
+
+#: Statuses that say the content was taken down.
+REMOVED_STATUSES: Final = frozenset({404, 410, 451})
+#: A Content-Type shown in a reason must look like one (it comes from an untrusted server).
+_MEDIA_TYPE: Final = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,40}/[a-z0-9][a-z0-9.+-]{0,60}$")
+_REDIRECT_LIMIT_MESSAGE: Final = "max redirections reached"
+_REFUSED_PEER_MESSAGE: Final = "non-public address"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A judgement without the bookkeeping (which target, when)."""
+
+    state: RecheckState
+    reason: str
+    sha256: str | None = None
+
+
+# -- judging --------------------------------------------------------------------------------
+
+
+def judge_status(status: int) -> Verdict | None:
+    """The verdict a status alone gives, or ``None`` when the body must be looked at (2xx)."""
+    if status in REMOVED_STATUSES:
+        return Verdict("removed", f"http {status}")
+    if 200 <= status < 300:
+        return None
+    return Verdict("unreachable", f"http {status}")
+
+
+def _media_type(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media if _MEDIA_TYPE.match(media) else None
+
+
+def judge_body(
+    target: RecheckTarget,
+    body: bytes,
+    content_type: str | None = None,
+    *,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    min_quality: int = PDQ_MIN_QUALITY,
+) -> Verdict:
+    """Judge a 2xx body against the noticed image (blocking: run it off the reactor)."""
+    sha256 = hashlib.sha256(body).hexdigest()
+    if sha256 == target.sha256:
+        return Verdict("online", "same bytes", sha256)
+    if sniff_image(body) is None:
+        media = _media_type(content_type)
+        what = "empty body" if not body else media
+        return Verdict("removed", f"not an image ({what})" if what else "not an image")
+    try:
+        digest = digest_bytes(body, max_pixels=max_pixels)
+    except MatcherError:  # sniffed as an image above; kept for a decoder that disagrees
+        return Verdict("removed", "not an image")
+    return compare_digest(target, digest, min_quality=min_quality)
+
+
+def compare_digest(
+    target: RecheckTarget, digest: ImageDigest, *, min_quality: int = PDQ_MIN_QUALITY
+) -> Verdict:
+    """Perceptual comparison of a fetched image (not byte-identical) with the noticed one."""
+    if digest.error is not None:
+        return Verdict("unreachable", f"image not decodable ({digest.error})", digest.sha256)
+    quality = digest.pdq_quality if digest.pdq_quality is not None else -1
+    if target.pdq is not None and digest.pdq is not None and quality >= min_quality:
+        distance = min(hamming(target.pdq, v) for v in digest.pdq_variants or (digest.pdq,))
+        if distance <= target.pdq_threshold:
+            return Verdict("online", f"pdq distance {distance}", digest.sha256)
+    if target.phash is not None and digest.phash is not None:
+        distance = min(hamming(target.phash, v) for v in digest.phash_variants or (digest.phash,))
+        if distance <= target.phash_threshold:
+            return Verdict("online", f"phash distance {distance}", digest.sha256)
+    return Verdict("removed", "content changed", digest.sha256)
+
+
+_DNS_ERRORS: Final = (net_error.DNSLookupError, CannotResolveHostError)
+_REFUSED_ERRORS: Final = (net_error.ConnectionRefusedError, DownloadConnectionRefusedError)
+_TIMEOUT_ERRORS: Final = (
+    DownloadTimeoutError,
+    net_error.TimeoutError,
+    net_error.TCPTimedOutError,
+    defer.TimeoutError,
+    TimeoutError,
+)
+_LOST_ERRORS: Final = (
+    ResponseDataLossError,
+    ResponseFailed,
+    net_error.ConnectionLost,
+    net_error.ConnectionDone,
+)
+
+
+def judge_failure(exc: BaseException, url: str, policy: AddressPolicy) -> Verdict:
+    """Judge a request that got no response; ``url`` is the last URL requested (after
+    redirects), checked against ``policy`` to tell a refused address from other refusals."""
+    if isinstance(exc, IgnoreRequest):
+        message = str(exc)
+        ip = literal_ip(url)
+        if (ip is not None and not policy.allows(ip)) or _REFUSED_PEER_MESSAGE in message:
+            return Verdict("unreachable", "blocked: private network")
+        if _REDIRECT_LIMIT_MESSAGE in message:
+            return Verdict("unreachable", "too many redirects")
+        return Verdict("unreachable", "request ignored")
+    if isinstance(exc, _DNS_ERRORS):
+        return Verdict("unreachable", "dns lookup failed")
+    if isinstance(exc, _REFUSED_ERRORS):
+        return Verdict("unreachable", "connection refused")
+    if isinstance(exc, _TIMEOUT_ERRORS):
+        return Verdict("unreachable", "timeout")
+    if isinstance(exc, DownloadCancelledError):  # over DOWNLOAD_MAXSIZE
+        return Verdict("unreachable", "too large")
+    if isinstance(exc, defer.CancelledError):
+        return Verdict("unreachable", "cancelled")
+    if isinstance(exc, _LOST_ERRORS):
+        return Verdict("unreachable", "connection lost")
+    if isinstance(exc, net_error.ConnectError | DownloadFailedError):
+        return Verdict("unreachable", "connection failed")
+    if isinstance(exc, UnsupportedURLSchemeError | NotSupported):
+        return Verdict("unreachable", "unsupported url")
+    return Verdict("unreachable", f"error: {type(exc).__name__}")
+
+
+def result_for(target: RecheckTarget, verdict: Verdict, status: int | None) -> RecheckResult:
+    """The result of rechecking ``target``, judged ``verdict``, checked now."""
+    return RecheckResult(
+        notice_id=target.notice_id,
+        url=target.url,
+        state=verdict.state,
+        reason=verdict.reason,
+        http_status=status,
+        checked_at=now_iso(),
+        sha256=verdict.sha256,
+    )

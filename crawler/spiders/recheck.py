@@ -1,0 +1,302 @@
+"""The recheck spider: re-fetching noticed image URLs to learn whether the content is gone.
+
+After a takedown notice, the hotline fetches the image URL again on a schedule (the schedule
+and the state are :mod:`takedown`'s; this spider only fetches, and :mod:`crawler.judge`
+judges). A recheck goes through exactly the crawl's safety rules, because it is a crawl: the
+project settings (:mod:`crawler.settings`: size cap, timeout, at most ``REDIRECT_MAX_TIMES``
+redirects, one retry), :class:`~crawler.safety.SafeResolver` and
+:class:`~crawler.safety.PrivateNetworkMiddleware` (``SAFETY_*``), and the crawl's hashing
+thread pool (:class:`~crawler.hashing.ImageHasher`). What a recheck does not need is off
+(:data:`RECHECK_SETTINGS`): the match and queue pipelines, the crawl record,
+``<meta http-equiv=refresh>`` (the noticed URL itself must serve the image).
+
+Run it with :func:`run_rechecks`, which runs one Scrapy crawl in this process (Twisted's reactor
+cannot be restarted: one call per process); ``hotline recheck`` does, with takedown's
+:class:`~takedown.recheck.RecheckBook` behind ``poll`` and ``report``. ``poll()`` is asked for
+due targets (:class:`store.rechecks.RecheckTarget`) at the start and whenever the spider goes
+idle; each target gives one request; each outcome (:class:`store.rechecks.RecheckResult`) goes
+to ``report()``. Both run in a worker thread of the reactor (they may block on Redis), never
+concurrently: reports are serialised and a poll only happens when nothing is in flight.
+
+Image bytes stay in memory: the response body is hashed in the hasher's thread and dropped with
+the response; a result carries the SHA-256 of what was fetched, never bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from scrapy import Request, Spider, signals
+from scrapy.crawler import CrawlerProcess
+from scrapy.exceptions import CloseSpider, DontCloseSpider
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from twisted.internet import defer
+from twisted.internet.threads import deferToThread, deferToThreadPool
+
+from crawler.hashing import ImageHasher
+from crawler.judge import judge_body, judge_failure, judge_status, result_for
+from crawler.runsettings import build_settings
+from crawler.safety import AddressPolicy
+from store.rechecks import RecheckResult, RecheckTarget
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from twisted.python.failure import Failure
+
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "POLL_FAILED",
+    "RECHECK_SETTINGS",
+    "Poll",
+    "RecheckError",
+    "RecheckSpider",
+    "Report",
+    "run_rechecks",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between polls while there is nothing to recheck (``once=False``).
+DEFAULT_POLL_INTERVAL: Final = 5.0
+#: The finish reason of a ``once`` run whose last poll failed.
+POLL_FAILED: Final = "poll_failed"
+
+#: What a recheck changes in the crawl's settings (the caller's overrides still win).
+RECHECK_SETTINGS: Final[Mapping[str, Any]] = {
+    "ITEM_PIPELINES": {},  # nothing is matched against lists or queued as a hit
+    "EXTENSIONS": {},  # no CrawlRecord: a recheck run is not a crawl of reported pages
+    "HTTPERROR_ALLOW_ALL": True,  # every status reaches the callback (redirects still followed)
+    "METAREFRESH_ENABLED": False,  # the noticed URL itself must serve the image
+    "ROBOTSTXT_OBEY": False,
+    "RETRY_GIVE_UP_LOG_LEVEL": "INFO",  # a host that stays down is an outcome, not an error
+}
+
+
+class RecheckError(Exception):
+    """The recheck run could not run at all (bad settings, the crawl failed to start)."""
+
+
+Poll = Callable[[], Sequence[RecheckTarget]]
+Report = Callable[[RecheckResult], None]
+
+
+class RecheckSpider(Spider):
+    """Fetches what ``poll()`` hands it and reports each outcome; thin by design (judging is
+    :mod:`crawler.judge`'s)."""
+
+    name = "recheck"
+
+    def __init__(
+        self,
+        poll: Poll,
+        report: Report,
+        once: bool = True,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be positive, got {poll_interval}")
+        self.poll_targets = poll
+        self.report_result = report
+        self.once = once
+        self.poll_interval = poll_interval
+        self._polling = False
+        self._drained_reason: str | None = None  # once=True: why to close when next idle
+        # An IDelayedCall, typed as Any: mypy reads zope Interface methods as unbound functions.
+        self._timer: Any = None
+        self._closed = False
+        self._report_lock = defer.DeferredLock()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> RecheckSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.setup(crawler)
+        return spider
+
+    def setup(self, crawler: Crawler) -> None:
+        self.hasher = ImageHasher.from_crawler(crawler)
+        self.policy = AddressPolicy.from_settings(crawler.settings)
+        crawler.signals.connect(self._on_idle, signal=signals.spider_idle)
+        crawler.signals.connect(self._on_closed, signal=signals.spider_closed)
+
+    def _inc(self, key: str, count: int = 1) -> None:
+        if self.crawler.stats is not None:
+            self.crawler.stats.inc_value(key, count)
+
+    # -- polling ----------------------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[Request]:
+        # Requests go to the engine from the poll round, the same way as on every later poll.
+        await self._poll_round()
+        return
+        yield  # an async generator without start requests of its own
+
+    def _on_idle(self) -> None:
+        if self._closed:
+            return
+        if self._drained_reason is not None:
+            raise CloseSpider(self._drained_reason)
+        if not self._polling and self._timer is None:
+            deferred_from_coro(self._poll_round())
+        raise DontCloseSpider
+
+    def _on_closed(self) -> None:
+        self._closed = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self.hasher.stop()
+
+    def _poll_later(self) -> None:
+        from twisted.internet import reactor  # noqa: PLC0415 (Scrapy installs it first)
+
+        clock: Any = reactor  # see self._timer
+
+        def fire() -> None:
+            self._timer = None
+            if not self._closed:
+                deferred_from_coro(self._poll_round())
+
+        self._timer = clock.callLater(self.poll_interval, fire)
+
+    async def _poll_round(self) -> None:
+        """Ask for due targets once; schedule them, or decide what happens next."""
+        self._polling = True
+        self._inc("recheck/polls")
+        try:
+            targets: Sequence[RecheckTarget] | None = await maybe_deferred_to_future(
+                deferToThread(self.poll_targets)
+            )
+        except Exception as exc:  # the poller's own failure (Redis down ...): never fatal here
+            self._inc("recheck/poll_errors")
+            logger.error("recheck poll failed: %s: %s", type(exc).__name__, exc)
+            targets = None
+        finally:
+            self._polling = False
+        if self._closed:
+            return  # targets claimed by this poll come back when they are due again
+        if targets:
+            for target in targets:
+                self._schedule(target)
+            return
+        if not self.once:
+            self._poll_later()
+            return
+        self._drained_reason = "finished" if targets is not None else POLL_FAILED
+        engine = self.crawler.engine
+        if engine is not None and engine.spider_is_idle():
+            deferred_from_coro(engine.close_spider_async(reason=self._drained_reason))
+
+    def _schedule(self, target: RecheckTarget) -> None:
+        self._inc("recheck/targets")
+        request = Request(
+            target.url,
+            callback=self.parse,
+            errback=self.on_error,
+            dont_filter=True,  # the same URL is rechecked again on later rounds
+            meta={"recheck": target},
+        )
+        engine = self.crawler.engine
+        if engine is None:
+            raise RecheckError("the crawl engine is not running")
+        engine.crawl(request)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    async def parse(self, response: Response, **kwargs: Any) -> None:
+        target: RecheckTarget = response.meta["recheck"]
+        verdict = judge_status(response.status)
+        if verdict is None:
+            content_type = response.headers.get(b"Content-Type")
+            self.hasher.start()
+            from twisted.internet import reactor  # noqa: PLC0415 (Scrapy installs it first)
+
+            verdict = await maybe_deferred_to_future(
+                deferToThreadPool(
+                    reactor,
+                    self.hasher.pool,
+                    judge_body,
+                    target,
+                    response.body,
+                    None if content_type is None else content_type.decode("latin-1"),
+                    max_pixels=self.hasher.max_pixels,
+                )
+            )
+        await self._report(result_for(target, verdict, response.status))
+
+    async def on_error(self, failure: Failure) -> None:
+        request = getattr(failure, "request", None)
+        target: RecheckTarget | None = None if request is None else request.meta.get("recheck")
+        if request is None or target is None or failure.value is None:
+            logger.error("recheck failure without its target: %s", failure.getErrorMessage())
+            return
+        verdict = judge_failure(failure.value, request.url, self.policy)
+        self._inc(f"recheck/errors/{type(failure.value).__name__}")
+        await self._report(result_for(target, verdict, None))
+
+    async def _report(self, result: RecheckResult) -> None:
+        self._inc(f"recheck/{result.state}")
+        logger.info(
+            "recheck %s %s: %s (%s)", result.notice_id, result.url, result.state, result.reason
+        )
+        try:
+            await maybe_deferred_to_future(
+                self._report_lock.run(deferToThread, self.report_result, result)
+            )
+        except Exception as exc:  # the result is lost; the target stays due and comes again
+            self._inc("recheck/report_errors")
+            logger.error(
+                "recheck result for notice %s not reported: %s: %s",
+                result.notice_id,
+                type(exc).__name__,
+                exc,
+            )
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def run_rechecks(
+    poll: Poll,
+    report: Report,
+    *,
+    once: bool,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    settings: Mapping[str, Any] | None = None,
+    install_signal_handlers: bool = True,
+) -> dict[str, Any]:
+    """Recheck whatever ``poll()`` returns until it returns nothing (``once``) or until
+    SIGINT/SIGTERM (graceful: in-flight fetches finish or are dropped unreported; a second
+    signal forces the stop). Returns the final Scrapy stats with JSON-friendly values
+    (``finish_reason``: ``finished``, ``shutdown`` or ``poll_failed``).
+
+    One call per process: Twisted's reactor cannot be restarted.
+
+    Raises:
+        RecheckError: the crawl could not be set up (e.g. a bad ``SAFETY_ALLOWED_NETWORKS``).
+    """
+    process = CrawlerProcess(build_settings(settings, base=RECHECK_SETTINGS))
+    crawler = process.create_crawler(RecheckSpider)
+    failures: list[str] = []
+    deferred = process.crawl(
+        crawler, poll=poll, report=report, once=once, poll_interval=poll_interval
+    )
+    deferred.addErrback(lambda failure: failures.append(failure.getErrorMessage()))
+    process.start(install_signal_handlers=install_signal_handlers)
+    if failures:
+        raise RecheckError(f"recheck run failed: {failures[0]}")
+    stats = crawler.stats.get_stats() if crawler.stats is not None else {}
+    return {key: _plain(value) for key, value in stats.items()}

@@ -1,0 +1,103 @@
+"""What a recheck fetches and what it found: the values the crawler and takedown share.
+
+A recheck is asked for by takedown (:class:`takedown.recheck.RecheckBook` claims due notices
+as :class:`RecheckTarget`), done by the crawler (the recheck spider fetches and judges each
+target) and answered with a :class:`RecheckResult`, which the book turns into the notice's
+next state. ``crawler`` and ``takedown`` never import each other, so both types live here:
+plain frozen values, no Redis and no Scrapy.
+
+A target is validated where it is made (the edge): an http(s) URL and well-formed hashes
+(normalised to lowercase hex; uppercase accepted), thresholds not negative; anything else
+raises ``ValueError`` naming the notice. A result carries the SHA-256 of what was fetched,
+never bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from matchers.algorithms import PDQ_CONFIRM_THRESHOLD, PHASH_CONFIRM_THRESHOLD, normalize_hash
+from matchers.errors import MatcherError
+
+__all__ = ["RECHECK_STATES", "RecheckResult", "RecheckState", "RecheckTarget"]
+
+#: online: the noticed image is still served; removed: it is gone; unreachable: cannot tell.
+RecheckState = Literal["online", "removed", "unreachable"]
+RECHECK_STATES: Final[tuple[RecheckState, ...]] = ("online", "removed", "unreachable")
+#: The URL schemes a recheck can fetch (a ``data:`` image lives inside its page).
+_FETCHABLE_SCHEMES: Final = frozenset({"http", "https"})
+
+
+@dataclass(frozen=True, slots=True)
+class RecheckTarget:
+    """One noticed image URL to fetch again, with the hashes of what was noticed and the
+    confirm thresholds of the list it matched."""
+
+    notice_id: str
+    url: str
+    sha256: str
+    pdq: str | None = None
+    phash: str | None = None
+    pdq_threshold: int = PDQ_CONFIRM_THRESHOLD
+    phash_threshold: int = PHASH_CONFIRM_THRESHOLD
+
+    def __post_init__(self) -> None:
+        if urlsplit(self.url).scheme.lower() not in _FETCHABLE_SCHEMES:
+            raise ValueError(f"notice {self.notice_id}: not an http(s) URL: {self.url[:80]!r}")
+        for name in ("sha256", "pdq", "phash"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                object.__setattr__(self, name, normalize_hash(name, value, lenient=True))
+            except MatcherError as exc:
+                raise ValueError(f"notice {self.notice_id}: {exc}") from None
+        if self.pdq_threshold < 0 or self.phash_threshold < 0:
+            raise ValueError(f"notice {self.notice_id}: thresholds must not be negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecheckTarget:
+        """Build from a plain mapping (:meth:`to_dict`'s keys); missing thresholds take the
+        matchers' defaults. Raises ``ValueError`` for a missing field or a bad value."""
+        try:
+            return cls(
+                notice_id=str(data["notice_id"]),
+                url=str(data["url"]),
+                sha256=str(data["sha256"]),
+                pdq=None if data.get("pdq") is None else str(data["pdq"]),
+                phash=None if data.get("phash") is None else str(data["phash"]),
+                pdq_threshold=int(data.get("pdq_threshold", PDQ_CONFIRM_THRESHOLD)),
+                phash_threshold=int(data.get("phash_threshold", PHASH_CONFIRM_THRESHOLD)),
+            )
+        except KeyError as exc:
+            raise ValueError(f"recheck target lacks the field {exc.args[0]!r}") from None
+        except TypeError as exc:
+            raise ValueError(f"bad recheck target: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RecheckResult:
+    """What one recheck found. ``checked_at`` is ISO 8601 UTC; ``http_status`` is that of the
+    final response (none after a network failure); ``sha256`` is that of the fetched image,
+    when one was fetched."""
+
+    notice_id: str
+    url: str
+    state: RecheckState
+    reason: str
+    http_status: int | None
+    checked_at: str
+    sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in RECHECK_STATES:
+            raise ValueError(f"notice {self.notice_id}: unknown recheck state {self.state!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
