@@ -122,7 +122,8 @@ class StoreRunCreator:
                 distributed=options.distributed,
             )
         except RunExists:
-            assert run_id is not None  # a new id is never taken
+            if run_id is None:  # a new random id that is taken: nothing sensible to return
+                raise RunStartError("cannot create the run: a new run id was taken") from None
             return run_id
         except (ValueError, StoreError) as exc:
             raise RunStartError(f"cannot create the run: {exc}") from None

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from scrapy import Request, Spider, signals
 from scrapy.crawler import CrawlerProcess
-from scrapy.exceptions import CloseSpider, DontCloseSpider
+from scrapy.exceptions import CloseSpider, DontCloseSpider, UsageError
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread, deferToThreadPool
@@ -62,6 +62,10 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between polls while there is nothing to recheck (``once=False``).
 DEFAULT_POLL_INTERVAL: Final = 5.0
+#: Why ``scrapy crawl recheck`` cannot run the spider on its own.
+NOT_STANDALONE: Final = (
+    "the recheck spider fetches the notices takedown hands it: run `hotline recheck`"
+)
 #: The finish reason of a ``once`` run whose last poll failed.
 POLL_FAILED: Final = "poll_failed"
 
@@ -92,13 +96,15 @@ class RecheckSpider(Spider):
 
     def __init__(
         self,
-        poll: Poll,
-        report: Report,
+        poll: Poll | None = None,
+        report: Report | None = None,
         once: bool = True,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if poll is None or report is None:  # e.g. `scrapy crawl recheck`: nothing to fetch
+            raise UsageError(NOT_STANDALONE)
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be positive, got {poll_interval}")
         self.poll_targets = poll

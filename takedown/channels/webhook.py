@@ -177,7 +177,7 @@ class WebhookChannel:
     def backoff(self, attempt: int) -> float:
         """The pause after failed attempt ``attempt`` (1-based): doubling, capped, jittered."""
         ceiling = min(self.settings.backoff * 2.0 ** (attempt - 1), MAX_BACKOFF)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
 
     def deliver(self, notice: OutgoingNotice) -> DeliveryReceipt:
         url = notice.recipient.webhook_url or self.settings.url
