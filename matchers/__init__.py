@@ -7,7 +7,12 @@ This package imports nothing from the rest of hotline-crawler. Modules:
 - :mod:`matchers.sniff` - image format by magic bytes
 - :mod:`matchers.digest` - :func:`digest_bytes`: MD5/SHA-1/SHA-256 + PDQ + pHash, safe decoding
 - :mod:`matchers.lists` - hash-list CSV format, :class:`HashList`, building from a directory
+- :mod:`matchers.formats` - plain and vendor-CSV hash lists, besides the native CSV
+- :mod:`matchers.codec` - the checked binary container a serialized list is stored in
+- :mod:`matchers.imageops` - reduction, border trimming and dihedral variants for hashing
 - :mod:`matchers.index` - exact and Hamming indexes, :class:`Matcher`
+- :mod:`matchers.mih` - multi-index hashing: exact Hamming range search over millions
+- :mod:`matchers.guards` - per-crawl guards on match quality (flood guard, low quality)
 """
 
 from matchers.algorithms import ALGORITHMS, hamming, normalize_hash

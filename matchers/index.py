@@ -1,6 +1,6 @@
 """Indexes over hash lists and the :class:`Matcher` that turns a digest into verdicts.
 
-Two small interfaces (STYLE.md point 6): an exact index (hash text -> payloads) and a Hamming
+Two small interfaces: an exact index (hash text -> payloads) and a Hamming
 index (``add`` / ``query(hash, max_distance) -> [(payload, distance)]``, plus the array form
 ``search``). The linear Hamming index is the reference implementation and the oracle for the
 multi-index hashing one (:mod:`matchers.mih`), the matcher's default for all but small lists.

@@ -1,4 +1,4 @@
-"""The one place that makes Redis clients (STYLE.md point 11).
+"""The one place that makes Redis clients.
 
 Everything that talks to Redis gets its client from :func:`redis_from_url`, so tests can
 point the whole project at a real local server by URL. Supported URLs (redis-py syntax)::

@@ -1,0 +1,1 @@
+"""The spiders: ``hotline`` crawls reported URLs; ``recheck`` is run by ``hotline recheck``."""
