@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from scrapy import Request, signals
 from scrapy.core.scheduler import BaseScheduler
@@ -53,6 +53,7 @@ from crawler import signals as crawler_signals
 from crawler.redis import client_from, keys_from
 from crawler.settings import CRAWL_MAX_PAGES_PER_SEED, FRONTIER_LEASE, FRONTIER_POLL_INTERVAL
 from store.frontier import ADDED, CAPPED, DUPLICATE, Frontier
+from store.text import text
 
 if TYPE_CHECKING:
     import redis
@@ -558,8 +559,8 @@ class FrontierScheduler(BaseScheduler):
 
     def _ended_reason(self) -> str:
         status = self.client.hget(self.frontier.keys.crawl(self.run_id), "status")
-        text = status.decode() if isinstance(status, bytes) else ""
-        return text if text in ("finished", "cancelled") else RUN_ENDED
+        reason = "" if status is None else text(cast("bytes", status))
+        return reason if reason in ("finished", "cancelled") else RUN_ENDED
 
     def _close_ended(self) -> None:
         self._close(self._ended_reason())

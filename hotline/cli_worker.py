@@ -196,16 +196,18 @@ def crawl_distributed(
 ) -> None:
     """Queue a distributed run for the workers; unless ``detach``, wait and report on it."""
     store = RunStore(session.client, session.keys)
-    run_id = store.create(seeds=seeds, options=options, origin="cli", distributed=True)
-    if detach:
-        if as_json:
-            out.print_json(data={"crawl": run_id, "status": "queued", "distributed": True})
-        else:
-            out.print(f"run {run_id} queued for the workers (`hotline runs show {run_id}`)")
-        return
-    if not as_json:
-        err.print(f"run {run_id} queued for the workers; waiting (Ctrl-C stops waiting)")
+    # Ctrl-C stops the waiting from the moment the run exists (it is taken before the run is
+    # created, so a signal that comes right after cannot skip the message below).
     with stop_on_signals() as stop:
+        run_id = store.create(seeds=seeds, options=options, origin="cli", distributed=True)
+        if detach:
+            if as_json:
+                out.print_json(data={"crawl": run_id, "status": "queued", "distributed": True})
+            else:
+                out.print(f"run {run_id} queued for the workers (`hotline runs show {run_id}`)")
+            return
+        if not as_json:
+            err.print(f"run {run_id} queued for the workers; waiting (Ctrl-C stops waiting)")
         record = wait_for_run(session, run_id, show_progress=not as_json, stop=stop)
     if record is None:
         err.print(

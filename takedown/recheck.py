@@ -33,6 +33,7 @@ from store.base import RedisStore
 from store.clock import parse_iso
 from store.lists import ListStore
 from store.rechecks import RecheckResult, RecheckTarget
+from store.text import text
 from takedown.errors import DeliveryError, NoticeError
 from takedown.model import Recipient, Route
 from takedown.notices import OPEN_STATUSES, Notice, NoticeNotFound, NoticeStore
@@ -105,7 +106,7 @@ class RecheckBook(RedisStore):
         thresholds: dict[str, Thresholds] | None = None
         targets: list[RecheckTarget] = []
         for raw in ids:
-            notice_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            notice_id = text(raw)
             try:
                 notice = self.store.get(notice_id)
             except NoticeNotFound:

@@ -65,7 +65,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -76,6 +76,7 @@ import referencing
 import referencing.jsonschema
 from jsonschema.exceptions import best_match
 
+from store.clock import iso
 from store.queue import HitRecord
 from store.text import one_line
 from takedown.errors import NoticeError
@@ -135,7 +136,7 @@ def utc_iso(value: str, field: str) -> str:
         raise NoticeError(f"{field} is not an ISO 8601 time: {value!r}") from exc
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise NoticeError(f"{field} has no UTC offset: {value!r}")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(moment.timestamp())
 
 
 def report_id_for(notice_id: str, kind: NoticeKind, sequence: int) -> str:
