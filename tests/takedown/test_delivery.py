@@ -41,8 +41,8 @@ from takedown.channels.webhook import (
 )
 from takedown.errors import DeliveryError
 from takedown.model import Channel, NoticeKind, OutgoingNotice, Recipient
-from tests.takedown.smtpserver import SmtpServer, TlsFiles, make_tls_files
-from tests.takedown.webhookserver import Hang, Reply, WebhookServer
+from tests.servers.smtp import SmtpServer, TlsFiles, make_tls_files
+from tests.servers.webhook import Hang, Reply, WebhookServer
 
 SMTP_HOST = "127.0.0.2"
 WEBHOOK_HOST = "127.0.0.3"

@@ -13,18 +13,11 @@ from store.keys import Keys
 from takedown.model import DeliveryReceipt, Recipient, Route
 from takedown.notices import LockBusy, NoticeNotFound, NoticeStore
 from takedown.stats import nearest_rank, provider_stats
-from tests.takedown.builders import make_hit
+from tests.builders import make_hit
+from tests.helpers import Clock
 
 #: Every optional field set, so a round trip through the store has to keep each of them.
 HIT = make_hit(pdq="d" * 64, pdq_quality=88, phash="e" * 16)
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

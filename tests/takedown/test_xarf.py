@@ -21,8 +21,8 @@ from takedown.xarf import (
     validate_xarf,
     xarf_classification,
 )
-from tests.takedown import builders
-from tests.takedown.builders import TEST_IDENTITY, label_hex
+from tests import builders
+from tests.builders import TEST_IDENTITY, label_hex
 
 NOTICE_ID = "0123456789abcdef0123456789abcdef"
 Z_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")

@@ -1,4 +1,5 @@
-"""Made-up takedown values for the tests: one confirmed hit builder and one hotline identity.
+"""Made-up takedown values for the tests: one confirmed hit builder and one hotline identity
+(as a value and as the ``[hotline]`` table of a configuration file).
 
 Nothing here is, or is derived from, real content: the "hashes" are hex digests of a text
 label, so they have the right length and alphabet and differ per number, nothing more.
@@ -20,6 +21,16 @@ TEST_IDENTITY = HotlineIdentity(
     country="NL",
     legal_basis="Art. 1 of the Example Act (test configuration)",
 )
+
+#: :data:`TEST_IDENTITY` as the ``[hotline]`` table of ``hotline.toml``.
+IDENTITY_TOML = f"""
+[hotline]
+name = "{TEST_IDENTITY.name}"
+email = "{TEST_IDENTITY.email}"
+website = "{TEST_IDENTITY.website}"
+country = "{TEST_IDENTITY.country}"
+legal_basis = "{TEST_IDENTITY.legal_basis}"
+"""
 
 
 def label_hex(label: str, algorithm: str) -> str:

@@ -9,10 +9,7 @@ content was retained anywhere the crawl could have written.
 from __future__ import annotations
 
 import json
-import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,23 +21,24 @@ import pytest
 
 from hotline.redisserver import EmbeddedRedis
 from store.connection import redis_from_url
+from tests.builders import IDENTITY_TOML
+from tests.helpers import hotline_env, run_cli
 from tests.nocontent import WindowFinder
 from tests.site.builder import EMBEDDINGS, TRANSFORMS, RunningTestSite
 
-HOTLINE = [sys.executable, "-m", "hotline.cli"]
+#: Seconds the crawl of the whole hostile site (and the recheck of its hits) may take.
+CRAWL_TIMEOUT = 240.0
+
 MAX_CRAWL_RSS_BYTES = 1024 * 1024 * 1024  # a hostile site must not blow the crawler up
-TAKEDOWN_CONFIG = """
-[hotline]
-name = "Example Hotline"
-email = "notices@hotline.example"
-website = "https://hotline.example"
-country = "NL"
-legal_basis = "test configuration"
+TAKEDOWN_CONFIG = (
+    IDENTITY_TOML
+    + """
 [notices]
 directory = "providers.yaml"
 [rdap]
 url = ""
 """
+)
 PROVIDERS = """
 - name: Loopback Hosting
   cidrs: [127.0.0.0/8]
@@ -65,14 +63,6 @@ class CrawlRun:
     takedown_output: str
 
 
-def run_cli(
-    args: list[str], env: dict[str, str], timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        HOTLINE + args, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
 @pytest.fixture(scope="module")
 def crawl_run(
     test_site: RunningTestSite, tmp_path_factory: pytest.TempPathFactory
@@ -80,8 +70,7 @@ def crawl_run(
     root = tmp_path_factory.mktemp("e2e")
     data_dir, tmp_dir = root / "data", root / "tmp"
     tmp_dir.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(HOTLINE_DATA_DIR=str(data_dir), TMPDIR=str(tmp_dir), COLUMNS="200")
+    env = hotline_env(HOTLINE_DATA_DIR=str(data_dir), TMPDIR=str(tmp_dir), COLUMNS="200")
     known = root / "known.csv"
     known.write_text(test_site.site.known_csv, encoding="utf-8")
     started = time.time()
@@ -105,6 +94,7 @@ def crawl_run(
             "LOG_LEVEL=DEBUG",
         ],
         env,
+        timeout=CRAWL_TIMEOUT,
     )
     max_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     assert crawl.returncode == 0, crawl.stderr[-3000:]
@@ -117,7 +107,9 @@ def crawl_run(
     notify = run_cli(["notifier", "--once", "--json"], env)
     assert notify.returncode == 0, notify.stderr
     recheck = run_cli(
-        ["recheck", "--all", "--json"], {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "1"}
+        ["recheck", "--all", "--json"],
+        {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "1"},
+        timeout=CRAWL_TIMEOUT,
     )
     assert recheck.returncode == 0, recheck.stderr[-3000:]
     yield CrawlRun(
@@ -238,6 +230,7 @@ def test_a_recrawl_adds_no_duplicates(crawl_run: CrawlRun, test_site: RunningTes
             "AUTOTHROTTLE_START_DELAY=0.05",
         ],
         crawl_run.env,
+        timeout=CRAWL_TIMEOUT,
     )
     assert again.returncode == 0, again.stderr[-2000:]
     summary = json.loads(again.stdout)

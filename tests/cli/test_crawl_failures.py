@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import redis
@@ -18,6 +15,7 @@ from matchers.lists import HashList, ListEntry
 from store.connection import redis_from_url
 from store.keys import Keys
 from store.lists import ListStore
+from tests.helpers import HOST_A, hotline_env, run_cli
 
 
 def test_redis_dying_mid_crawl_fails_the_crawl(tmp_path: Path) -> None:
@@ -38,25 +36,9 @@ def test_redis_dying_mid_crawl_fails_the_crawl(tmp_path: Path) -> None:
             exchange.write(body)
 
         pages = {"/": html_page("<img src='/k.jpg'>"), "/k.jpg": image_after_redis_dies}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-        env.update(HOTLINE_REDIS_URL=server.url, HOTLINE_DATA_DIR=str(tmp_path / "data"))
-        with serve(pages, host="127.0.0.2") as site:
-            crawl = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "hotline.cli",
-                    "crawl",
-                    site.url("/"),
-                    "--allow-private-networks",
-                    "--json",
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+        env = hotline_env(HOTLINE_REDIS_URL=server.url, HOTLINE_DATA_DIR=str(tmp_path / "data"))
+        with serve(pages, host=HOST_A) as site:
+            crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
     assert crawl.returncode != 0
     last = crawl.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ")

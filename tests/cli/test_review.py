@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from hotline.imagegen import cropped, encode, textured_image, watermarked
 from hotline.loopback import html_page, image_response, serve
 from matchers.algorithms import hamming
 from matchers.digest import digest_bytes
-
-HOTLINE = [sys.executable, "-m", "hotline.cli"]
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        HOTLINE + args, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+from tests.helpers import run_cli
 
 
 def test_a_near_copy_goes_to_review_under_strict_thresholds(
-    redis_url: str, redis_prefix: str, tmp_path: Path
+    env: dict[str, str], tmp_path: Path
 ) -> None:
     original = textured_image(3301)
     known = encode(original, "JPEG", quality=92)
@@ -40,9 +30,7 @@ def test_a_near_copy_goes_to_review_under_strict_thresholds(
         "algorithm,hash,id,category\n"
         f"sha256,{k.sha256},e1,test\npdq,{k.pdq},e1,test\nphash,{k.phash},e1,test\n"
     )
-    env = {key: v for key, v in os.environ.items() if not key.startswith("HOTLINE_")}
-    env.update(HOTLINE_REDIS_URL=redis_url, HOTLINE_KEY_PREFIX=redis_prefix)
-    imported = _run(
+    imported = run_cli(
         [
             "hashes",
             "import",
@@ -63,12 +51,12 @@ def test_a_near_copy_goes_to_review_under_strict_thresholds(
         "/copy.jpg": image_response(copy, "image/jpeg"),
     }
     with serve(pages, host="127.0.0.2") as site:
-        crawl = _run(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
+        crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
     assert crawl.returncode == 0, crawl.stderr
     summary = json.loads(crawl.stdout)
     assert (summary["confirmed_new"], summary["review_new"]) == (1, 1)
-    hits = json.loads(_run(["hits", "list", "--json"], env).stdout)
-    review = json.loads(_run(["review", "list", "--json"], env).stdout)
+    hits = json.loads(run_cli(["hits", "list", "--json"], env).stdout)
+    review = json.loads(run_cli(["review", "list", "--json"], env).stdout)
     assert [(h["url"], h["algorithm"], h["verdict"]) for h in hits] == [
         (site.url("/original.jpg"), "sha256", "confirmed")
     ]

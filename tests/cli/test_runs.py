@@ -5,15 +5,10 @@ Real Redis, loopback sites, the CLI as a subprocess."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import redis
@@ -25,34 +20,22 @@ from matchers.lists import HashList, ListEntry
 from store.keys import Keys
 from store.lists import ListStore
 from store.runs import RunRecord, RunStats, RunStore
+from tests.helpers import (
+    HOTLINE,
+    WAIT_TIMEOUT,
+    free_port,
+    one_line_error,
+    run_cli,
+    wait_for,
+)
 
-HOTLINE = [sys.executable, "-m", "hotline.cli"]
 #: Seconds between the live updates of a test crawl's run.
 LIVE_INTERVAL = "0.2"
-WAIT_TIMEOUT = 60.0
-T = TypeVar("T")
-
-
-@pytest.fixture
-def env(redis_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(
-        HOTLINE_REDIS_URL=redis_url,
-        HOTLINE_KEY_PREFIX=redis_prefix,
-        HOTLINE_DATA_DIR=str(tmp_path / "data"),
-    )
-    return env
 
 
 @pytest.fixture
 def store(redis_client: redis.Redis, redis_prefix: str) -> RunStore:
     return RunStore(redis_client, Keys(redis_prefix))
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        HOTLINE + args, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def crawl_args(*urls: str) -> list[str]:
@@ -66,31 +49,6 @@ def crawl_args(*urls: str) -> list[str]:
         "--set",
         f"CRAWLRECORD_INTERVAL={LIVE_INTERVAL}",
     ]
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
-
-
-def wait_for(condition: Callable[[], T | None], what: str) -> T:
-    """Poll ``condition`` (Redis reads) until it holds, or fail after WAIT_TIMEOUT."""
-    deadline = time.monotonic() + WAIT_TIMEOUT
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)  # back off between reads; the condition is what synchronises
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def closed_port(host: str) -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -115,13 +73,13 @@ def site(redis_client: redis.Redis, redis_prefix: str) -> Iterator[RunningServer
 def test_a_crawl_is_recorded_as_a_finished_run(
     env: dict[str, str], site: RunningServer, store: RunStore
 ) -> None:
-    crawl = run(crawl_args(site.url("/")), env)
+    crawl = run_cli(crawl_args(site.url("/")), env)
     assert crawl.returncode == 0, crawl.stderr[-3000:]
     summary = json.loads(crawl.stdout)
     run_id = summary["crawl"]
     assert summary["health"] == []
 
-    listed = json.loads(run(["runs", "list", "--json"], env).stdout)
+    listed = json.loads(run_cli(["runs", "list", "--json"], env).stdout)
     assert [r["id"] for r in listed] == [run_id]
     (record,) = listed
     assert (record["status"], record["origin"], record["reason"]) == ("finished", "cli", "finished")
@@ -131,7 +89,7 @@ def test_a_crawl_is_recorded_as_a_finished_run(
     assert record["started_unix"] <= record["finished_unix"]
     assert record["finished"].endswith("Z")
 
-    shown = run(["runs", "show", run_id.rsplit("-", 1)[1], "--json"], env)
+    shown = run_cli(["runs", "show", run_id.rsplit("-", 1)[1], "--json"], env)
     assert shown.returncode == 0, shown.stderr
     full = json.loads(shown.stdout)
     assert full["id"] == run_id and full["seeds"] == [site.url("/")]
@@ -140,17 +98,17 @@ def test_a_crawl_is_recorded_as_a_finished_run(
     assert full["crawl_stats"]["crawl/pages"] == 2
     assert full["crawl_stats"]["finish_reason"] == "finished"
 
-    table = run(["runs", "list"], env)
+    table = run_cli(["runs", "list"], env)
     assert table.returncode == 0 and run_id in table.stdout and "finished" in table.stdout
     assert "ok" in table.stdout
-    assert "seeds" in run(["runs", "show", run_id], env).stdout
+    assert "seeds" in run_cli(["runs", "show", run_id], env).stdout
 
 
 def test_a_seed_whose_server_is_down_is_flagged_no_pages(
     env: dict[str, str], store: RunStore
 ) -> None:
-    url = f"http://127.0.0.2:{closed_port('127.0.0.2')}/"
-    crawl = run(crawl_args(url), env)
+    url = f"http://127.0.0.2:{free_port('127.0.0.2')}/"
+    crawl = run_cli(crawl_args(url), env)
     assert crawl.returncode == 0, crawl.stderr[-3000:]
     summary = json.loads(crawl.stdout)
     assert summary["health"] == ["no_pages"]
@@ -158,10 +116,10 @@ def test_a_seed_whose_server_is_down_is_flagged_no_pages(
     assert (record.status, record.stats.pages) == ("finished", 0)
     assert record.stats.errors == {"DownloadConnectionRefusedError": 1}
     assert set(record.health) == {"no_pages"}  # one request is too few to judge the error rate
-    listed = run(["runs", "list"], env)
+    listed = run_cli(["runs", "list"], env)
     assert "no_pages" in listed.stdout
 
-    strict = run([*crawl_args(url), "--set", "HEALTH_MIN_REQUESTS=1"], env)
+    strict = run_cli([*crawl_args(url), "--set", "HEALTH_MIN_REQUESTS=1"], env)
     assert json.loads(strict.stdout)["health"] == ["error_rate", "no_pages"]
 
 
@@ -196,7 +154,7 @@ def test_cancel_stops_a_running_crawl(env: dict[str, str], store: RunStore, tmp_
                 return runs[0] if runs and runs[0].stats.pages >= 1 else None
 
             running = wait_for(running_with_live_counts, "live counts of the running run")
-            cancel = run(["runs", "cancel", running.id, "--json"], env)
+            cancel = run_cli(["runs", "cancel", running.id, "--json"], env)
             assert cancel.returncode == 0, cancel.stderr
             assert json.loads(cancel.stdout) == {
                 "id": running.id,
@@ -214,7 +172,7 @@ def test_cancel_stops_a_running_crawl(env: dict[str, str], store: RunStore, tmp_
     assert (record.status, record.reason) == ("cancelled", "cancelled")
     assert record.cancel_requested is not None and record.stats.pages == 2
     assert after == []  # nothing new was fetched once the crawl stopped
-    again = run(["runs", "cancel", running.id], env)
+    again = run_cli(["runs", "cancel", running.id], env)
     assert again.returncode == 2
     assert one_line_error(again) == f"error: run {running.id} already ended: cancelled"
 
@@ -229,7 +187,7 @@ def test_crawl_a_queued_run(env: dict[str, str], site: RunningServer, store: Run
         },
         origin="schedule:nightly",
     )
-    crawl = run(["crawl", "--run", run_id, "--json"], env)
+    crawl = run_cli(["crawl", "--run", run_id, "--json"], env)
     assert crawl.returncode == 0, crawl.stderr[-3000:]
     assert json.loads(crawl.stdout)["crawl"] == run_id
     record = store.get(run_id)
@@ -239,14 +197,14 @@ def test_crawl_a_queued_run(env: dict[str, str], site: RunningServer, store: Run
     assert record.started is not None and record.created is not None
     assert record.created <= record.started
 
-    again = run(["crawl", "--run", run_id], env)
+    again = run_cli(["crawl", "--run", run_id], env)
     assert again.returncode == 2
     assert one_line_error(again) == (
         f"error: run {run_id} is finished, not queued: nothing to crawl"
     )
-    unknown = run(["crawl", "--run", "nosuchrun"], env)
+    unknown = run_cli(["crawl", "--run", "nosuchrun"], env)
     assert unknown.returncode == 2 and "no run nosuchrun" in one_line_error(unknown)
-    both = run(["crawl", "--run", run_id, site.url("/")], env)
+    both = run_cli(["crawl", "--run", run_id, site.url("/")], env)
     assert both.returncode == 2 and "--run" in one_line_error(both)
 
 
@@ -254,44 +212,44 @@ def test_a_cancelled_queued_run_is_not_crawled(
     env: dict[str, str], site: RunningServer, store: RunStore
 ) -> None:
     run_id = store.create(seeds=[site.url("/")], options={}, origin="schedule:x")
-    cancel = run(["runs", "cancel", run_id], env)
+    cancel = run_cli(["runs", "cancel", run_id], env)
     assert cancel.returncode == 0, cancel.stderr
     assert cancel.stdout.strip() == f"run {run_id}: cancelled"
-    crawl = run(["crawl", "--run", run_id], env)
+    crawl = run_cli(["crawl", "--run", run_id], env)
     assert crawl.returncode == 2 and "is cancelled, not queued" in one_line_error(crawl)
 
 
 def test_runs_commands_on_records(env: dict[str, str], store: RunStore) -> None:
-    assert json.loads(run(["runs", "list", "--json"], env).stdout) == []
-    assert run(["runs", "list"], env).stdout.strip() == "no runs"
+    assert json.loads(run_cli(["runs", "list", "--json"], env).stdout) == []
+    assert run_cli(["runs", "list"], env).stdout.strip() == "no runs"
     queued = store.create(seeds=["http://127.0.0.2:1/"], options={"depth": 1}, origin="cli")
     done = store.create(seeds=["http://127.0.0.2:2/"], options={}, origin="scrapy")
     store.start(done)
     counts = RunStats(requests=3, responses=1, pages=1, errors={"TimeoutError": 2})
     store.finish(done, "failed", "shutdown", counts, {"no_images": "why"})
 
-    listed = json.loads(run(["runs", "list", "--json", "--status", "queued"], env).stdout)
+    listed = json.loads(run_cli(["runs", "list", "--json", "--status", "queued"], env).stdout)
     assert [r["id"] for r in listed] == [queued]
     assert [
-        r["id"] for r in json.loads(run(["runs", "list", "--json", "--limit", "1"], env).stdout)
+        r["id"] for r in json.loads(run_cli(["runs", "list", "--json", "--limit", "1"], env).stdout)
     ] == [done]
-    bad = run(["runs", "list", "--status", "done"], env)
+    bad = run_cli(["runs", "list", "--status", "done"], env)
     assert bad.returncode == 2 and "--status 'done'" in one_line_error(bad)
 
-    full = json.loads(run(["runs", "show", done, "--json"], env).stdout)
+    full = json.loads(run_cli(["runs", "show", done, "--json"], env).stdout)
     assert (full["status"], full["reason"], full["health"]) == ("failed", "shutdown", ["no_images"])
     assert full["health_detail"] == {"no_images": "why"}
     assert full["stats"]["errors"] == {"TimeoutError": 2}
     assert full["seeds"] == ["http://127.0.0.2:2/"] and full["duration_s"] is not None
-    table = run(["runs", "list"], env).stdout
+    table = run_cli(["runs", "list"], env).stdout
     assert "no_images" in table and "shutdown" not in table
 
-    missing = run(["runs", "show", "nosuchrun"], env)
+    missing = run_cli(["runs", "show", "nosuchrun"], env)
     assert missing.returncode == 2 and one_line_error(missing) == "error: no run nosuchrun"
-    unknown = run(["runs", "cancel", "nosuchrun"], env)
+    unknown = run_cli(["runs", "cancel", "nosuchrun"], env)
     assert unknown.returncode == 2 and one_line_error(unknown) == "error: no run nosuchrun"
-    ended = run(["runs", "cancel", done], env)
+    ended = run_cli(["runs", "cancel", done], env)
     assert ended.returncode == 2
     assert one_line_error(ended) == f"error: run {done} already ended: failed"
-    cancelled = json.loads(run(["runs", "cancel", queued, "--json"], env).stdout)
+    cancelled = json.loads(run_cli(["runs", "cancel", queued, "--json"], env).stdout)
     assert cancelled == {"id": queued, "status": "cancelled", "cancel_requested": True}

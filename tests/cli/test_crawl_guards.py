@@ -3,43 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from hotline.imagegen import encode, textured_image
 from hotline.loopback import html_page, image_response, serve
 from matchers.digest import digest_bytes
-
-HOTLINE = [sys.executable, "-m", "hotline.cli"]
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        HOTLINE + args, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def _env(redis_url: str, redis_prefix: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(HOTLINE_REDIS_URL=redis_url, HOTLINE_KEY_PREFIX=redis_prefix)
-    return env
+from tests.helpers import run_cli
 
 
 def test_flood_guard_demotes_an_entry_matching_too_many_images(
-    redis_url: str, redis_prefix: str, tmp_path: Path
+    env: dict[str, str], tmp_path: Path
 ) -> None:
     body = encode(textured_image(4401), "JPEG", quality=90)
-    env = _env(redis_url, redis_prefix)
     known = tmp_path / "known.csv"
     known.write_text(f"algorithm,hash,id\nsha256,{digest_bytes(body).sha256},e1\n")
-    assert _run(["hashes", "import", str(known), "--list", "k"], env).returncode == 0
+    assert run_cli(["hashes", "import", str(known), "--list", "k"], env).returncode == 0
     urls = [f"/copy{i}.jpg" for i in range(5)]
     pages = {"/": html_page("".join(f"<img src='{u}'>" for u in urls))}
     pages.update({u: image_response(body, "image/jpeg") for u in urls})
     with serve(pages, host="127.0.0.2") as site:
-        crawl = _run(
+        crawl = run_cli(
             [
                 "crawl",
                 site.url("/"),
@@ -54,17 +37,14 @@ def test_flood_guard_demotes_an_entry_matching_too_many_images(
     summary = json.loads(crawl.stdout)
     assert (summary["confirmed_new"], summary["review_new"]) == (2, 3)
     assert "flood guard: k/e1 confirmed more than 2 distinct images" in crawl.stderr
-    review = json.loads(_run(["review", "list", "--json"], env).stdout)
+    review = json.loads(run_cli(["review", "list", "--json"], env).stdout)
     assert {r["entry"] for r in review} == {"e1"} and len(review) == 3
 
 
-def test_an_allow_list_entry_silences_a_match(
-    redis_url: str, redis_prefix: str, tmp_path: Path
-) -> None:
+def test_an_allow_list_entry_silences_a_match(env: dict[str, str], tmp_path: Path) -> None:
     flagged = encode(textured_image(4402), "JPEG", quality=90)
     false_positive = encode(textured_image(4403), "PNG")
     fp = digest_bytes(false_positive)
-    env = _env(redis_url, redis_prefix)
     known = tmp_path / "known.csv"
     # The known list holds both; the second is a known false positive.
     known.write_text(
@@ -72,16 +52,18 @@ def test_an_allow_list_entry_silences_a_match(
     )
     allow = tmp_path / "allow.csv"
     allow.write_text(f"algorithm,hash,id\npdq,{fp.pdq},fp1\n")
-    assert _run(["hashes", "import", str(known), "--list", "k"], env).returncode == 0
-    assert _run(["hashes", "import", str(allow), "--list", "fps", "--allow"], env).returncode == 0
+    assert run_cli(["hashes", "import", str(known), "--list", "k"], env).returncode == 0
+    assert (
+        run_cli(["hashes", "import", str(allow), "--list", "fps", "--allow"], env).returncode == 0
+    )
     pages = {
         "/": html_page("<img src='/a.jpg'><img src='/b.png'>"),
         "/a.jpg": image_response(flagged, "image/jpeg"),
         "/b.png": image_response(false_positive, "image/png"),
     }
     with serve(pages, host="127.0.0.2") as site:
-        crawl = _run(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
+        crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
     assert crawl.returncode == 0, crawl.stderr
-    hits = json.loads(_run(["hits", "list", "--json"], env).stdout)
+    hits = json.loads(run_cli(["hits", "list", "--json"], env).stdout)
     assert [(h["url"], h["entry"]) for h in hits] == [(site.url("/a.jpg"), "e1")]
-    assert json.loads(_run(["review", "list", "--json"], env).stdout) == []
+    assert json.loads(run_cli(["review", "list", "--json"], env).stdout) == []

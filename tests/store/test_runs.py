@@ -24,17 +24,10 @@ from store.connection import redis_from_url
 from store.errors import RunExists, RunNotFound, RunStateError
 from store.keys import Keys
 from store.runs import RunStats, RunStore, new_run_id, schedule_origin, status_for_reason
+from tests.helpers import Clock
 
 SEEDS = ["http://127.0.0.2:8000/"]
 OPTIONS = {"depth": 1, "max_pages": 10, "lists": ["known"]}
-
-
-class Clock:
-    def __init__(self, now: float = 1_900_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -30,24 +30,12 @@ from store.keys import Keys
 from store.options import CrawlOptions
 from store.runs import RunStore
 from store.schedules import Schedule, ScheduleStore, Trigger, parse_trigger
+from tests.helpers import Clock
 
 T0 = datetime(2030, 1, 1, 0, 0, 7, tzinfo=UTC).timestamp()
 EVERY = 10.0
 SEEDS = ["http://127.0.0.2/", "http://127.0.0.3/a"]
 BARRIER_TIMEOUT = 30.0
-
-
-class Clock:
-    """A clock the test moves; shared by threads (reads of a float are atomic)."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Recorder:
@@ -70,7 +58,7 @@ def keys(redis_prefix: str) -> Keys:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

@@ -1,12 +1,9 @@
 """The takedown commands' edges through the real CLI: configuration errors, the default outbox,
-provider lookups, unknown notices. The full loop is in ``test_takedown_e2e.py``."""
+provider lookups, unknown notices. The full loop is in ``test_takedown_loop.py``."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -16,54 +13,27 @@ import redis
 
 from store.keys import Keys
 from store.queue import HitQueue
-from tests.takedown.builders import make_hit
-from tests.takedown.rdapserver import RdapServer, load_doc
+from tests.builders import IDENTITY_TOML, make_hit
+from tests.helpers import HOST_A, ROOT, one_line_error, run_cli
+from tests.servers.rdap import RdapServer, load_doc
 
-HOTLINE = [sys.executable, "-m", "hotline.cli"]
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-IDENTITY = """
-[hotline]
-name = "Example Hotline"
-email = "notices@hotline.example"
-website = "https://hotline.example"
-country = "NL"
-legal_basis = "Art. 240b of the Criminal Code (test configuration)"
-"""
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        HOTLINE + args, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture
-def env(redis_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+def env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The CLI tests' environment plus a configuration: an identity, a provider directory
+    that knows one host, and no RDAP."""
     config = tmp_path / "hotline.toml"
     config.write_text(
-        IDENTITY + '[notices]\ndirectory = "providers.yaml"\n[rdap]\nurl = ""\n', encoding="utf-8"
-    )
-    (tmp_path / "providers.yaml").write_text(
-        "- name: Alpha Hosting\n  cidrs: [127.0.0.2/32]\n  abuse: abuse@alpha.example\n",
+        IDENTITY_TOML + '[notices]\ndirectory = "providers.yaml"\n[rdap]\nurl = ""\n',
         encoding="utf-8",
     )
-    base.update(
-        HOTLINE_REDIS_URL=redis_url,
-        HOTLINE_KEY_PREFIX=redis_prefix,
-        HOTLINE_DATA_DIR=str(tmp_path / "data"),
-        HOTLINE_CONFIG=str(config),
+    (tmp_path / "providers.yaml").write_text(
+        f"- name: Alpha Hosting\n  cidrs: [{HOST_A}/32]\n  abuse: abuse@alpha.example\n",
+        encoding="utf-8",
     )
-    return base
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
-    assert result.returncode == code, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
+    return {**env, "HOTLINE_CONFIG": str(config)}
 
 
 def test_default_delivery_is_the_outbox(
@@ -72,7 +42,7 @@ def test_default_delivery_is_the_outbox(
     queued = HitQueue(redis_client, Keys(redis_prefix))
     first = make_hit()
     queued.enqueue(first)
-    result = run(["notifier", "--once", "--json"], env)
+    result = run_cli(["notifier", "--once", "--json"], env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["sent"] == 1
     outbox = tmp_path / "data" / "outbox"
@@ -84,22 +54,22 @@ def test_default_delivery_is_the_outbox(
     assert payload["xarf"]["url"] == first.url
     assert sorted(p.name for p in outbox.iterdir()) == sorted([eml.name, eml.stem + ".json"])
     assert oct(eml.stat().st_mode & 0o777) == "0o600"
-    shown = json.loads(run(["notices", "show", first.incident[:8], "--json"], env).stdout)
+    shown = json.loads(run_cli(["notices", "show", first.incident[:8], "--json"], env).stdout)
     assert shown["channel"] == "smtp"
     assert shown["timeline"][-1]["detail"].startswith("outbox")
 
 
 def test_providers_lookup_explains_the_route(env: dict[str, str]) -> None:
-    result = run(["providers", "lookup", "127.0.0.2", "--json"], env)
+    result = run_cli(["providers", "lookup", "127.0.0.2", "--json"], env)
     assert result.returncode == 0, result.stderr
     route = json.loads(result.stdout)
     assert route["method"] == "directory-cidr"
     assert route["recipient"]["address"] == "abuse@alpha.example"
-    text = run(["providers", "lookup", "http://127.0.0.2:8080/x.jpg"], env)
+    text = run_cli(["providers", "lookup", "http://127.0.0.2:8080/x.jpg"], env)
     assert text.returncode == 0, text.stderr
     assert "Alpha Hosting" in text.stdout
     assert "127.0.0.2/32" in text.stdout
-    nobody = json.loads(run(["providers", "lookup", "127.0.0.9", "--json"], env).stdout)
+    nobody = json.loads(run_cli(["providers", "lookup", "127.0.0.9", "--json"], env).stdout)
     assert nobody["method"] == "unroutable"
     assert nobody["recipient"] is None
     assert nobody["trail"]
@@ -108,7 +78,7 @@ def test_providers_lookup_explains_the_route(env: dict[str, str]) -> None:
 def test_providers_lookup_through_rdap(env: dict[str, str], rdap_server: RdapServer) -> None:
     rdap_server.add_network("127.0.0.9/32", load_doc("ripe_ip"))
     route = json.loads(
-        run(
+        run_cli(
             ["providers", "lookup", "127.0.0.9", "--json"],
             {**env, "HOTLINE_RDAP_URL": rdap_server.url},
         ).stdout
@@ -129,8 +99,8 @@ def test_providers_lookup_through_rdap(env: dict[str, str], rdap_server: RdapSer
 def test_configuration_errors_are_one_line_exit_2(
     env: dict[str, str], tmp_path: Path, config: str, expected: str
 ) -> None:
-    (tmp_path / "hotline.toml").write_text(IDENTITY + config, encoding="utf-8")
-    line = one_line_error(run(["notifier", "--once"], env), 2)
+    (tmp_path / "hotline.toml").write_text(IDENTITY_TOML + config, encoding="utf-8")
+    line = one_line_error(run_cli(["notifier", "--once"], env), 2)
     assert expected in line
 
 
@@ -139,23 +109,25 @@ def test_directory_errors_name_file_and_line(env: dict[str, str], tmp_path: Path
         "- name: Alpha Hosting\n  cidrs: [127.0.0.2/33]\n  abuse: abuse@alpha.example\n",
         encoding="utf-8",
     )
-    line = one_line_error(run(["notifier", "--once"], env), 2)
+    line = one_line_error(run_cli(["notifier", "--once"], env), 2)
     assert "providers.yaml:2" in line
     assert "cidrs" in line
 
 
 def test_sending_needs_the_hotline_identity(env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "hotline.toml").write_text('[rdap]\nurl = ""\n', encoding="utf-8")
-    line = one_line_error(run(["notifier", "--once"], env), 2)
+    line = one_line_error(run_cli(["notifier", "--once"], env), 2)
     assert "[hotline]" in line
     # Reading does not need it.
-    listed = run(["notices", "list", "--json"], env)
+    listed = run_cli(["notices", "list", "--json"], env)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == []
 
 
 def test_missing_configuration_file_is_named(env: dict[str, str], tmp_path: Path) -> None:
-    line = one_line_error(run(["stats"], {**env, "HOTLINE_CONFIG": str(tmp_path / "nope.toml")}), 2)
+    line = one_line_error(
+        run_cli(["stats"], {**env, "HOTLINE_CONFIG": str(tmp_path / "nope.toml")}), 2
+    )
     assert "nope.toml" in line
 
 
@@ -170,16 +142,16 @@ def test_missing_configuration_file_is_named(env: dict[str, str], tmp_path: Path
     ],
 )
 def test_bad_input_is_exit_2(env: dict[str, str], args: list[str], expected: str) -> None:
-    assert expected in one_line_error(run(args, env), 2)
+    assert expected in one_line_error(run_cli(args, env), 2)
 
 
 def test_empty_figures(env: dict[str, str]) -> None:
-    result = run(["stats", "--json"], env)
+    result = run_cli(["stats", "--json"], env)
     assert result.returncode == 0, result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     assert data["providers"] == []
     assert set(data["statuses"].values()) == {0}
-    assert run(["stats"], env).stdout.strip() == "no notices yet"
+    assert run_cli(["stats"], env).stdout.strip() == "no notices yet"
 
 
 def test_example_configuration_files_are_valid(env: dict[str, str], tmp_path: Path) -> None:
@@ -192,16 +164,16 @@ def test_example_configuration_files_are_valid(env: dict[str, str], tmp_path: Pa
         (EXAMPLES / "providers.csv").read_text(encoding="utf-8"), encoding="utf-8"
     )
     env = {**env, "HOTLINE_RDAP_URL": "", "HOTLINE_SMTP_PASSWORD": "x"}
-    route = json.loads(run(["providers", "lookup", "192.0.2.10", "--json"], env).stdout)
+    route = json.loads(run_cli(["providers", "lookup", "192.0.2.10", "--json"], env).stdout)
     assert route["method"] == "directory-cidr"
     csv_config = config.replace('directory = "providers.yaml"', 'directory = "providers.csv"')
     (tmp_path / "hotline.toml").write_text(csv_config, encoding="utf-8")
-    route = json.loads(run(["providers", "lookup", "192.0.2.10", "--json"], env).stdout)
+    route = json.loads(run_cli(["providers", "lookup", "192.0.2.10", "--json"], env).stdout)
     assert route["method"] == "directory-cidr"
 
 
 def test_demo_writes_one_notice_per_hit_to_its_outbox(env: dict[str, str], tmp_path: Path) -> None:
-    result = run(["demo", "--json"], env)
+    result = run_cli(["demo", "--json"], env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["missed"] == []

@@ -4,45 +4,15 @@ one-line errors with exit code 2, JSON, and the state each command leaves in Red
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from store.options import OPTION_KEYS
-
-HOTLINE = [sys.executable, "-m", "hotline.cli"]
-
-
-@pytest.fixture
-def env(redis_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(
-        HOTLINE_REDIS_URL=redis_url,
-        HOTLINE_KEY_PREFIX=redis_prefix,
-        HOTLINE_DATA_DIR=str(tmp_path / "data"),
-    )
-    return env
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        HOTLINE + args, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def ok_json(args: list[str], env: dict[str, str]) -> Any:
-    result = run([*args, "--json"], env)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+from tests.helpers import ok_json, run_cli
 
 
 def usage_error(args: list[str], env: dict[str, str]) -> str:
-    result = run(args, env)
+    result = run_cli(args, env)
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: "), result.stderr
@@ -53,7 +23,7 @@ def usage_error(args: list[str], env: dict[str, str]) -> str:
 def test_add_list_pause_resume_remove(env: dict[str, str], tmp_path: Path) -> None:
     seeds = tmp_path / "seeds.txt"
     seeds.write_text("# reported\nhttp://127.0.0.2/a\nftp://127.0.0.2/\nhttp://127.0.0.3/b\n")
-    result = run(
+    result = run_cli(
         [
             "schedule",
             "add",
@@ -94,7 +64,7 @@ def test_add_list_pause_resume_remove(env: dict[str, str], tmp_path: Path) -> No
         ("often", "every 6h", False),
     ]
     assert listed[1]["last_run_id"] is None and listed[1]["last_run_status"] is None
-    table = run(["schedule", "list"], env)
+    table = run_cli(["schedule", "list"], env)
     assert table.returncode == 0 and "nightly" in table.stdout and "every 6h" in table.stdout
 
     paused = ok_json(["schedule", "pause", "often"], env)

@@ -9,9 +9,6 @@ these may reach it.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +16,7 @@ import pytest
 from hotline.imagegen import encode, textured_image
 from hotline.loopback import Exchange, html_page, image_response, redirect, serve
 from matchers.digest import digest_bytes
-
-HOTLINE = [sys.executable, "-m", "hotline.cli"]
+from tests.helpers import hotline_env, run_cli
 
 
 class Recorder:
@@ -37,19 +33,13 @@ class Recorder:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env["HOTLINE_DATA_DIR"] = str(tmp_path / "data")
-    return env
+def own_redis_env(tmp_path: Path) -> dict[str, str]:
+    """No Redis URL: a crawl starts the CLI's own redis-server under the data directory, so a
+    test can tell that a refused crawl stopped before that."""
+    return hotline_env(HOTLINE_DATA_DIR=str(tmp_path / "data"))
 
 
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        HOTLINE + args, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def test_private_targets_are_never_contacted(env: dict[str, str], tmp_path: Path) -> None:
+def test_private_targets_are_never_contacted(own_redis_env: dict[str, str], tmp_path: Path) -> None:
     allowed_png = encode(textured_image(501), "PNG")
     internal_png = encode(textured_image(502), "PNG")
     internal = Recorder(internal_png)
@@ -78,8 +68,10 @@ def test_private_targets_are_never_contacted(env: dict[str, str], tmp_path: Path
         sha = digest_bytes(allowed_png).sha256
         lab_sha = digest_bytes(internal_png).sha256
         known.write_text(f"algorithm,hash,id\nsha256,{sha},ok\nsha256,{lab_sha},lab\n")
-        assert _run(["hashes", "import", str(known), "--list", "k"], env).returncode == 0
-        crawl = _run(
+        assert (
+            run_cli(["hashes", "import", str(known), "--list", "k"], own_redis_env).returncode == 0
+        )
+        crawl = run_cli(
             [
                 "crawl",
                 site.url("/"),
@@ -89,7 +81,7 @@ def test_private_targets_are_never_contacted(env: dict[str, str], tmp_path: Path
                 "--set",
                 "AUTOTHROTTLE_ENABLED=false",
             ],
-            env,
+            own_redis_env,
         )
     assert crawl.returncode == 0, crawl.stderr
     summary = json.loads(crawl.stdout)
@@ -97,14 +89,14 @@ def test_private_targets_are_never_contacted(env: dict[str, str], tmp_path: Path
     assert via_name.paths == []
     assert summary["refused_private"] >= 3  # literal, redirect to image, redirect to page
     assert "refused non-public address(es) 127.0.0.1 for host localhost" in crawl.stderr
-    hits = json.loads(_run(["hits", "list", "--json"], env).stdout)
+    hits = json.loads(run_cli(["hits", "list", "--json"], own_redis_env).stdout)
     assert [(h["url"], h["entry"]) for h in hits] == [(site.url("/ok.png"), "ok")]
 
 
-def test_without_the_flag_a_loopback_seed_is_refused(env: dict[str, str]) -> None:
+def test_without_the_flag_a_loopback_seed_is_refused(own_redis_env: dict[str, str]) -> None:
     seen = Recorder(b"")
     with serve({"/*": seen}, host="127.0.0.2") as site:
-        crawl = _run(["crawl", site.url("/"), "--json"], env)
+        crawl = run_cli(["crawl", site.url("/"), "--json"], own_redis_env)
     assert crawl.returncode == 0, crawl.stderr
     assert seen.paths == []
     assert json.loads(crawl.stdout)["refused_private"] == 1
@@ -112,31 +104,38 @@ def test_without_the_flag_a_loopback_seed_is_refused(env: dict[str, str]) -> Non
 
 
 @pytest.mark.parametrize("value", ["1", " Yes"])
-def test_the_environment_variable_lifts_the_guard(env: dict[str, str], value: str) -> None:
+def test_the_environment_variable_lifts_the_guard(
+    own_redis_env: dict[str, str], value: str
+) -> None:
     page = html_page("<p>nothing here</p>")
     with serve({"/": page}, host="127.0.0.2") as site:
-        crawl = _run(
-            ["crawl", site.url("/"), "--json"], {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": value}
+        crawl = run_cli(
+            ["crawl", site.url("/"), "--json"],
+            {**own_redis_env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": value},
         )
     assert crawl.returncode == 0, crawl.stderr
     summary = json.loads(crawl.stdout)
     assert summary["pages"] == 1 and summary["refused_private"] == 0
 
 
-def test_bad_network_is_a_usage_error(env: dict[str, str]) -> None:
-    crawl = _run(["crawl", "http://127.0.0.2/", "--allow-network", "10.0.0.300/8"], env)
+def test_bad_network_is_a_usage_error(own_redis_env: dict[str, str]) -> None:
+    crawl = run_cli(
+        ["crawl", "http://127.0.0.2/", "--allow-network", "10.0.0.300/8"], own_redis_env
+    )
     assert crawl.returncode == 2
     last_line = crawl.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: --allow-network: '10.0.0.300/8'")
-    assert not (Path(env["HOTLINE_DATA_DIR"]) / "redis").exists()
+    assert not (Path(own_redis_env["HOTLINE_DATA_DIR"]) / "redis").exists()
 
 
-def test_a_bad_environment_value_is_a_usage_error(env: dict[str, str]) -> None:
+def test_a_bad_environment_value_is_a_usage_error(own_redis_env: dict[str, str]) -> None:
     seen = Recorder(b"")
     with serve({"/*": seen}, host="127.0.0.2") as site:
-        crawl = _run(["crawl", site.url("/")], {**env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "maybe"})
+        crawl = run_cli(
+            ["crawl", site.url("/")], {**own_redis_env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "maybe"}
+        )
     assert crawl.returncode == 2, crawl.stderr
     last_line = crawl.stderr.strip().splitlines()[-1]
     assert last_line == "error: HOTLINE_ALLOW_PRIVATE_NETWORKS: expected 1 or 0, got 'maybe'"
     assert seen.paths == []
-    assert not (Path(env["HOTLINE_DATA_DIR"]) / "redis").exists()
+    assert not (Path(own_redis_env["HOTLINE_DATA_DIR"]) / "redis").exists()

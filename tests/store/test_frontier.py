@@ -14,7 +14,7 @@ from store.errors import RunStateError
 from store.frontier import ADDED, CAPPED, DUPLICATE, ENDED, Frontier
 from store.keys import Keys
 from store.runs import RunStats, RunStore
-from tests.takedown.test_runs import Clock
+from tests.helpers import Clock
 
 LEASE = 30.0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +15,7 @@ from matchers.lists import HashList, ListEntry
 from store.keys import Keys
 from store.lists import ListStore
 from store.queue import HitQueue
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, hotline_env
 
 
 def _scrapy_crawl(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -33,9 +31,7 @@ def _scrapy_crawl(args: list[str], env: dict[str, str]) -> subprocess.CompletedP
 
 
 def _env(redis_url: str, allow_private: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(HOTLINE_REDIS_URL=redis_url, HOTLINE_ALLOW_PRIVATE_NETWORKS=allow_private)
-    return env
+    return hotline_env(HOTLINE_REDIS_URL=redis_url, HOTLINE_ALLOW_PRIVATE_NETWORKS=allow_private)
 
 
 def test_scrapy_crawl_from_the_root(

@@ -5,10 +5,8 @@ the CLI as subprocesses; a worker killed with SIGKILL mid-run."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,10 +24,16 @@ from store.keys import Keys
 from store.lists import ListStore
 from store.queue import HitQueue
 from store.runs import RunStore
+from tests.helpers import (
+    HOTLINE,
+    WAIT_TIMEOUT,
+    hotline_env,
+    one_line_error,
+    run_cli,
+    wait_for,
+)
 from tests.nocontent import WindowFinder
-from tests.test_runs_cli import WAIT_TIMEOUT, one_line_error, wait_for
 
-HOTLINE = [sys.executable, "-m", "hotline.cli"]
 PAGES = 8
 IMAGES_PER_PAGE = 3
 #: Lease of the test runs' workers: a killed worker's requests are taken over after it.
@@ -112,14 +116,12 @@ def grid() -> Iterator[GridSite]:
 
 
 def _env(redis_url: str, prefix: str, data: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(
+    return hotline_env(
         HOTLINE_REDIS_URL=redis_url,
         HOTLINE_KEY_PREFIX=prefix,
         HOTLINE_DATA_DIR=str(data),
         HOTLINE_ALLOW_PRIVATE_NETWORKS="1",
     )
-    return env
 
 
 CRAWL_SETS = [
@@ -132,12 +134,6 @@ CRAWL_SETS = [
     "--set",
     "FRONTIER_POLL_INTERVAL=0.05",
 ]
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        HOTLINE + args, env=env, capture_output=True, text=True, timeout=90, check=False
-    )
 
 
 def start_worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[str]:
@@ -189,7 +185,9 @@ def both_workers_crawl(
     both have joined it (registered in its frontier), so neither can miss it."""
     store = RunStore(client, Keys(prefix))
     result: list[subprocess.CompletedProcess[str]] = []
-    crawl = threading.Thread(target=lambda: result.append(run(["crawl", grid.seed, *args], env)))
+    crawl = threading.Thread(
+        target=lambda: result.append(run_cli(["crawl", grid.seed, *args], env))
+    )
     crawl.start()
     try:
         run_id = wait_for(lambda: next(iter(store.distributed()), None), "the queued run")
@@ -212,7 +210,7 @@ def test_two_workers_crawl_a_run_to_the_hits_of_one_process(
 
     single_env = _env(redis_url, single_prefix, tmp_path / "one")
     grid.gate.set()
-    single = run(["crawl", grid.seed, "--json", *CRAWL_SETS], single_env)
+    single = run_cli(["crawl", grid.seed, "--json", *CRAWL_SETS], single_env)
     grid.gate.clear()  # the distributed run waits at /gate until both workers are in
     assert single.returncode == 0, single.stderr[-3000:]
     single_summary = json.loads(single.stdout)
@@ -255,9 +253,9 @@ def test_two_workers_crawl_a_run_to_the_hits_of_one_process(
     assert _leftover_frontier_keys(redis_client, dist_prefix, run_id) == []
     assert run_id not in RunStore(redis_client, Keys(dist_prefix)).distributed()
 
-    listed = run(["runs", "list"], env)
+    listed = run_cli(["runs", "list"], env)
     assert "cli (distributed)" in listed.stdout
-    shown = run(["runs", "show", run_id], env)
+    shown = run_cli(["runs", "show", run_id], env)
     assert shown.returncode == 0, shown.stderr
     for name, part in record.workers.items():
         assert f"{name}: {part.pages} pages, {part.images} images" in shown.stdout
@@ -271,7 +269,9 @@ def test_a_worker_killed_mid_run_loses_nothing(
     keys = Keys(redis_prefix)
     doomed = start_worker(env, "doomed", tmp_path / "doomed.log")
     try:
-        queued = run(["crawl", grid.seed, "--distributed", "--detach", "--json", *CRAWL_SETS], env)
+        queued = run_cli(
+            ["crawl", grid.seed, "--distributed", "--detach", "--json", *CRAWL_SETS], env
+        )
         assert queued.returncode == 0, queued.stderr
         run_id = json.loads(queued.stdout)["crawl"]
         frontier = Frontier(redis_client, keys, run_id)
@@ -348,10 +348,12 @@ def test_a_cancelled_distributed_run_stops_its_workers(
     log = tmp_path / "w.log"
     worker = start_worker(env, "w", log)
     try:
-        queued = run(["crawl", grid.seed, "--distributed", "--detach", "--json", *CRAWL_SETS], env)
+        queued = run_cli(
+            ["crawl", grid.seed, "--distributed", "--detach", "--json", *CRAWL_SETS], env
+        )
         run_id = json.loads(queued.stdout)["crawl"]
         assert grid.gate_entered.wait(WAIT_TIMEOUT), "the worker never reached /gate"
-        cancel = run(["runs", "cancel", run_id, "--json"], env)
+        cancel = run_cli(["runs", "cancel", run_id, "--json"], env)
         assert cancel.returncode == 0, cancel.stderr
         grid.gate.set()
         (result,) = finish(worker, log)
@@ -394,22 +396,22 @@ def test_cli_refuses_what_makes_no_sense_for_distributed_runs(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
 ) -> None:
     env = _env(redis_url, redis_prefix, tmp_path / "data")
-    detach = run(["crawl", "http://127.0.0.2:9/", "--detach"], env)
+    detach = run_cli(["crawl", "http://127.0.0.2:9/", "--detach"], env)
     assert detach.returncode == 2
     assert "--detach goes with --distributed" in one_line_error(detach)
 
-    queued = run(["crawl", "http://127.0.0.2:9/", "--distributed", "--detach", "--json"], env)
+    queued = run_cli(["crawl", "http://127.0.0.2:9/", "--distributed", "--detach", "--json"], env)
     assert queued.returncode == 0, queued.stderr
     run_id = json.loads(queued.stdout)["crawl"]
-    direct = run(["crawl", "--run", run_id], env)
+    direct = run_cli(["crawl", "--run", run_id], env)
     assert direct.returncode == 2
     assert "is distributed: `hotline worker` crawls it" in one_line_error(direct)
 
-    bad = run(["worker", "--once", "--allow-network", "not-a-network"], env)
+    bad = run_cli(["worker", "--once", "--allow-network", "not-a-network"], env)
     assert bad.returncode == 2
     assert "--allow-network" in one_line_error(bad)
 
-    shown = json.loads(run(["runs", "show", run_id, "--json"], env).stdout)
+    shown = json.loads(run_cli(["runs", "show", run_id, "--json"], env).stdout)
     assert shown["distributed"] is True and shown["status"] == "queued"
     assert shown["options"]["distributed"] is True and shown["workers"] == {}
 
@@ -444,10 +446,10 @@ def test_schedule_add_distributed_records_the_option(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
 ) -> None:
     env = _env(redis_url, redis_prefix, tmp_path / "data")
-    added = run(
+    added = run_cli(
         ["schedule", "add", "shared", "http://127.0.0.2:9/", "--every", "1h", "--distributed"],
         env,
     )
     assert added.returncode == 0, added.stderr
-    listed = json.loads(run(["schedule", "list", "--json"], env).stdout)
+    listed = json.loads(run_cli(["schedule", "list", "--json"], env).stdout)
     assert [s["options"]["distributed"] for s in listed] == [True]

@@ -14,11 +14,11 @@ Anything unregistered gets 404 with an RFC 9083 error document, as real registri
 Documents are served with ``Content-Type: application/rdap+json``. ``url`` is the base URL
 (``http://127.0.0.1:<port>``) to give :class:`takedown.rdap.RdapClient`.
 
-Fixture documents modelled on real registry answers live in ``tests/takedown/rdap_docs``;
+Fixture documents modelled on real registry answers live in ``tests/servers/rdap_docs``;
 :func:`load_doc` reads one.
 
-Other test modules use it with ``from tests.takedown.rdapserver import rdap_server`` (the
-fixture) or ``with RdapServer("127.0.0.5") as server:`` for a second registry.
+Tests use its ``rdap_server`` fixture (registered in ``tests/conftest.py``) or
+``with RdapServer("127.0.0.5") as server:`` for a second registry.
 """
 
 from __future__ import annotations

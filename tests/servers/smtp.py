@@ -12,8 +12,8 @@ LOGIN/PLAIN with one fixed user, and has two hooks for failure tests:
   :meth:`SmtpServer.release` lets them through. This is the window in which a client that
   crashes leaves a message whose fate it does not know.
 
-Other test modules import the fixtures (``from tests.takedown.smtpserver import
-smtp_server, smtp_tls_files``) or start servers themselves::
+Its fixtures (``smtp_server``, ``smtp_tls_files``) are registered for every test in
+``tests/conftest.py``; a test can also start servers itself::
 
     with SmtpServer("127.0.0.2", tls="starttls", tls_files=files, auth=("user", "pw")) as srv:
         ...  # deliver to srv.host, srv.port, trusting files.ca_file

@@ -11,9 +11,7 @@ hashes are computed here with :mod:`matchers.digest`, as the crawler recorded th
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,10 +35,8 @@ from hotline.loopback import Exchange, Response, html_page, image_response, redi
 from matchers.algorithms import hamming
 from matchers.digest import digest_bytes
 from store.rechecks import RecheckTarget
+from tests.helpers import HOST_A, HOST_B, ROOT, free_port, hotline_env
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST_A = "127.0.0.2"  # the hosting provider that was noticed
-HOST_B = "127.0.0.3"  # another provider (a redirect target; "internal" when not allowed)
 RUN_TIMEOUT = 120
 STALL_SECONDS = 60.0  # the stalling route waits at most this long (released on server stop)
 SHORT_TIMEOUT = "2"  # DOWNLOAD_TIMEOUT of the main run, so the stalling route times out fast
@@ -163,17 +159,6 @@ def stall(exchange: Exchange) -> None:
     exchange.wait(STALL_SECONDS)
 
 
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-
-
-def closed_port(host: str) -> int:
-    """A port on ``host`` that nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Run:
     returncode: int
@@ -192,7 +177,7 @@ def run_once(tmp_path: Path, targets: list[dict[str, Any]], settings: dict[str, 
     proc = subprocess.run(
         driver_command(batches_file, settings),
         cwd=ROOT,
-        env=clean_env(),
+        env=hotline_env(),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
@@ -243,7 +228,7 @@ def main_run(images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 "/stall.jpg": stall,
             }
         )
-        port = closed_port(HOST_A)
+        port = free_port(HOST_A)
         original = images.original
         targets = [
             target(name, url, original)
@@ -443,7 +428,7 @@ def run_driver(
     proc = subprocess.run(
         driver_command(batches_file, settings, failing),
         cwd=ROOT,
-        env=clean_env(),
+        env=hotline_env(),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
@@ -514,7 +499,7 @@ def test_watch_mode_stops_gracefully_on_sigterm(images: Images, tmp_path: Path) 
         proc = subprocess.Popen(
             driver_command(batches_file, {"SAFETY_ALLOW_PRIVATE_NETWORKS": "1"}, interval="0.2"),
             cwd=ROOT,
-            env=clean_env(),
+            env=hotline_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

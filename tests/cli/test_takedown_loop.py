@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -27,40 +25,19 @@ from hotline import imagegen
 from hotline.demosite import DEMO_CATEGORY, KNOWN_LIST_HEADER
 from hotline.loopback import RunningServer, html_page, image_response, serve
 from takedown.xarf import validate_xarf
-from tests.takedown.rdapserver import RdapServer, load_doc
-from tests.takedown.smtpserver import SmtpServer
+from tests.builders import IDENTITY_TOML
+from tests.helpers import HOST_A, HOST_B, HOTLINE, hotline_env, ok_json, run_cli
+from tests.servers.rdap import RdapServer, load_doc
+from tests.servers.smtp import SmtpServer
 
-HOTLINE = [sys.executable, "-m", "hotline.cli"]
-HOST_A = "127.0.0.2"
-HOST_B = "127.0.0.3"
 ALPHA = "abuse@alpha-hosting.example"
 BETA = "abuse@beta-hosting.example"
-CLI_TIMEOUT = 180
-
-IDENTITY = """
-[hotline]
-name = "Example Hotline"
-email = "notices@hotline.example"
-website = "https://hotline.example"
-country = "NL"
-legal_basis = "Art. 240b of the Criminal Code (test configuration)"
-"""
+#: Seconds a crawl of the test site may take.
+CRAWL_TIMEOUT = 180.0
 
 
 def to_addr(message: EmailMessage) -> str:
     return parseaddr(str(message["To"]))[1]
-
-
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        HOTLINE + args, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
-    )
-
-
-def ok_json(args: list[str], env: dict[str, str]) -> Any:
-    result = run_cli([*args, "--json"], env)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 @dataclass
@@ -87,7 +64,7 @@ class Setup:
     def configure(self, extra: str = "", *, rdap_url: str = "") -> None:
         directory = self.config.parent / "providers.yaml"
         self.config.write_text(
-            IDENTITY
+            IDENTITY_TOML
             + f"""
 [notices]
 directory = "{directory.name}"
@@ -162,9 +139,8 @@ def setup(redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Setup]:
 """,
             encoding="utf-8",
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
         config = tmp_path / "hotline.toml"
-        env.update(
+        env = hotline_env(
             HOTLINE_REDIS_URL=redis_url,
             HOTLINE_KEY_PREFIX=redis_prefix,
             HOTLINE_DATA_DIR=str(tmp_path / "data"),
@@ -179,7 +155,9 @@ def setup(redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Setup]:
 def crawl(setup: Setup) -> list[dict[str, Any]]:
     imported = run_cli(["hashes", "import", str(setup.known_csv), "--list", "known"], setup.env)
     assert imported.returncode == 0, imported.stderr
-    crawled = run_cli(["crawl", setup.site.server_a.url("/"), "--json"], setup.env)
+    crawled = run_cli(
+        ["crawl", setup.site.server_a.url("/"), "--json"], setup.env, timeout=CRAWL_TIMEOUT
+    )
     assert crawled.returncode == 0, crawled.stderr
     hits: list[dict[str, Any]] = ok_json(["hits", "list"], setup.env)
     assert {h["url"]: h["entry"] for h in hits} == setup.site.known
@@ -224,7 +202,7 @@ def test_one_notice_per_hit_to_the_provider_the_directory_names(setup: Setup) ->
     # Exactly once: running again (and re-crawling) sends nothing new.
     again = ok_json(["notifier", "--once"], setup.env)
     assert again["sent"] == 0
-    recrawl = run_cli(["crawl", setup.site.server_a.url("/")], setup.env)
+    recrawl = run_cli(["crawl", setup.site.server_a.url("/")], setup.env, timeout=CRAWL_TIMEOUT)
     assert recrawl.returncode == 0, recrawl.stderr
     assert ok_json(["notifier", "--once"], setup.env)["sent"] == 0
     assert len(setup.smtp.messages) == 4

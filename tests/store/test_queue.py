@@ -7,7 +7,7 @@ import redis
 
 from store.keys import Keys
 from store.queue import HitQueue, incident_id
-from tests.takedown.builders import make_hit
+from tests.builders import make_hit
 
 #: Every optional field set, so a round trip through the stream has to keep each of them.
 RECORD = make_hit(pdq="d" * 64, pdq_quality=88, phash="e" * 16)

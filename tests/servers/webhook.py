@@ -1,7 +1,7 @@
 """A real HTTP server for webhook tests: records POSTs, answers a scripted sequence of statuses.
 
-Import the ``webhook_server`` fixture (``from tests.takedown.webhookserver import
-webhook_server``) or start one yourself::
+Its ``webhook_server`` fixture is registered for every test in ``tests/conftest.py``; a test
+can also start one itself::
 
     with WebhookServer("127.0.0.2") as server:
         server.script(503, Reply(429, headers={"Retry-After": "3"}), 200)
