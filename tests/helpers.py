@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from hotline.redisserver import REDIS_SERVER_MISSING
+from store.connection import redis_from_url
+from store.errors import RedisUnavailable
 
 #: The repository's root (``scrapy.cfg``, ``examples/``).
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,3 +120,21 @@ def free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    """The path of ``redis-server``; its absence fails the test with the reason."""
+    found = shutil.which("redis-server")
+    if found is None:
+        pytest.fail(REDIS_SERVER_MISSING, pytrace=False)
+    return found
+
+
+def redis_answers(url: str) -> bool:
+    """Whether a Redis server answers at ``url`` now (one quick try, no retries)."""
+    try:
+        client = redis_from_url(url, timeout=1.0, retries=0)
+    except RedisUnavailable:
+        return False
+    client.close()
+    return True

@@ -1,4 +1,5 @@
-"""Redis plumbing against real redis-server processes: the client factory, the embedded server.
+"""Redis plumbing against real redis-server processes: the data directory, the client factory
+(URLs, passwords, TLS). The embedded server itself: ``tests/hotline/test_redisserver.py``.
 
 Every server here listens on loopback only (a unix socket, or 127.0.0.1) and is started by
 the test itself; readiness is polled with a deadline, never slept for.
@@ -7,14 +8,11 @@ the test itself; readiness is polled with a deadline, never slept for.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import socket
 import stat
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,9 +20,6 @@ import redis
 
 from hotline.paths import ensure_data_dir
 from hotline.redisserver import (
-    MAX_UNIX_SOCKET_PATH_BYTES,
-    REDIS_SERVER_MISSING,
-    EmbeddedRedis,
     EmbeddedRedisError,
     resolve_redis_url,
 )
@@ -37,12 +32,9 @@ from store.connection import (
 )
 from store.environment import ENV_REDIS_URL, default_data_dir
 from store.errors import RedisUnavailable, StoreError
+from tests.helpers import free_port, redis_answers, redis_server_binary
 
 READY_TIMEOUT = 15.0
-POLL_INTERVAL = 0.02
-REDIS_SERVER = shutil.which("redis-server")
-
-
 # -- helpers -------------------------------------------------------------------------------
 
 
@@ -54,36 +46,6 @@ class ServerExited(Exception):
         self.log = log
 
 
-def require_redis_server() -> str:
-    if REDIS_SERVER is None:
-        pytest.fail(REDIS_SERVER_MISSING, pytrace=False)
-    return REDIS_SERVER
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def answers(url: str) -> bool:
-    try:
-        client = redis_from_url(url, timeout=1.0, retries=0)
-    except RedisUnavailable:
-        return False
-    client.close()
-    return True
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not predicate():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {READY_TIMEOUT}s waiting for {what}")
-        time.sleep(POLL_INTERVAL)
-
-
 @contextlib.contextmanager
 def spawn_redis(workdir: Path, args: list[str], ready_url: str) -> Iterator[None]:
     """Run ``redis-server <args>`` in ``workdir`` until the block ends; ready when
@@ -92,7 +54,7 @@ def spawn_redis(workdir: Path, args: list[str], ready_url: str) -> Iterator[None
     base = ["--dir", str(workdir), "--appendonly", "yes", "--bind", "127.0.0.1"]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [require_redis_server(), *base, *args],
+            [redis_server_binary(), *base, *args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -100,13 +62,13 @@ def spawn_redis(workdir: Path, args: list[str], ready_url: str) -> Iterator[None
         )
     try:
         deadline = time.monotonic() + READY_TIMEOUT
-        while not answers(ready_url):
+        while not redis_answers(ready_url):
             code = proc.poll()
             if code is not None:
                 raise ServerExited(code, log_path.read_text(errors="replace"))
             if time.monotonic() >= deadline:
                 raise AssertionError(f"redis-server did not answer within {READY_TIMEOUT}s")
-            time.sleep(POLL_INTERVAL)
+            time.sleep(0.02)  # spare the CPU; the loop ends on an answer or the deadline
         yield
     finally:
         if proc.poll() is None:
@@ -116,14 +78,6 @@ def spawn_redis(workdir: Path, args: list[str], ready_url: str) -> Iterator[None
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # -- paths ---------------------------------------------------------------------------------
@@ -244,7 +198,7 @@ def test_malformed_url_raises_redis_unavailable() -> None:
 
 
 def test_password_url(tmp_path: Path) -> None:
-    port = free_loopback_port()
+    port = free_port("127.0.0.1")
     good = f"redis://default:right-pass@127.0.0.1:{port}/2"
     with spawn_redis(tmp_path, ["--port", str(port), "--requirepass", "right-pass"], good):
         client = redis_from_url(good)
@@ -317,7 +271,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         pytest.fail("the openssl CLI is needed to make the test certificates", pytrace=False)
     ca_key, ca_crt = make_ca(tmp_path / "pki", "ca")
     key, crt = make_server_cert(tmp_path / "pki", ca_key, ca_crt)
-    port = free_loopback_port()
+    port = free_port("127.0.0.1")
     args = [
         "--port", "0", "--tls-port", str(port),
         "--tls-cert-file", str(crt), "--tls-key-file", str(key),
@@ -355,155 +309,3 @@ def test_tls_url_verifies_ca_and_hostname(tls_server: tuple[int, Path], tmp_path
             f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={other_ca}&ssl_cert_reqs=required",
             retries=0,
         )
-
-
-# -- the embedded server -------------------------------------------------------------------
-
-
-def test_embedded_server_config_and_aof_files(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    with EmbeddedRedis(data_dir) as server:
-        assert not server.reused
-        pid = server.pid
-        assert pid is not None
-        assert process_alive(pid)
-        assert server.url == embedded_url(data_dir)
-        sock = data_dir / "redis" / "redis.sock"
-        assert stat.S_ISSOCK(sock.stat().st_mode)
-        assert stat.S_IMODE(sock.stat().st_mode) == 0o700
-        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
-        client = redis_from_url(server.url)
-        try:
-            config = client.config_get("*")
-            assert config["appendonly"] == "yes"
-            assert config["appendfsync"] == "everysec"
-            assert config["port"] == "0"  # no TCP listener
-            assert config["protected-mode"] == "yes"
-            assert Path(config["dir"]) == data_dir / "redis"
-            client.set("aof-probe", "1")
-        finally:
-            client.close()
-    assert not process_alive(pid)
-    assert not sock.exists()
-    aof_dir = data_dir / "redis" / "appendonlydir"
-    incr = list(aof_dir.glob("*.incr.aof"))
-    assert incr, f"no AOF increment file in {sorted(aof_dir.iterdir())}"
-    assert b"aof-probe" in b"".join(path.read_bytes() for path in incr)
-    assert (data_dir / "redis" / "redis.log").stat().st_size > 0
-
-
-def test_embedded_data_survives_restart_from_aof(tmp_path: Path) -> None:
-    with EmbeddedRedis(tmp_path) as first:
-        client = redis_from_url(first.url)
-        client.set("kept", "across restarts")
-        client.close()
-    # Without the RDB snapshot, only the AOF can bring the key back.
-    (tmp_path / "redis" / "dump.rdb").unlink(missing_ok=True)
-    with EmbeddedRedis(tmp_path) as second:
-        assert not second.reused
-        client = redis_from_url(second.url)
-        try:
-            assert client.get("kept") == b"across restarts"
-        finally:
-            client.close()
-
-
-def test_second_instance_reuses_running_server(tmp_path: Path) -> None:
-    owner = EmbeddedRedis(tmp_path)
-    owner.start()
-    try:
-        owner_pid = owner.pid
-        assert owner_pid is not None
-        with EmbeddedRedis(tmp_path) as guest:
-            assert guest.reused
-            assert guest.pid is None
-            client = redis_from_url(guest.url)
-            client.set("shared", "yes")
-            client.close()
-        # The guest left the owner's server running.
-        assert process_alive(owner_pid)
-        client = redis_from_url(owner.url)
-        try:
-            assert client.get("shared") == b"yes"
-        finally:
-            client.close()
-    finally:
-        owner.stop()
-    assert not answers(owner.url)
-
-
-def test_concurrent_starts_spawn_one_server(tmp_path: Path) -> None:
-    servers = [EmbeddedRedis(tmp_path), EmbeddedRedis(tmp_path)]
-    barrier = threading.Barrier(len(servers))
-    errors: list[BaseException] = []
-
-    def start(server: EmbeddedRedis) -> None:
-        barrier.wait()
-        try:
-            server.start()
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(server,)) for server in servers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(READY_TIMEOUT * 2)
-    try:
-        assert not errors
-        assert sorted(server.reused for server in servers) == [False, True]
-    finally:
-        for server in sorted(servers, key=lambda s: not s.reused):  # guests first
-            server.stop()
-
-
-def test_stale_socket_and_pid_file_are_replaced(tmp_path: Path) -> None:
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir(parents=True)
-    sock_path = redis_dir / "redis.sock"
-    # A socket file nobody listens on, as a crashed server leaves it.
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
-        dead.bind(str(sock_path))
-    assert stat.S_ISSOCK(sock_path.stat().st_mode)
-    # A pid that is not a redis-server (our own test process).
-    (redis_dir / "redis.pid").write_text(f"{os.getpid()}\n")
-    assert not answers(embedded_url(tmp_path))
-
-    with EmbeddedRedis(tmp_path) as server:
-        assert not server.reused
-        assert server.pid is not None
-        assert answers(server.url)
-        assert (redis_dir / "redis.pid").read_text().strip() == str(server.pid)
-
-
-def test_too_long_socket_path_is_a_clear_error(tmp_path: Path) -> None:
-    data_dir = tmp_path / ("d" * MAX_UNIX_SOCKET_PATH_BYTES)
-    with pytest.raises(EmbeddedRedisError) as info:
-        EmbeddedRedis(data_dir).start()
-    message = str(info.value)
-    assert str(data_dir / "redis" / "redis.sock") in message
-    assert "too long" in message
-    assert "HOTLINE_DATA_DIR" in message
-    assert not data_dir.exists()
-
-
-def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(EmbeddedRedisError) as info:
-        EmbeddedRedis(tmp_path, redis_server=str(tmp_path / "no-such-redis-server")).start()
-    assert str(info.value).startswith(REDIS_SERVER_MISSING)
-    assert "apt-get install redis-server" in str(info.value)
-    assert "HOTLINE_REDIS_URL" in str(info.value)
-
-
-def test_server_exiting_at_startup_reports_its_log(tmp_path: Path) -> None:
-    # A real redis-server handed one bad directive after the generated config.
-    wrapper = tmp_path / "bad-redis-server"
-    wrapper.write_text(f'#!/bin/sh\nexec {require_redis_server()} "$@" --no-such-directive 1\n')
-    wrapper.chmod(0o755)
-    data_dir = tmp_path / "data"
-    with pytest.raises(EmbeddedRedisError) as info:
-        EmbeddedRedis(data_dir, redis_server=str(wrapper)).start()
-    message = str(info.value)
-    assert "exited with code" in message
-    assert "no-such-directive" in message  # quoted from redis-server's own output
-    assert not (data_dir / "redis" / "redis.sock").exists()
