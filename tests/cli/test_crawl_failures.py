@@ -8,7 +8,7 @@ from pathlib import Path
 import redis
 
 from hotline.imagegen import encode, textured_image
-from hotline.loopback import Exchange, html_page, serve
+from hotline.loopback import Exchange, Route, html_page, serve
 from hotline.redisserver import EmbeddedRedis
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry
@@ -35,7 +35,10 @@ def test_redis_dying_mid_crawl_fails_the_crawl(tmp_path: Path) -> None:
             exchange.start(200, {"Content-Type": "image/jpeg"})
             exchange.write(body)
 
-        pages = {"/": html_page("<img src='/k.jpg'>"), "/k.jpg": image_after_redis_dies}
+        pages: dict[str, Route] = {
+            "/": html_page("<img src='/k.jpg'>"),
+            "/k.jpg": image_after_redis_dies,
+        }
         env = hotline_env(HOTLINE_REDIS_URL=server.url, HOTLINE_DATA_DIR=str(tmp_path / "data"))
         with serve(pages, host=HOST_A) as site:
             crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from hotline.imagegen import encode, textured_image
-from hotline.loopback import Exchange, RunningServer, html_page, image_response, serve
+from hotline.loopback import Exchange, Route, RunningServer, html_page, image_response, serve
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry
 from store.keys import Keys
@@ -139,7 +139,11 @@ def test_cancel_stops_a_running_crawl(env: dict[str, str], store: RunStore, tmp_
         after.append(exchange.path)
         exchange.start(200, {"Content-Type": "text/html", "Content-Length": "0"})
 
-    pages = {"/": html_page("<a href='/slow'>slow</a>"), "/slow": slow, "/after": page_after}
+    pages: dict[str, Route] = {
+        "/": html_page("<a href='/slow'>slow</a>"),
+        "/slow": slow,
+        "/after": page_after,
+    }
     with serve(pages, host="127.0.0.2") as site:
         out_path, err_path = tmp_path / "crawl.out", tmp_path / "crawl.err"
         with out_path.open("w") as out, err_path.open("w") as err:

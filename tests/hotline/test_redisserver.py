@@ -52,7 +52,7 @@ def test_embedded_server_config_and_aof_files(tmp_path: Path) -> None:
             assert config["appendfsync"] == "everysec"
             assert config["port"] == "0"  # no TCP listener
             assert config["protected-mode"] == "yes"
-            assert Path(config["dir"]) == data_dir / "redis"
+            assert Path(str(config["dir"])) == data_dir / "redis"
             client.set("aof-probe", "1")
         finally:
             client.close()

@@ -324,7 +324,7 @@ class _Controller(Controller):
         # Bound to port 0: learn the real port before the controller's readiness probe.
         assert isinstance(self.server, asyncio.Server)
         self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()  # type: ignore[no-untyped-call]
+        super()._trigger_server()
 
 
 class SmtpServer:

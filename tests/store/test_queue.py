@@ -2,6 +2,7 @@
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import cast
 
 import redis
 
@@ -68,5 +69,6 @@ def test_stream_never_holds_more_than_the_record(
 ) -> None:
     queue = HitQueue(redis_client, Keys(redis_prefix))
     queue.enqueue(RECORD)
-    ((_, fields),) = redis_client.xrange(f"{redis_prefix}hits")
+    entries = redis_client.xrange(f"{redis_prefix}hits")
+    ((_, fields),) = cast(list[tuple[bytes, dict[bytes, bytes]]], entries)
     assert {k.decode() for k in fields} == set(RECORD.to_fields())

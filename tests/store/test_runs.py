@@ -11,15 +11,8 @@ import pytest
 import redis
 from scrapy.settings import Settings
 
-from crawler.extensions import (
-    HEALTH_MAX_ERROR_RATE,
-    HEALTH_MIN_REQUESTS,
-    HEALTH_NO_IMAGES_MIN_PAGES,
-    CrawlHealth,
-    ErrorRate,
-    NoImages,
-    NoPages,
-)
+from crawler.extensions import CrawlHealth, ErrorRate, NoImages, NoPages
+from crawler.settings import HEALTH_MAX_ERROR_RATE, HEALTH_MIN_REQUESTS, HEALTH_NO_IMAGES_MIN_PAGES
 from store.connection import redis_from_url
 from store.errors import RunExists, RunNotFound, RunStateError
 from store.keys import Keys
@@ -72,6 +65,7 @@ def test_a_run_goes_queued_running_finished(store: RunStore, clock: Clock) -> No
     assert (run.status, run.reason, run.stats, run.health) == ("finished", "finished", final, {})
     assert run.duration() == 10.0 and run.crawl_stats == {"crawl/pages": 3}
     data = run.as_json(full=True)
+    assert run.started is not None
     assert data["started_unix"] == run.started
     assert data["started"] == datetime.fromtimestamp(run.started, UTC).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
