@@ -13,6 +13,7 @@ from typing import Any
 
 from store.queue import HitRecord
 from takedown.model import HotlineIdentity
+from tests.helpers import HOST_A
 
 TEST_IDENTITY = HotlineIdentity(
     name="Example Hotline",
@@ -38,7 +39,7 @@ def label_hex(label: str, algorithm: str) -> str:
     return hashlib.new(algorithm, label.encode()).hexdigest()
 
 
-def make_hit(number: int = 1, host: str = "127.0.0.2", **changes: Any) -> HitRecord:
+def make_hit(number: int = 1, host: str = HOST_A, **changes: Any) -> HitRecord:
     """A confirmed sha256 hit of made-up image ``number`` on ``host``; ``changes`` replace fields.
 
     The URL, list entry and hashes follow from ``number``, so two numbers are two incidents;

@@ -8,7 +8,7 @@ from pathlib import Path
 from hotline.imagegen import encode, textured_image
 from hotline.loopback import html_page, image_response, serve
 from matchers.digest import digest_bytes
-from tests.helpers import run_cli
+from tests.helpers import HOST_A, run_cli
 
 
 def test_flood_guard_demotes_an_entry_matching_too_many_images(
@@ -21,7 +21,7 @@ def test_flood_guard_demotes_an_entry_matching_too_many_images(
     urls = [f"/copy{i}.jpg" for i in range(5)]
     pages = {"/": html_page("".join(f"<img src='{u}'>" for u in urls))}
     pages.update({u: image_response(body, "image/jpeg") for u in urls})
-    with serve(pages, host="127.0.0.2") as site:
+    with serve(pages, host=HOST_A) as site:
         crawl = run_cli(
             [
                 "crawl",
@@ -61,7 +61,7 @@ def test_an_allow_list_entry_silences_a_match(env: dict[str, str], tmp_path: Pat
         "/a.jpg": image_response(flagged, "image/jpeg"),
         "/b.png": image_response(false_positive, "image/png"),
     }
-    with serve(pages, host="127.0.0.2") as site:
+    with serve(pages, host=HOST_A) as site:
         crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
     assert crawl.returncode == 0, crawl.stderr
     hits = json.loads(run_cli(["hits", "list", "--json"], env).stdout)

@@ -16,7 +16,7 @@ import pytest
 from hotline.imagegen import encode, textured_image
 from hotline.loopback import Exchange, html_page, image_response, redirect, serve
 from matchers.digest import digest_bytes
-from tests.helpers import hotline_env, run_cli
+from tests.helpers import HOST_A, HOST_B, hotline_env, run_cli
 
 
 class Recorder:
@@ -45,8 +45,8 @@ def test_private_targets_are_never_contacted(own_redis_env: dict[str, str], tmp_
     internal = Recorder(internal_png)
     via_name = Recorder(internal_png)
     with (
-        serve(host="127.0.0.2") as site,
-        serve({"/*": internal}, host="127.0.0.3") as lab,
+        serve(host=HOST_A) as site,
+        serve({"/*": internal}, host=HOST_B) as lab,
         serve({"/*": via_name}, host="127.0.0.1") as local,
     ):
         local_by_name = local.base_url.replace("127.0.0.1", "localhost")
@@ -76,7 +76,7 @@ def test_private_targets_are_never_contacted(own_redis_env: dict[str, str], tmp_
                 "crawl",
                 site.url("/"),
                 "--allow-network",
-                "127.0.0.2/32",
+                f"{HOST_A}/32",
                 "--json",
                 "--set",
                 "AUTOTHROTTLE_ENABLED=false",
@@ -95,7 +95,7 @@ def test_private_targets_are_never_contacted(own_redis_env: dict[str, str], tmp_
 
 def test_without_the_flag_a_loopback_seed_is_refused(own_redis_env: dict[str, str]) -> None:
     seen = Recorder(b"")
-    with serve({"/*": seen}, host="127.0.0.2") as site:
+    with serve({"/*": seen}, host=HOST_A) as site:
         crawl = run_cli(["crawl", site.url("/"), "--json"], own_redis_env)
     assert crawl.returncode == 0, crawl.stderr
     assert seen.paths == []
@@ -108,7 +108,7 @@ def test_the_environment_variable_lifts_the_guard(
     own_redis_env: dict[str, str], value: str
 ) -> None:
     page = html_page("<p>nothing here</p>")
-    with serve({"/": page}, host="127.0.0.2") as site:
+    with serve({"/": page}, host=HOST_A) as site:
         crawl = run_cli(
             ["crawl", site.url("/"), "--json"],
             {**own_redis_env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": value},
@@ -120,7 +120,7 @@ def test_the_environment_variable_lifts_the_guard(
 
 def test_bad_network_is_a_usage_error(own_redis_env: dict[str, str]) -> None:
     crawl = run_cli(
-        ["crawl", "http://127.0.0.2/", "--allow-network", "10.0.0.300/8"], own_redis_env
+        ["crawl", f"http://{HOST_A}/", "--allow-network", "10.0.0.300/8"], own_redis_env
     )
     assert crawl.returncode == 2
     last_line = crawl.stderr.strip().splitlines()[-1]
@@ -130,7 +130,7 @@ def test_bad_network_is_a_usage_error(own_redis_env: dict[str, str]) -> None:
 
 def test_a_bad_environment_value_is_a_usage_error(own_redis_env: dict[str, str]) -> None:
     seen = Recorder(b"")
-    with serve({"/*": seen}, host="127.0.0.2") as site:
+    with serve({"/*": seen}, host=HOST_A) as site:
         crawl = run_cli(
             ["crawl", site.url("/")], {**own_redis_env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "maybe"}
         )

@@ -25,6 +25,7 @@ from store.lists import ListStore
 from store.queue import HitQueue
 from store.runs import RunStore
 from tests.helpers import (
+    HOST_A,
     HOTLINE,
     WAIT_TIMEOUT,
     hotline_env,
@@ -374,7 +375,7 @@ def test_a_run_whose_options_cannot_be_crawled_fails_and_the_worker_says_so(
     env = _env(redis_url, redis_prefix, tmp_path / "data")
     store = RunStore(redis_client, Keys(redis_prefix))
     run_id = store.create(
-        seeds=["http://127.0.0.2:9/"],
+        seeds=[f"http://{HOST_A}:9/"],
         options={"depth": "deep", "distributed": True},
         origin="cli",
         distributed=True,
@@ -396,11 +397,11 @@ def test_cli_refuses_what_makes_no_sense_for_distributed_runs(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
 ) -> None:
     env = _env(redis_url, redis_prefix, tmp_path / "data")
-    detach = run_cli(["crawl", "http://127.0.0.2:9/", "--detach"], env)
+    detach = run_cli(["crawl", f"http://{HOST_A}:9/", "--detach"], env)
     assert detach.returncode == 2
     assert "--detach goes with --distributed" in one_line_error(detach)
 
-    queued = run_cli(["crawl", "http://127.0.0.2:9/", "--distributed", "--detach", "--json"], env)
+    queued = run_cli(["crawl", f"http://{HOST_A}:9/", "--distributed", "--detach", "--json"], env)
     assert queued.returncode == 0, queued.stderr
     run_id = json.loads(queued.stdout)["crawl"]
     direct = run_cli(["crawl", "--run", run_id], env)
@@ -422,7 +423,7 @@ def test_waiting_for_a_distributed_run_can_be_interrupted_and_the_run_goes_on(
     env = _env(redis_url, redis_prefix, tmp_path / "data")
     store = RunStore(redis_client, Keys(redis_prefix))
     waiting = subprocess.Popen(
-        [*HOTLINE, "crawl", "http://127.0.0.2:9/", "--distributed"],
+        [*HOTLINE, "crawl", f"http://{HOST_A}:9/", "--distributed"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -447,7 +448,7 @@ def test_schedule_add_distributed_records_the_option(
 ) -> None:
     env = _env(redis_url, redis_prefix, tmp_path / "data")
     added = run_cli(
-        ["schedule", "add", "shared", "http://127.0.0.2:9/", "--every", "1h", "--distributed"],
+        ["schedule", "add", "shared", f"http://{HOST_A}:9/", "--every", "1h", "--distributed"],
         env,
     )
     assert added.returncode == 0, added.stderr

@@ -22,7 +22,7 @@ import pytest
 from hotline.redisserver import EmbeddedRedis
 from store.connection import redis_from_url
 from tests.builders import IDENTITY_TOML
-from tests.helpers import hotline_env, run_cli
+from tests.helpers import HOST_A, HOST_B, hotline_env, run_cli
 from tests.nocontent import WindowFinder
 from tests.site.builder import EMBEDDINGS, TRANSFORMS, RunningTestSite
 
@@ -193,7 +193,7 @@ def test_hits_carry_the_full_record(crawl_run: CrawlRun, test_site: RunningTestS
         assert hit["crawl"] == crawl_run.summary["crawl"]
         assert hit["list"] == "known"
         if not hit["url"].startswith("data:"):
-            assert hit["ip"] in ("127.0.0.2", "127.0.0.3")
+            assert hit["ip"] in (HOST_A, HOST_B)
             assert hit["status"] == 200
             assert hit["content_type"]
     exact = [h for h in crawl_run.hits if h["algorithm"] in ("sha256", "md5", "sha1")]

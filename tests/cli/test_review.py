@@ -9,7 +9,7 @@ from hotline.imagegen import cropped, encode, textured_image, watermarked
 from hotline.loopback import html_page, image_response, serve
 from matchers.algorithms import hamming
 from matchers.digest import digest_bytes
-from tests.helpers import run_cli
+from tests.helpers import HOST_A, run_cli
 
 
 def test_a_near_copy_goes_to_review_under_strict_thresholds(
@@ -50,7 +50,7 @@ def test_a_near_copy_goes_to_review_under_strict_thresholds(
         "/original.jpg": image_response(known, "image/jpeg"),
         "/copy.jpg": image_response(copy, "image/jpeg"),
     }
-    with serve(pages, host="127.0.0.2") as site:
+    with serve(pages, host=HOST_A) as site:
         crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
     assert crawl.returncode == 0, crawl.stderr
     summary = json.loads(crawl.stdout)

@@ -21,6 +21,7 @@ from store.keys import Keys
 from store.lists import ListStore
 from store.runs import RunRecord, RunStats, RunStore
 from tests.helpers import (
+    HOST_A,
     HOTLINE,
     WAIT_TIMEOUT,
     free_port,
@@ -66,7 +67,7 @@ def site(redis_client: redis.Redis, redis_prefix: str) -> Iterator[RunningServer
         "/a.jpg": image_response(other, "image/jpeg"),
         "/b.jpg": image_response(known, "image/jpeg"),
     }
-    with serve(pages, host="127.0.0.2") as server:
+    with serve(pages, host=HOST_A) as server:
         yield server
 
 
@@ -107,7 +108,7 @@ def test_a_crawl_is_recorded_as_a_finished_run(
 def test_a_seed_whose_server_is_down_is_flagged_no_pages(
     env: dict[str, str], store: RunStore
 ) -> None:
-    url = f"http://127.0.0.2:{free_port('127.0.0.2')}/"
+    url = f"http://{HOST_A}:{free_port(HOST_A)}/"
     crawl = run_cli(crawl_args(url), env)
     assert crawl.returncode == 0, crawl.stderr[-3000:]
     summary = json.loads(crawl.stdout)
@@ -144,7 +145,7 @@ def test_cancel_stops_a_running_crawl(env: dict[str, str], store: RunStore, tmp_
         "/slow": slow,
         "/after": page_after,
     }
-    with serve(pages, host="127.0.0.2") as site:
+    with serve(pages, host=HOST_A) as site:
         out_path, err_path = tmp_path / "crawl.out", tmp_path / "crawl.err"
         with out_path.open("w") as out, err_path.open("w") as err:
             crawl = subprocess.Popen(
@@ -226,8 +227,8 @@ def test_a_cancelled_queued_run_is_not_crawled(
 def test_runs_commands_on_records(env: dict[str, str], store: RunStore) -> None:
     assert json.loads(run_cli(["runs", "list", "--json"], env).stdout) == []
     assert run_cli(["runs", "list"], env).stdout.strip() == "no runs"
-    queued = store.create(seeds=["http://127.0.0.2:1/"], options={"depth": 1}, origin="cli")
-    done = store.create(seeds=["http://127.0.0.2:2/"], options={}, origin="scrapy")
+    queued = store.create(seeds=[f"http://{HOST_A}:1/"], options={"depth": 1}, origin="cli")
+    done = store.create(seeds=[f"http://{HOST_A}:2/"], options={}, origin="scrapy")
     store.start(done)
     counts = RunStats(requests=3, responses=1, pages=1, errors={"TimeoutError": 2})
     store.finish(done, "failed", "shutdown", counts, {"no_images": "why"})
@@ -244,7 +245,7 @@ def test_runs_commands_on_records(env: dict[str, str], store: RunStore) -> None:
     assert (full["status"], full["reason"], full["health"]) == ("failed", "shutdown", ["no_images"])
     assert full["health_detail"] == {"no_images": "why"}
     assert full["stats"]["errors"] == {"TimeoutError": 2}
-    assert full["seeds"] == ["http://127.0.0.2:2/"] and full["duration_s"] is not None
+    assert full["seeds"] == [f"http://{HOST_A}:2/"] and full["duration_s"] is not None
     table = run_cli(["runs", "list"], env).stdout
     assert "no_images" in table and "shutdown" not in table
 

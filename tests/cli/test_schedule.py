@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from store.options import OPTION_KEYS
-from tests.helpers import ok_json, run_cli
+from tests.helpers import HOST_A, HOST_B, ok_json, run_cli
 
 
 def usage_error(args: list[str], env: dict[str, str]) -> str:
@@ -22,7 +22,7 @@ def usage_error(args: list[str], env: dict[str, str]) -> str:
 
 def test_add_list_pause_resume_remove(env: dict[str, str], tmp_path: Path) -> None:
     seeds = tmp_path / "seeds.txt"
-    seeds.write_text("# reported\nhttp://127.0.0.2/a\nftp://127.0.0.2/\nhttp://127.0.0.3/b\n")
+    seeds.write_text(f"# reported\nhttp://{HOST_A}/a\nftp://{HOST_A}/\nhttp://{HOST_B}/b\n")
     result = run_cli(
         [
             "schedule",
@@ -47,7 +47,7 @@ def test_add_list_pause_resume_remove(env: dict[str, str], tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith(f"skipped seed {seeds}:3: unsupported scheme 'ftp'")
     added = json.loads(result.stdout)
-    assert added["seeds"] == ["http://127.0.0.2/a", "http://127.0.0.3/b"]  # URLs, not the path
+    assert added["seeds"] == [f"http://{HOST_A}/a", f"http://{HOST_B}/b"]  # URLs, not the path
     assert added["seeds_rejected"] == 1
     assert added["trigger"] == "cron 0 2 * * *"
     assert added["options"]["depth"] == 2 and added["options"]["lists"] == ["known"]
@@ -57,7 +57,7 @@ def test_add_list_pause_resume_remove(env: dict[str, str], tmp_path: Path) -> No
     assert added["next_run"].endswith("T02:00:00Z")
     seeds.unlink()  # the schedule does not depend on the file any more
 
-    ok_json(["schedule", "add", "often", "http://127.0.0.2/", "--every", "6h"], env)
+    ok_json(["schedule", "add", "often", f"http://{HOST_A}/", "--every", "6h"], env)
     listed = ok_json(["schedule", "list"], env)
     assert [(s["name"], s["trigger"], s["paused"]) for s in listed] == [
         ("nightly", "cron 0 2 * * *", False),
@@ -79,7 +79,7 @@ def test_add_list_pause_resume_remove(env: dict[str, str], tmp_path: Path) -> No
 
 
 def test_bad_inputs_are_one_line_errors(env: dict[str, str], tmp_path: Path) -> None:
-    url = "http://127.0.0.2/"
+    url = f"http://{HOST_A}/"
     line = usage_error(["schedule", "add", "c", url, "--cron", "61 * * * *"], env)
     assert "'61 * * * *'" in line and "minute" in line
     line = usage_error(["schedule", "add", "c", url, "--every", "soon"], env)
@@ -98,7 +98,7 @@ def test_bad_inputs_are_one_line_errors(env: dict[str, str], tmp_path: Path) -> 
     assert "--allow-network 'x'" in line
 
     bad_seeds = tmp_path / "bad.txt"
-    bad_seeds.write_text("ftp://127.0.0.2/\n")
+    bad_seeds.write_text(f"ftp://{HOST_A}/\n")
     line = usage_error(["schedule", "add", "c", "--seeds", str(bad_seeds), "--every", "1h"], env)
     assert line == "error: no valid seed URL to schedule (give URLs or --seeds FILE)"
     line = usage_error(
@@ -117,16 +117,16 @@ def test_bad_inputs_are_one_line_errors(env: dict[str, str], tmp_path: Path) -> 
 
 def test_minimum_interval_is_configurable(env: dict[str, str]) -> None:
     env["HOTLINE_SCHEDULE_MIN_INTERVAL"] = "1s"
-    added = ok_json(["schedule", "add", "fast", "http://127.0.0.2/", "--every", "2s"], env)
+    added = ok_json(["schedule", "add", "fast", f"http://{HOST_A}/", "--every", "2s"], env)
     assert added["every"] == 2.0
     env["HOTLINE_SCHEDULE_MIN_INTERVAL"] = "never"
     assert "HOTLINE_SCHEDULE_MIN_INTERVAL" in usage_error(
-        ["schedule", "add", "x", "http://127.0.0.2/", "--every", "2s"], env
+        ["schedule", "add", "x", f"http://{HOST_A}/", "--every", "2s"], env
     )
 
 
 def test_scheduler_once_with_nothing_due(env: dict[str, str]) -> None:
-    ok_json(["schedule", "add", "later", "http://127.0.0.2/", "--every", "1d"], env)
+    ok_json(["schedule", "add", "later", f"http://{HOST_A}/", "--every", "1d"], env)
     stats = ok_json(["scheduler", "--once"], env)
     assert stats == {"ticks": 1, "started": 0, "failed": 0, "runs": []}
     assert ok_json(["schedule", "list"], env)[0]["runs_started"] == 0

@@ -15,7 +15,7 @@ from matchers.lists import HashList, ListEntry
 from store.keys import Keys
 from store.lists import ListStore
 from store.queue import HitQueue
-from tests.helpers import ROOT, hotline_env
+from tests.helpers import HOST_A, ROOT, hotline_env
 
 
 def _scrapy_crawl(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -52,7 +52,7 @@ def test_scrapy_crawl_from_the_root(
         "/a.jpg": image_response(other, "image/jpeg"),
         "/b.jpg": image_response(known, "image/jpeg"),
     }
-    with serve(pages, host="127.0.0.2") as site:
+    with serve(pages, host=HOST_A) as site:
         seeds.write_text(f"{site.url('/')}\nnot-a-url\n")
         result = _scrapy_crawl(
             ["-a", f"seeds={seeds}", "-s", f"STORE_KEY_PREFIX={redis_prefix}"], env
@@ -79,7 +79,7 @@ class _Counter:
 
 def test_scrapy_crawl_reads_the_environment_like_the_cli(redis_url: str, redis_prefix: str) -> None:
     counter = _Counter()
-    with serve({"/*": counter}, host="127.0.0.2") as site:
+    with serve({"/*": counter}, host=HOST_A) as site:
         args = ["-a", f"urls={site.url('/')}", "-s", f"STORE_KEY_PREFIX={redis_prefix}"]
         refused = _scrapy_crawl(args, _env(redis_url, "0"))
         assert counter.requests == 0
@@ -93,7 +93,7 @@ def test_scrapy_crawl_reads_the_environment_like_the_cli(redis_url: str, redis_p
 
 def test_scrapy_crawl_refuses_a_bad_environment_value(redis_url: str, redis_prefix: str) -> None:
     counter = _Counter()
-    with serve({"/*": counter}, host="127.0.0.2") as site:
+    with serve({"/*": counter}, host=HOST_A) as site:
         result = _scrapy_crawl(
             ["-a", f"urls={site.url('/')}", "-s", f"STORE_KEY_PREFIX={redis_prefix}"],
             _env(redis_url, "maybe"),

@@ -60,15 +60,15 @@ def test_default_delivery_is_the_outbox(
 
 
 def test_providers_lookup_explains_the_route(env: dict[str, str]) -> None:
-    result = run_cli(["providers", "lookup", "127.0.0.2", "--json"], env)
+    result = run_cli(["providers", "lookup", HOST_A, "--json"], env)
     assert result.returncode == 0, result.stderr
     route = json.loads(result.stdout)
     assert route["method"] == "directory-cidr"
     assert route["recipient"]["address"] == "abuse@alpha.example"
-    text = run_cli(["providers", "lookup", "http://127.0.0.2:8080/x.jpg"], env)
+    text = run_cli(["providers", "lookup", f"http://{HOST_A}:8080/x.jpg"], env)
     assert text.returncode == 0, text.stderr
     assert "Alpha Hosting" in text.stdout
-    assert "127.0.0.2/32" in text.stdout
+    assert f"{HOST_A}/32" in text.stdout
     nobody = json.loads(run_cli(["providers", "lookup", "127.0.0.9", "--json"], env).stdout)
     assert nobody["method"] == "unroutable"
     assert nobody["recipient"] is None

@@ -582,9 +582,9 @@ def test_not_an_image_reasons(images: Images) -> None:
 
 def test_blocked_is_told_apart_from_other_refusals() -> None:
     closed = AddressPolicy()
-    lab = AddressPolicy(allowed_networks=parse_networks(["127.0.0.2/32"]))
-    refused = IgnoreRequest("refused http://127.0.0.3/a.jpg: 127.0.0.3 is not a public address")
-    assert judge_failure(refused, "http://127.0.0.3/a.jpg", lab).reason == (
+    lab = AddressPolicy(allowed_networks=parse_networks([f"{HOST_A}/32"]))
+    refused = IgnoreRequest(f"refused http://{HOST_B}/a.jpg: {HOST_B} is not a public address")
+    assert judge_failure(refused, f"http://{HOST_B}/a.jpg", lab).reason == (
         "blocked: private network"
     )
     dropped = IgnoreRequest("dropped http://h.test/a.jpg: served from non-public address 10.1.1.1")
@@ -592,11 +592,11 @@ def test_blocked_is_told_apart_from_other_refusals() -> None:
         "blocked: private network"
     )
     too_many = IgnoreRequest("max redirections reached")
-    assert judge_failure(too_many, "http://127.0.0.2/a.jpg", lab).reason == "too many redirects"
+    assert judge_failure(too_many, f"http://{HOST_A}/a.jpg", lab).reason == "too many redirects"
     too_large = DownloadCancelledError("larger than download max size")
-    assert judge_failure(too_large, "http://127.0.0.2/", lab) == Verdict("unreachable", "too large")
+    assert judge_failure(too_large, f"http://{HOST_A}/", lab) == Verdict("unreachable", "too large")
     refused_tcp = DownloadConnectionRefusedError("refused")
-    assert judge_failure(refused_tcp, "http://127.0.0.2/", lab) == Verdict(
+    assert judge_failure(refused_tcp, f"http://{HOST_A}/", lab) == Verdict(
         "unreachable", "connection refused"
     )
 

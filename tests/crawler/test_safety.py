@@ -12,13 +12,14 @@ from crawler.safety import (
     literal_ip,
     parse_networks,
 )
+from tests.helpers import HOST_A, HOST_B
 
 
 @pytest.mark.parametrize(
     "address",
     [
         "127.0.0.1",
-        "127.0.0.2",
+        HOST_A,
         "10.1.2.3",
         "172.16.0.1",
         "192.168.1.1",
@@ -48,7 +49,7 @@ def test_public_addresses_pass(address: str) -> None:
 
 
 def test_literal_ip() -> None:
-    assert literal_ip("http://127.0.0.2:8080/x") == "127.0.0.2"
+    assert literal_ip(f"http://{HOST_A}:8080/x") == HOST_A
     assert literal_ip("http://[::1]/") == "::1"
     assert literal_ip("http://example.org/") is None
 
@@ -74,15 +75,15 @@ def test_middleware_refuses_private_literals_and_private_peers() -> None:
 
 def test_middleware_lets_everything_through_when_allowed() -> None:
     mw, stats = _middleware(allow=True)
-    mw.process_request(Request("http://127.0.0.2/"))
+    mw.process_request(Request(f"http://{HOST_A}/"))
     assert stats.get_value("safety/refused_private") is None
 
 
 def test_allowed_networks_open_only_what_they_name() -> None:
-    policy = AddressPolicy(allowed_networks=parse_networks(["127.0.0.2/32", "fd00::/8"]))
-    assert policy.allows("127.0.0.2")
+    policy = AddressPolicy(allowed_networks=parse_networks([f"{HOST_A}/32", "fd00::/8"]))
+    assert policy.allows(HOST_A)
     assert policy.allows("fd12::1")
-    assert not policy.allows("127.0.0.3")
+    assert not policy.allows(HOST_B)
     assert not policy.allows("10.0.0.1")
     assert policy.allows("8.8.8.8")
     with pytest.raises(ValueError, match=r"'10\.0\.0\.300' is not a network"):

@@ -1,6 +1,7 @@
 import pytest
 
 from crawler.scope import same_site, site_of
+from tests.helpers import HOST_A, HOST_B
 
 
 @pytest.mark.parametrize(
@@ -9,7 +10,7 @@ from crawler.scope import same_site, site_of
         ("http://a.b.example.co.uk/x", "example.co.uk"),
         ("https://www.example.org:8443/", "example.org"),
         ("http://user.github.io/", "user.github.io"),  # a private suffix: each user a site
-        ("http://127.0.0.2:8080/", "127.0.0.2"),
+        (f"http://{HOST_A}:8080/", HOST_A),
         ("http://[::1]/", "::1"),
         ("http://intranet/", "intranet"),
     ],
@@ -22,5 +23,5 @@ def test_same_site() -> None:
     assert same_site("http://img.example.org/a", "https://www.example.org/")
     assert not same_site("http://example.net/", "https://www.example.org/")
     assert not same_site("http://other.github.io/", "http://user.github.io/")
-    assert not same_site("http://127.0.0.3/", "http://127.0.0.2/")
-    assert not same_site("not a url", "http://127.0.0.2/")
+    assert not same_site(f"http://{HOST_B}/", f"http://{HOST_A}/")
+    assert not same_site("not a url", f"http://{HOST_A}/")

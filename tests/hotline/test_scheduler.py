@@ -30,11 +30,11 @@ from store.keys import Keys
 from store.options import CrawlOptions
 from store.runs import RunStore
 from store.schedules import Schedule, ScheduleStore, Trigger, parse_trigger
-from tests.helpers import Clock
+from tests.helpers import HOST_A, HOST_B, Clock
 
 T0 = datetime(2030, 1, 1, 0, 0, 7, tzinfo=UTC).timestamp()
 EVERY = 10.0
-SEEDS = ["http://127.0.0.2/", "http://127.0.0.3/a"]
+SEEDS = [f"http://{HOST_A}/", f"http://{HOST_B}/a"]
 BARRIER_TIMEOUT = 30.0
 
 

@@ -26,6 +26,7 @@ from hotline import imagegen
 from hotline.demosite import build_demo_site
 from hotline.loopback import Exchange, Response, serve
 from matchers.algorithms import PHASH_CONFIRM_THRESHOLD
+from tests.helpers import HOST_A, HOST_B
 from tests.site.builder import (
     EMBEDDINGS,
     HOSTILE,
@@ -76,12 +77,12 @@ def raw_get(url: str, limit: int | None = None) -> tuple[http.client.HTTPRespons
 
 
 def test_servers_bind_the_two_loopback_hosts(test_site: RunningTestSite) -> None:
-    assert urlsplit(test_site.base_a).hostname == "127.0.0.2"
-    assert urlsplit(test_site.base_b).hostname == "127.0.0.3"
+    assert urlsplit(test_site.base_a).hostname == HOST_A
+    assert urlsplit(test_site.base_b).hostname == HOST_B
     for url in (test_site.base_a, test_site.base_b):
         assert urlsplit(url).port not in (None, 0, 80)
     for url in [p.url for p in test_site.site.planted if p.url != "data:"]:
-        assert urlsplit(url).hostname in ("127.0.0.2", "127.0.0.3"), url
+        assert urlsplit(url).hostname in (HOST_A, HOST_B), url
     assert test_site.site.seed_url == test_site.base_a + "/"
 
 
@@ -120,7 +121,7 @@ def test_stop_is_prompt_with_a_streaming_handler() -> None:
         while exchange.write(b"x" * 1024):
             pass
 
-    server = serve({"/stream": stream}, host="127.0.0.3")
+    server = serve({"/stream": stream}, host=HOST_B)
     conn, path = connect(server.url("/stream"))
     conn.request("GET", path)
     resp = conn.getresponse()
@@ -136,7 +137,7 @@ def test_stop_is_prompt_with_a_streaming_handler() -> None:
 
 
 def test_routes_can_be_mounted_after_start_and_prefixes_match() -> None:
-    with serve(host="127.0.0.3") as server:
+    with serve(host=HOST_B) as server:
         assert fetch(server.url("/a"))[0] == 404
         server.mount({"/a": text(b"exact"), "/p/*": text(b"prefix")})
         assert fetch(server.url("/a"))[2] == b"exact"
@@ -293,7 +294,7 @@ def test_redirect_plant_answers_302_to_host_b(test_site: RunningTestSite) -> Non
     resp, _ = raw_get(p.url)
     assert resp.status == 302
     assert resp.getheader("Location") == p.final_url
-    assert urlsplit(p.final_url).hostname == "127.0.0.3"
+    assert urlsplit(p.final_url).hostname == HOST_B
 
 
 # --- hostile endpoints -------------------------------------------------------------------------
@@ -390,7 +391,7 @@ def test_broken_images(test_site: RunningTestSite) -> None:
 
 def test_site_builds_quickly() -> None:
     started = time.monotonic()
-    site = build_test_site("http://127.0.0.2:1", "http://127.0.0.3:2")
+    site = build_test_site(f"http://{HOST_A}:1", f"http://{HOST_B}:2")
     assert time.monotonic() - started < 5
     assert len(site.known) == 10
     assert len(site.distractor_sha256s) == 10

@@ -17,9 +17,9 @@ from store.connection import redis_from_url
 from store.errors import RunExists, RunNotFound, RunStateError
 from store.keys import Keys
 from store.runs import RunStats, RunStore, new_run_id, schedule_origin, status_for_reason
-from tests.helpers import Clock
+from tests.helpers import HOST_A, Clock
 
-SEEDS = ["http://127.0.0.2:8000/"]
+SEEDS = [f"http://{HOST_A}:8000/"]
 OPTIONS = {"depth": 1, "max_pages": 10, "lists": ["known"]}
 
 
