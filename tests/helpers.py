@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from hotline.loopback import DEFAULT_HOST, SECOND_HOST
 from hotline.redisserver import REDIS_SERVER_MISSING
 from store.connection import redis_from_url
 from store.errors import RedisUnavailable
@@ -27,9 +28,10 @@ from store.errors import RedisUnavailable
 #: The repository's root (``scrapy.cfg``, ``examples/``).
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Two distinct "hosting providers" on loopback (Linux routes all of 127.0.0.0/8 to lo).
-HOST_A = "127.0.0.2"  # the reported site; the provider that is noticed
-HOST_B = "127.0.0.3"  # another provider: an image host, a redirect target, or "internal"
+#: Two distinct "hosting providers" on loopback (Linux routes all of 127.0.0.0/8 to lo): the
+#: loopback server's own two hosts.
+HOST_A = DEFAULT_HOST  # the reported site; the provider that is noticed
+HOST_B = SECOND_HOST  # another provider: an image host, a redirect target, or "internal"
 
 #: The CLI as an analyst runs it, in a subprocess.
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
