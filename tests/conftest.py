@@ -14,9 +14,9 @@ from store.connection import redis_from_url
 
 pytest_plugins = [
     "tests.site.fixtures",
-    "tests.takedown.rdapserver",
-    "tests.takedown.smtpserver",
-    "tests.takedown.webhookserver",
+    "tests.servers.rdap",
+    "tests.servers.smtp",
+    "tests.servers.webhook",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Tests of ``matchers``: hashing, safe decoding, list formats, indexes and their oracles."""

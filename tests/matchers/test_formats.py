@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,7 +208,7 @@ def test_vendor_duplicate_row_names_the_earlier_line() -> None:
     ],
 )
 def test_vendor_bad_mapping(
-    mapping: dict[str, str], kwargs: dict[str, str], field: str | None
+    mapping: dict[str, str], kwargs: dict[str, Any], field: str | None
 ) -> None:
     with pytest.raises(HashListError) as excinfo:
         parse_vendor_csv_text(f"MD5\n{MD5_A}\n", mapping, source="v.csv", **kwargs)

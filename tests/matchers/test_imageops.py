@@ -8,7 +8,7 @@ import imagehash
 import numpy as np
 import pdqhash
 import pytest
-from PIL import Image, ImageOps
+from PIL import GifImagePlugin, Image, ImageOps
 
 from matchers.algorithms import (
     ANIMATION_MAX_FRAMES_COUNTED,
@@ -216,6 +216,7 @@ def test_gif_frame_count_agrees_with_pillow() -> None:
     for count in (1, 2, 3, 17):
         data = gif_with_frames(count) if count > 1 else encode(make_rgb(363, 16, 16), "GIF")
         with Image.open(io.BytesIO(data)) as im:
+            assert isinstance(im, GifImagePlugin.GifImageFile)
             assert gif_frame_count(data, 1000) == im.n_frames == count
     assert gif_frame_count(gif_with_frames(17), 5) == 5
     assert gif_frame_count(b"GIF89a", 10) == 1

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -31,9 +29,9 @@ def digest(
     quality: int = 100,
     pdq_variants: tuple[str, ...] = (),
     phash_variants: tuple[str, ...] = (),
-) -> SimpleNamespace:
-    """A digest with the variant attributes the digest engineer is adding (duck-typed)."""
-    base = ImageDigest(
+) -> ImageDigest:
+    """A digest of made-up hashes with the given variants to query."""
+    return ImageDigest(
         md5=random_hash(rng, 128),
         sha1=random_hash(rng, 160),
         sha256=random_hash(rng, 256),
@@ -45,12 +43,9 @@ def digest(
         height=10,
         frames=1,
         error=None,
+        pdq_variants=pdq_variants,
+        phash_variants=phash_variants,
     )
-    fields = dataclasses.asdict(base) | {
-        "pdq_variants": pdq_variants,
-        "phash_variants": phash_variants,
-    }
-    return SimpleNamespace(**fields)
 
 
 def test_entry_matched_only_through_a_variant() -> None:

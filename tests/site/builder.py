@@ -1,12 +1,12 @@
 """The full test site: two loopback hosts, planted copies of known images, distractors, traps.
 
-Host A (:data:`HOST_A`) is the reported site; host B (:data:`HOST_B`) is an image host that A
-embeds from. ``serve_linked(build_test_site)`` (:func:`hotline.loopback.serve_linked`) serves
-both. All images are seeded textures from :mod:`hotline.imagegen`, generated and hashed at
-fixture time and served from memory. The "known" list is made of the hashes of the known
-images as served; every planted copy sits in a distinct embedding so a crawler test can say
-which embedding it missed. Distractors are other textures in the same embeddings and must
-never be reported.
+Host A (:data:`tests.helpers.HOST_A`) is the reported site; host B
+(:data:`tests.helpers.HOST_B`) is an image host that A embeds from.
+``serve_linked(build_test_site)`` (:func:`hotline.loopback.serve_linked`) serves both. All
+images are seeded textures from :mod:`hotline.imagegen`, generated and hashed at fixture time
+and served from memory. The "known" list is made of the hashes of the known images as served;
+every planted copy sits in a distinct embedding so a crawler test can say which embedding it
+missed. Distractors are other textures in the same embeddings and must never be reported.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from PIL import Image
 
 from hotline import imagegen
 from hotline.loopback import (
-    DEFAULT_HOST,
-    SECOND_HOST,
     Exchange,
     LinkedSite,
     Response,
@@ -41,8 +39,6 @@ from tests.site.reference import (
     reference_hashes,
 )
 
-HOST_A = DEFAULT_HOST  # the reported site
-HOST_B = SECOND_HOST  # another provider: an image host
 KNOWN_CATEGORY = "test"
 KNOWN_SEEDS = tuple(range(101, 111))  # k01..k10
 DISTRACTOR_SEEDS = tuple(range(2001, 2011))  # d01..d10

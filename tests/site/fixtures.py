@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from hotline.loopback import serve_linked
-from tests.site.builder import HOST_A, HOST_B, RunningTestSite, build_test_site
+from tests.helpers import HOST_A, HOST_B
+from tests.site.builder import RunningTestSite, build_test_site
 
 
 @pytest.fixture(scope="session")

@@ -41,11 +41,12 @@ from takedown.channels.webhook import (
 )
 from takedown.errors import DeliveryError
 from takedown.model import Channel, NoticeKind, OutgoingNotice, Recipient
-from tests.takedown.smtpserver import SmtpServer, TlsFiles, make_tls_files
-from tests.takedown.webhookserver import Hang, Reply, WebhookServer
+from tests.helpers import HOST_A, HOST_B
+from tests.servers.smtp import SmtpServer, TlsFiles, make_tls_files
+from tests.servers.webhook import Hang, Reply, WebhookServer
 
-SMTP_HOST = "127.0.0.2"
-WEBHOOK_HOST = "127.0.0.3"
+SMTP_HOST = HOST_A
+WEBHOOK_HOST = HOST_B
 USER = "hotline-relay"
 PASSWORD = "correct-horse-7c1f"
 SECRET = "whsec-test-5f0e9d"
@@ -69,13 +70,13 @@ def make_notice(
     subject = f"Test notice {notice_id}"
     text = (
         "This is a test notice for hotline-crawler.\n"
-        "Image: http://127.0.0.2/images/pattern-01.png\n"
+        f"Image: http://{HOST_A}/images/pattern-01.png\n"
         ".a line that begins with a dot\n"
         "Matched entry 1 of test list demo-list.\n"
     )
     xarf = {
         "Version": "4",
-        "Report": {"ReportClass": "Content", "URL": "http://127.0.0.2/images/pattern-01.png"},
+        "Report": {"ReportClass": "Content", "URL": f"http://{HOST_A}/images/pattern-01.png"},
     }
     msg = EmailMessage(policy=email.policy.SMTP.clone(linesep=line_ending))
     msg["From"] = f"Test Hotline <{SENDER}>"

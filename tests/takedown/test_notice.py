@@ -17,8 +17,8 @@ from store.queue import HitRecord
 from takedown.errors import NoticeError, TemplateError
 from takedown.model import OutgoingNotice, Recipient, Route
 from takedown.notice import NoticeFacts, NoticeRenderer, reference_for
-from tests.takedown import builders
-from tests.takedown.builders import TEST_IDENTITY, label_hex
+from tests import builders
+from tests.builders import TEST_IDENTITY, label_hex
 
 Z_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 

@@ -13,18 +13,11 @@ from store.keys import Keys
 from takedown.model import DeliveryReceipt, Recipient, Route
 from takedown.notices import LockBusy, NoticeNotFound, NoticeStore
 from takedown.stats import nearest_rank, provider_stats
-from tests.takedown.builders import make_hit
+from tests.builders import make_hit
+from tests.helpers import HOST_A, Clock
 
 #: Every optional field set, so a round trip through the store has to keep each of them.
 HIT = make_hit(pdq="d" * 64, pdq_quality=88, phash="e" * 16)
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -57,8 +50,8 @@ def test_racing_creates_make_one_record(store: NoticeStore) -> None:
 def test_status_moves_between_sets_with_one_event_each(store: NoticeStore) -> None:
     store.create(HIT, actor="t")
     route = Route(
-        host="127.0.0.2",
-        ip="127.0.0.2",
+        host=HOST_A,
+        ip=HOST_A,
         method="directory-cidr",
         recipient=Recipient("Alpha Hosting", "abuse@alpha.example", "smtp"),
         provider="Alpha Hosting",
@@ -88,9 +81,7 @@ def test_status_moves_between_sets_with_one_event_each(store: NoticeStore) -> No
 
 def test_unroutable_route_sets_status(store: NoticeStore) -> None:
     store.create(HIT, actor="t")
-    route = Route(
-        host="127.0.0.2", ip="127.0.0.2", method="unroutable", recipient=None, trail=("x",)
-    )
+    route = Route(host=HOST_A, ip=HOST_A, method="unroutable", recipient=None, trail=("x",))
     store.routed(HIT.incident, route, actor="t")
     assert store.status(HIT.incident) == "unroutable"
     assert store.timeline(HIT.incident)[-1].detail == "x"

@@ -35,12 +35,11 @@ from takedown.notices import NoticeStore
 from takedown.notifier import NoticeSender, Notifier, NotifierStats
 from takedown.routing import Router
 from takedown.settings import TakedownSettings
-from tests.takedown.builders import TEST_IDENTITY, label_hex, make_hit
-from tests.takedown.smtpserver import SmtpServer
-from tests.takedown.webhookserver import WebhookServer
+from tests.builders import TEST_IDENTITY, label_hex, make_hit
+from tests.helpers import HOST_A, HOST_B
+from tests.servers.smtp import SmtpServer
+from tests.servers.webhook import WebhookServer
 
-HOST_A = "127.0.0.2"
-HOST_B = "127.0.0.3"
 ALPHA = "abuse@alpha-hosting.example"
 BETA = "abuse@beta-hosting.example"
 SECRET = "whsec-notifier-test-41d2"

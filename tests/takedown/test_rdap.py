@@ -22,7 +22,7 @@ from takedown.rdap import (
     parse_domain,
     parse_ip_network,
 )
-from tests.takedown.rdapserver import RdapServer, load_doc
+from tests.servers.rdap import RdapServer, load_doc
 
 
 @pytest.fixture

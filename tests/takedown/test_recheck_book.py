@@ -31,11 +31,11 @@ from takedown.notifier import NoticeSender, Notifier
 from takedown.recheck import RecheckBook
 from takedown.routing import Router
 from takedown.settings import TakedownSettings
-from tests.takedown import builders
-from tests.takedown.builders import TEST_IDENTITY
-from tests.takedown.smtpserver import SmtpServer
+from tests import builders
+from tests.builders import TEST_IDENTITY
+from tests.helpers import HOST_A, Clock
+from tests.servers.smtp import SmtpServer
 
-HOST_A = "127.0.0.2"
 ALPHA = "abuse@alpha-hosting.example"
 UPSTREAM = "abuse@transit-upstream.example"
 REGISTRAR = "abuse@registrar.example"
@@ -49,14 +49,6 @@ SETTINGS = TakedownSettings(
     unreachable_confirmations=3,
     recheck_lease=600.0,
 )
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_hit(number: int) -> HitRecord:

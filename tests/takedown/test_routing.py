@@ -16,7 +16,7 @@ from takedown.directory import ProviderDirectory
 from takedown.model import Recipient, Route
 from takedown.rdap import RdapClient
 from takedown.routing import Router, registrable_domain, system_resolve
-from tests.takedown.rdapserver import RdapServer, load_doc
+from tests.servers.rdap import RdapServer, load_doc
 
 DIRECTORY = """\
 providers:

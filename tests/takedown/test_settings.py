@@ -15,15 +15,7 @@ from takedown.settings import (
     SettingsError,
     TakedownSettings,
 )
-
-IDENTITY = """
-[hotline]
-name = "Example Hotline"
-email = "notices@hotline.example"
-website = "https://hotline.example"
-country = "NL"
-legal_basis = "Art. 240b of the Criminal Code"
-"""
+from tests.builders import IDENTITY_TOML
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -35,7 +27,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_full_file(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        IDENTITY
+        IDENTITY_TOML
         + """
 [notices]
 directory = "providers.yaml"
@@ -104,8 +96,8 @@ def test_empty_rdap_url_turns_rdap_off(tmp_path: Path) -> None:
         ("[webhook]\nurl = 'http://h/'\n", r"HOTLINE_WEBHOOK_SECRET is not set"),
         ("[rdap]\nurl = 'ftp://x'\n", r"\[rdap\] url: expected an http"),
         ("[hotline]\nname = 'x'\n", r"\[hotline\] email: missing"),
-        (IDENTITY.replace('"NL"', '"nl"'), r"\[hotline\] country: expected an ISO"),
-        (IDENTITY.replace("notices@", "notices-at-"), r"\[hotline\] email: .* not an email"),
+        (IDENTITY_TOML.replace('"NL"', '"nl"'), r"\[hotline\] country: expected an ISO"),
+        (IDENTITY_TOML.replace("notices@", "notices-at-"), r"\[hotline\] email: .* not an email"),
         ("[notices\n", r"hotline.toml: "),
     ],
 )

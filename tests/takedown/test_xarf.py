@@ -21,8 +21,9 @@ from takedown.xarf import (
     validate_xarf,
     xarf_classification,
 )
-from tests.takedown import builders
-from tests.takedown.builders import TEST_IDENTITY, label_hex
+from tests import builders
+from tests.builders import TEST_IDENTITY, label_hex
+from tests.helpers import HOST_A
 
 NOTICE_ID = "0123456789abcdef0123456789abcdef"
 Z_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -163,7 +164,7 @@ def test_source_is_an_ip_else_the_host_and_ip_hosts_get_no_domain() -> None:
     report = build(make_hit(ip="192.0.2.99"), make_route(ip=None, host="host-b.example"))
     assert report["source_identifier"] == "192.0.2.99"  # the address the crawl connected to
     validate_xarf(report)
-    report = build(route=make_route(host="127.0.0.2", ip="127.0.0.2", asn=None, provider=None))
+    report = build(route=make_route(host=HOST_A, ip=HOST_A, asn=None, provider=None))
     assert "domain" not in report and "asn" not in report and "hosting_provider" not in report
     validate_xarf(report)
 

@@ -1,0 +1,141 @@
+"""The private-network guard, end to end: refused hosts never see a single request.
+
+The reported site is 127.0.0.2, opened with ``--allow-network 127.0.0.2/32`` the way a hotline
+would open its own lab. 127.0.0.3 stands for the hotline's internal network: reached by an IP
+literal, by a redirect, and by a hostname (``localhost``) whose DNS answer is private. None of
+these may reach it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hotline.imagegen import encode, textured_image
+from hotline.loopback import Exchange, html_page, image_response, redirect, serve
+from matchers.digest import digest_bytes
+from tests.helpers import HOST_A, HOST_B, hotline_env, run_cli
+
+
+class Recorder:
+    """A route that records each request and answers with an image."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.paths: list[str] = []
+
+    def __call__(self, exchange: Exchange) -> None:
+        self.paths.append(exchange.path)
+        exchange.start(200, {"Content-Type": "image/png", "Content-Length": str(len(self.body))})
+        exchange.write(self.body)
+
+
+@pytest.fixture
+def own_redis_env(tmp_path: Path) -> dict[str, str]:
+    """No Redis URL: a crawl starts the CLI's own redis-server under the data directory, so a
+    test can tell that a refused crawl stopped before that."""
+    return hotline_env(HOTLINE_DATA_DIR=str(tmp_path / "data"))
+
+
+def test_private_targets_are_never_contacted(own_redis_env: dict[str, str], tmp_path: Path) -> None:
+    allowed_png = encode(textured_image(501), "PNG")
+    internal_png = encode(textured_image(502), "PNG")
+    internal = Recorder(internal_png)
+    via_name = Recorder(internal_png)
+    with (
+        serve(host=HOST_A) as site,
+        serve({"/*": internal}, host=HOST_B) as lab,
+        serve({"/*": via_name}, host="127.0.0.1") as local,
+    ):
+        local_by_name = local.base_url.replace("127.0.0.1", "localhost")
+        site.mount(
+            {
+                "/": html_page(
+                    f"<img src='/ok.png'>"
+                    f"<img src='{lab.url('/literal.png')}'>"
+                    f"<img src='/to-lab.png'>"
+                    f"<img src='{local_by_name}/by-name.png'>"
+                    f"<a href='/next'>next</a>"
+                ),
+                "/next": redirect(lab.url("/after-redirect")),
+                "/to-lab.png": redirect(lab.url("/redirected.png")),
+                "/ok.png": image_response(allowed_png, "image/png"),
+            }
+        )
+        known = tmp_path / "known.csv"
+        sha = digest_bytes(allowed_png).sha256
+        lab_sha = digest_bytes(internal_png).sha256
+        known.write_text(f"algorithm,hash,id\nsha256,{sha},ok\nsha256,{lab_sha},lab\n")
+        assert (
+            run_cli(["hashes", "import", str(known), "--list", "k"], own_redis_env).returncode == 0
+        )
+        crawl = run_cli(
+            [
+                "crawl",
+                site.url("/"),
+                "--allow-network",
+                f"{HOST_A}/32",
+                "--json",
+                "--set",
+                "AUTOTHROTTLE_ENABLED=false",
+            ],
+            own_redis_env,
+        )
+    assert crawl.returncode == 0, crawl.stderr
+    summary = json.loads(crawl.stdout)
+    assert internal.paths == []
+    assert via_name.paths == []
+    assert summary["refused_private"] >= 3  # literal, redirect to image, redirect to page
+    assert "refused non-public address(es) 127.0.0.1 for host localhost" in crawl.stderr
+    hits = json.loads(run_cli(["hits", "list", "--json"], own_redis_env).stdout)
+    assert [(h["url"], h["entry"]) for h in hits] == [(site.url("/ok.png"), "ok")]
+
+
+def test_without_the_flag_a_loopback_seed_is_refused(own_redis_env: dict[str, str]) -> None:
+    seen = Recorder(b"")
+    with serve({"/*": seen}, host=HOST_A) as site:
+        crawl = run_cli(["crawl", site.url("/"), "--json"], own_redis_env)
+    assert crawl.returncode == 0, crawl.stderr
+    assert seen.paths == []
+    assert json.loads(crawl.stdout)["refused_private"] == 1
+    assert "is not a public address" in crawl.stderr
+
+
+@pytest.mark.parametrize("value", ["1", " Yes"])
+def test_the_environment_variable_lifts_the_guard(
+    own_redis_env: dict[str, str], value: str
+) -> None:
+    page = html_page("<p>nothing here</p>")
+    with serve({"/": page}, host=HOST_A) as site:
+        crawl = run_cli(
+            ["crawl", site.url("/"), "--json"],
+            {**own_redis_env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": value},
+        )
+    assert crawl.returncode == 0, crawl.stderr
+    summary = json.loads(crawl.stdout)
+    assert summary["pages"] == 1 and summary["refused_private"] == 0
+
+
+def test_bad_network_is_a_usage_error(own_redis_env: dict[str, str]) -> None:
+    crawl = run_cli(
+        ["crawl", f"http://{HOST_A}/", "--allow-network", "10.0.0.300/8"], own_redis_env
+    )
+    assert crawl.returncode == 2
+    last_line = crawl.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: --allow-network: '10.0.0.300/8'")
+    assert not (Path(own_redis_env["HOTLINE_DATA_DIR"]) / "redis").exists()
+
+
+def test_a_bad_environment_value_is_a_usage_error(own_redis_env: dict[str, str]) -> None:
+    seen = Recorder(b"")
+    with serve({"/*": seen}, host=HOST_A) as site:
+        crawl = run_cli(
+            ["crawl", site.url("/")], {**own_redis_env, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "maybe"}
+        )
+    assert crawl.returncode == 2, crawl.stderr
+    last_line = crawl.stderr.strip().splitlines()[-1]
+    assert last_line == "error: HOTLINE_ALLOW_PRIVATE_NETWORKS: expected 1 or 0, got 'maybe'"
+    assert seen.paths == []
+    assert not (Path(own_redis_env["HOTLINE_DATA_DIR"]) / "redis").exists()

@@ -1,0 +1,90 @@
+import pytest
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.statscollectors import MemoryStatsCollector
+from scrapy.utils.test import get_crawler
+
+from crawler.safety import (
+    AddressPolicy,
+    PrivateNetworkMiddleware,
+    is_public_address,
+    literal_ip,
+    parse_networks,
+)
+from tests.helpers import HOST_A, HOST_B
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        HOST_A,
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:10.0.0.1",
+        "::ffff:127.0.0.1",
+        "not-an-ip",
+        "192.0.2.10",
+    ],
+)
+def test_non_public_addresses_are_refused(address: str) -> None:
+    assert not is_public_address(address)
+
+
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+)
+def test_public_addresses_pass(address: str) -> None:
+    assert is_public_address(address)
+
+
+def test_literal_ip() -> None:
+    assert literal_ip(f"http://{HOST_A}:8080/x") == HOST_A
+    assert literal_ip("http://[::1]/") == "::1"
+    assert literal_ip("http://example.org/") is None
+
+
+def _middleware(*, allow: bool) -> tuple[PrivateNetworkMiddleware, MemoryStatsCollector]:
+    crawler = get_crawler()
+    stats = MemoryStatsCollector(crawler)
+    return PrivateNetworkMiddleware(stats, AddressPolicy(allow_private=allow)), stats
+
+
+def test_middleware_refuses_private_literals_and_private_peers() -> None:
+    mw, stats = _middleware(allow=False)
+    with pytest.raises(IgnoreRequest, match="not a public address"):
+        mw.process_request(Request("http://10.0.0.1/admin"))
+    mw.process_request(Request("http://example.org/"))  # names are checked by the resolver
+    import ipaddress
+
+    response = Response("http://example.org/", ip_address=ipaddress.ip_address("192.168.0.7"))
+    with pytest.raises(IgnoreRequest, match="non-public address"):
+        mw.process_response(Request("http://example.org/"), response)
+    assert stats.get_value("safety/refused_private") == 2
+
+
+def test_middleware_lets_everything_through_when_allowed() -> None:
+    mw, stats = _middleware(allow=True)
+    mw.process_request(Request(f"http://{HOST_A}/"))
+    assert stats.get_value("safety/refused_private") is None
+
+
+def test_allowed_networks_open_only_what_they_name() -> None:
+    policy = AddressPolicy(allowed_networks=parse_networks([f"{HOST_A}/32", "fd00::/8"]))
+    assert policy.allows(HOST_A)
+    assert policy.allows("fd12::1")
+    assert not policy.allows(HOST_B)
+    assert not policy.allows("10.0.0.1")
+    assert policy.allows("8.8.8.8")
+    with pytest.raises(ValueError, match=r"'10\.0\.0\.300' is not a network"):
+        parse_networks(["10.0.0.300"])

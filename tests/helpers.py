@@ -1,0 +1,142 @@
+"""Small helpers the tests share: the two test hosts, the CLI as a subprocess and the
+environment it runs in, one-line error checks, a clock the test moves, polling with a deadline.
+
+Fixtures live in the ``conftest.py`` files (the ``env`` of CLI tests in ``tests/cli``); this
+module holds plain values and functions, so any test module may import it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from hotline.loopback import DEFAULT_HOST, SECOND_HOST
+from hotline.redisserver import REDIS_SERVER_MISSING
+from store.connection import redis_from_url
+from store.errors import RedisUnavailable
+
+#: The repository's root (``scrapy.cfg``, ``examples/``).
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Two distinct "hosting providers" on loopback (Linux routes all of 127.0.0.0/8 to lo): the
+#: loopback server's own two hosts.
+HOST_A = DEFAULT_HOST  # the reported site; the provider that is noticed
+HOST_B = SECOND_HOST  # another provider: an image host, a redirect target, or "internal"
+
+#: The CLI as an analyst runs it, in a subprocess.
+HOTLINE = [sys.executable, "-m", "hotline.cli"]
+#: Seconds a CLI command may take before the test fails (a safety net, not a synchronisation).
+CLI_TIMEOUT = 120.0
+#: Seconds :func:`wait_for` polls before it fails the test.
+WAIT_TIMEOUT = 60.0
+#: A fixed instant (2030-03-17 UTC) where test clocks start unless told otherwise.
+CLOCK_START = 1_900_000_000.0
+
+T = TypeVar("T")
+
+
+def hotline_env(**values: str) -> dict[str, str]:
+    """This process's environment without any ``HOTLINE_*`` variable, plus ``values``.
+
+    The CLI reads only what the test sets, whatever the developer's shell exports.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HOTLINE_")}
+    env.update(values)
+    return env
+
+
+def run_cli(
+    args: list[str], env: dict[str, str], *, timeout: float = CLI_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """``hotline <args>`` in a subprocess with ``env``; output captured as text, never raises
+    for an exit code (the test checks it)."""
+    return subprocess.run(
+        [*HOTLINE, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def ok_json(args: list[str], env: dict[str, str], *, timeout: float = CLI_TIMEOUT) -> Any:
+    """``hotline <args> --json``, which must succeed; its output parsed."""
+    result = run_cli([*args, "--json"], env, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int | None = None) -> str:
+    """The single ``error: ...`` line a failed command wrote to stderr, and nothing else.
+
+    With ``code``, the exit code must be that too.
+    """
+    if code is not None:
+        assert result.returncode == code, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+class Clock:
+    """A clock the test sets and moves (``clock=`` of the stores and the scheduler).
+
+    Shared by threads: reads and writes of a float attribute are atomic.
+    """
+
+    def __init__(self, now: float = CLOCK_START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def wait_for(condition: Callable[[], T | None], what: str, *, timeout: float = WAIT_TIMEOUT) -> T:
+    """Poll ``condition`` until it returns a true value (returned), or fail after ``timeout``.
+
+    For state another process writes (Redis, files) that no event announces; the condition is
+    what synchronises, the short pause only spares the CPU.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.01)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port(host: str) -> int:
+    """A port on ``host`` that nothing listens on (bound, then released): for a server to be
+    started on, or for a request that must find it closed."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    """The path of ``redis-server``; its absence fails the test with the reason."""
+    found = shutil.which("redis-server")
+    if found is None:
+        pytest.fail(REDIS_SERVER_MISSING, pytrace=False)
+    return found
+
+
+def redis_answers(url: str) -> bool:
+    """Whether a Redis server answers at ``url`` now (one quick try, no retries)."""
+    try:
+        client = redis_from_url(url, timeout=1.0, retries=0)
+    except RedisUnavailable:
+        return False
+    client.close()
+    return True
