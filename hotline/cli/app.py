@@ -39,6 +39,7 @@ __all__ = [
     "VerboseOption",
     "app",
     "check_networks",
+    "check_status",
     "err",
     "load_config",
     "open_session",
@@ -108,6 +109,12 @@ def open_takedown_session(
         open_takedown(session, config, consumer=consumer, need_sender=need_sender) as takedown,
     ):
         yield takedown
+
+
+def check_status(status: str | None, statuses: Iterable[str]) -> None:
+    """Refuse a ``--status`` filter that names no status."""
+    if status is not None and status not in statuses:
+        raise UsageError(f"--status {status!r}: expected one of {', '.join(statuses)}")
 
 
 def parse_sets(values: Iterable[str]) -> dict[str, str]:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Column
 
 from hotline.cli.app import JsonOption, err, open_session, out
-from hotline.cli.render import emit, table
+from hotline.cli.render import emit, json_or_empty, table
 from hotline.errors import InputError, UsageError
 from matchers.algorithms import (
     ALGORITHMS,
@@ -277,24 +277,20 @@ def hashes_lists(as_json: JsonOption = False) -> None:
     """Show each list with its kind, thresholds and counts per algorithm."""
     with open_session() as session:
         infos = session.lists().info()
-    if as_json:
-        out.print_json(
-            data=[
-                {
-                    "name": i.name,
-                    "kind": i.kind,
-                    "version": i.version,
-                    "updated": i.updated,
-                    "thresholds": i.thresholds.as_dict(),
-                    "counts": i.counts,
-                    "total": i.total,
-                }
-                for i in infos
-            ]
-        )
-        return
-    if not infos:
-        out.print("no known-hash lists (import one with `hotline hashes import`)")
+    data = [
+        {
+            "name": i.name,
+            "kind": i.kind,
+            "version": i.version,
+            "updated": i.updated,
+            "thresholds": i.thresholds.as_dict(),
+            "counts": i.counts,
+            "total": i.total,
+        }
+        for i in infos
+    ]
+    empty = "no known-hash lists (import one with `hotline hashes import`)"
+    if json_or_empty(infos, data, empty=empty, as_json=as_json):
         return
     headers = ("list", "kind", "version", "updated", *ALGORITHMS, "total", "thresholds")
     left = {"list", "kind", "updated", "thresholds"}

@@ -8,8 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Column
 
-from hotline.cli.app import JsonOption, open_takedown_session, out
-from hotline.cli.render import details_table, duration_cell, iso_cell, minute_cell, table
+from hotline.cli.app import JsonOption, check_status, open_takedown_session, out
+from hotline.cli.render import (
+    details_table,
+    duration_cell,
+    iso_cell,
+    json_or_empty,
+    minute_cell,
+    table,
+)
 from hotline.errors import UsageError
 from store.clock import iso
 from takedown.notice import reference_for
@@ -42,8 +49,7 @@ def notices_list(
     as_json: JsonOption = False,
 ) -> None:
     """List notices, oldest first."""
-    if status is not None and status not in STATUSES:
-        raise UsageError(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
+    check_status(status, STATUSES)
     with open_takedown_session(need_sender=False) as takedown:
         notices = [
             n
@@ -52,11 +58,8 @@ def notices_list(
         ]
     if limit is not None:
         notices = notices[-limit:]
-    if as_json:
-        out.print_json(data=[n.as_json() for n in notices])
-        return
-    if not notices:
-        out.print("no notices" + (f" in status {status}" if status else ""))
+    empty = "no notices" + (f" in status {status}" if status else "")
+    if json_or_empty(notices, [n.as_json() for n in notices], empty=empty, as_json=as_json):
         return
     columns = [
         Column("reference", no_wrap=True),

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from hotline.cli.app import JsonOption, open_session, out
-from hotline.cli.render import records_table
+from hotline.cli.render import json_or_empty, records_table
 
 __all__ = ["hits_app", "review_app"]
 
@@ -30,11 +30,8 @@ def _list_records(
         ]
     if limit is not None:
         records = records[-limit:]
-    if as_json:
-        out.print_json(data=[r.as_json() for r in records])
-        return
-    if not records:
-        out.print(f"no {title}")
+    data = [r.as_json() for r in records]
+    if json_or_empty(records, data, empty=f"no {title}", as_json=as_json):
         return
     out.print(records_table(records, title=title))
 

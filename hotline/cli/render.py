@@ -6,7 +6,7 @@ Commands print through :data:`hotline.cli.app.out`; nothing here reads Redis.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from typing import Any
 
 from rich.table import Column, Table
@@ -22,6 +22,7 @@ __all__ = [
     "emit",
     "health_cell",
     "iso_cell",
+    "json_or_empty",
     "minute_cell",
     "records_table",
     "summary_table",
@@ -134,6 +135,18 @@ def records_table(records: Iterable[HitRecord], *, title: str) -> Table:
 
 
 # -- JSON or a line --------------------------------------------------------------------------
+
+
+def json_or_empty(items: Sized, data: Any, *, empty: str, as_json: bool) -> bool:
+    """For a listing: ``data`` as JSON (``--json``), or ``empty`` when there are no ``items``.
+    True when that was all there is to print; False: the caller draws its table."""
+    if as_json:
+        out.print_json(data=data)
+        return True
+    if not len(items):
+        out.print(empty, markup=False)
+        return True
+    return False
 
 
 def emit(data: Any, line: str, *, as_json: bool) -> None:

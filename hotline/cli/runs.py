@@ -16,8 +16,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Column
 
-from hotline.cli.app import JsonOption, err, open_session, out
-from hotline.cli.render import details_table, duration_cell, emit, health_cell, table, time_cell
+from hotline.cli.app import JsonOption, check_status, err, open_session, out
+from hotline.cli.render import (
+    details_table,
+    duration_cell,
+    emit,
+    health_cell,
+    json_or_empty,
+    table,
+    time_cell,
+)
 from hotline.errors import UsageError
 from store.errors import RunNotFound
 from store.runs import STATUSES, RunRecord, RunStore
@@ -61,16 +69,12 @@ def runs_list(
     as_json: JsonOption = False,
 ) -> None:
     """List crawl runs, newest first."""
-    if status is not None and status not in STATUSES:
-        raise UsageError(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
+    check_status(status, STATUSES)
     with open_session() as session:
         runs = session.runs().list(limit=limit, status=status)
     now = time.time()
-    if as_json:
-        out.print_json(data=[r.as_json(now=now) for r in runs])
-        return
-    if not runs:
-        out.print("no runs" + (f" in status {status}" if status else ""))
+    empty = "no runs" + (f" in status {status}" if status else "")
+    if json_or_empty(runs, [r.as_json(now=now) for r in runs], empty=empty, as_json=as_json):
         return
     columns = [
         Column("id", no_wrap=True),

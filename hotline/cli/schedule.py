@@ -35,7 +35,7 @@ from hotline.cli.app import (
     report_seeds,
     stop_on_signals,
 )
-from hotline.cli.render import emit, table, time_cell, when
+from hotline.cli.render import emit, json_or_empty, table, time_cell, when
 from hotline.errors import UsageError
 from hotline.scheduler import (
     RUN_LOG_DIR,
@@ -155,13 +155,8 @@ def schedule_list(as_json: JsonOption = False) -> None:
     with open_session() as session:
         schedules = session.schedules().all()
         statuses = {s.name: _last_status(session, s) for s in schedules}
-    if as_json:
-        out.print_json(
-            data=[{**s.as_json(), "last_run_status": statuses[s.name]} for s in schedules]
-        )
-        return
-    if not schedules:
-        out.print("no schedules")
+    data = [{**s.as_json(), "last_run_status": statuses[s.name]} for s in schedules]
+    if json_or_empty(schedules, data, empty="no schedules", as_json=as_json):
         return
     columns = [
         Column("name", no_wrap=True),

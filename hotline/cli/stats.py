@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.table import Column
 
 from hotline.cli.app import JsonOption, open_takedown_session, out
-from hotline.cli.render import duration_cell, table
+from hotline.cli.render import duration_cell, json_or_empty, table
 from takedown.stats import ProviderStats, provider_stats
 
 __all__ = ["stats"]
@@ -18,11 +18,8 @@ def stats(as_json: JsonOption = False) -> None:
     with open_takedown_session(need_sender=False) as takedown:
         rows = provider_stats(takedown.store.iter_notices())
         counts = takedown.store.counts()
-    if as_json:
-        out.print_json(data={"providers": [r.as_dict() for r in rows], "statuses": counts})
-        return
-    if not rows:
-        out.print("no notices yet")
+    data = {"providers": [r.as_dict() for r in rows], "statuses": counts}
+    if json_or_empty(rows, data, empty="no notices yet", as_json=as_json):
         return
     columns = [
         Column("provider"),
