@@ -212,7 +212,7 @@ def _run_and_report(
     rejected: int,
     run: RunRecord | None = None,
 ) -> None:
-    from hotline.crawlrun import run_crawl  # noqa: PLC0415
+    from hotline.crawlrun import run_crawl  # noqa: PLC0415 - loads Scrapy
 
     _warn_without_lists(session)
     result = run_crawl(
