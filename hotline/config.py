@@ -3,8 +3,10 @@
 :meth:`Config.from_env` reads every variable the CLI needs through :mod:`store.environment`
 (which names them all, documents their values and defaults, and reads them alike for the
 crawler), and turns a value it cannot use into a :class:`~hotline.errors.UsageError`
-(exit 2) naming the variable. The notices' TOML configuration is read on demand
-(:meth:`Config.takedown_settings`), so an edited file applies to the next command.
+(exit 2) naming the variable. What only one command needs is read when it asks, so a bad
+value fails that command alone: the notices' TOML configuration
+(:meth:`Config.takedown_settings`, so an edited file applies to the next command) and the
+shortest schedule interval (:meth:`Config.schedule_min_interval`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from hotline.errors import UsageError
 from store import environment
 from store.errors import EnvironmentVariableError
+from store.schedules import MIN_INTERVAL
 from takedown.settings import SettingsError, TakedownSettings
 
 
@@ -43,6 +46,15 @@ class Config:
             )
         except EnvironmentVariableError as exc:
             raise UsageError(str(exc)) from None
+
+    def schedule_min_interval(self) -> float:
+        """The shortest interval ``schedule add --every`` accepts, in seconds:
+        ``$HOTLINE_SCHEDULE_MIN_INTERVAL``, else :data:`store.schedules.MIN_INTERVAL`."""
+        try:
+            seconds = environment.schedule_min_interval(self.env)
+        except EnvironmentVariableError as exc:
+            raise UsageError(str(exc)) from None
+        return MIN_INTERVAL if seconds is None else seconds
 
     def takedown_settings(self) -> TakedownSettings:
         """The notices configuration, read now (so an edited file applies to the next

@@ -13,6 +13,10 @@ from hotline.paths import ensure_data_dir
 from hotline.redisserver import EmbeddedRedis
 from store.connection import redis_from_url
 from store.keys import Keys
+from store.lists import ListStore
+from store.queue import HitQueue
+from store.runs import RunStore
+from store.schedules import ScheduleStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +24,22 @@ class Session:
     client: redis.Redis
     url: str
     keys: Keys
+
+    def hits(self) -> HitQueue:
+        """The hit and review streams."""
+        return HitQueue(self.client, self.keys)
+
+    def lists(self) -> ListStore:
+        """The stored hash lists."""
+        return ListStore(self.client, self.keys)
+
+    def runs(self) -> RunStore:
+        """The crawl run records."""
+        return RunStore(self.client, self.keys)
+
+    def schedules(self) -> ScheduleStore:
+        """The crawl schedules."""
+        return ScheduleStore(self.client, self.keys)
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 """Distributed crawls from the command line: ``hotline worker``, and what ``hotline crawl
---distributed`` does after it queued the run (wait for the workers, show progress, report)."""
+--distributed`` does once it queued the run (wait for the workers, show progress, report)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,27 @@ from typing import Annotated, Any
 
 import typer
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
-from hotline.cliapp import JsonOption, err, load_config, out, stop_on_signals
-from hotline.errors import HotlineError, UsageError
-from hotline.services import Session, redis_session
+from hotline.cli.app import (
+    JsonOption,
+    VerboseOption,
+    check_networks,
+    err,
+    load_config,
+    open_session,
+    out,
+    stop_on_signals,
+)
+from hotline.cli.render import health_cell, records_table, summary_table
+from hotline.errors import HotlineError
+from hotline.services import Session
 from store.frontier import Frontier
 from store.options import CrawlOptions
-from store.queue import HitQueue, HitRecord
-from store.runs import RunRecord, RunStore
+from store.queue import HitRecord
+from store.runs import ORIGIN_CLI, RunRecord
+
+__all__ = ["crawl_distributed", "run_summary", "wait_for_run", "worker"]
 
 #: Seconds between looks at a distributed run's record while waiting for it.
 WAIT_POLL = 0.5
@@ -51,7 +62,7 @@ def worker(
         ),
     ] = None,
     as_json: JsonOption = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Crawl distributed runs together with the other workers on this Redis.
 
@@ -63,14 +74,10 @@ def worker(
     The worker's own network policy applies to every run it crawls. With --once it exits 1
     when its share of the run ended otherwise (Redis failed, the run's options were unusable).
     """
-    from crawler.safety import parse_networks  # noqa: PLC0415 - loads Scrapy
-    from hotline.worker import Worker, WorkerOptions, WorkerResult  # noqa: PLC0415
+    from hotline.worker import Worker, WorkerOptions, WorkerResult  # noqa: PLC0415 - loads Scrapy
 
     config = load_config()
-    try:
-        parse_networks(allow_network or [])
-    except ValueError as exc:
-        raise UsageError(str(exc).replace("SAFETY_ALLOWED_NETWORKS", "--allow-network")) from None
+    check_networks(allow_network or [])
     options = WorkerOptions(
         allow_private_networks=allow_private_networks or config.allow_private_networks,
         allowed_networks=list(allow_network or []),
@@ -89,7 +96,7 @@ def worker(
                 markup=False,
             )
 
-    with redis_session(config) as session:
+    with open_session(config) as session:
         daemon = Worker(session, options, err, on_result=report)
         if not as_json:
             err.print(
@@ -132,7 +139,7 @@ def wait_for_run(
     session: Session, run_id: str, *, show_progress: bool, stop: threading.Event
 ) -> RunRecord | None:
     """Follow a distributed run until it ended (its record), or None when ``stop`` was set."""
-    store = RunStore(session.client, session.keys)
+    store = session.runs()
     frontier = Frontier(session.client, session.keys, run_id)
     started = time.monotonic()
     warned = False
@@ -195,11 +202,11 @@ def crawl_distributed(
     rejected: int,
 ) -> None:
     """Queue a distributed run for the workers; unless ``detach``, wait and report on it."""
-    store = RunStore(session.client, session.keys)
+    store = session.runs()
     # Ctrl-C stops the waiting from the moment the run exists (it is taken before the run is
     # created, so a signal that comes right after cannot skip the message below).
     with stop_on_signals() as stop:
-        run_id = store.create(seeds=seeds, options=options, origin="cli", distributed=True)
+        run_id = store.create(seeds=seeds, options=options, origin=ORIGIN_CLI, distributed=True)
         if detach:
             if as_json:
                 out.print_json(data={"crawl": run_id, "status": "queued", "distributed": True})
@@ -215,7 +222,7 @@ def crawl_distributed(
             markup=False,
         )
         raise typer.Exit(130)
-    queue = HitQueue(session.client, session.keys)
+    queue = session.hits()
     hits = [r for r in queue.iter_records("confirmed") if r.crawl == run_id]
     review = sum(1 for r in queue.iter_records("review") if r.crawl == run_id)
     summary = run_summary(store.get(run_id), hits, review)
@@ -229,33 +236,18 @@ def crawl_distributed(
 
 
 def _print_summary(summary: Mapping[str, Any], hits: list[HitRecord]) -> None:
-    from hotline.cli import records_table  # noqa: PLC0415 - cli imports this module
-
-    table = Table(title=f"distributed run {summary['crawl']}", show_header=False)
-    table.add_column("", style="bold")
-    table.add_column("", justify="right")
-    for label, key in (
-        ("status (reason)", "status"),
-        ("workers", "workers"),
-        ("seeds (rejected)", "seeds"),
-        ("pages crawled", "pages"),
-        ("images hashed", "hashed"),
-        ("confirmed hits, new", "confirmed_new"),
-        ("review items, new", "review_new"),
-        ("request errors", "errors"),
-        ("elapsed", "elapsed_s"),
-        ("health", "health"),
-    ):
-        value = summary[key]
-        if key == "status":
-            value = f"{value} ({summary['finish_reason']})"
-        elif key == "seeds":
-            value = f"{value} ({summary['seeds_rejected']})"
-        elif key == "elapsed_s":
-            value = f"{value} s"
-        elif key == "health":
-            value = ", ".join(value) or "ok"
-        table.add_row(label, str(value))
-    out.print(table)
+    rows = [
+        ("status (reason)", f"{summary['status']} ({summary['finish_reason']})"),
+        ("workers", summary["workers"]),
+        ("seeds (rejected)", f"{summary['seeds']} ({summary['seeds_rejected']})"),
+        ("pages crawled", summary["pages"]),
+        ("images hashed", summary["hashed"]),
+        ("confirmed hits, new", summary["confirmed_new"]),
+        ("review items, new", summary["review_new"]),
+        ("request errors", summary["errors"]),
+        ("elapsed", f"{summary['elapsed_s']} s"),
+        ("health", health_cell(summary["health"])),
+    ]
+    out.print(summary_table(f"distributed run {summary['crawl']}", rows))
     if hits:
         out.print(records_table(hits, title="confirmed hits of this run"))

@@ -1,4 +1,4 @@
-"""Crawl runs on the command line (registered on the app by :mod:`hotline.cli`).
+"""Crawl runs on the command line.
 
 ``hotline runs list``     runs newest first: status, origin, times, counts, health
 ``hotline runs show ID``  one run: seeds, options, counts, errors by kind, health, Scrapy stats
@@ -14,14 +14,23 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column
 
-from hotline.cliapp import JsonOption, err, load_config, out
+from hotline.cli.app import JsonOption, check_status, err, open_session, out
+from hotline.cli.render import (
+    details_table,
+    duration_cell,
+    emit,
+    health_cell,
+    json_or_empty,
+    table,
+    time_cell,
+)
 from hotline.errors import UsageError
-from hotline.services import redis_session
-from store.clock import format_duration, iso
 from store.errors import RunNotFound
 from store.runs import STATUSES, RunRecord, RunStore
+
+__all__ = ["runs_app"]
 
 runs_app = typer.Typer(help="Crawl runs: list them, show one, cancel one.", no_args_is_help=True)
 
@@ -42,18 +51,6 @@ def _find(store: RunStore, run_id: str) -> RunRecord:
         raise UsageError(str(exc)) from None
 
 
-def _time(ts: float | None) -> str:
-    return "-" if ts is None else iso(ts).replace("T", " ").removesuffix("Z")
-
-
-def _duration(seconds: float | None) -> str:
-    return "-" if seconds is None else format_duration(seconds)
-
-
-def _health(run: RunRecord) -> str:
-    return ", ".join(sorted(run.health)) or "ok"
-
-
 def _status(run: RunRecord) -> str:
     if run.status == "running" and run.stopping:
         return f"running ({run.stopping})"
@@ -72,65 +69,62 @@ def runs_list(
     as_json: JsonOption = False,
 ) -> None:
     """List crawl runs, newest first."""
-    if status is not None and status not in STATUSES:
-        raise UsageError(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
-    with redis_session(load_config()) as session:
-        runs = RunStore(session.client, session.keys).list(limit=limit, status=status)
+    check_status(status, STATUSES)
+    with open_session() as session:
+        runs = session.runs().list(limit=limit, status=status)
     now = time.time()
-    if as_json:
-        out.print_json(data=[r.as_json(now=now) for r in runs])
+    empty = "no runs" + (f" in status {status}" if status else "")
+    if json_or_empty(runs, [r.as_json(now=now) for r in runs], empty=empty, as_json=as_json):
         return
-    if not runs:
-        out.print("no runs" + (f" in status {status}" if status else ""))
-        return
-    table = Table(title="crawl runs")
-    table.add_column("id", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("origin", overflow="fold")
-    table.add_column("started (UTC)", no_wrap=True)
-    table.add_column("duration", no_wrap=True, justify="right")
-    for name in ("pages", "images", "confirmed", "review", "errors"):
-        table.add_column(name, justify="right")
-    table.add_column("health", overflow="fold")
-    for r in runs:
-        s = r.stats
-        table.add_row(
+    columns = [
+        Column("id", no_wrap=True),
+        Column("status", no_wrap=True),
+        Column("origin", overflow="fold"),
+        Column("started (UTC)", no_wrap=True),
+        Column("duration", no_wrap=True, justify="right"),
+        *(
+            Column(name, justify="right")
+            for name in ("pages", "images", "confirmed", "review", "errors")
+        ),
+        Column("health", overflow="fold"),
+    ]
+    rows = [
+        (
             r.id,
             _status(r),
             (r.origin or "-") + (" (distributed)" if r.distributed else ""),
-            _time(r.started),
-            _duration(r.duration(now)),
-            str(s.pages),
-            str(s.images),
-            str(s.confirmed),
-            str(s.review),
-            str(s.error_count),
-            _health(r),
+            time_cell(r.started),
+            duration_cell(r.duration(now)),
+            str(r.stats.pages),
+            str(r.stats.images),
+            str(r.stats.confirmed),
+            str(r.stats.review),
+            str(r.stats.error_count),
+            health_cell(r.health),
         )
-    out.print(table)
+        for r in runs
+    ]
+    out.print(table("crawl runs", columns, rows))
 
 
 @runs_app.command("show")
 def runs_show(run_id: RunIdArgument, as_json: JsonOption = False) -> None:
     """Show one run: seeds, options, times, counts, errors by kind, health."""
-    with redis_session(load_config()) as session:
-        run = _find(RunStore(session.client, session.keys), run_id)
+    with open_session() as session:
+        run = _find(session.runs(), run_id)
     now = time.time()
     if as_json:
         out.print_json(data=run.as_json(full=True, now=now))
         return
-    table = Table(show_header=False, box=None, title=f"run {run.id}")
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
     s = run.stats
     rows: list[tuple[str, str]] = [
         ("status", _status(run)),
         ("finish reason", run.reason or "-"),
         ("origin", run.origin or "-"),
-        ("created (UTC)", _time(run.created)),
-        ("started (UTC)", _time(run.started)),
-        ("finished (UTC)", _time(run.finished)),
-        ("duration", _duration(run.duration(now))),
+        ("created (UTC)", time_cell(run.created)),
+        ("started (UTC)", time_cell(run.started)),
+        ("finished (UTC)", time_cell(run.finished)),
+        ("duration", duration_cell(run.duration(now))),
         ("seeds", "\n".join(run.seeds) or "-"),
         ("options", _options(run.options)),
         ("requests (retries)", f"{s.requests} ({s.retries})"),
@@ -144,7 +138,7 @@ def runs_show(run_id: RunIdArgument, as_json: JsonOption = False) -> None:
         ("health", "\n".join(f"{k}: {v}" for k, v in sorted(run.health.items())) or "ok"),
     ]
     if run.cancel_requested is not None:
-        rows.append(("cancel requested (UTC)", _time(run.cancel_requested)))
+        rows.append(("cancel requested (UTC)", time_cell(run.cancel_requested)))
     if run.distributed:
         rows.append(
             (
@@ -156,17 +150,15 @@ def runs_show(run_id: RunIdArgument, as_json: JsonOption = False) -> None:
                 or "none yet",
             )
         )
-    for label, value in rows:
-        table.add_row(label, value)
-    out.print(table)
-    stats = {k: v for k, v in sorted(run.crawl_stats.items()) if k.startswith(SHOWN_STATS_PREFIXES)}
+    out.print(details_table(rows, title=f"run {run.id}"))
+    stats = [
+        (key, str(value))
+        for key, value in sorted(run.crawl_stats.items())
+        if key.startswith(SHOWN_STATS_PREFIXES)
+    ]
     if stats:
-        detail = Table(title="crawl stats", show_header=False)
-        detail.add_column(overflow="fold")
-        detail.add_column(justify="right")
-        for key, value in stats.items():
-            detail.add_row(key, str(value))
-        out.print(detail)
+        columns = [Column(overflow="fold"), Column(justify="right")]
+        out.print(table("crawl stats", columns, stats, show_header=False))
 
 
 def _options(options: dict[str, Any]) -> str:
@@ -185,18 +177,19 @@ def _errors(errors: Mapping[str, int]) -> str:
 def runs_cancel(run_id: RunIdArgument, as_json: JsonOption = False) -> None:
     """Cancel a run: a queued run at once; a running crawl stops within seconds (its
     in-flight requests end first)."""
-    with redis_session(load_config()) as session:
-        store = RunStore(session.client, session.keys)
+    with open_session() as session:
+        store = session.runs()
         run = _find(store, run_id)
         if not store.request_cancel(run.id):
             after = store.get(run.id)
             raise UsageError(f"run {run.id} already ended: {after.status}")
         after = store.get(run.id)
-    if as_json:
-        out.print_json(data={"id": after.id, "status": after.status, "cancel_requested": True})
-    elif after.status == "cancelled":
-        out.print(f"run {after.id}: cancelled", markup=False)
-    else:
-        out.print(f"run {after.id}: cancel requested; the crawl stops within seconds", markup=False)
+    emit(
+        {"id": after.id, "status": after.status, "cancel_requested": True},
+        f"run {after.id}: cancelled"
+        if after.status == "cancelled"
+        else f"run {after.id}: cancel requested; the crawl stops within seconds",
+        as_json=as_json,
+    )
     if after.status not in {"cancelled", "running"}:  # it ended by itself meanwhile
         err.print(f"run {after.id} is {after.status}", markup=False)

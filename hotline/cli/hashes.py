@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated, Final
 
 import typer
-from rich.table import Table
+from rich.table import Column
 
-from hotline.cliapp import JsonOption, err, out
-from hotline.cliapp import load_config as _config
+from hotline.cli.app import JsonOption, err, open_session, out
+from hotline.cli.render import emit, json_or_empty, table
 from hotline.errors import InputError, UsageError
-from hotline.services import Session, redis_session
 from matchers.algorithms import (
     ALGORITHMS,
     PDQ_CONFIRM_THRESHOLD,
@@ -35,7 +34,8 @@ from matchers.lists import (
     validate_list_name,
 )
 from store.errors import ListNotFound
-from store.lists import ListStore
+
+__all__ = ["hashes_app"]
 
 hashes_app = typer.Typer(
     help="Hash lists: import, build, show, remove; compute the hashes of image files.",
@@ -63,6 +63,7 @@ PdqMinQuality = Annotated[
 ]
 
 
+ListNameOption = Annotated[str, typer.Option("--list", help="Name of the list to (re)place.")]
 AllowOption = Annotated[
     bool,
     typer.Option(
@@ -92,8 +93,10 @@ def _thresholds(
 # -- hashes --------------------------------------------------------------------------------
 
 
-def _save_list(session: Session, hash_list: HashList) -> None:
-    info = ListStore(session.client, session.keys).save(hash_list)
+def _save_list(hash_list: HashList) -> None:
+    """Store (or replace) the list and say what was stored."""
+    with open_session() as session:
+        info = session.lists().save(hash_list)
     counts = ", ".join(f"{k} {v}" for k, v in info.counts.items() if v)
     kind = " (allow-list)" if info.kind == ALLOW else ""
     out.print(f"list {info.name}{kind}: version {info.version}, {info.total} entries ({counts})")
@@ -178,7 +181,7 @@ def hashes_import(
             "a plain file with --algorithm, another vendor's CSV with --column."
         ),
     ],
-    list_name: Annotated[str, typer.Option("--list", help="Name of the list to (re)place.")],
+    list_name: ListNameOption,
     algorithm: Annotated[
         str | None,
         typer.Option(
@@ -226,17 +229,13 @@ def hashes_import(
     )
     if not entries:
         raise InputError(f"{file}: no hash rows to import")
-    hash_list = HashList(
-        name=name, entries=entries, thresholds=thresholds, kind=ALLOW if allow else KNOWN
-    )
-    with redis_session(_config()) as session:
-        _save_list(session, hash_list)
+    _save_list(HashList(name, entries, thresholds, kind=ALLOW if allow else KNOWN))
 
 
 @hashes_app.command("build")
 def hashes_build(
     directory: Annotated[Path, typer.Argument(help="Directory of reference images.")],
-    list_name: Annotated[str, typer.Option("--list", help="Name of the list to (re)place.")],
+    list_name: ListNameOption,
     category: Annotated[str, typer.Option(help="Category recorded with each entry.")] = "",
     allow: AllowOption = False,
     pdq_confirm: PdqConfirm = None,
@@ -255,11 +254,7 @@ def hashes_build(
         err.print(f"skipped {path}: {reason}")
     if not entries:
         raise InputError(f"{directory}: no image could be hashed")
-    hash_list = HashList(
-        name=name, entries=entries, thresholds=thresholds, kind=ALLOW if allow else KNOWN
-    )
-    with redis_session(_config()) as session:
-        _save_list(session, hash_list)
+    _save_list(HashList(name, entries, thresholds, kind=ALLOW if allow else KNOWN))
 
 
 @hashes_app.command("remove")
@@ -269,59 +264,53 @@ def hashes_remove(
 ) -> None:
     """Delete a list (known or allow-list); running crawls keep the copy they loaded."""
     validate_list_name(name)
-    with redis_session(_config()) as session:
+    with open_session() as session:
         try:
-            ListStore(session.client, session.keys).remove(name)
+            session.lists().remove(name)
         except ListNotFound as exc:
             raise InputError(str(exc)) from None
-    if as_json:
-        out.print_json(data={"name": name, "removed": True})
-    else:
-        out.print(f"list {name} removed")
+    emit({"name": name, "removed": True}, f"list {name} removed", as_json=as_json)
 
 
 @hashes_app.command("lists")
 def hashes_lists(as_json: JsonOption = False) -> None:
     """Show each list with its kind, thresholds and counts per algorithm."""
-    with redis_session(_config()) as session:
-        infos = ListStore(session.client, session.keys).info()
-    if as_json:
-        out.print_json(
-            data=[
-                {
-                    "name": i.name,
-                    "kind": i.kind,
-                    "version": i.version,
-                    "updated": i.updated,
-                    "thresholds": i.thresholds.as_dict(),
-                    "counts": i.counts,
-                    "total": i.total,
-                }
-                for i in infos
-            ]
-        )
+    with open_session() as session:
+        infos = session.lists().info()
+    data = [
+        {
+            "name": i.name,
+            "kind": i.kind,
+            "version": i.version,
+            "updated": i.updated,
+            "thresholds": i.thresholds.as_dict(),
+            "counts": i.counts,
+            "total": i.total,
+        }
+        for i in infos
+    ]
+    empty = "no known-hash lists (import one with `hotline hashes import`)"
+    if json_or_empty(infos, data, empty=empty, as_json=as_json):
         return
-    if not infos:
-        out.print("no known-hash lists (import one with `hotline hashes import`)")
-        return
-    table = Table(title="hash lists")
-    columns = ("list", "kind", "version", "updated", *ALGORITHMS, "total", "thresholds")
-    for column in columns:
-        left = column in ("list", "kind", "updated", "thresholds")
-        table.add_column(column, justify="left" if left else "right")
+    headers = ("list", "kind", "version", "updated", *ALGORITHMS, "total", "thresholds")
+    left = {"list", "kind", "updated", "thresholds"}
+    rows = []
     for i in infos:
         t = i.thresholds
-        table.add_row(
-            i.name,
-            i.kind,
-            str(i.version),
-            i.updated,
-            *(str(i.counts.get(a, 0)) for a in ALGORITHMS),
-            str(i.total),
-            f"pdq {t.pdq_confirm}/{t.pdq_review} q>={t.pdq_min_quality}, "
-            f"phash {t.phash_confirm}/{t.phash_review}",
+        rows.append(
+            (
+                i.name,
+                i.kind,
+                str(i.version),
+                i.updated,
+                *(str(i.counts.get(a, 0)) for a in ALGORITHMS),
+                str(i.total),
+                f"pdq {t.pdq_confirm}/{t.pdq_review} q>={t.pdq_min_quality}, "
+                f"phash {t.phash_confirm}/{t.phash_review}",
+            )
         )
-    out.print(table)
+    columns = [Column(h, justify="left" if h in left else "right") for h in headers]
+    out.print(table("hash lists", columns, rows))
     out.print("thresholds: confirm/review distance; q: lowest PDQ quality matched")
 
 

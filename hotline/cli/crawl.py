@@ -1,71 +1,63 @@
-"""The analyst's command line: ``hotline crawl``, ``hits``, ``review``, ``demo``; with the
-``hashes`` commands (:mod:`hotline.cli_hashes`), ``runs`` (:mod:`hotline.cli_runs`),
-``schedule`` and ``scheduler`` (:mod:`hotline.cli_schedule`) and notice and takedown —
-``notifier``, ``recheck``, ``providers``, ``notices``, ``stats`` (:mod:`hotline.cli_takedown`).
-
-Every command explains itself (``--help``), prints tables for people and JSON for scripts
-(``--json``), and fails with one line on standard error and a non-zero exit code:
-2 for bad input, 3 when Redis cannot be reached, 1 for a crawl that did not finish.
-No command ever shows an image.
-"""
+"""``hotline crawl`` (here, or queued for the workers with ``--distributed``, or a queued run
+with ``--run``) and ``hotline demo``: start a crawl, wait for it, report what it found."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import redis
 import typer
-from rich.table import Table
 
-from crawler.settings import CRAWL_DEPTH, CRAWL_MAX_PAGES_PER_SEED
-from hotline import cli_schedule, cli_takedown, cli_worker
-from hotline.cli_hashes import hashes_app
-from hotline.cli_runs import runs_app
-from hotline.cliapp import JsonOption, app, err, load_config, out, parse_sets
-from hotline.errors import HotlineError, InputError, ServiceError, UsageError
-from hotline.services import redis_session
-from matchers.errors import MatcherError
+from hotline.cli.app import (
+    CRAWL_DEPTH,
+    CRAWL_MAX_PAGES_PER_SEED,
+    DepthOption,
+    JsonOption,
+    ListsOption,
+    MaxPagesOption,
+    ObeyRobotsOption,
+    SetsOption,
+    VerboseOption,
+    check_networks,
+    err,
+    load_config,
+    open_session,
+    out,
+    parse_sets,
+    read_seeds,
+    report_seeds,
+)
+from hotline.cli.render import health_cell, records_table, summary_table
+from hotline.cli.worker import crawl_distributed
+from hotline.errors import HotlineError, InputError, UsageError
 from matchers.lists import KNOWN
-from store.errors import RunNotFound, RunStateError, ScheduleError, StoreError
-from store.lists import ListStore
+from store.errors import RunNotFound, RunStateError
 from store.options import CrawlOptions
-from store.queue import HitQueue, HitRecord
-from store.runs import ORIGIN_CLI, RunRecord, RunStore
-from takedown.errors import DirectoryError, NoticeError, TakedownError
-from takedown.notices import NoticeNotFound
-from takedown.settings import SettingsError
+from store.queue import HitRecord
+from store.runs import ORIGIN_CLI, RunRecord
 
 if TYPE_CHECKING:
     from hotline.config import Config
     from hotline.crawlrun import CrawlResult
     from hotline.services import Session
 
-hits_app = typer.Typer(help="Confirmed hits queued for notice and takedown.", no_args_is_help=True)
-review_app = typer.Typer(help="Near misses queued for an analyst's review.", no_args_is_help=True)
-
-_config = load_config
+__all__ = ["crawl", "demo"]
 
 
 # -- crawl ---------------------------------------------------------------------------------
 
 
-@app.command()
 def crawl(
     urls: Annotated[list[str] | None, typer.Argument(help="Reported URLs to crawl.")] = None,
     seeds: Annotated[
         Path | None, typer.Option("--seeds", help="File of URLs, one per line, # comments.")
     ] = None,
-    depth: Annotated[
-        int, typer.Option(min=0, help="Link depth to follow within each seed's site.")
-    ] = CRAWL_DEPTH,
-    max_pages: Annotated[
-        int, typer.Option(min=1, help="Page cap per seed.")
-    ] = CRAWL_MAX_PAGES_PER_SEED,
+    depth: DepthOption = CRAWL_DEPTH,
+    max_pages: MaxPagesOption = CRAWL_MAX_PAGES_PER_SEED,
     allow_private_networks: Annotated[
         bool,
         typer.Option(
@@ -80,16 +72,11 @@ def crawl(
             help="A private network (CIDR) the crawl may reach, e.g. a lab (repeatable).",
         ),
     ] = None,
-    obey_robots: Annotated[bool, typer.Option(help="Obey robots.txt (off by default).")] = False,
-    lists: Annotated[
-        list[str] | None, typer.Option("--list", help="Match only these lists (repeatable).")
-    ] = None,
-    sets: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a Scrapy setting, NAME=VALUE (repeatable)."),
-    ] = None,
+    obey_robots: ObeyRobotsOption = False,
+    lists: ListsOption = None,
+    sets: SetsOption = None,
     as_json: JsonOption = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")] = False,
+    verbose: VerboseOption = False,
     run_id: Annotated[
         str | None,
         typer.Option(
@@ -113,11 +100,7 @@ def crawl(
     ] = False,
 ) -> None:
     """Crawl reported URLs and queue every image that matches a known list."""
-    # Scrapy is imported by the commands that crawl, so the others start without it.
-    from crawler.safety import parse_networks  # noqa: PLC0415
-    from crawler.seeds import SeedFileError, collect_seeds  # noqa: PLC0415
-
-    config = _config()
+    config = load_config()
     log_level = "INFO" if verbose else "WARNING"
     if detach and not distributed:
         raise UsageError("--detach goes with --distributed")
@@ -126,22 +109,12 @@ def crawl(
             raise UsageError(
                 "--run crawls the run's own seeds: give no URLs, --seeds or --distributed"
             )
-        with redis_session(config) as session:
+        with open_session(config) as session:
             _crawl_run(session, config, run_id, log_level=log_level, as_json=as_json)
         return
-    try:
-        good, problems = collect_seeds(urls or [], [seeds] if seeds else [])
-    except SeedFileError as exc:
-        raise InputError(str(exc)) from None
-    try:
-        parse_networks(allow_network or [])
-    except ValueError as exc:
-        raise UsageError(str(exc).replace("SAFETY_ALLOWED_NETWORKS", "--allow-network")) from None
-    for problem in problems:
-        err.print(f"skipped seed {problem}")
-    if not good:
-        raise UsageError("no valid seed URL to crawl (give URLs or --seeds FILE)")
-    seed_urls = [s.url for s in good]
+    seed_urls, problems = read_seeds(urls or [], seeds)
+    check_networks(allow_network or [])
+    report_seeds(seed_urls, problems, what="crawl")
     options = CrawlOptions(
         depth=depth,
         max_pages=max_pages,
@@ -152,10 +125,10 @@ def crawl(
         overrides=parse_sets(sets or []),
         distributed=distributed,
     )
-    with redis_session(config) as session:
+    with open_session(config) as session:
         if distributed:
             _warn_without_lists(session)
-            cli_worker.crawl_distributed(
+            crawl_distributed(
                 session,
                 seed_urls,
                 options,
@@ -179,9 +152,9 @@ def _crawl_run(
     session: Session, config: Config, run_id: str, *, log_level: str, as_json: bool
 ) -> None:
     """``hotline crawl --run ID``: crawl a queued run with its recorded seeds and options."""
-    from crawler.safety import parse_networks  # noqa: PLC0415
+    from crawler.safety import parse_networks  # noqa: PLC0415 - loads Scrapy
 
-    store = RunStore(session.client, session.keys)
+    store = session.runs()
     try:
         record = store.get(run_id)
     except RunNotFound as exc:
@@ -221,7 +194,7 @@ def _crawl_run(
 
 
 def _warn_without_lists(session: Session) -> None:
-    if not any(i.kind == KNOWN for i in ListStore(session.client, session.keys).info()):
+    if not any(i.kind == KNOWN for i in session.lists().info()):
         err.print(
             "warning: no known-hash list is loaded, nothing can match "
             "(import one with `hotline hashes import`)"
@@ -239,7 +212,7 @@ def _run_and_report(
     rejected: int,
     run: RunRecord | None = None,
 ) -> None:
-    from hotline.crawlrun import run_crawl  # noqa: PLC0415
+    from hotline.crawlrun import run_crawl  # noqa: PLC0415 - loads Scrapy
 
     _warn_without_lists(session)
     result = run_crawl(
@@ -256,15 +229,11 @@ def _run_and_report(
     health: Mapping[str, str] = {}
     # No record with CRAWLRECORD_ENABLED=0; no Redis after it failed the crawl (queue_failed).
     with contextlib.suppress(RunNotFound, redis.RedisError):
-        health = RunStore(session.client, session.keys).get(result.crawl_id).health
+        health = session.runs().get(result.crawl_id).health
     if not result.ok:
         _print_crawl_result(result, [], as_json=as_json, rejected=rejected, health=health)
         raise HotlineError(f"crawl {result.crawl_id} did not finish: {result.reason}")
-    hits = [
-        r
-        for r in HitQueue(session.client, session.keys).iter_records("confirmed")
-        if r.crawl == result.crawl_id
-    ]
+    hits = [r for r in session.hits().iter_records("confirmed") if r.crawl == result.crawl_id]
     _print_crawl_result(result, hits, as_json=as_json, rejected=rejected, health=health)
 
 
@@ -282,9 +251,6 @@ def _print_crawl_result(
     if as_json:
         out.print_json(data=summary)
         return
-    table = Table(title=f"crawl {result.crawl_id}", show_header=False)
-    table.add_column("", style="bold")
-    table.add_column("", justify="right")
     rows = [
         ("finish reason", summary["finish_reason"]),
         ("seeds (rejected)", f"{summary['seeds']} ({rejected})"),
@@ -298,21 +264,18 @@ def _print_crawl_result(
         ("request errors", summary["errors"]),
         ("elapsed", f"{summary['elapsed_s']} s"),
         ("images per second", summary["images_per_s"]),
-        ("health", ", ".join(summary["health"]) or "ok"),
+        ("health", health_cell(summary["health"])),
     ]
-    for label, value in rows:
-        table.add_row(label, str(value))
-    out.print(table)
+    out.print(summary_table(f"crawl {result.crawl_id}", rows))
     if hits:
         out.print(records_table(hits, title="confirmed hits of this crawl"))
 
 
-@app.command()
 def demo(as_json: JsonOption = False) -> None:
     """Crawl a generated benign demo site on 127.0.0.2 and print what matched its known list."""
     from hotline.demo import run_demo  # noqa: PLC0415 - loads Scrapy
 
-    result, hits, expected, notices = run_demo(_config(), err, show_progress=not as_json)
+    result, hits, expected, notices = run_demo(load_config(), err, show_progress=not as_json)
     found = {(r.url, r.entry) for r in hits}
     missed = sorted(url for url, entry in expected.items() if (url, entry) not in found)
     if as_json:
@@ -337,113 +300,3 @@ def demo(as_json: JsonOption = False) -> None:
         )
     if not result.ok or missed:
         raise typer.Exit(1)
-
-
-# -- hits and review -----------------------------------------------------------------------
-
-
-def records_table(records: list[HitRecord], *, title: str) -> Table:
-    table = Table(title=title)
-    table.add_column("image URL", overflow="fold", ratio=3)
-    table.add_column("found on page", overflow="fold", ratio=2)
-    table.add_column("list/entry", overflow="fold")
-    table.add_column("match", no_wrap=True)
-    table.add_column("first seen (UTC)", no_wrap=True)
-    for r in records:
-        table.add_row(
-            r.url,
-            r.page,
-            f"{r.list}/{r.entry}",
-            f"{r.algorithm} {r.distance}",
-            r.first_seen.replace("T", " ")[:16],
-        )
-    return table
-
-
-def _list_records(
-    verdict: str, *, as_json: bool, crawl_id: str | None, limit: int | None, title: str
-) -> None:
-    with redis_session(_config()) as session:
-        records = [
-            r
-            for r in HitQueue(session.client, session.keys).iter_records(verdict)
-            if crawl_id is None or r.crawl == crawl_id
-        ]
-    if limit is not None:
-        records = records[-limit:]
-    if as_json:
-        out.print_json(data=[r.as_json() for r in records])
-        return
-    if not records:
-        out.print(f"no {title}")
-        return
-    out.print(records_table(records, title=title))
-
-
-CrawlFilter = Annotated[str | None, typer.Option("--crawl", help="Only this crawl's records.")]
-LimitOption = Annotated[int | None, typer.Option(min=1, help="Only the newest N records.")]
-
-
-@hits_app.command("list")
-def hits_list(
-    as_json: JsonOption = False, crawl_id: CrawlFilter = None, limit: LimitOption = None
-) -> None:
-    """List confirmed hits, oldest first."""
-    _list_records(
-        "confirmed", as_json=as_json, crawl_id=crawl_id, limit=limit, title="confirmed hits"
-    )
-
-
-@review_app.command("list")
-def review_list(
-    as_json: JsonOption = False, crawl_id: CrawlFilter = None, limit: LimitOption = None
-) -> None:
-    """List near misses waiting for an analyst, oldest first."""
-    _list_records("review", as_json=as_json, crawl_id=crawl_id, limit=limit, title="review items")
-
-
-# -- registration, in the order --help lists them -----------------------------------------
-
-app.add_typer(hashes_app, name="hashes")
-app.add_typer(hits_app, name="hits")
-app.add_typer(review_app, name="review")
-app.add_typer(runs_app, name="runs")
-app.add_typer(cli_schedule.schedule_app, name="schedule")
-app.command()(cli_schedule.scheduler)
-app.command()(cli_worker.worker)
-app.command()(cli_takedown.notifier)
-app.command()(cli_takedown.recheck)
-app.add_typer(cli_takedown.providers_app, name="providers")
-app.add_typer(cli_takedown.notices_app, name="notices")
-app.command()(cli_takedown.stats)
-
-
-# -- entry point ---------------------------------------------------------------------------
-
-
-def _fail(message: str, code: int) -> int:
-    err.print(f"error: {message}", markup=False)
-    return code
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console script ``hotline``: run the app, map errors to one line and an exit code."""
-    code: Any = 0
-    try:
-        # Standalone mode: usage errors print themselves and exit 2, --help exits 0.
-        app(args=argv)
-    except HotlineError as exc:
-        code = _fail(str(exc), exc.exit_code)
-    except MatcherError as exc:
-        code = _fail(str(exc), InputError.exit_code)
-    except (SettingsError, DirectoryError, NoticeError, NoticeNotFound, ScheduleError) as exc:
-        code = _fail(str(exc), InputError.exit_code)  # the configuration or the input is wrong
-    except (TakedownError, StoreError) as exc:
-        code = _fail(str(exc), ServiceError.exit_code)
-    except redis.RedisError as exc:  # Redis went away in the middle of a command
-        code = _fail(f"Redis failed: {' '.join(str(exc).split())}", ServiceError.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-if __name__ == "__main__":
-    main()

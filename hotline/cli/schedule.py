@@ -1,4 +1,4 @@
-"""Scheduled crawls on the command line (registered on the app by :mod:`hotline.cli`).
+"""Scheduled crawls on the command line.
 
 ``hotline schedule add NAME``     a crawl every DURATION or on a cron expression (UTC)
 ``hotline schedule list``         every schedule: trigger, next run, last run, paused
@@ -10,18 +10,33 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column
 
-from crawler.settings import CRAWL_DEPTH, CRAWL_MAX_PAGES_PER_SEED
-from hotline.cliapp import JsonOption, err, load_config, out, parse_sets, stop_on_signals
-from hotline.config import Config
-from hotline.errors import InputError, UsageError
+from hotline.cli.app import (
+    CRAWL_DEPTH,
+    CRAWL_MAX_PAGES_PER_SEED,
+    DepthOption,
+    JsonOption,
+    ListsOption,
+    MaxPagesOption,
+    ObeyRobotsOption,
+    SetsOption,
+    err,
+    load_config,
+    open_session,
+    out,
+    parse_sets,
+    read_seeds,
+    report_seeds,
+    stop_on_signals,
+)
+from hotline.cli.render import emit, json_or_empty, table, time_cell, when
+from hotline.errors import UsageError
 from hotline.scheduler import (
     RUN_LOG_DIR,
     CrawlLauncher,
@@ -32,20 +47,13 @@ from hotline.scheduler import (
     run_status,
     start_now,
 )
-from hotline.services import Session, redis_session
+from hotline.services import Session
 from matchers.lists import validate_list_name
-from store.clock import iso, parse_duration
-from store.environment import ENV_SCHEDULE_MIN_INTERVAL as ENV_MIN_INTERVAL
+from store.clock import iso
 from store.options import CrawlOptions
-from store.schedules import (
-    MIN_INTERVAL,
-    Schedule,
-    ScheduleStore,
-    parse_trigger,
-    validate_schedule_name,
-)
+from store.schedules import Schedule, parse_trigger, validate_schedule_name
 
-__all__ = ["ENV_MIN_INTERVAL", "schedule_app", "scheduler"]
+__all__ = ["schedule_app", "scheduler"]
 
 schedule_app = typer.Typer(
     help="Scheduled crawls: add, list, pause, resume, remove, or run one now.",
@@ -53,16 +61,6 @@ schedule_app = typer.Typer(
 )
 
 NameArgument = Annotated[str, typer.Argument(metavar="NAME", help="The schedule's name.")]
-
-
-def _min_interval(config: Config) -> float:
-    raw = (config.env if config.env is not None else os.environ).get(ENV_MIN_INTERVAL, "")
-    if not raw.strip():
-        return MIN_INTERVAL
-    try:
-        return parse_duration(raw.strip())
-    except ValueError as exc:
-        raise UsageError(f"{ENV_MIN_INTERVAL}: {exc}") from None
 
 
 def _networks(values: Iterable[str]) -> list[str]:
@@ -73,10 +71,6 @@ def _networks(values: Iterable[str]) -> list[str]:
         except ValueError as exc:
             raise UsageError(f"--allow-network {value!r} is not a network ({exc})") from None
     return networks
-
-
-def _store(session: Session) -> ScheduleStore:
-    return ScheduleStore(session.client, session.keys)
 
 
 # -- add -----------------------------------------------------------------------------------
@@ -97,12 +91,8 @@ def schedule_add(
         str | None,
         typer.Option("--cron", help='Cron expression in UTC, e.g. "0 */6 * * *".'),
     ] = None,
-    depth: Annotated[
-        int, typer.Option(min=0, help="Link depth to follow within each seed's site.")
-    ] = CRAWL_DEPTH,
-    max_pages: Annotated[
-        int, typer.Option(min=1, help="Page cap per seed.")
-    ] = CRAWL_MAX_PAGES_PER_SEED,
+    depth: DepthOption = CRAWL_DEPTH,
+    max_pages: MaxPagesOption = CRAWL_MAX_PAGES_PER_SEED,
     allow_private_networks: Annotated[
         bool,
         typer.Option(help="Let the crawl reach private, loopback and link-local addresses."),
@@ -111,14 +101,9 @@ def schedule_add(
         list[str] | None,
         typer.Option("--allow-network", help="A private network (CIDR) the crawl may reach."),
     ] = None,
-    obey_robots: Annotated[bool, typer.Option(help="Obey robots.txt (off by default).")] = False,
-    lists: Annotated[
-        list[str] | None, typer.Option("--list", help="Match only these lists (repeatable).")
-    ] = None,
-    sets: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a Scrapy setting, NAME=VALUE (repeatable)."),
-    ] = None,
+    obey_robots: ObeyRobotsOption = False,
+    lists: ListsOption = None,
+    sets: SetsOption = None,
     distributed: Annotated[
         bool,
         typer.Option(
@@ -133,11 +118,9 @@ def schedule_add(
     not change the schedule. The first run is one interval from now (or the cron
     expression's next time); `hotline schedule run NAME` starts one at once.
     """
-    from crawler.seeds import SeedFileError, collect_seeds  # noqa: PLC0415
-
     config = load_config()
     validate_schedule_name(name)
-    trigger = parse_trigger(every, cron, min_interval=_min_interval(config))
+    trigger = parse_trigger(every, cron, min_interval=config.schedule_min_interval())
     options = CrawlOptions(
         depth=depth,
         max_pages=max_pages,
@@ -148,29 +131,19 @@ def schedule_add(
         overrides=parse_sets(sets or []),
         distributed=distributed,
     )
-    try:
-        good, problems = collect_seeds(urls or [], [seeds] if seeds else [])
-    except SeedFileError as exc:
-        raise InputError(str(exc)) from None
-    for problem in problems:
-        err.print(f"skipped seed {problem}", markup=False)
-    if not good:
-        raise UsageError("no valid seed URL to schedule (give URLs or --seeds FILE)")
-    with redis_session(config) as session:
-        schedule = _store(session).add(name, trigger, [s.url for s in good], options)
+    seed_urls, problems = read_seeds(urls or [], seeds)
+    report_seeds(seed_urls, problems, what="schedule")
+    with open_session(config) as session:
+        schedule = session.schedules().add(name, trigger, seed_urls, options)
     if as_json:
         out.print_json(data={**schedule.as_json(), "seeds_rejected": len(problems)})
         return
     out.print(
-        f"schedule {name} added: {trigger.describe()}, {len(good)} seeds"
+        f"schedule {name} added: {trigger.describe()}, {len(seed_urls)} seeds"
         + (f" ({len(problems)} rejected)" if problems else "")
-        + f", next run {_when(schedule.next_due)}",
+        + f", next run {when(schedule.next_due)}",
         markup=False,
     )
-
-
-def _when(ts: float) -> str:
-    return iso(ts).replace("T", " ").replace("Z", " UTC")
 
 
 # -- list ----------------------------------------------------------------------------------
@@ -179,38 +152,36 @@ def _when(ts: float) -> str:
 @schedule_app.command("list")
 def schedule_list(as_json: JsonOption = False) -> None:
     """List the schedules: trigger, next run (UTC), last run and its status, paused."""
-    with redis_session(load_config()) as session:
-        schedules = _store(session).all()
+    with open_session() as session:
+        schedules = session.schedules().all()
         statuses = {s.name: _last_status(session, s) for s in schedules}
-    if as_json:
-        out.print_json(
-            data=[{**s.as_json(), "last_run_status": statuses[s.name]} for s in schedules]
-        )
+    data = [{**s.as_json(), "last_run_status": statuses[s.name]} for s in schedules]
+    if json_or_empty(schedules, data, empty="no schedules", as_json=as_json):
         return
-    if not schedules:
-        out.print("no schedules")
-        return
-    table = Table(title="schedules")
-    table.add_column("name", no_wrap=True)
-    table.add_column("trigger", no_wrap=True)
-    table.add_column("next run (UTC)", no_wrap=True)
-    table.add_column("last run", overflow="fold")
-    table.add_column("status", overflow="fold")
-    table.add_column("runs", justify="right")
-    table.add_column("seeds", justify="right")
-    table.add_column("paused", no_wrap=True)
-    for s in schedules:
-        table.add_row(
+    columns = [
+        Column("name", no_wrap=True),
+        Column("trigger", no_wrap=True),
+        Column("next run (UTC)", no_wrap=True),
+        Column("last run", overflow="fold"),
+        Column("status", overflow="fold"),
+        Column("runs", justify="right"),
+        Column("seeds", justify="right"),
+        Column("paused", no_wrap=True),
+    ]
+    rows = [
+        (
             s.name,
             s.trigger.describe(),
-            "-" if s.paused else _when(s.next_due).removesuffix(" UTC"),
+            "-" if s.paused else time_cell(s.next_due),
             s.last_run_id or "-",
             statuses[s.name] or "-",
             str(s.runs_started),
             str(len(s.seeds)),
             "yes" if s.paused else "no",
         )
-    out.print(table)
+        for s in schedules
+    ]
+    out.print(table("schedules", columns, rows))
 
 
 def _last_status(session: Session, schedule: Schedule) -> str | None:
@@ -227,50 +198,45 @@ def _last_status(session: Session, schedule: Schedule) -> str | None:
 @schedule_app.command("pause")
 def schedule_pause(name: NameArgument, as_json: JsonOption = False) -> None:
     """Stop starting runs for NAME until it is resumed."""
-    with redis_session(load_config()) as session:
-        schedule = _store(session).pause(name)
-    _print_state(schedule, as_json, f"schedule {name} paused")
+    with open_session() as session:
+        schedule = session.schedules().pause(name)
+    emit(schedule.as_json(), f"schedule {name} paused", as_json=as_json)
 
 
 @schedule_app.command("resume")
 def schedule_resume(name: NameArgument, as_json: JsonOption = False) -> None:
     """Start runs for NAME again, from its next time after now (missed runs are skipped)."""
-    with redis_session(load_config()) as session:
-        schedule = _store(session).resume(name)
-    _print_state(schedule, as_json, f"schedule {name} active, next run {_when(schedule.next_due)}")
+    with open_session() as session:
+        schedule = session.schedules().resume(name)
+    emit(
+        schedule.as_json(),
+        f"schedule {name} active, next run {when(schedule.next_due)}",
+        as_json=as_json,
+    )
 
 
 @schedule_app.command("remove")
 def schedule_remove(name: NameArgument, as_json: JsonOption = False) -> None:
     """Delete NAME (runs already started are not touched)."""
-    with redis_session(load_config()) as session:
-        _store(session).remove(name)
-    if as_json:
-        out.print_json(data={"name": name, "removed": True})
-    else:
-        out.print(f"schedule {name} removed", markup=False)
+    with open_session() as session:
+        session.schedules().remove(name)
+    emit({"name": name, "removed": True}, f"schedule {name} removed", as_json=as_json)
 
 
 @schedule_app.command("run")
 def schedule_run(name: NameArgument, as_json: JsonOption = False) -> None:
     """Start a run of NAME now (paused or not); its next scheduled run stays as it is."""
     config = load_config()
-    with redis_session(config) as session:
-        store = _store(session)
+    with open_session(config) as session:
+        store = session.schedules()
         store.get(name)  # an unknown name fails before anything else
         starter = RunStarter(StoreRunCreator(session), CrawlLauncher(config.data_dir / RUN_LOG_DIR))
         run_id = start_now(store, name, starter)
-    if as_json:
-        out.print_json(data={"schedule": name, "run_id": run_id})
-    else:
-        out.print(f"schedule {name}: started run {run_id}", markup=False)
-
-
-def _print_state(schedule: Schedule, as_json: bool, line: str) -> None:
-    if as_json:
-        out.print_json(data=schedule.as_json())
-    else:
-        out.print(line, markup=False)
+    emit(
+        {"schedule": name, "run_id": run_id},
+        f"schedule {name}: started run {run_id}",
+        as_json=as_json,
+    )
 
 
 # -- the daemon ----------------------------------------------------------------------------
@@ -287,8 +253,8 @@ def scheduler(
     that was down starts a missed run once, not once per missed time.
     """
     config = load_config()
-    with redis_session(config) as session:
-        store = _store(session)
+    with open_session(config) as session:
+        store = session.schedules()
         starter = RunStarter(StoreRunCreator(session), CrawlLauncher(config.data_dir / RUN_LOG_DIR))
         daemon = Scheduler(store, starter)
         if not as_json:
@@ -306,10 +272,7 @@ def scheduler(
 
         with stop_on_signals() as stop:
             stats = daemon.run(stop, once=once, on_result=report)
-    if as_json:
-        out.print_json(data=stats.as_dict())
-    else:
-        out.print(f"started {stats.started}, failed {stats.failed}", markup=False)
+    emit(stats.as_dict(), f"started {stats.started}, failed {stats.failed}", as_json=as_json)
     if stats.failed:
         raise typer.Exit(1)
 

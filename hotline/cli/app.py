@@ -1,0 +1,171 @@
+"""What every command module shares: the Typer app, the consoles, the options several commands
+declare alike, and the small steps they all take (read the configuration, open Redis, turn
+``--set`` and ``--allow-network`` into values, stop on a signal, read seeds).
+
+The commands do not register themselves: :mod:`hotline.cli` adds each one to :data:`app`, in
+the order ``--help`` lists them.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from crawler.seeds import SeedFileError, SeedProblem, collect_seeds
+from crawler.settings import CRAWL_DEPTH, CRAWL_MAX_PAGES_PER_SEED
+from hotline.config import Config
+from hotline.errors import InputError, UsageError
+from hotline.services import Session, redis_session
+from hotline.takedownrun import Takedown, open_takedown
+
+__all__ = [
+    "CRAWL_DEPTH",
+    "CRAWL_MAX_PAGES_PER_SEED",
+    "DepthOption",
+    "JsonOption",
+    "ListsOption",
+    "MaxPagesOption",
+    "ObeyRobotsOption",
+    "SetsOption",
+    "VerboseOption",
+    "app",
+    "check_networks",
+    "check_status",
+    "err",
+    "load_config",
+    "open_session",
+    "open_takedown_session",
+    "out",
+    "parse_sets",
+    "read_seeds",
+    "report_seeds",
+    "stop_on_signals",
+]
+
+# Off a terminal (pipes, CI logs) tables get room for whole URLs instead of 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+app = typer.Typer(
+    help="Notice-and-takedown crawler: crawl reported URLs, hash every image in memory, "
+    "match known hash lists, send takedown notices and verify removal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# -- options declared alike by several commands -------------------------------------------
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")]
+
+# What a crawl does, for `crawl` and `schedule add` (with the defaults imported here).
+DepthOption = Annotated[
+    int, typer.Option(min=0, help="Link depth to follow within each seed's site.")
+]
+MaxPagesOption = Annotated[int, typer.Option(min=1, help="Page cap per seed.")]
+ObeyRobotsOption = Annotated[bool, typer.Option(help="Obey robots.txt (off by default).")]
+ListsOption = Annotated[
+    list[str] | None, typer.Option("--list", help="Match only these lists (repeatable).")
+]
+SetsOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a Scrapy setting, NAME=VALUE (repeatable)."),
+]
+
+
+# -- steps every command takes ------------------------------------------------------------
+
+
+def load_config() -> Config:
+    return Config.from_env()
+
+
+def open_session(config: Config | None = None) -> AbstractContextManager[Session]:
+    """Redis for one command: the configured server, or the embedded one (see
+    :func:`hotline.services.redis_session`); ``config`` defaults to the environment's."""
+    return redis_session(load_config() if config is None else config)
+
+
+@contextmanager
+def open_takedown_session(
+    config: Config | None = None, *, consumer: str | None = None, need_sender: bool = True
+) -> Iterator[Takedown]:
+    """Redis and the notice system for one command (see :func:`hotline.takedownrun.open_takedown`:
+    ``need_sender=False`` for commands that send nothing)."""
+    config = load_config() if config is None else config
+    with (
+        open_session(config) as session,
+        open_takedown(session, config, consumer=consumer, need_sender=need_sender) as takedown,
+    ):
+        yield takedown
+
+
+def check_status(status: str | None, statuses: Iterable[str]) -> None:
+    """Refuse a ``--status`` filter that names no status."""
+    if status is not None and status not in statuses:
+        raise UsageError(f"--status {status!r}: expected one of {', '.join(statuses)}")
+
+
+def parse_sets(values: Iterable[str]) -> dict[str, str]:
+    """``--set NAME=VALUE`` options as a mapping (a Scrapy setting override each)."""
+    overrides = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {value!r}: expected NAME=VALUE")
+        overrides[key.strip()] = setting
+    return overrides
+
+
+def check_networks(values: Iterable[str]) -> None:
+    """Refuse an ``--allow-network`` value the crawler's safety middleware would refuse."""
+    from crawler.safety import parse_networks  # noqa: PLC0415 - loads Scrapy
+
+    try:
+        parse_networks(list(values))
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("SAFETY_ALLOWED_NETWORKS", "--allow-network")) from None
+
+
+def read_seeds(urls: Iterable[str], seeds: Path | None) -> tuple[list[str], list[SeedProblem]]:
+    """The seed URLs of the arguments and of the ``--seeds`` file, and the rejected ones."""
+    try:
+        good, problems = collect_seeds(urls, [seeds] if seeds else [])
+    except SeedFileError as exc:
+        raise InputError(str(exc)) from None
+    return [s.url for s in good], problems
+
+
+def report_seeds(urls: list[str], problems: list[SeedProblem], *, what: str) -> None:
+    """Say each rejected seed on standard error; no valid seed is a usage error."""
+    for problem in problems:
+        err.print(f"skipped seed {problem}", markup=False)
+    if not urls:
+        raise UsageError(f"no valid seed URL to {what} (give URLs or --seeds FILE)")
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT/SIGTERM, so a daemon finishes the message in hand and exits."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

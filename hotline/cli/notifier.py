@@ -1,0 +1,141 @@
+"""The two notice-and-takedown daemons: ``hotline notifier`` turns confirmed hits into
+delivered notices, ``hotline recheck`` re-fetches noticed images to see whether they are gone
+(and sends reminders, escalates). Both run until stopped, or once with ``--once``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from hotline.cli.app import (
+    JsonOption,
+    err,
+    load_config,
+    open_takedown_session,
+    out,
+    stop_on_signals,
+)
+from hotline.cli.render import emit
+from store.rechecks import RecheckResult, RecheckTarget
+from takedown.notice import reference_for
+from takedown.notifier import NotifierStats
+
+__all__ = ["notifier", "recheck"]
+
+ConsumerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--consumer",
+        help="Name of this process in the consumer group (default: the host name). Give each "
+        "notifier on one host its own name.",
+    ),
+]
+
+
+def notifier(
+    once: Annotated[
+        bool, typer.Option("--once", help="Handle what is queued now, then exit.")
+    ] = False,
+    consumer: ConsumerOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send a takedown notice for every confirmed hit, exactly once per incident.
+
+    Runs until stopped (Ctrl-C or SIGTERM) unless --once is given. Notices go to the provider
+    the directory or RDAP names, by SMTP, webhook or into the outbox directory.
+    """
+    with open_takedown_session(consumer=consumer) as takedown:
+        worker = takedown.notifier()
+        if not as_json:
+            err.print(
+                f"notifier {worker.consumer}: "
+                + ("draining the queue" if once else "waiting for hits (Ctrl-C to stop)"),
+                markup=False,
+            )
+
+        def progress(stats: NotifierStats) -> None:
+            if not as_json:
+                err.print(_stats_line(stats), markup=False)
+
+        with stop_on_signals() as stop:
+            stats = worker.run(once=once, stop=stop, on_batch=progress)
+    emit(stats.as_dict(), _stats_line(stats), as_json=as_json)
+
+
+def _stats_line(stats: NotifierStats) -> str:
+    parts = [
+        f"sent {stats.sent}",
+        f"already sent {stats.already_sent}",
+        f"unroutable {stats.unroutable}",
+        f"retrying {stats.retrying}",
+        f"dead-lettered {stats.dead_lettered}",
+    ]
+    if stats.resumed:
+        parts.append(f"resumed {stats.resumed}")
+    return ", ".join(parts)
+
+
+# -- recheck -------------------------------------------------------------------------------
+
+
+def recheck(
+    once: Annotated[bool, typer.Option("--once", help="Check what is due now, then exit.")] = False,
+    everything: Annotated[
+        bool,
+        typer.Option("--all", help="Check every open notice now, whether due or not."),
+    ] = False,
+    consumer: ConsumerOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-fetch noticed images to verify removal; send reminders and escalate.
+
+    Fetches go through the crawler's safety rules and hashing. 404, 410, 451 or bytes that
+    no longer match mean removed; repeated network errors count only after several in a row.
+    """
+    from crawler.spiders.recheck import run_rechecks  # noqa: PLC0415 - loads Scrapy
+
+    config = load_config()
+    outcomes: dict[str, int] = {}
+    with open_takedown_session(config, consumer=consumer, need_sender=False) as takedown:
+        book = takedown.recheck_book()
+        first_pass = [everything]
+
+        def invalid(notice_id: str, exc: ValueError) -> None:
+            err.print(f"{reference_for(notice_id)}: cannot recheck: {exc}", markup=False)
+
+        def poll() -> Sequence[RecheckTarget]:
+            take_all = first_pass[0]
+            first_pass[0] = False
+            return book.claim_due(everything=take_all, on_invalid=invalid)
+
+        def report(result: RecheckResult) -> None:
+            outcome = book.apply(result)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if not as_json:
+                err.print(
+                    f"{reference_for(result.notice_id)} {result.state}: "
+                    f"{result.reason} -> {outcome}",
+                    markup=False,
+                )
+
+        started = time.monotonic()
+        run_rechecks(
+            poll,
+            report,
+            once=once or everything,
+            settings={"SAFETY_ALLOW_PRIVATE_NETWORKS": config.allow_private_networks},
+        )
+        summary = {
+            "outcomes": outcomes,
+            "checked": sum(outcomes.values()),
+            "scheduled": book.scheduled_count(),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+    if as_json:
+        out.print_json(data=summary)
+    else:
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "nothing due"
+        out.print(f"rechecked {summary['checked']}: {parts}; {summary['scheduled']} scheduled")
