@@ -105,3 +105,20 @@ def test_scrapy_crawl_refuses_a_bad_environment_value(redis_url: str, redis_pref
         .endswith("HOTLINE_ALLOW_PRIVATE_NETWORKS: expected 1 or 0, got 'maybe'")
     )
     assert counter.requests == 0
+
+
+def test_scrapy_crawl_recheck_says_what_runs_it(redis_url: str) -> None:
+    """The recheck spider is listed by `scrapy list` but is driven by `hotline recheck`:
+    run on its own it stops with that advice instead of a TypeError."""
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "recheck"],
+        cwd=ROOT,
+        env=_env(redis_url, "0"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "run `hotline recheck`" in result.stderr
+    assert "TypeError" not in result.stderr
