@@ -12,6 +12,7 @@ WORKDIR /opt/hotline-crawler
 COPY pyproject.toml README.md scrapy.cfg ./
 COPY crawler ./crawler
 COPY matchers ./matchers
+COPY store ./store
 COPY takedown ./takedown
 COPY hotline ./hotline
 RUN pip install --no-cache-dir . \
