@@ -11,12 +11,15 @@ image and occur in any binary file, so they are not needles.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 WINDOW = 64
+#: Names of pytest's per-user temp roots (``pytest-of-<user>``) in the system temp directory.
+PYTEST_ROOT_PREFIX = "pytest-of-"
 _P = np.uint64(0x100000001B3)  # odd, so invertible mod 2**64
 _P_INV = np.uint64(pow(int(_P), -1, 2**64))
 
@@ -90,3 +93,31 @@ class WindowFinder:
                     return Leak(where, int(i), int(self.owners[j]), start)
                 j += 1
         return None
+
+
+def files_changed_in_temp(system_tmp: Path, since: float, own_basetemp: Path) -> Iterator[Path]:
+    """Regular files under ``system_tmp`` modified at or after ``since``, except pytest's.
+
+    Skipped: ``own_basetemp`` and every ``pytest-of-*`` root, where any pytest session, this one
+    or another running at the same time, keeps its temp directories. Another session's files
+    are not this crawl's and may legitimately share 64 bytes with a served image (the test
+    images its fixtures write; its session redis-server's AOF, where a one-entry hash list's
+    padding, ``01`` and 63 zero bytes, also occurs in the zero-filled IDAT of the huge PNG).
+    A crawl writes under those roots only through the directories its test hands it, which
+    the test scans in full.
+    """
+    own = own_basetemp.resolve()
+    for path in system_tmp.rglob("*"):
+        try:
+            relative = path.relative_to(system_tmp)
+            if relative.parts[0].startswith(PYTEST_ROOT_PREFIX):
+                continue
+            if (
+                path.is_file()
+                and not path.is_symlink()
+                and own not in path.resolve().parents
+                and path.stat().st_mtime >= since
+            ):
+                yield path
+        except OSError:
+            continue

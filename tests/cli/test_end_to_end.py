@@ -23,7 +23,7 @@ from hotline.redisserver import EmbeddedRedis
 from store.connection import redis_from_url
 from tests.builders import IDENTITY_TOML
 from tests.helpers import HOST_A, HOST_B, hotline_env, run_cli
-from tests.nocontent import WindowFinder
+from tests.nocontent import WindowFinder, files_changed_in_temp
 from tests.site.builder import EMBEDDINGS, TRANSFORMS, RunningTestSite
 
 #: Seconds the crawl of the whole hostile site (and the recheck of its hits) may take.
@@ -276,20 +276,13 @@ def test_no_image_content_is_retained(
             client.close()
     # Every file under the data directory (AOF, RDB, logs) and the crawl's temp directory,
     # and every file the crawl wrote in the system temp directory.
-    basetemp = tmp_path_factory.getbasetemp().resolve()
-    candidates = [*_files_under(crawl_run.data_dir), *_files_under(crawl_run.tmp_dir)]
-    system_tmp = Path(tempfile.gettempdir())
-    for path in system_tmp.rglob("*"):
-        try:
-            if (
-                path.is_file()
-                and not path.is_symlink()
-                and basetemp not in path.resolve().parents
-                and path.stat().st_mtime >= crawl_run.started
-            ):
-                candidates.append(path)
-        except OSError:
-            continue
+    candidates = [
+        *_files_under(crawl_run.data_dir),
+        *_files_under(crawl_run.tmp_dir),
+        *files_changed_in_temp(
+            Path(tempfile.gettempdir()), crawl_run.started, tmp_path_factory.getbasetemp()
+        ),
+    ]
     assert any(p.name.endswith(".aof") for p in candidates)
     for path in candidates:
         try:
