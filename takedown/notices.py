@@ -4,11 +4,22 @@ One notice per incident (image URL + list + entry): its id *is* the incident id,
 often a hit is delivered to the notifier, re-queued or resent, there is one record and one
 reference. A notice moves through these statuses::
 
-    queued ──► sent ──────────────► removed
-      │          │  (reminders)        ▲
-      │          └─► escalated ────────┘
-      ├─► unroutable   (no recipient: waits for an analyst; ``notices resend`` retries)
-      └─► failed       (delivery kept failing: dead-lettered; ``notices resend`` retries)
+    queued ─────────► sent ──(reminders)──► escalated
+      │  ▲              │  ▲                    │
+      │  │              │  └── mark-sent ──┐    │
+      │  │              ▼                  │    ▼
+      │  │           removed / gone_unreachable (closed; still watched for reappearance)
+      │  │              │
+      │  └─ reopen ─────┘  (content found online again: ``reappeared``, a new numbered notice)
+      ├─► awaiting_manual (outbox / form delivery prepared; an analyst sends it and runs
+      │                    ``notices mark-sent``)
+      ├─► unclassified    (the list's category has no X-ARF classification: an analyst decides)
+      ├─► unroutable      (no recipient: waits for an analyst; ``notices resend`` retries)
+      └─► failed          (delivery kept failing: dead-lettered; ``notices resend`` retries)
+
+``removed`` is a confirmed removal (404/410/451 or different bytes, seen twice
+``removal_confirm_after`` apart); ``gone_unreachable`` means the URL could not be reached on
+enough checks spread over ``unreachable_min_span``: reported apart from removals.
 
 Every change of status, and every delivery, reminder, escalation and recheck verdict, is one
 event appended in the same transaction to the global ``audit`` stream and to the notice's own
@@ -37,8 +48,10 @@ from takedown.model import DeliveryReceipt, Route
 from takedown.notice import REFERENCE_PREFIX
 
 __all__ = [
+    "CLOSED_STATUSES",
     "OPEN_STATUSES",
     "STATUSES",
+    "WAITING_STATUSES",
     "AuditEvent",
     "LockBusy",
     "Notice",
@@ -48,9 +61,23 @@ __all__ = [
     "parse_iso",
 ]
 
-STATUSES = ("queued", "unroutable", "sent", "escalated", "failed", "removed")
+STATUSES = (
+    "queued",
+    "unclassified",
+    "unroutable",
+    "awaiting_manual",
+    "sent",
+    "escalated",
+    "failed",
+    "removed",
+    "gone_unreachable",
+)
 #: Statuses in which the content is believed to be online and is rechecked.
 OPEN_STATUSES = ("sent", "escalated")
+#: Statuses of a notice whose content is gone; a reappearance reopens it.
+CLOSED_STATUSES = ("removed", "gone_unreachable")
+#: Statuses that wait for an analyst's decision before anything is sent.
+WAITING_STATUSES = ("unclassified", "unroutable", "awaiting_manual", "failed")
 #: Seconds a notice lock is held before another process may take it over.
 LOCK_TTL_MS = 120_000
 
