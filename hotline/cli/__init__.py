@@ -50,7 +50,7 @@ from hotline.cli import (
 from hotline.cli.app import app, err
 from hotline.errors import HotlineError, InputError, ServiceError
 from matchers.errors import MatcherError
-from store.errors import ScheduleError, StoreError
+from store.errors import EnvironmentVariableError, InvalidRedisUrl, ScheduleError, StoreError
 from takedown.errors import DirectoryError, NoticeError, TakedownError
 from takedown.notices import NoticeNotFound, NoticeStateError
 from takedown.settings import SettingsError
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         NoticeNotFound,
         NoticeStateError,
         ScheduleError,
+        InvalidRedisUrl,
+        EnvironmentVariableError,
     ) as exc:
         code = _fail(str(exc), InputError.exit_code)  # the configuration or the input is wrong
     except (TakedownError, StoreError) as exc:
