@@ -66,7 +66,7 @@ from matchers.digest import ImageDigest, digest_bytes
 from matchers.errors import MatcherError
 from matchers.sniff import sniff_image
 from store.clock import now_iso
-from store.rechecks import RecheckResult, RecheckState, RecheckTarget
+from store.rechecks import RecheckProfile, RecheckResult, RecheckState, RecheckTarget
 
 __all__ = [
     "REMOVED_STATUSES",
@@ -172,18 +172,36 @@ _LOST_ERRORS: Final = (
 )
 
 
-def judge_failure(exc: BaseException, url: str, policy: AddressPolicy) -> Verdict:
+_POLICY_ADVICE: Final = (
+    "the recheck's address policy refused it (a configuration error: recheck with "
+    "--allow-private-networks or --allow-network if the hotline really reports such hosts)"
+)
+
+
+def judge_failure(
+    exc: BaseException,
+    url: str,
+    policy: AddressPolicy,
+    refused_addresses: tuple[str, ...] = (),
+) -> Verdict:
     """Judge a request that got no response; ``url`` is the last URL requested (after
-    redirects), checked against ``policy`` to tell a refused address from other refusals."""
+    redirects), checked against ``policy`` to tell a refused address from other refusals;
+    ``refused_addresses`` are the addresses the resolver refused for its host (all of them).
+
+    A fetch the policy refused is ``refused``: it says nothing about the content."""
     if isinstance(exc, IgnoreRequest):
         message = str(exc)
         ip = literal_ip(url)
-        if (ip is not None and not policy.allows(ip)) or _REFUSED_PEER_MESSAGE in message:
-            return Verdict("unreachable", "blocked: private network")
+        if ip is not None and not policy.allows(ip):
+            return Verdict("refused", f"{ip}: {_POLICY_ADVICE}")
+        if _REFUSED_PEER_MESSAGE in message:
+            return Verdict("refused", f"served from a non-public address: {_POLICY_ADVICE}")
         if _REDIRECT_LIMIT_MESSAGE in message:
             return Verdict("unreachable", "too many redirects")
         return Verdict("unreachable", "request ignored")
     if isinstance(exc, _DNS_ERRORS):
+        if refused_addresses:
+            return Verdict("refused", f"{', '.join(refused_addresses)}: {_POLICY_ADVICE}")
         return Verdict("unreachable", "dns lookup failed")
     if isinstance(exc, _REFUSED_ERRORS):
         return Verdict("unreachable", "connection refused")
@@ -202,7 +220,13 @@ def judge_failure(exc: BaseException, url: str, policy: AddressPolicy) -> Verdic
     return Verdict("unreachable", f"error: {type(exc).__name__}")
 
 
-def result_for(target: RecheckTarget, verdict: Verdict, status: int | None) -> RecheckResult:
+def result_for(
+    target: RecheckTarget,
+    verdict: Verdict,
+    status: int | None,
+    *,
+    profile: RecheckProfile = "crawl",
+) -> RecheckResult:
     """The result of rechecking ``target``, judged ``verdict``, checked now."""
     return RecheckResult(
         notice_id=target.notice_id,
@@ -212,4 +236,5 @@ def result_for(target: RecheckTarget, verdict: Verdict, status: int | None) -> R
         http_status=status,
         checked_at=now_iso(),
         sha256=verdict.sha256,
+        profile=profile,
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -121,11 +122,15 @@ class AddressPolicy:
 @implementer(IResolutionReceiver)
 class _FilteringReceiver:
     # Typed as Any: mypy reads zope Interface methods as unbound functions.
-    def __init__(self, receiver: Any, host: str, policy: AddressPolicy) -> None:
+    def __init__(
+        self, receiver: Any, host: str, policy: AddressPolicy, on_refused: Any = None
+    ) -> None:
         self.receiver = receiver
         self.host = host
         self.policy = policy
+        self.on_refused = on_refused
         self.refused: list[str] = []
+        self.allowed = 0
 
     def resolutionBegan(self, resolution: IHostResolution) -> None:
         self.receiver.resolutionBegan(resolution)
@@ -133,6 +138,7 @@ class _FilteringReceiver:
     def addressResolved(self, address: IAddress) -> None:
         host = getattr(address, "host", "")
         if self.policy.allows(host):
+            self.allowed += 1
             self.receiver.addressResolved(address)
         else:
             self.refused.append(host)
@@ -145,17 +151,40 @@ class _FilteringReceiver:
                 ", ".join(sorted(set(self.refused))),
                 self.host,
             )
+            if not self.allowed and self.on_refused is not None:
+                self.on_refused(self.host, tuple(sorted(set(self.refused))))
         self.receiver.resolutionComplete()
 
 
 @implementer(IHostnameResolver)
 class SafeResolver:
-    """A caching hostname resolver that hands Twisted allowed addresses only."""
+    """A caching hostname resolver that hands Twisted allowed addresses only.
+
+    It remembers the last hosts whose every address the policy refused
+    (:meth:`refused_addresses`), so a failed request can be told apart: "this host does not
+    resolve" is a fact about the host, "the policy refused it" a fact about the configuration.
+    """
+
+    #: How many refused hosts are remembered.
+    REMEMBERED: int = 256
 
     def __init__(self, reactor: Any, cache_size: int, policy: AddressPolicy) -> None:
         self.reactor = reactor
         self.inner = CachingHostnameResolver(reactor, cache_size)
         self.policy = policy
+        self._refused: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+
+    def _remember_refused(self, host: str, addresses: tuple[str, ...]) -> None:
+        key = host.lower()
+        self._refused[key] = addresses
+        self._refused.move_to_end(key)
+        while len(self._refused) > self.REMEMBERED:
+            self._refused.popitem(last=False)
+
+    def refused_addresses(self, host: str) -> tuple[str, ...]:
+        """The addresses of ``host`` the policy refused on its last lookup, when it refused
+        them all (empty when the host resolved to an allowed address, or was not looked up)."""
+        return self._refused.get(host.lower(), ())
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, reactor: Any) -> SafeResolver:
@@ -177,7 +206,9 @@ class SafeResolver:
         receiver: Any = (
             resolutionReceiver
             if self.policy.open
-            else _FilteringReceiver(resolutionReceiver, hostName, self.policy)
+            else _FilteringReceiver(
+                resolutionReceiver, hostName, self.policy, self._remember_refused
+            )
         )
         return self.inner.resolveHostName(
             receiver, hostName, portNumber, addressTypes, transportSemantics

@@ -37,7 +37,23 @@ from store import options as _options  # stdlib only: keeps this module light
 BOT_NAME = "hotline-crawler"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
-USER_AGENT = "hotline-crawler/0.1 (notice-and-takedown crawler)"
+# A browser's User-Agent: a crawl or recheck that announced itself could be told apart and
+# served something else (cloaking), or blocked so that a notice looks "removed". Set
+# USER_AGENT (`--set USER_AGENT=...`, or `[notices] user_agent` for rechecks) to change it.
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+# The recheck's second look before a notice may close: another browser's profile, with the
+# headers a browser sends for an image and the page it was found on as Referer.
+RECHECK_BROWSER_USER_AGENT = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Safari/605.1.15"
+)
+RECHECK_BROWSER_HEADERS = {
+    "Accept": "image/webp,image/avif,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5",
+    "Accept-Language": "en-GB,en;q=0.9",
+}
 
 # A hotline must see what was reported; `hotline crawl --obey-robots` turns this on.
 ROBOTSTXT_OBEY = False

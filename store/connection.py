@@ -27,7 +27,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from store.environment import default_data_dir
-from store.errors import RedisUnavailable
+from store.errors import InvalidRedisUrl, RedisUnavailable
 from store.text import one_line
 
 __all__ = [
@@ -106,8 +106,9 @@ def redis_from_url(
     connections, and uses ``timeout`` for connecting and for socket reads/writes.
     ``retries`` is how often a command is retried after a connection error or timeout.
 
-    Raises :class:`~store.errors.RedisUnavailable` (one line, password masked) if the URL
-    is malformed or the PING fails (refused, timeout, TLS, authentication, loading, ...).
+    Raises :class:`~store.errors.InvalidRedisUrl` (a :class:`~store.errors.RedisUnavailable`;
+    one line, password masked) if the URL is malformed, ``RedisUnavailable`` if the PING
+    fails (refused, timeout, TLS, authentication, loading, ...).
     """
     shown = mask_url(url)
     retry = Retry(ExponentialWithJitterBackoff(RETRY_BACKOFF_BASE, RETRY_BACKOFF_CAP), retries)
@@ -122,7 +123,7 @@ def redis_from_url(
             retry=retry,
         )
     except ValueError as exc:
-        raise RedisUnavailable(
+        raise InvalidRedisUrl(
             f"invalid Redis URL {shown}: {type(exc).__name__}: {one_line(exc)}"
         ) from exc
     try:

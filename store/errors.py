@@ -7,6 +7,7 @@ need::
     ├── EnvironmentVariableError  a ``HOTLINE_*`` variable's value cannot be used; the
     │                             message starts with its name (also a ``ValueError``)
     ├── RedisUnavailable     Redis cannot be reached, refused us, or its URL is unusable
+    │   └── InvalidRedisUrl  the URL itself is malformed (bad input: exit 2 in the CLI)
     ├── QueueError           a stream, sorted-set or script operation failed or met bad data
     │   ├── RunNotFound      no run has that id (or the id prefix is ambiguous)
     │   ├── RunExists        a run with this id exists already
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "EnvironmentVariableError",
+    "InvalidRedisUrl",
     "ListNotFound",
     "QueueError",
     "RedisUnavailable",
@@ -53,6 +55,10 @@ class EnvironmentVariableError(StoreError, ValueError):
 
 class RedisUnavailable(StoreError):
     """Redis could not be reached or refused the connection (auth, TLS, bad URL, not running)."""
+
+
+class InvalidRedisUrl(RedisUnavailable, ValueError):
+    """The Redis URL itself is malformed (a configuration error, not an outage)."""
 
 
 class QueueError(StoreError):

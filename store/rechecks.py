@@ -22,11 +22,16 @@ from urllib.parse import urlsplit
 from matchers.algorithms import PDQ_CONFIRM_THRESHOLD, PHASH_CONFIRM_THRESHOLD, normalize_hash
 from matchers.errors import MatcherError
 
-__all__ = ["RECHECK_STATES", "RecheckResult", "RecheckState", "RecheckTarget"]
+__all__ = ["RECHECK_STATES", "RecheckProfile", "RecheckResult", "RecheckState", "RecheckTarget"]
 
-#: online: the noticed image is still served; removed: it is gone; unreachable: cannot tell.
-RecheckState = Literal["online", "removed", "unreachable"]
-RECHECK_STATES: Final[tuple[RecheckState, ...]] = ("online", "removed", "unreachable")
+#: online: the noticed image is still served; removed: it is gone; unreachable: cannot tell;
+#: refused: the recheck's own address policy refused the fetch (a configuration error, which
+#: says nothing about the content).
+RecheckState = Literal["online", "removed", "unreachable", "refused"]
+RECHECK_STATES: Final[tuple[RecheckState, ...]] = ("online", "removed", "unreachable", "refused")
+#: The fetch profiles: the crawl's own, and the browser-like second look that must agree before
+#: a notice is closed.
+RecheckProfile = Literal["crawl", "browser"]
 #: The URL schemes a recheck can fetch (a ``data:`` image lives inside its page).
 _FETCHABLE_SCHEMES: Final = frozenset({"http", "https"})
 
@@ -34,7 +39,8 @@ _FETCHABLE_SCHEMES: Final = frozenset({"http", "https"})
 @dataclass(frozen=True, slots=True)
 class RecheckTarget:
     """One noticed image URL to fetch again, with the hashes of what was noticed and the
-    confirm thresholds of the list it matched."""
+    confirm thresholds of the list it matched. ``referer`` is the page the image was found on
+    (the browser-like second look sends it, as a browser showing that page would)."""
 
     notice_id: str
     url: str
@@ -43,8 +49,13 @@ class RecheckTarget:
     phash: str | None = None
     pdq_threshold: int = PDQ_CONFIRM_THRESHOLD
     phash_threshold: int = PHASH_CONFIRM_THRESHOLD
+    referer: str | None = None
 
     def __post_init__(self) -> None:
+        if self.referer is not None and urlsplit(self.referer).scheme.lower() not in (
+            _FETCHABLE_SCHEMES
+        ):
+            object.__setattr__(self, "referer", None)
         if urlsplit(self.url).scheme.lower() not in _FETCHABLE_SCHEMES:
             raise ValueError(f"notice {self.notice_id}: not an http(s) URL: {self.url[:80]!r}")
         for name in ("sha256", "pdq", "phash"):
@@ -74,6 +85,7 @@ class RecheckTarget:
                 phash=None if data.get("phash") is None else str(data["phash"]),
                 pdq_threshold=int(data.get("pdq_threshold", PDQ_CONFIRM_THRESHOLD)),
                 phash_threshold=int(data.get("phash_threshold", PHASH_CONFIRM_THRESHOLD)),
+                referer=None if data.get("referer") is None else str(data["referer"]),
             )
         except KeyError as exc:
             raise ValueError(f"recheck target lacks the field {exc.args[0]!r}") from None
@@ -85,7 +97,7 @@ class RecheckTarget:
 class RecheckResult:
     """What one recheck found. ``checked_at`` is ISO 8601 UTC; ``http_status`` is that of the
     final response (none after a network failure); ``sha256`` is that of the fetched image,
-    when one was fetched."""
+    when one was fetched; ``profile`` is the fetch profile whose answer the verdict is."""
 
     notice_id: str
     url: str
@@ -94,6 +106,7 @@ class RecheckResult:
     http_status: int | None
     checked_at: str
     sha256: str | None = None
+    profile: RecheckProfile = "crawl"
 
     def __post_init__(self) -> None:
         if self.state not in RECHECK_STATES:

@@ -34,7 +34,7 @@ RouteMethod = Literal[
 ]
 ROUTE_METHODS: tuple[RouteMethod, ...] = get_args(RouteMethod)
 
-NoticeKind = Literal["notice", "reminder", "escalation"]
+NoticeKind = Literal["notice", "reminder", "escalation", "reappearance"]
 NOTICE_KINDS: tuple[NoticeKind, ...] = get_args(NoticeKind)
 
 

@@ -29,7 +29,8 @@ own directory. Lookup order for a recipient language ``de-AT``: ``de-at``, ``de`
 default language. Templates are rendered with :class:`jinja2.StrictUndefined` (a misspelt
 variable is an error, not an empty string) and receive these variables:
 
-``kind`` (``notice``/``reminder``/``escalation``), ``sequence``, ``reference`` (``HL-`` and
+``kind`` (``notice``/``reminder``/``escalation``/``reappearance``: the content of a closed
+notice was found online again, n-th time), ``sequence``, ``reference`` (``HL-`` and
 the first 12 hex digits of the incident id), ``notice_id``, ``hotline`` (the
 :class:`~takedown.model.HotlineIdentity`), ``recipient`` (:class:`~takedown.model.Recipient`),
 ``language``, ``image_url`` (the image URL, ``""`` for a ``data:`` image), ``page_url``,
@@ -128,11 +129,11 @@ class NoticeFacts:
     """Everything one message says, as plain values.
 
     ``notice_id`` is the incident id (32 lowercase hex); ``sequence`` is 0 for the notice and
-    n for reminder n or escalation n; ``sent_first`` is when the original notice went out
-    (required for reminders and escalations); ``created`` is this message's time. Times are
-    ISO 8601 with an offset (they are printed in UTC). ``recipient`` overrides who receives
-    the message; by default a notice or reminder goes to ``route.recipient`` and an escalation
-    to ``route.upstream_abuse``, else ``route.registrar_abuse``.
+    n for reminder n, escalation n or reappearance n; ``sent_first`` is when the original
+    notice went out (required for all but the first notice); ``created`` is this message's
+    time. Times are ISO 8601 with an offset (they are printed in UTC). ``recipient`` overrides
+    who receives the message; by default a notice or reminder goes to ``route.recipient`` and
+    an escalation to ``route.upstream_abuse``, else ``route.registrar_abuse``.
     """
 
     notice_id: str

@@ -45,7 +45,7 @@ from store.errors import QueueError
 from store.queue import HitRecord
 from store.text import text
 from takedown.model import DeliveryReceipt, Route
-from takedown.notice import REFERENCE_PREFIX
+from takedown.notice import REFERENCE_PREFIX, reference_for
 
 __all__ = [
     "CLOSED_STATUSES",
@@ -56,6 +56,7 @@ __all__ = [
     "LockBusy",
     "Notice",
     "NoticeNotFound",
+    "NoticeStateError",
     "NoticeStore",
     "iso",
     "parse_iso",
@@ -109,6 +110,11 @@ return 0
 
 class NoticeNotFound(QueueError):
     """No notice has the given id (or id prefix)."""
+
+
+class NoticeStateError(QueueError):
+    """What was asked cannot be done in the notice's current state (an analyst's mistake,
+    not a failure: reopening an open notice, resending a closed one)."""
 
 
 class LockBusy(QueueError):
@@ -177,7 +183,9 @@ class Notice:
             "created": iso(self.created),
         }
         for name in (
+            "first_sent_at",
             "sent_at",
+            "closed_at",
             "last_seen_online",
             "first_seen_gone",
             "escalated_at",
@@ -188,6 +196,8 @@ class Notice:
         out["reminders"] = self.count("reminders")
         out["attempts"] = self.count("attempts")
         out["checks"] = self.count("checks")
+        out["reopens"] = self.count("reopens")
+        out["policy_refusals"] = self.count("policy_refusals")
         out["removal_reason"] = self.fields.get("removal_reason") or None
         lower, upper = self.time_to_removal()
         out["time_to_removal"] = None if upper is None else {"min_s": lower, "max_s": upper}
@@ -410,6 +420,55 @@ class NoticeStore(RedisStore):
             },
             recheck_at=recheck_at,
             detail=f"{receipt.channel} to {receipt.destination}: {receipt.detail}".rstrip(": "),
+        )
+
+    def reopen(
+        self,
+        notice_id: str,
+        *,
+        actor: str,
+        event: str = "reopened",
+        detail: str = "",
+        at: float | None = None,
+    ) -> None:
+        """Reopen a closed notice: the content is online again (``event`` ``reappeared``
+        when a crawl or recheck found it, ``reopened`` when an analyst says so).
+
+        The notice goes back to ``queued`` for the notifier, which sends it again as a new
+        numbered message with the same reference (kind ``reappearance``). The removal clock
+        restarts: the closing times are cleared, the first notice's time is kept as
+        ``first_sent_at``; counters (reminders, escalations) carry on, so message numbers are
+        never reused."""
+        notice = self.get(notice_id)
+        if notice.status not in CLOSED_STATUSES:
+            raise NoticeStateError(
+                f"notice {reference_for(notice_id)} is {notice.status}, not closed: "
+                "only a removed or gone_unreachable notice can be reopened"
+            )
+        seen = self.clock() if at is None else at
+        first_sent = notice.time("first_sent_at") or notice.time("sent_at")
+        self.record(
+            notice_id,
+            event,
+            actor=actor,
+            status="queued",
+            detail=detail or "reopened",
+            fields={
+                "first_sent_at": "" if first_sent is None else first_sent,
+                "sent_at": "",
+                "last_seen_online": seen,
+                "first_seen_gone": "",
+                "closed_at": "",
+                "removal_reason": "",
+                "removal_seen_at": "",
+                "unreachable_streak": 0,
+                "first_unreachable_at": "",
+                "last_unreachable_at": "",
+                "attempts": 0,
+                "stream_entry": "",
+            },
+            increment={"reopens": 1},
+            stop_rechecks=True,
         )
 
     # -- locking -----------------------------------------------------------------------------

@@ -41,7 +41,15 @@ from store.text import text
 from takedown.channels.base import Delivers
 from takedown.errors import DeliveryError, NoticeError
 from takedown.model import DeliveryReceipt, NoticeKind, OutgoingNotice, Recipient, Route
-from takedown.notices import LockBusy, Notice, NoticeStore
+from takedown.notice import reference_for
+from takedown.notices import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    LockBusy,
+    Notice,
+    NoticeStateError,
+    NoticeStore,
+)
 from takedown.settings import TakedownSettings
 
 __all__ = [
@@ -93,6 +101,7 @@ class NotifierStats:
     dead_lettered: int = 0
     busy: int = 0
     resumed: int = 0
+    reappeared: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -128,7 +137,7 @@ class NoticeSender:
         """Render one message; ``recipient`` overrides the route's (escalations)."""
         now = self.store.clock()
         last_verified = notice.time("last_seen_online") or now
-        sent_first = notice.time("sent_at")
+        sent_first = notice.time("first_sent_at") or notice.time("sent_at")
         facts = self.facts_factory(
             notice_id=notice.id,
             hit=notice.hit,
@@ -317,7 +326,17 @@ class Notifier:
         notice_id = hit.incident
         self.store.create(hit, actor=self.actor, entry_id=entry_id)
         status = self.store.status(notice_id)
-        if status in {"sent", "escalated", "removed"}:
+        if status in CLOSED_STATUSES:
+            # The content of a closed notice was found online again by a crawl.
+            self.store.reopen(
+                notice_id,
+                actor=self.actor,
+                event="reappeared",
+                detail=f"found online again by crawl {hit.crawl or '-'} on {hit.page}",
+            )
+            self.stats.reappeared += 1
+            status = "queued"
+        if status in OPEN_STATUSES:
             self.stats.already_sent += 1
             self._ack(entry_id)
             return
@@ -383,7 +402,7 @@ class Notifier:
         """Route and deliver the first notice; returns sent, already (someone else sent it),
         unroutable, retrying or dead. The caller holds the notice's lock."""
         notice = self.store.get(notice_id)
-        if notice.status in {"sent", "escalated", "removed"}:
+        if notice.status in OPEN_STATUSES or notice.status in CLOSED_STATUSES:
             # Sent by another process between our look at the status and the lock.
             self.stats.already_sent += 1
             return "already"
@@ -401,8 +420,14 @@ class Notifier:
         if route.recipient is None:
             self.stats.unroutable += 1
             return "unroutable"
+        reopens = notice.count("reopens")
         try:
-            outgoing = self.sender.render(notice, route, kind="notice", sequence=0)
+            outgoing = self.sender.render(
+                notice,
+                route,
+                kind="reappearance" if reopens else "notice",
+                sequence=reopens,
+            )
         except NoticeError as exc:
             self._failed(notice_id, entry_id, None, f"cannot render: {exc}", permanent=True)
             return "dead"
@@ -426,12 +451,17 @@ class Notifier:
 
         A notice that never went out (queued, unroutable, failed) gets a fresh set of attempts
         and goes through the same path as a new hit. One that went out is sent again as the
-        same message (same reference and Message-ID). A removed one is refused.
+        same message (same reference and Message-ID). A closed one is refused
+        (:class:`NoticeStateError`): its content is gone; ``reopen`` it if it is back.
         """
         notice = self.store.get(notice_id)
-        if notice.status == "removed":
-            raise QueueError(
-                f"notice {notice_id} is closed: the content was found removed; nothing to resend"
+        if notice.status in CLOSED_STATUSES:
+            closed = notice.time("closed_at") or notice.time("first_seen_gone")
+            when = f" on {iso(closed)}" if closed else ""
+            raise NoticeStateError(
+                f"notice {reference_for(notice_id)} is closed ({notice.status}{when}): "
+                "there is nothing to resend; if the content is back, "
+                "`hotline notices reopen` sends a new notice"
             )
         with self.store.lock(notice_id, owner=self.consumer):
             if notice.status in {"queued", "unroutable", "failed"}:
@@ -447,7 +477,10 @@ class Notifier:
             if route.recipient is None:
                 raise QueueError(f"notice {notice_id}: no recipient now: {'; '.join(route.trail)}")
             self.store.routed(notice_id, route, actor=actor)
-            outgoing = self.sender.render(notice, route, kind="notice", sequence=0)
+            reopens = notice.count("reopens")
+            outgoing = self.sender.render(
+                notice, route, kind="reappearance" if reopens else "notice", sequence=reopens
+            )
             receipt = self.sender.deliver(notice, outgoing)
             self.store.record(
                 notice_id,
@@ -457,6 +490,14 @@ class Notifier:
                 detail=f"{receipt.channel} to {receipt.destination}: {receipt.detail}".rstrip(": "),
             )
             return "resent"
+
+    def reopen(self, notice_id: str, *, actor: str, reason: str) -> str:
+        """An analyst's reopen of a closed notice (the content is back): reopened, then sent
+        as a new numbered notice with the same reference; returns the send's outcome.
+        Raises :class:`NoticeStateError` when the notice is not closed."""
+        with self.store.lock(notice_id, owner=self.consumer):
+            self.store.reopen(notice_id, actor=actor, event="reopened", detail=reason)
+            return self.send_first(notice_id)
 
     def _failed(
         self,

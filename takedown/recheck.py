@@ -4,18 +4,28 @@ The schedule is the ``recheck`` sorted set (notice id scored by the unix time it
 is due). :meth:`RecheckBook.claim_due` hands out due notices as
 :class:`store.rechecks.RecheckTarget` (the noticed URL and hashes, with the confirm thresholds
 of the list the hit matched). Fetching is the crawler's job (its recheck spider: the same
-safety rules and hashing as a crawl); it answers with a :class:`store.rechecks.RecheckResult`,
-and :meth:`RecheckBook.apply` decides what the verdict means:
+safety rules, User-Agent and hashing as a crawl, and a second, browser-like look before any
+verdict that could close a notice); it answers with a :class:`store.rechecks.RecheckResult`,
+and :meth:`RecheckBook.apply` decides what the verdict means. The rules:
 
-* **removed** (404, 410, 451, or bytes that no longer match): the notice is closed with the
-  time to removal as an interval, [last seen online, first seen gone].
-* **unreachable** (network errors, 5xx, 403, ...): counts as removed only after
-  ``unreachable_confirmations`` in a row, a hosting outage is not a removal; the content is
-  then taken as gone since the first failure of the run.
-* **online**: the last-seen time moves on; a reminder goes to the provider when the last
-  message is ``reminder_interval`` old (numbered, same reference); once the notice is
-  ``escalate_after`` old the registrar and the upstream network are written to and the notice
-  is flagged ``escalated`` for an analyst.
+* **refused** (the recheck's own address policy refused the fetch): a configuration error.
+  It is reported and counted (``policy_refusals``), and the notice's state is unchanged.
+* **removed** (404, 410, 451, or bytes that no longer match) is *confirmed* only when seen
+  twice, the second time at least ``removal_confirm_after`` after the first; the notice then
+  closes as ``removed`` with the time to removal as an interval, [last seen online, first
+  seen gone]. A first sighting schedules the confirming check; one sooner does not count.
+* **unreachable** (network errors, timeouts, 403, 429, 5xx ...) closes a notice as
+  ``gone_unreachable`` (reported apart from removals) only after ``unreachable_confirmations``
+  counted checks spanning at least ``unreachable_min_span``. A check counts only when it comes
+  at least the schedule's first step after the last counted one, so ``recheck --all`` run
+  twice in a row proves nothing.
+* **online**: the last-seen time moves on and any pending removal or unreachable streak is
+  forgotten; a reminder goes to the provider when the last message is ``reminder_interval``
+  old (numbered, same reference); once the notice is ``escalate_after`` old the registrar and
+  the upstream network are written to and the notice is flagged ``escalated``.
+* A closed notice is still looked at every ``watch_interval`` for ``watch_for``: content seen
+  online again **reopens** it (``reappeared``; the notifier sends a new numbered notice with
+  the same reference and the removal clock restarts).
 
 Taking due notices is a lease: the claim moves each notice's due time ``lease`` seconds ahead
 in the same script, so two recheck processes never fetch the same notice at once, and a process
@@ -30,13 +40,19 @@ from typing import ClassVar, cast
 
 from matchers.lists import Thresholds
 from store.base import RedisStore
-from store.clock import parse_iso
+from store.clock import format_duration, parse_iso
 from store.lists import ListStore
 from store.rechecks import RecheckResult, RecheckTarget
 from store.text import text
 from takedown.errors import DeliveryError, NoticeError
 from takedown.model import Recipient, Route
-from takedown.notices import OPEN_STATUSES, Notice, NoticeNotFound, NoticeStore
+from takedown.notices import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    Notice,
+    NoticeNotFound,
+    NoticeStore,
+)
 from takedown.notifier import NoticeSender, Router, route_target
 from takedown.settings import TakedownSettings
 
@@ -112,7 +128,10 @@ class RecheckBook(RedisStore):
             except NoticeNotFound:
                 self.client.zrem(self.keys.recheck, notice_id)
                 continue
-            if notice.status not in OPEN_STATUSES or notice.hit.url.startswith("data:"):
+            watched = notice.status in CLOSED_STATUSES and self._watching(notice)
+            if (notice.status not in OPEN_STATUSES and not watched) or notice.hit.url.startswith(
+                "data:"
+            ):
                 # A data: image lives inside its page; it cannot be fetched on its own.
                 self.client.zrem(self.keys.recheck, notice_id)
                 continue
@@ -130,6 +149,7 @@ class RecheckBook(RedisStore):
                         phash=hit.phash or None,
                         pdq_threshold=limits.pdq_confirm,
                         phash_threshold=limits.phash_confirm,
+                        referer=hit.page or None,
                     )
                 )
             except ValueError as exc:  # a corrupt record must not stop the others
@@ -148,16 +168,23 @@ class RecheckBook(RedisStore):
 
     # -- verdicts ----------------------------------------------------------------------------
 
+    def _watching(self, notice: Notice) -> bool:
+        """Whether a closed notice is still watched for the content coming back."""
+        closed = notice.time("closed_at") or notice.time("first_seen_gone")
+        return bool(self.settings.watch_for) and (
+            closed is None or self.clock() - closed < self.settings.watch_for
+        )
+
     def apply(self, outcome: RecheckResult) -> str:
-        """Record one verdict and act on it; returns what happened: removed, online,
-        reminded, escalated, unreachable or closed (the notice was no longer open)."""
+        """Record one verdict and act on it; returns what happened: ``removed``,
+        ``gone_unreachable``, ``removal_pending`` (first sighting, or a confirming check too
+        soon), ``unreachable``, ``online``, ``reminded``, ``escalated``, ``refused`` (by the
+        address policy), ``reappeared`` (a closed notice's content is back), ``watched`` (a
+        closed notice still gone) or ``closed`` (nothing to do for this notice)."""
         try:
             notice = self.store.get(outcome.notice_id)
         except NoticeNotFound:
             self.client.zrem(self.keys.recheck, outcome.notice_id)
-            return "closed"
-        if notice.status not in OPEN_STATUSES:
-            self.client.zrem(self.keys.recheck, notice.id)
             return "closed"
         checked = parse_iso(outcome.checked_at)
         detail = outcome.reason + (
@@ -165,36 +192,29 @@ class RecheckBook(RedisStore):
             if outcome.http_status and str(outcome.http_status) not in outcome.reason
             else ""
         )
-        if outcome.state == "removed":
-            self._removed(notice, gone_at=checked, checked=checked, reason=detail)
-            return "removed"
-        if outcome.state == "unreachable":
-            streak = notice.count("unreachable_streak") + 1
-            first_failure = notice.time("first_unreachable_at") or checked
-            if streak >= self.settings.unreachable_confirmations:
-                self._removed(
-                    notice,
-                    gone_at=first_failure,
-                    checked=checked,
-                    reason=f"unreachable {streak} times in a row: {detail}",
-                )
-                return "removed"
+        if outcome.profile == "browser":
+            detail += " [browser-like second look]"
+        if outcome.state not in ("online", "removed", "unreachable", "refused"):
+            raise ValueError(f"unknown recheck state {outcome.state!r}")
+        if notice.status in CLOSED_STATUSES:
+            return self._watched(notice, outcome, checked=checked, detail=detail)
+        if notice.status not in OPEN_STATUSES:
+            self.client.zrem(self.keys.recheck, notice.id)
+            return "closed"
+        if outcome.state == "refused":
             self.store.record(
                 notice.id,
-                "unreachable",
+                "recheck_refused",
                 actor=self.actor,
-                detail=f"{detail} ({streak} of {self.settings.unreachable_confirmations})",
-                fields={
-                    "unreachable_streak": streak,
-                    "first_unreachable_at": first_failure,
-                    "last_checked": checked,
-                },
-                increment={"checks": 1},
-                recheck_at=checked + self.settings.recheck_delay(0),
+                detail=f"configuration error, notice unchanged: {detail}",
+                increment={"policy_refusals": 1},
+                recheck_at=checked + self.settings.recheck_delay(notice.count("checks")),
             )
-            return "unreachable"
-        if outcome.state != "online":
-            raise ValueError(f"unknown recheck state {outcome.state!r}")
+            return "refused"
+        if outcome.state == "removed":
+            return self._removal_seen(notice, checked=checked, detail=detail)
+        if outcome.state == "unreachable":
+            return self._unreachable(notice, checked=checked, detail=detail)
         checks = notice.count("checks") + 1
         self.store.record(
             notice.id,
@@ -206,6 +226,8 @@ class RecheckBook(RedisStore):
                 "last_checked": checked,
                 "unreachable_streak": 0,
                 "first_unreachable_at": "",
+                "last_unreachable_at": "",
+                "removal_seen_at": "",
             },
             increment={"checks": 1},
             recheck_at=checked + self.settings.recheck_delay(checks),
@@ -213,21 +235,132 @@ class RecheckBook(RedisStore):
         notice = self.store.get(notice.id)
         return self._follow_up(notice)
 
-    def _removed(self, notice: Notice, *, gone_at: float, checked: float, reason: str) -> None:
+    def _removal_seen(self, notice: Notice, *, checked: float, detail: str) -> str:
+        """A removed verdict: the first sighting waits for a confirming look, the confirming
+        look ``removal_confirm_after`` later closes the notice."""
+        wait = self.settings.removal_confirm_after
+        seen = notice.time("removal_seen_at")
+        if seen is not None and checked - seen >= wait:
+            self._close(
+                notice,
+                "removed",
+                gone_at=seen,
+                checked=checked,
+                reason=f"{detail}; confirmed {format_duration(checked - seen)} after "
+                f"it was first seen gone",
+            )
+            return "removed"
+        if seen is None:
+            note = f"{detail}: seen gone; confirming in {format_duration(wait)}"
+            fields: dict[str, str | float | int] = {"removal_seen_at": checked}
+            due = checked + wait
+        else:
+            note = (
+                f"{detail}: not counted, only {format_duration(max(0.0, checked - seen))} "
+                f"after the first sighting (a removal is confirmed {format_duration(wait)} later)"
+            )
+            fields = {}
+            due = seen + wait
         self.store.record(
             notice.id,
-            "removed",
+            "removal_seen",
             actor=self.actor,
-            status="removed",
+            detail=note,
+            fields={**fields, "last_checked": checked},
+            increment={"checks": 1},
+            recheck_at=due,
+        )
+        return "removal_pending"
+
+    def _unreachable(self, notice: Notice, *, checked: float, detail: str) -> str:
+        """An unreachable verdict counts towards ``gone_unreachable`` only when spaced from
+        the last counted one; enough of them over ``unreachable_min_span`` close the notice."""
+        settings = self.settings
+        needed = settings.unreachable_confirmations
+        last = notice.time("last_unreachable_at")
+        if last is not None and checked - last < settings.check_spacing:
+            self.store.record(
+                notice.id,
+                "unreachable",
+                actor=self.actor,
+                detail=f"{detail} (not counted: {format_duration(max(0.0, checked - last))} "
+                f"after the last counted check)",
+                fields={"last_checked": checked},
+                increment={"checks": 1},
+                recheck_at=max(checked + settings.recheck_delay(0), last + settings.check_spacing),
+            )
+            return "unreachable"
+        streak = notice.count("unreachable_streak") + 1
+        first_failure = notice.time("first_unreachable_at") or checked
+        span = checked - first_failure
+        if streak >= needed and span >= settings.unreachable_min_span:
+            self._close(
+                notice,
+                "gone_unreachable",
+                gone_at=first_failure,
+                checked=checked,
+                reason=f"unreachable on {streak} checks over {format_duration(span)}: {detail}",
+            )
+            return "gone_unreachable"
+        checks = notice.count("checks") + 1
+        self.store.record(
+            notice.id,
+            "unreachable",
+            actor=self.actor,
+            detail=f"{detail} ({streak} of {needed} checks over {format_duration(span)} of "
+            f"{format_duration(settings.unreachable_min_span)})",
+            fields={
+                "unreachable_streak": streak,
+                "first_unreachable_at": first_failure,
+                "last_unreachable_at": checked,
+                "last_checked": checked,
+            },
+            increment={"checks": 1},
+            recheck_at=checked + settings.recheck_delay(checks),
+        )
+        return "unreachable"
+
+    def _close(
+        self, notice: Notice, status: str, *, gone_at: float, checked: float, reason: str
+    ) -> None:
+        watch = self.settings.watch_for > 0
+        self.store.record(
+            notice.id,
+            status,
+            actor=self.actor,
+            status=status,
             detail=reason,
             fields={
                 "first_seen_gone": gone_at,
                 "last_checked": checked,
+                "closed_at": checked,
                 "removal_reason": reason,
             },
             increment={"checks": 1},
-            stop_rechecks=True,
+            recheck_at=checked + self.settings.watch_interval if watch else None,
+            stop_rechecks=not watch,
         )
+
+    def _watched(
+        self, notice: Notice, outcome: RecheckResult, *, checked: float, detail: str
+    ) -> str:
+        """A look at a closed notice: content online again reopens it; anything else keeps
+        it closed (and watched until ``watch_for`` is over)."""
+        if outcome.state == "online":
+            self.store.reopen(
+                notice.id,
+                actor=self.actor,
+                event="reappeared",
+                detail=f"the content is online again: {detail}",
+                at=checked,
+            )
+            return "reappeared"
+        if not self._watching(notice):
+            self.client.zrem(self.keys.recheck, notice.id)
+            return "closed"
+        self.client.zadd(self.keys.recheck, {notice.id: checked + self.settings.watch_interval})
+        self.client.hset(self.keys.notice(notice.id), "last_checked", repr(checked))
+        return "watched"
 
     # -- reminders and escalation -------------------------------------------------------------
 

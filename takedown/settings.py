@@ -20,7 +20,12 @@ tables; every key is optional except the hotline's identity, which a notice cann
     reminder_interval = "24h"      # still online this long after the last message: remind
     escalate_after = "7d"          # still online this long after the notice: escalate
     recheck_schedule = ["1h", "4h", "12h", "24h"]   # then the last step repeats
-    unreachable_confirmations = 3  # network errors in a row before they count as removed
+    unreachable_confirmations = 3  # unreachable checks (spread out) before "gone_unreachable"
+    unreachable_min_span = "72h"   # ... and the time they must span
+    removal_confirm_after = "1h"   # a removal is confirmed by a second look this much later
+    watch_interval = "7d"          # a closed notice is looked at again this often ...
+    watch_for = "90d"              # ... for this long; content found again reopens it ("0": off)
+    user_agent = "..."             # the recheck's User-Agent (default: the crawl's)
     max_attempts = 5               # delivery attempts before a hit is dead-lettered
     retry_after = "60s"            # a failed delivery is retried after this long
     recheck_lease = "10m"          # a recheck taken by one process is not retaken before
@@ -88,6 +93,10 @@ DEFAULT_REMINDER_INTERVAL = DAY
 DEFAULT_ESCALATE_AFTER = 7 * DAY
 DEFAULT_RECHECK_SCHEDULE: tuple[float, ...] = (HOUR, 4 * HOUR, 12 * HOUR, DAY)
 DEFAULT_UNREACHABLE_CONFIRMATIONS = 3
+DEFAULT_UNREACHABLE_MIN_SPAN = 3 * DAY
+DEFAULT_REMOVAL_CONFIRM_AFTER = HOUR
+DEFAULT_WATCH_INTERVAL = 7 * DAY
+DEFAULT_WATCH_FOR = 90 * DAY
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_RETRY_AFTER = 60.0
 DEFAULT_RECHECK_LEASE = 600.0
@@ -112,6 +121,11 @@ _TABLES: dict[str, frozenset[str]] = {
             "max_attempts",
             "retry_after",
             "recheck_lease",
+            "unreachable_min_span",
+            "removal_confirm_after",
+            "watch_interval",
+            "watch_for",
+            "user_agent",
         }
     ),
     "rdap": frozenset({"url", "cache_ttl", "timeout"}),
@@ -142,6 +156,11 @@ class TakedownSettings:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_after: float = DEFAULT_RETRY_AFTER
     recheck_lease: float = DEFAULT_RECHECK_LEASE
+    unreachable_min_span: float = DEFAULT_UNREACHABLE_MIN_SPAN
+    removal_confirm_after: float = DEFAULT_REMOVAL_CONFIRM_AFTER
+    watch_interval: float = DEFAULT_WATCH_INTERVAL
+    watch_for: float = DEFAULT_WATCH_FOR
+    user_agent: str = ""
     rdap_url: str | None = DEFAULT_RDAP_URL
     rdap_cache_ttl: float = DEFAULT_RDAP_CACHE_TTL
     rdap_timeout: float = DEFAULT_RDAP_TIMEOUT
@@ -155,6 +174,13 @@ class TakedownSettings:
         the schedule repeats)."""
         schedule = self.recheck_schedule
         return schedule[min(checks_done, len(schedule) - 1)]
+
+    @property
+    def check_spacing(self) -> float:
+        """The least time between two checks that both count towards a verdict (the first
+        step of the schedule): checks closer together (``recheck --all`` twice) say nothing
+        new about whether a site is down for good."""
+        return min(self.recheck_schedule)
 
     def require_identity(self) -> HotlineIdentity:
         if self.identity is None:
@@ -266,6 +292,17 @@ class TakedownSettings:
             recheck_lease=reader.duration(
                 "notices", notices, "recheck_lease", DEFAULT_RECHECK_LEASE
             ),
+            unreachable_min_span=reader.duration(
+                "notices", notices, "unreachable_min_span", DEFAULT_UNREACHABLE_MIN_SPAN
+            ),
+            removal_confirm_after=reader.duration(
+                "notices", notices, "removal_confirm_after", DEFAULT_REMOVAL_CONFIRM_AFTER
+            ),
+            watch_interval=reader.duration(
+                "notices", notices, "watch_interval", DEFAULT_WATCH_INTERVAL
+            ),
+            watch_for=reader.duration("notices", notices, "watch_for", DEFAULT_WATCH_FOR),
+            user_agent=reader.string("notices", notices, "user_agent"),
             rdap_url=rdap_url,
             rdap_cache_ttl=reader.duration("rdap", rdap, "cache_ttl", DEFAULT_RDAP_CACHE_TTL),
             rdap_timeout=reader.duration("rdap", rdap, "timeout", DEFAULT_RDAP_TIMEOUT),

@@ -4,6 +4,11 @@ Time to removal is measured from the moment the notice was sent to the first rec
 the content gone (the upper end of the interval [last seen online, first seen gone]): the
 conservative figure, the one a provider cannot dispute. The lower end is reported beside it.
 Percentiles use the nearest-rank method, so every figure is a time that actually occurred.
+
+Only confirmed removals count towards time to removal. A notice closed because its URL stayed
+unreachable (``gone_unreachable``) is counted apart: the content may be gone, or the site may
+be blocking the hotline. A reappearance (content found online again after its notice closed)
+is counted per provider; the reopened notice's current cycle is what the other figures show.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from takedown.notices import OPEN_STATUSES, Notice
+from takedown.notices import CLOSED_STATUSES, OPEN_STATUSES, Notice
 
 __all__ = ["ProviderStats", "nearest_rank", "provider_stats"]
 
@@ -30,8 +35,10 @@ def nearest_rank(values: list[float], percentile: float) -> float | None:
 @dataclass(slots=True)
 class ProviderStats:
     provider: str
-    notices: int = 0  # notices that went out (sent, escalated or removed)
+    notices: int = 0  # notices that went out (sent, escalated, removed or gone_unreachable)
     removed: int = 0
+    gone_unreachable: int = 0
+    reappeared: int = 0
     still_online: int = 0
     escalated: int = 0
     reminders: int = 0
@@ -46,6 +53,8 @@ class ProviderStats:
             "provider": self.provider,
             "notices": self.notices,
             "removed": self.removed,
+            "gone_unreachable": self.gone_unreachable,
+            "reappeared": self.reappeared,
             "still_online": self.still_online,
             "escalated": self.escalated,
             "reminders": self.reminders,
@@ -65,14 +74,15 @@ def provider_stats(notices: Iterable[Notice]) -> list[ProviderStats]:
     by_provider: dict[str, ProviderStats] = {}
     for notice in notices:
         stats = by_provider.setdefault(notice.provider, ProviderStats(notice.provider))
+        stats.reappeared += notice.count("reopens")
         if notice.status == "unroutable":
             stats.unroutable += 1
             continue
         if notice.status == "failed":
             stats.failed += 1
             continue
-        if notice.status == "queued":
-            stats.pending += 1
+        if notice.status not in OPEN_STATUSES and notice.status not in CLOSED_STATUSES:
+            stats.pending += 1  # queued, or waiting for an analyst
             continue
         stats.notices += 1
         stats.reminders += notice.count("reminders")
@@ -80,6 +90,8 @@ def provider_stats(notices: Iterable[Notice]) -> list[ProviderStats]:
             stats.escalated += 1
         if notice.status in OPEN_STATUSES:
             stats.still_online += 1
+        elif notice.status == "gone_unreachable":
+            stats.gone_unreachable += 1
         elif notice.status == "removed":
             stats.removed += 1
             lower, upper = notice.time_to_removal()

@@ -18,6 +18,14 @@ idle; each target gives one request; each outcome (:class:`store.rechecks.Rechec
 to ``report()``. Both run in a worker thread of the reactor (they may block on Redis), never
 concurrently: reports are serialised and a poll only happens when nothing is in flight.
 
+A verdict that would close a notice (removed, unreachable) is never taken from one look:
+the URL is fetched once more with a second, browser-like profile (a browser's
+``User-Agent`` and ``Accept`` headers and the page the image was found on as ``Referer``),
+so a site that blocks or cloaks the recheck cannot close its own notice. What is reported
+then: online if either look saw the image; else removed if the browser-like look says
+removed; else unreachable. A fetch the recheck's own address policy refused is ``refused``
+(a configuration error that leaves the notice as it is) and is not looked at again.
+
 Image bytes stay in memory: the response body is hashed in the hasher's thread and dropped with
 the response; a result carries the SHA-256 of what was fetched, never bytes.
 """
@@ -28,6 +36,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from scrapy import Request, Spider, signals
 from scrapy.crawler import CrawlerProcess
@@ -37,9 +46,10 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThread, deferToThreadPool
 
 from crawler.hashing import ImageHasher
-from crawler.judge import judge_body, judge_failure, judge_status, result_for
+from crawler.judge import Verdict, judge_body, judge_failure, judge_status, result_for
 from crawler.runsettings import build_settings
-from crawler.safety import AddressPolicy
+from crawler.safety import AddressPolicy, SafeResolver
+from crawler.settings import RECHECK_BROWSER_HEADERS
 from store.rechecks import RecheckResult, RecheckTarget
 
 if TYPE_CHECKING:
@@ -127,6 +137,8 @@ class RecheckSpider(Spider):
     def setup(self, crawler: Crawler) -> None:
         self.hasher = ImageHasher.from_crawler(crawler)
         self.policy = AddressPolicy.from_settings(crawler.settings)
+        # The second, browser-like look before a notice may close (empty: one look only).
+        self.browser_user_agent = crawler.settings.get("RECHECK_BROWSER_USER_AGENT") or ""
         crawler.signals.connect(self._on_idle, signal=signals.spider_idle)
         crawler.signals.connect(self._on_closed, signal=signals.spider_closed)
 
@@ -214,6 +226,51 @@ class RecheckSpider(Spider):
 
     # -- outcomes ---------------------------------------------------------------------------
 
+    def _second_look(self, target: RecheckTarget, first: Verdict) -> bool:
+        """Fetch ``target`` again with the browser-like profile, before a verdict that could
+        close its notice is reported; False when there is no second look to take."""
+        if not self.browser_user_agent:
+            return False
+        headers = {"User-Agent": self.browser_user_agent, **RECHECK_BROWSER_HEADERS}
+        if target.referer:
+            headers["Referer"] = target.referer
+        self._inc("recheck/second_looks")
+        request = Request(
+            target.url,
+            callback=self.parse,
+            errback=self.on_error,
+            dont_filter=True,
+            headers=headers,
+            meta={"recheck": target, "first_look": first},
+        )
+        engine = self.crawler.engine
+        if engine is None:
+            raise RecheckError("the crawl engine is not running")
+        engine.crawl(request)
+        return True
+
+    async def _conclude(
+        self, target: RecheckTarget, meta: Mapping[str, Any], verdict: Verdict, status: int | None
+    ) -> None:
+        """Report ``verdict``, or take the second look first when it could close the notice."""
+        first: Verdict | None = meta.get("first_look")
+        if first is None:
+            if verdict.state in ("removed", "unreachable") and self._second_look(target, verdict):
+                return
+            await self._report(result_for(target, verdict, status))
+            return
+        if verdict.state == "online":
+            self._inc("recheck/cloaking")
+            verdict = Verdict(
+                "online",
+                f"{verdict.reason}, for a browser-like fetch (the crawl's fetch: "
+                f"{first.state}, {first.reason})",
+                verdict.sha256,
+            )
+        elif verdict.state == "refused":
+            verdict = first
+        await self._report(result_for(target, verdict, status, profile="browser"))
+
     async def parse(self, response: Response, **kwargs: Any) -> None:
         target: RecheckTarget = response.meta["recheck"]
         verdict = judge_status(response.status)
@@ -233,7 +290,7 @@ class RecheckSpider(Spider):
                     max_pixels=self.hasher.max_pixels,
                 )
             )
-        await self._report(result_for(target, verdict, response.status))
+        await self._conclude(target, response.meta, verdict, response.status)
 
     async def on_error(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
@@ -241,9 +298,21 @@ class RecheckSpider(Spider):
         if request is None or target is None or failure.value is None:
             logger.error("recheck failure without its target: %s", failure.getErrorMessage())
             return
-        verdict = judge_failure(failure.value, request.url, self.policy)
+        verdict = judge_failure(
+            failure.value, request.url, self.policy, self._refused_addresses(request.url)
+        )
         self._inc(f"recheck/errors/{type(failure.value).__name__}")
-        await self._report(result_for(target, verdict, None))
+        await self._conclude(target, request.meta, verdict, None)
+
+    @staticmethod
+    def _refused_addresses(url: str) -> tuple[str, ...]:
+        from twisted.internet import reactor  # noqa: PLC0415 (Scrapy installs it first)
+
+        resolver = getattr(reactor, "nameResolver", None)
+        host = urlsplit(url).hostname or ""
+        if isinstance(resolver, SafeResolver) and host:
+            return resolver.refused_addresses(host)
+        return ()
 
     async def _report(self, result: RecheckResult) -> None:
         self._inc(f"recheck/{result.state}")

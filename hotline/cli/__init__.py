@@ -19,7 +19,7 @@ No command ever shows an image.
                              ``scheduler``, the daemon that starts due runs
 :mod:`~hotline.cli.notifier` ``notifier`` and ``recheck``, the notice-and-takedown daemons
 :mod:`~hotline.cli.providers` ``providers lookup``: who would receive a notice, and why
-:mod:`~hotline.cli.notices`  ``notices``: list, show (the whole timeline), resend
+:mod:`~hotline.cli.notices`  ``notices``: list, show (the whole timeline), resend, reopen
 :mod:`~hotline.cli.stats`    ``stats``: time to removal by provider
 ==========================  ===================================================================
 
@@ -50,9 +50,9 @@ from hotline.cli import (
 from hotline.cli.app import app, err
 from hotline.errors import HotlineError, InputError, ServiceError
 from matchers.errors import MatcherError
-from store.errors import ScheduleError, StoreError
+from store.errors import EnvironmentVariableError, InvalidRedisUrl, ScheduleError, StoreError
 from takedown.errors import DirectoryError, NoticeError, TakedownError
-from takedown.notices import NoticeNotFound
+from takedown.notices import NoticeNotFound, NoticeStateError
 from takedown.settings import SettingsError
 
 __all__ = ["app", "main"]
@@ -89,7 +89,16 @@ def main(argv: list[str] | None = None) -> None:
         code = _fail(str(exc), exc.exit_code)
     except MatcherError as exc:
         code = _fail(str(exc), InputError.exit_code)
-    except (SettingsError, DirectoryError, NoticeError, NoticeNotFound, ScheduleError) as exc:
+    except (
+        SettingsError,
+        DirectoryError,
+        NoticeError,
+        NoticeNotFound,
+        NoticeStateError,
+        ScheduleError,
+        InvalidRedisUrl,
+        EnvironmentVariableError,
+    ) as exc:
         code = _fail(str(exc), InputError.exit_code)  # the configuration or the input is wrong
     except (TakedownError, StoreError) as exc:
         code = _fail(str(exc), ServiceError.exit_code)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -118,14 +118,45 @@ def check_status(status: str | None, statuses: Iterable[str]) -> None:
 
 
 def parse_sets(values: Iterable[str]) -> dict[str, str]:
-    """``--set NAME=VALUE`` options as a mapping (a Scrapy setting override each)."""
+    """``--set NAME=VALUE`` options as a mapping (a Scrapy setting override each).
+
+    A value that cannot be read as the setting's type (``--set DOWNLOAD_MAXSIZE=abc``: the
+    project's value is an integer) is refused here with one line, rather than as a traceback
+    from deep inside the crawl."""
     overrides = {}
     for value in values:
         key, sep, setting = value.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--set {value!r}: expected NAME=VALUE")
         overrides[key.strip()] = setting
+    if overrides:
+        _check_set_types(overrides)
     return overrides
+
+
+def _check_set_types(overrides: Mapping[str, str]) -> None:
+    from scrapy.settings import Settings  # noqa: PLC0415 - loads Scrapy
+
+    from crawler.runsettings import build_settings  # noqa: PLC0415 - loads Scrapy
+
+    project = build_settings()
+    for key, raw in overrides.items():
+        current = project.get(key)
+        probe = Settings({key: raw})
+        readers: list[tuple[type | tuple[type, ...], str, Any]] = [
+            (bool, "true/false or 1/0", probe.getbool),
+            # Scrapy reads some integer-valued settings as numbers (DOWNLOAD_TIMEOUT=1.5).
+            ((int, float), "a number", probe.getfloat),
+            ((list, tuple), "a comma-separated list", probe.getlist),
+            (dict, "a JSON object", probe.getdict),
+        ]
+        for kind, expected, read in readers:
+            if isinstance(current, kind):
+                try:
+                    read(key)
+                except (ValueError, TypeError):
+                    raise UsageError(f"--set {key}={raw!r}: expected {expected}") from None
+                break
 
 
 def check_networks(values: Iterable[str]) -> None:

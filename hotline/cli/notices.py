@@ -1,5 +1,5 @@
 """``hotline notices``: list the takedown notices, show one with its whole timeline, resend
-one."""
+one, reopen a closed one whose content is back."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from takedown.notices import STATUSES, Notice, NoticeNotFound, NoticeStore
 __all__ = ["notices_app"]
 
 notices_app = typer.Typer(
-    help="Takedown notices: list them, show one's whole timeline, resend.",
+    help="Takedown notices: list them, show one's whole timeline, resend, reopen.",
     no_args_is_help=True,
 )
 
@@ -172,3 +172,29 @@ def _find(store: NoticeStore, notice_id: str) -> Notice:
         return store.find(notice_id)
     except NoticeNotFound as exc:
         raise UsageError(str(exc)) from None
+
+
+@notices_app.command("reopen")
+def notices_reopen(
+    notice_id: NoticeIdArgument,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why: e.g. where the content was seen again.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Reopen a closed notice whose content is online again, and send a new numbered notice
+    (same reference; the removal clock restarts)."""
+    with open_takedown_session() as takedown:
+        notice = _find(takedown.store, notice_id)
+        worker = takedown.notifier()
+        outcome = worker.reopen(notice.id, actor=f"analyst@{worker.consumer}", reason=reason)
+        after = takedown.store.get(notice.id)
+    if as_json:
+        out.print_json(data={"id": notice.id, "outcome": outcome, "status": after.status})
+    else:
+        out.print(
+            f"notice {reference_for(notice.id)}: reopened, {outcome} (status {after.status})",
+            markup=False,
+        )
+    if outcome != "sent":
+        raise typer.Exit(1)

@@ -12,6 +12,7 @@ import typer
 
 from hotline.cli.app import (
     JsonOption,
+    check_networks,
     err,
     load_config,
     open_takedown_session,
@@ -87,17 +88,41 @@ def recheck(
         bool,
         typer.Option("--all", help="Check every open notice now, whether due or not."),
     ] = False,
+    allow_private_networks: Annotated[
+        bool,
+        typer.Option(
+            help="Let rechecks reach private, loopback and link-local addresses "
+            "(tests, demos). Also HOTLINE_ALLOW_PRIVATE_NETWORKS=1."
+        ),
+    ] = False,
+    allow_network: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-network",
+            help="A private network (CIDR) rechecks may reach, e.g. a lab (repeatable).",
+        ),
+    ] = None,
+    user_agent: Annotated[
+        str | None,
+        typer.Option(
+            "--user-agent",
+            help="User-Agent of the fetch (default: [notices] user_agent, else the crawl's).",
+        ),
+    ] = None,
     consumer: ConsumerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Re-fetch noticed images to verify removal; send reminders and escalate.
 
-    Fetches go through the crawler's safety rules and hashing. 404, 410, 451 or bytes that
-    no longer match mean removed; repeated network errors count only after several in a row.
+    Fetches go through the crawler's safety rules and hashing, as a browser would fetch them.
+    A removal (404, 410, 451 or bytes that no longer match) is confirmed by a second check an
+    hour later; unreachable only closes a notice after several checks over 72 h. A fetch the
+    address policy refuses changes nothing and makes the command exit 1.
     """
     from crawler.spiders.recheck import run_rechecks  # noqa: PLC0415 - loads Scrapy
 
     config = load_config()
+    check_networks(allow_network or [])
     outcomes: dict[str, int] = {}
     with open_takedown_session(config, consumer=consumer, need_sender=False) as takedown:
         book = takedown.recheck_book()
@@ -122,12 +147,15 @@ def recheck(
                 )
 
         started = time.monotonic()
-        run_rechecks(
-            poll,
-            report,
-            once=once or everything,
-            settings={"SAFETY_ALLOW_PRIVATE_NETWORKS": config.allow_private_networks},
-        )
+        settings: dict[str, object] = {
+            "SAFETY_ALLOW_PRIVATE_NETWORKS": allow_private_networks
+            or config.allow_private_networks,
+            "SAFETY_ALLOWED_NETWORKS": list(allow_network or ()),
+        }
+        agent = user_agent or takedown.settings.user_agent
+        if agent:
+            settings["USER_AGENT"] = agent
+        run_rechecks(poll, report, once=once or everything, settings=settings)
         summary = {
             "outcomes": outcomes,
             "checked": sum(outcomes.values()),
@@ -139,3 +167,11 @@ def recheck(
     else:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "nothing due"
         out.print(f"rechecked {summary['checked']}: {parts}; {summary['scheduled']} scheduled")
+    refused = outcomes.get("refused", 0)
+    if refused:
+        err.print(
+            f"{refused} fetch(es) refused by the recheck's address policy: a configuration "
+            "error, those notices are unchanged (--allow-private-networks or --allow-network)",
+            markup=False,
+        )
+        raise typer.Exit(1)

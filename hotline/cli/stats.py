@@ -13,8 +13,9 @@ __all__ = ["stats"]
 
 
 def stats(as_json: JsonOption = False) -> None:
-    """Per provider: notices sent, removed, median and 90th-percentile time to removal, still
-    online. Time to removal runs from the notice to the first check that found it gone."""
+    """Per provider: notices sent, removed, median and 90th-percentile time to removal, gone
+    while unreachable, reappeared, still online. Time to removal runs from the notice to the
+    first check that found it gone (a removal is confirmed by a second check)."""
     with open_takedown_session(need_sender=False) as takedown:
         rows = provider_stats(takedown.store.iter_notices())
         counts = takedown.store.counts()
@@ -30,6 +31,8 @@ def stats(as_json: JsonOption = False) -> None:
                 "removed",
                 "median",
                 "90th pct",
+                "gone (unreachable)",
+                "reappeared",
                 "still online",
                 "escalated",
                 "unroutable",
@@ -49,6 +52,8 @@ def _row(row: ProviderStats) -> tuple[str, ...]:
         str(row.removed),
         duration_cell(removal["median"]),
         duration_cell(removal["p90"]),
+        str(row.gone_unreachable),
+        str(row.reappeared),
         str(row.still_online),
         str(row.escalated),
         str(row.unroutable),

@@ -12,7 +12,8 @@ import hashlib
 import json
 import signal
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -23,10 +24,18 @@ import pytest
 
 from hotline import imagegen
 from hotline.demosite import DEMO_CATEGORY, KNOWN_LIST_HEADER
-from hotline.loopback import RunningServer, html_page, image_response, serve
+from hotline.loopback import Exchange, RunningServer, html_page, image_response, serve
 from takedown.xarf import validate_xarf
 from tests.builders import IDENTITY_TOML
-from tests.helpers import HOST_A, HOST_B, HOTLINE, hotline_env, ok_json, run_cli
+from tests.helpers import (
+    HOST_A,
+    HOST_B,
+    HOTLINE,
+    hotline_env,
+    ok_json,
+    one_line_error,
+    run_cli,
+)
 from tests.servers.rdap import RdapServer, load_doc
 from tests.servers.smtp import SmtpServer
 
@@ -51,6 +60,30 @@ class Site:
         server = self.server_a if url.startswith(self.server_a.base_url) else self.server_b
         path = url.removeprefix(server.base_url)
         server.mount({path: html_page("<h1>gone</h1>", status=status)})
+
+
+class Counter:
+    """Serves every image of ``site`` as before, counting the requests for them."""
+
+    def __init__(self, site: Site) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+        for url, body in site.bodies.items():
+            server = site.server_a if url.startswith(site.server_a.base_url) else site.server_b
+            server.mount({url.removeprefix(server.base_url): self._handler(body)})
+
+    def _handler(self, body: bytes) -> Callable[[Exchange], None]:
+        def serve_image(exchange: Exchange) -> None:
+            with self._lock:
+                self._count += 1
+            exchange.start(200, {"Content-Type": "image/jpeg", "Content-Length": str(len(body))})
+            exchange.write(body)
+
+        return serve_image
+
+    def requests(self) -> int:
+        with self._lock:
+            return self._count
 
 
 @dataclass
@@ -217,20 +250,24 @@ def test_one_notice_per_hit_to_the_provider_the_directory_names(setup: Setup) ->
 
 def test_recheck_marks_removed_with_time_to_removal_and_reminds_the_rest(setup: Setup) -> None:
     hits = crawl(setup)
-    setup.configure('reminder_interval = "0s"\nescalate_after = "30d"')
+    setup.configure(
+        'reminder_interval = "0s"\nescalate_after = "30d"\nremoval_confirm_after = "0s"'
+    )
     assert ok_json(["notifier", "--once"], setup.env)["sent"] == 4
     removed = {}
     for hit, status in zip(hits[:2], (404, 410), strict=True):
         setup.site.remove(hit["url"], status)
         removed[hit["incident"]] = status
+    # A removal is seen once, then confirmed by the next check: with 0s the confirming check
+    # is due at once, and the same run takes it.
     summary = ok_json(["recheck", "--all"], setup.env)
-    assert summary["outcomes"] == {"removed": 2, "reminded": 2}
+    assert summary["outcomes"] == {"removal_pending": 2, "removed": 2, "reminded": 2}
     for hit in hits:
         notice = ok_json(["notices", "show", hit["incident"]], setup.env)
         events = [e["event"] for e in notice["timeline"]]
         if hit["incident"] in removed:
             assert notice["status"] == "removed"
-            assert events[-1] == "removed"
+            assert events[-2:] == ["removal_seen", "removed"]
             assert f"http {removed[hit['incident']]}" in notice["timeline"][-1]["detail"]
             interval = notice["time_to_removal"]
             assert 0 <= interval["min_s"] <= interval["max_s"]
@@ -375,3 +412,90 @@ def test_unroutable_notice_waits_for_an_analyst_then_resends(setup: Setup) -> No
         assert resent["status"] == "sent"
     assert len(setup.smtp.messages) == len(hits)
     assert sum(1 for r in setup.smtp.messages if to_addr(r.message) == BETA) == 2
+
+
+def test_recheck_refused_by_its_address_policy_changes_nothing(setup: Setup) -> None:
+    hits = crawl(setup)
+    assert ok_json(["notifier", "--once"], setup.env)["sent"] == 4
+    closed_env = {k: v for k, v in setup.env.items() if k != "HOTLINE_ALLOW_PRIVATE_NETWORKS"}
+    counter = Counter(setup.site)
+    for _ in range(3):
+        result = run_cli(["recheck", "--once", "--all", "--json"], closed_env)
+        assert result.returncode == 1, result.stderr
+        assert json.loads(result.stdout)["outcomes"] == {"refused": 4}
+        assert "refused by the recheck's address policy" in result.stderr
+    assert counter.requests() == 0  # no request reached either host
+    for hit in hits:
+        notice = ok_json(["notices", "show", hit["incident"]], setup.env)
+        assert notice["status"] == "sent"
+        assert notice["policy_refusals"] == 3
+        assert notice["checks"] == 0 and notice["first_seen_gone"] is None
+        assert [e["event"] for e in notice["timeline"]][-3:] == ["recheck_refused"] * 3
+    # The same hosts, allowed explicitly: the images are online.
+    allowed = run_cli(
+        [
+            "recheck",
+            "--all",
+            "--json",
+            "--allow-network",
+            f"{HOST_A}/32",
+            "--allow-network",
+            f"{HOST_B}/32",
+        ],
+        closed_env,
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout)["outcomes"] == {"online": 4}
+    assert ok_json(["stats"], setup.env)["statuses"]["removed"] == 0
+
+
+def test_quick_unreachable_rechecks_close_nothing(setup: Setup) -> None:
+    hits = crawl(setup)
+    assert ok_json(["notifier", "--once"], setup.env)["sent"] == 4
+    for hit in hits:
+        setup.site.remove(hit["url"], 503)
+    for _ in range(3):
+        assert ok_json(["recheck", "--once", "--all"], setup.env)["outcomes"] == {"unreachable": 4}
+    for hit in hits:
+        notice = ok_json(["notices", "show", hit["incident"]], setup.env)
+        assert notice["status"] == "sent"
+        assert "not counted" in notice["timeline"][-1]["detail"]
+    stats = ok_json(["stats"], setup.env)
+    assert sum(r["removed"] + r["gone_unreachable"] for r in stats["providers"]) == 0
+    assert sum(r["still_online"] for r in stats["providers"]) == 4
+
+
+def test_resend_of_a_closed_notice_says_why_and_reopen_sends_a_numbered_notice(
+    setup: Setup,
+) -> None:
+    hits = crawl(setup)
+    setup.configure('removal_confirm_after = "0s"')
+    assert ok_json(["notifier", "--once"], setup.env)["sent"] == 4
+    hit = hits[0]
+    setup.site.remove(hit["url"], 404)
+    ok_json(["recheck", "--all"], setup.env)
+    assert ok_json(["notices", "show", hit["incident"]], setup.env)["status"] == "removed"
+
+    resend = run_cli(["notices", "resend", hit["incident"]], setup.env)
+    line = one_line_error(resend, 2)
+    assert "is closed (removed on " in line and "notices reopen" in line
+    assert len(setup.smtp.messages) == 4
+
+    reopened = ok_json(
+        ["notices", "reopen", hit["incident"][:8], "--reason", "seen again on a forum"], setup.env
+    )
+    assert (reopened["outcome"], reopened["status"]) == ("sent", "sent")
+    again = setup.messages_by_notice()[hit["incident"]]
+    assert len(again) == 2
+    assert str(again[1]["Message-ID"]).startswith(f"<{hit['incident']}.reappearance.1@")
+    subject = str(again[1]["Subject"])
+    assert subject.startswith(("Online again (1): ", "Erneut online (1): ")), subject
+    assert f"HL-{hit['incident'][:12]}" in subject
+    shown = ok_json(["notices", "show", hit["incident"]], setup.env)
+    reopen_event = next(e for e in shown["timeline"] if e["event"] == "reopened")
+    assert reopen_event["actor"].startswith("analyst@")
+    assert reopen_event["detail"] == "seen again on a forum"
+    assert shown["reopens"] == 1 and shown["first_seen_gone"] is None
+    # An open notice cannot be reopened: bad input, exit 2.
+    not_closed = run_cli(["notices", "reopen", hit["incident"], "--reason", "x"], setup.env)
+    assert "is sent, not closed" in one_line_error(not_closed, 2)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from hotline.imagegen import encode, textured_image
 from matchers.digest import digest_bytes
 from tests.helpers import hotline_env, one_line_error, run_cli
@@ -95,6 +97,30 @@ def test_unreachable_redis_is_exit_3_with_masked_password(tmp_path: Path) -> Non
     assert result.returncode == 3
     line = one_line_error(result)
     assert "s3cret" not in line and "nothing.sock" in line
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [("foo://redis.example/0", "foo://redis.example/0"), ("redis://:99999", "redis://:99999")],
+)
+def test_a_malformed_redis_url_is_bad_input_exit_2(url: str, shown: str) -> None:
+    result = run_cli(["hits", "list", "--json"], hotline_env(HOTLINE_REDIS_URL=url))
+    assert one_line_error(result, 2).startswith(f"error: invalid Redis URL {shown}: ")
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("DOWNLOAD_MAXSIZE=abc", "error: --set DOWNLOAD_MAXSIZE='abc': expected a number"),
+        ("ROBOTSTXT_OBEY=maybe", "error: --set ROBOTSTXT_OBEY='maybe': expected true/false or 1/0"),
+        ("DOWNLOAD_TIMEOUT=soon", "error: --set DOWNLOAD_TIMEOUT='soon': expected a number"),
+    ],
+)
+def test_a_set_value_of_the_wrong_type_is_bad_input_exit_2(
+    env: dict[str, str], setting: str, expected: str
+) -> None:
+    result = run_cli(["crawl", "http://127.0.0.2/", "--set", setting], env)
+    assert one_line_error(result, 2) == expected
 
 
 def test_crawl_without_valid_seeds_is_a_usage_error(env: dict[str, str], tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from scrapy.exceptions import (
     DownloadConnectionRefusedError,
     IgnoreRequest,
 )
+from twisted.internet.error import DNSLookupError
 
 from crawler.judge import Verdict, judge_body, judge_failure, judge_status
 from crawler.safety import AddressPolicy, parse_networks
@@ -287,7 +288,12 @@ def test_every_target_is_reported_once_and_the_run_finishes(main_run: MainRun) -
             "http_status",
             "checked_at",
             "sha256",
+            "profile",
         }
+        # Whatever could close a notice was looked at twice, the second time as a browser.
+        expected = "crawl" if line["state"] == "online" else "browser"
+        assert line["profile"] == expected, line
+    assert stats["recheck/second_looks"] == stats["recheck/removed"] + stats["recheck/unreachable"]
 
 
 def test_unchanged_image_is_online(main_run: MainRun) -> None:
@@ -336,7 +342,8 @@ def test_replaced_by_html_is_removed(main_run: MainRun) -> None:
 def test_server_errors_are_unreachable_after_one_retry(main_run: MainRun) -> None:
     got = result(main_run, "503")
     assert (got["state"], got["reason"], got["http_status"]) == ("unreachable", "http 503", 503)
-    assert main_run.busy.paths == ["/busy.jpg", "/busy.jpg"]  # RETRY_TIMES = 1
+    # RETRY_TIMES = 1, for each of the two looks (the crawl's, then the browser-like one).
+    assert main_run.busy.paths == ["/busy.jpg"] * 4
     got = result(main_run, "403")
     assert (got["state"], got["reason"], got["http_status"]) == ("unreachable", "http 403", 403)
 
@@ -405,14 +412,83 @@ def test_private_targets_are_blocked_and_never_contacted(images: Images, tmp_pat
     assert internal.paths == []
     for run, notice_id in [(allowed, "internal"), (allowed, "via-redirect"), (closed, "internal")]:
         got = run.results[notice_id]
-        assert (got["state"], got["reason"], got["http_status"], got["sha256"]) == (
-            "unreachable",
-            "blocked: private network",
+        assert (got["state"], got["http_status"], got["sha256"], got["profile"]) == (
+            "refused",
             None,
             None,
+            "crawl",  # a refusal is about the configuration: no second look
         ), notice_id
+        assert "address policy refused it" in got["reason"]
     assert allowed.results["allowed"]["state"] == "online"
     assert allowed.summary["stats"]["safety/refused_private"] == 2
+
+
+def test_a_host_name_the_policy_refuses_is_refused_not_unreachable(
+    images: Images, tmp_path: Path
+) -> None:
+    """``localhost`` resolves, but only to loopback addresses the policy refuses: that is a
+    configuration error (``refused``), not a host that is down."""
+    internal = Recorder(Response(200, {"Content-Type": "image/jpeg"}, images.original))
+    with serve({"/*": internal}, host="127.0.0.1") as server:
+        url = f"http://localhost:{server.url('/').rsplit(':', 1)[1]}"
+        run = run_once(tmp_path, [target("by-name", url + "image.jpg", images.original)], {})
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = run.results["by-name"]
+    assert got["state"] == "refused", got
+    assert "127.0.0.1" in got["reason"] and "address policy refused it" in got["reason"]
+    assert internal.paths == []
+
+
+class Cloaking:
+    """A site that hides an image from the hotline: 403 for a request without the page as
+    Referer (hotlink protection, or a site that recognises the recheck), the image otherwise.
+    Records the User-Agent of every request."""
+
+    def __init__(self, body: bytes, page: str) -> None:
+        self.body = body
+        self.page = page
+        self.agents: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, exchange: Exchange) -> None:
+        headers = {k.lower(): v for k, v in exchange.headers.items()}
+        with self._lock:
+            self.agents.append(headers.get("user-agent", ""))
+        if headers.get("referer") == self.page:
+            response = image_response(self.body, "image/jpeg")
+        else:
+            response = Response(403, {"Content-Type": "text/plain"}, b"forbidden\n")
+        exchange.start(
+            response.status, {**response.headers, "Content-Length": str(len(response.body))}
+        )
+        exchange.write(response.body)
+
+
+def test_a_cloaked_image_is_found_online_by_the_browser_like_second_look(
+    images: Images, tmp_path: Path
+) -> None:
+    with serve(host=HOST_A) as a:
+        page = a.url("/gallery.html")
+        cloaking = Cloaking(images.original, page)
+        a.mount({"/cloaked.jpg": cloaking})
+        noticed = {**target("cloaked", a.url("/cloaked.jpg"), images.original), "referer": page}
+        run = run_once(
+            tmp_path,
+            [noticed],
+            {"SAFETY_ALLOW_PRIVATE_NETWORKS": "1", "AUTOTHROTTLE_ENABLED": "0"},
+        )
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = run.results["cloaked"]
+    assert (got["state"], got["profile"], got["http_status"]) == ("online", "browser", 200)
+    assert got["reason"] == (
+        "same bytes, for a browser-like fetch (the crawl's fetch: unreachable, http 403)"
+    )
+    assert run.summary["stats"]["recheck/cloaking"] == 1
+    # Neither look announces itself, and the two looks are two different browsers.
+    assert len(cloaking.agents) == 2  # 403 is not retried: the crawl's look, then the browser's
+    assert all(agent.startswith("Mozilla/5.0") for agent in cloaking.agents)
+    assert not any("hotline" in agent.lower() for agent in cloaking.agents)
+    assert len(set(cloaking.agents)) == 2
 
 
 # -- polling ---------------------------------------------------------------------------------
@@ -584,13 +660,18 @@ def test_blocked_is_told_apart_from_other_refusals() -> None:
     closed = AddressPolicy()
     lab = AddressPolicy(allowed_networks=parse_networks([f"{HOST_A}/32"]))
     refused = IgnoreRequest(f"refused http://{HOST_B}/a.jpg: {HOST_B} is not a public address")
-    assert judge_failure(refused, f"http://{HOST_B}/a.jpg", lab).reason == (
-        "blocked: private network"
-    )
+    got = judge_failure(refused, f"http://{HOST_B}/a.jpg", lab)
+    assert got.state == "refused" and got.reason.startswith(f"{HOST_B}: the recheck's address")
     dropped = IgnoreRequest("dropped http://h.test/a.jpg: served from non-public address 10.1.1.1")
-    assert judge_failure(dropped, "http://h.test/a.jpg", closed).reason == (
-        "blocked: private network"
+    got = judge_failure(dropped, "http://h.test/a.jpg", closed)
+    assert got.state == "refused" and got.reason.startswith("served from a non-public address")
+    # A name that does not resolve is unreachable; one whose addresses were all refused is not.
+    lookup = DNSLookupError("no such host")
+    assert judge_failure(lookup, "http://h.test/a.jpg", closed) == Verdict(
+        "unreachable", "dns lookup failed"
     )
+    got = judge_failure(lookup, "http://h.test/a.jpg", closed, ("10.0.0.1", "::1"))
+    assert got.state == "refused" and got.reason.startswith("10.0.0.1, ::1: ")
     too_many = IgnoreRequest("max redirections reached")
     assert judge_failure(too_many, f"http://{HOST_A}/a.jpg", lab).reason == "too many redirects"
     too_large = DownloadCancelledError("larger than download max size")

@@ -26,11 +26,12 @@ from takedown.channels.smtp import SmtpChannel, SmtpSettings
 from takedown.directory import ProviderDirectory
 from takedown.model import DeliveryReceipt
 from takedown.notice import NoticeFacts, NoticeRenderer, message_id_for
-from takedown.notices import NoticeStore
+from takedown.notices import NoticeStateError, NoticeStore
 from takedown.notifier import NoticeSender, Notifier
 from takedown.recheck import RecheckBook
 from takedown.routing import Router
 from takedown.settings import TakedownSettings
+from takedown.stats import provider_stats
 from tests import builders
 from tests.builders import TEST_IDENTITY
 from tests.helpers import HOST_A, Clock
@@ -139,7 +140,7 @@ def test_claim_due_takes_only_due_notices_and_leases_them(rig: Rig) -> None:
     rig.mark_sent(late, due=T0 + 5 * HOUR)
     rig.mark_sent(closed, due=T0 + HOUR)
     rig.store.record(closed.incident, "removed", actor="test", status="removed")
-    book = rig.book()
+    book = rig.book(replace(SETTINGS, watch_for=0.0))  # closed notices are not watched
 
     rig.clock.now = T0 + HOUR - 1
     assert book.claim_due() == []
@@ -201,7 +202,7 @@ def test_claimed_targets_carry_their_lists_thresholds_and_bad_records_are_set_as
 # -- removal -------------------------------------------------------------------------------------
 
 
-def test_removed_closes_the_notice_with_the_time_to_removal_interval(rig: Rig) -> None:
+def test_removed_closes_the_notice_only_when_confirmed_an_hour_later(rig: Rig) -> None:
     hit = make_hit(1)
     rig.send(hit)
     book = rig.book()
@@ -209,62 +210,237 @@ def test_removed_closes_the_notice_with_the_time_to_removal_interval(rig: Rig) -
 
     rig.clock.now = T0 + HOUR
     assert book.apply(verdict(hit, "online", T0 + HOUR, status=200)) == "online"
-    rig.clock.now = T0 + 5 * HOUR
-    outcome = book.apply(verdict(hit, "removed", T0 + 5 * HOUR, reason="not found", status=404))
+    # First sighting: nothing closes, the confirming check is due an hour later.
+    gone = T0 + 5 * HOUR
+    rig.clock.now = gone
+    outcome = book.apply(verdict(hit, "removed", gone, reason="not found", status=404))
+    assert outcome == "removal_pending"
+    assert rig.store.status(hit.incident) == "sent"
+    assert rig.due_at(hit.incident) == gone + HOUR
+    # `recheck --all` again ten minutes later: does not count, the due time stays.
+    rig.clock.now = gone + 600
+    outcome = book.apply(verdict(hit, "removed", gone + 600, reason="not found", status=404))
+    assert outcome == "removal_pending"
+    assert rig.store.status(hit.incident) == "sent"
+    assert rig.due_at(hit.incident) == gone + HOUR
+    assert "not counted" in rig.store.timeline(hit.incident)[-1].detail
+    # Seen gone again an hour after the first sighting: confirmed.
+    rig.clock.now = gone + HOUR
+    outcome = book.apply(verdict(hit, "removed", gone + HOUR, reason="not found", status=404))
     assert outcome == "removed"
     notice = rig.store.get(hit.incident)
     assert notice.status == "removed"
-    # [last seen online - sent, first seen gone - sent]
+    # [last seen online - sent, first seen gone - sent]: gone since the FIRST sighting.
     assert notice.time_to_removal() == (HOUR, 5 * HOUR)
-    assert notice.fields["removal_reason"] == "not found (http 404)"
-    assert notice.count("checks") == 2
-    assert rig.due_at(hit.incident) is None
-    assert rig.events(hit.incident)[-2:] == ["verified_online", "removed"]
+    assert notice.fields["removal_reason"].startswith("not found (http 404); confirmed 1h after")
+    assert notice.count("checks") == 4
+    # Closed, and watched for the content coming back.
+    assert rig.due_at(hit.incident) == gone + HOUR + SETTINGS.watch_interval
+    assert rig.events(hit.incident)[-4:] == [
+        "verified_online",
+        "removal_seen",
+        "removal_seen",
+        "removed",
+    ]
     assert rig.store.timeline(hit.incident)[-1].actor == "recheck@test"
-    # A late verdict for the closed notice changes nothing.
-    assert book.apply(verdict(hit, "online", T0 + 6 * HOUR)) == "closed"
-    assert rig.store.status(hit.incident) == "removed"
-    assert rig.events(hit.incident)[-1] == "removed"
     assert len(rig.smtp.messages) == 1
 
 
-def test_unreachable_counts_as_removed_only_after_n_in_a_row(rig: Rig) -> None:
+def test_online_between_two_removed_sightings_starts_the_confirmation_again(rig: Rig) -> None:
     hit = make_hit(1)
     rig.send(hit)
     book = rig.book()
-    times = [T0 + k * HOUR for k in range(1, 8)]
+    assert book.apply(verdict(hit, "removed", T0 + HOUR, status=404)) == "removal_pending"
+    assert book.apply(verdict(hit, "online", T0 + 2 * HOUR, status=200)) == "online"
+    assert rig.store.get(hit.incident).time("removal_seen_at") is None
+    # Two hours after the first sighting, but only the first of a new pair.
+    assert book.apply(verdict(hit, "removed", T0 + 3 * HOUR, status=404)) == "removal_pending"
+    assert book.apply(verdict(hit, "removed", T0 + 4 * HOUR, status=404)) == "removed"
+    assert rig.store.get(hit.incident).time("first_seen_gone") == T0 + 3 * HOUR
 
-    for n, at in enumerate(times[:2], start=1):
+
+def test_quick_unreachable_checks_close_nothing(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    book = rig.book()
+    # `recheck --once --all` three times, a second apart: one counted check, two not.
+    for k in range(3):
+        at = T0 + HOUR + k
+        rig.clock.now = at
+        assert book.apply(verdict(hit, "unreachable", at, reason="http 403")) == "unreachable"
+    notice = rig.store.get(hit.incident)
+    assert notice.status == "sent"
+    assert notice.count("unreachable_streak") == 1
+    assert "not counted" in rig.store.timeline(hit.incident)[-1].detail
+    # Ten checks an hour apart: more than enough checks, but not the 72 h span.
+    for k in range(1, 11):
+        at = T0 + HOUR + k * HOUR
+        rig.clock.now = at
+        assert book.apply(verdict(hit, "unreachable", at, reason="timeout")) == "unreachable"
+    assert rig.store.status(hit.incident) == "sent"
+    assert rig.store.get(hit.incident).count("unreachable_streak") == 11
+
+
+def test_unreachable_closes_as_gone_unreachable_after_n_checks_over_the_span(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    book = rig.book()
+    times = [T0 + HOUR, T0 + 2 * HOUR, T0 + 3 * HOUR]
+    for at in times[:2]:
         rig.clock.now = at
         assert book.apply(verdict(hit, "unreachable", at, reason="connection refused")) == (
             "unreachable"
         )
-        notice = rig.store.get(hit.incident)
-        assert notice.count("unreachable_streak") == n
-        assert notice.time("first_unreachable_at") == times[0]
-        assert rig.due_at(hit.incident) == at + SETTINGS.recheck_delay(0)
-    assert rig.store.timeline(hit.incident)[-1].detail == "connection refused (2 of 3)"
-
+    assert rig.store.timeline(hit.incident)[-1].detail.startswith(
+        "connection refused (2 of 3 checks over 1h of 3d)"
+    )
     # Online again: the outage is over, the streak starts from zero.
     rig.clock.now = times[2]
     assert book.apply(verdict(hit, "online", times[2], status=200)) == "online"
     notice = rig.store.get(hit.incident)
-    assert notice.status == "sent"
-    assert notice.count("unreachable_streak") == 0
+    assert (notice.status, notice.count("unreachable_streak")) == ("sent", 0)
     assert notice.time("first_unreachable_at") is None
 
-    for at in times[3:5]:
+    first = T0 + 4 * HOUR
+    for at in (first, first + DAY, first + 2 * DAY):
         rig.clock.now = at
         assert book.apply(verdict(hit, "unreachable", at, status=503)) == "unreachable"
-    rig.clock.now = times[5]
-    assert book.apply(verdict(hit, "unreachable", times[5], status=503)) == "removed"
+    last = first + 3 * DAY
+    rig.clock.now = last
+    assert book.apply(verdict(hit, "unreachable", last, status=503)) == "gone_unreachable"
     notice = rig.store.get(hit.incident)
-    assert notice.status == "removed"
+    assert notice.status == "gone_unreachable"
     # Gone since the FIRST failure of this streak, last seen online just before it.
-    assert notice.time("first_seen_gone") == times[3]
-    assert notice.time_to_removal() == (times[2] - T0, times[3] - T0)
-    assert "unreachable 3 times in a row" in notice.fields["removal_reason"]
+    assert notice.time("first_seen_gone") == first
+    assert "unreachable on 4 checks over 3d" in notice.fields["removal_reason"]
+    assert rig.due_at(hit.incident) == last + SETTINGS.watch_interval
+
+
+def test_a_fetch_refused_by_the_policy_changes_nothing(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    book = rig.book()
+    before = rig.store.get(hit.incident)
+    for k in range(3):
+        at = T0 + HOUR + k
+        rig.clock.now = at
+        refused = verdict(hit, "refused", at, reason="127.0.0.2: the address policy refused it")
+        assert book.apply(refused) == "refused"
+    after = rig.store.get(hit.incident)
+    assert after.status == "sent"
+    assert after.count("policy_refusals") == 3
+    for name in ("checks", "unreachable_streak"):
+        assert after.count(name) == before.count(name) == 0
+    for name in ("first_seen_gone", "removal_seen_at", "first_unreachable_at"):
+        assert after.time(name) is None
+    assert after.time("last_seen_online") == before.time("last_seen_online")
+    [event] = {e.event for e in rig.store.timeline(hit.incident)[-3:]}
+    assert event == "recheck_refused"
+    assert rig.store.timeline(hit.incident)[-1].detail.startswith("configuration error")
+    assert rig.due_at(hit.incident) == T0 + HOUR + 2 + SETTINGS.recheck_delay(0)
+
+
+# -- reappearance --------------------------------------------------------------------------------
+
+
+def close_removed(rig: Rig, book: RecheckBook, hit: HitRecord, at: float) -> None:
+    assert book.apply(verdict(hit, "removed", at, status=404)) == "removal_pending"
+    assert book.apply(verdict(hit, "removed", at + HOUR, status=404)) == "removed"
+
+
+def test_content_back_online_reopens_the_notice_and_a_numbered_notice_goes_out(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    book = rig.book()
+    close_removed(rig, book, hit, T0 + 2 * HOUR)
+    closed_at = T0 + 3 * HOUR
+    [first] = rig.smtp.messages
+    assert book.claim_due() == []  # watched, but not due yet
+    back = closed_at + SETTINGS.watch_interval
+    rig.clock.now = back
+    [target] = book.claim_due()
+    assert target.notice_id == hit.incident
+    assert target.referer == hit.page  # the browser-like look sends the page as Referer
+    assert book.apply(verdict(hit, "online", back, reason="same bytes", status=200)) == (
+        "reappeared"
+    )
+    notice = rig.store.get(hit.incident)
+    assert (notice.status, notice.count("reopens")) == ("queued", 1)
+    assert notice.time("first_seen_gone") is None and notice.time("sent_at") is None
+    assert notice.time("first_sent_at") == T0
+    assert rig.due_at(hit.incident) is None  # rechecks resume once it is sent again
+    assert rig.events(hit.incident)[-1] == "reappeared"
+
+    # The notifier sends it again: a new numbered message, same reference.
+    rig.clock.now = back + SETTINGS.retry_after
+    notifier = Notifier(
+        rig.store.client,
+        rig.store.keys,
+        router=rig.router,
+        sender=rig.sender,
+        settings=SETTINGS,
+        consumer="c1",
+        clock=rig.clock,
+    )
+    assert notifier.run(once=True).sent == 1
+    again = rig.smtp.wait_for_messages(2)[1].message
+    reference = f"HL-{hit.incident[:12]}"
+    assert reference in str(first.message["Subject"]) and reference in str(again["Subject"])
+    assert str(again["Subject"]).startswith("Online again (1): ")
+    assert str(again["Message-ID"]).startswith(f"<{hit.incident}.reappearance.1@")
+    assert str(again["In-Reply-To"]).startswith(f"<{hit.incident}.notice.0@")
+    notice = rig.store.get(hit.incident)
+    assert notice.status == "sent"
+    # The removal clock restarted at the new notice.
+    assert notice.time("sent_at") == back + SETTINGS.retry_after
+    assert notice.time_to_removal() == (None, None)
+    assert rig.due_at(hit.incident) == back + SETTINGS.retry_after + HOUR
+    # Removed again: time to removal counts from the second notice.
+    resent = back + SETTINGS.retry_after
+    close_removed(rig, book, hit, resent + 2 * HOUR)
+    assert rig.store.get(hit.incident).time_to_removal() == (0.0, 2 * HOUR)
+    [row] = provider_stats(rig.store.iter_notices())
+    assert (row.removed, row.reappeared, row.notices) == (1, 1, 1)
+
+
+def test_a_closed_notice_is_watched_for_watch_for_and_then_let_go(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    settings = replace(SETTINGS, watch_interval=30 * DAY, watch_for=45 * DAY)
+    book = rig.book(settings)
+    close_removed(rig, book, hit, T0 + HOUR)
+    closed_at = T0 + 2 * HOUR
+    look = closed_at + 30 * DAY
+    rig.clock.now = look
+    assert book.apply(verdict(hit, "removed", look, status=404)) == "watched"
+    assert rig.due_at(hit.incident) == look + 30 * DAY
+    assert rig.store.status(hit.incident) == "removed"
+    rig.clock.now = look + 30 * DAY  # 60 days after closing: past watch_for
+    assert book.claim_due() == []
     assert rig.due_at(hit.incident) is None
+
+
+def test_resend_of_a_closed_notice_and_reopen_of_an_open_one_are_refused(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    notifier = Notifier(
+        rig.store.client,
+        rig.store.keys,
+        router=rig.router,
+        sender=rig.sender,
+        settings=SETTINGS,
+        consumer="c1",
+        clock=rig.clock,
+    )
+    with pytest.raises(NoticeStateError, match="is sent, not closed"):
+        notifier.reopen(hit.incident, actor="analyst@test", reason="seen again")
+    close_removed(rig, rig.book(), hit, T0 + HOUR)
+    with pytest.raises(NoticeStateError, match=r"is closed \(removed on .*reopen"):
+        notifier.resend(hit.incident, actor="analyst@test")
+    assert notifier.reopen(hit.incident, actor="analyst@jo", reason="seen on a forum") == "sent"
+    [reopened] = [e for e in rig.store.timeline(hit.incident) if e.event == "reopened"]
+    assert (reopened.actor, reopened.detail) == ("analyst@jo", "seen on a forum")
+    assert len(rig.smtp.wait_for_messages(2)) == 2
 
 
 # -- reminders -----------------------------------------------------------------------------------
@@ -421,12 +597,12 @@ def test_a_failed_escalation_leaves_the_notice_sent_for_the_next_check(rig: Rig)
 def test_verdict_for_a_notice_no_longer_open_is_closed_and_unscheduled(rig: Rig) -> None:
     hit, unknown = make_hit(1), make_hit(2)
     rig.mark_sent(hit, due=T0 + HOUR)
-    rig.store.record(hit.incident, "removed", actor="analyst@test", status="removed")
+    rig.store.record(hit.incident, "dead_lettered", actor="analyst@test", status="failed")
     assert rig.due_at(hit.incident) == T0 + HOUR  # recorded without stopping the rechecks
     book = rig.book()
     assert book.apply(verdict(hit, "online", T0 + HOUR)) == "closed"
     assert rig.due_at(hit.incident) is None
-    assert rig.events(hit.incident) == ["queued", "sent", "removed"]
+    assert rig.events(hit.incident) == ["queued", "sent", "dead_lettered"]
     # A verdict for a notice that does not exist at all is closed as well.
     rig.store.client.zadd(rig.store.keys.recheck, {unknown.incident: T0})
     assert book.apply(verdict(unknown, "removed", T0 + HOUR)) == "closed"
