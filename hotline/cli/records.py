@@ -16,7 +16,6 @@ from hotline.cli.app import JsonOption, open_session, out
 from hotline.cli.render import details_table, iso_cell, json_or_empty, records_table, table
 from hotline.errors import UsageError
 from store.review import (
-    AllowListed,
     Outcome,
     ReviewConflict,
     ReviewDesk,
@@ -28,7 +27,10 @@ from store.review import (
 __all__ = ["hits_app", "review_app"]
 
 hits_app = typer.Typer(help="Confirmed hits queued for notice and takedown.", no_args_is_help=True)
-review_app = typer.Typer(help="Near misses queued for an analyst's review.", no_args_is_help=True)
+review_app = typer.Typer(
+    help="Near misses queued for an analyst: list, show, confirm or dismiss them.",
+    no_args_is_help=True,
+)
 
 CrawlFilter = Annotated[str | None, typer.Option("--crawl", help="Only this crawl's records.")]
 LimitOption = Annotated[int | None, typer.Option(min=1, help="Only the newest N records.")]
@@ -182,7 +184,8 @@ def review_show(review_id: ReviewIdArgument, as_json: JsonOption = False) -> Non
         out.print(table("timeline", ["time (UTC)", "event", "actor", "detail"], rows))
 
 
-def _outcome_json(outcome: Outcome, allowed: AllowListed | None) -> dict[str, Any]:
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
+    allowed = outcome.allow_listed
     data: dict[str, Any] = {"id": outcome.item.id, "new": outcome.new}
     data.update(outcome.decision.as_json())
     data["allow_list"] = (
@@ -225,7 +228,7 @@ def review_confirm(
     with _desk() as desk:
         outcome = desk.confirm(review_id, actor=actor, reason=reason)
     if as_json:
-        out.print_json(data=_outcome_json(outcome, None))
+        out.print_json(data=_outcome_json(outcome))
     else:
         out.print(_outcome_line(outcome), markup=False)
 
@@ -254,15 +257,15 @@ def review_dismiss(
         outcome = desk.dismiss(review_id, actor=actor, reason=reason, allow_list=allow_list)
     allowed = outcome.allow_listed
     if as_json:
-        out.print_json(data=_outcome_json(outcome, allowed))
+        out.print_json(data=_outcome_json(outcome))
         return
     out.print(_outcome_line(outcome), markup=False)
     if allowed is not None:
         if allowed.added:
             what = ", ".join(e.algorithm for e in allowed.added)
-            verb = "created" if allowed.created else "now version"
+            state = "created" if allowed.created else "updated"
             out.print(
-                f"allow-list {allowed.list} ({verb} {allowed.version}): added {what}",
+                f"allow-list {allowed.list} {state} (version {allowed.version}): added {what}",
                 markup=False,
             )
         else:

@@ -89,7 +89,7 @@ def test_confirm_appends_one_confirmed_hit_however_often_it_runs(
         decision_reason="same scene, recropped",
     )
     assert hit.incident == item.incident
-    entry = redis_client.hget(keys.stream_ids("confirmed"), item.incident)
+    entry = cast("bytes | None", redis_client.hget(keys.stream_ids("confirmed"), item.incident))
     assert entry is not None and entry.decode() == outcome.decision.hit_entry
     # Again, by someone else, later: nothing new; the first decision is reported.
     clock.advance(60)
