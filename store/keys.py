@@ -10,9 +10,17 @@ Layout (``P`` is the prefix)::
     P review                stream   near misses for an analyst, never noticed automatically
     P hits:ids              hash     incident id -> stream entry id (idempotent enqueueing)
     P review:ids            hash     incident id -> stream entry id
+    P review:decisions      hash     incident id -> an analyst's decision on a review item
+                                     (JSON: decision, actor, reason, time, hit entry,
+                                     allow-list; :mod:`store.review`)
+    P review:dismissed      set      incident ids an analyst dismissed: never queued again
+    P hits:reappeared       hash     incident id -> hits entry appended again because the
+                                     content of its closed notice was found online again;
+                                     deleted (HDEL) by whoever reopens the notice
     P lists                 set      names of the known-hash lists
     P list:<name>           hash     one list's metadata: version, counts, kind, thresholds
     P list:<name>:v<N>      list     version N of the list, serialized, in chunks of <= 64 MiB
+    P list:<name>:lock      string   held while an analyst's decision adds entries to the list
     P crawls                zset     run (crawl) id scored by creation time (unix seconds;
                                      before runs existed: by start time)
     P crawl:<id>            hash     one run (:mod:`store.runs`): status, origin, seeds and
@@ -97,6 +105,18 @@ class Keys:
         return f"{self.stream(verdict)}:ids"
 
     @property
+    def review_decisions(self) -> str:
+        return f"{self.review}:decisions"
+
+    @property
+    def review_dismissed(self) -> str:
+        return f"{self.review}:dismissed"
+
+    @property
+    def hits_reappeared(self) -> str:
+        return f"{self.hits}:reappeared"
+
+    @property
     def lists(self) -> str:
         return f"{self.prefix}lists"
 
@@ -105,6 +125,9 @@ class Keys:
 
     def list_data(self, name: str, version: int) -> str:
         return f"{self.prefix}list:{name}:v{version}"
+
+    def list_lock(self, name: str) -> str:
+        return f"{self.prefix}list:{name}:lock"
 
     @property
     def crawls(self) -> str:

@@ -5,6 +5,18 @@ idempotent per incident (a Lua script checks the ``<stream>:ids`` hash and appen
 in one atomic step), so a re-crawl, a retried request or two crawl processes racing each other
 never add a duplicate. The stream entry holds URLs, hashes and response metadata only: never
 image bytes, never a thumbnail.
+
+The same script applies two more rules, in this order:
+
+1. **Dismissed**: an incident an analyst dismissed (its id is in ``P review:dismissed``, see
+   :mod:`store.review`) is never queued again, to either stream.
+2. **Reappearance**: a *confirmed* sighting of an incident that is already in ``P hits`` and
+   whose notice is closed (its id is in ``P notices:status:removed`` or
+   ``P notices:status:gone_unreachable``) is appended to ``P hits`` again, with the field
+   ``reappeared`` = ``1``; ``P hits:ids`` then points at the new entry. The marker hash
+   ``P hits:reappeared`` (incident -> that entry id) stops a second append while the notice
+   is still closed: whoever reopens the notice (the notifier) deletes the incident's field
+   (``HDEL``), and a sighting while the notice is open clears a stale one.
 """
 
 from __future__ import annotations
@@ -21,16 +33,54 @@ from store.errors import QueueError
 from store.text import text
 
 VERDICTS = ("confirmed", "review")
+#: The notice statuses of a closed notice: those of ``takedown.notices.CLOSED_STATUSES``
+#: (``store`` cannot import ``takedown``; a test keeps the two equal).
+CLOSED_NOTICE_STATUSES = ("removed", "gone_unreachable")
+#: Value of the ``reappeared`` field of a hit appended again for a closed notice.
+REAPPEARED = "1"
 
-_ENQUEUE_ONCE = """
-local existing = redis.call('HGET', KEYS[2], ARGV[1])
-if existing then
+# KEYS: stream, stream ids, dismissed set, the closed-status sets (2), reappeared markers.
+# ARGV: incident, "1" if the record is a confirmed hit, then the fields (name, value, ...).
+_ENQUEUE_ONCE = (
+    """
+local incident = ARGV[1]
+if redis.call('SISMEMBER', KEYS[3], incident) == 1 then
+    return {0, ''}
+end
+local existing = redis.call('HGET', KEYS[2], incident)
+if not existing then
+    local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+    redis.call('HSET', KEYS[2], incident, id)
+    return {1, id}
+end
+if ARGV[2] ~= '1' then
     return {0, existing}
 end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
-redis.call('HSET', KEYS[2], ARGV[1], id)
+local closed = redis.call('ZSCORE', KEYS[4], incident) or redis.call('ZSCORE', KEYS[5], incident)
+if not closed then
+    redis.call('HDEL', KEYS[6], incident)
+    return {0, existing}
+end
+if redis.call('HEXISTS', KEYS[6], incident) == 1 then
+    return {0, existing}
+end
+local fields = {}
+for i = 3, #ARGV, 2 do
+    local value = ARGV[i + 1]
+    if ARGV[i] == 'reappeared' then
+        value = '"""
+    + REAPPEARED
+    + """'
+    end
+    table.insert(fields, ARGV[i])
+    table.insert(fields, value)
+end
+local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+redis.call('HSET', KEYS[2], incident, id)
+redis.call('HSET', KEYS[6], incident, id)
 return {1, id}
 """
+)
 
 
 def incident_id(url: str, list_name: str, entry: str) -> str:
@@ -45,6 +95,11 @@ class HitRecord:
 
     ``url`` is the image URL (for an image inlined as a ``data:`` URI, a ``data:`` URL naming
     its media type and SHA-256 instead of the content). Times are ISO 8601 UTC.
+
+    The last fields have defaults: ``decided_by`` and ``decision_reason`` are set on a hit an
+    analyst confirmed from the review queue (the actor, ``analyst@<name>``, and the reason);
+    ``reappeared`` is true on a hit appended again because its notice was closed and the
+    content was found online again. In the stream ``reappeared`` is ``1`` or empty.
     """
 
     url: str
@@ -69,10 +124,14 @@ class HitRecord:
     content_length: int | None
     server: str | None
     crawl: str
+    decided_by: str = ""
+    decision_reason: str = ""
+    reappeared: bool = False
 
     INT_FIELDS: ClassVar[frozenset[str]] = frozenset(
         {"pdq_quality", "distance", "status", "content_length"}
     )
+    BOOL_FIELDS: ClassVar[frozenset[str]] = frozenset({"reappeared"})
 
     @property
     def incident(self) -> str:
@@ -82,7 +141,10 @@ class HitRecord:
         """Stream fields: every value as text, ``None`` as the empty string."""
         out = {"incident": self.incident}
         for name, value in asdict(self).items():
-            out[name] = "" if value is None else str(value)
+            if isinstance(value, bool):
+                out[name] = REAPPEARED if value else ""
+            else:
+                out[name] = "" if value is None else str(value)
         return out
 
     @classmethod
@@ -93,6 +155,9 @@ class HitRecord:
             raw = values.get(f.name, "")
             if f.name in cls.INT_FIELDS:
                 kwargs[f.name] = int(raw) if raw else None
+            elif f.name in cls.BOOL_FIELDS:
+                # "1" in the stream; "True" where a JSON copy of the record was turned to text
+                kwargs[f.name] = raw.lower() in {REAPPEARED, "true"}
             else:
                 kwargs[f.name] = raw if raw or f.type == "str" else None
         if kwargs["distance"] is None:
@@ -115,22 +180,26 @@ class HitQueue(RedisStore):
 
     def enqueue(self, record: HitRecord) -> str | None:
         """Append ``record`` to its verdict's stream; return the new entry id, or ``None``
-        when this incident is already queued."""
+        when this incident is already queued or was dismissed by an analyst.
+
+        A confirmed record of an incident whose notice is closed is appended once more,
+        marked ``reappeared`` (see the module's docstring); its new entry id is returned.
+        """
         if record.verdict not in VERDICTS:
             raise QueueError(f"cannot queue a record with verdict {record.verdict!r}")
         fields_ = record.to_fields()
-        args: list[str] = [fields_["incident"]]
+        args: list[str] = [fields_["incident"], "1" if record.verdict == "confirmed" else "0"]
         for name, value in fields_.items():
             args.extend((name, value))
+        keys = [
+            self.keys.stream(record.verdict),
+            self.keys.stream_ids(record.verdict),
+            self.keys.review_dismissed,
+            *(self.keys.notices_in(status) for status in CLOSED_NOTICE_STATUSES),
+            self.keys.hits_reappeared,
+        ]
         try:
-            created, entry_id = cast(
-                "list[Any]",
-                self.script(
-                    "enqueue",
-                    keys=[self.keys.stream(record.verdict), self.keys.stream_ids(record.verdict)],
-                    args=args,
-                ),
-            )
+            created, entry_id = cast("list[Any]", self.script("enqueue", keys=keys, args=args))
         except redis.RedisError as exc:
             raise QueueError(f"could not queue incident {record.incident}: {exc}") from exc
         return text(entry_id) if created else None

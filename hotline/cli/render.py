@@ -6,7 +6,7 @@ Commands print through :data:`hotline.cli.app.out`; nothing here reads Redis.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence, Sized
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from typing import Any
 
 from rich.table import Column, Table
@@ -110,28 +110,33 @@ def summary_table(title: str, rows: Iterable[tuple[str, Any]]) -> Table:
     return result
 
 
-def records_table(records: Iterable[HitRecord], *, title: str) -> Table:
-    """Hit or review records: image, page, list entry, match and when first seen."""
-    return table(
-        title,
-        [
-            Column("image URL", overflow="fold", ratio=3),
-            Column("found on page", overflow="fold", ratio=2),
-            Column("list/entry", overflow="fold"),
-            Column("match", no_wrap=True),
-            Column("first seen (UTC)", no_wrap=True),
-        ],
-        (
-            (
-                r.url,
-                r.page,
-                f"{r.list}/{r.entry}",
-                f"{r.algorithm} {r.distance}",
-                minute_cell(r.first_seen),
-            )
-            for r in records
-        ),
-    )
+def records_table(
+    records: Iterable[HitRecord], *, title: str, decisions: Mapping[str, str] | None = None
+) -> Table:
+    """Hit or review records: image, page, list entry, match and when first seen; with
+    ``decisions`` (incident id -> decision), the id and the decision of each review item."""
+    columns = [
+        Column("image URL", overflow="fold", ratio=3),
+        Column("found on page", overflow="fold", ratio=2),
+        Column("list/entry", overflow="fold"),
+        Column("match", no_wrap=True),
+        Column("first seen (UTC)", no_wrap=True),
+    ]
+    if decisions is not None:
+        columns = [Column("id", no_wrap=True), *columns, Column("decision", no_wrap=True)]
+    rows = []
+    for r in records:
+        row = [
+            r.url,
+            r.page,
+            f"{r.list}/{r.entry}",
+            f"{r.algorithm} {r.distance}",
+            minute_cell(r.first_seen),
+        ]
+        if decisions is not None:
+            row = [r.incident[:12], *row, decisions.get(r.incident, NONE)]
+        rows.append(row)
+    return table(title, columns, rows)
 
 
 # -- JSON or a line --------------------------------------------------------------------------

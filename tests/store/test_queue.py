@@ -72,3 +72,108 @@ def test_stream_never_holds_more_than_the_record(
     entries = redis_client.xrange(f"{redis_prefix}hits")
     ((_, fields),) = cast(list[tuple[bytes, dict[bytes, bytes]]], entries)
     assert {k.decode() for k in fields} == set(RECORD.to_fields())
+
+
+# -- the rules of issue 11: dismissed incidents, reappearance ------------------------------
+
+
+def test_the_closed_statuses_are_the_notice_stores() -> None:
+    from store.queue import CLOSED_NOTICE_STATUSES
+    from takedown.notices import CLOSED_STATUSES
+
+    assert CLOSED_NOTICE_STATUSES == CLOSED_STATUSES
+
+
+def test_a_dismissed_incident_is_never_queued_again(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    keys = Keys(redis_prefix)
+    queue = HitQueue(redis_client, keys)
+    review = replace(RECORD, verdict="review", algorithm="pdq", distance=40)
+    redis_client.sadd(keys.review_dismissed, RECORD.incident)
+    # Neither as a near miss nor, under looser thresholds, as a confirmed hit.
+    assert queue.enqueue(review) is None
+    assert queue.enqueue(RECORD) is None
+    assert (queue.count("review"), queue.count("confirmed")) == (0, 0)
+    assert not redis_client.exists(keys.stream_ids("confirmed"), keys.stream_ids("review"))
+    # Another entry of the same image is another incident, and is queued.
+    assert queue.enqueue(replace(RECORD, entry="k02")) is not None
+
+
+def _reappeared(redis_client: redis.Redis, keys: Keys) -> dict[str, str]:
+    raw = cast("dict[bytes, bytes]", redis_client.hgetall(keys.hits_reappeared))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def test_a_closed_notice_s_hit_found_again_is_appended_once(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    keys = Keys(redis_prefix)
+    queue = HitQueue(redis_client, keys)
+    incident = RECORD.incident
+    first = queue.enqueue(RECORD)
+    assert first is not None
+    # While the notice is open (or has no status yet), a sighting is a duplicate.
+    redis_client.zadd(keys.notices_in("sent"), {incident: 1.0})
+    assert queue.enqueue(replace(RECORD, crawl="c2")) is None
+    # The notice is closed: the next confirmed sighting is appended again, marked.
+    redis_client.zrem(keys.notices_in("sent"), incident)
+    redis_client.zadd(keys.notices_in("removed"), {incident: 1.0})
+    again = queue.enqueue(replace(RECORD, crawl="c3", page="http://site.example/back"))
+    assert again is not None and again != first
+    assert queue.count("confirmed") == 2
+    assert redis_client.hget(keys.stream_ids("confirmed"), incident) == again.encode()
+    assert _reappeared(redis_client, keys) == {incident: again}
+    records = list(queue.iter_records("confirmed"))
+    assert [(r.crawl, r.reappeared) for r in records] == [("crawl-1", False), ("c3", True)]
+    assert records[1].page == "http://site.example/back"
+    ((_, fields),) = cast(
+        "list[tuple[bytes, dict[bytes, bytes]]]",
+        redis_client.xrange(keys.hits, min=again, max=again),
+    )
+    assert fields[b"reappeared"] == b"1"
+    # Until the notice is reopened, further sightings add nothing.
+    assert queue.enqueue(replace(RECORD, crawl="c4")) is None
+    # A near miss of the same incident is not a reappearance: the review stream rule holds.
+    near = replace(RECORD, verdict="review", algorithm="pdq", distance=40, crawl="c5")
+    assert queue.enqueue(near) is not None
+    assert queue.enqueue(replace(near, crawl="c6")) is None
+    assert queue.count("confirmed") == 2
+
+
+def test_the_reappearance_marker_ends_with_the_reopened_notice(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    keys = Keys(redis_prefix)
+    queue = HitQueue(redis_client, keys)
+    incident = RECORD.incident
+    queue.enqueue(RECORD)
+    redis_client.zadd(keys.notices_in("gone_unreachable"), {incident: 1.0})
+    assert queue.enqueue(replace(RECORD, crawl="c2")) is not None
+    # The notifier reopens the notice (sent again) but leaves the marker: a sighting while
+    # the notice is open clears it, so the next closing is watched again.
+    redis_client.zrem(keys.notices_in("gone_unreachable"), incident)
+    redis_client.zadd(keys.notices_in("sent"), {incident: 1.0})
+    assert queue.enqueue(replace(RECORD, crawl="c3")) is None
+    assert _reappeared(redis_client, keys) == {}
+    redis_client.zrem(keys.notices_in("sent"), incident)
+    redis_client.zadd(keys.notices_in("removed"), {incident: 1.0})
+    third = queue.enqueue(replace(RECORD, crawl="c4"))
+    assert third is not None
+    # The documented way for the notifier: HDEL the marker when it reopens.
+    redis_client.hdel(keys.hits_reappeared, incident)
+    fourth = queue.enqueue(replace(RECORD, crawl="c5"))  # still listed as removed here
+    assert fourth is not None
+    assert [r.crawl for r in queue.iter_records("confirmed")] == ["crawl-1", "c2", "c4", "c5"]
+
+
+def test_reappeared_survives_a_json_copy_of_the_record() -> None:
+    """The notice store keeps the hit as JSON and reads it back through text fields."""
+    from store.queue import HitRecord
+
+    record = replace(RECORD, reappeared=True, decided_by="analyst@a", decision_reason="why")
+    as_text = {k: "" if v is None else str(v) for k, v in record.as_json().items()}
+    assert HitRecord.from_fields(as_text) == record
+    assert HitRecord.from_fields(record.to_fields()) == record
+    assert record.to_fields()["reappeared"] == "1"
+    assert RECORD.to_fields()["reappeared"] == ""
