@@ -470,6 +470,9 @@ class NoticeStore(RedisStore):
             increment={"reopens": 1},
             stop_rechecks=True,
         )
+        # The queue's marker of a reappearance waiting for this reopen (store.queue): a crawl
+        # that finds the content again from now on appends a new hit only once it closes again.
+        self.client.hdel(self.keys.hits_reappeared, notice_id)
 
     # -- locking -----------------------------------------------------------------------------
 

@@ -499,3 +499,43 @@ def test_resend_of_a_closed_notice_says_why_and_reopen_sends_a_numbered_notice(
     # An open notice cannot be reopened: bad input, exit 2.
     not_closed = run_cli(["notices", "reopen", hit["incident"], "--reason", "x"], setup.env)
     assert "is sent, not closed" in one_line_error(not_closed, 2)
+
+
+def test_a_removed_image_put_back_is_found_by_a_recrawl_and_noticed_again(setup: Setup) -> None:
+    hits = crawl(setup)
+    setup.configure('removal_confirm_after = "0s"')
+    assert ok_json(["notifier", "--once"], setup.env)["sent"] == 4
+    hit = hits[0]
+    url = hit["url"]
+    setup.site.remove(url, 410)
+    assert ok_json(["recheck", "--all"], setup.env)["outcomes"]["removed"] == 1
+    assert ok_json(["notices", "show", hit["incident"]], setup.env)["status"] == "removed"
+    # Re-crawled while it is gone: nothing new.
+    recrawl = run_cli(["crawl", setup.site.server_a.url("/")], setup.env, timeout=CRAWL_TIMEOUT)
+    assert recrawl.returncode == 0, recrawl.stderr
+    assert ok_json(["notifier", "--once"], setup.env)["sent"] == 0
+
+    # Put back: the next crawl finds it, the notice reopens, a numbered notice goes out.
+    server = (
+        setup.site.server_a
+        if url.startswith(setup.site.server_a.base_url)
+        else (setup.site.server_b)
+    )
+    server.mount(
+        {url.removeprefix(server.base_url): image_response(setup.site.bodies[url], "image/jpeg")}
+    )
+    for _ in range(2):  # a second crawl before the notifier runs adds nothing
+        recrawl = run_cli(["crawl", setup.site.server_a.url("/")], setup.env, timeout=CRAWL_TIMEOUT)
+        assert recrawl.returncode == 0, recrawl.stderr
+    stats = ok_json(["notifier", "--once"], setup.env)
+    assert (stats["sent"], stats["reappeared"]) == (1, 1)
+    messages = setup.messages_by_notice()[hit["incident"]]
+    assert len(messages) == 2
+    assert str(messages[1]["Message-ID"]).startswith(f"<{hit['incident']}.reappearance.1@")
+    shown = ok_json(["notices", "show", hit["incident"]], setup.env)
+    events = [e["event"] for e in shown["timeline"]]
+    assert events[-3:] == ["reappeared", "routed", "sent"]
+    assert (shown["status"], shown["reopens"], shown["time_to_removal"]) == ("sent", 1, None)
+    assert ok_json(["notifier", "--once"], setup.env)["sent"] == 0  # exactly once
+    rows = ok_json(["stats"], setup.env)["providers"]
+    assert sum(r["reappeared"] for r in rows) == 1
