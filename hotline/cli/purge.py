@@ -76,7 +76,7 @@ def report_table(report: PurgeReport) -> Table:
         setting = _SETTING.get(kind)
         cutoff = None if setting is None else report.cutoffs.get(setting)
         if setting is None:
-            limit = "names nothing"
+            limit = "naming no notice"
         elif cutoff is None:
             limit = "kept forever"
         else:
