@@ -48,6 +48,8 @@ Layout (``P`` is the prefix)::
     P audit                 stream   every state change of every notice, with time and actor
     P recheck               zset     notice id scored by the unix time its next recheck is due
     P rdap:<kind>:<value>   string   cached RDAP document (JSON), with a TTL
+    P purge:lock            string   held by the process purging expired records (with a TTL)
+    P purge:last            string   unix time the last purge finished (daily purges run once)
     P schedules             set      names of the crawl schedules
     P schedule:<name>       hash     one schedule: trigger, seeds, crawl options, next due,
                                      last claimed slot, last run, counters
@@ -188,6 +190,14 @@ class Keys:
 
     def rdap(self, kind: str, value: str) -> str:
         return f"{self.prefix}rdap:{kind}:{value}"
+
+    @property
+    def purge_lock(self) -> str:
+        return f"{self.prefix}purge:lock"
+
+    @property
+    def purge_last(self) -> str:
+        return f"{self.prefix}purge:last"
 
     @property
     def schedules(self) -> str:

@@ -36,11 +36,14 @@ Modules:
 ``recheck``
     Verified removal: which notices are due for a recheck, and what a verdict does
     (removed, reminder, escalation).
+``retention``
+    How long each kind of record is kept (``[retention]``), and the purge that deletes the
+    expired ones with every index entry naming them.
 ``stats``
     The figures hotlines publish: per provider, notices sent, removed, and how fast.
 ``settings``
-    The ``[hotline]``, ``[notices]``, ``[rdap]``, ``[smtp]``, ``[webhook]`` and ``[outbox]``
-    tables of the TOML configuration, parsed once.
+    The ``[hotline]``, ``[notices]``, ``[rdap]``, ``[smtp]``, ``[webhook]``, ``[outbox]``
+    and ``[retention]`` tables of the TOML configuration, parsed once.
 ``errors``
     The package's exception tree (its docstring lists every exception, wherever defined).
 """

@@ -21,7 +21,8 @@ Redis, stream and queue error lives) rather than ``TakedownError``; catch them b
 
     store.errors.QueueError
     ├── NoticeNotFound       no notice has that id, id prefix or reference; takedown.notices
-    └── LockBusy             another live process holds the notice's lock; takedown.notices
+    ├── LockBusy             another live process holds the notice's lock; takedown.notices
+    └── PurgeBusy            another process is purging expired records; takedown.retention
 
 Messages are one line and never contain secrets: Redis URLs are shown through
 :func:`store.connection.mask_url`.

@@ -49,6 +49,13 @@ tables; every key is optional except the hotline's identity, which a notice cann
     [outbox]
     directory = "outbox"           # default: <data dir>/outbox
 
+    [retention]                    # how long records are kept ("off" or 0: forever; >= 1d)
+    closed_notices = "365d"        # removed / gone_unreachable notices, from when they closed
+    hits = "180d"                  # hits of closed notices (from closing) or of none (queued)
+    review = "180d"                # review items, by the same rule
+    dead_letters = "180d"          # dead letters whose notice is closed or gone
+    audit = "365d"                 # audit stream entries
+
 Relative paths are relative to the file. Secrets are read from the environment only, never
 from the file. Errors name the file and the field: ``hotline.toml: [smtp] port: expected an
 integer, got 'x'``.
@@ -59,7 +66,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +86,7 @@ from takedown.errors import TakedownError
 from takedown.http import DEFAULT_HTTP_TIMEOUT
 from takedown.model import HotlineIdentity
 from takedown.rdap import DEFAULT_RDAP_URL
+from takedown.retention import DEFAULT_RETENTION, MIN_PERIOD, RetentionSettings
 
 __all__ = [
     "DEFAULT_RDAP_URL",
@@ -132,6 +140,7 @@ _TABLES: dict[str, frozenset[str]] = {
     "smtp": frozenset({"host", "port", "security", "username", "ca_file", "timeout"}),
     "webhook": frozenset({"url", "attempts", "timeout", "backoff"}),
     "outbox": frozenset({"directory"}),
+    "retention": frozenset(RetentionSettings.FIELDS),
 }
 _IDENTITY_REQUIRED = ("name", "email", "website", "country", "legal_basis")
 
@@ -167,6 +176,7 @@ class TakedownSettings:
     smtp: Mapping[str, Any] | None = None  # keyword arguments for SmtpSettings
     webhook: Mapping[str, Any] | None = None  # keyword arguments for WebhookSettings
     outbox_dir: Path | None = None
+    retention: RetentionSettings = DEFAULT_RETENTION
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def recheck_delay(self, checks_done: int) -> float:
@@ -309,6 +319,7 @@ class TakedownSettings:
             smtp=_smtp(reader, data.get("smtp"), env),
             webhook=_webhook(reader, data.get("webhook"), env),
             outbox_dir=reader.path("outbox", data.get("outbox", {}), "directory"),
+            retention=_retention(reader, data.get("retention")),
         )
 
 
@@ -407,3 +418,30 @@ def _webhook(
         "timeout": reader.duration("webhook", data, "timeout", DEFAULT_WEBHOOK_TIMEOUT),
         "backoff": reader.duration("webhook", data, "backoff", DEFAULT_WEBHOOK_BACKOFF),
     }
+
+
+def _retention(reader: _Reader, data: Mapping[str, Any] | None) -> RetentionSettings:
+    """The ``[retention]`` periods: a duration of at least a day, or ``"off"``/``0`` (keep
+    forever); a field not given keeps its default."""
+    if not data:
+        return DEFAULT_RETENTION
+    periods: dict[str, float | None] = {}
+    for name in RetentionSettings.FIELDS:
+        if name not in data:
+            continue
+        value = data[name]
+        if (isinstance(value, str) and value.strip().lower() == "off") or (
+            not isinstance(value, bool) and value in (0, "0")
+        ):
+            periods[name] = None
+            continue
+        seconds = reader.duration_value("retention", name, value)
+        if seconds < MIN_PERIOD:
+            raise reader.fail(
+                "retention",
+                name,
+                f"expected at least 1d, or 'off' to keep forever (a bare number is seconds), "
+                f"got {value!r}",
+            )
+        periods[name] = seconds
+    return replace(DEFAULT_RETENTION, **periods)

@@ -21,6 +21,7 @@ No command ever shows an image.
 :mod:`~hotline.cli.providers` ``providers lookup``: who would receive a notice, and why
 :mod:`~hotline.cli.notices`  ``notices``: list, show (the whole timeline), resend, reopen
 :mod:`~hotline.cli.stats`    ``stats``: time to removal by provider
+:mod:`~hotline.cli.purge`    ``purge``: delete the records whose retention period is over
 ==========================  ===================================================================
 
 :func:`main` is the console script and ``python -m hotline.cli``: it runs the app and maps
@@ -41,6 +42,7 @@ from hotline.cli import (
     notices,
     notifier,
     providers,
+    purge,
     records,
     runs,
     schedule,
@@ -65,6 +67,7 @@ app.command()(worker.worker)
 app.command()(notifier.notifier)
 app.command()(notifier.recheck)
 app.command()(stats.stats)
+app.command()(purge.purge)
 app.add_typer(hashes.hashes_app, name="hashes")
 app.add_typer(records.hits_app, name="hits")
 app.add_typer(records.review_app, name="review")

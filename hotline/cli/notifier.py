@@ -4,8 +4,10 @@ delivered notices, ``hotline recheck`` re-fetches noticed images to see whether 
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -20,9 +22,11 @@ from hotline.cli.app import (
     stop_on_signals,
 )
 from hotline.cli.render import emit
+from hotline.takedownrun import Takedown
 from store.rechecks import RecheckResult, RecheckTarget
 from takedown.notice import reference_for
 from takedown.notifier import NotifierStats
+from takedown.retention import Purger, PurgeReport, run_daily
 
 __all__ = ["notifier", "recheck"]
 
@@ -46,7 +50,8 @@ def notifier(
     """Send a takedown notice for every confirmed hit, exactly once per incident.
 
     Runs until stopped (Ctrl-C or SIGTERM) unless --once is given. Notices go to the provider
-    the directory or RDAP names, by SMTP, webhook or into the outbox directory.
+    the directory or RDAP names, by SMTP, webhook or into the outbox directory. Running, it
+    also purges expired records once a day, as `hotline purge` does (one notifier at a time).
     """
     with open_takedown_session(consumer=consumer) as takedown:
         worker = takedown.notifier()
@@ -62,8 +67,47 @@ def notifier(
                 err.print(_stats_line(stats), markup=False)
 
         with stop_on_signals() as stop:
-            stats = worker.run(once=once, stop=stop, on_batch=progress)
+            if once:
+                stats = worker.run(once=once, stop=stop, on_batch=progress)
+            else:
+                with _daily_purge(takedown, f"notifier@{worker.consumer}", stop, quiet=as_json):
+                    stats = worker.run(once=once, stop=stop, on_batch=progress)
     emit(stats.as_dict(), _stats_line(stats), as_json=as_json)
+
+
+@contextmanager
+def _daily_purge(
+    takedown: Takedown, actor: str, stop: threading.Event, *, quiet: bool
+) -> Iterator[None]:
+    """Purge expired records now and once a day in a thread, until the block ends."""
+    purger = Purger(
+        takedown.store.client,
+        takedown.store.keys,
+        takedown.settings.retention,
+        actor=actor,
+        stop=stop,
+    )
+
+    def reported(report: PurgeReport) -> None:
+        if not quiet:
+            err.print(f"retention: {report.summary()}", markup=False)
+
+    def failed(exc: Exception) -> None:
+        err.print(f"retention: purge failed, retried later: {exc}", markup=False)
+
+    thread = threading.Thread(
+        target=run_daily,
+        args=(purger, stop),
+        kwargs={"on_report": reported, "on_error": failed},
+        name="daily-purge",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _stats_line(stats: NotifierStats) -> str:
