@@ -44,6 +44,15 @@ tables; every key is optional except the hotline's identity, which a notice cann
     [outbox]
     directory = "outbox"           # default: <data dir>/outbox
 
+    [classification]               # X-ARF classification of each list's categories
+    local = "baseline"             # every category of list "local"
+    iwf.A1 = "A1"                  # one category of list "iwf" (a [classification.iwf] table)
+    iwf."*" = "baseline"           # every other category of "iwf"
+
+``[classification]`` wins over the mapping stored with a list (``hashes import
+--classification``); a category neither maps has none, and its notices wait as
+``unclassified`` (see :mod:`takedown.classification`).
+
 Relative paths are relative to the file. Secrets are read from the environment only, never
 from the file. Errors name the file and the field: ``hotline.toml: [smtp] port: expected an
 integer, got 'x'``.
@@ -58,8 +67,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from matchers.errors import HashListError
+from matchers.lists import validate_list_name
 from store.clock import DAY, HOUR, parse_duration
 from store.environment import ENV_RDAP_URL, ENV_SMTP_PASSWORD, ENV_WEBHOOK_SECRET
+from store.lists import EVERY_CATEGORY, ClassificationMap, normalise_classification
 from takedown.channels.smtp import (
     DEFAULT_SMTP_SECURITY,
     DEFAULT_SMTP_TIMEOUT,
@@ -118,6 +130,7 @@ _TABLES: dict[str, frozenset[str]] = {
     "smtp": frozenset({"host", "port", "security", "username", "ca_file", "timeout"}),
     "webhook": frozenset({"url", "attempts", "timeout", "backoff"}),
     "outbox": frozenset({"directory"}),
+    "classification": frozenset(),  # keys are list names, checked by _classification
 }
 _IDENTITY_REQUIRED = ("name", "email", "website", "country", "legal_basis")
 
@@ -149,6 +162,7 @@ class TakedownSettings:
     webhook: Mapping[str, Any] | None = None  # keyword arguments for WebhookSettings
     outbox_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    classification: Mapping[str, ClassificationMap] = field(default_factory=dict)
 
     def recheck_delay(self, checks_done: int) -> float:
         """Seconds until the next recheck after ``checks_done`` rechecks (the last step of
@@ -193,7 +207,7 @@ class TakedownSettings:
                 )
             if not isinstance(value, Mapping):
                 raise SettingsError(f"{source}: [{table}] must be a table")
-            unknown = sorted(set(value) - _TABLES[table])
+            unknown = sorted(set(value) - _TABLES[table]) if table != "classification" else []
             if unknown:
                 raise SettingsError(
                     f"{source}: [{table}] {unknown[0]}: unknown field "
@@ -272,6 +286,7 @@ class TakedownSettings:
             smtp=_smtp(reader, data.get("smtp"), env),
             webhook=_webhook(reader, data.get("webhook"), env),
             outbox_dir=reader.path("outbox", data.get("outbox", {}), "directory"),
+            classification=_classification(reader, data.get("classification", {})),
         )
 
 
@@ -370,3 +385,27 @@ def _webhook(
         "timeout": reader.duration("webhook", data, "timeout", DEFAULT_WEBHOOK_TIMEOUT),
         "backoff": reader.duration("webhook", data, "backoff", DEFAULT_WEBHOOK_BACKOFF),
     }
+
+
+def _classification(reader: _Reader, data: Mapping[str, Any]) -> dict[str, ClassificationMap]:
+    """``[classification]``: list name -> a value (every category) or a table of
+    category -> value (``"*"``: every other category)."""
+    out: dict[str, ClassificationMap] = {}
+    for list_name, value in data.items():
+        try:
+            validate_list_name(list_name)
+        except HashListError:
+            raise reader.fail(
+                "classification", list_name, "not a list name (A-Z a-z 0-9 . _ -)"
+            ) from None
+        mapping = value if isinstance(value, Mapping) else {EVERY_CATEGORY: value}
+        for category, item in mapping.items():
+            where = list_name if mapping is not value else f"{list_name}.{category}"
+            if not isinstance(item, str):
+                raise reader.fail("classification", where, f"expected a string, got {item!r}")
+            try:
+                normalise_classification(item)
+            except ValueError as exc:
+                raise reader.fail("classification", where, str(exc)) from None
+        out[list_name] = ClassificationMap.parse(mapping)
+    return out
