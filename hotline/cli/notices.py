@@ -27,7 +27,7 @@ from takedown.notices import STATUSES, Notice, NoticeNotFound, NoticeStore
 __all__ = ["notices_app"]
 
 notices_app = typer.Typer(
-    help="Takedown notices: list them, show one's whole timeline, resend.",
+    help="Takedown notices: list them, show one's whole timeline, resend, classify.",
     no_args_is_help=True,
 )
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import redis
@@ -162,7 +161,7 @@ class Rig:
         for received in self.smtp.messages:
             [attachment] = [
                 part
-                for part in cast(EmailMessage, received.message).iter_attachments()
+                for part in received.message.iter_attachments()
                 if part.get_filename() == "xarf.json"
             ]
             out.append(json.loads(attachment.get_content()))
