@@ -1,7 +1,8 @@
 """``hotline demo``: the whole loop on a benign generated site, nothing to configure.
 
-It generates a small site of textured images, makes a known list from four of them, serves the
-site on 127.0.0.2, crawls it, prints the confirmed hits, and runs the notifier once: each hit's
+It generates a small site of textured images, makes a known list from four of them (mapped
+explicitly to the X-ARF classification :data:`DEMO_CLASSIFICATION`), serves the site on
+127.0.0.2, crawls it, prints the confirmed hits, and runs the notifier once: each hit's
 takedown notice (plain text + X-ARF) is written to the outbox ``<data dir>/demo-outbox`` for
 a made-up provider, as a hotline without SMTP would send it by hand. Everything lives under
 the key prefix ``<prefix>demo:`` so a demo never mixes with a hotline's real queue.
@@ -20,7 +21,7 @@ from hotline.demosite import build_demo_site
 from hotline.loopback import serve
 from hotline.services import Session, redis_session
 from matchers.lists import HashList, parse_csv_text
-from store.lists import ListStore
+from store.lists import EVERY_CATEGORY, ClassificationMap, ListStore
 from store.options import CrawlOptions
 from store.queue import HitQueue, HitRecord
 from takedown.channels.dispatch import Deliverer
@@ -36,6 +37,9 @@ from takedown.settings import TakedownSettings
 DEMO_HOST = "127.0.0.2"
 DEMO_LIST = "demo"
 DEMO_OUTBOX = "demo-outbox"
+#: The demo list's X-ARF classification, given explicitly as a hotline gives its lists' (the
+#: images are benign; the value only lets the demo's notices carry a valid X-ARF report).
+DEMO_CLASSIFICATION = "baseline"
 DEMO_IDENTITY = HotlineIdentity(
     name="Demo Hotline",
     email="notices@hotline.example",
@@ -84,7 +88,8 @@ def run_demo(
     entries = parse_csv_text(site.known_csv, source="demo list")
     with serve(site.pages, host=DEMO_HOST) as server, redis_session(config) as session:
         info = ListStore(session.client, session.keys).save(
-            HashList(name=DEMO_LIST, entries=entries)
+            HashList(name=DEMO_LIST, entries=entries),
+            classification=ClassificationMap({EVERY_CATEGORY: DEMO_CLASSIFICATION}),
         )
         console.print(
             f"demo site on {server.url('/')}: {len(site.pages)} routes; "

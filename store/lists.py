@@ -2,7 +2,8 @@
 the same ones.
 
 A list is its metadata in the hash ``<prefix>list:<name>`` (``version``, ``updated``,
-``counts``, ``kind``, ``thresholds``, ``chunks``, ``size``), its serialized entries in the
+``counts``, ``kind``, ``thresholds``, ``classification``, ``chunks``, ``size``), its serialized
+entries in the
 Redis list ``<prefix>list:<name>:v<version>`` as chunks of at most :data:`CHUNK_BYTES` (a
 10-million-entry PDQ list is about 510 MB, past Redis's 512 MB limit for one value), and its
 name in the set ``<prefix>lists``.
@@ -13,12 +14,18 @@ and the old version serves until the new one is complete. The old version's data
 :data:`OLD_VERSION_GRACE` seconds, so a crawl that read the old metadata a moment before the
 switch still loads it. :meth:`ListStore.versions` lets a running crawl notice a new version in
 one cheap round trip, without loading any data.
+
+A known list also carries its **classification**: which X-ARF ``content/csam``
+``classification`` (:data:`CLASSIFICATIONS`) each of its categories stands for, as a
+:class:`ClassificationMap`. It is set by whoever imports the list and kept across new
+versions until replaced (``save(..., classification=None)`` keeps it). A category it does not
+map has no classification: the project never assumes one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, cast
@@ -29,13 +36,91 @@ from matchers.lists import ALLOW, KNOWN, HashList, Thresholds, validate_list_nam
 from store.errors import ListNotFound
 from store.keys import Keys
 
-__all__ = ["ListInfo", "ListNotFound", "ListStore"]
+__all__ = [
+    "CLASSIFICATIONS",
+    "EVERY_CATEGORY",
+    "ClassificationMap",
+    "ListInfo",
+    "ListNotFound",
+    "ListStore",
+    "normalise_classification",
+]
 
-_META_FIELDS: Final = ("version", "updated", "counts", "kind", "thresholds")
+_META_FIELDS: Final = ("version", "updated", "counts", "kind", "thresholds", "classification")
 #: Largest chunk of a serialized list in one Redis value (Redis refuses values over 512 MB).
 CHUNK_BYTES: Final = 64 * 1024 * 1024
 #: Seconds the previous version's data outlives a save, for readers that are mid-load.
 OLD_VERSION_GRACE: Final = 600
+
+#: The X-ARF v4 ``content/csam`` ``classification`` values (the schema's enum, in its order):
+#: ``baseline`` (illegal under the internationally agreed baseline), ``A1``/``A2`` (a
+#: prepubescent child: sex act / lascivious exhibition), ``B1``/``B2`` (a pubescent child: sex
+#: act / lascivious exhibition).
+CLASSIFICATIONS: Final[tuple[str, ...]] = ("baseline", "A1", "A2", "B1", "B2")
+#: The key of a :class:`ClassificationMap` that stands for every category it does not name.
+EVERY_CATEGORY: Final = "*"
+
+
+def normalise_classification(value: str) -> str:
+    """``value`` spelt as X-ARF spells it (``a1`` -> ``A1``, ``Baseline`` -> ``baseline``).
+
+    Raises:
+        ValueError: not one of :data:`CLASSIFICATIONS` (the message lists them).
+    """
+    wanted = value.strip().casefold() if isinstance(value, str) else ""
+    for known in CLASSIFICATIONS:
+        if known.casefold() == wanted:
+            return known
+    raise ValueError(
+        f"{value!r} is not an X-ARF classification (one of {', '.join(CLASSIFICATIONS)})"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClassificationMap:
+    """A list's categories -> X-ARF classification; the key :data:`EVERY_CATEGORY` (``*``)
+    covers every category not named. Values are always one of :data:`CLASSIFICATIONS`."""
+
+    categories: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, mapping: Mapping[str, object]) -> ClassificationMap:
+        """From category -> value text, normalising values.
+
+        Raises:
+            ValueError: a value is not an X-ARF classification (names the category).
+        """
+        clean: dict[str, str] = {}
+        for category, value in mapping.items():
+            try:
+                clean[str(category).strip()] = normalise_classification(str(value))
+            except ValueError as exc:
+                raise ValueError(f"category {category!r}: {exc}") from None
+        return cls(clean)
+
+    def lookup(self, category: str) -> str | None:
+        """The classification of ``category``: its own entry, else the ``*`` one, else None."""
+        found = self.categories.get(category.strip())
+        return found if found is not None else self.categories.get(EVERY_CATEGORY)
+
+    def __bool__(self) -> bool:
+        return bool(self.categories)
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(sorted(self.categories.items()))
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str | None) -> ClassificationMap:
+        """The stored form; a missing field is the empty map (nothing classified)."""
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError(f"classification must be a JSON object, got {data!r}")
+        return cls.parse(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +133,7 @@ class ListInfo:
     counts: dict[str, int]
     kind: str = KNOWN
     thresholds: Thresholds = field(default_factory=Thresholds)
+    classification: ClassificationMap = field(default_factory=ClassificationMap)
 
     @property
     def total(self) -> int:
@@ -59,11 +145,15 @@ class ListStore:
         self.client = client
         self.keys = keys
 
-    def save(self, hash_list: HashList) -> ListInfo:
+    def save(
+        self, hash_list: HashList, *, classification: ClassificationMap | None = None
+    ) -> ListInfo:
         """Store ``hash_list`` as the next version of its name, atomically.
 
         The list is serialized before the transaction starts; readers keep getting the
-        previous version until ``EXEC`` replaces every field at once.
+        previous version until ``EXEC`` replaces every field at once. ``classification``
+        replaces the list's stored classification; ``None`` keeps the one the previous version
+        had (none for a new list).
         """
         name = validate_list_name(hash_list.name)
         key = self.keys.list(name)
@@ -75,8 +165,15 @@ class ListStore:
                 data_key = ""
                 try:
                     pipe.watch(key)  # type: ignore[no-untyped-call]
-                    current = pipe.hget(key, "version")
+                    current, stored_classification = cast(
+                        "list[bytes | None]", pipe.hmget(key, ["version", "classification"])
+                    )
                     previous = int(current) if current else 0
+                    kept = (
+                        classification
+                        if classification is not None
+                        else ClassificationMap.from_json(stored_classification)
+                    )
                     version = previous + 1
                     hash_list.version = version
                     hash_list.created = updated
@@ -92,6 +189,7 @@ class ListStore:
                             "counts": json.dumps(counts, sort_keys=True),
                             "kind": hash_list.kind,
                             "thresholds": json.dumps(thresholds.as_dict(), sort_keys=True),
+                            "classification": kept.to_json(),
                             "chunks": chunks,
                             "size": len(data),
                         },
@@ -109,7 +207,7 @@ class ListStore:
                     if data_key:
                         self.client.delete(data_key)
                     raise
-        return ListInfo(name, version, updated, counts, hash_list.kind, thresholds)
+        return ListInfo(name, version, updated, counts, hash_list.kind, thresholds, kept)
 
     def _write_chunks(self, data_key: str, data: bytes) -> int:
         """Write ``data`` under ``data_key`` in chunks; the key expires unless a save commits
@@ -182,6 +280,16 @@ class ListStore:
             (allow_lists if hash_list.kind == ALLOW else known_lists).append(hash_list)
         return known_lists, allow_lists
 
+    def classification(self, name: str) -> ClassificationMap | None:
+        """The stored classification of list ``name``; ``None`` if no such list is stored."""
+        key = self.keys.list(name)
+        version, raw = cast(
+            "list[bytes | None]", self.client.hmget(key, ["version", "classification"])
+        )
+        if version is None:
+            return None
+        return ClassificationMap.from_json(raw)
+
     def names(self) -> list[str]:
         return sorted(m.decode() for m in cast("set[bytes]", self.client.smembers(self.keys.lists)))
 
@@ -224,6 +332,7 @@ class ListStore:
                     json.loads(raw[2].decode()),
                     kind,
                     thresholds,
+                    ClassificationMap.from_json(raw[5]),
                 )
             )
         return out

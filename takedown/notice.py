@@ -39,8 +39,9 @@ the first 12 hex digits of the incident id), ``notice_id``, ``hotline`` (the
 ``escalation_role`` (``upstream``/``registrar``/``other``, escalations only, else ``""``),
 ``first_seen``, ``last_verified``, ``sent_first`` (``""`` for a first notice), ``created``
 (all ``YYYY-MM-DDTHH:MM:SSZ``), ``legal_basis``, ``category`` (the list's own),
-``classification`` (the X-ARF one), ``list_name``, ``entry``, ``algorithm``, ``exact``
-(``True`` for an MD5/SHA-1/SHA-256 match), ``distance``, ``hashes`` (``(label, hex)`` pairs).
+``classification`` (the X-ARF one: :attr:`NoticeFacts.classification`), ``list_name``,
+``entry``, ``algorithm``, ``exact`` (``True`` for an MD5/SHA-1/SHA-256 match), ``distance``,
+``hashes`` (``(label, hex)`` pairs).
 """
 
 from __future__ import annotations
@@ -134,6 +135,9 @@ class NoticeFacts:
     time. Times are ISO 8601 with an offset (they are printed in UTC). ``recipient`` overrides
     who receives the message; by default a notice or reminder goes to ``route.recipient`` and
     an escalation to ``route.upstream_abuse``, else ``route.registrar_abuse``.
+    ``classification`` is the incident's X-ARF classification (``baseline``, ``A1``, ``A2``,
+    ``B1``, ``B2``), decided by the list's mapping, the configuration or an analyst; a message
+    without one is not rendered (:class:`NoticeError`).
     """
 
     notice_id: str
@@ -146,6 +150,7 @@ class NoticeFacts:
     sent_first: str | None
     created: str
     recipient: Recipient | None = None
+    classification: str = ""
 
     def __post_init__(self) -> None:
         if not _NOTICE_ID.fullmatch(self.notice_id):
@@ -219,6 +224,7 @@ class NoticeRenderer:
             first_seen=facts.first_seen,
             last_verified=facts.last_verified,
             reference=context["reference"],
+            classification=context["classification"],
         )
         validate_xarf(report)
         payload = json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -334,7 +340,7 @@ class NoticeRenderer:
             "created": utc_iso(facts.created, "created"),
             "legal_basis": self.identity.legal_basis,
             "category": hit.category,
-            "classification": xarf_classification(hit.category),
+            "classification": xarf_classification(facts.classification),
             "list_name": hit.list,
             "entry": hit.entry,
             "algorithm": hit.algorithm,

@@ -19,6 +19,11 @@ number of notifiers share the work and each hit is handled by one of them at a t
   retrying cannot fix (a 5xx mail reply, an unreadable entry), is copied with its error to the
   ``hits:dead`` stream, its notice is marked ``failed`` for an analyst, and the entry is
   acknowledged. ``hotline notices resend`` tries again.
+* **Classified or held.** Before routing, a notice gets its X-ARF classification from the
+  configuration's ``[classification]`` table or the list's stored mapping
+  (:mod:`takedown.classification`). A category neither maps is never sent: the notice moves
+  to ``unclassified``, its entry is acknowledged, and it waits for an analyst's
+  ``hotline notices classify`` (:meth:`Notifier.classify`).
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ import redis
 from store.clock import iso, parse_iso
 from store.errors import QueueError
 from store.keys import NOTIFIER_GROUP, Keys
+from store.lists import ListStore, normalise_classification
 from store.queue import HitRecord
 from store.text import text
 from takedown.channels.base import Delivers
+from takedown.classification import Classifier
 from takedown.errors import DeliveryError, NoticeError
 from takedown.model import DeliveryReceipt, NoticeKind, OutgoingNotice, Recipient, Route
 from takedown.notice import reference_for
@@ -99,6 +106,7 @@ class NotifierStats:
     unroutable: int = 0
     retrying: int = 0
     dead_lettered: int = 0
+    unclassified: int = 0
     busy: int = 0
     resumed: int = 0
     reappeared: int = 0
@@ -149,6 +157,7 @@ class NoticeSender:
             sent_first=iso(sent_first) if sent_first else iso(now),
             created=iso(now),
             recipient=recipient,
+            classification=notice.fields.get("classification", ""),
         )
         return self.renderer.render(facts)
 
@@ -187,6 +196,7 @@ class Notifier:
         self.actor = f"notifier@{self.consumer}"
         self.clock = clock
         self.stats = NotifierStats()
+        self.classifier = Classifier(settings.classification, ListStore(client, keys))
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -326,8 +336,9 @@ class Notifier:
         notice_id = hit.incident
         self.store.create(hit, actor=self.actor, entry_id=entry_id)
         status = self.store.status(notice_id)
-        if status in CLOSED_STATUSES:
-            # The content of a closed notice was found online again by a crawl.
+        if status in CLOSED_STATUSES and hit.reappeared:
+            # The content of a closed notice was found online again by a crawl (the queue
+            # appends such a hit once, flagged; an old entry of a closed notice is not one).
             self.store.reopen(
                 notice_id,
                 actor=self.actor,
@@ -336,16 +347,16 @@ class Notifier:
             )
             self.stats.reappeared += 1
             status = "queued"
-        if status in OPEN_STATUSES:
+        if status in OPEN_STATUSES or status in CLOSED_STATUSES:
             self.stats.already_sent += 1
             self._ack(entry_id)
             return
-        if status in {"unroutable", "failed"}:
-            # Settled for now; an analyst's `notices resend` takes it from here.
+        if status in {"unroutable", "failed", "unclassified"}:
+            # Settled for now; an analyst's `notices resend` / `classify` takes it from here.
             self._ack(entry_id)
             return
         outcome = self._attempt(notice_id, entry_id, data, resumed=resumed)
-        if outcome in {"sent", "unroutable", "already"}:
+        if outcome in {"sent", "unroutable", "already", "unclassified"}:
             self._ack(entry_id)
 
     def _attempt(
@@ -399,8 +410,9 @@ class Notifier:
         return handled
 
     def send_first(self, notice_id: str, *, resumed: bool = False, entry_id: str = "") -> str:
-        """Route and deliver the first notice; returns sent, already (someone else sent it),
-        unroutable, retrying or dead. The caller holds the notice's lock."""
+        """Classify, route and deliver the first notice; returns sent, already (someone else
+        sent it), unclassified, unroutable, retrying or dead. The caller holds the notice's
+        lock."""
         notice = self.store.get(notice_id)
         if notice.status in OPEN_STATUSES or notice.status in CLOSED_STATUSES:
             # Sent by another process between our look at the status and the lock.
@@ -415,6 +427,10 @@ class Notifier:
                 detail="an earlier send was interrupted; sending again with the same "
                 f"Message-ID {notice.fields.get('sending', '')}",
             )
+        if not notice.fields.get("classification"):
+            if not self._classify_automatically(notice):
+                return "unclassified"
+            notice = self.store.get(notice_id)
         route = self.router.route(route_target(notice.hit), notice.hit.ip or None)
         self.store.routed(notice_id, route, actor=self.actor)
         if route.recipient is None:
@@ -564,6 +580,70 @@ class Notifier:
         pipe.xack(self.keys.hits, NOTIFIER_GROUP, entry_id)
         pipe.execute()
         self.stats.dead_lettered += 1
+
+    def _classify_automatically(self, notice: Notice) -> bool:
+        """Give the notice the classification its list's category maps to, recording where
+        it came from; with none, move it to ``unclassified`` and return False."""
+        hit = notice.hit
+        decision = self.classifier.decide(hit.list, hit.category)
+        if decision is None:
+            self.stats.unclassified += 1
+            self.store.record(
+                notice.id,
+                "unclassified",
+                actor=self.actor,
+                status="unclassified",
+                detail=f"list {hit.list!r} category {hit.category!r} maps to no X-ARF "
+                "classification: nothing sent; an analyst decides with "
+                "`hotline notices classify`",
+            )
+            return False
+        self.store.record(
+            notice.id,
+            "classified",
+            actor=self.actor,
+            fields={"classification": decision.value},
+            detail=f"{decision.value} from {decision.source}",
+        )
+        return True
+
+    def classify(self, notice_id: str, value: str, *, actor: str, reason: str = "") -> str:
+        """An analyst's classification of a notice not sent yet (``unclassified``, or
+        ``queued``/``unroutable``/``failed``): recorded with the analyst's name and reason,
+        stored on the notice, then the notice goes the way of a new hit (routed, delivered).
+        Returns :meth:`send_first`'s outcome.
+
+        Raises:
+            NoticeError: ``value`` is not an X-ARF classification, or the notice already
+                went out (its reports carried the classification it had then).
+        """
+        try:
+            chosen = normalise_classification(value)
+        except ValueError as exc:
+            raise NoticeError(str(exc)) from None
+        notice = self.store.get(notice_id)
+        if notice.status not in {"unclassified", "queued", "unroutable", "failed"}:
+            raise NoticeError(
+                f"notice {notice_id} is {notice.status}: it was already sent with "
+                f"classification {notice.fields.get('classification') or '(none)'}"
+            )
+        with self.store.lock(notice_id, owner=self.consumer):
+            previous = notice.fields.get("classification", "")
+            change = f" (was {previous})" if previous and previous != chosen else ""
+            self.store.record(
+                notice_id,
+                "classified",
+                actor=actor,
+                status="queued",
+                fields={
+                    "classification": chosen,
+                    "classified_by": actor,
+                    "classification_reason": reason,
+                    "attempts": 0,
+                },
+                detail=f"{chosen}{change} by {actor}" + (f": {reason}" if reason else ""),
+            )
+            return self.send_first(notice_id)
 
 
 def _lenient_text(value: bytes | str) -> str:

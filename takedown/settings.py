@@ -55,6 +55,14 @@ tables; every key is optional except the hotline's identity, which a notice cann
     review = "180d"                # review items, by the same rule
     dead_letters = "180d"          # dead letters whose notice is closed or gone
     audit = "365d"                 # audit stream entries
+    [classification]               # X-ARF classification of each list's categories
+    local = "baseline"             # every category of list "local"
+    iwf.A1 = "A1"                  # one category of list "iwf" (a [classification.iwf] table)
+    iwf."*" = "baseline"           # every other category of "iwf"
+
+``[classification]`` wins over the mapping stored with a list (``hashes import
+--classification``); a category neither maps has none, and its notices wait as
+``unclassified`` (see :mod:`takedown.classification`).
 
 Relative paths are relative to the file. Secrets are read from the environment only, never
 from the file. Errors name the file and the field: ``hotline.toml: [smtp] port: expected an
@@ -70,8 +78,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from matchers.errors import HashListError
+from matchers.lists import validate_list_name
 from store.clock import DAY, HOUR, parse_duration
 from store.environment import ENV_RDAP_URL, ENV_SMTP_PASSWORD, ENV_WEBHOOK_SECRET
+from store.lists import EVERY_CATEGORY, ClassificationMap, normalise_classification
 from takedown.channels.smtp import (
     DEFAULT_SMTP_SECURITY,
     DEFAULT_SMTP_TIMEOUT,
@@ -141,6 +152,7 @@ _TABLES: dict[str, frozenset[str]] = {
     "webhook": frozenset({"url", "attempts", "timeout", "backoff"}),
     "outbox": frozenset({"directory"}),
     "retention": frozenset(RetentionSettings.FIELDS),
+    "classification": frozenset(),  # keys are list names, checked by _classification
 }
 _IDENTITY_REQUIRED = ("name", "email", "website", "country", "legal_basis")
 
@@ -178,6 +190,7 @@ class TakedownSettings:
     outbox_dir: Path | None = None
     retention: RetentionSettings = DEFAULT_RETENTION
     extra: Mapping[str, Any] = field(default_factory=dict)
+    classification: Mapping[str, ClassificationMap] = field(default_factory=dict)
 
     def recheck_delay(self, checks_done: int) -> float:
         """Seconds until the next recheck after ``checks_done`` rechecks (the last step of
@@ -229,7 +242,7 @@ class TakedownSettings:
                 )
             if not isinstance(value, Mapping):
                 raise SettingsError(f"{source}: [{table}] must be a table")
-            unknown = sorted(set(value) - _TABLES[table])
+            unknown = sorted(set(value) - _TABLES[table]) if table != "classification" else []
             if unknown:
                 raise SettingsError(
                     f"{source}: [{table}] {unknown[0]}: unknown field "
@@ -320,6 +333,7 @@ class TakedownSettings:
             webhook=_webhook(reader, data.get("webhook"), env),
             outbox_dir=reader.path("outbox", data.get("outbox", {}), "directory"),
             retention=_retention(reader, data.get("retention")),
+            classification=_classification(reader, data.get("classification", {})),
         )
 
 
@@ -445,3 +459,27 @@ def _retention(reader: _Reader, data: Mapping[str, Any] | None) -> RetentionSett
             )
         periods[name] = seconds
     return replace(DEFAULT_RETENTION, **periods)
+
+
+def _classification(reader: _Reader, data: Mapping[str, Any]) -> dict[str, ClassificationMap]:
+    """``[classification]``: list name -> a value (every category) or a table of
+    category -> value (``"*"``: every other category)."""
+    out: dict[str, ClassificationMap] = {}
+    for list_name, value in data.items():
+        try:
+            validate_list_name(list_name)
+        except HashListError:
+            raise reader.fail(
+                "classification", list_name, "not a list name (A-Z a-z 0-9 . _ -)"
+            ) from None
+        mapping = value if isinstance(value, Mapping) else {EVERY_CATEGORY: value}
+        for category, item in mapping.items():
+            where = list_name if mapping is not value else f"{list_name}.{category}"
+            if not isinstance(item, str):
+                raise reader.fail("classification", where, f"expected a string, got {item!r}")
+            try:
+                normalise_classification(item)
+            except ValueError as exc:
+                raise reader.fail("classification", where, str(exc)) from None
+        out[list_name] = ClassificationMap.parse(mapping)
+    return out

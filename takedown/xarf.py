@@ -16,11 +16,15 @@ What goes in, and why:
   UUID version 5), so the same message re-rendered carries the same id and receivers can
   deduplicate. ``timestamp`` is when the incident was first observed and ``verified_at`` when
   the content was last seen online; both ISO 8601 UTC with a ``Z``.
-* ``classification`` is the list entry's category when it is one of the schema's values
-  (``baseline``, ``A1``, ``A2``, ``B1``, ``B2``), else ``baseline``: a list may use its own
-  categories, and ``baseline`` (illegal under the internationally agreed baseline) is the
-  classification every hotline list satisfies. The notice text always shows the list's own
-  category next to it.
+* ``classification`` is the one the caller passes, decided for this incident: by the list's
+  mapping of its categories (``hotline hashes import … --classification``), the
+  configuration's ``[classification]`` table, or an analyst (``hotline notices classify``).
+  The schema's values are :data:`CSAM_CLASSIFICATIONS`: ``baseline`` (illegal under the
+  internationally agreed baseline), ``A1``/``A2`` (a prepubescent child: sex act /
+  lascivious exhibition), ``B1``/``B2`` (a pubescent child: sex act / lascivious
+  exhibition). There is no default: each value asserts something about the material, so a
+  report without one is refused (:class:`NoticeError`), never filled in. The notice text
+  shows the list's own category next to it.
 * ``url`` is the image URL, or for an image inlined as a ``data:`` URI the page URL, the place
   the provider removes it from. ``source_identifier`` is the resolved IP (the route's, else
   the one the crawl connected to), else the host.
@@ -77,6 +81,7 @@ import referencing.jsonschema
 from jsonschema.exceptions import best_match
 
 from store.clock import iso
+from store.lists import CLASSIFICATIONS, normalise_classification
 from store.queue import HitRecord
 from store.text import one_line
 from takedown.errors import NoticeError
@@ -84,7 +89,6 @@ from takedown.model import HotlineIdentity, NoticeKind, Route
 
 __all__ = [
     "CSAM_CLASSIFICATIONS",
-    "DEFAULT_CLASSIFICATION",
     "XARF_VERSION",
     "build_xarf_report",
     "data_url_media_type",
@@ -98,10 +102,9 @@ __all__ = [
 
 #: The X-ARF version the schemas shipped in ``xarf`` 1.0.0 describe.
 XARF_VERSION = "4.2.0"
-#: The ``classification`` values the ``content/csam`` schema accepts.
-CSAM_CLASSIFICATIONS: tuple[str, ...] = ("baseline", "A1", "A2", "B1", "B2")
-#: Used when a list's category is not one of :data:`CSAM_CLASSIFICATIONS`.
-DEFAULT_CLASSIFICATION = "baseline"
+#: The ``classification`` values the ``content/csam`` schema accepts (kept with the lists in
+#: :mod:`store.lists`, which stores each list's mapping to them).
+CSAM_CLASSIFICATIONS: tuple[str, ...] = CLASSIFICATIONS
 #: ``content-base.json``'s ``description`` limit.
 DESCRIPTION_MAX = 1000
 #: Namespace of the name-based (version 5) report ids.
@@ -144,14 +147,22 @@ def report_id_for(notice_id: str, kind: NoticeKind, sequence: int) -> str:
     return str(uuid.uuid5(REPORT_ID_NAMESPACE, f"{notice_id}.{kind}.{sequence}"))
 
 
-def xarf_classification(category: str) -> str:
-    """The list category if X-ARF knows it (``baseline``/``A1``/``A2``/``B1``/``B2``), else
-    ``baseline``. Matching is case-insensitive (``a1`` → ``A1``)."""
-    wanted = category.strip().casefold()
-    for known in CSAM_CLASSIFICATIONS:
-        if known.casefold() == wanted:
-            return known
-    return DEFAULT_CLASSIFICATION
+def xarf_classification(value: str | None) -> str:
+    """``value`` as X-ARF spells it (``a1`` → ``A1``).
+
+    Raises :class:`NoticeError` when there is none or it is not one of
+    :data:`CSAM_CLASSIFICATIONS`: a report never gets a classification nobody decided.
+    """
+    if not value:
+        raise NoticeError(
+            "no X-ARF classification for this incident: map the list's category "
+            "(hashes import --classification, or [classification] in the configuration) "
+            "or classify the notice (hotline notices classify)"
+        )
+    try:
+        return normalise_classification(value)
+    except ValueError as exc:
+        raise NoticeError(f"classification: {exc}") from None
 
 
 def is_data_url(url: str) -> bool:
@@ -202,10 +213,13 @@ def build_xarf_report(
     first_seen: str,
     last_verified: str,
     reference: str,
+    classification: str | None,
 ) -> dict[str, Any]:
     """One X-ARF v4 ``content/csam`` report for one message about one incident.
 
-    Not validated here: :func:`validate_xarf` does that (the renderer always calls it).
+    ``classification`` is the incident's X-ARF classification; without one (``None`` or
+    ``""``) no report is built (:class:`NoticeError`). Not validated here:
+    :func:`validate_xarf` does that (the renderer always calls it).
     """
     contact = {
         "org": identity.name,
@@ -226,7 +240,7 @@ def build_xarf_report(
         "url": removal_url(hit),
         "verified_at": utc_iso(last_verified, "last_verified"),
         "verification_method": "automated_crawler",
-        "classification": xarf_classification(hit.category),
+        "classification": xarf_classification(classification),
         "detection_method": "hash_match",
         "media_type": "image",
         "hash_values": {"md5": hit.md5, "sha1": hit.sha1, "sha256": hit.sha256},

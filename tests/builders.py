@@ -1,5 +1,6 @@
-"""Made-up takedown values for the tests: one confirmed hit builder and one hotline identity
-(as a value and as the ``[hotline]`` table of a configuration file).
+"""Made-up takedown values for the tests: one confirmed hit builder, one hotline identity
+(as a value and as the ``[hotline]`` table of a configuration file), and the explicit X-ARF
+classification of the list the hits are on (as settings and as a ``[classification]`` table).
 
 Nothing here is, or is derived from, real content: the "hashes" are hex digests of a text
 label, so they have the right length and alphabet and differ per number, nothing more.
@@ -11,6 +12,7 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
+from store.lists import EVERY_CATEGORY, ClassificationMap
 from store.queue import HitRecord
 from takedown.model import HotlineIdentity
 from tests.helpers import HOST_A
@@ -31,6 +33,17 @@ email = "{TEST_IDENTITY.email}"
 website = "{TEST_IDENTITY.website}"
 country = "{TEST_IDENTITY.country}"
 legal_basis = "{TEST_IDENTITY.legal_basis}"
+"""
+
+#: The list :func:`make_hit`'s hits are on, and its classification: nothing is noticed
+#: without one, so tests that send notices map their list explicitly.
+TEST_LIST = "known"
+TEST_CLASSIFICATION_VALUE = "baseline"
+TEST_CLASSIFICATION = {TEST_LIST: ClassificationMap({EVERY_CATEGORY: TEST_CLASSIFICATION_VALUE})}
+#: :data:`TEST_CLASSIFICATION` as the ``[classification]`` table of ``hotline.toml``.
+CLASSIFICATION_TOML = f"""
+[classification]
+{TEST_LIST} = "{TEST_CLASSIFICATION_VALUE}"
 """
 
 
@@ -56,7 +69,7 @@ def make_hit(number: int = 1, host: str = HOST_A, **changes: Any) -> HitRecord:
         pdq=None,
         pdq_quality=None,
         phash=None,
-        list="known",
+        list=TEST_LIST,
         entry=f"k{number:03d}",
         category="test",
         algorithm="sha256",

@@ -34,6 +34,13 @@ from matchers.lists import (
     validate_list_name,
 )
 from store.errors import ListNotFound
+from store.lists import (
+    CLASSIFICATIONS,
+    EVERY_CATEGORY,
+    ClassificationMap,
+    ListInfo,
+    normalise_classification,
+)
 
 __all__ = ["hashes_app"]
 
@@ -70,6 +77,17 @@ AllowOption = Annotated[
         "--allow", help="Store as an allow-list: known false positives, which always win."
     ),
 ]
+ClassificationOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--classification",
+        metavar="[CATEGORY=]VALUE",
+        help=f"X-ARF classification ({', '.join(CLASSIFICATIONS)}) of every category of the "
+        "list (VALUE), or of one category (CATEGORY=VALUE; repeatable; the two combine). "
+        "Replaces the list's stored mapping; without it a new version keeps the mapping the "
+        "list had. Hits of a category with none wait as unclassified for an analyst.",
+    ),
+]
 
 
 def _thresholds(
@@ -93,13 +111,79 @@ def _thresholds(
 # -- hashes --------------------------------------------------------------------------------
 
 
-def _save_list(hash_list: HashList) -> None:
-    """Store (or replace) the list and say what was stored."""
+def _save_list(hash_list: HashList, classification: ClassificationMap | None = None) -> None:
+    """Store (or replace) the list and say what was stored, and which of its categories have
+    no classification."""
     with open_session() as session:
-        info = session.lists().save(hash_list)
+        info = session.lists().save(hash_list, classification=classification)
     counts = ", ".join(f"{k} {v}" for k, v in info.counts.items() if v)
     kind = " (allow-list)" if info.kind == ALLOW else ""
-    out.print(f"list {info.name}{kind}: version {info.version}, {info.total} entries ({counts})")
+    out.print(
+        f"list {info.name}{kind}: version {info.version}, {info.total} entries ({counts})",
+        markup=False,
+    )
+    if info.kind == ALLOW:
+        return
+    out.print(f"classification: {_classification_text(info)}", markup=False)
+    unmapped = sorted(
+        c for c in {e.category for e in hash_list.entries} if info.classification.lookup(c) is None
+    )
+    if unmapped:
+        err.print(
+            f"note: no X-ARF classification for {_categories_text(unmapped)} of list "
+            f"{info.name}: their hits wait as unclassified unless the configuration's "
+            "[classification] maps them",
+            markup=False,
+        )
+
+
+def _categories_text(categories: Iterable[str]) -> str:
+    names = [repr(c) if c else "(no category)" for c in categories]
+    return ("category " if len(names) == 1 else "categories ") + ", ".join(names)
+
+
+def _classification_text(info: ListInfo) -> str:
+    """``*=baseline, A=A1`` style, ``-`` for none, ``""`` for an allow-list."""
+    if info.kind == ALLOW:
+        return ""
+    items = info.classification.as_dict()
+    return ", ".join(f"{category}={value}" for category, value in items.items()) or "-"
+
+
+def _parse_classification(
+    values: list[str] | None, hash_list: HashList
+) -> ClassificationMap | None:
+    """``--classification [CATEGORY=]VALUE`` options -> the list's mapping (None: none given,
+    keep the stored one). Every CATEGORY must be one of the list's own."""
+    if not values:
+        return None
+    if hash_list.kind == ALLOW:
+        raise UsageError("--classification: an allow-list is never noticed; it has none")
+    categories = {e.category for e in hash_list.entries}
+    mapping: dict[str, str] = {}
+    for value in values:
+        category, sep, text = value.rpartition("=")
+        category = category.strip() if sep else EVERY_CATEGORY
+        if sep and not category:
+            raise UsageError(
+                f"--classification {value!r}: expected VALUE or CATEGORY=VALUE "
+                "(VALUE alone covers every category)"
+            )
+        try:
+            chosen = normalise_classification(text)
+        except ValueError as exc:
+            raise UsageError(f"--classification {value!r}: {exc}") from None
+        if category != EVERY_CATEGORY and category not in categories:
+            known = ", ".join(sorted(repr(c) for c in categories if c)) or "none"
+            raise UsageError(
+                f"--classification {value!r}: list {hash_list.name} has no category "
+                f"{category!r} (its categories: {known})"
+            )
+        if category in mapping:
+            what = "every category" if category == EVERY_CATEGORY else f"category {category!r}"
+            raise UsageError(f"--classification {value!r}: {what} is given more than once")
+        mapping[category] = chosen
+    return ClassificationMap(mapping)
 
 
 def _parse_columns(values: Iterable[str]) -> dict[str, str]:
@@ -209,6 +293,7 @@ def hashes_import(
         typer.Option(help="Vendor CSV delimiter (one character or 'tab'; default: detected)."),
     ] = None,
     allow: AllowOption = False,
+    classification: ClassificationOption = None,
     pdq_confirm: PdqConfirm = None,
     pdq_review: PdqReview = None,
     phash_confirm: PhashConfirm = None,
@@ -229,7 +314,8 @@ def hashes_import(
     )
     if not entries:
         raise InputError(f"{file}: no hash rows to import")
-    _save_list(HashList(name, entries, thresholds, kind=ALLOW if allow else KNOWN))
+    hash_list = HashList(name, entries, thresholds, kind=ALLOW if allow else KNOWN)
+    _save_list(hash_list, _parse_classification(classification, hash_list))
 
 
 @hashes_app.command("build")
@@ -238,6 +324,7 @@ def hashes_build(
     list_name: ListNameOption,
     category: Annotated[str, typer.Option(help="Category recorded with each entry.")] = "",
     allow: AllowOption = False,
+    classification: ClassificationOption = None,
     pdq_confirm: PdqConfirm = None,
     pdq_review: PdqReview = None,
     phash_confirm: PhashConfirm = None,
@@ -254,7 +341,8 @@ def hashes_build(
         err.print(f"skipped {path}: {reason}")
     if not entries:
         raise InputError(f"{directory}: no image could be hashed")
-    _save_list(HashList(name, entries, thresholds, kind=ALLOW if allow else KNOWN))
+    hash_list = HashList(name, entries, thresholds, kind=ALLOW if allow else KNOWN)
+    _save_list(hash_list, _parse_classification(classification, hash_list))
 
 
 @hashes_app.command("remove")
@@ -274,7 +362,8 @@ def hashes_remove(
 
 @hashes_app.command("lists")
 def hashes_lists(as_json: JsonOption = False) -> None:
-    """Show each list with its kind, thresholds and counts per algorithm."""
+    """Show each list with its kind, thresholds, counts per algorithm and X-ARF classification
+    (category=value; * is every other category)."""
     with open_session() as session:
         infos = session.lists().info()
     data = [
@@ -286,14 +375,24 @@ def hashes_lists(as_json: JsonOption = False) -> None:
             "thresholds": i.thresholds.as_dict(),
             "counts": i.counts,
             "total": i.total,
+            "classification": None if i.kind == ALLOW else i.classification.as_dict(),
         }
         for i in infos
     ]
     empty = "no known-hash lists (import one with `hotline hashes import`)"
     if json_or_empty(infos, data, empty=empty, as_json=as_json):
         return
-    headers = ("list", "kind", "version", "updated", *ALGORITHMS, "total", "thresholds")
-    left = {"list", "kind", "updated", "thresholds"}
+    headers = (
+        "list",
+        "kind",
+        "version",
+        "updated",
+        *ALGORITHMS,
+        "total",
+        "thresholds",
+        "classification",
+    )
+    left = {"list", "kind", "updated", "thresholds", "classification"}
     rows = []
     for i in infos:
         t = i.thresholds
@@ -307,11 +406,13 @@ def hashes_lists(as_json: JsonOption = False) -> None:
                 str(i.total),
                 f"pdq {t.pdq_confirm}/{t.pdq_review} q>={t.pdq_min_quality}, "
                 f"phash {t.phash_confirm}/{t.phash_review}",
+                _classification_text(i),
             )
         )
     columns = [Column(h, justify="left" if h in left else "right") for h in headers]
     out.print(table("hash lists", columns, rows))
     out.print("thresholds: confirm/review distance; q: lowest PDQ quality matched")
+    out.print("classification: X-ARF value per category (* every other); - none", markup=False)
 
 
 @hashes_app.command("compute")

@@ -1,8 +1,10 @@
 """``hotline notices``: list the takedown notices, show one with its whole timeline, resend
-one, reopen a closed one whose content is back."""
+one, reopen a closed one whose content is back, classify one that waits for its X-ARF
+classification."""
 
 from __future__ import annotations
 
+import getpass
 from typing import Annotated
 
 import typer
@@ -19,13 +21,14 @@ from hotline.cli.render import (
 )
 from hotline.errors import UsageError
 from store.clock import iso
+from store.lists import CLASSIFICATIONS, normalise_classification
 from takedown.notice import reference_for
 from takedown.notices import STATUSES, Notice, NoticeNotFound, NoticeStore
 
 __all__ = ["notices_app"]
 
 notices_app = typer.Typer(
-    help="Takedown notices: list them, show one's whole timeline, resend, reopen.",
+    help="Takedown notices: list them, show one's whole timeline, resend, reopen, classify.",
     no_args_is_help=True,
 )
 
@@ -99,6 +102,7 @@ def notices_show(
     if as_json:
         data = notice.as_json()
         data["hit"] = notice.hit.as_json()
+        data["classification"] = notice.fields.get("classification") or None
         data["timeline"] = [event.to_dict() for event in timeline]
         out.print_json(data=data)
         return
@@ -110,6 +114,7 @@ def notices_show(
         ("found on", hit.page),
         ("match", f"list {hit.list}, entry {hit.entry}: {hit.algorithm} distance {hit.distance}"),
         ("sha256", hit.sha256),
+        ("classification", notice.fields.get("classification") or "-"),
         ("first seen", hit.first_seen),
         ("IP", hit.ip or "-"),
         ("provider", notice.provider),
@@ -194,6 +199,71 @@ def notices_reopen(
     else:
         out.print(
             f"notice {reference_for(notice.id)}: reopened, {outcome} (status {after.status})",
+            markup=False,
+        )
+    if outcome != "sent":
+        raise typer.Exit(1)
+
+
+def _analyst_name() -> str:
+    """The login name, as the analyst recorded when ``--analyst`` is not given."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@notices_app.command("classify")
+def notices_classify(
+    notice_id: NoticeIdArgument,
+    value: Annotated[
+        str,
+        typer.Argument(
+            metavar="VALUE",
+            help=f"X-ARF classification: {', '.join(CLASSIFICATIONS)}.",
+        ),
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (kept in the timeline and the audit).")
+    ] = "",
+    analyst: Annotated[
+        str | None,
+        typer.Option("--analyst", help="Who decides (default: the login name)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Classify a notice not sent yet (typically one waiting as unclassified, whose list
+    category maps to no X-ARF classification), then send it like a new hit: routed and
+    delivered, its X-ARF report carrying VALUE. The decision, the analyst and the reason go
+    to the notice's timeline and the audit stream. Exits 2 for a bad VALUE or a notice that
+    was already sent."""
+    try:
+        chosen = normalise_classification(value)
+    except ValueError as exc:
+        raise UsageError(f"VALUE: {exc}") from None
+    name = (analyst if analyst is not None else _analyst_name()).strip()
+    if not name or any(c.isspace() for c in name):
+        raise UsageError(f"--analyst {analyst!r}: give a name without spaces")
+    with open_takedown_session() as takedown:
+        notice = _find(takedown.store, notice_id)
+        worker = takedown.notifier()
+        outcome = worker.classify(notice.id, chosen, actor=f"analyst@{name}", reason=reason)
+        after = takedown.store.get(notice.id)
+    error = after.fields.get("last_error") or None
+    if as_json:
+        out.print_json(
+            data={
+                "id": notice.id,
+                "classification": chosen,
+                "outcome": outcome,
+                "status": after.status,
+                "error": error,
+            }
+        )
+    else:
+        out.print(
+            f"notice {reference_for(notice.id)}: classified {chosen}; {outcome} "
+            f"(status {after.status})" + (f": {error}" if error and outcome != "sent" else ""),
             markup=False,
         )
     if outcome != "sent":

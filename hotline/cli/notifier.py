@@ -120,6 +120,8 @@ def _stats_line(stats: NotifierStats) -> str:
     ]
     if stats.resumed:
         parts.append(f"resumed {stats.resumed}")
+    if stats.unclassified:
+        parts.append(f"unclassified {stats.unclassified} (hotline notices classify)")
     return ", ".join(parts)
 
 

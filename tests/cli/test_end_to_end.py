@@ -74,7 +74,9 @@ def crawl_run(
     known = root / "known.csv"
     known.write_text(test_site.site.known_csv, encoding="utf-8")
     started = time.time()
-    imported = run_cli(["hashes", "import", str(known), "--list", "known"], env)
+    imported = run_cli(
+        ["hashes", "import", str(known), "--list", "known", "--classification", "baseline"], env
+    )
     assert imported.returncode == 0, imported.stderr
     crawl = run_cli(
         [

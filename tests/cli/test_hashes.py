@@ -236,3 +236,66 @@ def test_allow_flag_on_build(env: dict[str, str], tmp_path: Path) -> None:
     result = run_cli(["hashes", "build", str(refs), "--list", "fp", "--allow"], env)
     assert result.returncode == 0, result.stderr
     assert lists(env)["fp"]["kind"] == ALLOW
+
+
+# -- classification --------------------------------------------------------------------------
+
+
+def test_classification_is_stored_shown_and_kept_by_a_new_version(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    native = tmp_path / "known.csv"
+    native.write_text(f"algorithm,hash,id,category\nmd5,{MD5_A},k1,cat-1\nmd5,{MD5_B},k2,cat 2\n")
+    args = ["hashes", "import", str(native), "--list", "known"]
+    result = run_cli([*args, "--classification", "b2", "--classification", "cat-1=A1"], env)
+    assert result.returncode == 0, result.stderr
+    assert "note:" not in result.stderr  # every category is covered
+    assert lists(env)["known"]["classification"] == {"*": "B2", "cat-1": "A1"}
+    table = run_cli(["hashes", "lists"], env).stdout
+    assert "*=B2, cat-1=A1" in table
+
+    again = run_cli(args, env)  # a new version without --classification keeps the mapping
+    assert again.returncode == 0, again.stderr
+    listed = lists(env)["known"]
+    assert (listed["version"], listed["classification"]) == (2, {"*": "B2", "cat-1": "A1"})
+
+    replaced = run_cli([*args, "--classification", "cat 2=baseline"], env)
+    assert replaced.returncode == 0, replaced.stderr
+    assert lists(env)["known"]["classification"] == {"cat 2": "baseline"}
+    assert "no X-ARF classification for category 'cat-1' of list known" in replaced.stderr
+
+
+def test_an_unmapped_list_says_its_hits_will_wait(env: dict[str, str], tmp_path: Path) -> None:
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "a.png").write_bytes(encode(textured_image(31, 96, 96), "PNG"))
+    result = run_cli(["hashes", "build", str(refs), "--list", "local", "--category", "c"], env)
+    assert result.returncode == 0, result.stderr
+    assert "wait as unclassified" in result.stderr
+    assert lists(env)["local"]["classification"] == {}
+    built = run_cli(
+        ["hashes", "build", str(refs), "--list", "local", "--classification", "A2"], env
+    )
+    assert built.returncode == 0, built.stderr
+    assert lists(env)["local"]["classification"] == {"*": "A2"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--classification", "A9"], "--classification 'A9': 'A9' is not an X-ARF classification"),
+        (["--classification", "cat=illegal"], "'illegal' is not an X-ARF classification"),
+        (["--classification", "nope=A1"], "list x has no category 'nope' (its categories: 'cat')"),
+        (["--classification", "=A1"], "expected VALUE or CATEGORY=VALUE"),
+        (["--classification", "A1", "--classification", "B1"], "every category is given more"),
+        (["--classification", "A1", "--allow"], "an allow-list is never noticed"),
+    ],
+)
+def test_bad_classification_is_exit_2_and_stores_nothing(
+    env: dict[str, str], tmp_path: Path, extra: list[str], expected: str
+) -> None:
+    native = tmp_path / "x.csv"
+    native.write_text(f"algorithm,hash,id,category\nmd5,{MD5_A},k1,cat\n")
+    line = one_line_error(run_cli(["hashes", "import", str(native), "--list", "x", *extra], env), 2)
+    assert expected in line
+    assert "x" not in lists(env)

@@ -21,7 +21,7 @@ from store.keys import Keys
 from store.queue import HitQueue
 from store.text import text
 from takedown.notices import NoticeStore
-from tests.builders import IDENTITY_TOML, make_hit
+from tests.builders import CLASSIFICATION_TOML, IDENTITY_TOML, make_hit
 from tests.helpers import HOTLINE, Clock, ok_json, one_line_error, run_cli, wait_for
 from tests.takedown.test_retention import changes, entries, snapshot
 
@@ -36,7 +36,7 @@ class Records:
 @pytest.fixture
 def env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     config = tmp_path / "hotline.toml"
-    config.write_text(IDENTITY_TOML + '[rdap]\nurl = ""\n', encoding="utf-8")
+    config.write_text(IDENTITY_TOML + CLASSIFICATION_TOML + '[rdap]\nurl = ""\n', encoding="utf-8")
     return {**env, "HOTLINE_CONFIG": str(config)}
 
 

@@ -184,6 +184,9 @@ def test_confirm_makes_one_hit_and_one_notice(
     config.write_text(
         IDENTITY_TOML
         + f"""
+[classification]
+strict = "baseline"
+known = "baseline"
 [notices]
 directory = "providers.yaml"
 [rdap]

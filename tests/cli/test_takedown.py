@@ -13,7 +13,7 @@ import redis
 
 from store.keys import Keys
 from store.queue import HitQueue
-from tests.builders import IDENTITY_TOML, make_hit
+from tests.builders import CLASSIFICATION_TOML, IDENTITY_TOML, make_hit
 from tests.helpers import HOST_A, ROOT, one_line_error, run_cli
 from tests.servers.rdap import RdapServer, load_doc
 
@@ -26,7 +26,9 @@ def env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     that knows one host, and no RDAP."""
     config = tmp_path / "hotline.toml"
     config.write_text(
-        IDENTITY_TOML + '[notices]\ndirectory = "providers.yaml"\n[rdap]\nurl = ""\n',
+        IDENTITY_TOML
+        + CLASSIFICATION_TOML
+        + '[notices]\ndirectory = "providers.yaml"\n[rdap]\nurl = ""\n',
         encoding="utf-8",
     )
     (tmp_path / "providers.yaml").write_text(

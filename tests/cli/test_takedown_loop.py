@@ -186,7 +186,18 @@ def setup(redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Setup]:
 
 
 def crawl(setup: Setup) -> list[dict[str, Any]]:
-    imported = run_cli(["hashes", "import", str(setup.known_csv), "--list", "known"], setup.env)
+    imported = run_cli(
+        [
+            "hashes",
+            "import",
+            str(setup.known_csv),
+            "--list",
+            "known",
+            "--classification",
+            "baseline",
+        ],
+        setup.env,
+    )
     assert imported.returncode == 0, imported.stderr
     crawled = run_cli(
         ["crawl", setup.site.server_a.url("/"), "--json"], setup.env, timeout=CRAWL_TIMEOUT
@@ -244,7 +255,7 @@ def test_one_notice_per_hit_to_the_provider_the_directory_names(setup: Setup) ->
     assert {n["id"] for n in notices} == {h["incident"] for h in hits}
     assert {n["provider"] for n in notices} == {"Alpha Hosting", "Beta Hosting"}
     shown = ok_json(["notices", "show", hits[0]["incident"][:10]], setup.env)
-    assert [e["event"] for e in shown["timeline"]] == ["queued", "routed", "sent"]
+    assert [e["event"] for e in shown["timeline"]] == ["queued", "classified", "routed", "sent"]
     assert all(e["actor"].startswith("notifier@") for e in shown["timeline"])
 
 

@@ -12,7 +12,12 @@ from matchers.lists import ALLOW, KNOWN, HashList, ListEntry, Thresholds
 from store.connection import redis_from_url
 from store.errors import ListNotFound
 from store.keys import Keys
-from store.lists import ListStore
+from store.lists import (
+    CLASSIFICATIONS,
+    ClassificationMap,
+    ListStore,
+    normalise_classification,
+)
 
 
 def entries(n: int, *, tag: str = "k") -> list[ListEntry]:
@@ -184,3 +189,49 @@ def test_a_save_that_fails_half_way_leaves_the_old_version(
     assert not redis_client.exists(keys.list_data("k", 2))
     assert list(store.load("k").entries) == first
     assert store.versions() == {"k": 1}
+
+
+# -- classification ----------------------------------------------------------------------------
+
+
+def test_classification_is_kept_across_versions_until_replaced(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    store = ListStore(redis_client, Keys(redis_prefix))
+    assert store.classification("known") is None  # no such list
+    store.save(HashList(name="plain", entries=entries(1)))
+    assert store.classification("plain") == ClassificationMap()  # stored, nothing mapped
+    mapping = ClassificationMap.parse({"*": "baseline", "test": "a1"})
+    first = store.save(HashList(name="known", entries=entries(2)), classification=mapping)
+    assert first.classification.as_dict() == {"*": "baseline", "test": "A1"}
+    second = store.save(HashList(name="known", entries=entries(3)))  # a new version, no mapping
+    assert second.version == 2
+    read_back = store.classification("known")
+    assert read_back is not None and read_back.as_dict() == {"*": "baseline", "test": "A1"}
+    infos = {i.name: i for i in store.info()}
+    assert infos["known"].classification.lookup("test") == "A1"
+    assert infos["known"].classification.lookup("other") == "baseline"
+    assert infos["plain"].classification.lookup("test") is None
+    store.save(
+        HashList(name="known", entries=entries(3)),
+        classification=ClassificationMap.parse({"test": "B2"}),
+    )
+    replaced = store.classification("known")
+    assert replaced is not None and replaced.as_dict() == {"test": "B2"}
+    assert replaced.lookup("other") is None
+    store.remove("known")
+    store.save(HashList(name="known", entries=entries(1)))
+    assert store.classification("known") == ClassificationMap()  # a removed list starts over
+
+
+@pytest.mark.parametrize("value", ["A3", "", "illegal", "national"])
+def test_only_x_arf_classifications_are_accepted(value: str) -> None:
+    with pytest.raises(ValueError, match="not an X-ARF classification"):
+        normalise_classification(value)
+    with pytest.raises(ValueError, match="category 'c'"):
+        ClassificationMap.parse({"c": value})
+
+
+def test_classification_values_are_spelt_as_x_arf_spells_them() -> None:
+    spelt = [normalise_classification(v) for v in ("BASELINE", "a1", " A2 ", "b1", "B2")]
+    assert tuple(spelt) == CLASSIFICATIONS

@@ -30,14 +30,15 @@ IDENTITY = replace(
 
 
 def make_hit(**changes: Any) -> HitRecord:
-    """A near (pdq) match of A2 content: every hash and score a notice can print is present."""
+    """A near (pdq) match on a list with its own category names: every hash and score a notice
+    can print is present."""
     values: dict[str, Any] = {
         "pdq": label_hex("fixture-42-pdq", "sha256"),
         "pdq_quality": 92,
         "phash": "c3a1b2d4e5f60718",
         "list": "demo-list",
         "entry": "entry-0042",
-        "category": "A2",
+        "category": "vendor-cat-2",
         "algorithm": "pdq",
         "distance": 9,
         "ip": "192.0.2.44",
@@ -75,6 +76,7 @@ def make_facts(
         "sequence": 0,
         "sent_first": None,
         "created": "2025-03-02T10:31:00Z",
+        "classification": "B1",
     }
     values.update(changes)
     return NoticeFacts(**values)
@@ -136,7 +138,7 @@ def test_text_has_every_element_a_notice_needs(renderer: NoticeRenderer) -> None
         "Host A Hosting",
         # why (Art. 16(2)(a))
         IDENTITY.legal_basis,
-        "Classification: A2",
+        "Classification: vendor-cat-2 (X-ARF classification B1)",
         'Automated hash match against list "demo-list", entry entry-0042.',
         "Algorithm: pdq",
         "Distance:  9",
@@ -347,8 +349,27 @@ def test_xarf_in_the_notice_is_valid_and_matches_the_facts(renderer: NoticeRende
     assert xarf["verified_at"] == "2025-03-04T11:00:00Z"
     assert xarf["url"] == facts.hit.url
     assert xarf["hash_values"]["sha256"] == facts.hit.sha256
-    assert xarf["classification"] == "A2"
+    assert xarf["classification"] == "B1"  # the incident's, not the list's own category
     assert xarf["content_removed"] is False
+
+
+def test_the_text_shows_the_list_category_next_to_the_classification(
+    renderer: NoticeRenderer,
+) -> None:
+    text = renderer.render(make_facts()).text
+    assert "vendor-cat-2 (X-ARF classification B1)" in text
+
+
+@pytest.mark.parametrize("classification", ["", "A9", "vendor-cat-2"])
+def test_no_message_without_a_valid_classification(
+    renderer: NoticeRenderer, classification: str
+) -> None:
+    for facts in (
+        make_facts(classification=classification),
+        reminder(1, classification=classification),
+    ):
+        with pytest.raises(NoticeError, match="classification"):
+            renderer.render(facts)
 
 
 def test_render_refuses_an_invalid_report(renderer: NoticeRenderer) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
@@ -23,6 +23,7 @@ import redis
 
 from store.errors import QueueError
 from store.keys import NOTIFIER_GROUP, Keys
+from store.lists import ClassificationMap
 from store.queue import HitQueue, HitRecord
 from takedown.channels.dispatch import Deliverer
 from takedown.channels.outbox import OutboxChannel, OutboxSettings
@@ -35,7 +36,7 @@ from takedown.notices import NoticeStore
 from takedown.notifier import NoticeSender, Notifier, NotifierStats
 from takedown.routing import Router
 from takedown.settings import TakedownSettings
-from tests.builders import TEST_IDENTITY, label_hex, make_hit
+from tests.builders import TEST_CLASSIFICATION, TEST_IDENTITY, label_hex, make_hit
 from tests.helpers import HOST_A, HOST_B
 from tests.servers.smtp import SmtpServer
 from tests.servers.webhook import WebhookServer
@@ -74,6 +75,7 @@ class Rig:
         smtp: bool = True,
         webhook: bool = False,
         fallback_to_outbox: bool = False,
+        classification: Mapping[str, ClassificationMap] = TEST_CLASSIFICATION,
     ) -> Notifier:
         router = Router(ProviderDirectory.from_yaml(directory), ProviderDirectory.empty(), None)
         deliverer = Deliverer(
@@ -86,7 +88,9 @@ class Rig:
         )
         self.closers.append(deliverer)
         sender = NoticeSender(self.store, NoticeRenderer(TEST_IDENTITY), deliverer, NoticeFacts)
-        settings = TakedownSettings(max_attempts=max_attempts, retry_after=retry_after)
+        settings = TakedownSettings(
+            max_attempts=max_attempts, retry_after=retry_after, classification=classification
+        )
         return Notifier(
             self.client,
             self.keys,
@@ -161,7 +165,7 @@ def test_one_message_per_hit_and_a_second_run_sends_nothing(rig: Rig) -> None:
         notice = rig.store.get(hit.incident)
         assert notice.status == "sent"
         assert notice.fields["message_id"] == str(message.message["Message-ID"])
-        assert rig.events(hit.incident) == ["queued", "routed", "sent"]
+        assert rig.events(hit.incident) == ["queued", "classified", "routed", "sent"]
     assert sorted(rig.store.ids()) == sorted(h.incident for h in hits)
     assert rig.pending() == {}
 
@@ -179,7 +183,7 @@ def test_the_same_hit_delivered_twice_makes_one_notice(rig: Rig) -> None:
     assert (stats.sent, stats.already_sent) == (1, 1)
     assert len(rig.smtp.messages) == 1
     assert rig.store.ids() == [hit.incident]
-    assert rig.events(hit.incident) == ["queued", "routed", "sent"]
+    assert rig.events(hit.incident) == ["queued", "classified", "routed", "sent"]
     assert rig.pending() == {}
 
 
@@ -197,7 +201,7 @@ def test_transient_refusal_stays_pending_and_is_delivered_by_the_next_run(rig: R
     assert notice.status == "queued"
     assert notice.count("attempts") == 1
     assert "451" in notice.fields["last_error"]
-    assert rig.events(hit.incident) == ["queued", "routed", "delivery_failed"]
+    assert rig.events(hit.incident) == ["queued", "classified", "routed", "delivery_failed"]
     assert rig.pending() == {entry_id: "c1"}
     assert rig.smtp.messages == []
 

@@ -49,6 +49,7 @@ SETTINGS = TakedownSettings(
     recheck_schedule=(HOUR, 4 * HOUR, 12 * HOUR),
     unreachable_confirmations=3,
     recheck_lease=600.0,
+    classification=builders.TEST_CLASSIFICATION,
 )
 
 

@@ -41,6 +41,7 @@ from takedown.retention import (
 )
 from takedown.routing import Router
 from takedown.settings import SettingsError, TakedownSettings
+from tests import builders
 from tests.builders import TEST_IDENTITY, make_hit
 from tests.helpers import CLOCK_START, HOST_A, HOST_B, Clock
 
@@ -145,7 +146,9 @@ class World:
             self.keys,
             router=router,
             sender=sender,
-            settings=TakedownSettings(max_attempts=1, retry_after=3600.0),
+            settings=TakedownSettings(
+                max_attempts=1, retry_after=3600.0, classification=builders.TEST_CLASSIFICATION
+            ),
             consumer="c1",
             clock=self.clock,
         )

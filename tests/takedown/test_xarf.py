@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 import uuid
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from store.queue import HitRecord
 from takedown.errors import NoticeError
 from takedown.model import Recipient, Route
 from takedown.xarf import (
+    CSAM_CLASSIFICATIONS,
     XARF_VERSION,
     build_xarf_report,
     report_id_for,
@@ -30,9 +33,10 @@ Z_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
 def make_hit(**changes: Any) -> HitRecord:
-    """An exact match of A1 content on host A, fetched from the address the route names."""
+    """An exact match on host A (a list category of the list's own naming), fetched from the
+    address the route names."""
     return builders.make_hit(
-        7, "img.host-a.example", **{"ip": "192.0.2.10", "category": "A1", **changes}
+        7, "img.host-a.example", **{"ip": "192.0.2.10", "category": "vendor-7", **changes}
     )
 
 
@@ -57,6 +61,7 @@ def build(hit: HitRecord | None = None, route: Route | None = None, **kw: Any) -
         "first_seen": "2025-03-01T09:00:00+01:00",
         "last_verified": "2025-03-02T10:30:00Z",
         "reference": "HL-0123456789ab",
+        "classification": "A1",
     }
     args.update(kw)
     return build_xarf_report(TEST_IDENTITY, hit or make_hit(), route or make_route(), **args)
@@ -131,22 +136,41 @@ def test_report_id_is_a_deterministic_uuid_per_message() -> None:
     )
 
 
+def test_the_classifications_are_the_schemas_enum() -> None:
+    """Read from the shipped content-csam schema itself, so a new schema version that changes
+    the values fails here rather than in a notice."""
+    schema = json.loads(
+        (resources.files("xarf") / "schemas" / "types" / "content-csam.json").read_text()
+    )
+    (properties,) = [part["properties"] for part in schema["allOf"] if "properties" in part]
+    assert tuple(properties["classification"]["enum"]) == CSAM_CLASSIFICATIONS
+
+
 @pytest.mark.parametrize(
-    ("category", "expected"),
-    [
-        ("A1", "A1"),
-        ("b2", "B2"),
-        ("baseline", "baseline"),
-        ("Baseline", "baseline"),
-        ("national-only", "baseline"),
-        ("", "baseline"),
-    ],
+    ("given", "expected"),
+    [("A1", "A1"), ("b2", "B2"), ("baseline", "baseline"), (" Baseline ", "baseline")],
 )
-def test_classification_maps_to_the_schema_enum(category: str, expected: str) -> None:
-    assert xarf_classification(category) == expected
-    report = build(make_hit(category=category))
+def test_the_given_classification_is_reported_as_the_schema_spells_it(
+    given: str, expected: str
+) -> None:
+    assert xarf_classification(given) == expected
+    report = build(make_hit(category=expected), classification=given)
     assert report["classification"] == expected
     validate_xarf(report)
+
+
+@pytest.mark.parametrize("missing", [None, ""])
+def test_no_report_without_a_classification(missing: str | None) -> None:
+    """Nothing defaults to baseline: even a category spelt like an X-ARF value is not taken
+    for one."""
+    with pytest.raises(NoticeError, match="no X-ARF classification"):
+        build(make_hit(category="baseline"), classification=missing)
+
+
+@pytest.mark.parametrize("bad", ["A3", "national-only", "illegal"])
+def test_a_classification_outside_the_schema_is_refused(bad: str) -> None:
+    with pytest.raises(NoticeError, match="not an X-ARF classification"):
+        build(classification=bad)
 
 
 def test_data_url_is_reported_at_its_page() -> None:
