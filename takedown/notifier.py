@@ -19,6 +19,10 @@ number of notifiers share the work and each hit is handled by one of them at a t
   retrying cannot fix (a 5xx mail reply, an unreadable entry), is copied with its error to the
   ``hits:dead`` stream, its notice is marked ``failed`` for an analyst, and the entry is
   acknowledged. ``hotline notices resend`` tries again.
+* **Prepared, not sent.** A notice delivered through a channel that only prepares it (the
+  outbox, a web form: :data:`takedown.channels.base.MANUAL_CHANNELS`) becomes
+  ``awaiting_manual`` and is not rechecked; ``hotline notices mark-sent`` moves it to ``sent``
+  and schedules its first recheck.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from store.errors import QueueError
 from store.keys import NOTIFIER_GROUP, Keys
 from store.queue import HitRecord
 from store.text import text
-from takedown.channels.base import Delivers
+from takedown.channels.base import Delivers, is_manual
 from takedown.errors import DeliveryError, NoticeError
 from takedown.model import DeliveryReceipt, NoticeKind, OutgoingNotice, Recipient, Route
 from takedown.notices import LockBusy, Notice, NoticeStore
@@ -94,6 +98,8 @@ class NotifierStats:
     busy: int = 0
     resumed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    #: Prepared for sending by hand (outbox, form): notice id -> where (file or form URL).
+    awaiting_manual: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Every counter by name, ``errors`` as a copy (for ``--json`` and the logs)."""
@@ -321,12 +327,12 @@ class Notifier:
             self.stats.already_sent += 1
             self._ack(entry_id)
             return
-        if status in {"unroutable", "failed"}:
-            # Settled for now; an analyst's `notices resend` takes it from here.
+        if status in {"unroutable", "failed", "awaiting_manual"}:
+            # Settled for now; an analyst's `notices resend` (or mark-sent) takes it from here.
             self._ack(entry_id)
             return
         outcome = self._attempt(notice_id, entry_id, data, resumed=resumed)
-        if outcome in {"sent", "unroutable", "already"}:
+        if outcome in {"sent", "unroutable", "already", "awaiting_manual"}:
             self._ack(entry_id)
 
     def _attempt(
@@ -380,10 +386,11 @@ class Notifier:
         return handled
 
     def send_first(self, notice_id: str, *, resumed: bool = False, entry_id: str = "") -> str:
-        """Route and deliver the first notice; returns sent, already (someone else sent it),
-        unroutable, retrying or dead. The caller holds the notice's lock."""
+        """Route and deliver the first notice; returns sent, awaiting_manual (prepared for
+        sending by hand), already (someone else sent or prepared it), unroutable, retrying or
+        dead. The caller holds the notice's lock."""
         notice = self.store.get(notice_id)
-        if notice.status in {"sent", "escalated", "removed"}:
+        if notice.status in {"sent", "escalated", "removed", "awaiting_manual"}:
             # Sent by another process between our look at the status and the lock.
             self.stats.already_sent += 1
             return "already"
@@ -410,6 +417,8 @@ class Notifier:
             receipt = self.sender.deliver(notice, outgoing)
         except DeliveryError as exc:
             return self._failed(notice_id, entry_id, None, str(exc), permanent=exc.permanent)
+        if is_manual(receipt):
+            return self._prepared(notice_id, receipt, outgoing)
         delay = self.settings.recheck_delay(0)
         self.store.sent(
             notice_id,
@@ -420,6 +429,26 @@ class Notifier:
         )
         self.stats.sent += 1
         return "sent"
+
+    def _prepared(self, notice_id: str, receipt: DeliveryReceipt, outgoing: OutgoingNotice) -> str:
+        """The notice was written for an analyst to send: ``awaiting_manual``, no recheck."""
+        self.store.record(
+            notice_id,
+            "prepared",
+            actor=self.actor,
+            status="awaiting_manual",
+            fields={
+                "prepared_at": self.clock(),
+                "message_id": outgoing.message_id,
+                "manual_destination": receipt.destination,
+                "sending_since": "",
+                "last_error": "",
+            },
+            detail=f"{receipt.channel} {receipt.destination}: {receipt.detail}; awaiting manual "
+            "sending (then `hotline notices mark-sent`)",
+        )
+        self.stats.awaiting_manual[notice_id] = receipt.destination
+        return "awaiting_manual"
 
     def resend(self, notice_id: str, *, actor: str) -> str:
         """An analyst's resend: route again (the directory may have changed) and deliver.
@@ -434,7 +463,7 @@ class Notifier:
                 f"notice {notice_id} is closed: the content was found removed; nothing to resend"
             )
         with self.store.lock(notice_id, owner=self.consumer):
-            if notice.status in {"queued", "unroutable", "failed"}:
+            if notice.status in {"queued", "unroutable", "failed", "awaiting_manual"}:
                 self.store.record(
                     notice_id,
                     "resend_requested",

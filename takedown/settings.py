@@ -44,6 +44,14 @@ tables; every key is optional except the hotline's identity, which a notice cann
     [outbox]
     directory = "outbox"           # default: <data dir>/outbox
 
+    [cloudflare]                   # account id and token from HOTLINE_CLOUDFLARE_ACCOUNT_ID and
+                                   # HOTLINE_CLOUDFLARE_API_TOKEN only; without them: form
+    api_url = "https://api.cloudflare.com/client/v4"
+    host_notification = "send"     # "send" or "send-anon"
+    ncmec_notification = "send"    # "send" or "send-anon"
+    owner_notification = "send-anon"   # "send", "send-anon" or "none"
+    attempts = 4
+
 Relative paths are relative to the file. Secrets are read from the environment only, never
 from the file. Errors name the file and the field: ``hotline.toml: [smtp] port: expected an
 integer, got 'x'``.
@@ -59,7 +67,23 @@ from pathlib import Path
 from typing import Any
 
 from store.clock import DAY, HOUR, parse_duration
-from store.environment import ENV_RDAP_URL, ENV_SMTP_PASSWORD, ENV_WEBHOOK_SECRET
+from store.environment import (
+    ENV_CLOUDFLARE_ACCOUNT_ID,
+    ENV_CLOUDFLARE_API_TOKEN,
+    ENV_RDAP_URL,
+    ENV_SMTP_PASSWORD,
+    ENV_WEBHOOK_SECRET,
+)
+from takedown.channels.cloudflare import (
+    DEFAULT_CLOUDFLARE_API_URL,
+    DEFAULT_CLOUDFLARE_ATTEMPTS,
+    DEFAULT_CLOUDFLARE_BACKOFF,
+    DEFAULT_CLOUDFLARE_TIMEOUT,
+    DEFAULT_HOST_NOTIFICATION,
+    DEFAULT_NCMEC_NOTIFICATION,
+    DEFAULT_OWNER_NOTIFICATION,
+    NOTIFICATIONS,
+)
 from takedown.channels.smtp import (
     DEFAULT_SMTP_SECURITY,
     DEFAULT_SMTP_TIMEOUT,
@@ -118,6 +142,17 @@ _TABLES: dict[str, frozenset[str]] = {
     "smtp": frozenset({"host", "port", "security", "username", "ca_file", "timeout"}),
     "webhook": frozenset({"url", "attempts", "timeout", "backoff"}),
     "outbox": frozenset({"directory"}),
+    "cloudflare": frozenset(
+        {
+            "api_url",
+            "host_notification",
+            "ncmec_notification",
+            "owner_notification",
+            "attempts",
+            "timeout",
+            "backoff",
+        }
+    ),
 }
 _IDENTITY_REQUIRED = ("name", "email", "website", "country", "legal_basis")
 
@@ -149,6 +184,9 @@ class TakedownSettings:
     webhook: Mapping[str, Any] | None = None  # keyword arguments for WebhookSettings
     outbox_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Keyword arguments for CloudflareSettings (without the reporter, which the
+    #: [hotline] identity gives); None when the API credentials are not in the environment.
+    cloudflare: Mapping[str, Any] | None = None
 
     def recheck_delay(self, checks_done: int) -> float:
         """Seconds until the next recheck after ``checks_done`` rechecks (the last step of
@@ -272,6 +310,7 @@ class TakedownSettings:
             smtp=_smtp(reader, data.get("smtp"), env),
             webhook=_webhook(reader, data.get("webhook"), env),
             outbox_dir=reader.path("outbox", data.get("outbox", {}), "directory"),
+            cloudflare=_cloudflare(reader, data.get("cloudflare"), env),
         )
 
 
@@ -370,3 +409,45 @@ def _webhook(
         "timeout": reader.duration("webhook", data, "timeout", DEFAULT_WEBHOOK_TIMEOUT),
         "backoff": reader.duration("webhook", data, "backoff", DEFAULT_WEBHOOK_BACKOFF),
     }
+
+
+def _cloudflare(
+    reader: _Reader, data: Mapping[str, Any] | None, env: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The ``[cloudflare]`` options, or None when the credentials are not both set."""
+    data = data or {}
+    account = env.get(ENV_CLOUDFLARE_ACCOUNT_ID, "").strip()
+    token = env.get(ENV_CLOUDFLARE_API_TOKEN, "").strip()
+    if bool(account) != bool(token):
+        missing = ENV_CLOUDFLARE_API_TOKEN if account else ENV_CLOUDFLARE_ACCOUNT_ID
+        present = ENV_CLOUDFLARE_ACCOUNT_ID if account else ENV_CLOUDFLARE_API_TOKEN
+        raise SettingsError(
+            f"{present} is set but {missing} is not (the Cloudflare API needs both)"
+        )
+    api_url = reader.string("cloudflare", data, "api_url") or DEFAULT_CLOUDFLARE_API_URL
+    if not re.match(r"^https?://", api_url):
+        raise reader.fail("cloudflare", "api_url", f"expected an http(s) URL, got {api_url!r}")
+    notifications = {
+        name: reader.string("cloudflare", data, name) or default
+        for name, default in (
+            ("host_notification", DEFAULT_HOST_NOTIFICATION),
+            ("ncmec_notification", DEFAULT_NCMEC_NOTIFICATION),
+            ("owner_notification", DEFAULT_OWNER_NOTIFICATION),
+        )
+    }
+    for name, value in notifications.items():
+        allowed = NOTIFICATIONS if name == "owner_notification" else ("send", "send-anon")
+        if value not in allowed:
+            raise reader.fail(
+                "cloudflare", name, f"expected one of {', '.join(allowed)}, got {value!r}"
+            )
+    options = {
+        "api_url": api_url,
+        **notifications,
+        "attempts": reader.integer("cloudflare", data, "attempts", DEFAULT_CLOUDFLARE_ATTEMPTS),
+        "timeout": reader.duration("cloudflare", data, "timeout", DEFAULT_CLOUDFLARE_TIMEOUT),
+        "backoff": reader.duration("cloudflare", data, "backoff", DEFAULT_CLOUDFLARE_BACKOFF),
+    }
+    if not account:
+        return None
+    return {"account_id": account, "api_token": token, **options}

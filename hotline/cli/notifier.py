@@ -45,7 +45,9 @@ def notifier(
     """Send a takedown notice for every confirmed hit, exactly once per incident.
 
     Runs until stopped (Ctrl-C or SIGTERM) unless --once is given. Notices go to the provider
-    the directory or RDAP names, by SMTP, webhook or into the outbox directory.
+    the directory or RDAP names, by SMTP, webhook or Cloudflare's abuse API; those written to
+    the outbox directory or prepared for a web form wait (awaiting_manual) until sent by hand
+    and marked with `hotline notices mark-sent`.
     """
     with open_takedown_session(consumer=consumer) as takedown:
         worker = takedown.notifier()
@@ -63,11 +65,20 @@ def notifier(
         with stop_on_signals() as stop:
             stats = worker.run(once=once, stop=stop, on_batch=progress)
     emit(stats.as_dict(), _stats_line(stats), as_json=as_json)
+    if not as_json:
+        for notice_id, where in stats.awaiting_manual.items():
+            ref = reference_for(notice_id)
+            out.print(
+                f"{ref}: prepared for sending by hand ({where}); once sent: "
+                f"hotline notices mark-sent {ref}",
+                markup=False,
+            )
 
 
 def _stats_line(stats: NotifierStats) -> str:
     parts = [
         f"sent {stats.sent}",
+        f"awaiting manual sending {len(stats.awaiting_manual)}",
         f"already sent {stats.already_sent}",
         f"unroutable {stats.unroutable}",
         f"retrying {stats.retrying}",
