@@ -9,6 +9,10 @@ what needs closing.
 The embedded set-up (no ``[smtp]`` and no ``[webhook]`` configured) delivers to the outbox
 directory, ``<data dir>/outbox`` by default, for hotlines that send by hand; with a channel
 configured, providers that want another one fall back to the outbox too, so nothing is lost.
+Outbox and form deliveries are only prepared: such notices wait as ``awaiting_manual`` until
+an analyst runs ``hotline notices mark-sent``. The Cloudflare channel exists when
+``HOTLINE_CLOUDFLARE_ACCOUNT_ID`` and ``HOTLINE_CLOUDFLARE_API_TOKEN`` are set; without them
+the router turns Cloudflare recipients into form recipients and says so in the route's trail.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from hotline.config import Config
 from hotline.errors import UsageError
 from hotline.services import Session
 from takedown.cdn import load_builtin_cdns
+from takedown.channels.availability import ChannelAwareRouter
+from takedown.channels.cloudflare import CloudflareChannel, CloudflareSettings, RedisReportLedger
 from takedown.channels.dispatch import Deliverer
 from takedown.channels.outbox import OutboxChannel, OutboxSettings
 from takedown.channels.smtp import SmtpChannel, SmtpSettings
 from takedown.channels.webhook import WebhookChannel, WebhookSettings
 from takedown.directory import ProviderDirectory
 from takedown.errors import DirectoryError, TemplateError
+from takedown.model import CHANNELS
 from takedown.notice import NoticeFacts, NoticeRenderer
 from takedown.notices import NoticeStore
 from takedown.notifier import NoticeSender, Notifier, default_consumer_name
@@ -45,7 +52,7 @@ OUTBOX_DIR_NAME = "outbox"
 class Takedown:
     settings: TakedownSettings
     store: NoticeStore
-    router: Router
+    router: ChannelAwareRouter
     sender: NoticeSender | None  # None when no identity is configured (read-only commands)
     consumer: str
     outbox_dir: Path
@@ -86,8 +93,9 @@ def _directory(settings: TakedownSettings) -> ProviderDirectory:
 
 
 @contextmanager
-def open_router(session: Session, settings: TakedownSettings) -> Iterator[Router]:
-    """The router for this configuration (the RDAP client closed at the end)."""
+def open_router(session: Session, settings: TakedownSettings) -> Iterator[ChannelAwareRouter]:
+    """The router for this configuration (the RDAP client closed at the end); its routes name
+    only channels this configuration can use (Cloudflare falls back to its form)."""
     with ExitStack() as stack:
         rdap = None
         if settings.rdap_url:
@@ -97,10 +105,28 @@ def open_router(session: Session, settings: TakedownSettings) -> Iterator[Router
             rdap = stack.enter_context(
                 RdapClient(settings.rdap_url, timeout=settings.rdap_timeout, cache=cache)
             )
-        yield Router(_directory(settings), load_builtin_cdns(), rdap)
+        available = [c for c in CHANNELS if c != "cloudflare" or settings.cloudflare]
+        yield ChannelAwareRouter(Router(_directory(settings), load_builtin_cdns(), rdap), available)
 
 
-def _deliverer(settings: TakedownSettings, outbox_dir: Path) -> Deliverer:
+def _cloudflare(settings: TakedownSettings, store: NoticeStore) -> CloudflareChannel | None:
+    """The Cloudflare channel when its credentials are set (and the hotline has an identity)."""
+    if not settings.cloudflare or settings.identity is None:
+        return None
+    try:
+        options = CloudflareSettings(
+            **settings.cloudflare,
+            reporter_name=settings.identity.name,
+            reporter_email=settings.identity.email,
+        )
+    except ValueError as exc:
+        raise UsageError(f"{settings.source}: [cloudflare] {exc}") from None
+    return CloudflareChannel(options, ledger=RedisReportLedger(store.client, store.keys))
+
+
+def _deliverer(
+    settings: TakedownSettings, outbox_dir: Path, store: NoticeStore | None = None
+) -> Deliverer:
     """The channels configured; the outbox always, as the fallback of any missing one."""
     try:
         smtp = SmtpChannel(SmtpSettings(**settings.smtp)) if settings.smtp else None
@@ -111,7 +137,10 @@ def _deliverer(settings: TakedownSettings, outbox_dir: Path) -> Deliverer:
     except ValueError as exc:
         raise UsageError(f"{settings.source}: [webhook] {exc}") from None
     outbox = OutboxChannel(OutboxSettings(directory=outbox_dir))
-    return Deliverer(smtp=smtp, webhook=webhook, outbox=outbox, fallback_to_outbox=True)
+    cloudflare = None if store is None else _cloudflare(settings, store)
+    return Deliverer(
+        smtp=smtp, webhook=webhook, outbox=outbox, fallback_to_outbox=True, cloudflare=cloudflare
+    )
 
 
 @contextmanager
@@ -142,7 +171,7 @@ def open_takedown(
                 )
             except TemplateError as exc:
                 raise UsageError(str(exc)) from None
-            deliverer = _deliverer(settings, outbox_dir)
+            deliverer = _deliverer(settings, outbox_dir, store)
             stack.callback(deliverer.close)
             sender = NoticeSender(store, renderer, deliverer, NoticeFacts)
         yield Takedown(

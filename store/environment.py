@@ -15,6 +15,10 @@
 ``HOTLINE_SMTP_PASSWORD``          the SMTP password; read by ``takedown.settings``
 ``HOTLINE_WEBHOOK_SECRET``         the key webhook notices are signed with; read by
                                    ``takedown.settings``
+``HOTLINE_CLOUDFLARE_ACCOUNT_ID``  the Cloudflare account that submits abuse reports; read by
+                                   ``takedown.settings``
+``HOTLINE_CLOUDFLARE_API_TOKEN``   its API token (Trust and Safety permission); read by
+                                   ``takedown.settings``
 ``HOTLINE_SCHEDULE_MIN_INTERVAL``  the shortest ``schedule add --every`` (a duration, default
                                    ``1m``)
 =================================  =========================================================
@@ -45,6 +49,8 @@ __all__ = [
     "APP_NAME",
     "CONFIG_FILE_NAME",
     "ENV_ALLOW_PRIVATE",
+    "ENV_CLOUDFLARE_ACCOUNT_ID",
+    "ENV_CLOUDFLARE_API_TOKEN",
     "ENV_CONFIG",
     "ENV_DATA_DIR",
     "ENV_KEY_PREFIX",
@@ -73,6 +79,8 @@ ENV_CONFIG: Final = "HOTLINE_CONFIG"
 ENV_RDAP_URL: Final = "HOTLINE_RDAP_URL"
 ENV_SMTP_PASSWORD: Final = "HOTLINE_SMTP_PASSWORD"  # noqa: S105 - the variable's name
 ENV_WEBHOOK_SECRET: Final = "HOTLINE_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
+ENV_CLOUDFLARE_ACCOUNT_ID: Final = "HOTLINE_CLOUDFLARE_ACCOUNT_ID"
+ENV_CLOUDFLARE_API_TOKEN: Final = "HOTLINE_CLOUDFLARE_API_TOKEN"  # noqa: S105 - the variable's name
 ENV_SCHEDULE_MIN_INTERVAL: Final = "HOTLINE_SCHEDULE_MIN_INTERVAL"
 #: Not ours, but it places the default data directory (XDG Base Directory specification).
 ENV_XDG_DATA_HOME: Final = "XDG_DATA_HOME"

@@ -8,8 +8,11 @@ A hotline keeps a file of the providers it deals with, in YAML (``.yaml`` / ``.y
     asns         AS numbers ("AS64500" or 64500)       [64500]
     domains      domains it hosts; subdomains match    [example.net]
     abuse        the abuse mailbox                     abuse@example.net
-    channel      smtp | webhook | outbox (smtp)        smtp
+    channel      smtp | webhook | outbox | form |      smtp
+                 cloudflare (smtp)
     webhook_url  required for, and only for, webhook   https://abuse.example.net/api
+    form_url     the desk's web form; required for     https://abuse.example.net/report
+                 form, the fallback of cloudflare
     language     notice template language ("en")       de
     cdn          a CDN that forwards to the origin     false
     upstream     abuse address one level up            abuse@transit.example
@@ -45,6 +48,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from store.environment import parse_bool
+from takedown.channels.form import form_url_problem
 from takedown.errors import DirectoryError
 from takedown.model import CHANNELS, Channel, Recipient
 
@@ -83,6 +87,7 @@ FIELDS = (
     "language",
     "cdn",
     "upstream",
+    "form_url",
 )
 LIST_FIELDS = frozenset({"cidrs", "asns", "domains"})
 #: How list cells are split in CSV (and in a YAML list written as one string).
@@ -125,6 +130,7 @@ class Provider:
     language: str = DEFAULT_LANGUAGE
     cdn: bool = False
     upstream: str | None = None
+    form_url: str | None = None
     origin: str = field(default="", compare=False)
 
     def recipient(self) -> Recipient:
@@ -135,6 +141,7 @@ class Provider:
             channel=self.channel,
             language=self.language,
             webhook_url=self.webhook_url,
+            form_url=self.form_url,
         )
 
 
@@ -478,6 +485,8 @@ def _parse_provider(entry: _Entry, source: str) -> Provider:
             source, webhook_line, "webhook_url", f"only used with channel webhook, not {channel}"
         )
 
+    form_url = _form_url(text, source, channel, channel_line)
+
     language, language_line = text("language")
     if language is not None and not _LANGUAGE_RE.match(language):
         raise _field_error(
@@ -501,8 +510,29 @@ def _parse_provider(entry: _Entry, source: str) -> Provider:
         language=language or DEFAULT_LANGUAGE,
         cdn=_flag(fields.get("cdn"), source),
         upstream=upstream,
+        form_url=form_url,
         origin=f"{source}:{entry.line}",
     )
+
+
+def _form_url(
+    text: Callable[[str], tuple[str | None, int]], source: str, channel: str, channel_line: int
+) -> str | None:
+    """The ``form_url`` field: required for ``form``, allowed for ``cloudflare`` (its
+    fallback when the API is not configured), an error anywhere else."""
+    form_url, line = text("form_url")
+    if form_url is None:
+        if channel == "form":
+            raise _field_error(source, channel_line, "form_url", "channel form needs a form_url")
+        return None
+    if channel not in {"form", "cloudflare"}:
+        raise _field_error(
+            source, line, "form_url", f"only used with channel form or cloudflare, not {channel}"
+        )
+    problem = form_url_problem(form_url)
+    if problem:
+        raise _field_error(source, line, "form_url", problem)
+    return form_url
 
 
 def _items(

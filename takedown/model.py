@@ -26,7 +26,7 @@ __all__ = [
     "RouteMethod",
 ]
 
-Channel = Literal["smtp", "webhook", "outbox"]
+Channel = Literal["smtp", "webhook", "outbox", "form", "cloudflare"]
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
 
 RouteMethod = Literal[
@@ -43,8 +43,9 @@ class Recipient:
     """Who receives a notice and how.
 
     ``address`` is the abuse mailbox (needed for ``smtp``; recorded for the others);
-    ``webhook_url`` is needed for ``webhook``. ``language`` picks the notice template
-    (``en``, ``de``, ...).
+    ``webhook_url`` is needed for ``webhook``; ``form_url`` is the abuse desk's web form, for
+    ``form`` (and for ``cloudflare``, whose fallback it is). ``language`` picks the notice
+    template (``en``, ``de``, ...).
     """
 
     provider: str
@@ -52,6 +53,7 @@ class Recipient:
     channel: Channel
     language: str = "en"
     webhook_url: str | None = None
+    form_url: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +66,7 @@ class Recipient:
             channel=data["channel"],
             language=str(data.get("language") or "en"),
             webhook_url=data.get("webhook_url"),
+            form_url=data.get("form_url"),
         )
 
 
@@ -179,5 +182,5 @@ class DeliveryReceipt:
     """What a channel reports after accepting a message."""
 
     channel: Channel
-    destination: str  # mailbox, webhook URL or outbox file path
+    destination: str  # mailbox, webhook URL, outbox file path, form URL or API endpoint
     detail: str = ""  # e.g. the SMTP server's reply or the HTTP status

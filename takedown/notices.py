@@ -54,6 +54,7 @@ __all__ = [
     "WAITING_STATUSES",
     "AuditEvent",
     "LockBusy",
+    "NotAwaitingManual",
     "Notice",
     "NoticeNotFound",
     "NoticeStateError",
@@ -119,6 +120,10 @@ class NoticeStateError(QueueError):
 
 class LockBusy(QueueError):
     """Another live process is working on this notice right now."""
+
+
+class NotAwaitingManual(QueueError):
+    """``mark-sent`` of a notice that is not waiting to be sent by hand."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +379,7 @@ class NoticeStore(RedisStore):
             "provider": route.provider or (recipient.provider if recipient else ""),
             "recipient": ""
             if recipient is None
-            else (recipient.address or recipient.webhook_url or ""),
+            else (recipient.address or recipient.webhook_url or recipient.form_url or ""),
             "channel": "" if recipient is None else recipient.channel,
         }
         if recipient is None:
@@ -473,6 +478,37 @@ class NoticeStore(RedisStore):
         # The queue's marker of a reappearance waiting for this reopen (store.queue): a crawl
         # that finds the content again from now on appends a new hit only once it closes again.
         self.client.hdel(self.keys.hits_reappeared, notice_id)
+
+    def mark_sent(self, notice_id: str, *, actor: str, recheck_at: float, note: str = "") -> Notice:
+        """An analyst sent a prepared notice (outbox or form) by hand: ``awaiting_manual`` ->
+        ``sent``, with ``sent_at`` now and the first recheck at ``recheck_at``, as a send by
+        the notifier. Raises :class:`NotAwaitingManual` for a notice in any other status."""
+        with self.lock(notice_id, owner=actor):
+            notice = self.get(notice_id)
+            if notice.status != "awaiting_manual":
+                raise NotAwaitingManual(
+                    f"notice {notice_id} is {notice.status}, not awaiting_manual: only a notice "
+                    "prepared for manual sending can be marked sent"
+                )
+            now = self.clock()
+            where = notice.fields.get("manual_destination") or notice.fields.get("channel", "")
+            detail = f"sent by hand via {notice.fields.get('channel') or '?'} {where}".rstrip()
+            self.record(
+                notice_id,
+                "marked_sent",
+                actor=actor,
+                status="sent",
+                fields={
+                    "sent_at": now,
+                    "last_message_at": now,
+                    "marked_sent_by": actor,
+                    "sending_since": "",
+                    "last_error": "",
+                },
+                recheck_at=recheck_at,
+                detail=f"{detail}; note: {note}" if note else detail,
+            )
+            return self.get(notice_id)
 
     # -- locking -----------------------------------------------------------------------------
 

@@ -24,6 +24,10 @@ number of notifiers share the work and each hit is handled by one of them at a t
   (:mod:`takedown.classification`). A category neither maps is never sent: the notice moves
   to ``unclassified``, its entry is acknowledged, and it waits for an analyst's
   ``hotline notices classify`` (:meth:`Notifier.classify`).
+* **Prepared, not sent.** A notice delivered through a channel that only prepares it (the
+  outbox, a web form: :data:`takedown.channels.base.MANUAL_CHANNELS`) becomes
+  ``awaiting_manual`` and is not rechecked; ``hotline notices mark-sent`` moves it to ``sent``
+  and schedules its first recheck.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from store.keys import NOTIFIER_GROUP, Keys
 from store.lists import ListStore, normalise_classification
 from store.queue import HitRecord
 from store.text import text
-from takedown.channels.base import Delivers
+from takedown.channels.base import Delivers, is_manual
 from takedown.classification import Classifier
 from takedown.errors import DeliveryError, NoticeError
 from takedown.model import DeliveryReceipt, NoticeKind, OutgoingNotice, Recipient, Route
@@ -111,6 +115,8 @@ class NotifierStats:
     resumed: int = 0
     reappeared: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    #: Prepared for sending by hand (outbox, form): notice id -> where (file or form URL).
+    awaiting_manual: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Every counter by name, ``errors`` as a copy (for ``--json`` and the logs)."""
@@ -351,12 +357,13 @@ class Notifier:
             self.stats.already_sent += 1
             self._ack(entry_id)
             return
-        if status in {"unroutable", "failed", "unclassified"}:
-            # Settled for now; an analyst's `notices resend` / `classify` takes it from here.
+        if status in {"unroutable", "failed", "unclassified", "awaiting_manual"}:
+            # Settled for now; an analyst's `notices resend`, `classify` or `mark-sent` takes
+            # it from here.
             self._ack(entry_id)
             return
         outcome = self._attempt(notice_id, entry_id, data, resumed=resumed)
-        if outcome in {"sent", "unroutable", "already", "unclassified"}:
+        if outcome in {"sent", "unroutable", "already", "unclassified", "awaiting_manual"}:
             self._ack(entry_id)
 
     def _attempt(
@@ -410,11 +417,15 @@ class Notifier:
         return handled
 
     def send_first(self, notice_id: str, *, resumed: bool = False, entry_id: str = "") -> str:
-        """Classify, route and deliver the first notice; returns sent, already (someone else
-        sent it), unclassified, unroutable, retrying or dead. The caller holds the notice's
-        lock."""
+        """Classify, route and deliver the first notice; returns sent, awaiting_manual
+        (prepared for sending by hand), already (someone else sent or prepared it),
+        unclassified, unroutable, retrying or dead. The caller holds the notice's lock."""
         notice = self.store.get(notice_id)
-        if notice.status in OPEN_STATUSES or notice.status in CLOSED_STATUSES:
+        if (
+            notice.status in OPEN_STATUSES
+            or notice.status in CLOSED_STATUSES
+            or notice.status == "awaiting_manual"
+        ):
             # Sent by another process between our look at the status and the lock.
             self.stats.already_sent += 1
             return "already"
@@ -451,6 +462,8 @@ class Notifier:
             receipt = self.sender.deliver(notice, outgoing)
         except DeliveryError as exc:
             return self._failed(notice_id, entry_id, None, str(exc), permanent=exc.permanent)
+        if is_manual(receipt):
+            return self._prepared(notice_id, receipt, outgoing)
         delay = self.settings.recheck_delay(0)
         self.store.sent(
             notice_id,
@@ -461,6 +474,26 @@ class Notifier:
         )
         self.stats.sent += 1
         return "sent"
+
+    def _prepared(self, notice_id: str, receipt: DeliveryReceipt, outgoing: OutgoingNotice) -> str:
+        """The notice was written for an analyst to send: ``awaiting_manual``, no recheck."""
+        self.store.record(
+            notice_id,
+            "prepared",
+            actor=self.actor,
+            status="awaiting_manual",
+            fields={
+                "prepared_at": self.clock(),
+                "message_id": outgoing.message_id,
+                "manual_destination": receipt.destination,
+                "sending_since": "",
+                "last_error": "",
+            },
+            detail=f"{receipt.channel} {receipt.destination}: {receipt.detail}; awaiting manual "
+            "sending (then `hotline notices mark-sent`)",
+        )
+        self.stats.awaiting_manual[notice_id] = receipt.destination
+        return "awaiting_manual"
 
     def resend(self, notice_id: str, *, actor: str) -> str:
         """An analyst's resend: route again (the directory may have changed) and deliver.
@@ -480,7 +513,7 @@ class Notifier:
                 "`hotline notices reopen` sends a new notice"
             )
         with self.store.lock(notice_id, owner=self.consumer):
-            if notice.status in {"queued", "unroutable", "failed"}:
+            if notice.status in {"queued", "unroutable", "failed", "awaiting_manual"}:
                 self.store.record(
                     notice_id,
                     "resend_requested",

@@ -44,6 +44,7 @@ from store.clock import format_duration, parse_iso
 from store.lists import ListStore
 from store.rechecks import RecheckResult, RecheckTarget
 from store.text import text
+from takedown.channels.base import is_manual
 from takedown.errors import DeliveryError, NoticeError
 from takedown.model import Recipient, Route
 from takedown.notices import (
@@ -401,11 +402,21 @@ class RecheckBook(RedisStore):
                 fields={"last_error": str(exc), "sending_since": ""},
             )
             return "online"
+        if is_manual(receipt):
+            # Written to the outbox (or for the form): a person sends it, as the notice.
+            event = "reminder_prepared"
+            detail = (
+                f"reminder {number} prepared: {receipt.channel} {receipt.destination}: "
+                f"{receipt.detail}; awaiting manual sending"
+            )
+        else:
+            event = "reminded"
+            detail = f"reminder {number}: {receipt.channel} to {receipt.destination}"
         self.store.record(
             notice.id,
-            "reminded",
+            event,
             actor=self.actor,
-            detail=f"reminder {number}: {receipt.channel} to {receipt.destination}",
+            detail=detail,
             fields={"last_message_at": self.clock()},
             increment={"reminders": 1},
         )

@@ -55,6 +55,15 @@ tables; every key is optional except the hotline's identity, which a notice cann
     review = "180d"                # review items, by the same rule
     dead_letters = "180d"          # dead letters whose notice is closed or gone
     audit = "365d"                 # audit stream entries
+
+    [cloudflare]                   # account id and token from HOTLINE_CLOUDFLARE_ACCOUNT_ID and
+                                   # HOTLINE_CLOUDFLARE_API_TOKEN only; without them: form
+    api_url = "https://api.cloudflare.com/client/v4"
+    host_notification = "send"     # "send" or "send-anon"
+    ncmec_notification = "send"    # "send" or "send-anon"
+    owner_notification = "send-anon"   # "send", "send-anon" or "none"
+    attempts = 4
+
     [classification]               # X-ARF classification of each list's categories
     local = "baseline"             # every category of list "local"
     iwf.A1 = "A1"                  # one category of list "iwf" (a [classification.iwf] table)
@@ -81,8 +90,24 @@ from typing import Any
 from matchers.errors import HashListError
 from matchers.lists import validate_list_name
 from store.clock import DAY, HOUR, parse_duration
-from store.environment import ENV_RDAP_URL, ENV_SMTP_PASSWORD, ENV_WEBHOOK_SECRET
+from store.environment import (
+    ENV_CLOUDFLARE_ACCOUNT_ID,
+    ENV_CLOUDFLARE_API_TOKEN,
+    ENV_RDAP_URL,
+    ENV_SMTP_PASSWORD,
+    ENV_WEBHOOK_SECRET,
+)
 from store.lists import EVERY_CATEGORY, ClassificationMap, normalise_classification
+from takedown.channels.cloudflare import (
+    DEFAULT_CLOUDFLARE_API_URL,
+    DEFAULT_CLOUDFLARE_ATTEMPTS,
+    DEFAULT_CLOUDFLARE_BACKOFF,
+    DEFAULT_CLOUDFLARE_TIMEOUT,
+    DEFAULT_HOST_NOTIFICATION,
+    DEFAULT_NCMEC_NOTIFICATION,
+    DEFAULT_OWNER_NOTIFICATION,
+    NOTIFICATIONS,
+)
 from takedown.channels.smtp import (
     DEFAULT_SMTP_SECURITY,
     DEFAULT_SMTP_TIMEOUT,
@@ -153,6 +178,17 @@ _TABLES: dict[str, frozenset[str]] = {
     "outbox": frozenset({"directory"}),
     "retention": frozenset(RetentionSettings.FIELDS),
     "classification": frozenset(),  # keys are list names, checked by _classification
+    "cloudflare": frozenset(
+        {
+            "api_url",
+            "host_notification",
+            "ncmec_notification",
+            "owner_notification",
+            "attempts",
+            "timeout",
+            "backoff",
+        }
+    ),
 }
 _IDENTITY_REQUIRED = ("name", "email", "website", "country", "legal_basis")
 
@@ -191,6 +227,9 @@ class TakedownSettings:
     retention: RetentionSettings = DEFAULT_RETENTION
     extra: Mapping[str, Any] = field(default_factory=dict)
     classification: Mapping[str, ClassificationMap] = field(default_factory=dict)
+    #: Keyword arguments for CloudflareSettings (without the reporter, which the
+    #: [hotline] identity gives); None when the API credentials are not in the environment.
+    cloudflare: Mapping[str, Any] | None = None
 
     def recheck_delay(self, checks_done: int) -> float:
         """Seconds until the next recheck after ``checks_done`` rechecks (the last step of
@@ -334,6 +373,7 @@ class TakedownSettings:
             outbox_dir=reader.path("outbox", data.get("outbox", {}), "directory"),
             retention=_retention(reader, data.get("retention")),
             classification=_classification(reader, data.get("classification", {})),
+            cloudflare=_cloudflare(reader, data.get("cloudflare"), env),
         )
 
 
@@ -483,3 +523,45 @@ def _classification(reader: _Reader, data: Mapping[str, Any]) -> dict[str, Class
                 raise reader.fail("classification", where, str(exc)) from None
         out[list_name] = ClassificationMap.parse(mapping)
     return out
+
+
+def _cloudflare(
+    reader: _Reader, data: Mapping[str, Any] | None, env: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The ``[cloudflare]`` options, or None when the credentials are not both set."""
+    data = data or {}
+    account = env.get(ENV_CLOUDFLARE_ACCOUNT_ID, "").strip()
+    token = env.get(ENV_CLOUDFLARE_API_TOKEN, "").strip()
+    if bool(account) != bool(token):
+        missing = ENV_CLOUDFLARE_API_TOKEN if account else ENV_CLOUDFLARE_ACCOUNT_ID
+        present = ENV_CLOUDFLARE_ACCOUNT_ID if account else ENV_CLOUDFLARE_API_TOKEN
+        raise SettingsError(
+            f"{present} is set but {missing} is not (the Cloudflare API needs both)"
+        )
+    api_url = reader.string("cloudflare", data, "api_url") or DEFAULT_CLOUDFLARE_API_URL
+    if not re.match(r"^https?://", api_url):
+        raise reader.fail("cloudflare", "api_url", f"expected an http(s) URL, got {api_url!r}")
+    notifications = {
+        name: reader.string("cloudflare", data, name) or default
+        for name, default in (
+            ("host_notification", DEFAULT_HOST_NOTIFICATION),
+            ("ncmec_notification", DEFAULT_NCMEC_NOTIFICATION),
+            ("owner_notification", DEFAULT_OWNER_NOTIFICATION),
+        )
+    }
+    for name, value in notifications.items():
+        allowed = NOTIFICATIONS if name == "owner_notification" else ("send", "send-anon")
+        if value not in allowed:
+            raise reader.fail(
+                "cloudflare", name, f"expected one of {', '.join(allowed)}, got {value!r}"
+            )
+    options = {
+        "api_url": api_url,
+        **notifications,
+        "attempts": reader.integer("cloudflare", data, "attempts", DEFAULT_CLOUDFLARE_ATTEMPTS),
+        "timeout": reader.duration("cloudflare", data, "timeout", DEFAULT_CLOUDFLARE_TIMEOUT),
+        "backoff": reader.duration("cloudflare", data, "backoff", DEFAULT_CLOUDFLARE_BACKOFF),
+    }
+    if not account:
+        return None
+    return {"account_id": account, "api_token": token, **options}

@@ -294,8 +294,9 @@ def demo(as_json: JsonOption = False) -> None:
             "images found" + (f"; missed: {', '.join(missed)}" if missed else "")
         )
         out.print(
-            f"takedown notices: {notices.stats.sent} written to {notices.outbox} "
-            f"(one .eml and one .json each; {notices.stats.already_sent} already sent before)",
+            f"takedown notices: {len(notices.stats.awaiting_manual)} written to "
+            f"{notices.outbox} (one .eml and one .json each, to send by hand; "
+            f"{notices.stats.already_sent} already written before)",
             markup=False,
         )
     if not result.ok or missed:

@@ -1,6 +1,6 @@
 """``hotline notices``: list the takedown notices, show one with its whole timeline, resend
 one, reopen a closed one whose content is back, classify one that waits for its X-ARF
-classification."""
+classification, mark one prepared for sending by hand as sent."""
 
 from __future__ import annotations
 
@@ -23,12 +23,20 @@ from hotline.errors import UsageError
 from store.clock import iso
 from store.lists import CLASSIFICATIONS, normalise_classification
 from takedown.notice import reference_for
-from takedown.notices import STATUSES, Notice, NoticeNotFound, NoticeStore
+from takedown.notices import (
+    STATUSES,
+    LockBusy,
+    NotAwaitingManual,
+    Notice,
+    NoticeNotFound,
+    NoticeStore,
+)
 
 __all__ = ["notices_app"]
 
 notices_app = typer.Typer(
-    help="Takedown notices: list them, show one's whole timeline, resend, reopen, classify.",
+    help="Takedown notices: list them, show one's whole timeline, resend, reopen, classify, "
+    "mark sent by hand.",
     no_args_is_help=True,
 )
 
@@ -101,6 +109,7 @@ def notices_show(
         timeline = takedown.store.timeline(notice.id)
     if as_json:
         data = notice.as_json()
+        data.update(_manual_json(notice))
         data["hit"] = notice.hit.as_json()
         data["classification"] = notice.fields.get("classification") or None
         data["timeline"] = [event.to_dict() for event in timeline]
@@ -128,6 +137,7 @@ def notices_show(
         rows.append(
             ("time to removal", f"between {duration_cell(lower)} and {duration_cell(upper)}")
         )
+    rows.extend(_manual_rows(notice))
     if notice.fields.get("last_error"):
         rows.append(("last error", notice.fields["last_error"]))
     out.print(details_table(rows, title=f"notice {reference_for(notice.id)} ({notice.id})"))
@@ -201,7 +211,7 @@ def notices_reopen(
             f"notice {reference_for(notice.id)}: reopened, {outcome} (status {after.status})",
             markup=False,
         )
-    if outcome != "sent":
+    if outcome not in {"sent", "awaiting_manual"}:
         raise typer.Exit(1)
 
 
@@ -268,3 +278,87 @@ def notices_classify(
         )
     if outcome != "sent":
         raise typer.Exit(1)
+
+
+# -- sending by hand -----------------------------------------------------------------------
+
+
+def _form_url(notice: Notice) -> str | None:
+    route = notice.route
+    recipient = None if route is None else route.recipient
+    return None if recipient is None else recipient.form_url
+
+
+def _manual_json(notice: Notice) -> dict[str, str | None]:
+    """The form URL and where a prepared notice waits, for ``notices show --json``."""
+    return {
+        "form_url": _form_url(notice) if notice.fields.get("channel") == "form" else None,
+        "prepared_at": iso(float(notice.fields["prepared_at"]))
+        if notice.fields.get("prepared_at")
+        else None,
+        "manual_destination": notice.fields.get("manual_destination") or None,
+        "marked_sent_by": notice.fields.get("marked_sent_by") or None,
+    }
+
+
+def _manual_rows(notice: Notice) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    form_url = _form_url(notice)
+    if notice.fields.get("channel") == "form" and form_url:
+        rows.append(("abuse form", form_url))
+    if notice.status == "awaiting_manual":
+        where = notice.fields.get("manual_destination") or "-"
+        rows.append(
+            (
+                "to do",
+                f"send it by hand ({where}), then: hotline notices mark-sent "
+                f"{reference_for(notice.id)}",
+            )
+        )
+    if notice.fields.get("marked_sent_by"):
+        rows.append(("sent by hand", notice.fields["marked_sent_by"]))
+    return rows
+
+
+@notices_app.command("mark-sent")
+def notices_mark_sent(
+    notice_id: NoticeIdArgument,
+    note: Annotated[
+        str | None,
+        typer.Option("--note", help="What was done, for the timeline (e.g. the form's ticket)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record that a notice prepared for sending by hand (outbox or web form) was sent.
+
+    The notice must be awaiting_manual. It becomes sent, with your name and the time in its
+    timeline, and its rechecks (and later reminders) start as for a notice the notifier sent.
+    """
+    with open_takedown_session(need_sender=False) as takedown:
+        notice = _find(takedown.store, notice_id)
+        actor = f"analyst@{takedown.consumer}"
+        recheck_at = takedown.store.clock() + takedown.settings.recheck_delay(0)
+        try:
+            after = takedown.store.mark_sent(
+                notice.id, actor=actor, recheck_at=recheck_at, note=(note or "").strip()
+            )
+        except NotAwaitingManual as exc:
+            raise UsageError(str(exc)) from None
+        except LockBusy as exc:
+            raise UsageError(f"{exc}; try again in a moment") from None
+    sent_at = after.time("sent_at")
+    data = {
+        "id": after.id,
+        "status": after.status,
+        "sent_at": None if sent_at is None else iso(sent_at),
+        "marked_sent_by": actor,
+        "first_recheck": iso(recheck_at),
+    }
+    if as_json:
+        out.print_json(data=data)
+        return
+    out.print(
+        f"notice {reference_for(after.id)}: marked sent by {actor}; first recheck at "
+        f"{iso(recheck_at)}",
+        markup=False,
+    )

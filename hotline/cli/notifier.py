@@ -50,8 +50,10 @@ def notifier(
     """Send a takedown notice for every confirmed hit, exactly once per incident.
 
     Runs until stopped (Ctrl-C or SIGTERM) unless --once is given. Notices go to the provider
-    the directory or RDAP names, by SMTP, webhook or into the outbox directory. Running, it
-    also purges expired records once a day, as `hotline purge` does (one notifier at a time).
+    the directory or RDAP names, by SMTP, webhook or Cloudflare's abuse API; those written to
+    the outbox directory or prepared for a web form wait (awaiting_manual) until sent by hand
+    and marked with `hotline notices mark-sent`. Running, it also purges expired records once
+    a day, as `hotline purge` does (one notifier at a time).
     """
     with open_takedown_session(consumer=consumer) as takedown:
         worker = takedown.notifier()
@@ -73,6 +75,14 @@ def notifier(
                 with _daily_purge(takedown, f"notifier@{worker.consumer}", stop, quiet=as_json):
                     stats = worker.run(once=once, stop=stop, on_batch=progress)
     emit(stats.as_dict(), _stats_line(stats), as_json=as_json)
+    if not as_json:
+        for notice_id, where in stats.awaiting_manual.items():
+            ref = reference_for(notice_id)
+            out.print(
+                f"{ref}: prepared for sending by hand ({where}); once sent: "
+                f"hotline notices mark-sent {ref}",
+                markup=False,
+            )
 
 
 @contextmanager
@@ -113,6 +123,7 @@ def _daily_purge(
 def _stats_line(stats: NotifierStats) -> str:
     parts = [
         f"sent {stats.sent}",
+        f"awaiting manual sending {len(stats.awaiting_manual)}",
         f"already sent {stats.already_sent}",
         f"unroutable {stats.unroutable}",
         f"retrying {stats.retrying}",

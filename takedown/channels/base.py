@@ -7,6 +7,10 @@ rendered notice with :meth:`~DeliveryChannel.deliver` and releases what it holds
 delivers a notice, a single channel or the :class:`~takedown.channels.dispatch.Deliverer`
 that picks one per recipient.
 
+:data:`MANUAL_CHANNELS` are the channels that only *prepare* a notice (``outbox``, ``form``):
+a person sends it, so a receipt from one of them leaves the notice ``awaiting_manual`` until
+``hotline notices mark-sent`` (:func:`is_manual`).
+
 Also here: :func:`is_loopback` (plain-text credentials and plain ``http://`` are allowed only
 to loopback), :func:`excerpt` (a server's reply or an error, cut to :data:`EXCERPT_CHARS` for
 a one-line message) and the notice's JSON form (:func:`notice_payload`, :func:`encode_payload`)
@@ -25,17 +29,21 @@ from takedown.model import Channel, DeliveryReceipt, OutgoingNotice
 
 __all__ = [
     "EXCERPT_CHARS",
+    "MANUAL_CHANNELS",
     "Delivers",
     "DeliveryChannel",
     "encode_payload",
     "excerpt",
     "is_loopback",
+    "is_manual",
     "notice_payload",
     "payload_json",
 ]
 
 #: Characters of a server's reply, a response body or an error quoted in an error message.
 EXCERPT_CHARS = 200
+#: Channels whose receipt means "prepared for a person to send", not "sent".
+MANUAL_CHANNELS: frozenset[Channel] = frozenset({"outbox", "form"})
 
 
 class Delivers(Protocol):
@@ -56,6 +64,12 @@ class DeliveryChannel(Delivers, Protocol):
     name: ClassVar[Channel]
 
     def close(self) -> None: ...
+
+
+def is_manual(receipt: DeliveryReceipt) -> bool:
+    """True when ``receipt`` comes from a channel that only prepared the message
+    (:data:`MANUAL_CHANNELS`): nobody has sent it yet."""
+    return receipt.channel in MANUAL_CHANNELS
 
 
 def is_loopback(host: str) -> bool:

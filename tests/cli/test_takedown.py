@@ -46,8 +46,12 @@ def test_default_delivery_is_the_outbox(
     queued.enqueue(first)
     result = run_cli(["notifier", "--once", "--json"], env)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["sent"] == 1
+    stats = json.loads(result.stdout)
     outbox = tmp_path / "data" / "outbox"
+    assert stats["sent"] == 0
+    assert stats["awaiting_manual"] == {
+        first.incident: str(outbox / f"{first.incident}.notice.0.eml")
+    }
     eml = outbox / f"{first.incident}.notice.0.eml"
     payload = json.loads((outbox / f"{first.incident}.notice.0.json").read_text())
     message = message_from_bytes(eml.read_bytes(), policy=policy.default)
@@ -58,6 +62,8 @@ def test_default_delivery_is_the_outbox(
     assert oct(eml.stat().st_mode & 0o777) == "0o600"
     shown = json.loads(run_cli(["notices", "show", first.incident[:8], "--json"], env).stdout)
     assert shown["channel"] == "smtp"
+    assert shown["status"] == "awaiting_manual"
+    assert shown["timeline"][-1]["event"] == "prepared"
     assert shown["timeline"][-1]["detail"].startswith("outbox")
 
 
@@ -180,7 +186,9 @@ def test_demo_writes_one_notice_per_hit_to_its_outbox(env: dict[str, str], tmp_p
     data = json.loads(result.stdout)
     assert data["missed"] == []
     incidents = {h["incident"] for h in data["hits"]}
-    assert data["notices"]["sent"] == len(incidents) > 0
+    # Written to the outbox is prepared, not sent: each waits for an analyst's mark-sent.
+    assert set(data["notices"]["awaiting_manual"]) == incidents
+    assert data["notices"]["sent"] == 0 < len(incidents)
     outbox = Path(data["notices"]["outbox"])
     assert outbox == tmp_path / "data" / "demo-outbox"
     written = {p.name.split(".")[0] for p in outbox.glob("*.notice.0.eml")}

@@ -346,7 +346,11 @@ def test_builtin_cdns_are_cloudflare_published_ranges() -> None:
     assert [p.name for p in cdns] == ["Cloudflare"]
     cloudflare = cdns.providers[0]
     assert cloudflare.cdn
-    assert cloudflare.recipient() == Recipient("Cloudflare", "abuse@cloudflare.com", "smtp", "en")
+    # Never e-mail (Cloudflare auto-replies with a pointer to its form and API): its API,
+    # with its abuse form as the fallback.
+    assert cloudflare.recipient() == Recipient(
+        "Cloudflare", None, "cloudflare", "en", form_url="https://abuse.cloudflare.com/"
+    )
     versions = {n.version for n in cloudflare.cidrs}
     assert versions == {4, 6}
     for inside, network in [

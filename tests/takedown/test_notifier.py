@@ -407,17 +407,21 @@ def test_webhook_provider_gets_a_signed_post_with_the_idempotency_key(rig: Rig) 
 
 def test_outbox_fallback_when_the_wanted_channel_is_not_configured(rig: Rig) -> None:
     hit = make_hit(1)
-    rig.enqueue(hit)
+    entry_id = rig.enqueue(hit)
     stats = rig.notifier(smtp=False, fallback_to_outbox=True).run(once=True)
-    assert stats.sent == 1
     stem = f"{hit.incident}.notice.0"
+    # Written to the outbox is prepared, not sent: acknowledged, waiting for mark-sent.
+    assert stats.sent == 0
+    assert stats.awaiting_manual == {hit.incident: str(rig.outbox_dir / f"{stem}.eml")}
+    assert entry_id not in rig.pending()
     assert sorted(p.name for p in rig.outbox_dir.iterdir()) == [f"{stem}.eml", f"{stem}.json"]
     eml = (rig.outbox_dir / f"{stem}.eml").read_bytes()
     assert message_id_for(TEST_IDENTITY, hit.incident, "notice", 0).encode() in eml
     assert ALPHA.encode() in eml
     meta = json.loads((rig.outbox_dir / f"{stem}.json").read_text(encoding="utf-8"))
     assert hit.incident in json.dumps(meta)
-    assert rig.store.status(hit.incident) == "sent"
+    assert rig.store.status(hit.incident) == "awaiting_manual"
+    assert rig.client.zscore(rig.keys.recheck, hit.incident) is None
     assert "no smtp channel configured" in rig.store.timeline(hit.incident)[-1].detail
     assert rig.smtp.messages == []
 

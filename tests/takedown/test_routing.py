@@ -171,7 +171,9 @@ def test_cloudflare_ranges_route_to_cloudflare(
     assert route.method == "cdn"
     assert route.cdn == route.provider == "Cloudflare"
     assert route.network == network
-    assert route.recipient == Recipient("Cloudflare", "abuse@cloudflare.com", "smtp", "en")
+    assert route.recipient == Recipient(
+        "Cloudflare", None, "cloudflare", "en", form_url="https://abuse.cloudflare.com/"
+    )
     assert mentions(route, "published by Cloudflare", "forwards it to the origin host")
 
 
