@@ -30,7 +30,7 @@ Channel = Literal["smtp", "webhook", "outbox"]
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
 
 RouteMethod = Literal[
-    "directory-domain", "directory-cidr", "directory-asn", "cdn", "rdap", "unroutable"
+    "directory-domain", "directory-cidr", "directory-asn", "cdn", "rdap", "unroutable", "approved"
 ]
 ROUTE_METHODS: tuple[RouteMethod, ...] = get_args(RouteMethod)
 
@@ -44,7 +44,9 @@ class Recipient:
 
     ``address`` is the abuse mailbox (needed for ``smtp``; recorded for the others);
     ``webhook_url`` is needed for ``webhook``. ``language`` picks the notice template
-    (``en``, ``de``, ...).
+    (``en``, ``de``, ...). ``fallbacks`` are further abuse addresses of the same provider
+    (RDAP records often list several), tried in order when mail to ``address`` is refused
+    permanently.
     """
 
     provider: str
@@ -52,6 +54,7 @@ class Recipient:
     channel: Channel
     language: str = "en"
     webhook_url: str | None = None
+    fallbacks: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +67,7 @@ class Recipient:
             channel=data["channel"],
             language=str(data.get("language") or "en"),
             webhook_url=data.get("webhook_url"),
+            fallbacks=tuple(str(a) for a in data.get("fallbacks") or ()),
         )
 
 
@@ -76,7 +80,10 @@ class Route:
     analyst can read (``hotline providers lookup`` prints it). ``registrar_abuse`` is the
     domain registrar's abuse address, kept for escalation; ``upstream_abuse`` the abuse address
     of the network above the hosting provider (the RDAP parent network or the directory's
-    ``upstream``), also for escalation.
+    ``upstream``), also for escalation. ``as_name`` is the AS's name from the IP-to-AS
+    table. ``suggested`` is offered when nobody was found (RFC 2142 ``abuse@`` the registrable
+    domain): never used until an analyst approves it (``hotline notices approve-route``), which
+    makes it the recipient with method ``approved``.
     """
 
     host: str
@@ -91,6 +98,8 @@ class Route:
     registrar_abuse: str | None = None
     upstream_abuse: str | None = None
     trail: tuple[str, ...] = field(default_factory=tuple)
+    as_name: str | None = None
+    suggested: Recipient | None = None
 
     @property
     def routable(self) -> bool:
@@ -100,6 +109,7 @@ class Route:
         out = asdict(self)
         out["trail"] = list(self.trail)
         out["recipient"] = None if self.recipient is None else self.recipient.to_dict()
+        out["suggested"] = None if self.suggested is None else self.suggested.to_dict()
         return out
 
     def to_json(self) -> str:
@@ -108,6 +118,7 @@ class Route:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Route:
         recipient = data.get("recipient")
+        suggested = data.get("suggested")
         asn = data.get("asn")
         return cls(
             host=str(data["host"]),
@@ -122,6 +133,8 @@ class Route:
             registrar_abuse=data.get("registrar_abuse"),
             upstream_abuse=data.get("upstream_abuse"),
             trail=tuple(data.get("trail") or ()),
+            as_name=data.get("as_name"),
+            suggested=None if suggested is None else Recipient.from_dict(suggested),
         )
 
     @classmethod
