@@ -93,10 +93,10 @@ class IpToAsn:
             sources.append(str(path))
             try:
                 table._add_lines(_read_lines(path), str(path))
-            except OSError as exc:
-                raise Ip2AsnError(f"{path}: cannot read: {exc.strerror or exc}") from None
             except (EOFError, gzip.BadGzipFile) as exc:
                 raise Ip2AsnError(f"{path}: not a readable gzip file: {exc}") from None
+            except OSError as exc:
+                raise Ip2AsnError(f"{path}: cannot read: {exc.strerror or exc}") from None
         table.sources = tuple(sources)
         table._freeze()
         return table

@@ -554,9 +554,9 @@ def _walk_entities(obj: Mapping[str, Any], depth: int = 0) -> Iterator[Mapping[s
 
 def _abuse_emails(obj: Mapping[str, Any]) -> tuple[str, ...]:
     """E-mail addresses of every ``abuse`` entity under ``obj`` and every e-mail typed
-    ``abuse`` in any entity, in document order, unique (ignoring case)."""
+    ``abuse`` in ``obj`` or any entity under it, in document order, unique (ignoring case)."""
     out: dict[str, str] = {}
-    for entity in _walk_entities(obj):
+    for entity in (obj, *_walk_entities(obj)):
         abuse_entity = "abuse" in _roles(entity)
         for params, email in _vcard_items(entity, "email"):
             if abuse_entity or "abuse" in _param_types(params):
