@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from takedown.channels.dispatch import Deliverer
 from takedown.channels.outbox import OutboxChannel, OutboxSettings
 from takedown.channels.smtp import SmtpChannel, SmtpSettings
 from takedown.directory import ProviderDirectory
+from takedown.model import Recipient, Route
 from takedown.notice import NoticeFacts, NoticeRenderer
 from takedown.notices import NoticeStore
 from takedown.notifier import NoticeSender, Notifier
@@ -164,3 +166,35 @@ def test_an_ip_literal_host_has_no_suggestion_to_approve(
         with pytest.raises(QueueError, match="has no suggested recipient"):
             notifier.approve_route(hit.incident, actor="analyst@alice")
     assert smtp_server.messages == []
+
+
+def test_notices_show_the_as_name_in_text_and_xarf() -> None:
+    hit = make_hit(6, url="http://img.example.net/6.jpg")
+    route = Route(
+        host="img.example.net",
+        ip=HOST_A,
+        method="rdap",
+        recipient=Recipient("img.example.net", "abuse@example.net", "smtp"),
+        asn=64500,
+        as_name="EXAMPLE-AS Example Hosting",
+    )
+    facts = NoticeFacts(
+        notice_id=hit.incident,
+        hit=hit,
+        route=route,
+        first_seen="2026-11-22T10:00:00Z",
+        last_verified="2026-11-22T11:00:00Z",
+        kind="notice",
+        sequence=0,
+        sent_first=None,
+        created="2026-11-22T11:01:00Z",
+    )
+    for language in ("en", "de"):
+        recipient = Recipient("img.example.net", "abuse@example.net", "smtp", language)
+        rendered = NoticeRenderer(TEST_IDENTITY).render(
+            replace(facts, route=replace(route, recipient=recipient))
+        )
+        assert "AS64500 (EXAMPLE-AS Example Hosting)" in rendered.text
+    without_provider = NoticeRenderer(TEST_IDENTITY).render(facts)
+    assert without_provider.xarf["asn"] == 64500
+    assert without_provider.xarf["hosting_provider"] == "EXAMPLE-AS Example Hosting"
