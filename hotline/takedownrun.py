@@ -25,6 +25,7 @@ from pathlib import Path
 from hotline.config import Config
 from hotline.errors import UsageError
 from hotline.services import Session
+from takedown.bootstrap import BOOTSTRAP_DIR_NAME, Bootstrap, BootstrapError
 from takedown.cdn import load_builtin_cdns
 from takedown.channels.availability import ChannelAwareRouter
 from takedown.channels.cloudflare import CloudflareChannel, CloudflareSettings, RedisReportLedger
@@ -34,6 +35,7 @@ from takedown.channels.smtp import SmtpChannel, SmtpSettings
 from takedown.channels.webhook import WebhookChannel, WebhookSettings
 from takedown.directory import ProviderDirectory
 from takedown.errors import DirectoryError, TemplateError
+from takedown.ip2asn import Ip2AsnError, IpToAsn
 from takedown.model import CHANNELS
 from takedown.notice import NoticeFacts, NoticeRenderer
 from takedown.notices import NoticeStore
@@ -92,21 +94,52 @@ def _directory(settings: TakedownSettings) -> ProviderDirectory:
         raise UsageError(str(exc)) from None
 
 
+def _asn_table(settings: TakedownSettings) -> IpToAsn | None:
+    if not settings.ip_to_asn:
+        return None
+    try:
+        return IpToAsn.load(settings.ip_to_asn)
+    except Ip2AsnError as exc:
+        raise UsageError(str(exc)) from None
+
+
 @contextmanager
-def open_router(session: Session, settings: TakedownSettings) -> Iterator[ChannelAwareRouter]:
+def open_router(
+    session: Session, settings: TakedownSettings, *, data_dir: Path | None = None
+) -> Iterator[ChannelAwareRouter]:
     """The router for this configuration (the RDAP client closed at the end); its routes name
-    only channels this configuration can use (Cloudflare falls back to its form)."""
+    only channels this configuration can use (Cloudflare falls back to its form). The RDAP
+    bootstrap files ``hotline rdap update`` wrote under ``data_dir`` win over the shipped ones."""
     with ExitStack() as stack:
         rdap = None
         if settings.rdap_url:
             cache = RedisRdapCache(
-                session.client, session.keys.prefix, ttl=int(settings.rdap_cache_ttl) or 1
+                session.client,
+                session.keys.prefix,
+                ttl=int(settings.rdap_cache_ttl) or 1,
+                max_entries=settings.rdap_cache_entries,
             )
+            try:
+                bootstrap = Bootstrap.load(
+                    None if data_dir is None else data_dir / BOOTSTRAP_DIR_NAME
+                )
+            except BootstrapError as exc:
+                raise UsageError(str(exc)) from None
             rdap = stack.enter_context(
-                RdapClient(settings.rdap_url, timeout=settings.rdap_timeout, cache=cache)
+                RdapClient(
+                    settings.rdap_url,
+                    bootstrap=bootstrap,
+                    timeout=settings.rdap_timeout,
+                    cache=cache,
+                    cache_ttl=settings.rdap_cache_ttl,
+                    negative_ttl=settings.rdap_negative_ttl,
+                )
             )
         available = [c for c in CHANNELS if c != "cloudflare" or settings.cloudflare]
-        yield ChannelAwareRouter(Router(_directory(settings), load_builtin_cdns(), rdap), available)
+        router = Router(
+            _directory(settings), load_builtin_cdns(), rdap, asn_table=_asn_table(settings)
+        )
+        yield ChannelAwareRouter(router, available)
 
 
 def _cloudflare(settings: TakedownSettings, store: NoticeStore) -> CloudflareChannel | None:
@@ -160,7 +193,7 @@ def open_takedown(
     outbox_dir = settings.outbox_dir or (config.data_dir / OUTBOX_DIR_NAME)
     store = NoticeStore(session.client, session.keys)
     with ExitStack() as stack:
-        router = stack.enter_context(open_router(session, settings))
+        router = stack.enter_context(open_router(session, settings, data_dir=config.data_dir))
         sender = None
         if settings.identity is not None:
             try:

@@ -10,7 +10,8 @@
                                    reach private and loopback addresses (default no)
 ``HOTLINE_CONFIG``                 the TOML configuration of notices (default: ``hotline.toml``
                                    in the data directory, when it exists)
-``HOTLINE_RDAP_URL``               RDAP base URL (``""`` turns RDAP off); read by
+``HOTLINE_RDAP_URL``               RDAP: ``bootstrap`` (the IANA registry, the default), a
+                                   base URL for every query, or ``""`` (off); read by
                                    ``takedown.settings``
 ``HOTLINE_SMTP_PASSWORD``          the SMTP password; read by ``takedown.settings``
 ``HOTLINE_WEBHOOK_SECRET``         the key webhook notices are signed with; read by

@@ -47,7 +47,8 @@ Layout (``P`` is the prefix)::
     P notice:<id>:lock      string   held by the process sending for this notice
     P audit                 stream   every state change of every notice, with time and actor
     P recheck               zset     notice id scored by the unix time its next recheck is due
-    P rdap:<kind>:<value>   string   cached RDAP document (JSON), with a TTL
+    P rdap:doc:<query URL>  string   cached RDAP answer (JSON), with a TTL
+    P rdap:index:entries    zset     the cached answers' keys by time stored (for the bound)
     P purge:lock            string   held by the process purging expired records (with a TTL)
     P purge:last            string   unix time the last purge finished (daily purges run once)
     P schedules             set      names of the crawl schedules

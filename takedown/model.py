@@ -30,7 +30,7 @@ Channel = Literal["smtp", "webhook", "outbox", "form", "cloudflare"]
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
 
 RouteMethod = Literal[
-    "directory-domain", "directory-cidr", "directory-asn", "cdn", "rdap", "unroutable"
+    "directory-domain", "directory-cidr", "directory-asn", "cdn", "rdap", "unroutable", "approved"
 ]
 ROUTE_METHODS: tuple[RouteMethod, ...] = get_args(RouteMethod)
 
@@ -45,7 +45,9 @@ class Recipient:
     ``address`` is the abuse mailbox (needed for ``smtp``; recorded for the others);
     ``webhook_url`` is needed for ``webhook``; ``form_url`` is the abuse desk's web form, for
     ``form`` (and for ``cloudflare``, whose fallback it is). ``language`` picks the notice
-    template (``en``, ``de``, ...).
+    template (``en``, ``de``, ...). ``fallbacks`` are further abuse addresses of the same
+    provider (RDAP records often list several), tried in order when mail to ``address`` is
+    refused permanently.
     """
 
     provider: str
@@ -54,6 +56,7 @@ class Recipient:
     language: str = "en"
     webhook_url: str | None = None
     form_url: str | None = None
+    fallbacks: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +70,7 @@ class Recipient:
             language=str(data.get("language") or "en"),
             webhook_url=data.get("webhook_url"),
             form_url=data.get("form_url"),
+            fallbacks=tuple(str(a) for a in data.get("fallbacks") or ()),
         )
 
 
@@ -79,7 +83,10 @@ class Route:
     analyst can read (``hotline providers lookup`` prints it). ``registrar_abuse`` is the
     domain registrar's abuse address, kept for escalation; ``upstream_abuse`` the abuse address
     of the network above the hosting provider (the RDAP parent network or the directory's
-    ``upstream``), also for escalation.
+    ``upstream``), also for escalation. ``as_name`` is the AS's name from the IP-to-AS
+    table. ``suggested`` is offered when nobody was found (RFC 2142 ``abuse@`` the registrable
+    domain): never used until an analyst approves it (``hotline notices approve-route``), which
+    makes it the recipient with method ``approved``.
     """
 
     host: str
@@ -94,6 +101,8 @@ class Route:
     registrar_abuse: str | None = None
     upstream_abuse: str | None = None
     trail: tuple[str, ...] = field(default_factory=tuple)
+    as_name: str | None = None
+    suggested: Recipient | None = None
 
     @property
     def routable(self) -> bool:
@@ -103,6 +112,7 @@ class Route:
         out = asdict(self)
         out["trail"] = list(self.trail)
         out["recipient"] = None if self.recipient is None else self.recipient.to_dict()
+        out["suggested"] = None if self.suggested is None else self.suggested.to_dict()
         return out
 
     def to_json(self) -> str:
@@ -111,6 +121,7 @@ class Route:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Route:
         recipient = data.get("recipient")
+        suggested = data.get("suggested")
         asn = data.get("asn")
         return cls(
             host=str(data["host"]),
@@ -125,6 +136,8 @@ class Route:
             registrar_abuse=data.get("registrar_abuse"),
             upstream_abuse=data.get("upstream_abuse"),
             trail=tuple(data.get("trail") or ()),
+            as_name=data.get("as_name"),
+            suggested=None if suggested is None else Recipient.from_dict(suggested),
         )
 
     @classmethod

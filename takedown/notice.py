@@ -34,7 +34,8 @@ notice was found online again, n-th time), ``sequence``, ``reference`` (``HL-`` 
 the first 12 hex digits of the incident id), ``notice_id``, ``hotline`` (the
 :class:`~takedown.model.HotlineIdentity`), ``recipient`` (:class:`~takedown.model.Recipient`),
 ``language``, ``image_url`` (the image URL, ``""`` for a ``data:`` image), ``page_url``,
-``removal_url``, ``is_data_url``, ``data_media_type``, ``host``, ``ip``, ``asn``, ``provider``,
+``removal_url``, ``is_data_url``, ``data_media_type``, ``host``, ``ip``, ``asn``, ``as_name``
+(the AS's name from the IP-to-AS table, ``""`` when unknown), ``provider``,
 ``network``, ``cdn``, ``registrar``, ``registrar_abuse``, ``upstream_abuse``,
 ``escalation_role`` (``upstream``/``registrar``/``other``, escalations only, else ``""``),
 ``first_seen``, ``last_verified``, ``sent_first`` (``""`` for a first notice), ``created``
@@ -327,6 +328,7 @@ class NoticeRenderer:
             "host": route.host,
             "ip": route.ip or hit.ip or "",
             "asn": route.asn,
+            "as_name": route.as_name or "",
             "provider": route.provider or "",
             "network": route.network or "",
             "cdn": route.cdn or ("unknown CDN" if route.method == "cdn" else ""),

@@ -37,7 +37,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, cast
 
 import redis
@@ -416,10 +416,18 @@ class Notifier:
             handled += 1
         return handled
 
-    def send_first(self, notice_id: str, *, resumed: bool = False, entry_id: str = "") -> str:
-        """Classify, route and deliver the first notice; returns sent, awaiting_manual
-        (prepared for sending by hand), already (someone else sent or prepared it),
-        unclassified, unroutable, retrying or dead. The caller holds the notice's lock."""
+    def send_first(
+        self,
+        notice_id: str,
+        *,
+        resumed: bool = False,
+        entry_id: str = "",
+        route: Route | None = None,
+    ) -> str:
+        """Classify, route (unless ``route`` is given) and deliver the first notice; returns
+        sent, awaiting_manual (prepared for sending by hand), already (someone else sent or
+        prepared it), unclassified, unroutable, retrying or dead. The caller holds the
+        notice's lock."""
         notice = self.store.get(notice_id)
         if (
             notice.status in OPEN_STATUSES
@@ -442,7 +450,8 @@ class Notifier:
             if not self._classify_automatically(notice):
                 return "unclassified"
             notice = self.store.get(notice_id)
-        route = self.router.route(route_target(notice.hit), notice.hit.ip or None)
+        if route is None:
+            route = self.router.route(route_target(notice.hit), notice.hit.ip or None)
         self.store.routed(notice_id, route, actor=self.actor)
         if route.recipient is None:
             self.stats.unroutable += 1
@@ -461,7 +470,10 @@ class Notifier:
         try:
             receipt = self.sender.deliver(notice, outgoing)
         except DeliveryError as exc:
-            return self._failed(notice_id, entry_id, None, str(exc), permanent=exc.permanent)
+            fallback = self._to_fallbacks(notice, route, exc, outgoing) if exc.permanent else None
+            if fallback is None:
+                return self._failed(notice_id, entry_id, None, str(exc), permanent=exc.permanent)
+            outgoing, receipt = fallback
         if is_manual(receipt):
             return self._prepared(notice_id, receipt, outgoing)
         delay = self.settings.recheck_delay(0)
@@ -677,6 +689,68 @@ class Notifier:
                 detail=f"{chosen}{change} by {actor}" + (f": {reason}" if reason else ""),
             )
             return self.send_first(notice_id)
+
+    def _to_fallbacks(
+        self, notice: Notice, route: Route, error: DeliveryError, refused: OutgoingNotice
+    ) -> tuple[OutgoingNotice, DeliveryReceipt] | None:
+        """After a permanent refusal, the recipient's further abuse addresses in order; the
+        first that accepts wins. ``None`` when there are none or all refuse."""
+        recipient = route.recipient
+        if recipient is None or recipient.channel != "smtp":
+            return None
+        failed, last = recipient.address, error
+        for index, address in enumerate(recipient.fallbacks):
+            self.store.record(
+                notice.id,
+                "fallback",
+                actor=self.actor,
+                detail=f"{failed} refused the notice permanently ({last}); trying {address}",
+            )
+            nxt = replace(recipient, address=address, fallbacks=recipient.fallbacks[index + 1 :])
+            outgoing = self.sender.render(
+                notice, route, kind=refused.kind, sequence=refused.sequence, recipient=nxt
+            )
+            try:
+                return outgoing, self.sender.deliver(notice, outgoing)
+            except DeliveryError as exc:
+                if not exc.permanent:
+                    return None
+                failed, last = address, exc
+        return None
+
+    def approve_route(self, notice_id: str, *, actor: str) -> str:
+        """An analyst approves the suggested recipient of an unroutable notice (RFC 2142
+        ``abuse@`` its domain): recorded with the analyst's name, then sent like a routed
+        notice. Returns the outcome of :meth:`send_first`; raises ``QueueError`` when the
+        notice is not unroutable or has no suggestion."""
+        notice = self.store.get(notice_id)
+        route = notice.route
+        if notice.status != "unroutable" or route is None or route.suggested is None:
+            why = (
+                f"it is {notice.status}"
+                if notice.status != "unroutable"
+                else "its route has no suggested recipient"
+            )
+            raise QueueError(f"notice {notice_id}: no route to approve: {why}")
+        suggested = route.suggested
+        approved = replace(
+            route,
+            method="approved",
+            recipient=suggested,
+            provider=route.provider or suggested.provider,
+            suggested=None,
+            trail=(*route.trail, f"approved by {actor}: {suggested.address} receives the notice"),
+        )
+        with self.store.lock(notice_id, owner=self.consumer):
+            self.store.record(
+                notice_id,
+                "route_approved",
+                actor=actor,
+                status="queued",
+                fields={"attempts": 0},
+                detail=f"suggested recipient {suggested.address} approved",
+            )
+            return self.send_first(notice_id, route=approved)
 
 
 def _lenient_text(value: bytes | str) -> str:

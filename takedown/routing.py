@@ -7,9 +7,17 @@ an analyst can read:
 2. the directory, by network (longest prefix; entries marked ``cdn`` included);
 3. the built-in CDN ranges: the CDN's abuse desk receives the notice and forwards it to the
    origin host;
-4. RDAP for the address: an origin AS number listed in the directory routes to that provider
-   (``directory-asn``), else the network's RDAP abuse contact receives it (``rdap``);
-5. nobody (``unroutable``): the notice waits for an analyst.
+4. the directory, by AS number: the AS announcing the address, from the hotline's offline
+   IP-to-AS table (:mod:`takedown.ip2asn`), listed in a provider's ``asns`` (``directory-asn``);
+5. RDAP for the address (the registry the IANA bootstrap names): an origin AS number listed in
+   the directory routes to that provider (``directory-asn``), else the network's RDAP abuse
+   contact receives it (``rdap``), its further abuse addresses kept as fallbacks;
+6. nobody (``unroutable``): the notice waits for an analyst. When the host has a registrable
+   domain, ``abuse@`` that domain (RFC 2142) is offered as the route's ``suggested`` recipient,
+   which is never used until an analyst approves it.
+
+The AS number and name from the IP-to-AS table are set on every route whose address is in the
+table, whatever decided the recipient, so notices can show them.
 
 Independently of the outcome, when RDAP is available the registrable domain's registrar and its
 abuse address are looked up for escalation, and a directory provider's ``upstream`` becomes the
@@ -33,6 +41,7 @@ import tldextract
 from store.text import one_line
 from takedown.directory import Provider, ProviderDirectory
 from takedown.errors import RdapError
+from takedown.ip2asn import IpToAsn
 from takedown.model import Channel, Recipient, Route, RouteMethod
 from takedown.rdap import IpNetworkInfo, RdapClient, RdapNotFound
 
@@ -51,6 +60,8 @@ Resolver = Callable[[str], list[str]]
 #: Channel and template language for a recipient found only through RDAP.
 RDAP_CHANNEL: Channel = "smtp"
 RDAP_LANGUAGE = "en"
+#: The mailbox RFC 2142 reserves for abuse reports, suggested when nobody else is found.
+RFC2142_MAILBOX = "abuse"
 #: Longest URL quoted in a trail step (a data: URL can be megabytes).
 MAX_URL_IN_TRAIL = 120
 
@@ -109,6 +120,8 @@ class _Draft:
     network: str | None = None
     cdn: str | None = None
     upstream_abuse: str | None = None
+    as_name: str | None = None
+    suggested: Recipient | None = None
 
     def note(self, text: str) -> None:
         self.trail.append(text)
@@ -134,6 +147,8 @@ class _Draft:
             cdn=self.cdn,
             upstream_abuse=self.upstream_abuse,
             trail=tuple(self.trail),
+            as_name=self.as_name,
+            suggested=self.suggested,
         )
 
 
@@ -142,7 +157,8 @@ class Router:
 
     ``directory`` is the hotline's provider directory, ``cdns`` the CDN ranges (usually
     :func:`takedown.cdn.load_builtin_cdns`), ``rdap`` a client or ``None`` to work offline,
-    ``resolve`` the DNS lookup (default: the system resolver).
+    ``resolve`` the DNS lookup (default: the system resolver), ``asn_table`` the hotline's
+    IP-to-AS table or ``None``.
     """
 
     def __init__(
@@ -152,7 +168,9 @@ class Router:
         rdap: RdapClient | None,
         *,
         resolve: Resolver | None = None,
+        asn_table: IpToAsn | None = None,
     ) -> None:
+        self.asn_table = asn_table
         self.directory = directory
         self.cdns = cdns
         self.rdap = rdap
@@ -168,8 +186,10 @@ class Router:
             return draft.route()
         literal = _ip_or_none(host)
         draft.ip = self._address(draft, host, literal, ip)
+        self._as_of(draft)
         if not self._find_recipient(draft, host, literal):
             draft.note("no recipient found: the notice waits for an analyst")
+            self._suggest(draft, host, literal)
         route = draft.route()
         if literal is None:
             route = self._add_registrar(route, host)
@@ -236,7 +256,42 @@ class Router:
             self._note_cdn(draft, provider)
             return True
         draft.note(f"CDN ranges: {ip} is not in any built-in CDN range")
+        if draft.asn is not None and self.asn_table is not None:
+            by_asn = self.directory.match_asn(draft.asn)
+            if by_asn is not None:
+                draft.take("directory-asn", by_asn, network=None)
+                draft.note(
+                    f"directory: AS{draft.asn} is listed for provider {by_asn.name!r}{_at(by_asn)}"
+                )
+                self._note_cdn(draft, by_asn)
+                return True
+            draft.note(f"directory: AS{draft.asn} is not listed")
         return self._rdap_network(draft, ip)
+
+    def _as_of(self, draft: _Draft) -> None:
+        """The AS announcing the address, from the IP-to-AS table."""
+        if self.asn_table is None or draft.ip is None:
+            return
+        found = self.asn_table.lookup(draft.ip)
+        if found is None:
+            draft.note(f"IP-to-AS table: {draft.ip} is not announced by any AS it lists")
+            return
+        draft.asn, draft.as_name = found.number, found.name or None
+        draft.note(f"IP-to-AS table: {draft.ip} is announced by {found}")
+
+    def _suggest(self, draft: _Draft, host: str, literal: str | None) -> None:
+        """RFC 2142: offer ``abuse@`` the registrable domain, for an analyst to approve."""
+        domain = None if literal is not None else registrable_domain(host)
+        if domain is None:
+            return
+        address = f"{RFC2142_MAILBOX}@{domain}"
+        draft.suggested = Recipient(
+            provider=domain, address=address, channel=RDAP_CHANNEL, language=RDAP_LANGUAGE
+        )
+        draft.note(
+            f"suggested: {address} (RFC 2142 mailbox of {domain}); sent only once an analyst "
+            "approves it"
+        )
 
     def _rdap_network(self, draft: _Draft, ip: str) -> bool:
         if self.rdap is None:
@@ -248,7 +303,8 @@ class Router:
             draft.note(f"RDAP: lookup of {ip} failed: {exc}")
             return False
         draft.network = info.network
-        draft.asn = info.asn
+        if draft.asn is None:
+            draft.asn = info.asn
         draft.note(f"RDAP: {ip} is in {_describe(info)} ({info.url})")
         if info.asn is not None:
             provider = self.directory.match_asn(info.asn)
@@ -268,9 +324,15 @@ class Router:
         draft.method = "rdap"
         draft.provider = holder
         draft.recipient = Recipient(
-            provider=holder, address=info.abuse, channel=RDAP_CHANNEL, language=RDAP_LANGUAGE
+            provider=holder,
+            address=info.abuse,
+            channel=RDAP_CHANNEL,
+            language=RDAP_LANGUAGE,
+            fallbacks=info.abuse_emails[1:],
         )
         draft.note(f"RDAP: abuse contact {info.abuse} of {holder} receives the notice")
+        if len(info.abuse_emails) > 1:
+            draft.note(f"RDAP: fallback addresses {', '.join(info.abuse_emails[1:])}")
         return True
 
     @staticmethod

@@ -31,9 +31,18 @@ tables; every key is optional except the hotline's identity, which a notice cann
     recheck_lease = "10m"          # a recheck taken by one process is not retaken before
 
     [rdap]
-    url = "https://rdap.org"       # HOTLINE_RDAP_URL overrides; "" turns RDAP off
-    cache_ttl = "24h"
+    url = "bootstrap"              # default: ask the registry the IANA bootstrap registry
+                                   # names, directly; an http(s) URL sends every query to that
+                                   # one service instead; "" turns RDAP off.
+                                   # HOTLINE_RDAP_URL overrides.
+    cache_ttl = "24h"              # how long an answer is cached
+    negative_ttl = "5m"            # how long a failed lookup is cached (at most 1h)
+    cache_entries = 10000          # most answers kept; the oldest are evicted
     timeout = "10s"
+
+    [routing]
+    ip_to_asn = "ip2asn-combined.tsv.gz"   # offline IP-to-AS table (ip2asn TSV, gzip or not);
+                                           # a path or a list of paths (v4 and v6 files)
 
     [smtp]                         # password from HOTLINE_SMTP_PASSWORD only
     host = "smtp.hotline.example"
@@ -121,7 +130,12 @@ from takedown.channels.webhook import (
 from takedown.errors import TakedownError
 from takedown.http import DEFAULT_HTTP_TIMEOUT
 from takedown.model import HotlineIdentity
-from takedown.rdap import DEFAULT_RDAP_URL
+from takedown.rdap import (
+    DEFAULT_RDAP_URL,
+    RDAP_BOOTSTRAP,
+    RDAP_CACHE_MAX_ENTRIES,
+    RDAP_NEGATIVE_TTL,
+)
 from takedown.retention import DEFAULT_RETENTION, MIN_PERIOD, RetentionSettings
 
 __all__ = [
@@ -146,6 +160,9 @@ DEFAULT_RETRY_AFTER = 60.0
 DEFAULT_RECHECK_LEASE = 600.0
 DEFAULT_RDAP_CACHE_TTL = DAY
 DEFAULT_RDAP_TIMEOUT = DEFAULT_HTTP_TIMEOUT
+DEFAULT_RDAP_NEGATIVE_TTL = float(RDAP_NEGATIVE_TTL)
+#: A failed lookup is never cached longer than this.
+MAX_RDAP_NEGATIVE_TTL = HOUR
 #: The ``[smtp]`` port when the file names none: message submission (RFC 6409).
 DEFAULT_SMTP_PORT = 587
 
@@ -172,7 +189,8 @@ _TABLES: dict[str, frozenset[str]] = {
             "user_agent",
         }
     ),
-    "rdap": frozenset({"url", "cache_ttl", "timeout"}),
+    "rdap": frozenset({"url", "cache_ttl", "negative_ttl", "cache_entries", "timeout"}),
+    "routing": frozenset({"ip_to_asn"}),
     "smtp": frozenset({"host", "port", "security", "username", "ca_file", "timeout"}),
     "webhook": frozenset({"url", "attempts", "timeout", "backoff"}),
     "outbox": frozenset({"directory"}),
@@ -221,6 +239,9 @@ class TakedownSettings:
     rdap_url: str | None = DEFAULT_RDAP_URL
     rdap_cache_ttl: float = DEFAULT_RDAP_CACHE_TTL
     rdap_timeout: float = DEFAULT_RDAP_TIMEOUT
+    rdap_negative_ttl: float = DEFAULT_RDAP_NEGATIVE_TTL
+    rdap_cache_entries: int = RDAP_CACHE_MAX_ENTRIES
+    ip_to_asn: tuple[Path, ...] = ()
     smtp: Mapping[str, Any] | None = None  # keyword arguments for SmtpSettings
     webhook: Mapping[str, Any] | None = None  # keyword arguments for WebhookSettings
     outbox_dir: Path | None = None
@@ -328,10 +349,21 @@ class TakedownSettings:
             rdap_url = None
         if ENV_RDAP_URL in env:
             rdap_url = env[ENV_RDAP_URL].strip() or None
-        if rdap_url is not None and not re.match(r"^https?://", rdap_url):
+        if (
+            rdap_url is not None
+            and rdap_url != RDAP_BOOTSTRAP
+            and not re.match(r"^https?://", rdap_url)
+        ):
             raise SettingsError(
                 f"{ENV_RDAP_URL if ENV_RDAP_URL in env else source + ': [rdap] url'}: "
-                f"expected an http(s) URL, got {rdap_url!r}"
+                f"expected {RDAP_BOOTSTRAP!r} or an http(s) URL, got {rdap_url!r}"
+            )
+        negative_ttl = reader.duration("rdap", rdap, "negative_ttl", DEFAULT_RDAP_NEGATIVE_TTL)
+        if negative_ttl > MAX_RDAP_NEGATIVE_TTL:
+            raise reader.fail(
+                "rdap",
+                "negative_ttl",
+                f"at most 1h (a failure must be retried soon), got {negative_ttl:g}s",
             )
         return cls(
             source=source,
@@ -368,6 +400,11 @@ class TakedownSettings:
             rdap_url=rdap_url,
             rdap_cache_ttl=reader.duration("rdap", rdap, "cache_ttl", DEFAULT_RDAP_CACHE_TTL),
             rdap_timeout=reader.duration("rdap", rdap, "timeout", DEFAULT_RDAP_TIMEOUT),
+            rdap_negative_ttl=negative_ttl,
+            rdap_cache_entries=reader.integer(
+                "rdap", rdap, "cache_entries", RDAP_CACHE_MAX_ENTRIES
+            ),
+            ip_to_asn=_paths(reader, "routing", data.get("routing", {}), "ip_to_asn"),
             smtp=_smtp(reader, data.get("smtp"), env),
             webhook=_webhook(reader, data.get("webhook"), env),
             outbox_dir=reader.path("outbox", data.get("outbox", {}), "directory"),
@@ -422,6 +459,22 @@ class _Reader:
             return None
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base / path
+
+
+def _paths(reader: _Reader, table: str, data: Mapping[str, Any], name: str) -> tuple[Path, ...]:
+    """One path or a list of paths, each relative to the configuration file."""
+    value = data.get(name)
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise reader.fail(table, name, f"expected a path or a list of paths, got {value!r}")
+        path = reader.path(table, {name: item}, name)
+        if path is not None:
+            out.append(path)
+    return tuple(out)
 
 
 def _smtp(

@@ -249,8 +249,8 @@ def build_xarf_report(
     host = route.host.strip().lower()
     if _XARF_DOMAIN.fullmatch(host):
         report["domain"] = host
-    if route.provider:
-        report["hosting_provider"] = route.provider
+    if route.provider or route.as_name:
+        report["hosting_provider"] = route.provider or route.as_name
     if route.asn is not None and route.asn > 0:
         report["asn"] = route.asn
     if route.registrar:

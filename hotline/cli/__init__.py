@@ -19,6 +19,7 @@ No command ever shows an image.
                              ``scheduler``, the daemon that starts due runs
 :mod:`~hotline.cli.notifier` ``notifier`` and ``recheck``, the notice-and-takedown daemons
 :mod:`~hotline.cli.providers` ``providers lookup``: who would receive a notice, and why
+:mod:`~hotline.cli.rdap`     ``rdap update|status``: the IANA RDAP bootstrap files
 :mod:`~hotline.cli.notices`  ``notices``: list, show (the whole timeline), resend, reopen
 :mod:`~hotline.cli.stats`    ``stats``: time to removal by provider
 :mod:`~hotline.cli.purge`    ``purge``: delete the records whose retention period is over
@@ -43,6 +44,7 @@ from hotline.cli import (
     notifier,
     providers,
     purge,
+    rdap,
     records,
     runs,
     schedule,
@@ -75,6 +77,7 @@ app.add_typer(runs.runs_app, name="runs")
 app.add_typer(schedule.schedule_app, name="schedule")
 app.add_typer(providers.providers_app, name="providers")
 app.add_typer(notices.notices_app, name="notices")
+app.add_typer(rdap.rdap_app, name="rdap")
 
 
 def _fail(message: str, code: int) -> int:

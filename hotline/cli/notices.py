@@ -140,6 +140,14 @@ def notices_show(
     rows.extend(_manual_rows(notice))
     if notice.fields.get("last_error"):
         rows.append(("last error", notice.fields["last_error"]))
+    if route is not None and route.suggested is not None and notice.status == "unroutable":
+        rows.append(
+            (
+                "suggested route",
+                f"{route.suggested.address} (RFC 2142 abuse mailbox of {route.suggested.provider});"
+                f" send with: hotline notices approve-route {reference_for(notice.id)}",
+            )
+        )
     out.print(details_table(rows, title=f"notice {reference_for(notice.id)} ({notice.id})"))
     columns = [
         Column("time (UTC)", no_wrap=True),
@@ -362,3 +370,53 @@ def notices_mark_sent(
         f"{iso(recheck_at)}",
         markup=False,
     )
+
+
+@notices_app.command("approve-route")
+def notices_approve_route(
+    notice_id: NoticeIdArgument,
+    as_json: JsonOption = False,
+) -> None:
+    """Approve the suggested recipient of an unroutable notice and send it.
+
+    When no directory entry, CDN range or RDAP record names a recipient, the notice waits as
+    unroutable with a suggestion: abuse@ the host's registrable domain (RFC 2142), shown by
+    'notices show'. It is never sent on its own; this command records your approval in the
+    notice's timeline and sends the notice like a routed one.
+    """
+    with open_takedown_session() as takedown:
+        notice = _find(takedown.store, notice_id)
+        route = notice.route
+        if notice.status != "unroutable":
+            raise UsageError(
+                f"notice {reference_for(notice.id)} is {notice.status}, not unroutable: "
+                "there is no suggested route to approve"
+            )
+        if route is None or route.suggested is None:
+            raise UsageError(
+                f"notice {reference_for(notice.id)} has no suggested route (its host has no "
+                "registrable domain); add the provider to the directory and resend"
+            )
+        worker = takedown.notifier()
+        outcome = worker.approve_route(notice.id, actor=f"analyst@{worker.consumer}")
+        after = takedown.store.get(notice.id)
+    error = after.fields.get("last_error") or None
+    if as_json:
+        out.print_json(
+            data={
+                "id": notice.id,
+                "outcome": outcome,
+                "status": after.status,
+                "recipient": route.suggested.address,
+                "error": error,
+            }
+        )
+    else:
+        out.print(
+            f"notice {reference_for(notice.id)}: route to {route.suggested.address} approved; "
+            f"{outcome} (status {after.status})"
+            + (f": {error}" if error and outcome != "sent" else ""),
+            markup=False,
+        )
+    if outcome not in {"sent", "awaiting_manual"}:
+        raise typer.Exit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ipaddress import ip_address
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -12,6 +13,7 @@ from hotline.cli.app import JsonOption, load_config, open_session, out
 from hotline.cli.render import details_table
 from hotline.errors import UsageError
 from hotline.takedownrun import open_router
+from takedown.directory import normalize_domain
 
 __all__ = ["providers_app"]
 
@@ -30,7 +32,7 @@ def providers_lookup(
     config = load_config()
     with (
         open_session(config) as session,
-        open_router(session, config.takedown_settings()) as router,
+        open_router(session, config.takedown_settings(), data_dir=config.data_dir) as router,
     ):
         route = router.route(url, ip)
     if as_json:
@@ -40,7 +42,7 @@ def providers_lookup(
     rows = [
         ("host", route.host),
         ("IP", route.ip or "-"),
-        ("ASN", f"AS{route.asn}" if route.asn else "-"),
+        ("ASN", _asn(route.asn, route.as_name)),
         ("network", route.network or "-"),
         ("provider", route.provider or "-"),
         ("decided by", route.method),
@@ -56,6 +58,15 @@ def providers_lookup(
         ("registrar", _with_address(route.registrar, route.registrar_abuse)),
         ("upstream", route.upstream_abuse or "-"),
     ]
+    if recipient is not None and recipient.fallbacks:
+        rows.append(("fallbacks", ", ".join(recipient.fallbacks)))
+    if route.suggested is not None:
+        rows.append(
+            (
+                "suggested",
+                f"{route.suggested.address} (RFC 2142; sent only once an analyst approves it)",
+            )
+        )
     out.print(details_table(rows))
     for step in route.trail:
         out.print(f"  - {step}", markup=False)
@@ -65,6 +76,12 @@ def _with_address(name: str | None, address: str | None) -> str:
     if not name and not address:
         return "-"
     return f"{name or '?'} <{address or 'no abuse address'}>"
+
+
+def _asn(asn: int | None, name: str | None) -> str:
+    if not asn:
+        return "-"
+    return f"AS{asn} ({name})" if name else f"AS{asn}"
 
 
 def _lookup_target(target: str) -> tuple[str, str | None]:
@@ -78,6 +95,20 @@ def _lookup_target(target: str) -> tuple[str, str | None]:
         return f"http://{host}/", str(address)
     if "://" not in text:
         text = f"http://{text}/"
-    if not text.startswith(("http://", "https://")):
-        raise UsageError(f"{target!r}: expected an http(s) URL, a host name or an IP address")
+    expected = f"{target!r}: expected an http(s) URL, a host name or an IP address"
+    if not text.lower().startswith(("http://", "https://")):
+        raise UsageError(expected)
+    try:
+        host = urlsplit(text).hostname or ""
+    except ValueError:
+        raise UsageError(expected) from None
+    if not host:
+        raise UsageError(f"{target!r}: no host name in it; {expected.split(': ', 1)[1]}")
+    try:
+        ip_address(host)
+    except ValueError:
+        try:
+            normalize_domain(host)
+        except ValueError:
+            raise UsageError(f"{target!r}: {host!r} is not a host name or an IP address") from None
     return text, None

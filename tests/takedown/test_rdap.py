@@ -14,6 +14,7 @@ import redis
 from takedown.errors import RdapError
 from takedown.rdap import (
     MAX_DOCUMENT_BYTES,
+    RDAP_NEGATIVE_TTL,
     DomainInfo,
     IpNetworkInfo,
     RdapClient,
@@ -22,6 +23,7 @@ from takedown.rdap import (
     parse_domain,
     parse_ip_network,
 )
+from tests.helpers import Clock
 from tests.servers.rdap import RdapServer, load_doc
 
 
@@ -258,31 +260,107 @@ def test_redis_cache_serves_repeat_lookups(
     assert rdap_server.hits("/ip/127.0.10.7") == 1
     assert rdap_server.hits("/domain/example.net") == 1
 
-    key = f"{redis_prefix}rdap:ip:127.0.10.7"
-    assert cache.key("ip:127.0.10.7") == key
+    # keyed by the service's base URL and the query, not by the address alone
+    key = f"{redis_prefix}rdap:doc:{rdap_server.url}/ip/127.0.10.7"
+    assert cache.key(f"{rdap_server.url}/ip/127.0.10.7") == key
     stored = redis_client.get(key)
     assert isinstance(stored, bytes)
-    assert json.loads(stored)["handle"] == "NET-127-0-10-0-1"
+    assert json.loads(stored)["doc"]["handle"] == "NET-127-0-10-0-1"
     assert 0 < redis_client.ttl(key) <= 600  # the cache's ttl caps the client's day
-    assert redis_client.exists(f"{redis_prefix}rdap:domain:example.net")
+    assert redis_client.exists(f"{redis_prefix}rdap:doc:{rdap_server.url}/domain/example.net")
 
 
-def test_errors_are_not_cached(
+def test_two_services_do_not_share_cache_entries(
     rdap_server: RdapServer, redis_client: redis.Redis, redis_prefix: str
 ) -> None:
+    rdap_server.add_network("127.0.10.0/24", load_doc("arin_ip"))
     cache = RedisRdapCache(redis_client, redis_prefix)
-    with RdapClient(rdap_server.url, cache=cache) as client:
+    with RdapServer("127.0.0.6") as other:
+        other.add_network("127.0.10.0/24", load_doc("ripe_ip"))
+        with (
+            RdapClient(rdap_server.url, cache=cache) as one,
+            RdapClient(other.url, cache=cache) as two,
+        ):
+            assert one.ip("127.0.10.7").handle == "NET-127-0-10-0-1"
+            assert two.ip("127.0.10.7").handle == "127.0.20.0 - 127.0.20.255"
+        assert other.hits("/ip/127.0.10.7") == 1
+    assert rdap_server.hits("/ip/127.0.10.7") == 1
+
+
+def test_a_failed_answer_is_retried_after_the_negative_ttl(
+    rdap_server: RdapServer, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    clock = Clock()
+    cache = RedisRdapCache(redis_client, redis_prefix, clock=clock)
+    rdap_server.fail("/ip/127.0.10.7", 503, "Try later")
+    with RdapClient(rdap_server.url, cache=cache, negative_ttl=300, clock=clock) as client:
+        for _ in range(2):  # the second failure comes from the cache
+            with pytest.raises(RdapError, match="HTTP 503"):
+                client.ip("127.0.10.7")
+        assert rdap_server.hits("/ip/127.0.10.7") == 1
+        key = cache.key(f"{rdap_server.url}/ip/127.0.10.7")
+        assert 0 < redis_client.ttl(key) <= 300  # never kept a day
+        rdap_server.add("/ip/127.0.10.7", load_doc("arin_ip"))
+        clock.advance(299)
+        with pytest.raises(RdapError):
+            client.ip("127.0.10.7")
+        assert rdap_server.hits("/ip/127.0.10.7") == 1
+        clock.advance(2)
+        assert client.ip("127.0.10.7").abuse == "abuse@example.net"
+    assert rdap_server.hits("/ip/127.0.10.7") == 2
+
+
+def test_a_not_found_answer_stays_not_found_from_the_cache(
+    rdap_server: RdapServer, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    clock = Clock()
+    cache = RedisRdapCache(redis_client, redis_prefix, clock=clock)
+    with RdapClient(rdap_server.url, cache=cache, negative_ttl=60, clock=clock) as client:
         for _ in range(2):
             with pytest.raises(RdapNotFound):
                 client.ip("127.0.10.7")
+        clock.advance(61)
+        with pytest.raises(RdapNotFound):
+            client.ip("127.0.10.7")
     assert rdap_server.hits("/ip/127.0.10.7") == 2
-    assert cache.get("ip:127.0.10.7") is None
+
+
+def test_an_unreadable_document_is_only_cached_briefly(
+    rdap_server: RdapServer, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """The old cache kept a document that failed to parse for a day."""
+    clock = Clock()
+    cache = RedisRdapCache(redis_client, redis_prefix, clock=clock)
+    rdap_server.add("/ip/127.0.10.7", load_doc("domain_registry"))  # the wrong kind of object
+    with RdapClient(rdap_server.url, cache=cache, clock=clock) as client:
+        with pytest.raises(RdapError, match="expected 'ip network'"):
+            client.ip("127.0.10.7")
+        rdap_server.add("/ip/127.0.10.7", load_doc("arin_ip"))
+        clock.advance(RDAP_NEGATIVE_TTL + 1)
+        assert client.ip("127.0.10.7").asn == 64500
+    assert rdap_server.hits("/ip/127.0.10.7") == 2
+
+
+def test_the_redis_cache_is_bounded_oldest_first(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    clock = Clock()
+    cache = RedisRdapCache(redis_client, redis_prefix, max_entries=3, clock=clock)
+    for n in range(5):
+        cache.set(f"http://registry.test/ip/127.0.0.{n}", "{}", 600)
+        clock.advance(1)
+    assert len(cache) == 3
+    kept = [n for n in range(5) if cache.get(f"http://registry.test/ip/127.0.0.{n}")]
+    assert kept == [2, 3, 4]
+    assert redis_client.zcard(cache.index) == 3
 
 
 def test_a_corrupt_cache_entry_is_refetched(rdap_server: RdapServer) -> None:
+    url = f"{rdap_server.url}/ip/127.0.10.7"
+
     class DictCache:
         def __init__(self) -> None:
-            self.data: dict[str, str] = {"ip:127.0.10.7": "{corrupt"}
+            self.data: dict[str, str] = {url: "{corrupt"}
 
         def get(self, key: str) -> str | None:
             return self.data.get(key)
@@ -294,7 +372,7 @@ def test_a_corrupt_cache_entry_is_refetched(rdap_server: RdapServer) -> None:
     cache = DictCache()
     with RdapClient(rdap_server.url, cache=cache) as client:
         assert client.ip("127.0.10.7").asn == 64500
-    assert json.loads(cache.data["ip:127.0.10.7"])["objectClassName"] == "ip network"
+    assert json.loads(cache.data[url])["doc"]["objectClassName"] == "ip network"
     assert rdap_server.hits("/ip/127.0.10.7") == 1
 
 
@@ -303,6 +381,8 @@ def test_redis_cache_validates_its_settings(redis_client: redis.Redis) -> None:
         RedisRdapCache(redis_client, "bad prefix with spaces")
     with pytest.raises(ValueError, match="ttl"):
         RedisRdapCache(redis_client, "t:", ttl=0)
+    with pytest.raises(ValueError, match="max_entries"):
+        RedisRdapCache(redis_client, "t:", max_entries=0)
 
 
 def test_documents_are_not_modified_by_parsing() -> None:

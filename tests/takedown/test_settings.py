@@ -94,7 +94,7 @@ def test_empty_rdap_url_turns_rdap_off(tmp_path: Path) -> None:
         ("[smtp]\nhost = 'h'\nport = 'x'\n", r"\[smtp\] port: expected a port"),
         ("[smtp]\nhost = 'h'\nsecurity = 'ssl'\n", r"\[smtp\] security: expected"),
         ("[webhook]\nurl = 'http://h/'\n", r"HOTLINE_WEBHOOK_SECRET is not set"),
-        ("[rdap]\nurl = 'ftp://x'\n", r"\[rdap\] url: expected an http"),
+        ("[rdap]\nurl = 'ftp://x'\n", r"\[rdap\] url: expected 'bootstrap' or an http"),
         ("[hotline]\nname = 'x'\n", r"\[hotline\] email: missing"),
         (IDENTITY_TOML.replace('"NL"', '"nl"'), r"\[hotline\] country: expected an ISO"),
         (IDENTITY_TOML.replace("notices@", "notices-at-"), r"\[hotline\] email: .* not an email"),
