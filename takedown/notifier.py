@@ -669,7 +669,7 @@ class Notifier:
         notice = self.store.get(notice_id)
         if notice.status not in {"unclassified", "queued", "unroutable", "failed"}:
             raise NoticeError(
-                f"notice {notice_id} is {notice.status}: it was already sent with "
+                f"notice {notice_id} is {notice.status}: it was already sent (or prepared) with "
                 f"classification {notice.fields.get('classification') or '(none)'}"
             )
         with self.store.lock(notice_id, owner=self.consumer):

@@ -284,7 +284,7 @@ def notices_classify(
             f"(status {after.status})" + (f": {error}" if error and outcome != "sent" else ""),
             markup=False,
         )
-    if outcome != "sent":
+    if outcome not in {"sent", "awaiting_manual"}:
         raise typer.Exit(1)
 
 

@@ -60,7 +60,8 @@ def test_an_unclassified_hit_waits_until_an_analyst_classifies_it(
     ]
     decided = run_cli(classify, env)
     assert decided.returncode == 0, decided.stderr
-    assert json.loads(decided.stdout)["status"] == "sent"
+    # The outbox prepares it for an analyst to send.
+    assert json.loads(decided.stdout)["status"] == "awaiting_manual"
     payload = json.loads((outbox / f"{hit.incident}.notice.0.json").read_text())
     assert payload["xarf"]["classification"] == "B1"
     assert sorted(p.name for p in outbox.iterdir()) == [
@@ -75,7 +76,7 @@ def test_an_unclassified_hit_waits_until_an_analyst_classifies_it(
     assert "reviewed by two analysts" in event["detail"]
 
     again = one_line_error(run_cli(classify, env), 2)
-    assert "already sent with classification B1" in again
+    assert "is awaiting_manual: it was already sent (or prepared) with classification B1" in again
     bad = one_line_error(run_cli(["notices", "classify", other.incident[:8], "A9"], env), 2)
     assert "VALUE: 'A9' is not an X-ARF classification" in bad
     assert run_cli(["notifier", "--once", "--json"], env).returncode == 0

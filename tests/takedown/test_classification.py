@@ -279,7 +279,7 @@ def test_classify_sends_exactly_one_notice_with_the_chosen_value(rig: Rig) -> No
     # Exactly one: later runs, the same hit again, and a second decision send nothing more.
     rig.redeliver(hit)
     rig.notifier().run(once=True)
-    with pytest.raises(NoticeError, match="already sent with classification A1"):
+    with pytest.raises(NoticeError, match="already sent \\(or prepared\\) with classification A1"):
         notifier.classify(hit.incident, "B1", actor="analyst@bob")
     assert len(rig.smtp.messages) == 1
 
