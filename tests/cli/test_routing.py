@@ -108,3 +108,16 @@ def test_rdap_update_from_a_mirror_then_status(
     assert "asn.json: not JSON" in one_line_error(failed, 1)
     after = ok_json(["rdap", "status"], env)
     assert {row["publication"] for row in after} == {"2026-12-02T00:00:00Z"}
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "notaurl", "ftp://mirror.example/rdap/"])
+def test_rdap_update_of_a_url_that_is_not_one_is_bad_input(env: dict[str, str], url: str) -> None:
+    line = one_line_error(run_cli(["rdap", "update", "--url", url], env), 2)
+    assert line == f"error: --url: bootstrap URL {url!r} is not an http(s) URL"
+
+
+def test_a_malformed_rdap_url_in_the_environment_is_bad_input(env: dict[str, str]) -> None:
+    result = run_cli(
+        ["providers", "lookup", "127.0.0.2"], {**env, "HOTLINE_RDAP_URL": "http://[::1"}
+    )
+    assert "is not an http(s) URL" in one_line_error(result, 2)
