@@ -77,7 +77,7 @@ def test_approve_route_sends_the_suggestion_and_show_offers_it(
     assert not outbox.exists() or not any(outbox.iterdir())  # never sent on its own
 
     approved = ok_json(["notices", "approve-route", ref], env)
-    assert approved["outcome"] == "sent"
+    assert approved["outcome"] == "awaiting_manual"  # the outbox prepares it
     assert approved["recipient"] == "abuse@example.org"
     timeline = ok_json(["notices", "show", ref], env)["timeline"]
     [event] = [e for e in timeline if e["event"] == "route_approved"]
@@ -85,7 +85,7 @@ def test_approve_route_sends_the_suggestion_and_show_offers_it(
     assert any(p.suffix == ".eml" for p in outbox.iterdir())
 
     again = run_cli(["notices", "approve-route", ref], env)
-    assert "is sent, not unroutable" in one_line_error(again, 2)
+    assert "is awaiting_manual, not unroutable" in one_line_error(again, 2)
 
 
 def test_rdap_update_from_a_mirror_then_status(
