@@ -48,36 +48,40 @@ if redis.call('SISMEMBER', KEYS[3], incident) == 1 then
     return {0, ''}
 end
 local existing = redis.call('HGET', KEYS[2], incident)
-if not existing then
-    local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
-    redis.call('HSET', KEYS[2], incident, id)
-    return {1, id}
-end
-if ARGV[2] ~= '1' then
-    return {0, existing}
-end
-local closed = redis.call('ZSCORE', KEYS[4], incident) or redis.call('ZSCORE', KEYS[5], incident)
-if not closed then
-    redis.call('HDEL', KEYS[6], incident)
-    return {0, existing}
-end
-if redis.call('HEXISTS', KEYS[6], incident) == 1 then
-    return {0, existing}
-end
-local fields = {}
-for i = 3, #ARGV, 2 do
-    local value = ARGV[i + 1]
-    if ARGV[i] == 'reappeared' then
-        value = '"""
+if ARGV[2] == '1' then
+    local closed = redis.call('ZSCORE', KEYS[4], incident)
+        or redis.call('ZSCORE', KEYS[5], incident)
+    if not closed then
+        redis.call('HDEL', KEYS[6], incident)
+        if existing then
+            return {0, existing}
+        end
+    elseif redis.call('HEXISTS', KEYS[6], incident) == 1 then
+        return {0, existing or ''}
+    end
+    if closed then
+        -- Its notice is closed (even if retention purged the first hit): a reappearance.
+        local fields = {}
+        for i = 3, #ARGV, 2 do
+            local value = ARGV[i + 1]
+            if ARGV[i] == 'reappeared' then
+                value = '"""
     + REAPPEARED
     + """'
+            end
+            table.insert(fields, ARGV[i])
+            table.insert(fields, value)
+        end
+        local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+        redis.call('HSET', KEYS[2], incident, id)
+        redis.call('HSET', KEYS[6], incident, id)
+        return {1, id}
     end
-    table.insert(fields, ARGV[i])
-    table.insert(fields, value)
+elseif existing then
+    return {0, existing}
 end
-local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
 redis.call('HSET', KEYS[2], incident, id)
-redis.call('HSET', KEYS[6], incident, id)
 return {1, id}
 """
 )

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from store.text import one_line
-from takedown.errors import RdapError
+from takedown.errors import RdapError, http_base_url
 from takedown.http import DEFAULT_HTTP_TIMEOUT, make_http_client, read_at_most
 
 __all__ = [
@@ -277,9 +277,7 @@ def update_bootstrap(
     raises :class:`BootstrapError` and leaves ``target`` as it was.
     """
     base = base_url.strip()
-    parts = httpx.URL(base) if base else None
-    if parts is None or parts.scheme not in {"http", "https"} or not parts.host:
-        raise BootstrapError(f"bootstrap URL {base_url!r} is not an http(s) URL")
+    http_base_url(base, "bootstrap URL")
     if not base.endswith("/"):
         base += "/"
     own = http is None

@@ -30,13 +30,17 @@ Messages are one line and never contain secrets: Redis URLs are shown through
 
 from __future__ import annotations
 
+import httpx
+
 __all__ = [
     "DeliveryError",
     "DirectoryError",
     "NoticeError",
     "RdapError",
+    "RdapUrlError",
     "TakedownError",
     "TemplateError",
+    "http_base_url",
 ]
 
 
@@ -50,6 +54,22 @@ class DirectoryError(TakedownError):
 
 class RdapError(TakedownError):
     """An RDAP server could not be reached, answered with an error, or sent a bad document."""
+
+
+class RdapUrlError(RdapError):
+    """An RDAP or bootstrap base URL given by the hotline is not a usable http(s) URL (bad
+    input: exit 2 in the CLI)."""
+
+
+def http_base_url(value: str, what: str) -> httpx.URL:
+    """``value`` as an http(s) URL with a host, or :class:`RdapUrlError` naming ``what``."""
+    try:
+        parts = httpx.URL(value.strip())
+    except (httpx.InvalidURL, TypeError, ValueError):
+        parts = None
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.host:
+        raise RdapUrlError(f"{what} {value!r} is not an http(s) URL")
+    return parts
 
 
 class NoticeError(TakedownError):

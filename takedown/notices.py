@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -335,9 +335,14 @@ class NoticeStore(RedisStore):
         increment: Mapping[str, int] | None = None,
         recheck_at: float | None = None,
         stop_rechecks: bool = False,
+        expect: Collection[str] | None = None,
     ) -> None:
         """Apply one change atomically: set ``fields``, bump counters, move to ``status``
-        (if given), (re)schedule or drop the recheck, and append the audit event."""
+        (if given), (re)schedule or drop the recheck, and append the audit event.
+
+        With ``expect``, the change is made only if the notice is in one of those statuses
+        at that moment (checked inside the transaction); otherwise
+        :class:`NoticeStateError` is raised and nothing changes."""
         now = self.clock()
         key = self.keys.notice(notice_id)
         values = {name: _field(value) for name, value in (fields or {}).items()}
@@ -350,6 +355,11 @@ class NoticeStore(RedisStore):
                     if raw is None:
                         raise NoticeNotFound(f"no notice {notice_id}")
                     current = text(cast("bytes", raw))
+                    if expect is not None and current not in expect:
+                        raise NoticeStateError(
+                            f"notice {reference_for(notice_id)} is {current}, not "
+                            f"{' or '.join(expect)}"
+                        )
                     new_status = status or current
                     created = pipe.zscore(self.keys.notices, notice_id) or now
                     pipe.multi()
@@ -445,36 +455,39 @@ class NoticeStore(RedisStore):
         ``first_sent_at``; counters (reminders, escalations) carry on, so message numbers are
         never reused."""
         notice = self.get(notice_id)
-        if notice.status not in CLOSED_STATUSES:
-            raise NoticeStateError(
-                f"notice {reference_for(notice_id)} is {notice.status}, not closed: "
-                "only a removed or gone_unreachable notice can be reopened"
-            )
         seen = self.clock() if at is None else at
         first_sent = notice.time("first_sent_at") or notice.time("sent_at")
-        self.record(
-            notice_id,
-            event,
-            actor=actor,
-            status="queued",
-            detail=detail or "reopened",
-            fields={
-                "first_sent_at": "" if first_sent is None else first_sent,
-                "sent_at": "",
-                "last_seen_online": seen,
-                "first_seen_gone": "",
-                "closed_at": "",
-                "removal_reason": "",
-                "removal_seen_at": "",
-                "unreachable_streak": 0,
-                "first_unreachable_at": "",
-                "last_unreachable_at": "",
-                "attempts": 0,
-                "stream_entry": "",
-            },
-            increment={"reopens": 1},
-            stop_rechecks=True,
-        )
+        try:
+            self.record(
+                notice_id,
+                event,
+                actor=actor,
+                status="queued",
+                detail=detail or "reopened",
+                fields={
+                    "first_sent_at": "" if first_sent is None else first_sent,
+                    "sent_at": "",
+                    "last_seen_online": seen,
+                    "first_seen_gone": "",
+                    "closed_at": "",
+                    "removal_reason": "",
+                    "removal_seen_at": "",
+                    "unreachable_streak": 0,
+                    "first_unreachable_at": "",
+                    "last_unreachable_at": "",
+                    "attempts": 0,
+                    "stream_entry": "",
+                },
+                increment={"reopens": 1},
+                stop_rechecks=True,
+                expect=CLOSED_STATUSES,
+            )
+        except NoticeStateError:
+            current = self.status(notice_id) or "gone"
+            raise NoticeStateError(
+                f"notice {reference_for(notice_id)} is {current}, not closed: "
+                "only a removed or gone_unreachable notice can be reopened"
+            ) from None
         # The queue's marker of a reappearance waiting for this reopen (store.queue): a crawl
         # that finds the content again from now on appends a new hit only once it closes again.
         self.client.hdel(self.keys.hits_reappeared, notice_id)

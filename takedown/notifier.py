@@ -33,6 +33,7 @@ number of notifiers share the work and each hit is handled by one of them at a t
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -342,17 +343,21 @@ class Notifier:
         notice_id = hit.incident
         self.store.create(hit, actor=self.actor, entry_id=entry_id)
         status = self.store.status(notice_id)
-        if status in CLOSED_STATUSES and hit.reappeared:
-            # The content of a closed notice was found online again by a crawl (the queue
-            # appends such a hit once, flagged; an old entry of a closed notice is not one).
-            self.store.reopen(
-                notice_id,
-                actor=self.actor,
-                event="reappeared",
-                detail=f"found online again by crawl {hit.crawl or '-'} on {hit.page}",
-            )
-            self.stats.reappeared += 1
-            status = "queued"
+        if status in CLOSED_STATUSES and hit.reappeared and self._marked(notice_id, entry_id):
+            # The content of a closed notice was found online again by a crawl: the queue
+            # appended this entry, flagged, and marked it as the one awaiting the reopen. An
+            # old entry of a notice closed again since is not one.
+            try:
+                self.store.reopen(
+                    notice_id,
+                    actor=self.actor,
+                    event="reappeared",
+                    detail=f"found online again by crawl {hit.crawl or '-'} on {hit.page}",
+                )
+                self.stats.reappeared += 1
+            except NoticeStateError:  # a recheck reopened it a moment ago
+                pass
+            status = self.store.status(notice_id)
         if status in OPEN_STATUSES or status in CLOSED_STATUSES:
             self.stats.already_sent += 1
             self._ack(entry_id)
@@ -365,6 +370,25 @@ class Notifier:
         outcome = self._attempt(notice_id, entry_id, data, resumed=resumed)
         if outcome in {"sent", "unroutable", "already", "unclassified", "awaiting_manual"}:
             self._ack(entry_id)
+
+    def _analyst_owner(self, actor: str) -> str:
+        """The lock owner of an analyst's command: never the name of a notifier daemon (a
+        daemon's name may take over its dead predecessor's lock; a command must not)."""
+        return f"{self.consumer}/{actor}/{os.getpid()}".replace("|", "/")
+
+    def _reroute(self, notice: Notice) -> Route:
+        """Route the notice again; when nobody is found now but an analyst approved a route
+        before, that route stands."""
+        route = self.router.route(route_target(notice.hit), notice.hit.ip or None)
+        stored = notice.route
+        if route.recipient is None and stored is not None and stored.method == "approved":
+            return stored
+        return route
+
+    def _marked(self, notice_id: str, entry_id: str) -> bool:
+        """Whether ``entry_id`` is the queue's pending reappearance of this notice."""
+        marker = self.client.hget(self.keys.hits_reappeared, notice_id)
+        return marker is not None and text(cast("bytes", marker)) == entry_id
 
     def _attempt(
         self,
@@ -451,7 +475,7 @@ class Notifier:
                 return "unclassified"
             notice = self.store.get(notice_id)
         if route is None:
-            route = self.router.route(route_target(notice.hit), notice.hit.ip or None)
+            route = self._reroute(notice)
         self.store.routed(notice_id, route, actor=self.actor)
         if route.recipient is None:
             self.stats.unroutable += 1
@@ -524,19 +548,33 @@ class Notifier:
                 "there is nothing to resend; if the content is back, "
                 "`hotline notices reopen` sends a new notice"
             )
-        with self.store.lock(notice_id, owner=self.consumer):
-            if notice.status in {"queued", "unroutable", "failed", "awaiting_manual"}:
+        if notice.status == "unclassified":
+            raise NoticeStateError(
+                f"notice {reference_for(notice_id)} is unclassified: nothing can be sent before "
+                "it is classified (`hotline notices classify`)"
+            )
+        with self.store.lock(notice_id, owner=self._analyst_owner(actor)):
+            notice = self.store.get(notice_id)  # as it is now, under the lock
+            never_sent = ("queued", "unroutable", "failed", "awaiting_manual")
+            if notice.status in never_sent:
                 self.store.record(
                     notice_id,
                     "resend_requested",
                     actor=actor,
                     status="queued",
                     fields={"attempts": 0},
+                    expect=never_sent,
                 )
                 return self.send_first(notice_id)
-            route = self.router.route(route_target(notice.hit), notice.hit.ip or None)
+            if notice.status not in OPEN_STATUSES:
+                raise NoticeStateError(
+                    f"notice {reference_for(notice_id)} is {notice.status}: nothing to resend"
+                )
+            route = self._reroute(notice)
             if route.recipient is None:
-                raise QueueError(f"notice {notice_id}: no recipient now: {'; '.join(route.trail)}")
+                raise NoticeStateError(
+                    f"notice {notice_id}: no recipient now: {'; '.join(route.trail)}"
+                )
             self.store.routed(notice_id, route, actor=actor)
             reopens = notice.count("reopens")
             outgoing = self.sender.render(
@@ -556,7 +594,7 @@ class Notifier:
         """An analyst's reopen of a closed notice (the content is back): reopened, then sent
         as a new numbered notice with the same reference; returns the send's outcome.
         Raises :class:`NoticeStateError` when the notice is not closed."""
-        with self.store.lock(notice_id, owner=self.consumer):
+        with self.store.lock(notice_id, owner=self._analyst_owner(actor)):
             self.store.reopen(notice_id, actor=actor, event="reopened", detail=reason)
             return self.send_first(notice_id)
 
@@ -672,7 +710,7 @@ class Notifier:
                 f"notice {notice_id} is {notice.status}: it was already sent (or prepared) with "
                 f"classification {notice.fields.get('classification') or '(none)'}"
             )
-        with self.store.lock(notice_id, owner=self.consumer):
+        with self.store.lock(notice_id, owner=self._analyst_owner(actor)):
             previous = notice.fields.get("classification", "")
             change = f" (was {previous})" if previous and previous != chosen else ""
             self.store.record(
@@ -687,6 +725,7 @@ class Notifier:
                     "attempts": 0,
                 },
                 detail=f"{chosen}{change} by {actor}" + (f": {reason}" if reason else ""),
+                expect=("unclassified", "queued", "unroutable", "failed"),
             )
             return self.send_first(notice_id)
 
@@ -721,8 +760,8 @@ class Notifier:
     def approve_route(self, notice_id: str, *, actor: str) -> str:
         """An analyst approves the suggested recipient of an unroutable notice (RFC 2142
         ``abuse@`` its domain): recorded with the analyst's name, then sent like a routed
-        notice. Returns the outcome of :meth:`send_first`; raises ``QueueError`` when the
-        notice is not unroutable or has no suggestion."""
+        notice. Returns the outcome of :meth:`send_first`; raises :class:`NoticeStateError`
+        when the notice is not unroutable or has no suggestion."""
         notice = self.store.get(notice_id)
         route = notice.route
         if notice.status != "unroutable" or route is None or route.suggested is None:
@@ -731,7 +770,7 @@ class Notifier:
                 if notice.status != "unroutable"
                 else "its route has no suggested recipient"
             )
-            raise QueueError(f"notice {notice_id}: no route to approve: {why}")
+            raise NoticeStateError(f"notice {notice_id}: no route to approve: {why}")
         suggested = route.suggested
         approved = replace(
             route,
@@ -741,7 +780,7 @@ class Notifier:
             suggested=None,
             trail=(*route.trail, f"approved by {actor}: {suggested.address} receives the notice"),
         )
-        with self.store.lock(notice_id, owner=self.consumer):
+        with self.store.lock(notice_id, owner=self._analyst_owner(actor)):
             self.store.record(
                 notice_id,
                 "route_approved",
@@ -749,6 +788,7 @@ class Notifier:
                 status="queued",
                 fields={"attempts": 0},
                 detail=f"suggested recipient {suggested.address} approved",
+                expect=("unroutable",),
             )
             return self.send_first(notice_id, route=approved)
 

@@ -56,7 +56,7 @@ import redis
 from store.keys import DEFAULT_PREFIX, Keys, validate_prefix
 from store.text import one_line
 from takedown.bootstrap import Bootstrap
-from takedown.errors import RdapError
+from takedown.errors import RdapError, http_base_url
 from takedown.http import DEFAULT_HTTP_TIMEOUT, make_http_client, read_at_most
 
 __all__ = [
@@ -266,9 +266,7 @@ class RdapClient:
         self.base_url: str | None = None
         if base_url is not None and base_url.strip() != RDAP_BOOTSTRAP:
             base = base_url.strip().rstrip("/")
-            parts = httpx.URL(base) if base else None
-            if parts is None or parts.scheme not in {"http", "https"} or not parts.host:
-                raise RdapError(f"RDAP base URL {base_url!r} is not an http(s) URL")
+            http_base_url(base, "RDAP base URL")
             self.base_url = base + "/"
         self.bootstrap = (
             bootstrap if bootstrap is not None or self.base_url else Bootstrap.builtin()

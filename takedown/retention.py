@@ -101,8 +101,11 @@ return 0
 """
 
 # Delete one stream entry that belongs to no notice, with its ``:ids`` entry (only if it
-# still names this entry) and its consumer-group reference: KEYS stream, ids, notice;
-# ARGV entry id, incident, group ("" for none). Refused (0) if the notice exists by now.
+# still names this entry), its consumer-group reference, the incident's timeline (an
+# analyst's review decision is written there) and, for a review item, the decision: KEYS
+# stream, ids, notice, review decisions, notice timeline; ARGV entry id, incident, group (""
+# for none), "1" for a review item. Refused (0) if the notice exists by now. Dismissals
+# (``review:dismissed``, ids only) are kept: a dismissed image stays dismissed.
 _DROP_ENTRY = """
 if ARGV[2] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
     return 0
@@ -110,6 +113,12 @@ end
 local dropped = redis.call('XDEL', KEYS[1], ARGV[1])
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then
     redis.call('HDEL', KEYS[2], ARGV[2])
+end
+if ARGV[2] ~= '' then
+    redis.call('DEL', KEYS[5])
+    if ARGV[4] == '1' then
+        redis.call('HDEL', KEYS[4], ARGV[2])
+    end
 end
 if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
     pcall(redis.call, 'XACK', KEYS[1], ARGV[3], ARGV[1])
@@ -337,6 +346,8 @@ class Purger(RedisStore):
                 fields = decode_hash(cast("dict[bytes, bytes]", pipe.hgetall(key)))
                 if fields.get("status") not in CLOSED_STATUSES:
                     return  # reopened, or gone: the index sweep handles a missing notice
+                if pipe.hexists(keys.hits_reappeared, notice_id):
+                    return  # the content is back: the notifier is about to reopen it
                 closed_at = self._closed_at(notice_id, fields)
                 whole = _expired(closed_at, cut["closed_notices"])
                 entries: dict[str, tuple[str, bool]] = {}
@@ -361,6 +372,8 @@ class Purger(RedisStore):
                         pipe.zrem(keys.recheck, notice_id)
                     for verdict, (entry_id, _) in entries.items():
                         self._queue_drop(pipe, verdict, notice_id, entry_id)
+                    if whole or "review" in entries:
+                        pipe.hdel(keys.review_decisions, notice_id)
                     pipe.execute()
             except redis.WatchError:
                 report.changed += 1
@@ -454,8 +467,19 @@ class Purger(RedisStore):
                     continue
                 dropped = self.script(
                     "drop_entry",
-                    keys=[stream, self.keys.stream_ids(verdict), self.keys.notice(incident)],
-                    args=[entry_id, incident, NOTIFIER_GROUP if verdict == "confirmed" else ""],
+                    keys=[
+                        stream,
+                        self.keys.stream_ids(verdict),
+                        self.keys.notice(incident),
+                        self.keys.review_decisions,
+                        self.keys.notice_timeline(incident),
+                    ],
+                    args=[
+                        entry_id,
+                        incident,
+                        NOTIFIER_GROUP if verdict == "confirmed" else "",
+                        "1" if verdict == "review" else "",
+                    ],
                 )
                 report.counts[kind] += int(dropped)
             self._step(kind, report)

@@ -55,7 +55,7 @@ from hotline.cli.app import app, err
 from hotline.errors import HotlineError, InputError, ServiceError
 from matchers.errors import MatcherError
 from store.errors import EnvironmentVariableError, InvalidRedisUrl, ScheduleError, StoreError
-from takedown.errors import DirectoryError, NoticeError, TakedownError
+from takedown.errors import DirectoryError, NoticeError, RdapUrlError, TakedownError
 from takedown.notices import NoticeNotFound, NoticeStateError
 from takedown.settings import SettingsError
 
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         ScheduleError,
         InvalidRedisUrl,
         EnvironmentVariableError,
+        RdapUrlError,
     ) as exc:
         code = _fail(str(exc), InputError.exit_code)  # the configuration or the input is wrong
     except (TakedownError, StoreError) as exc:

@@ -14,6 +14,7 @@ from rich.table import Column
 
 from hotline.cli.app import JsonOption, err, load_config, out
 from hotline.cli.render import table
+from hotline.errors import UsageError
 from takedown.bootstrap import (
     BOOTSTRAP_DIR_NAME,
     IANA_BOOTSTRAP_URL,
@@ -22,6 +23,7 @@ from takedown.bootstrap import (
     registries_summary,
     update_bootstrap,
 )
+from takedown.errors import RdapUrlError
 from takedown.http import DEFAULT_HTTP_TIMEOUT
 
 __all__ = ["rdap_app"]
@@ -57,6 +59,8 @@ def rdap_update(
     target = config.data_dir / BOOTSTRAP_DIR_NAME
     try:
         updated = update_bootstrap(target, url, timeout=timeout)
+    except RdapUrlError as exc:
+        raise UsageError(f"--url: {exc}") from None
     except BootstrapError as exc:
         err.print(f"error: bootstrap files not updated: {exc}", markup=False)
         raise typer.Exit(1) from None

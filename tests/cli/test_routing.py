@@ -77,7 +77,7 @@ def test_approve_route_sends_the_suggestion_and_show_offers_it(
     assert not outbox.exists() or not any(outbox.iterdir())  # never sent on its own
 
     approved = ok_json(["notices", "approve-route", ref], env)
-    assert approved["outcome"] == "sent"
+    assert approved["outcome"] == "awaiting_manual"  # the outbox prepares it
     assert approved["recipient"] == "abuse@example.org"
     timeline = ok_json(["notices", "show", ref], env)["timeline"]
     [event] = [e for e in timeline if e["event"] == "route_approved"]
@@ -85,7 +85,7 @@ def test_approve_route_sends_the_suggestion_and_show_offers_it(
     assert any(p.suffix == ".eml" for p in outbox.iterdir())
 
     again = run_cli(["notices", "approve-route", ref], env)
-    assert "is sent, not unroutable" in one_line_error(again, 2)
+    assert "is awaiting_manual, not unroutable" in one_line_error(again, 2)
 
 
 def test_rdap_update_from_a_mirror_then_status(
@@ -108,3 +108,16 @@ def test_rdap_update_from_a_mirror_then_status(
     assert "asn.json: not JSON" in one_line_error(failed, 1)
     after = ok_json(["rdap", "status"], env)
     assert {row["publication"] for row in after} == {"2026-12-02T00:00:00Z"}
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "notaurl", "ftp://mirror.example/rdap/"])
+def test_rdap_update_of_a_url_that_is_not_one_is_bad_input(env: dict[str, str], url: str) -> None:
+    line = one_line_error(run_cli(["rdap", "update", "--url", url], env), 2)
+    assert line == f"error: --url: bootstrap URL {url!r} is not an http(s) URL"
+
+
+def test_a_malformed_rdap_url_in_the_environment_is_bad_input(env: dict[str, str]) -> None:
+    result = run_cli(
+        ["providers", "lookup", "127.0.0.2"], {**env, "HOTLINE_RDAP_URL": "http://[::1"}
+    )
+    assert "is not an http(s) URL" in one_line_error(result, 2)

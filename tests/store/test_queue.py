@@ -167,6 +167,24 @@ def test_the_reappearance_marker_ends_with_the_reopened_notice(
     assert [r.crawl for r in queue.iter_records("confirmed")] == ["crawl-1", "c2", "c4", "c5"]
 
 
+def test_a_closed_notice_whose_hit_was_purged_still_reappears(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Retention removes a closed notice's hit (and its index entry) before the notice: the
+    content found again is still a reappearance, not a first sighting."""
+    keys = Keys(redis_prefix)
+    queue = HitQueue(redis_client, keys)
+    incident = RECORD.incident
+    redis_client.zadd(keys.notices_in("removed"), {incident: 1.0})
+    assert not redis_client.hexists(keys.stream_ids("confirmed"), incident)
+    again = queue.enqueue(replace(RECORD, crawl="c2"))
+    assert again is not None
+    [record] = queue.iter_records("confirmed")
+    assert (record.crawl, record.reappeared) == ("c2", True)
+    assert _reappeared(redis_client, keys) == {incident: again}
+    assert queue.enqueue(replace(RECORD, crawl="c3")) is None
+
+
 def test_reappeared_survives_a_json_copy_of_the_record() -> None:
     """The notice store keeps the hit as JSON and reads it back through text fields."""
     from store.queue import HitRecord

@@ -29,7 +29,7 @@ from takedown.classification import decide
 from takedown.directory import ProviderDirectory
 from takedown.errors import NoticeError
 from takedown.notice import NoticeFacts, NoticeRenderer
-from takedown.notices import NoticeStore
+from takedown.notices import NoticeStateError, NoticeStore
 from takedown.notifier import NoticeSender, Notifier
 from takedown.routing import Router
 from takedown.settings import SettingsError, TakedownSettings
@@ -301,6 +301,7 @@ def test_a_resend_does_not_send_an_unclassified_notice(rig: Rig) -> None:
     rig.enqueue(hit)
     notifier = rig.notifier()
     notifier.run(once=True)
-    with pytest.raises(NoticeError, match="no X-ARF classification"):
+    with pytest.raises(NoticeStateError, match="is unclassified: nothing can be sent before"):
         notifier.resend(hit.incident, actor="analyst@alice")
     assert rig.smtp.messages == []
+    assert rig.store.status(hit.incident) == "unclassified"

@@ -616,3 +616,37 @@ def test_an_unknown_state_is_refused(rig: Rig) -> None:
     with pytest.raises(ValueError, match="unknown recheck state"):
         rig.book().apply(verdict(hit, "maybe", T0 + HOUR))
     assert rig.events(hit.incident) == ["queued", "sent"]
+
+
+def test_a_crawl_and_a_recheck_finding_the_content_again_reopen_it_once(rig: Rig) -> None:
+    hit = make_hit(1)
+    rig.send(hit)
+    book = rig.book()
+    close_removed(rig, book, hit, T0 + HOUR)
+    # A crawl finds it again: the queue appends the hit, flagged and marked...
+    queue = HitQueue(rig.store.client, rig.store.keys)
+    assert queue.enqueue(replace(hit, crawl="crawl-2")) is not None
+    # ...and before the notifier reads it, the watching recheck finds it online too.
+    back = T0 + 2 * HOUR + SETTINGS.watch_interval
+    rig.clock.now = back
+    assert book.apply(verdict(hit, "online", back, status=200)) == "reappeared"
+    assert rig.store.client.hget(rig.store.keys.hits_reappeared, hit.incident) is None
+    rig.clock.now = back + SETTINGS.retry_after
+    notifier = Notifier(
+        rig.store.client,
+        rig.store.keys,
+        router=rig.router,
+        sender=rig.sender,
+        settings=SETTINGS,
+        consumer="c1",
+        clock=rig.clock,
+    )
+    stats = notifier.run(once=True)  # no error, one message
+    assert (stats.sent, stats.reappeared) == (1, 0)
+    notice = rig.store.get(hit.incident)
+    assert (notice.status, notice.count("reopens")) == ("sent", 1)
+    assert rig.events(hit.incident).count("reappeared") == 1
+    messages = rig.smtp.wait_for_messages(2)
+    assert str(messages[1].message["Message-ID"]).startswith(f"<{hit.incident}.reappearance.1@")
+    notifier.run(once=True)
+    assert len(rig.smtp.messages) == 2  # exactly once

@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import redis
 
-from store.clock import DAY, iso
+from store.clock import DAY, HOUR, iso
 from store.keys import Keys
 from store.queue import HitQueue, HitRecord
+from store.review import ReviewDesk
 from store.text import text
 from takedown.channels.dispatch import Deliverer
 from takedown.channels.outbox import OutboxChannel, OutboxSettings
@@ -514,3 +515,36 @@ def test_retention_errors_name_the_file_and_the_field(
     assert "\n" not in message
     assert message.startswith(f"{tmp_path / 'hotline.toml'}: [retention] {field_name}: ")
     assert says in message
+
+
+def test_a_purged_review_item_takes_its_decision_and_timeline_but_not_its_dismissal(
+    world: World,
+) -> None:
+    """R1 (day 0, no notice) was decided by an analyst: the decision names the image URL in
+    the incident's timeline. Purged with the item; the dismissal (an id only) stays, so the
+    image stays dismissed."""
+    keys = world.keys
+    desk = ReviewDesk(world.client, keys, clock=world.clock)
+    r1 = world.hits["R1"].incident
+    world.clock.now = T0 + HOUR
+    desk.dismiss(r1, actor="analyst@jo", reason="a look-alike")
+    assert world.client.hexists(keys.review_decisions, r1)
+    assert world.client.exists(keys.notice_timeline(r1))
+    world.clock.now = NOW
+    world.purger().purge()
+    assert not world.client.hexists(keys.review_decisions, r1)
+    assert not world.client.exists(keys.notice_timeline(r1))
+    assert world.client.sismember(keys.review_dismissed, r1)
+    assert HitQueue(world.client, keys).enqueue(world.hits["R1"]) is None  # still dismissed
+
+
+def test_a_closed_notice_whose_content_is_back_is_not_purged(world: World) -> None:
+    """A (removed at day 10, long expired) was found again by a crawl: its flagged hit waits
+    for the notifier. Neither the notice nor that hit is purged."""
+    a = world.hits["A"]
+    entry = HitQueue(world.client, world.keys).enqueue(replace(a, crawl="crawl-again"))
+    assert entry is not None
+    world.purger().purge()
+    assert NoticeStore(world.client, world.keys).status(a.incident) == "removed"
+    assert world.client.xrange(world.keys.hits, entry, entry)
+    assert text(cast("bytes", world.client.hget(world.keys.hits_reappeared, a.incident))) == entry
