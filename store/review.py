@@ -32,6 +32,7 @@ import redis
 
 from matchers.algorithms import PDQ_MIN_QUALITY
 from matchers.lists import ALLOW, HashList, ListEntry, validate_list_name
+from store.audit import event_fields
 from store.base import RedisStore, decode_hash
 from store.clock import iso
 from store.errors import ListNotFound, QueueError, StoreError
@@ -389,7 +390,7 @@ class ReviewDesk(RedisStore):
         reason = _reason(reason)
         now = self.clock()
         record = {"decision": decision, "actor": actor, "reason": reason, "ts": repr(now)}
-        event = _event_fields(
+        event = event_fields(
             item.id, f"review_{decision}", decision, actor, now, f"{reason} ({item.record.url})"
         )
         args = [item.id, json.dumps(record), decision, json.dumps(event), *hit_args]
@@ -427,7 +428,7 @@ class ReviewDesk(RedisStore):
         )
 
     def _event(self, incident: str, event: str, status: str, actor: str, detail: str) -> None:
-        fields = _event_fields(incident, event, status, actor, self.clock(), detail)
+        fields = event_fields(incident, event, status, actor, self.clock(), detail)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.xadd(self.keys.audit, fields)  # type: ignore[arg-type]
             pipe.xadd(self.keys.notice_timeline(incident), fields)  # type: ignore[arg-type]
@@ -442,18 +443,3 @@ def _reason(reason: str) -> str:
     if len(cleaned) > MAX_REASON:
         raise ReviewReasonError(f"the reason is longer than {MAX_REASON} characters")
     return cleaned
-
-
-def _event_fields(
-    incident: str, event: str, status: str, actor: str, now: float, detail: str
-) -> dict[str, str]:
-    """An audit/timeline event, field for field as :mod:`takedown.notices` writes them."""
-    return {
-        "notice": incident,
-        "event": event,
-        "status": status,
-        "actor": actor,
-        "time": iso(now),
-        "ts": repr(now),
-        "detail": detail[:2000],
-    }

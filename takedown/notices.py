@@ -39,6 +39,7 @@ from typing import Any, ClassVar, cast
 
 import redis
 
+from store.audit import event_fields
 from store.base import RedisStore, decode_hash
 from store.clock import iso, parse_iso
 from store.errors import QueueError
@@ -306,7 +307,7 @@ class NoticeStore(RedisStore):
             "last_seen_online": repr(parse_iso(hit.first_seen)) if hit.first_seen else "",
             "stream_entry": entry_id,
         }
-        event = self._event_fields(notice_id, "queued", "queued", actor, now, f"hit {hit.url}")
+        event = event_fields(notice_id, "queued", "queued", actor, now, f"hit {hit.url}")
         args: list[str] = [notice_id, repr(now), json.dumps(event)]
         for name, value in fields.items():
             args.extend((name, value))
@@ -374,7 +375,7 @@ class NoticeStore(RedisStore):
                         pipe.zadd(self.keys.recheck, {notice_id: recheck_at})
                     if stop_rechecks:
                         pipe.zrem(self.keys.recheck, notice_id)
-                    entry = self._event_fields(notice_id, event, new_status, actor, now, detail)
+                    entry = event_fields(notice_id, event, new_status, actor, now, detail)
                     pipe.xadd(self.keys.audit, entry)  # type: ignore[arg-type]
                     pipe.xadd(self.keys.notice_timeline(notice_id), entry)  # type: ignore[arg-type]
                     pipe.execute()
@@ -550,19 +551,6 @@ class NoticeStore(RedisStore):
             self.script("release", keys=[key], args=[token])
 
     # -- helpers -----------------------------------------------------------------------------
-
-    def _event_fields(
-        self, notice_id: str, event: str, status: str, actor: str, now: float, detail: str
-    ) -> dict[str, str]:
-        return {
-            "notice": notice_id,
-            "event": event,
-            "status": status,
-            "actor": actor,
-            "time": iso(now),
-            "ts": repr(now),
-            "detail": detail[:2000],
-        }
 
     def _from_hash(self, notice_id: str, raw: Mapping[bytes, bytes]) -> Notice:
         fields = decode_hash(raw)

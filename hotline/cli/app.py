@@ -82,6 +82,22 @@ SetsOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a Scrapy setting, NAME=VALUE (repeatable)."),
 ]
+# The address policy, for every command that fetches (`crawl`, `worker`, `schedule add`,
+# `recheck`): nothing private is reached unless one of these says so.
+AllowPrivateNetworksOption = Annotated[
+    bool,
+    typer.Option(
+        help="Let fetches reach private, loopback and link-local addresses (tests, demos, "
+        "labs). Also HOTLINE_ALLOW_PRIVATE_NETWORKS=1."
+    ),
+]
+AllowNetworkOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-network",
+        help="A private network (CIDR) fetches may reach, e.g. a lab (repeatable).",
+    ),
+]
 
 
 # -- steps every command takes ------------------------------------------------------------

@@ -15,6 +15,8 @@ import typer
 from hotline.cli.app import (
     CRAWL_DEPTH,
     CRAWL_MAX_PAGES_PER_SEED,
+    AllowNetworkOption,
+    AllowPrivateNetworksOption,
     DepthOption,
     JsonOption,
     ListsOption,
@@ -58,20 +60,8 @@ def crawl(
     ] = None,
     depth: DepthOption = CRAWL_DEPTH,
     max_pages: MaxPagesOption = CRAWL_MAX_PAGES_PER_SEED,
-    allow_private_networks: Annotated[
-        bool,
-        typer.Option(
-            help="Let the crawl reach private, loopback and link-local addresses "
-            "(tests, demos). Also HOTLINE_ALLOW_PRIVATE_NETWORKS=1."
-        ),
-    ] = False,
-    allow_network: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow-network",
-            help="A private network (CIDR) the crawl may reach, e.g. a lab (repeatable).",
-        ),
-    ] = None,
+    allow_private_networks: AllowPrivateNetworksOption = False,
+    allow_network: AllowNetworkOption = None,
     obey_robots: ObeyRobotsOption = False,
     lists: ListsOption = None,
     sets: SetsOption = None,

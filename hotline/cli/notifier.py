@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 
 from hotline.cli.app import (
+    AllowNetworkOption,
+    AllowPrivateNetworksOption,
     JsonOption,
     check_networks,
     err,
@@ -145,20 +147,8 @@ def recheck(
         bool,
         typer.Option("--all", help="Check every open notice now, whether due or not."),
     ] = False,
-    allow_private_networks: Annotated[
-        bool,
-        typer.Option(
-            help="Let rechecks reach private, loopback and link-local addresses "
-            "(tests, demos). Also HOTLINE_ALLOW_PRIVATE_NETWORKS=1."
-        ),
-    ] = False,
-    allow_network: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow-network",
-            help="A private network (CIDR) rechecks may reach, e.g. a lab (repeatable).",
-        ),
-    ] = None,
+    allow_private_networks: AllowPrivateNetworksOption = False,
+    allow_network: AllowNetworkOption = None,
     user_agent: Annotated[
         str | None,
         typer.Option(

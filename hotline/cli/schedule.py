@@ -20,6 +20,8 @@ from rich.table import Column
 from hotline.cli.app import (
     CRAWL_DEPTH,
     CRAWL_MAX_PAGES_PER_SEED,
+    AllowNetworkOption,
+    AllowPrivateNetworksOption,
     DepthOption,
     JsonOption,
     ListsOption,
@@ -93,14 +95,8 @@ def schedule_add(
     ] = None,
     depth: DepthOption = CRAWL_DEPTH,
     max_pages: MaxPagesOption = CRAWL_MAX_PAGES_PER_SEED,
-    allow_private_networks: Annotated[
-        bool,
-        typer.Option(help="Let the crawl reach private, loopback and link-local addresses."),
-    ] = False,
-    allow_network: Annotated[
-        list[str] | None,
-        typer.Option("--allow-network", help="A private network (CIDR) the crawl may reach."),
-    ] = None,
+    allow_private_networks: AllowPrivateNetworksOption = False,
+    allow_network: AllowNetworkOption = None,
     obey_robots: ObeyRobotsOption = False,
     lists: ListsOption = None,
     sets: SetsOption = None,

@@ -13,6 +13,8 @@ from rich.live import Live
 from rich.text import Text
 
 from hotline.cli.app import (
+    AllowNetworkOption,
+    AllowPrivateNetworksOption,
     JsonOption,
     VerboseOption,
     check_networks,
@@ -42,17 +44,8 @@ def worker(
     once: Annotated[
         bool, typer.Option("--once", help="Crawl one distributed run (wait for one), then exit.")
     ] = False,
-    allow_private_networks: Annotated[
-        bool,
-        typer.Option(
-            help="Let this worker reach private, loopback and link-local addresses "
-            "(tests, labs). Also HOTLINE_ALLOW_PRIVATE_NETWORKS=1."
-        ),
-    ] = False,
-    allow_network: Annotated[
-        list[str] | None,
-        typer.Option("--allow-network", help="A private network (CIDR) it may reach."),
-    ] = None,
+    allow_private_networks: AllowPrivateNetworksOption = False,
+    allow_network: AllowNetworkOption = None,
     worker_id: Annotated[
         str | None,
         typer.Option(

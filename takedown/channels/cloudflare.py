@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -52,9 +51,14 @@ import redis
 from store.keys import Keys
 from store.text import text
 from takedown.channels.base import excerpt, is_loopback
-from takedown.channels.webhook import MAX_BACKOFF, RETRY_AFTER_CAP, display_url, parse_retry_after
+from takedown.channels.webhook import (
+    RETRY_AFTER_CAP,
+    RetryingHttpChannel,
+    display_url,
+    parse_retry_after,
+)
 from takedown.errors import DeliveryError
-from takedown.http import DEFAULT_HTTP_TIMEOUT, make_http_client, read_at_most
+from takedown.http import DEFAULT_HTTP_TIMEOUT, read_at_most
 from takedown.model import Channel, DeliveryReceipt, OutgoingNotice
 
 __all__ = [
@@ -263,7 +267,7 @@ class _Ambiguous(Exception):
     """The request may have reached Cloudflare but no answer came back."""
 
 
-class CloudflareChannel:
+class CloudflareChannel(RetryingHttpChannel):
     """Submits notices to Cloudflare's abuse-reports API (see the module docstring).
 
     ``http`` defaults to a client this channel owns and :meth:`close` closes; ``ledger``
@@ -281,30 +285,9 @@ class CloudflareChannel:
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        super().__init__(settings, http=http, sleep=sleep)
         self.settings = settings
         self.ledger: ReportLedger = ledger if ledger is not None else _MemoryLedger()
-        self._owns_http = http is None
-        self._http = (
-            make_http_client(timeout=settings.timeout, follow_redirects=False)
-            if http is None
-            else http
-        )
-        self._sleep = sleep
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> CloudflareChannel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def backoff(self, attempt: int) -> float:
-        """The pause after failed attempt ``attempt`` (1-based): doubling, capped, jittered."""
-        ceiling = min(self.settings.backoff * 2.0 ** (attempt - 1), MAX_BACKOFF)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
 
     def deliver(self, notice: OutgoingNotice) -> DeliveryReceipt:
         endpoint = self.settings.endpoint

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import ClassVar
+from typing import ClassVar, Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -46,6 +46,7 @@ __all__ = [
     "IDEMPOTENCY_HEADER",
     "MAX_BACKOFF",
     "RETRY_AFTER_CAP",
+    "RetryingHttpChannel",
     "WebhookChannel",
     "WebhookSettings",
     "display_url",
@@ -138,7 +139,55 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-class WebhookChannel:
+class RetryingSettings(Protocol):
+    """What :class:`RetryingHttpChannel` reads from a channel's settings."""
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def backoff(self) -> float: ...
+
+
+class RetryingHttpChannel:
+    """What the HTTP channels (webhook, Cloudflare's API) share: an HTTP client the channel
+    owns unless one is passed in (a client passed in is left open by :meth:`close`), and the
+    pause between attempts (:meth:`backoff`, slept through ``sleep``: tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        settings: RetryingSettings,
+        *,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._owns_http = http is None
+        self._http = (
+            make_http_client(timeout=settings.timeout, follow_redirects=False)
+            if http is None
+            else http
+        )
+        self._backoff_base = settings.backoff
+        self._sleep = sleep
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def backoff(self, attempt: int) -> float:
+        """The pause after failed attempt ``attempt`` (1-based): doubling, capped, jittered."""
+        ceiling = min(self._backoff_base * 2.0 ** (attempt - 1), MAX_BACKOFF)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
+
+
+class WebhookChannel(RetryingHttpChannel):
     """POSTs signed notices to abuse-desk webhooks (see the module docstring).
 
     ``http`` defaults to a client from :func:`takedown.http.make_http_client` that this
@@ -155,29 +204,8 @@ class WebhookChannel:
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        super().__init__(settings, http=http, sleep=sleep)
         self.settings = settings
-        self._owns_http = http is None
-        self._http = (
-            make_http_client(timeout=settings.timeout, follow_redirects=False)
-            if http is None
-            else http
-        )
-        self._sleep = sleep
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> WebhookChannel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def backoff(self, attempt: int) -> float:
-        """The pause after failed attempt ``attempt`` (1-based): doubling, capped, jittered."""
-        ceiling = min(self.settings.backoff * 2.0 ** (attempt - 1), MAX_BACKOFF)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
 
     def deliver(self, notice: OutgoingNotice) -> DeliveryReceipt:
         url = notice.recipient.webhook_url or self.settings.url

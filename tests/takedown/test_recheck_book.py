@@ -77,12 +77,9 @@ class Rig:
         kwargs.setdefault("router", self.router)
         return RecheckBook(self.store, settings, actor="recheck@test", clock=self.clock, **kwargs)
 
-    def send(self, *hits: HitRecord) -> None:
-        """Queue the hits and send their first notices through the real notifier at T0."""
-        queue = HitQueue(self.store.client, self.store.keys)
-        for hit in hits:
-            queue.enqueue(hit)
-        notifier = Notifier(
+    def notifier(self) -> Notifier:
+        """The real notifier, on the rig's clock."""
+        return Notifier(
             self.store.client,
             self.store.keys,
             router=self.router,
@@ -91,7 +88,13 @@ class Rig:
             consumer="c1",
             clock=self.clock,
         )
-        assert notifier.run(once=True).sent == len(hits)
+
+    def send(self, *hits: HitRecord) -> None:
+        """Queue the hits and send their first notices through the real notifier at T0."""
+        queue = HitQueue(self.store.client, self.store.keys)
+        for hit in hits:
+            queue.enqueue(hit)
+        assert self.notifier().run(once=True).sent == len(hits)
 
     def mark_sent(self, hit: HitRecord, *, due: float) -> None:
         """A notice recorded as sent (no message), due for its first recheck at ``due``."""
@@ -374,15 +377,7 @@ def test_content_back_online_reopens_the_notice_and_a_numbered_notice_goes_out(r
 
     # The notifier sends it again: a new numbered message, same reference.
     rig.clock.now = back + SETTINGS.retry_after
-    notifier = Notifier(
-        rig.store.client,
-        rig.store.keys,
-        router=rig.router,
-        sender=rig.sender,
-        settings=SETTINGS,
-        consumer="c1",
-        clock=rig.clock,
-    )
+    notifier = rig.notifier()
     assert notifier.run(once=True).sent == 1
     again = rig.smtp.wait_for_messages(2)[1].message
     reference = f"HL-{hit.incident[:12]}"
@@ -424,15 +419,7 @@ def test_a_closed_notice_is_watched_for_watch_for_and_then_let_go(rig: Rig) -> N
 def test_resend_of_a_closed_notice_and_reopen_of_an_open_one_are_refused(rig: Rig) -> None:
     hit = make_hit(1)
     rig.send(hit)
-    notifier = Notifier(
-        rig.store.client,
-        rig.store.keys,
-        router=rig.router,
-        sender=rig.sender,
-        settings=SETTINGS,
-        consumer="c1",
-        clock=rig.clock,
-    )
+    notifier = rig.notifier()
     with pytest.raises(NoticeStateError, match="is sent, not closed"):
         notifier.reopen(hit.incident, actor="analyst@test", reason="seen again")
     close_removed(rig, rig.book(), hit, T0 + HOUR)
@@ -632,15 +619,7 @@ def test_a_crawl_and_a_recheck_finding_the_content_again_reopen_it_once(rig: Rig
     assert book.apply(verdict(hit, "online", back, status=200)) == "reappeared"
     assert rig.store.client.hget(rig.store.keys.hits_reappeared, hit.incident) is None
     rig.clock.now = back + SETTINGS.retry_after
-    notifier = Notifier(
-        rig.store.client,
-        rig.store.keys,
-        router=rig.router,
-        sender=rig.sender,
-        settings=SETTINGS,
-        consumer="c1",
-        clock=rig.clock,
-    )
+    notifier = rig.notifier()
     stats = notifier.run(once=True)  # no error, one message
     assert (stats.sent, stats.reappeared) == (1, 0)
     notice = rig.store.get(hit.incident)
