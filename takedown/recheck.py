@@ -45,6 +45,7 @@ from store.lists import ListStore
 from store.rechecks import RecheckResult, RecheckTarget
 from store.text import text
 from takedown.channels.base import is_manual
+from takedown.classification import Classifier
 from takedown.errors import DeliveryError, NoticeError
 from takedown.model import Recipient, Route
 from takedown.notices import (
@@ -370,6 +371,8 @@ class RecheckBook(RedisStore):
         if sender is None:
             return "online"
         now = self.clock()
+        if not notice.fields.get("classification"):
+            notice = self._classify_earlier_notice(notice)
         sent_at = notice.time("sent_at") or notice.created
         if notice.status == "sent" and now - sent_at >= self.settings.escalate_after:
             return self._escalate(notice, sender)
@@ -377,6 +380,27 @@ class RecheckBook(RedisStore):
         if now - last_message >= self.settings.reminder_interval:
             return self._remind(notice, sender)
         return "online"
+
+    def _classify_earlier_notice(self, notice: Notice) -> Notice:
+        """A notice sent before classifications were stored with it: its reminders and
+        escalations take the classification its list's category maps to now (configuration
+        or the list's mapping), recorded as a ``classified`` event. With none, the message is
+        not rendered (the failure names the missing classification) until a mapping exists."""
+        hit = notice.hit
+        decision = Classifier(self.settings.classification, self._lists()).decide(
+            hit.list, hit.category
+        )
+        if decision is None:
+            return notice
+        self.store.record(
+            notice.id,
+            "classified",
+            actor=self.actor,
+            fields={"classification": decision.value},
+            detail=f"{decision.value} from {decision.source} (for a notice sent before "
+            "classifications were kept with each notice)",
+        )
+        return self.store.get(notice.id)
 
     def _current_route(self, notice: Notice) -> Route | None:
         stored = notice.route

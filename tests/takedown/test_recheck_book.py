@@ -8,6 +8,7 @@ reminder intervals and escalation delays are exact and nothing sleeps.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -432,6 +433,33 @@ def test_resend_of_a_closed_notice_and_reopen_of_an_open_one_are_refused(rig: Ri
 
 
 # -- reminders -----------------------------------------------------------------------------------
+
+
+def test_a_notice_sent_before_classifications_were_kept_is_reminded_with_its_mapping(
+    rig: Rig,
+) -> None:
+    """An upgrade: a notice already sent has no stored classification; its reminder takes
+    the one its list maps to now, and says where it came from."""
+    hit, other = make_hit(1), replace(make_hit(2), list="unmapped")
+    rig.mark_sent(hit, due=T0 + HOUR)  # recorded as sent, never classified
+    rig.mark_sent(other, due=T0 + HOUR)
+    assert "classification" not in rig.store.get(hit.incident).fields
+    book = rig.book()
+    at = T0 + DAY
+    rig.clock.now = at
+    assert book.apply(verdict(hit, "online", at, status=200)) == "reminded"
+    [message] = rig.smtp.wait_for_messages(1)
+    [report] = [
+        json.loads(part.get_content())
+        for part in message.message.iter_attachments()
+        if part.get_content_type() == "application/json"
+    ]
+    assert report["classification"] == builders.TEST_CLASSIFICATION_VALUE
+    [event] = [e for e in rig.store.timeline(hit.incident) if e.event == "classified"]
+    assert event.actor == "recheck@test" and "sent before classifications" in event.detail
+    # Without a mapping it is not rendered, and the failure says why.
+    assert book.apply(verdict(other, "online", at, status=200)) == "online"
+    assert "classification" in rig.store.get(other.incident).fields["last_error"]
 
 
 def test_reminders_follow_the_interval_and_reply_to_the_notice(rig: Rig) -> None:
