@@ -10,11 +10,16 @@ the same fields, so ``hotline notices show`` and the audit trail read every even
 
 from __future__ import annotations
 
+import time
 from typing import Final
 
-from store.clock import iso
+import redis
 
-__all__ = ["MAX_DETAIL", "event_fields"]
+from store.clock import iso
+from store.keys import Keys
+from store.text import text
+
+__all__ = ["MAX_DETAIL", "append_event", "event_fields"]
 
 #: The longest ``detail`` kept in an event.
 MAX_DETAIL: Final = 2000
@@ -33,3 +38,26 @@ def event_fields(
         "ts": repr(now),
         "detail": detail[:MAX_DETAIL],
     }
+
+
+def append_event(
+    client: redis.Redis,
+    keys: Keys,
+    *,
+    incident: str,
+    event: str,
+    actor: str,
+    detail: str = "",
+    status: str = "",
+    now: float | None = None,
+) -> str:
+    """Append one event to the ``audit`` stream (an action that changes no notice: a login, a
+    user added, a report submitted, a schedule paused); returns the stream entry id.
+
+    ``incident`` names what the action was about (``user:NAME``, ``run:ID``, ``list:NAME``)."""
+    when = time.time() if now is None else now
+    entry = client.xadd(
+        keys.audit,
+        event_fields(incident, event, status, actor, when, detail),  # type: ignore[arg-type]
+    )
+    return text(entry)
