@@ -139,6 +139,19 @@ class ListInfo:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def as_json(self) -> dict[str, Any]:
+        """What ``hashes lists --json`` and the console show of a list."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "version": self.version,
+            "updated": self.updated,
+            "thresholds": self.thresholds.as_dict(),
+            "counts": self.counts,
+            "total": self.total,
+            "classification": None if self.kind == ALLOW else self.classification.as_dict(),
+        }
+
 
 class ListStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:

@@ -23,6 +23,7 @@ No command ever shows an image.
 :mod:`~hotline.cli.notices`  ``notices``: list, show (the whole timeline), resend, reopen
 :mod:`~hotline.cli.stats`    ``stats``: time to removal by provider
 :mod:`~hotline.cli.purge`    ``purge``: delete the records whose retention period is over
+:mod:`~hotline.cli.serve`    ``serve``: the analyst console and HTTP API (:mod:`hotline.console`)
 ==========================  ===================================================================
 
 :func:`main` is the console script and ``python -m hotline.cli``: it runs the app and maps
@@ -48,6 +49,7 @@ from hotline.cli import (
     records,
     runs,
     schedule,
+    serve,
     stats,
     worker,
 )
@@ -70,6 +72,7 @@ app.command()(notifier.notifier)
 app.command()(notifier.recheck)
 app.command()(stats.stats)
 app.command()(purge.purge)
+app.command()(serve.serve)
 app.add_typer(hashes.hashes_app, name="hashes")
 app.add_typer(records.hits_app, name="hits")
 app.add_typer(records.review_app, name="review")

@@ -366,19 +366,7 @@ def hashes_lists(as_json: JsonOption = False) -> None:
     (category=value; * is every other category)."""
     with open_session() as session:
         infos = session.lists().info()
-    data = [
-        {
-            "name": i.name,
-            "kind": i.kind,
-            "version": i.version,
-            "updated": i.updated,
-            "thresholds": i.thresholds.as_dict(),
-            "counts": i.counts,
-            "total": i.total,
-            "classification": None if i.kind == ALLOW else i.classification.as_dict(),
-        }
-        for i in infos
-    ]
+    data = [i.as_json() for i in infos]
     empty = "no known-hash lists (import one with `hotline hashes import`)"
     if json_or_empty(infos, data, empty=empty, as_json=as_json):
         return
