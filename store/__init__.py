@@ -18,6 +18,8 @@
 * :mod:`store.rechecks` - what a recheck fetches and what it found (crawler and takedown
   share them)
 * :mod:`store.frontier` - the Lua half of a distributed run's shared frontier
+* :mod:`store.accounts` - the analyst console's users, API tokens, sessions and login
+  throttling
 * :mod:`store.clock` - times (ISO 8601 UTC) and durations in their one text form each
 * :mod:`store.text` - replies as text, errors as one line
 

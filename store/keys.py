@@ -56,6 +56,18 @@ Layout (``P`` is the prefix)::
                                      last claimed slot, last run, counters
     P schedules:due         zset     active (not paused) schedule names scored by the unix
                                      time their next run is due
+    P users                 set      names of the analyst console's accounts
+    P user:<name>           hash     one account (:mod:`store.accounts`): role, created,
+                                     disabled, password_changed, the Argon2id hash
+    P user:<name>:sessions  set      the SHA-256 of each of its sessions (to end them all)
+    P tokens                hash     API token name -> SHA-256 of its secret
+    P token:<sha256>        hash     one API token: name, role, created, revoked, last_used
+                                     (never the secret)
+    P session:<sha256>      hash     one console session, by the SHA-256 of its cookie's
+                                     token: user, CSRF token, created, last_seen; TTL: idle
+    P login:fail:user:<name>      string  failed logins for that name (also unknown names),
+                                          a counter with a TTL (the throttling window)
+    P login:fail:addr:<address>   string  failed logins from that client address, alike
 
 The notifier's consumer group on ``P hits`` is :data:`NOTIFIER_GROUP`.
 """
@@ -210,3 +222,29 @@ class Keys:
     @property
     def schedules_due(self) -> str:
         return f"{self.prefix}schedules:due"
+
+    @property
+    def users(self) -> str:
+        return f"{self.prefix}users"
+
+    def user(self, name: str) -> str:
+        return f"{self.prefix}user:{name}"
+
+    def user_sessions(self, name: str) -> str:
+        return f"{self.prefix}user:{name}:sessions"
+
+    @property
+    def tokens(self) -> str:
+        return f"{self.prefix}tokens"
+
+    def token(self, digest: str) -> str:
+        return f"{self.prefix}token:{digest}"
+
+    def session(self, digest: str) -> str:
+        return f"{self.prefix}session:{digest}"
+
+    def login_failures_user(self, name: str) -> str:
+        return f"{self.prefix}login:fail:user:{name}"
+
+    def login_failures_address(self, address: str) -> str:
+        return f"{self.prefix}login:fail:addr:{address}"

@@ -56,12 +56,22 @@ def hotline_env(**values: str) -> dict[str, str]:
 
 
 def run_cli(
-    args: list[str], env: dict[str, str], *, timeout: float = CLI_TIMEOUT
+    args: list[str],
+    env: dict[str, str],
+    *,
+    timeout: float = CLI_TIMEOUT,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``hotline <args>`` in a subprocess with ``env``; output captured as text, never raises
-    for an exit code (the test checks it)."""
+    """``hotline <args>`` in a subprocess with ``env`` (and ``stdin`` as its standard input,
+    when given); output captured as text, never raises for an exit code (the test checks it)."""
     return subprocess.run(
-        [*HOTLINE, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+        [*HOTLINE, *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -24,6 +24,8 @@ No command ever shows an image.
 :mod:`~hotline.cli.stats`    ``stats``: time to removal by provider
 :mod:`~hotline.cli.purge`    ``purge``: delete the records whose retention period is over
 :mod:`~hotline.cli.serve`    ``serve``: the analyst console and HTTP API (:mod:`hotline.console`)
+:mod:`~hotline.cli.users`    ``users`` and ``tokens``: the analyst console's accounts and the
+                             API tokens of scripts (add, list, disable, revoke, ...)
 ==========================  ===================================================================
 
 :func:`main` is the console script and ``python -m hotline.cli``: it runs the app and maps
@@ -51,6 +53,7 @@ from hotline.cli import (
     schedule,
     serve,
     stats,
+    users,
     worker,
 )
 from hotline.cli.app import app, err
@@ -81,6 +84,8 @@ app.add_typer(schedule.schedule_app, name="schedule")
 app.add_typer(providers.providers_app, name="providers")
 app.add_typer(notices.notices_app, name="notices")
 app.add_typer(rdap.rdap_app, name="rdap")
+app.add_typer(users.users_app, name="users")
+app.add_typer(users.tokens_app, name="tokens")
 
 
 def _fail(message: str, code: int) -> int:

@@ -158,5 +158,7 @@ def test_help_explains_every_command(env: dict[str, str]) -> None:
         "runs",
         "schedule",
         "scheduler",
+        "users",
+        "tokens",
     ):
         assert command in result.stdout
