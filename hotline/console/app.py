@@ -130,7 +130,7 @@ def _error_response(request: Request, status: int, code: str, message: str) -> R
         request.state.nonce = new_nonce()
     try:
         return pages.render(
-            request, "error.html", status, status=status, code=code, message=message
+            request, "error.html", http_status=status, status=status, code=code, message=message
         )
     except Exception:  # a template that fails must not hide the error
         ERROR_LOG.exception("error page failed")

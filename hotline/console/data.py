@@ -36,13 +36,15 @@ from store.schedules import parse_trigger, validate_schedule_name
 from takedown.notice import reference_for
 from takedown.notices import (
     CLOSED_STATUSES,
-    STATUSES as NOTICE_STATUSES,
     WAITING_STATUSES,
     LockBusy,
     NotAwaitingManual,
     Notice,
     NoticeNotFound,
     NoticeStateError,
+)
+from takedown.notices import (
+    STATUSES as NOTICE_STATUSES,
 )
 from takedown.stats import ProviderStats, provider_stats
 

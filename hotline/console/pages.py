@@ -59,7 +59,9 @@ def root_of(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(
+    request: Request, template: str, *, http_status: int = 200, **context: Any
+) -> HTMLResponse:
     principal = getattr(request.state, "principal", None)
     flash = request.cookies.get(FLASH_COOKIE)
     response = templates.TemplateResponse(
@@ -74,7 +76,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
             "path": request.url.path,
             **context,
         },
-        status_code=status,
+        status_code=http_status,
     )
     if flash:
         response.delete_cookie(FLASH_COOKIE, path="/", httponly=True, samesite="strict")
@@ -193,7 +195,12 @@ def login(
 def _login_again(request: Request, message: str, next: str, *, status: int) -> HTMLResponse:
     token = new_token()
     response = render(
-        request, "login.html", status, login_csrf=token, next=_safe_next(next), error=message
+        request,
+        "login.html",
+        http_status=status,
+        login_csrf=token,
+        next=_safe_next(next),
+        error=message,
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,

@@ -74,7 +74,7 @@ def login_token(web: TestClient) -> str:
     return match.group(1)
 
 
-def login(web: TestClient, name: str, password: str):  # type: ignore[no-untyped-def]
+def login(web: TestClient, name: str, password: str):
     token = login_token(web)
     return web.post(
         "/login", data={"username": name, "password": password, "csrf_token": token, "next": "/"}

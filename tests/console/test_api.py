@@ -67,7 +67,9 @@ def test_reports_start_a_run_with_the_valid_urls(console: Console) -> None:
 
 def test_a_report_without_a_valid_url_is_422_and_starts_nothing(console: Console) -> None:
     web = bearer(console, "analyst")
-    message = error_of(web.post("/api/v1/reports", json={"urls": ["ftp://x/"]}), 422, "no_valid_url")
+    message = error_of(
+        web.post("/api/v1/reports", json={"urls": ["ftp://x/"]}), 422, "no_valid_url"
+    )
     assert "request:1" in message
     error_of(web.post("/api/v1/reports", json={"urls": []}), 422, "invalid")
     error_of(web.post("/api/v1/reports", json={"links": ["x"]}), 422, "invalid")
@@ -122,14 +124,16 @@ def test_hits_with_hashes_notices_filters_pages_and_csv(console: Console) -> Non
     assert oldest["notice"]["reference"].startswith("HL-")
     first = web.get("/api/v1/hits", params={"limit": 1}).json()
     assert (len(first["items"]), first["next_offset"], first["total"]) == (1, 1, 2)
-    assert [h["entry"] for h in web.get("/api/v1/hits", params={"run": "run-a"}).json()["items"]] == ["k001"]
+    assert [
+        h["entry"] for h in web.get("/api/v1/hits", params={"run": "run-a"}).json()["items"]
+    ] == ["k001"]
     assert web.get("/api/v1/hits", params={"provider": "Nobody"}).json()["total"] == 0
     since = web.get("/api/v1/hits", params={"since": "2026-11-24"}).json()
     assert [h["entry"] for h in since["items"]] == ["k002"]
     error_of(web.get("/api/v1/hits", params={"since": "yesterday"}), 422, "invalid")
     error_of(web.get("/api/v1/hits", params={"limit": 0}), 422, "invalid")
     detail = web.get(f"/api/v1/hits/{oldest['id']}").json()
-    assert [e["event"] for e in detail["notice"]["timeline"]][0] == "created"
+    assert detail["notice"]["timeline"][0]["event"] == "queued"
     error_of(web.get("/api/v1/hits/nope"), 404, "not_found")
     exported = web.get("/api/v1/hits.csv", params={"run": "run-a"})
     assert exported.headers["content-type"].startswith("text/csv")
@@ -144,9 +148,13 @@ def test_a_review_decision_through_the_api_becomes_one_notice(console: Console) 
     viewer = bearer(console, "viewer")
     (item,) = viewer.get("/api/v1/review", params={"pending": True}).json()["items"]
     assert (item["algorithm"], item["distance"], item["decision"]) == ("pdq", 40, None)
-    error_of(viewer.post(f"/api/v1/review/{item['id']}/confirm", json={"reason": "x"}), 403, "forbidden")
+    error_of(
+        viewer.post(f"/api/v1/review/{item['id']}/confirm", json={"reason": "x"}), 403, "forbidden"
+    )
     analyst = bearer(console, "analyst", "partner")
-    error_of(analyst.post(f"/api/v1/review/{item['id']}/confirm", json={"reason": ""}), 422, "invalid")
+    error_of(
+        analyst.post(f"/api/v1/review/{item['id']}/confirm", json={"reason": ""}), 422, "invalid"
+    )
     decided = analyst.post(f"/api/v1/review/{item['id']}/confirm", json={"reason": "same picture"})
     assert decided.status_code == 200, decided.text
     assert (decided.json()["decision"], decided.json()["actor"]) == ("confirmed", "token@partner")
@@ -174,7 +182,9 @@ def test_notices_prepared_text_and_mark_sent(console: Console) -> None:
     assert prepared["recipient"] == "https://abuse.alpha.example/report"
     assert notice["url"] in prepared["text"]
     assert '"baseline"' in json.dumps(prepared["xarf"])  # the list's classification
-    error_of(analyst.post(f"/api/v1/notices/{notice['id']}/reopen", json={"note": "x"}), 409, "conflict")
+    error_of(
+        analyst.post(f"/api/v1/notices/{notice['id']}/reopen", json={"note": "x"}), 409, "conflict"
+    )
     done = analyst.post(f"/api/v1/notices/{notice['id']}/mark-sent", json={"note": "ticket 7"})
     assert done.status_code == 200, done.text
     assert done.json()["status"] == "sent"
@@ -211,12 +221,18 @@ def test_schedules_and_runs(console: Console) -> None:
     )
     assert added.status_code == 201, added.text
     error_of(
-        admin.post("/api/v1/schedules", json={"name": "weekly", "seeds": [f"http://{HOST_A}/"], "every": "7d"}),
+        admin.post(
+            "/api/v1/schedules",
+            json={"name": "weekly", "seeds": [f"http://{HOST_A}/"], "every": "7d"},
+        ),
         409,
         "conflict",
     )
     error_of(
-        admin.post("/api/v1/schedules", json={"name": "w2", "seeds": [f"http://{HOST_A}/"], "every": "soon"}),
+        admin.post(
+            "/api/v1/schedules",
+            json={"name": "w2", "seeds": [f"http://{HOST_A}/"], "every": "soon"},
+        ),
         422,
         "invalid",
     )

@@ -29,7 +29,7 @@ import redis
 from argon2 import PasswordHasher
 
 from hotline.imagegen import cropped, encode, textured_image, watermarked
-from hotline.loopback import Exchange, RunningServer, html_page, image_response, serve
+from hotline.loopback import Exchange, RunningServer, html_page, serve
 from matchers.algorithms import hamming
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry, Thresholds
@@ -88,7 +88,7 @@ def site() -> Iterator[Site]:
     known_a, known_b, copy = _near_copy()
     holder: dict[str, Site] = {}
 
-    def image(body: bytes):  # type: ignore[no-untyped-def]
+    def image(body: bytes):
         def handler(exchange: Exchange) -> None:
             agent = exchange.headers.get("User-Agent", "")
             if "HeadlessChrome" in agent:
@@ -176,7 +176,7 @@ def served(
         if process.poll() is not None:
             pytest.fail(f"hotline serve exited: {log.read_text()}")
         try:
-            import httpx  # noqa: PLC0415
+            import httpx
 
             return httpx.get(base + "/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:
@@ -206,7 +206,7 @@ def browser() -> Iterator[object]:
             launched.close()
 
 
-def _log_in(page, base: str, name: str) -> None:  # type: ignore[no-untyped-def]
+def _log_in(page, base: str, name: str) -> None:
     page.goto(base + "/login")
     page.get_by_label("User name").fill(name)
     page.get_by_label("Password").fill(PASSWORD)
@@ -215,12 +215,17 @@ def _log_in(page, base: str, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_an_analyst_reports_decides_and_exports_in_a_real_browser(
-    served: Served, site: Site, browser, tmp_path: Path, redis_client: redis.Redis, redis_prefix: str
+    served: Served,
+    site: Site,
+    browser,
+    tmp_path: Path,
+    redis_client: redis.Redis,
+    redis_prefix: str,
 ) -> None:
     expect = playwright_api.expect
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    context = browser.new_context(accept_downloads=True)  # type: ignore[attr-defined]
+    context = browser.new_context(accept_downloads=True)
     requested: list[str] = []
     context.on("request", lambda request: requested.append(request.url))
     page = context.new_page()
@@ -276,9 +281,7 @@ def test_an_analyst_reports_decides_and_exports_in_a_real_browser(
     assert sorted(r["url"] for r in rows) == sorted(
         site.url(p) for p in ("/a.jpg", "/b.jpg", "/copy.jpg")
     )
-    assert {r["sha256"] for r in rows} == {
-        digest_bytes(b).sha256 for b in (*site.known, site.copy)
-    }
+    assert {r["sha256"] for r in rows} == {digest_bytes(b).sha256 for b in (*site.known, site.copy)}
     page.screenshot(path=str(shots / "hits.png"), full_page=True)
 
     page.get_by_role("button", name="Log out").click()
@@ -287,7 +290,7 @@ def test_an_analyst_reports_decides_and_exports_in_a_real_browser(
     page.wait_for_url(base + "/login?next=%2Fhits")
 
     # A viewer sees the review item but can neither find nor post a decision.
-    viewer_context = browser.new_context()  # type: ignore[attr-defined]
+    viewer_context = browser.new_context()
     viewer_context.on("request", lambda request: requested.append(request.url))
     viewer = viewer_context.new_page()
     viewer.set_default_timeout(UI_TIMEOUT)

@@ -47,7 +47,9 @@ def populate(console: Console) -> None:
 class Loads(HTMLParser):
     """Every URL-valued attribute of a page, by tag and attribute."""
 
-    URL_ATTRIBUTES = frozenset({"src", "srcset", "href", "poster", "data", "action", "formaction", "background"})
+    URL_ATTRIBUTES = frozenset(
+        {"src", "srcset", "href", "poster", "data", "action", "formaction", "background"}
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -70,7 +72,12 @@ def reported_references(html: str) -> list[tuple[str, str, str]]:
         if HOST_A not in value and HOST_B not in value:
             continue
         rel = set((attrs.get("rel") or "").split())
-        if tag == "a" and name == "href" and {"noreferrer", "noopener"} <= rel and "leave" in (attrs.get("class") or ""):
+        if (
+            tag == "a"
+            and name == "href"
+            and {"noreferrer", "noopener"} <= rel
+            and "leave" in (attrs.get("class") or "")
+        ):
             continue
         bad.append((tag, name, value))
     return bad
@@ -82,7 +89,13 @@ def test_every_page_renders_for_an_admin_with_the_headers_and_no_image(console: 
     notice_id = console.state.takedown.store.ids()[0]
     review_id = next(iter(ReviewDesk(console.client, console.keys).items())).id
     hit_id = make_hit(1).incident
-    paths = [*PAGES, f"/notices/{notice_id}", f"/review/{review_id}", f"/hits/{hit_id}", "/runs/none"]
+    paths = [
+        *PAGES,
+        f"/notices/{notice_id}",
+        f"/review/{review_id}",
+        f"/hits/{hit_id}",
+        "/runs/none",
+    ]
     for path in paths:
         response = web.get(path)
         assert response.status_code == (404 if path == "/runs/none" else 200), (path, response.text)
@@ -140,7 +153,9 @@ def test_login_is_generic_throttled_and_rotates_the_session(console: Console) ->
 def test_login_needs_its_form_token(console: Console) -> None:
     web = console.app_client()
     login_token(web)
-    response = web.post("/login", data={"username": "ana", "password": PASSWORD, "csrf_token": "forged"})
+    response = web.post(
+        "/login", data={"username": "ana", "password": PASSWORD, "csrf_token": "forged"}
+    )
     assert response.status_code == 403
     assert SESSION_COOKIE not in web.cookies
 
@@ -189,7 +204,11 @@ def test_roles_on_pages(console: Console) -> None:
     assert analyst.get("/users").status_code == 403
     decided = analyst.post(
         f"/review/{item.id}",
-        data={"decision": "dismiss", "reason": "a different picture", "csrf_token": csrf_of(analyst)},
+        data={
+            "decision": "dismiss",
+            "reason": "a different picture",
+            "csrf_token": csrf_of(analyst),
+        },
     )
     assert decided.status_code == 303
     assert "dismissed by analyst@ana" in analyst.get("/review?show=all").text
@@ -219,12 +238,15 @@ def test_admin_adds_and_disables_a_user(console: Console) -> None:
     admin = console.login("ada")
     token = csrf_of(admin, "/users")
     added = admin.post(
-        "/users", data={"name": "newbie", "role": "viewer", "password": PASSWORD, "csrf_token": token}
+        "/users",
+        data={"name": "newbie", "role": "viewer", "password": PASSWORD, "csrf_token": token},
     )
     assert added.status_code == 303
     newbie = console.login("newbie")
     assert newbie.get("/").status_code == 200
-    weak = admin.post("/users", data={"name": "weak", "role": "viewer", "password": "short", "csrf_token": token})
+    weak = admin.post(
+        "/users", data={"name": "weak", "role": "viewer", "password": "short", "csrf_token": token}
+    )
     assert weak.status_code == 422
     assert admin.post("/users/newbie/disable", data={"csrf_token": token}).status_code == 303
     assert newbie.get("/").status_code == 303  # the session ended with the account
@@ -238,7 +260,8 @@ def test_login_never_redirects_off_the_console(console: Console, next_path: str)
     web = console.app_client()
     token = login_token(web)
     response = web.post(
-        "/login", data={"username": "ana", "password": PASSWORD, "csrf_token": token, "next": next_path}
+        "/login",
+        data={"username": "ana", "password": PASSWORD, "csrf_token": token, "next": next_path},
     )
     assert response.headers["location"] == "/"
 
