@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import socket
 import sys
 from contextlib import ExitStack
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -162,6 +164,9 @@ def serve(
         )
         app = create_app(state, root_path=root_path)
         err.print(f"console on http://{host}:{port}{root_path}/ (Ctrl-C stops)", markup=False)
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the
+        # handler it found; a handler that returns lets the stores close and the exit be 0.
+        signal.signal(signal.SIGTERM, _stopped)
         uvicorn.run(
             app,
             host=host,
@@ -174,3 +179,8 @@ def serve(
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
             server_header=False,
         )
+    err.print("console stopped", markup=False)
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM after uvicorn's graceful shutdown: nothing left to do but return."""

@@ -58,6 +58,19 @@ PASSWORD = "correct horse battery"
 #: Milliseconds the browser waits for a page or an element (a crawl included).
 UI_TIMEOUT = 120_000
 SERVE_TIMEOUT = 60.0
+#: Every page an analyst can open (the users page is for admins).
+PAGES = (
+    "/",
+    "/report",
+    "/runs",
+    "/schedules",
+    "/hits",
+    "/review",
+    "/notices",
+    "/providers",
+    "/lists",
+    "/audit",
+)
 
 
 @dataclass
@@ -283,6 +296,12 @@ def test_an_analyst_reports_decides_and_exports_in_a_real_browser(
     )
     assert {r["sha256"] for r in rows} == {digest_bytes(b).sha256 for b in (*site.known, site.copy)}
     page.screenshot(path=str(shots / "hits.png"), full_page=True)
+    for path in PAGES:
+        page.goto(base + path)
+        expect(page.locator("main h1").first).to_be_visible()
+        page.screenshot(
+            path=str(shots / f"page-{path.strip('/') or 'overview'}.png"), full_page=True
+        )
 
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(base + "/login")
@@ -323,3 +342,8 @@ def test_an_analyst_reports_decides_and_exports_in_a_real_browser(
             assert finder.find(path.read_bytes(), str(path)) is None
     for name in ("overview", "review", "providers"):
         assert (shots / f"{name}.png").stat().st_size > 0
+
+    # SIGTERM shuts the console down gracefully: it exits 0 and says so.
+    served.process.terminate()
+    assert served.process.wait(timeout=SERVE_TIMEOUT) == 0, served.log.read_text()
+    assert served.log.read_text().rstrip().endswith("console stopped")

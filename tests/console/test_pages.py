@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from hotline.console.pages import GENERIC_LOGIN_ERROR, THROTTLED_LOGIN_ERROR
 from hotline.console.security import SESSION_COOKIE
 from store.accounts import MAX_FAILURES_PER_USER
+from store.lists import ListStore
 from store.queue import HitQueue
 from store.review import ReviewDesk
 from tests.builders import make_hit
@@ -272,3 +273,91 @@ def test_error_pages_carry_the_headers(console: Console) -> None:
     assert response.status_code == 404
     assert re.search(r"img-src 'self'", response.headers["content-security-policy"])
     assert "doesnotexist" in response.text
+
+
+def test_the_forms_of_notices_schedules_lists_and_review(console: Console) -> None:
+    """Each state-changing form an analyst or admin submits, through the page as a browser
+    posts it, and what it changed in the store."""
+    populate(console)
+    store = console.state.takedown.store
+    admin = console.login("ada")
+    token = csrf_of(admin)
+
+    # A notice prepared for a web form is marked sent, with the analyst's note in its timeline.
+    notice_id = next(n for n in store.ids() if store.get(n).status == "awaiting_manual")
+    page = admin.get(f"/notices/{notice_id}")
+    assert "Mark sent" in page.text and "Copy the text" in page.text
+    done = admin.post(
+        f"/notices/{notice_id}/mark-sent", data={"note": "form ticket 42", "csrf_token": token}
+    )
+    assert done.status_code == 303
+    assert "(status sent)" in admin.get(done.headers["location"]).text
+    assert store.get(notice_id).status == "sent"
+    assert admin.post(f"/notices/{notice_id}/burn", data={"csrf_token": token}).status_code == 404
+
+    # A schedule is added, paused and run now; a bad one is refused with its reason.
+    added = admin.post(
+        "/schedules",
+        data={
+            "name": "nightly",
+            "seeds": f"http://{HOST_A}/\n",
+            "every": "1d",
+            "csrf_token": token,
+        },
+    )
+    assert added.status_code == 303, added.text
+    assert admin.post("/schedules/nightly/pause", data={"csrf_token": token}).status_code == 303
+    assert console.state.session.schedules().get("nightly").paused
+    ran = admin.post("/schedules/nightly/run", data={"csrf_token": token})
+    assert ran.status_code == 303
+    assert ran.headers["location"] == f"/runs/{console.launcher.launched[-1]}"
+    bad = admin.post(
+        "/schedules", data={"name": "bad", "seeds": "not a url", "every": "1d", "csrf_token": token}
+    )
+    assert bad.status_code == 422 and "not a url" in bad.text
+
+    # A new version of a list is uploaded; a malformed one names its file and line.
+    body = f"algorithm,hash,id,category\nsha256,{make_hit(9).sha256},e9,test\n".encode()
+    uploaded = admin.post(
+        "/lists",
+        data={"name": "known", "classification": "baseline", "csrf_token": token},
+        files={"file": ("known.csv", body, "text/csv")},
+    )
+    assert uploaded.status_code == 303, uploaded.text
+    assert "known" in admin.get("/lists").text
+    broken = admin.post(
+        "/lists",
+        data={"name": "known", "csrf_token": token},
+        files={"file": ("broken.csv", b"algorithm,hash,id,category\nsha256,zz,e1,test\n", "")},
+    )
+    assert broken.status_code == 422 and "broken.csv" in broken.text
+
+    # A near miss is dismissed and its hashes go to an allow-list.
+    item = next(iter(ReviewDesk(console.client, console.keys).items()))
+    analyst = console.login("ana")
+    nameless = analyst.post(
+        f"/review/{item.id}",
+        data={"decision": "allow-list", "reason": "benign", "csrf_token": csrf_of(analyst)},
+    )
+    assert nameless.status_code == 422
+    allowed = analyst.post(
+        f"/review/{item.id}",
+        data={
+            "decision": "allow-list",
+            "reason": "a stock photo",
+            "allow_list": "stock",
+            "csrf_token": csrf_of(analyst),
+        },
+    )
+    assert allowed.status_code == 303
+    (decision,) = ReviewDesk(console.client, console.keys).decisions().values()
+    assert (decision.decision, decision.actor, decision.reason) == (
+        "dismissed",
+        "analyst@ana",
+        "a stock photo",
+    )
+    lists = ListStore(console.client, console.keys)
+    assert {i.name: i.kind for i in lists.info()}["stock"] == "allow"
+    assert item.record.sha256 in {e.hash for e in lists.load("stock").entries}
+    events = {(e.actor, e.event) for e in store.audit(count=100)}
+    assert {("analyst@ada", "schedule_add"), ("analyst@ada", "schedule_pause")} <= events
