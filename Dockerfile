@@ -22,5 +22,7 @@ ENV HOTLINE_DATA_DIR=/home/hotline/data \
     PYTHONUNBUFFERED=1
 USER 10001
 WORKDIR /home/hotline
+# `hotline serve --host 0.0.0.0` (the analyst console) listens here.
+EXPOSE 8080
 ENTRYPOINT ["hotline"]
 CMD ["--help"]
