@@ -31,7 +31,7 @@ from hotline.console.security import (
     state_of,
 )
 from hotline.console.state import Principal
-from store.accounts import ROLES, AccountError, UserNotFound
+from store.accounts import ROLES, AccountError, TokenExists, TokenNotFound, UserNotFound
 from store.audit import append_event
 from takedown.notices import STATUSES as NOTICE_STATUSES
 
@@ -546,14 +546,50 @@ def audit_page(request: Request, who: Viewer, limit: int = 200) -> HTMLResponse:
 
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request, who: Admin) -> HTMLResponse:
+    return _users(request)
+
+
+def _users(request: Request, *, new_token: dict[str, str] | None = None) -> HTMLResponse:
     accounts = state_of(request).accounts
     return render(
         request,
         "users.html",
+        http_status=201 if new_token else 200,
         users=[u.as_json() for u in accounts.users()],
         tokens=[t.as_json() for t in accounts.tokens()],
         roles=ROLES,
+        new_token=new_token,
     )
+
+
+@router.post("/tokens", response_class=HTMLResponse)
+def token_create(
+    request: Request,
+    who: Admin,
+    csrf_token: CsrfField = "",
+    name: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "viewer",
+) -> HTMLResponse:
+    """Create an API token and show its secret on this one response (never stored, never
+    redirected through a cookie; the response is ``no-store``)."""
+    check_form(request, who, csrf_token)
+    try:
+        token, secret = state_of(request).accounts.create_token(name.strip(), role, actor=who.actor)
+    except TokenExists as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    except AccountError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+    return _users(request, new_token={"name": token.name, "role": token.role, "secret": secret})
+
+
+@router.post("/tokens/{name}/revoke")
+def token_revoke(request: Request, name: str, who: Admin, csrf_token: CsrfField = "") -> Response:
+    check_form(request, who, csrf_token)
+    try:
+        state_of(request).accounts.revoke_token(name, actor=who.actor)
+    except TokenNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    return redirect(request, "/users", f"Token {name} revoked.")
 
 
 @router.post("/users")

@@ -361,3 +361,32 @@ def test_the_forms_of_notices_schedules_lists_and_review(console: Console) -> No
     assert item.record.sha256 in {e.hash for e in lists.load("stock").entries}
     events = {(e.actor, e.event) for e in store.audit(count=100)}
     assert {("analyst@ada", "schedule_add"), ("analyst@ada", "schedule_pause")} <= events
+
+
+def test_admin_creates_and_revokes_an_api_token_on_the_users_page(console: Console) -> None:
+    admin = console.login("ada")
+    token = csrf_of(admin, "/users")
+    created = admin.post("/tokens", data={"name": "intake", "role": "analyst", "csrf_token": token})
+    assert created.status_code == 201, created.text
+    assert created.headers["cache-control"] == "no-store"
+    match = re.search(r'<pre id="token-secret">([^<]+)</pre>', created.text)
+    assert match is not None
+    secret = match.group(1)
+    script = console.app_client()
+    me = script.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
+    assert me.status_code == 200
+    assert me.json() == {"name": "intake", "role": "analyst", "kind": "token"}
+    assert secret not in admin.get("/users").text  # shown once
+    again = admin.post("/tokens", data={"name": "intake", "role": "viewer", "csrf_token": token})
+    assert again.status_code == 409
+    revoked = admin.post("/tokens/intake/revoke", data={"csrf_token": token})
+    assert revoked.status_code == 303
+    me = script.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
+    assert me.status_code == 401
+    assert admin.post("/tokens/ghost/revoke", data={"csrf_token": token}).status_code == 404
+    analyst = console.login("ana")
+    refused = analyst.post(
+        "/tokens", data={"name": "mine", "role": "admin", "csrf_token": csrf_of(analyst)}
+    )
+    assert refused.status_code == 403
+    assert [t.name for t in console.accounts.tokens()] == ["intake"]
