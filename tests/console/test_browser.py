@@ -296,11 +296,11 @@ def test_an_analyst_reports_decides_and_exports_in_a_real_browser(
     )
     assert {r["sha256"] for r in rows} == {digest_bytes(b).sha256 for b in (*site.known, site.copy)}
     page.screenshot(path=str(shots / "hits.png"), full_page=True)
-    for path in PAGES:
-        page.goto(base + path)
+    for page_path in PAGES:
+        page.goto(base + page_path)
         expect(page.locator("main h1").first).to_be_visible()
         page.screenshot(
-            path=str(shots / f"page-{path.strip('/') or 'overview'}.png"), full_page=True
+            path=str(shots / f"page-{page_path.strip('/') or 'overview'}.png"), full_page=True
         )
 
     page.get_by_role("button", name="Log out").click()
