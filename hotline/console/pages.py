@@ -494,9 +494,13 @@ def providers_page(request: Request, who: Viewer) -> HTMLResponse:
         request,
         "providers.html",
         figures=figures,
-        bars=removal_bars(rows),
+        # Providers no notice went out to ("(unroutable)") have no removal times to draw.
+        bars=removal_bars([row for row in rows if row.notices]),
         histogram=removal_histogram(everything, title="Time to removal, all providers"),
-        states=status_bars(figures["statuses"], title="Notices by state"),
+        states=status_bars(
+            {name.replace("_", " "): n for name, n in figures["statuses"].items()},
+            title="Notices by state",
+        ),
     )
 
 
