@@ -123,8 +123,22 @@ def check_form(request: Request, who: Principal, token: str) -> None:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    return _login_page(request, next)
+
+
+def _login_page(
+    request: Request, next: str, *, error: str | None = None, status: int = 200
+) -> HTMLResponse:
+    """The login form with a fresh form token (in a cookie and in the form)."""
     token = new_token()
-    response = render(request, "login.html", login_csrf=token, next=_safe_next(next))
+    response = render(
+        request,
+        "login.html",
+        http_status=status,
+        login_csrf=token,
+        next=_safe_next(next),
+        error=error,
+    )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,
@@ -159,11 +173,11 @@ def login(
     address = request.client.host if request.client else "unknown"
     name = username.strip()
     if not accounts.login_allowed(name, address):
-        return _login_again(request, THROTTLED_LOGIN_ERROR, next, status=429)
+        return _login_page(request, next, error=THROTTLED_LOGIN_ERROR, status=429)
     user = accounts.verify_password(name, password)
     if user is None:
         accounts.record_login_failure(name, address)
-        return _login_again(request, GENERIC_LOGIN_ERROR, next, status=401)
+        return _login_page(request, next, error=GENERIC_LOGIN_ERROR, status=401)
     accounts.clear_login_failures(name)
     old = request.cookies.get(SESSION_COOKIE)
     if old:  # a new session id at every login: a planted cookie never becomes a session
@@ -189,28 +203,6 @@ def login(
         path="/",
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/", httponly=True, samesite="strict")
-    return response
-
-
-def _login_again(request: Request, message: str, next: str, *, status: int) -> HTMLResponse:
-    token = new_token()
-    response = render(
-        request,
-        "login.html",
-        http_status=status,
-        login_csrf=token,
-        next=_safe_next(next),
-        error=message,
-    )
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=secure_request(request),
-        path="/",
-        max_age=3600,
-    )
     return response
 
 
