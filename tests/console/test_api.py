@@ -5,18 +5,23 @@ notices are marked sent, lists are uploaded, and every error has the one JSON sh
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
+from hotline.console.app import create_app
+from hotline.services import Session
+from store.accounts import Accounts
 from store.queue import HitQueue
 from store.runs import RunStore
 from tests.builders import make_hit
-from tests.console.conftest import Console, csrf_of
-from tests.helpers import HOST_A, HOST_B
+from tests.console.conftest import CHEAP_HASHER, Console, csrf_of
+from tests.helpers import HOST_A, HOST_B, free_port
 
 
 def bearer(console: Console, role: str, name: str | None = None) -> TestClient:
@@ -189,6 +194,12 @@ def test_notices_prepared_text_and_mark_sent(console: Console) -> None:
     assert done.status_code == 200, done.text
     assert done.json()["status"] == "sent"
     error_of(analyst.post(f"/api/v1/notices/{notice['id']}/mark-sent", json={}), 409, "conflict")
+    other = listing["items"][1]
+    resent = analyst.post(f"/api/v1/notices/{other['id']}/resend", json={"note": "lost form"})
+    assert resent.status_code == 200, resent.text
+    assert resent.json()["status"] == "awaiting_manual"  # prepared again for the form
+    events = [e["event"] for e in analyst.get(f"/api/v1/notices/{other['id']}").json()["timeline"]]
+    assert events.count("prepared") == 2
     timeline = analyst.get(f"/api/v1/notices/{notice['id']}").json()["timeline"]
     assert timeline[-1]["actor"] == "token@desk" and "ticket 7" in timeline[-1]["detail"]
     error_of(analyst.get("/api/v1/notices", params={"status": "lost"}), 422, "bad_status")
@@ -236,9 +247,14 @@ def test_schedules_and_runs(console: Console) -> None:
         422,
         "invalid",
     )
+    listed = admin.get("/api/v1/schedules").json()
+    assert [(s["name"], s["every"]) for s in listed["items"]] == [("weekly", 7 * 86400)]
     assert admin.post("/api/v1/schedules/weekly/pause").json()["paused"] is True
     started = admin.post("/api/v1/schedules/weekly/run").json()
     assert console.launcher.launched == [started["run_id"]]
+    runs = admin.get("/api/v1/runs").json()
+    assert [r["id"] for r in runs["items"]] == [started["run_id"]]
+    assert admin.get("/api/v1/runs", params={"status": "finished"}).json()["total"] == 0
     cancelled = admin.post(f"/api/v1/runs/{started['run_id']}/cancel").json()
     assert cancelled["status"] == "cancelled"
     error_of(admin.post(f"/api/v1/runs/{started['run_id']}/cancel"), 409, "conflict")
@@ -272,3 +288,27 @@ def test_overview_stats_health_and_docs(console: Console) -> None:
 @pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/v1/runs/x/y/z"])
 def test_unknown_api_paths_answer_json(console: Console, path: str) -> None:
     error_of(bearer(console, "viewer").get(path), 404, "not_found")
+
+
+def test_redis_not_answering_is_503_with_the_error_shape(console: Console) -> None:
+    """A console whose Redis went away (nothing listens on its port) says so: /readyz and
+    every API call answer 503, /healthz still 200, pages an HTML error with the headers."""
+    dead = redis.Redis.from_url(
+        f"redis://127.0.0.1:{free_port('127.0.0.1')}/0", socket_connect_timeout=2
+    )
+    state = dataclasses.replace(
+        console.state,
+        session=Session(dead, "redis://dead", console.keys),
+        accounts=Accounts(dead, console.keys, hasher=CHEAP_HASHER),
+    )
+    web = TestClient(create_app(state), follow_redirects=False)
+    web.headers["Authorization"] = "Bearer hlt_anything"
+    assert web.get("/healthz").status_code == 200
+    ready = web.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+    error_of(web.get("/api/v1/hits"), 503, "unavailable")
+    browser = TestClient(create_app(state), follow_redirects=False)
+    browser.cookies.set("hotline_login_csrf", "t")
+    page = browser.post("/login", data={"username": "ana", "password": "x", "csrf_token": "t"})
+    assert page.status_code == 503 and "Redis" in page.text
+    assert "img-src 'self'" in page.headers["content-security-policy"]
