@@ -16,6 +16,7 @@ from store.accounts import MAX_FAILURES_PER_USER
 from store.lists import ListStore
 from store.queue import HitQueue
 from store.review import ReviewDesk
+from store.runs import RunStore
 from tests.builders import make_hit
 from tests.console.conftest import PASSWORD, Console, csrf_of, login, login_token
 from tests.helpers import HOST_A, HOST_B
@@ -233,6 +234,11 @@ def test_report_form_starts_a_run_and_shows_it(console: Console) -> None:
     assert "1 skipped" in page.text
     assert f"http://{HOST_B}/b.html" in page.text
     assert "started with" not in web.get(f"/runs/{run_id}").text  # the message is shown once
+    cancelled = web.post(f"/runs/{run_id}/cancel", data={"csrf_token": csrf_of(web)})
+    assert cancelled.status_code == 303
+    assert RunStore(console.client, console.keys).get(run_id).status == "cancelled"
+    again = web.post(f"/runs/{run_id}/cancel", data={"csrf_token": csrf_of(web)})
+    assert again.status_code == 409 and "cancelled" in again.text
 
 
 def test_admin_adds_and_disables_a_user(console: Console) -> None:
