@@ -27,6 +27,7 @@ __all__ = [
     "PERCEPTUAL_ALGORITHMS",
     "PERCEPTUAL_MAX_SIDE",
     "PHASH_CONFIRM_THRESHOLD",
+    "PHASH_REDUCING_GAP",
     "PHASH_REVIEW_THRESHOLD",
     "TRIM_MAX_FRACTION",
     "TRIM_MIN_BAND",
@@ -68,6 +69,11 @@ MAX_IMAGE_PIXELS: Final = 50_000_000
 PDQ_MIN_DECODE_SIDE: Final = 640
 #: The longer side is capped at this after reduction (only panoramas wider than 3.2:1 reach it).
 PERCEPTUAL_MAX_SIDE: Final = 2048
+#: pHash's 32x32 Lanczos reduction first reduces by an integer factor (a box average) to at
+#: least this many times 32 pixels (Pillow's ``reducing_gap``). Against ``imagehash.phash`` of
+#: the same picture, over the 141 benign photos: 2 -> max 2 bits, mean 0.24; 3 -> max 2, mean
+#: 0.06; 4 -> max 2, mean 0.13; the exact resize costs ~3.7 ms on 1024x768, this ~0.2 ms.
+PHASH_REDUCING_GAP: Final = 3.0
 
 #: Border trimming: a uniform band on any side is cut off before perceptual hashing, but never
 #: more than this fraction of the side ...

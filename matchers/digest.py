@@ -5,21 +5,30 @@ Decoding is defensive: the pixel count in the header is checked before any pixel
 truncated or corrupt data gives a digest with ``error`` set (exact hashes still present), and
 JPEGs are decoded at reduced scale (``draft``) so hashing does not stall a crawl.
 
-One decode per image feeds every perceptual hash. The picture is reduced to a shorter side of
-:data:`~matchers.algorithms.PDQ_MIN_DECODE_SIDE` pixels (JPEG ``draft``, then an area average),
-which keeps PDQ within a few bits of full-resolution ``pdqhash.compute``.
+One decode per image feeds every perceptual hash, and it decodes luma only (PDQ, pHash and
+border detection all work on luma): a JPEG decodes its Y plane straight to an "L" picture at
+the smallest DCT scale (``draft``: 1/2, 1/4, 1/8) whose shorter side is still at least
+:data:`~matchers.algorithms.PDQ_MIN_DECODE_SIDE`; other formats are converted to "L" and
+reduced by an integer factor (``Image.reduce``, a box average) to the same floor. PDQ
+(:mod:`matchers.pdq`) filters that picture directly, which keeps it within a few bits of
+full-resolution ``pdqhash.compute``; pHash takes a 32x32 reduction of it.
 
 Canonical hashes and variants. Uniform borders (letterbox / pillarbox bars, mattes; see
-:func:`matchers.imageops.border_box`) are trimmed first, and when a border was found the
+:func:`matchers.imageops.border_box_array`) are trimmed first, and when a border was found the
 canonical ``pdq`` / ``phash`` are those of the *trimmed* picture, so a copy with bars added
 matches the original, and a copy with bars removed matches a bordered original.
 ``pdq_variants`` / ``phash_variants`` are every hash a matcher should query, without
 duplicates: the eight dihedral hashes of the canonical frame (first = the canonical hash; see
-:data:`matchers.imageops.DIHEDRAL_ORDER`), then the hash of the untrimmed canonical frame when
-a border was trimmed (what a list hashed elsewhere, without trimming, recorded), then the
-canonical hash of each further frame of an animation (at most
+:data:`matchers.imageops.DIHEDRAL_ORDER`; all eight from one DCT), then the hash of the
+untrimmed canonical frame when a border was trimmed (what a list hashed elsewhere, without
+trimming, recorded), then the canonical hash of each further frame of an animation (at most
 :data:`~matchers.algorithms.ANIMATION_MAX_HASHED_FRAMES` frames hashed, spread over at most
 :data:`~matchers.algorithms.ANIMATION_MAX_FRAMES_INSPECTED` frames decoded).
+
+Only what can be queried is computed: ``digest_bytes(..., algorithms=...)`` names the
+algorithms the loaded lists hold; without ``pdq`` no PDQ is computed (``pdq``,
+``pdq_quality`` None, no variants), without ``phash`` no pHash, and without either the image
+is not decoded at all (``width`` / ``height`` None). The exact digests are always computed.
 
 PDQ hex form: ``pdqhash.compute`` returns 256 bits; bit ``i`` of that vector is bit ``7 - i % 8``
 of byte ``i // 8`` (most significant bit first), i.e. ``np.packbits(bits).hex()``. This is the
@@ -36,35 +45,39 @@ import struct
 import threading
 import warnings
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from matchers.algorithms import (
+    ALGORITHMS,
     ANIMATION_MAX_FRAMES_COUNTED,
     ANIMATION_MAX_FRAMES_INSPECTED,
     ANIMATION_MAX_HASHED_FRAMES,
     ANIMATION_PIXEL_BUDGET,
     MAX_IMAGE_PIXELS,
+    PERCEPTUAL_ALGORITHMS,
 )
 from matchers.errors import DecodeError, ImageTooLarge, NotAnImage
 from matchers.imageops import (
+    Box,
+    border_box_array,
     draft_size,
     frame_schedule,
     gif_frame_count,
+    luma_array,
     pdq_bits_to_hex,
-    pdq_dihedral,
     pdq_hex_to_bits,
-    pdq_one,
-    phash_dihedral,
-    phash_one,
-    reduce_for_hashing,
-    trim_borders,
+    phash_dihedral_luma,
+    phash_luma,
+    reduction_factor,
 )
+from matchers.pdq import pdq_hashes
 from matchers.sniff import sniff_image
 
 __all__ = [
@@ -96,6 +109,8 @@ _PIL_FORMATS: Final[dict[str, tuple[str, ...]]] = {
 _HIGH_DEPTH_MODES: Final = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 _ALPHA_MODES: Final = frozenset({"RGBA", "LA", "La", "RGBa", "PA"})
 _WHITE: Final = (255, 255, 255)
+#: EXIF orientations that need a transpose (1 is upright).
+_ORIENTATIONS_TO_FIX: Final = frozenset(range(2, 9))
 _UINT16_TO_UINT8: Final = 257.0  # 65535 / 255
 _UINT16_MAX: Final = 65535
 _UINT8_MAX: Final = 255
@@ -163,15 +178,15 @@ class ImageDigest:
 
 @dataclass(frozen=True, slots=True)
 class DecodedImage:
-    """Upright RGB pictures at hashing scale, plus facts about the original.
+    """Upright luma ("L") pictures at hashing scale, plus facts about the original.
 
-    ``rgb`` is the first frame; ``more_frames`` the further frames hashed of an animation;
+    ``luma`` is the first frame; ``more_frames`` the further frames hashed of an animation;
     ``frames_inspected`` how many frames were decoded to get them (bounded, see
     :data:`~matchers.algorithms.ANIMATION_MAX_FRAMES_INSPECTED`); ``frames`` the frame count
     of the file (GIF: counted up to :data:`~matchers.algorithms.ANIMATION_MAX_FRAMES_COUNTED`).
     """
 
-    rgb: Image.Image
+    luma: Image.Image
     width: int
     height: int
     frames: int
@@ -179,17 +194,26 @@ class DecodedImage:
     frames_inspected: int = 1
 
 
-def digest_bytes(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageDigest:
+def digest_bytes(
+    data: bytes,
+    *,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    algorithms: Collection[str] = ALGORITHMS,
+) -> ImageDigest:
     """Hash image bytes held in memory.
 
     The MD5/SHA-1/SHA-256 of the raw bytes are computed for anything that sniffs as an image,
     so an exact list entry matches even a file Pillow cannot decode. PDQ and pHash (and their
     variants, see the module docstring) come from one reduced-scale decode; when decoding is
     refused or fails they are ``None`` and ``error`` holds a code from :data:`ERROR_CODES`.
+    ``algorithms`` (names of :data:`~matchers.algorithms.ALGORITHMS`) limits the perceptual
+    hashes to those named; without ``pdq`` and ``phash`` nothing is decoded.
 
     Raises:
         NotAnImage: the bytes do not start with a known image signature.
+        ValueError: ``algorithms`` names an unknown algorithm.
     """
+    perceptual = _perceptual(algorithms)
     image_format = sniff_image(data)
     if image_format is None:
         raise NotAnImage("bytes do not start with a known image signature")
@@ -197,25 +221,29 @@ def digest_bytes(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageDig
     sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest()
     sha256 = hashlib.sha256(data).hexdigest()
 
-    def failed(code: str, width: int | None = None, height: int | None = None) -> ImageDigest:
+    def without_pictures(
+        code: str | None, width: int | None = None, height: int | None = None
+    ) -> ImageDigest:
         return ImageDigest(
             md5, sha1, sha256, None, None, None, image_format, width, height, 1, code
         )
 
+    if not perceptual:
+        return without_pictures(None)
     try:
         decoded = decode_image(data, image_format, max_pixels=max_pixels)
     except ImageTooLarge as exc:
-        return failed("too_large", exc.width, exc.height)
+        return without_pictures("too_large", exc.width, exc.height)
     except DecodeError as exc:
-        return failed(exc.code, exc.width, exc.height)
-    pdq_variants, quality, phash_variants = perceptual_hashes(decoded)
+        return without_pictures(exc.code, exc.width, exc.height)
+    pdq_variants, quality, phash_variants = perceptual_hashes(decoded, algorithms=perceptual)
     return ImageDigest(
         md5=md5,
         sha1=sha1,
         sha256=sha256,
-        pdq=pdq_variants[0],
+        pdq=pdq_variants[0] if pdq_variants else None,
         pdq_quality=quality,
-        phash=phash_variants[0],
+        phash=phash_variants[0] if phash_variants else None,
         format=image_format,
         width=decoded.width,
         height=decoded.height,
@@ -226,20 +254,51 @@ def digest_bytes(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageDig
     )
 
 
-def perceptual_hashes(decoded: DecodedImage) -> tuple[tuple[str, ...], int, tuple[str, ...]]:
+def _perceptual(algorithms: Collection[str]) -> frozenset[str]:
+    """The perceptual algorithms among ``algorithms``, after checking every name."""
+    unknown = sorted(set(algorithms) - set(ALGORITHMS))
+    if unknown:
+        expected = ", ".join(ALGORITHMS)
+        raise ValueError(f"unknown algorithms {unknown}, expected names from: {expected}")
+    return frozenset(algorithms) & frozenset(PERCEPTUAL_ALGORITHMS)
+
+
+def _crop(pixels: npt.NDArray[np.uint8], box: Box | None) -> npt.NDArray[np.uint8]:
+    if box is None:
+        return pixels
+    left, top, right, bottom = box
+    return pixels[top:bottom, left:right]
+
+
+def perceptual_hashes(
+    decoded: DecodedImage, *, algorithms: Collection[str] = PERCEPTUAL_ALGORITHMS
+) -> tuple[tuple[str, ...], int | None, tuple[str, ...]]:
     """(PDQ variants, PDQ quality of the canonical frame, pHash variants) of a decoded image;
-    the first variant of each is the canonical hash (see the module docstring)."""
-    canonical, trimmed = trim_borders(decoded.rgb)
-    pdqs, quality = pdq_dihedral(canonical)
-    pdq_list = list(pdqs)
-    phash_list = list(phash_dihedral(canonical))
-    if trimmed:
-        pdq_list.append(pdq_one(decoded.rgb)[0])
-        phash_list.append(phash_one(decoded.rgb))
+    the first variant of each is the canonical hash (see the module docstring). An algorithm
+    not in ``algorithms`` gives no variants (and quality None for PDQ)."""
+    want_pdq = "pdq" in algorithms
+    want_phash = "phash" in algorithms
+    pdq_list: list[str] = []
+    phash_list: list[str] = []
+    quality: int | None = None
+    pixels = luma_array(decoded.luma)
+    box = border_box_array(pixels)
+    if want_pdq:
+        hashes, quality = pdq_hashes(_crop(pixels, box))
+        pdq_list.extend(hashes)
+        if box is not None:
+            pdq_list.append(pdq_hashes(pixels, dihedral=False)[0][0])
+    if want_phash:
+        phash_list.extend(phash_dihedral_luma(decoded.luma, box))
+        if box is not None:
+            phash_list.append(phash_luma(decoded.luma))
     for frame in decoded.more_frames:
-        picture, _trimmed = trim_borders(frame)
-        pdq_list.append(pdq_one(picture)[0])
-        phash_list.append(phash_one(picture))
+        frame_pixels = luma_array(frame)
+        frame_box = border_box_array(frame_pixels)
+        if want_pdq:
+            pdq_list.append(pdq_hashes(_crop(frame_pixels, frame_box), dihedral=False)[0][0])
+        if want_phash:
+            phash_list.append(phash_luma(frame, frame_box))
     return tuple(dict.fromkeys(pdq_list)), quality, tuple(dict.fromkeys(phash_list))
 
 
@@ -251,12 +310,13 @@ def digest_file(path: str | os.PathLike[str]) -> ImageDigest:
 def decode_image(
     data: bytes, image_format: str | None = None, *, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> DecodedImage:
-    """Safely decode ``data`` into upright RGB pictures for hashing (see :class:`DecodedImage`).
+    """Safely decode ``data`` into upright luma pictures for hashing (see :class:`DecodedImage`).
 
-    Large images come back reduced to a shorter side of
-    :data:`~matchers.algorithms.PDQ_MIN_DECODE_SIDE` (JPEG: DCT-domain ``draft``, then an area
-    average; others: area average), the longer side at most
-    :data:`~matchers.algorithms.PERCEPTUAL_MAX_SIDE`. Animated GIF, PNG and WebP images also
+    Large images come back reduced, the shorter side still at least
+    :data:`~matchers.algorithms.PDQ_MIN_DECODE_SIDE` (JPEG: the Y plane decoded at a DCT-domain
+    ``draft`` scale; others: :func:`~matchers.imageops.reduction_factor`), and the longer side
+    brought to about :data:`~matchers.algorithms.PERCEPTUAL_MAX_SIDE` if it was far above (a
+    panorama). Animated GIF, PNG and WebP images also
     yield up to :data:`~matchers.algorithms.ANIMATION_MAX_HASHED_FRAMES` further frames; a
     damaged later frame ends the animation quietly (the first frame is what counts).
 
@@ -289,7 +349,7 @@ def decode_image(
             if im.format in ("JPEG", "MPO"):
                 _draft(im, width, height)
             im.load()
-            rgb = _prepare(im)
+            luma = _prepare(im)
             more_frames, inspected = _more_frames(im, frames, width * height)
     except Image.DecompressionBombError:
         raise ImageTooLarge(
@@ -300,7 +360,7 @@ def decode_image(
     except _DECODE_ERRORS as exc:
         raise _decode_error(exc, image_format, width, height) from None
     return DecodedImage(
-        rgb=rgb,
+        luma=luma,
         width=width,
         height=height,
         frames=frames,
@@ -313,8 +373,12 @@ _ANIMATED_FORMATS: Final = frozenset({"GIF", "PNG", "WEBP"})
 
 
 def _prepare(im: Image.Image) -> Image.Image:
-    """The current frame, upright, as RGB at hashing scale."""
-    return reduce_for_hashing(_to_rgb(ImageOps.exif_transpose(im)))
+    """The current frame, upright, as luma ("L") at hashing scale."""
+    if im.getexif().get(ExifTags.Base.Orientation, 1) in _ORIENTATIONS_TO_FIX:
+        im = ImageOps.exif_transpose(im)
+    luma = _to_luma(im)
+    factor = reduction_factor(*luma.size)
+    return luma.reduce(factor) if factor > 1 else luma
 
 
 def _frame_count(im: Image.Image, data: bytes) -> int:
@@ -375,11 +439,20 @@ def _decode_error(
 
 
 def _draft(im: Image.Image, width: int, height: int) -> None:
-    """Ask the JPEG decoder for a 1/2, 1/4 or 1/8 scale decode that keeps enough pixels."""
-    target = draft_size(width, height)
-    if target is not None:
-        # draft() picks the smallest scale whose result is still >= the requested size.
-        im.draft("RGB", target)
+    """Ask the JPEG decoder for its Y plane only ("L"; a colour JPEG's chroma is then not
+    reconstructed) at a 1/2, 1/4 or 1/8 scale that keeps enough pixels. draft() picks the
+    smallest scale whose result is still at least the requested size; CMYK and grayscale
+    JPEGs keep their mode."""
+    im.draft("L", draft_size(width, height))
+
+
+def _to_luma(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit luma ("L"), through :func:`_to_rgb` when it is not direct."""
+    if im.mode == "L":
+        return im
+    if im.mode in _HIGH_DEPTH_MODES:
+        return Image.fromarray(_scale_to_uint8(np.asarray(im), im.mode))
+    return _to_rgb(im).convert("L")
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

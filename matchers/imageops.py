@@ -10,45 +10,59 @@ flipped left-right, transposed, anti-transposed. :func:`phash_dihedral` uses the
 Element ``i`` is the hash of the picture after transform ``i``, so a list entry of an original
 is near element ``i`` of a copy that was transformed by the inverse of transform ``i``.
 
-pHash is computed exactly as ``imagehash.phash`` (grayscale, Lanczos to 32x32, 2-D DCT-II,
-top-left 8x8 block against its median, row-major bits, most significant first), but the DCT is
-one 8x32 matrix product per axis, and the eight transforms are applied to the 32x32 grayscale
-pixels rather than to the picture (resizing commutes with flips and transposes).
+pHash is computed as ``imagehash.phash`` (grayscale, Lanczos to 32x32, 2-D DCT-II, top-left
+8x8 block against its median, row-major bits, most significant first), but the DCT is one 8x32
+matrix product per axis, and the eight dihedral hashes come from that one 8x8 block: flipping
+the pixels negates the odd-frequency coefficients of that axis, transposing them transposes
+the block (resizing commutes with flips and transposes). :func:`phash_one` is bit for bit
+``imagehash.phash``; the digest path (:func:`phash_dihedral_luma`) reaches 32x32 through an
+integer ``reduce`` first (Pillow's ``reducing_gap``), measured within 2 bits of it (mean 0.06
+bits over 141 photos) at a tenth of the cost on a 1024x768 picture.
+
+PDQ is :mod:`matchers.pdq` (numpy, pinned to ``pdqhash``); :func:`pdq_one` and
+:func:`pdq_dihedral` take an RGB picture and compute luma as ``pdqhash`` does.
+
+Border detection (:func:`border_box_array`) reads only the lines it needs from the luma array:
+the two outermost lines of each side decide for a borderless picture.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-import pdqhash
 from PIL import Image
 
 from matchers.algorithms import (
     PDQ_MIN_DECODE_SIDE,
     PERCEPTUAL_MAX_SIDE,
+    PHASH_REDUCING_GAP,
     TRIM_MAX_FRACTION,
     TRIM_MIN_BAND,
     TRIM_MIN_SIDE,
     TRIM_TOLERANCE,
     TRIM_UNIFORM_FRACTION,
 )
+from matchers.pdq import dihedral_blocks, pdq_hashes
 
 __all__ = [
     "DIHEDRAL_ORDER",
     "border_box",
+    "border_box_array",
     "draft_size",
     "frame_schedule",
     "gif_frame_count",
+    "luma_array",
     "pdq_bits_to_hex",
     "pdq_dihedral",
     "pdq_hex_to_bits",
     "pdq_one",
     "phash_dihedral",
+    "phash_dihedral_luma",
+    "phash_luma",
     "phash_one",
-    "reduce_for_hashing",
+    "reduction_factor",
     "trim_borders",
 ]
 
@@ -64,17 +78,7 @@ DIHEDRAL_ORDER: Final = (
 )
 
 Gray = npt.NDArray[np.float64]
-
-_DIHEDRAL_PIXELS: Final[tuple[Callable[[Gray], Gray], ...]] = (
-    lambda p: p,
-    lambda p: np.rot90(p, 1),
-    lambda p: np.rot90(p, 2),
-    lambda p: np.rot90(p, -1),
-    lambda p: p[::-1],
-    lambda p: p[:, ::-1],
-    lambda p: p.T,
-    lambda p: np.rot90(p, 2).T,
-)
+Box = tuple[int, int, int, int]
 
 #: imagehash.phash: hash_size 8, highfreq_factor 4.
 PHASH_SIDE: Final = 8
@@ -89,6 +93,10 @@ def _dct_matrix(rows: int, size: int) -> npt.NDArray[np.float64]:
 
 
 _DCT: Final = _dct_matrix(PHASH_SIDE, PHASH_IMAGE_SIDE)
+#: A flip negates the coefficients of odd frequency (pHash keeps frequencies 0..7).
+_PHASH_FLIP_NEGATES: Final = np.arange(PHASH_SIDE) % 2 == 1
+#: pdqhash's luma weights (ITU-R 601), applied to RGB as floats.
+_LUMA_WEIGHTS: Final = (0.299, 0.587, 0.114)
 _GIF_HEADER: Final = 13  # signature + version (6) + logical screen descriptor (7)
 _GIF_IMAGE: Final = 0x2C
 _GIF_EXTENSION: Final = 0x21
@@ -114,42 +122,77 @@ def pdq_hex_to_bits(pdq_hex: str) -> npt.NDArray[np.uint8]:
 # --- hashes ----------------------------------------------------------------------------------
 
 
-def _rgb_pixels(rgb: Image.Image) -> npt.NDArray[np.uint8]:
-    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+def _float_luma(rgb: Image.Image) -> npt.NDArray[np.float32]:
+    """Luma exactly as ``pdqhash`` computes it from 8-bit RGB (float64 sum, then float32)."""
+    pixels = np.asarray(rgb.convert("RGB"), dtype=np.uint8)
+    red, green, blue = _LUMA_WEIGHTS
+    luma = pixels[..., 0] * red + pixels[..., 1] * green + pixels[..., 2] * blue
+    return np.asarray(luma, dtype=np.float32)
 
 
 def pdq_one(rgb: Image.Image) -> tuple[str, int]:
-    """PDQ hex and quality of an RGB picture (``pdqhash.compute``)."""
-    bits, quality = pdqhash.compute(_rgb_pixels(rgb))
-    return pdq_bits_to_hex(bits), int(quality)
+    """PDQ hex and quality of an RGB picture, as ``pdqhash.compute``."""
+    hashes, quality = pdq_hashes(_float_luma(rgb), dihedral=False)
+    return hashes[0], quality
 
 
 def pdq_dihedral(rgb: Image.Image) -> tuple[tuple[str, ...], int]:
-    """The eight PDQ hashes of :data:`DIHEDRAL_ORDER` (one luma pass) and the quality."""
-    vectors, quality = pdqhash.compute_dihedral(_rgb_pixels(rgb))
-    return tuple(pdq_bits_to_hex(bits) for bits in vectors), int(quality)
+    """The eight PDQ hashes of :data:`DIHEDRAL_ORDER` and the quality of an RGB picture, as
+    ``pdqhash.compute_dihedral``."""
+    return pdq_hashes(_float_luma(rgb))
 
 
-def _phash_bits(gray32: npt.NDArray[np.float64]) -> str:
-    low = _DCT @ gray32 @ _DCT.T
+def _phash_hex(low: npt.NDArray[np.floating]) -> str:
     bits = (low > np.median(low)).astype(np.uint8).ravel()
     return np.packbits(bits).tobytes().hex()
 
 
-def _gray32(rgb: Image.Image) -> npt.NDArray[np.float64]:
+def _phash_block(gray32: Gray) -> Gray:
+    return np.asarray(_DCT @ gray32 @ _DCT.T)
+
+
+def _gray32(rgb: Image.Image) -> Gray:
     small = rgb.convert("L").resize((PHASH_IMAGE_SIDE, PHASH_IMAGE_SIDE), Image.Resampling.LANCZOS)
     return np.asarray(small, dtype=np.float64)
 
 
 def phash_one(rgb: Image.Image) -> str:
-    """``str(imagehash.phash(rgb))``, computed without scipy."""
-    return _phash_bits(_gray32(rgb))
+    """``str(imagehash.phash(rgb))``, bit for bit, computed without scipy."""
+    return _phash_hex(_phash_block(_gray32(rgb)))
 
 
 def phash_dihedral(rgb: Image.Image) -> tuple[str, ...]:
     """pHash of the eight transforms of :data:`DIHEDRAL_ORDER` (first = :func:`phash_one`)."""
-    gray = _gray32(rgb)
-    return tuple(_phash_bits(np.ascontiguousarray(turn(gray))) for turn in _DIHEDRAL_PIXELS)
+    blocks = dihedral_blocks(_phash_block(_gray32(rgb)), _PHASH_FLIP_NEGATES)
+    return tuple(_phash_hex(block) for block in blocks)
+
+
+def _luma32(luma: Image.Image, box: Box | None) -> Gray:
+    """32x32 Lanczos reduction of ``box`` of a luma picture, through an integer ``reduce``."""
+    region = None if box is None else tuple(float(edge) for edge in box)
+    small = luma.resize(
+        (PHASH_IMAGE_SIDE, PHASH_IMAGE_SIDE),
+        Image.Resampling.LANCZOS,
+        box=region,  # type: ignore[arg-type]
+        reducing_gap=PHASH_REDUCING_GAP,
+    )
+    return np.asarray(small, dtype=np.float64)
+
+
+def phash_luma(luma: Image.Image, box: Box | None = None) -> str:
+    """pHash of ``box`` (default: all) of an "L" picture (see the module docstring)."""
+    return _phash_hex(_phash_block(_luma32(luma, box)))
+
+
+def phash_dihedral_luma(luma: Image.Image, box: Box | None = None) -> tuple[str, ...]:
+    """The eight dihedral pHashes of ``box`` of an "L" picture, from one DCT."""
+    blocks = dihedral_blocks(_phash_block(_luma32(luma, box)), _PHASH_FLIP_NEGATES)
+    return tuple(_phash_hex(block) for block in blocks)
+
+
+def luma_array(luma: Image.Image) -> npt.NDArray[np.uint8]:
+    """The pixels of an "L" picture as a 2-D array (no copy when Pillow allows)."""
+    return np.asarray(luma, dtype=np.uint8)
 
 
 # --- size ------------------------------------------------------------------------------------
@@ -172,28 +215,28 @@ def draft_size(width: int, height: int) -> tuple[int, int] | None:
     return target
 
 
-def reduce_for_hashing(rgb: Image.Image) -> Image.Image:
-    """Area-average (BOX) down to the hashing size; smaller pictures come back unchanged.
-
-    BOX is an exact area average: measured as close to full-resolution PDQ as Lanczos and
-    about 3x faster (PDQ box-filters itself)."""
-    size = _reduced_size(*rgb.size)
-    if size == rgb.size:
-        return rgb
-    return rgb.resize(size, Image.Resampling.BOX)
+def reduction_factor(width: int, height: int) -> int:
+    """The integer factor for ``Image.reduce`` (a box average) after decoding: the largest
+    that keeps the shorter side at least :data:`PDQ_MIN_DECODE_SIDE`, or more when the longer
+    side would stay above :data:`PERCEPTUAL_MAX_SIDE`; 1 when nothing needs reducing."""
+    keep_short = min(width, height) // PDQ_MIN_DECODE_SIDE
+    cap_long = -(-max(width, height) // PERCEPTUAL_MAX_SIDE)
+    return max(1, keep_short, cap_long)
 
 
 # --- borders ---------------------------------------------------------------------------------
 
 
-def _band(lines: npt.NDArray[np.int16], limit: int) -> int:
-    """How many leading lines (rows of ``lines``) are near the outermost line's median."""
+def _band(lines: npt.NDArray[np.uint8], limit: int) -> int:
+    """How many leading lines (rows of ``lines``) are near the outermost line's median.
+
+    Only the lines looked at are converted: most pictures are decided by the first two."""
     if limit < TRIM_MIN_BAND:
         return 0
     reference = int(np.median(lines[0]))
 
-    def uniform_lines(block: npt.NDArray[np.int16]) -> npt.NDArray[np.bool_]:
-        close = np.abs(block - reference) <= TRIM_TOLERANCE
+    def uniform_lines(block: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+        close = np.abs(block.astype(np.int16) - reference) <= TRIM_TOLERANCE
         return np.asarray(close.mean(axis=1) >= TRIM_UNIFORM_FRACTION)
 
     # Most pictures have no border: decide on the outermost lines before looking deeper.
@@ -205,18 +248,18 @@ def _band(lines: npt.NDArray[np.int16], limit: int) -> int:
     return depth if depth >= TRIM_MIN_BAND else 0
 
 
-def border_box(rgb: Image.Image) -> tuple[int, int, int, int] | None:
-    """The box (left, top, right, bottom) inside uniform borders, or ``None`` without borders.
+def border_box_array(luma: npt.NDArray[np.uint8]) -> Box | None:
+    """The box (left, top, right, bottom) inside uniform borders of a 2-D luma array, or
+    ``None`` without borders.
 
     A band is a run of lines from an edge whose luma stays within :data:`TRIM_TOLERANCE` of
     the outermost line's median for :data:`TRIM_UNIFORM_FRACTION` of its pixels; it is cut
     when at least :data:`TRIM_MIN_BAND` lines wide, at most :data:`TRIM_MAX_FRACTION` of the
     side, and never below :data:`TRIM_MIN_SIDE` pixels left. Textured edges stop it at once.
     """
-    width, height = rgb.size
+    height, width = luma.shape
     if min(width, height) < TRIM_MIN_SIDE + 2 * TRIM_MIN_BAND:
         return None
-    luma = np.asarray(rgb.convert("L"), dtype=np.int16)
     row_limit = min(int(height * TRIM_MAX_FRACTION), (height - TRIM_MIN_SIDE) // 2)
     col_limit = min(int(width * TRIM_MAX_FRACTION), (width - TRIM_MIN_SIDE) // 2)
     top = _band(luma, row_limit)
@@ -228,12 +271,18 @@ def border_box(rgb: Image.Image) -> tuple[int, int, int, int] | None:
     return left, top, width - right, height - bottom
 
 
-def trim_borders(rgb: Image.Image) -> tuple[Image.Image, bool]:
-    """``rgb`` without its uniform borders (see :func:`border_box`), and whether any was cut."""
-    box = border_box(rgb)
+def border_box(picture: Image.Image) -> Box | None:
+    """:func:`border_box_array` of a picture's luma (Pillow's "L" conversion)."""
+    return border_box_array(luma_array(picture.convert("L")))
+
+
+def trim_borders(picture: Image.Image) -> tuple[Image.Image, bool]:
+    """``picture`` without its uniform borders (see :func:`border_box`), and whether any was
+    cut."""
+    box = border_box(picture)
     if box is None:
-        return rgb, False
-    return rgb.crop(box), True
+        return picture, False
+    return picture.crop(box), True
 
 
 # --- animation -------------------------------------------------------------------------------
