@@ -408,3 +408,59 @@ def test_draft_decode_of_cmyk_and_grayscale_jpeg(mode: str) -> None:
     ref_pdq, ref_phash = full_resolution_hashes(data)
     assert hamming(pdq, ref_pdq) <= FULL_RES_PDQ_BITS
     assert hamming(phash, ref_phash) <= FULL_RES_PHASH_BITS
+
+
+# --- only what can be queried ------------------------------------------------------------------
+
+
+def test_algorithms_limit_the_perceptual_hashes() -> None:
+    data = make_bytes(55, "JPEG")
+    full = digest_bytes(data)
+    pdq_only = digest_bytes(data, algorithms=("md5", "sha256", "pdq"))
+    assert (pdq_only.pdq, pdq_only.pdq_quality, pdq_only.pdq_variants) == (
+        full.pdq,
+        full.pdq_quality,
+        full.pdq_variants,
+    )
+    assert (pdq_only.phash, pdq_only.phash_variants) == (None, ())
+    assert set(pdq_only.hashes()) == {"md5", "sha1", "sha256", "pdq"}
+    phash_only = digest_bytes(data, algorithms=frozenset({"phash"}))
+    assert (phash_only.phash, phash_only.phash_variants) == (full.phash, full.phash_variants)
+    assert (phash_only.pdq, phash_only.pdq_quality, phash_only.pdq_variants) == (None, None, ())
+    assert (phash_only.width, phash_only.height) == (full.width, full.height) == (640, 480)
+
+
+def test_exact_algorithms_only_decode_nothing() -> None:
+    # A header announcing too many pixels is refused when decoding; without a perceptual
+    # algorithm nothing is decoded, so nothing is refused.
+    data = png_header_only(2_000, 2_000)
+    assert digest_bytes(data, max_pixels=1000).error == "too_large"
+    digest = digest_bytes(data, max_pixels=1000, algorithms=("md5", "sha1", "sha256"))
+    assert digest.error is None
+    assert (digest.pdq, digest.phash, digest.width, digest.height) == (None, None, None, None)
+    assert digest.md5 == hashlib.md5(data).hexdigest()
+    assert digest.sha256 == hashlib.sha256(data).hexdigest()
+    damaged = make_bytes(56, "JPEG")[:500]
+    assert digest_bytes(damaged, algorithms=()).error is None
+    assert digest_bytes(damaged).error in {"truncated", "corrupt"}
+
+
+def test_unknown_algorithm_is_refused() -> None:
+    with pytest.raises(ValueError, match="sha512"):
+        digest_bytes(make_bytes(57), algorithms=("sha512", "pdq"))
+
+
+def test_luma_decode_of_colour_jpeg_is_close_to_rgb_luma() -> None:
+    # The Y plane of a colour JPEG is what PDQ's RGB luma recomputes, up to rounding.
+    data = make_bytes(58, "JPEG", 1024, 768)
+    pdq, phash = perceptual(digest_bytes(data))
+    ref_pdq, ref_phash = full_resolution_hashes(data)
+    assert hamming(pdq, ref_pdq) <= FULL_RES_PDQ_BITS
+    assert hamming(phash, ref_phash) <= FULL_RES_PHASH_BITS
+    decoded = decode_image(data)
+    with Image.open(io.BytesIO(data)) as im:
+        rgb_luma = np.asarray(im.convert("RGB").convert("L"), dtype=np.int16)
+    difference = np.abs(np.asarray(decoded.luma, dtype=np.int16) - rgb_luma)
+    # Equal but for a few pixels at sharp colour edges (chroma upsampling, rounding).
+    assert difference.mean() < 0.01
+    assert difference.max() <= 8

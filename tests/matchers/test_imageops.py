@@ -23,13 +23,17 @@ from matchers.digest import ImageDigest, decode_image, digest_bytes
 from matchers.imageops import (
     DIHEDRAL_ORDER,
     border_box,
+    border_box_array,
     frame_schedule,
     gif_frame_count,
     pdq_bits_to_hex,
     pdq_dihedral,
     pdq_one,
     phash_dihedral,
+    phash_dihedral_luma,
+    phash_luma,
     phash_one,
+    reduction_factor,
     trim_borders,
 )
 from tests.matchers.imagegen import encode, make_rgb
@@ -248,3 +252,64 @@ def test_frame_schedule() -> None:
     assert frame_schedule(64, 8) == (0, 9, 18, 27, 36, 45, 54, 63)
     spread = frame_schedule(1000, 8)
     assert len(spread) == 8 and spread[0] == 0 and spread[-1] == 999
+
+
+# --- luma path ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seed", "size"), [(381, (500, 375)), (382, (375, 500)), (383, (96, 64))])
+def test_luma_phash_equals_imagehash_below_the_reducing_gap(
+    seed: int, size: tuple[int, int]
+) -> None:
+    picture = make_rgb(seed, *size)
+    luma = picture.convert("L")
+    assert phash_luma(luma) == str(imagehash.phash(picture))
+    assert phash_dihedral_luma(luma) == phash_dihedral(picture)
+    box = (10, 20, size[0] - 5, size[1] - 15)
+    assert phash_luma(luma, box) == str(imagehash.phash(picture.crop(box)))
+
+
+def test_luma_phash_of_a_large_picture_is_close_to_imagehash() -> None:
+    picture = make_rgb(384, 1600, 1200)
+    assert hamming(phash_luma(picture.convert("L")), str(imagehash.phash(picture))) <= 2
+
+
+def test_dihedral_phash_from_one_dct_equals_hash_of_each_transform() -> None:
+    # 32x32 pixels turned are the pixels of the turned 32x32 picture: exact equality.
+    gray = np.asarray(make_rgb(385, 32, 32).convert("L"))
+    turns = [
+        gray,
+        np.rot90(gray, 1),
+        np.rot90(gray, 2),
+        np.rot90(gray, -1),
+        gray[::-1],
+        gray[:, ::-1],
+        gray.T,
+        np.rot90(gray, 2).T,
+    ]
+    expected = tuple(phash_luma(Image.fromarray(np.ascontiguousarray(t))) for t in turns)
+    assert phash_dihedral_luma(Image.fromarray(gray)) == expected
+    assert len(set(expected)) == len(expected)
+
+
+def test_border_box_array_agrees_with_border_box() -> None:
+    picture = with_bars(make_rgb(386), (0, 60, 0, 60), 0)
+    luma = np.asarray(picture.convert("L"))
+    assert border_box_array(luma) == border_box(picture) == (0, 60, 640, 540)
+    assert border_box_array(np.asarray(make_rgb(387).convert("L"))) is None
+
+
+@pytest.mark.parametrize(
+    ("size", "factor"),
+    [
+        ((500, 375), 1),
+        ((1024, 768), 1),
+        ((1279, 1279), 1),
+        ((1280, 1280), 2),
+        ((2400, 1800), 2),
+        ((6000, 4000), 6),
+        ((10000, 700), 5),  # a panorama: the longer side brought near PERCEPTUAL_MAX_SIDE
+    ],
+)
+def test_reduction_factor(size: tuple[int, int], factor: int) -> None:
+    assert reduction_factor(*size) == factor
