@@ -10,6 +10,7 @@ This package imports nothing from the rest of hotline-crawler. Modules:
 - :mod:`matchers.formats` - plain and vendor-CSV hash lists, besides the native CSV
 - :mod:`matchers.codec` - the checked binary container a serialized list is stored in
 - :mod:`matchers.imageops` - reduction, border trimming and dihedral variants for hashing
+- :mod:`matchers.pdq` - PDQ in numpy (Meta's algorithm, pinned to ``pdqhash``)
 - :mod:`matchers.index` - exact and Hamming indexes, :class:`Matcher`
 - :mod:`matchers.mih` - multi-index hashing: exact Hamming range search over millions
 - :mod:`matchers.guards` - per-crawl guards on match quality (flood guard, low quality)
