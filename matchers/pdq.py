@@ -9,9 +9,9 @@ Why not just ``pdqhash.compute``? Three reasons, all measured (``bench/hashing.p
   filter is linear and separable, so each sample is a fixed weighting of a band of ~2 windows
   of input lines): one weighted gather of the lines the samples need, then a small matrix
   product, about as many operations as pixels instead of ~8 per pixel;
-- it holds the GIL for the whole hash (~30 ms on a 1024x768 picture), while numpy releases it
-  in its gathers, sums and matrix products, which lets the crawler's hashing threads run in
-  parallel (this module: ~0.5 ms on the same picture).
+- it holds the GIL for the whole C++ hash (~30 ms on a 1024x768 picture), while numpy
+  releases it in its gathers, sums and matrix products (this module: ~0.5 ms in all on the
+  same picture), which leaves room for the crawler's other hashing threads.
 
 The eight dihedral hashes come from one DCT, as in Meta's C++ reference: flipping the 64x64
 buffer negates the odd-frequency DCT coefficients of that axis (PDQ keeps frequencies 1..16,
