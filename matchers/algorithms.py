@@ -61,11 +61,11 @@ PHASH_CONFIRM_THRESHOLD: Final = 6
 PHASH_REVIEW_THRESHOLD: Final = 10
 #: Decompression-bomb limit: images whose header announces more pixels are not decoded.
 MAX_IMAGE_PIXELS: Final = 50_000_000
-#: Images are hashed at reduced scale: JPEGs are decoded with ``draft`` (1/2, 1/4, 1/8 in the
-#: DCT domain) and anything still larger is area-averaged (BOX) so the shorter side is this many
-#: pixels. The issue's floor is 512; 640 was measured closest to full-resolution ``pdqhash``
-#: (textures up to 3000 px: max 6 bits, photos upscaled to 3000 px: max 10 bits; at 512: 12
-#: and 22 bits). Smaller images are hashed at their own size.
+#: Images are hashed at reduced scale, the shorter side kept at least this many pixels: JPEGs
+#: are decoded with ``draft`` (1/2, 1/4, 1/8 in the DCT domain), other formats reduced by an
+#: integer factor (``Image.reduce``). Against full-resolution ``pdqhash`` (bench/README.md):
+#: photos upscaled to 3000 px max 8 bits (512: 10, 320: 12), textures up to 3000 px max 8
+#: (320: 14); 800 gains 2 bits. Smaller images are hashed at their own size.
 PDQ_MIN_DECODE_SIDE: Final = 640
 #: The longer side is capped at this after reduction (only panoramas wider than 3.2:1 reach it).
 PERCEPTUAL_MAX_SIDE: Final = 2048
