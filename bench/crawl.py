@@ -70,10 +70,9 @@ from store.keys import Keys  # noqa: E402
 from store.lists import ListStore  # noqa: E402
 from store.queue import HitQueue  # noqa: E402
 from store.runs import RunStore  # noqa: E402
+from tests.helpers import HOST_A, HOST_B  # noqa: E402
 from tests.site.builder import (  # noqa: E402
     EMBEDDINGS,
-    HOST_A,
-    HOST_B,
     TRANSFORMS,
     TestSite,
     build_test_site,
