@@ -50,6 +50,7 @@ import numpy as np  # noqa: E402
 from matchers.codec import StringTable  # noqa: E402
 from matchers.index import HammingIndex, Matcher, default_index  # noqa: E402
 from matchers.lists import HashColumn, HashList, Thresholds  # noqa: E402
+from matchers.mih import Radii, probe_radii  # noqa: E402
 
 PLANTED_DISTANCES = {
     "pdq": (0, 10, 20, 31, 32, 40, 50, 51),
@@ -315,10 +316,11 @@ class PerVariantIndex:
     def search(self, probe: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
         return self.inner.search(probe, max_distance)
 
-    def search_many(self, probes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    def search_many(self, probes: np.ndarray, max_distance: Radii) -> tuple[np.ndarray, np.ndarray]:
         best: dict[int, int] = {}
-        for probe in probes:
-            rows, distances = self.inner.search(probe, max_distance)
+        radii = probe_radii(max_distance, len(probes)).tolist()
+        for probe, radius in zip(probes, radii, strict=True):
+            rows, distances = self.inner.search(probe, radius)
             for row, distance in zip(rows.tolist(), distances.tolist(), strict=True):
                 if distance < best.get(row, distance + 1):
                     best[row] = distance

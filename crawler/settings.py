@@ -8,8 +8,8 @@ reads the setting, or imports the constant from here; no other module restates a
 Custom settings are prefixed by what they serve:
 
 * ``CRAWL_*``       the spider: depth, page cap per seed, frame nesting, probes, crawl id
-* ``MATCHER_*``     hashing and matching: pixel limit, hashing threads, which lists to load,
-                    list reloads, the flood guard
+* ``MATCHER_*``     hashing and matching: pixel limit, the hashing pool (kind, workers,
+                    bodies in flight, timeout), which lists to load, list reloads, the flood guard
 * ``STORE_*``       the crawl's Redis (:mod:`crawler.redis`): server URL (default
                     ``$HOTLINE_REDIS_URL`` or the embedded server) and key prefix, for every
                     Redis access of a crawl. Aliases: ``HITS_REDIS_URL`` for
@@ -103,7 +103,12 @@ CRAWL_ID = ""
 
 # Pixels above which an image is refused before decoding; None: the matcher's own limit.
 MATCHER_MAX_PIXELS: int | None = None
-MATCHER_THREADS = 2  # threads hashing images
+# Where images are hashed: "process" (worker processes fed through pipes), "thread" (threads
+# of the crawl process) or "inline" (the reactor thread); see crawler/hashing.py.
+MATCHER_POOL = "process"
+MATCHER_WORKERS = 0  # processes or threads hashing images; 0: one per CPU core
+MATCHER_MAX_IN_FLIGHT = 0  # bodies handed to the pool at once; 0: two per worker
+MATCHER_HASH_TIMEOUT = 60.0  # seconds a worker process may take on one image before it is killed
 MATCHER_LISTS: list[str] = []  # names of the known lists to match (allow-lists always load)
 MATCHER_RELOAD_INTERVAL = 30.0  # seconds between checks for new list versions; 0: never
 # Distinct images one list entry confirms per crawl before its matches go to review;

@@ -20,7 +20,14 @@ from matchers.algorithms import BITS, EXACT_ALGORITHMS
 from matchers.digest import ImageDigest
 from matchers.errors import HashListError, InvalidHash
 from matchers.lists import ALLOW, HashList, Thresholds
-from matchers.mih import MultiIndexHammingIndex, distances_to, pack_hex
+from matchers.mih import (
+    MultiIndexHammingIndex,
+    Radii,
+    best_per_probe_brute_force,
+    distances_to,
+    pack_hex,
+    probe_radii,
+)
 
 __all__ = [
     "ALGORITHM_PREFERENCE",
@@ -90,9 +97,10 @@ class HammingIndex(Protocol[P]):
     ``add``/``query`` work with hex text and arbitrary payloads; ``search`` is the array form:
     row numbers (insertion order) and distances of every indexed hash within ``max_distance``
     of a packed probe (``bits // 64`` uint64 words), sorted by (distance, row).
-    ``search_many`` is what the :class:`Matcher` uses, one call for all of a digest's variants:
-    the same for a ``(k, bits // 64)`` array of probes, each row once with its smallest distance
-    over the probes (rows farther than ``max_distance`` from every probe are left out).
+    ``search_many`` is what the :class:`Matcher` uses, one call per index for all of a digest's
+    variants: the same for a ``(k, bits // 64)`` array of probes, with one radius for all or
+    one per probe; each row once, at its smallest distance over the probes it is within range
+    of (rows out of range of every probe are left out).
     Implementations must be exact: no hash within the radius is ever missed.
     """
 
@@ -107,7 +115,7 @@ class HammingIndex(Protocol[P]):
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]: ...
 
     def search_many(
-        self, probes: npt.NDArray[np.uint64], max_distance: int
+        self, probes: npt.NDArray[np.uint64], max_distance: Radii
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]: ...
 
     def __len__(self) -> int: ...
@@ -176,20 +184,14 @@ class LinearHammingIndex(Generic[P]):
         return order, distances[order]
 
     def search_many(
-        self, probes: npt.NDArray[np.uint64], max_distance: int
+        self, probes: npt.NDArray[np.uint64], max_distance: Radii
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
-        """Brute force, probe by probe: the smallest distance over ``probes`` for every row."""
+        """Brute force, probe by probe: every row within its probe's radius of some probe, at
+        its smallest such distance (``max_distance``: one radius, or one per probe)."""
         rows = self._rows()
         if probes.ndim != 2 or probes.shape[1] != self._words:
             raise InvalidHash(f"expected {self.bits}-bit probes")
-        if max_distance < 0 or not len(rows) or not len(probes):
-            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
-        best = distances_to(rows, probes[0])
-        for probe in probes[1:]:
-            np.minimum(best, distances_to(rows, probe), out=best)
-        hits = np.flatnonzero(best <= max_distance)
-        order = hits[np.argsort(best[hits], kind="stable")]
-        return order, best[order]
+        return best_per_probe_brute_force(rows, probes, probe_radii(max_distance, len(probes)))
 
     def query(self, hash_hex: str, max_distance: int) -> list[tuple[P, int]]:
         found, distances = self.search(pack_hex(hash_hex, self.bits), max_distance)
@@ -284,19 +286,15 @@ class _ListIndex:
             if index is None:
                 continue
             confirm = self.thresholds.confirm(algorithm)
-            review = self.thresholds.review(algorithm)
-            # Every variant at the confirm radius, in one call: each row once, at its
-            # smallest distance over them. The review band is searched for the canonical hash
-            # only: at 10 M entries a review-radius query costs ~20x a confirm-radius one, and
+            # One search per index: every variant at the confirm radius and the canonical hash
+            # (first) at the review radius. The review band is searched for the canonical hash
+            # only: at 10 M entries a review-radius probe costs ~20x a confirm-radius one, and
             # near misses of rotated or mirrored copies are not worth 9 of them per image.
-            packed = np.stack([pack_hex(probe, index.bits) for probe in probes])
-            rows, distances = index.search_many(packed, confirm)
-            best = dict(zip(rows.tolist(), distances.tolist(), strict=True))
-            if not confirmed_only and review > confirm:
-                rows, distances = index.search_many(packed[:1], review)
-                for row, distance in zip(rows.tolist(), distances.tolist(), strict=True):
-                    best.setdefault(row, distance)  # within confirm: already the smallest
-            for row, distance in sorted(best.items(), key=lambda item: (item[1], item[0])):
+            radii = np.full(len(probes), confirm, dtype=np.int64)
+            if not confirmed_only:
+                radii[0] = self.thresholds.review(algorithm)
+            rows, distances = index.search_many(_pack_all(probes, index.bits), radii)
+            for row, distance in zip(rows.tolist(), distances.tolist(), strict=True):
                 verdict = CONFIRMED if distance <= confirm else REVIEW
                 found.append(self._match(algorithm, row, distance, verdict))
         return found
@@ -321,6 +319,21 @@ class _ListIndex:
             distance,
             verdict,
         )
+
+
+def _pack_all(hashes: Sequence[str], bits: int) -> npt.NDArray[np.uint64]:
+    """Hex hashes as a ``(len(hashes), bits // 64)`` array of packed rows (one parse for all).
+
+    Raises:
+        InvalidHash: a hash of the wrong length or not hex.
+    """
+    if any(len(hash_hex) * 4 != bits for hash_hex in hashes):
+        raise InvalidHash(f"expected {bits}-bit hashes")
+    try:
+        raw = bytes.fromhex("".join(hashes))
+    except ValueError:
+        raise InvalidHash(f"{bits}-bit hash is not hex") from None
+    return np.frombuffer(raw, dtype=np.uint64).reshape(len(hashes), bits // _WORD_BITS)
 
 
 def _with_variants(canonical: str, variants: Iterable[str]) -> list[str]:
@@ -383,6 +396,15 @@ class Matcher:
     @property
     def allow_lists(self) -> tuple[HashList, ...]:
         return tuple(index.list for index in self._allow)
+
+    @property
+    def perceptual_algorithms(self) -> frozenset[str]:
+        """The perceptual algorithms (``"pdq"``, ``"phash"``) any loaded list holds entries of,
+        known lists and allow-lists alike: the only perceptual hashes :meth:`match` can use, so
+        a caller may skip computing the others."""
+        return frozenset(
+            algorithm for index in (*self._lists, *self._allow) for algorithm in index.perceptual
+        )
 
     def with_list(self, hash_list: HashList, *, allow: bool | None = None) -> Matcher:
         """A new matcher with ``hash_list`` added or replacing the list of the same name.

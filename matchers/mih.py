@@ -43,9 +43,12 @@ __all__ = [
     "DEFAULT_RADII",
     "MAX_CHUNK_BITS",
     "MultiIndexHammingIndex",
+    "Radii",
+    "best_per_probe_brute_force",
     "distances_to",
     "pack_hex",
     "plan_chunks",
+    "probe_radii",
 ]
 
 P = TypeVar("P")
@@ -210,6 +213,44 @@ def _popcount_rows(xored: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     else:
         total = counts.sum(axis=1, dtype=np.int64)
     return total
+
+
+#: A search radius for every probe, or one per probe.
+Radii = int | Sequence[int] | npt.NDArray[np.integer]
+
+
+def probe_radii(max_distance: Radii, probes: int) -> npt.NDArray[np.int64]:
+    """``max_distance`` as one radius per probe (``int64``, length ``probes``).
+
+    Raises:
+        ValueError: a sequence of radii whose length is not the number of probes.
+    """
+    if isinstance(max_distance, int | np.integer):
+        return np.full(probes, int(max_distance), dtype=np.int64)
+    radii = np.asarray(max_distance, dtype=np.int64)
+    if radii.shape != (probes,):
+        raise ValueError(f"expected one radius or {probes} radii, got shape {radii.shape}")
+    return radii
+
+
+def best_per_probe_brute_force(
+    rows: npt.NDArray[np.uint64], probes: npt.NDArray[np.uint64], radii: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    """Brute force for :meth:`MultiIndexHammingIndex.search_many`'s contract: every row within
+    its probe's radius of some probe, at its smallest such distance, sorted by (distance, row).
+    """
+    if not len(rows) or not len(probes):
+        return _no_hits()
+    beyond = np.int64(rows.shape[1] * WORD_BITS + 1)  # farther than any two hashes
+    best = np.full(len(rows), beyond, dtype=np.int64)
+    for probe, radius in zip(probes, radii.tolist(), strict=True):
+        if radius < 0:
+            continue
+        distances = distances_to(rows, probe)
+        distances[distances > radius] = beyond
+        np.minimum(best, distances, out=best)
+    hits = np.flatnonzero(best < beyond)
+    return _sort_hits(hits.astype(np.intp), best[hits])
 
 
 def _no_hits() -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
@@ -397,52 +438,67 @@ class MultiIndexHammingIndex(Generic[P]):
         return self.search_many(probe[None, :], max_distance)
 
     def search_many(
-        self, probes: npt.NDArray[np.uint64], max_distance: int
+        self, probes: npt.NDArray[np.uint64], max_distance: Radii
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
-        """Rows within ``max_distance`` of any of the packed probes (shape ``(k, bits // 64)``)
-        with their smallest distance over the probes, sorted by (distance, row).
+        """Rows within range of any of the packed probes (shape ``(k, bits // 64)``), each once
+        with its smallest distance over the probes it is within range of, sorted by
+        (distance, row).
 
-        One pass for all probes (a digest's mirrored, rotated, trimmed and frame hashes): the
-        bucket keys of every probe are enumerated and looked up together, their candidates are
-        gathered and verified in cache-sized blocks, each against the probe whose bucket
-        produced it, and each row is kept once at its smallest distance. That is exact for the
-        minimum: a row within ``max_distance`` of a probe is among that probe's candidates (the
-        multi-index bound holds per probe), so every (row, probe) pair within the radius is
-        verified. ``search`` is this with one probe.
+        ``max_distance`` is one radius for every probe or one per probe (see
+        :func:`probe_radii`): a digest's variants at the confirm radius and its canonical hash
+        at the review radius go in the same call.
+
+        One pass for all probes: the bucket keys of every probe (each at its own radius) are
+        enumerated and looked up together, their candidates gathered and verified in
+        cache-sized blocks, each against the probe whose bucket produced it and at that
+        probe's radius, and each row is kept once at its smallest distance. That is exact: a
+        row within a probe's radius is among that probe's candidates (the multi-index bound
+        holds per probe), so every (row, probe) pair within range is verified. ``search`` is
+        this with one probe.
         """
         self._flush()
         rows = self._rows
         if probes.ndim != 2 or probes.shape[1] != self._words:
             raise InvalidHash(f"expected {self.bits}-bit probes")
-        if max_distance < 0 or not len(rows) or not len(probes):
+        radii = probe_radii(max_distance, len(probes))
+        live = radii >= 0
+        if not len(rows) or not live.any():
             return _no_hits()
-        probes = np.ascontiguousarray(probes, dtype=np.uint64)
-        if max_distance >= self.bits:  # every row: the minimum over the probes, probe by probe
-            best = distances_to(rows, probes[0])
-            for probe in probes[1:]:
-                np.minimum(best, distances_to(rows, probe), out=best)
-            return _sort_hits(np.arange(len(rows), dtype=np.intp), best)
-        chunk_ids, bucket_bases, masks = self._plan(max_distance)
+        probes = np.ascontiguousarray(probes[live], dtype=np.uint64)
+        radii = radii[live]
+        if int(radii.max()) >= self.bits:  # a whole-space radius: brute force, probe by probe
+            return best_per_probe_brute_force(rows, probes, radii)
         probe_chunks = np.stack(self._chunk_values(probes), axis=1)  # (k, chunks)
-        # keys[p, i]: offsets-table index of the i-th bucket probe p looks up (probe-major).
-        keys = (bucket_bases + (probe_chunks[:, chunk_ids] ^ masks).astype(np.int64)).ravel()
+        # keys: offsets-table index of every bucket looked up, probe-major; per_probe[p] of them
+        # belong to probe p (probes of one radius share a plan and are enumerated together).
+        key_blocks: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64)] * len(probes)
+        per_probe = np.zeros(len(probes), dtype=np.int64)
+        for radius in np.unique(radii).tolist():
+            chunk_ids, bucket_bases, masks = self._plan(radius)
+            chosen = np.flatnonzero(radii == radius)
+            block = bucket_bases + (probe_chunks[chosen][:, chunk_ids] ^ masks).astype(np.int64)
+            for p, keys_of_probe in zip(chosen.tolist(), block, strict=True):
+                key_blocks[p] = keys_of_probe
+            per_probe[chosen] = len(chunk_ids)
+        keys = np.concatenate(key_blocks)
         starts = np.take(self._offsets, keys).astype(np.int64)
-        lengths = np.take(self._offsets, keys + 1).astype(np.int64) - starts
+        lengths = np.take(self._offsets, keys + 1).astype(np.int64)
+        lengths -= starts
         ends = np.cumsum(lengths)
         total = int(ends[-1])
         if not total:
             return _no_hits()
         # Candidates are probe-major: probe p's are numbers probe_ends[p] .. probe_ends[p + 1]
         # of the concatenated buckets; the g-th candidate is sorted[shift[i] + g] (bucket i).
-        probe_ends = [0, *ends.reshape(len(probes), -1)[:, -1].tolist()]
-        shift = starts - (ends - lengths)
+        probe_ends = [0, *ends[np.cumsum(per_probe) - 1].tolist()]
+        shift = starts - ends + lengths
         # Verified in blocks of about VERIFY_BLOCK candidates: one large batch would spill the
-        # gathered rows and temporaries out of the CPU caches and run slower than probe by probe.
+        # gathered rows and temporaries out of the CPU caches and run slower.
         cuts = np.searchsorted(ends, np.arange(VERIFY_BLOCK, total, VERIFY_BLOCK), side="left")
         bounds = [0, *np.unique(cuts + 1).tolist()]
         if bounds[-1] != len(keys):
             bounds.append(len(keys))
-        found: list[npt.NDArray[np.unsignedinteger]] = []
+        found: list[npt.NDArray[np.intp]] = []
         found_distances: list[npt.NDArray[np.int64]] = []
         for a, b in itertools.pairwise(bounds):
             low, high = int(ends[a - 1]) if a else 0, int(ends[b - 1])
@@ -450,19 +506,19 @@ class MultiIndexHammingIndex(Generic[P]):
                 continue
             positions = np.repeat(shift[a:b], lengths[a:b])
             positions += np.arange(low, high, dtype=np.int64)
-            candidates = np.take(self._sorted, positions)
+            candidates = np.take(self._sorted, positions).astype(np.intp)
             slices = [
                 (p, max(start, low) - low, min(end, high) - low)
                 for p, (start, end) in enumerate(itertools.pairwise(probe_ends))
                 if start < high and end > low
             ]
             distances = _distances_by_probe(np.take(rows, candidates, axis=0), probes, slices)
-            keep = distances <= max_distance
+            keep = np.empty(len(distances), dtype=bool)
+            for p, start, end in slices:
+                np.less_equal(distances[start:end], radii[p], out=keep[start:end])
             found.append(candidates[keep])
             found_distances.append(distances[keep])
-        return _best_per_row(
-            np.concatenate(found).astype(np.intp), np.concatenate(found_distances), self.bits
-        )
+        return _best_per_row(np.concatenate(found), np.concatenate(found_distances), self.bits)
 
     def query(self, hash_hex: str, max_distance: int) -> list[tuple[P, int]]:
         probe = pack_hex(hash_hex, self.bits)

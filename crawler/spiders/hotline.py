@@ -21,7 +21,7 @@ from urllib.parse import urldefrag, urlsplit
 from scrapy import Request, Spider, signals
 from scrapy.exceptions import StopDownload
 from scrapy.http import HtmlResponse, Response, TextResponse
-from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.defer import deferred_from_coro
 from w3lib.url import parse_data_uri
 
 from crawler import signals as crawler_signals
@@ -36,6 +36,7 @@ from crawler.settings import (
     CRAWL_MAX_PAGES_PER_SEED,
     CRAWL_MAX_PROBES_PER_PAGE,
 )
+from crawler.workerpool import HashPoolError, WorkerCrashed, bytes_only_digest
 from matchers.digest import ImageDigest
 from matchers.errors import MatcherError
 from matchers.sniff import sniff_image
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Finish reason of a crawl stopped because no hash worker could start.
+HASH_POOL_FAILED = "hash_pool_failed"
+#: The decode error an image gets when hash workers died on it (or ran out of time).
+WORKER_FAILED_ERROR = "corrupt"
 IMAGE_PRIORITY = 10  # images before further pages: hits surface early in long crawls
 SNIFF_BYTES = 32
 MIN_SNIFF_BYTES = 16  # every signature sniff_image knows fits in the first 12 bytes
@@ -100,6 +105,7 @@ class HotlineSpider(Spider):
         self._crawl_id_arg = crawl_id
         self.pages_per_seed: Counter[str] = Counter()
         self._pages_seen: set[str] = set()
+        self._stopping = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> HotlineSpider:
@@ -126,10 +132,23 @@ class HotlineSpider(Spider):
         self.shared_page_cap = s.getbool("FRONTIER_ENABLED")
         self.hasher = ImageHasher.from_crawler(crawler)
         crawler.signals.connect(self._on_bytes_received, signal=signals.bytes_received)
+        crawler.signals.connect(self._on_opened, signal=signals.spider_opened)
         crawler.signals.connect(self._on_closed, signal=signals.spider_closed)
+
+    def _on_opened(self) -> None:
+        self.hasher.start()  # worker processes start while the lists load
 
     def _on_closed(self) -> None:
         self.hasher.stop()
+
+    def _pool_failed(self, exc: HashPoolError) -> None:
+        """No image can be hashed: stop the crawl, whose finish reason says why."""
+        self._inc("matcher/pool/failed")
+        logger.error("%s; stopping the crawl", exc)
+        engine = self.crawler.engine
+        if engine is not None and not self._stopping:
+            self._stopping = True
+            deferred_from_coro(engine.close_spider_async(reason=HASH_POOL_FAILED))
 
     def _inc(self, key: str, count: int = 1) -> None:
         if self.crawler.stats is not None:
@@ -318,10 +337,18 @@ class HotlineSpider(Spider):
 
     async def _digest(self, body: bytes, url: str) -> ImageDigest | None:
         try:
-            digest = await maybe_deferred_to_future(self.hasher.digest(body))
+            digest = await self.hasher.digest(body)
         except MatcherError as exc:
             self._inc("matcher/not_image")
             logger.info("not hashed %s: %s", url, exc)
+            return None
+        except WorkerCrashed as exc:
+            # Its exact hashes still match an exact list entry; the image counts as corrupt.
+            self._inc(f"matcher/bytes_only/{exc.reason}")
+            logger.warning("image %s hashed by bytes only: %s", url, exc)
+            digest = bytes_only_digest(body, WORKER_FAILED_ERROR)
+        except HashPoolError as exc:
+            self._pool_failed(exc)
             return None
         self._inc("matcher/hashed")
         if digest.error:  # counted by the match pipeline (matcher/decode_error/<code>)

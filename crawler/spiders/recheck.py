@@ -43,7 +43,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.exceptions import CloseSpider, DontCloseSpider, UsageError
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet import defer
-from twisted.internet.threads import deferToThread, deferToThreadPool
+from twisted.internet.threads import deferToThread
 
 from crawler.hashing import ImageHasher
 from crawler.judge import Verdict, judge_body, judge_failure, judge_status, result_for
@@ -276,13 +276,8 @@ class RecheckSpider(Spider):
         verdict = judge_status(response.status)
         if verdict is None:
             content_type = response.headers.get(b"Content-Type")
-            self.hasher.start()
-            from twisted.internet import reactor  # noqa: PLC0415 (Scrapy installs it first)
-
             verdict = await maybe_deferred_to_future(
-                deferToThreadPool(
-                    reactor,
-                    self.hasher.pool,
+                self.hasher.defer_to_thread(
                     judge_body,
                     target,
                     response.body,
