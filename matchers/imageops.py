@@ -143,9 +143,11 @@ def pdq_dihedral(rgb: Image.Image) -> tuple[tuple[str, ...], int]:
     return pdq_hashes(_float_luma(rgb))
 
 
-def _phash_hex(low: npt.NDArray[np.floating]) -> str:
-    bits = (low > np.median(low)).astype(np.uint8).ravel()
-    return np.packbits(bits).tobytes().hex()
+def _phash_hexes(blocks: tuple[npt.NDArray[np.floating], ...]) -> tuple[str, ...]:
+    """The hex pHash of each 8x8 DCT block, all thresholded at once."""
+    low = np.stack([block.reshape(-1) for block in blocks])
+    bits = low > np.median(low, axis=1)[:, None]
+    return tuple(row.tobytes().hex() for row in np.packbits(bits, axis=1))
 
 
 def _phash_block(gray32: Gray) -> Gray:
@@ -159,13 +161,13 @@ def _gray32(rgb: Image.Image) -> Gray:
 
 def phash_one(rgb: Image.Image) -> str:
     """``str(imagehash.phash(rgb))``, bit for bit, computed without scipy."""
-    return _phash_hex(_phash_block(_gray32(rgb)))
+    return _phash_hexes((_phash_block(_gray32(rgb)),))[0]
 
 
 def phash_dihedral(rgb: Image.Image) -> tuple[str, ...]:
     """pHash of the eight transforms of :data:`DIHEDRAL_ORDER` (first = :func:`phash_one`)."""
     blocks = dihedral_blocks(_phash_block(_gray32(rgb)), _PHASH_FLIP_NEGATES)
-    return tuple(_phash_hex(block) for block in blocks)
+    return _phash_hexes(blocks)
 
 
 def _luma32(luma: Image.Image, box: Box | None) -> Gray:
@@ -182,13 +184,13 @@ def _luma32(luma: Image.Image, box: Box | None) -> Gray:
 
 def phash_luma(luma: Image.Image, box: Box | None = None) -> str:
     """pHash of ``box`` (default: all) of an "L" picture (see the module docstring)."""
-    return _phash_hex(_phash_block(_luma32(luma, box)))
+    return _phash_hexes((_phash_block(_luma32(luma, box)),))[0]
 
 
 def phash_dihedral_luma(luma: Image.Image, box: Box | None = None) -> tuple[str, ...]:
     """The eight dihedral pHashes of ``box`` of an "L" picture, from one DCT."""
     blocks = dihedral_blocks(_phash_block(_luma32(luma, box)), _PHASH_FLIP_NEGATES)
-    return tuple(_phash_hex(block) for block in blocks)
+    return _phash_hexes(blocks)
 
 
 def luma_array(luma: Image.Image) -> npt.NDArray[np.uint8]:

@@ -178,11 +178,12 @@ def _quality(buffer: Buffer) -> int:
     return min(_QUALITY_MAX, gradient // _QUALITY_DIVISOR)
 
 
-def _hex(block: npt.NDArray[np.floating]) -> str:
-    coefficients = np.ascontiguousarray(block).ravel()
-    median = np.partition(coefficients, _MEDIAN_RANK)[_MEDIAN_RANK]
-    bits = (coefficients > median)[::-1]
-    return np.packbits(bits).tobytes().hex()
+def _hexes(blocks: tuple[npt.NDArray[np.floating], ...]) -> tuple[str, ...]:
+    """The hex hash of each DCT block, all thresholded at once (one partition, one packbits)."""
+    coefficients = np.stack([block.reshape(-1) for block in blocks])
+    medians = np.partition(coefficients, _MEDIAN_RANK, axis=1)[:, _MEDIAN_RANK]
+    bits = (coefficients > medians[:, None])[:, ::-1]
+    return tuple(row.tobytes().hex() for row in np.packbits(bits, axis=1))
 
 
 def pdq_from_buffer(buffer: Buffer, *, dihedral: bool = True) -> tuple[tuple[str, ...], int]:
@@ -191,8 +192,8 @@ def pdq_from_buffer(buffer: Buffer, *, dihedral: bool = True) -> tuple[tuple[str
     block = _DCT @ buffer @ _DCT.T
     quality = _quality(buffer)
     if not dihedral:
-        return (_hex(block),), quality
-    return tuple(_hex(turned) for turned in dihedral_blocks(block, _PDQ_FLIP_NEGATES)), quality
+        return _hexes((block,)), quality
+    return _hexes(dihedral_blocks(block, _PDQ_FLIP_NEGATES)), quality
 
 
 _ZERO_HASH: Final = "0" * (PDQ_DCT_SIDE * PDQ_DCT_SIDE // 4)
