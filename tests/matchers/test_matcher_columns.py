@@ -224,3 +224,18 @@ def test_per_list_thresholds_from_columns() -> None:
     strict.thresholds = Thresholds(pdq_confirm=10, pdq_review=20)
     found = Matcher([strict]).match(digest(rng, pdq=probe))
     assert found == [Match("strict", "near", "B1", "pdq", 12, "review")]
+
+
+def test_perceptual_algorithms_are_those_any_list_holds() -> None:
+    rng = random.Random(31)
+    exact_only = HashList("exact", [ListEntry("md5", random_hash(rng, 128), "e1")])
+    pdq_list = HashList("pdq", [ListEntry("pdq", random_hash(rng, 256), "p1")])
+    phash_allow = HashList("fp", [ListEntry("phash", random_hash(rng, 64), "f1")], kind="allow")
+    assert Matcher([]).perceptual_algorithms == frozenset()
+    matcher = Matcher([exact_only])
+    assert matcher.perceptual_algorithms == frozenset()
+    matcher = matcher.with_list(pdq_list)
+    assert matcher.perceptual_algorithms == {"pdq"}
+    # Allow-lists are queried too: their algorithms count.
+    assert matcher.with_list(phash_allow).perceptual_algorithms == {"pdq", "phash"}
+    assert matcher.without_list("pdq").perceptual_algorithms == frozenset()
