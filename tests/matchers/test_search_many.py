@@ -448,7 +448,8 @@ def search_cases(draw: st.DrawFn) -> tuple[int, list[str], list[str], list[int]]
     for probe in probes:
         for _ in range(draw(st.integers(0, 8))):
             hashes.append(flip(probe, draw(st.integers(0, top + 3)), rng))
-    if hashes and draw(st.booleans()):
+    duplicate: bool = draw(st.booleans())
+    if hashes and duplicate:
         hashes.append(hashes[0])
     rng.shuffle(hashes)
     return bits, hashes, probes, radii
