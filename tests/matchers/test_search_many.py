@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from matchers import mih
 from matchers.algorithms import (
     PDQ_CONFIRM_THRESHOLD,
     PDQ_REVIEW_THRESHOLD,
@@ -464,3 +465,20 @@ def test_search_many_property_equals_brute_force(
     expected = brute_force_radii(hashes, probes, radii)
     for name, index in indexes(bits, pack(hashes, bits)).items():
         assert as_pairs(index.search_many(pack(probes, bits), radii)) == expected, name
+
+
+@pytest.mark.parametrize(("bits", "confirm", "review"), REVIEW_BANDS)
+def test_many_small_verify_blocks_agree_with_brute_force(
+    bits: int, confirm: int, review: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks of a few candidates: probes' candidates straddle block boundaries, and hits of
+    several probes fall in one block (each verified against its own probe and radius)."""
+    monkeypatch.setattr(mih, "VERIFY_BLOCK", 7)
+    hashes, probes = planted_case(bits, confirm, seed=bits + 3, n=500)
+    radii = [review] + [confirm] * (len(probes) - 1)
+    expected = brute_force_radii(hashes, probes, radii)
+    assert len(expected) > 2 * len(probes)
+    rows = pack(hashes, bits)
+    for chunks in (None, ODD_CHUNKS[bits], (16,) * (bits // 16)):
+        index = MultiIndexHammingIndex.from_rows(bits, rows, chunks=chunks)
+        assert as_pairs(index.search_many(pack(probes, bits), radii)) == expected, chunks
