@@ -540,8 +540,8 @@ class MultiIndexHammingIndex(Generic[P]):
             keep = np.empty(len(distances), dtype=bool)
             for p, start, end in slices:
                 np.less_equal(distances[start:end], radii[p], out=keep[start:end])
-            if self._tail.shape[1]:
-                near = np.flatnonzero(keep)
+            near = np.flatnonzero(keep) if self._tail.shape[1] else np.zeros(0, dtype=np.intp)
+            if len(near):
                 owner = np.array([p for p, _start, _end in slices], dtype=np.intp)[
                     np.searchsorted([start for _p, start, _end in slices], near, side="right") - 1
                 ]
