@@ -333,6 +333,8 @@ def _pack_all(hashes: Sequence[str], bits: int) -> npt.NDArray[np.uint64]:
         raw = bytes.fromhex("".join(hashes))
     except ValueError:
         raise InvalidHash(f"{bits}-bit hash is not hex") from None
+    if len(raw) * 8 != bits * len(hashes):  # fromhex skips whitespace
+        raise InvalidHash(f"{bits}-bit hash is not hex")
     return np.frombuffer(raw, dtype=np.uint64).reshape(len(hashes), bits // _WORD_BITS)
 
 

@@ -10,6 +10,7 @@ import pytest
 from matchers.algorithms import PDQ_CONFIRM_THRESHOLD, PDQ_REVIEW_THRESHOLD
 from matchers.codec import StringTable
 from matchers.digest import ImageDigest
+from matchers.errors import InvalidHash
 from matchers.index import (
     SMALL_INDEX_ROWS,
     LinearHammingIndex,
@@ -239,3 +240,11 @@ def test_perceptual_algorithms_are_those_any_list_holds() -> None:
     # Allow-lists are queried too: their algorithms count.
     assert matcher.with_list(phash_allow).perceptual_algorithms == {"pdq", "phash"}
     assert matcher.without_list("pdq").perceptual_algorithms == frozenset()
+
+
+@pytest.mark.parametrize("bad", ["ab" * 31, "zz" * 32, "ab" * 30 + "    ", "ab" * 33])
+def test_malformed_variant_refused(bad: str) -> None:
+    rng = random.Random(32)
+    matcher = Matcher([HashList("pdq", [ListEntry("pdq", random_hash(rng, 256), "p1")])])
+    with pytest.raises(InvalidHash):
+        matcher.match(digest(rng, pdq_variants=(random_hash(rng, 256), bad)))
