@@ -11,8 +11,11 @@ For every chunk the index keeps the row numbers sorted by chunk value plus an of
 query enumerates the chunk values within the small per-chunk radius (XOR with precomputed
 masks), gathers the rows of those buckets, and verifies every candidate with
 ``np.bitwise_count`` on the packed ``uint64`` rows: results are exact, never approximate.
-:meth:`MultiIndexHammingIndex.search_many` does this for all of a digest's variants in one call
-(smallest distance per row over the probes).
+:meth:`MultiIndexHammingIndex.search_many` does this for all of a digest's variants in one call,
+each probe at its own radius (smallest distance per row over the probes it is within range of).
+Verification reads the leading half of each candidate's words first, from the index's own
+copy of the rows: that half alone rules out nearly every candidate, and the trailing half is
+read for the few left.
 Everything is numpy; no Python loop runs per entry or per candidate.
 
 Chunk widths follow the list size (about ``log2(n)`` bits, so a bucket holds a few rows) within
