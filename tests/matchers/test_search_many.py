@@ -456,7 +456,7 @@ def search_cases(draw: st.DrawFn) -> tuple[int, list[str], list[str], list[int]]
     return bits, hashes, probes, radii
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(case=search_cases())
 def test_search_many_property_equals_brute_force(
     case: tuple[int, list[str], list[str], list[int]],
