@@ -258,7 +258,8 @@ class SortedExactIndex:
 
 
 class _ListIndex:
-    """All indexes of one hash list, built straight from its columns (shared, not copied)."""
+    """All indexes of one hash list, built straight from its columns (a multi-index keeps its
+    own copy of the packed rows; exact indexes and brute force share the columns)."""
 
     def __init__(self, hash_list: HashList, factory: HammingIndexFactory) -> None:
         self.name = hash_list.name

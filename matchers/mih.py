@@ -335,7 +335,8 @@ class MultiIndexHammingIndex(Generic[P]):
         chunks: Sequence[int] | None = None,
         radii: Iterable[int] = (),
     ) -> MultiIndexHammingIndex[int]:
-        """Index packed rows (shape ``(n, bits // 64)``, not copied); payload = row number."""
+        """Index packed rows (shape ``(n, bits // 64)``; the index keeps its own copy for
+        verification, see ``_build``); payload = row number."""
         index: MultiIndexHammingIndex[int] = MultiIndexHammingIndex(
             bits, chunks=chunks, radii=radii
         )
