@@ -19,7 +19,10 @@ per structure: build time and memory. The same queries run against numpy brute f
 ``ratios`` gives reference / project for p50 latency, memory and build time. ``matcher``
 times ``Matcher.match`` end to end (both lists, review bands): without variants, with 8 PDQ
 hashes, and with 9 PDQ + 9 pHash hashes batched (one ``search_many`` per list and algorithm)
-against the same digests queried one variant at a time.
+against the same digests queried one variant at a time (one ``search_many`` per list and
+algorithm: the variants at the confirm radius, the canonical hash at the review radius), and
+compares the matches of the first digests with brute force (``LinearHammingIndex``).
+``index_memory_bytes``: both indexes, packed rows included.
 """
 
 from __future__ import annotations
@@ -48,7 +51,12 @@ if str(REPO_ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from matchers.codec import StringTable  # noqa: E402
-from matchers.index import HammingIndex, Matcher, default_index  # noqa: E402
+from matchers.index import (  # noqa: E402
+    HammingIndex,
+    LinearHammingIndex,
+    Matcher,
+    default_index,
+)
 from matchers.lists import HashColumn, HashList, Thresholds  # noqa: E402
 from matchers.mih import Radii, probe_radii  # noqa: E402
 
@@ -60,6 +68,8 @@ RADII = {"pdq": (31, 50), "phash": (8, 12)}
 BITS = {"pdq": 256, "phash": 64}
 FAISS_NHASH = {"pdq": 16, "phash": 4}
 ID_DIGITS = 10
+#: Digests whose Matcher.match is compared with brute force (~1 s each at 10 M entries).
+BRUTE_FORCE_MATCHES = 20
 START = time.perf_counter()
 
 
@@ -406,6 +416,19 @@ def bench_matcher(
         2,
     )
     out["9_pdq_9_phash_variants_same_matches"] = identical
+    # Brute force (LinearHammingIndex over the same rows) on the first queries: the matches
+    # must be identical, review band included.
+    brute = Matcher(lists, index_factory=LinearHammingIndex.from_rows)
+    checked = min(queries, BRUTE_FORCE_MATCHES)
+    agree = all(
+        matcher.match(digest) == brute.match(digest)  # type: ignore[arg-type]
+        for digest in (make_digest(probes, q, rng, 9, 9) for q in range(checked))
+    )
+    out["9_pdq_9_phash_variants_same_as_brute_force"] = agree
+    out["queries_compared_with_brute_force"] = checked
+    out["index_memory_bytes"] = int(
+        sum(int(getattr(index, "nbytes", 0)) for index in indexes.values())
+    )
     return out
 
 

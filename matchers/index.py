@@ -258,7 +258,8 @@ class SortedExactIndex:
 
 
 class _ListIndex:
-    """All indexes of one hash list, built straight from its columns (shared, not copied)."""
+    """All indexes of one hash list, built straight from its columns (a multi-index keeps its
+    own copy of the packed rows; exact indexes and brute force share the columns)."""
 
     def __init__(self, hash_list: HashList, factory: HammingIndexFactory) -> None:
         self.name = hash_list.name
@@ -333,6 +334,8 @@ def _pack_all(hashes: Sequence[str], bits: int) -> npt.NDArray[np.uint64]:
         raw = bytes.fromhex("".join(hashes))
     except ValueError:
         raise InvalidHash(f"{bits}-bit hash is not hex") from None
+    if len(raw) * 8 != bits * len(hashes):  # fromhex skips whitespace
+        raise InvalidHash(f"{bits}-bit hash is not hex")
     return np.frombuffer(raw, dtype=np.uint64).reshape(len(hashes), bits // _WORD_BITS)
 
 

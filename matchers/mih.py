@@ -11,8 +11,11 @@ For every chunk the index keeps the row numbers sorted by chunk value plus an of
 query enumerates the chunk values within the small per-chunk radius (XOR with precomputed
 masks), gathers the rows of those buckets, and verifies every candidate with
 ``np.bitwise_count`` on the packed ``uint64`` rows: results are exact, never approximate.
-:meth:`MultiIndexHammingIndex.search_many` does this for all of a digest's variants in one call
-(smallest distance per row over the probes).
+:meth:`MultiIndexHammingIndex.search_many` does this for all of a digest's variants in one call,
+each probe at its own radius (smallest distance per row over the probes it is within range of).
+Verification reads the leading half of each candidate's words first, from the index's own
+copy of the rows: that half alone rules out nearly every candidate, and the trailing half is
+read for the few left.
 Everything is numpy; no Python loop runs per entry or per candidate.
 
 Chunk widths follow the list size (about ``log2(n)`` bits, so a bucket holds a few rows) within
@@ -148,6 +151,8 @@ def plan_chunks(bits: int, n: int, radii: Iterable[int]) -> tuple[int, ...]:
     return best[1]
 
 
+_TWO_WORDS: Final = 2
+_PAIR_SUM: Final = np.uint16(0x0101)
 _FOUR_WORDS: Final = 4
 _BYTE_SUM: Final = np.uint32(0x01010101)
 _ALL_64: Final = np.uint32(0x40404040)  # four words of 64 differing bits each: distance 256
@@ -205,6 +210,10 @@ def _popcount_rows(xored: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     total: npt.NDArray[np.int64]
     if words == 1:
         total = counts.ravel().astype(np.int64)
+    elif words == _TWO_WORDS:
+        pairs: npt.NDArray[np.uint16] = np.ascontiguousarray(counts).view(np.uint16).ravel()
+        # The top byte of pairs * 0x0101 is the sum of the two counts (at most 128).
+        total = ((pairs * _PAIR_SUM) >> np.uint16(8)).astype(np.int64)
     elif words == _FOUR_WORDS:
         packed: npt.NDArray[np.uint32] = np.ascontiguousarray(counts).view(np.uint32).ravel()
         # The top byte of packed * 0x01010101 is the sum of the four counts (mod 256).
@@ -303,6 +312,12 @@ class MultiIndexHammingIndex(Generic[P]):
             raise ValueError(f"chunk widths must be 1..{MAX_CHUNK_BITS} bits and sum to {bits}")
         self._radii = tuple(radii) or DEFAULT_RADII.get(bits, (bits // 8,))
         self._rows: npt.NDArray[np.uint64] = np.zeros((0, self._words), dtype=np.uint64)
+        # The index's own copy of the rows, split into leading and trailing words (see _build).
+        self._head_words = (self._words + 1) // 2
+        self._head: npt.NDArray[np.uint64] = np.zeros((0, self._head_words), dtype=np.uint64)
+        self._tail: npt.NDArray[np.uint64] = np.zeros(
+            (0, self._words - self._head_words), dtype=np.uint64
+        )
         self._payloads: list[P] | None = []
         self._pending: list[npt.NDArray[np.uint64]] = []
         self._chunks: tuple[int, ...] = ()
@@ -320,7 +335,8 @@ class MultiIndexHammingIndex(Generic[P]):
         chunks: Sequence[int] | None = None,
         radii: Iterable[int] = (),
     ) -> MultiIndexHammingIndex[int]:
-        """Index packed rows (shape ``(n, bits // 64)``, not copied); payload = row number."""
+        """Index packed rows (shape ``(n, bits // 64)``; the index keeps its own copy for
+        verification, see ``_build``); payload = row number."""
         index: MultiIndexHammingIndex[int] = MultiIndexHammingIndex(
             bits, chunks=chunks, radii=radii
         )
@@ -354,9 +370,10 @@ class MultiIndexHammingIndex(Generic[P]):
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the index tables (the packed rows are counted too)."""
+        """Bytes of the index: its tables and its own copy of the packed rows."""
         self._flush()
-        return int(self._rows.nbytes + self._sorted.nbytes + self._offsets.nbytes)
+        tables = self._sorted.nbytes + self._offsets.nbytes
+        return int(self._head.nbytes + self._tail.nbytes + tables)
 
     def _flush(self) -> None:
         if self._pending:
@@ -383,6 +400,13 @@ class MultiIndexHammingIndex(Generic[P]):
     def _build(self, rows: npt.NDArray[np.uint64]) -> None:
         n = len(rows)
         self._rows = rows
+        # Verification reads the rows at random: the index keeps its own copy (numpy's large
+        # allocations are backed by huge pages where the kernel allows, which roughly halves
+        # the cost of a random read; a list's columns usually live in a blob read from Redis).
+        # Leading and trailing words are apart so that the leading ones alone, half the bytes,
+        # rule out nearly every candidate (see search_many).
+        self._head = np.array(rows[:, : self._head_words], dtype=np.uint64, order="C")
+        self._tail = np.array(rows[:, self._head_words :], dtype=np.uint64, order="C")
         self._chunks = self._fixed_chunks or plan_chunks(self.bits, n, self._radii)
         self._plans.clear()
         total = len(self._chunks) * n
@@ -512,10 +536,23 @@ class MultiIndexHammingIndex(Generic[P]):
                 for p, (start, end) in enumerate(itertools.pairwise(probe_ends))
                 if start < high and end > low
             ]
-            distances = _distances_by_probe(np.take(rows, candidates, axis=0), probes, slices)
+            # The leading words first: their distance alone exceeds the radius for nearly
+            # every candidate (128 random bits differ in 64 +- 6); the trailing words of the
+            # few left are read and added after.
+            head = np.take(self._head, candidates, axis=0)
+            distances = _distances_by_probe(head, probes[:, : self._head_words], slices)
             keep = np.empty(len(distances), dtype=bool)
             for p, start, end in slices:
                 np.less_equal(distances[start:end], radii[p], out=keep[start:end])
+            near = np.flatnonzero(keep) if self._tail.shape[1] else np.zeros(0, dtype=np.intp)
+            if len(near):
+                owner = np.array([p for p, _start, _end in slices], dtype=np.intp)[
+                    np.searchsorted([start for _p, start, _end in slices], near, side="right") - 1
+                ]
+                tail = np.take(self._tail, candidates[near], axis=0)
+                tail ^= probes[owner, self._head_words :]
+                distances[near] += _popcount_rows(tail)
+                keep[near] = distances[near] <= radii[owner]
             found.append(candidates[keep])
             found_distances.append(distances[keep])
         return _best_per_row(np.concatenate(found), np.concatenate(found_distances), self.bits)

@@ -10,6 +10,7 @@ import pytest
 from matchers.algorithms import PDQ_CONFIRM_THRESHOLD, PDQ_REVIEW_THRESHOLD
 from matchers.codec import StringTable
 from matchers.digest import ImageDigest
+from matchers.errors import InvalidHash
 from matchers.index import (
     SMALL_INDEX_ROWS,
     LinearHammingIndex,
@@ -224,3 +225,26 @@ def test_per_list_thresholds_from_columns() -> None:
     strict.thresholds = Thresholds(pdq_confirm=10, pdq_review=20)
     found = Matcher([strict]).match(digest(rng, pdq=probe))
     assert found == [Match("strict", "near", "B1", "pdq", 12, "review")]
+
+
+def test_perceptual_algorithms_are_those_any_list_holds() -> None:
+    rng = random.Random(31)
+    exact_only = HashList("exact", [ListEntry("md5", random_hash(rng, 128), "e1")])
+    pdq_list = HashList("pdq", [ListEntry("pdq", random_hash(rng, 256), "p1")])
+    phash_allow = HashList("fp", [ListEntry("phash", random_hash(rng, 64), "f1")], kind="allow")
+    assert Matcher([]).perceptual_algorithms == frozenset()
+    matcher = Matcher([exact_only])
+    assert matcher.perceptual_algorithms == frozenset()
+    matcher = matcher.with_list(pdq_list)
+    assert matcher.perceptual_algorithms == {"pdq"}
+    # Allow-lists are queried too: their algorithms count.
+    assert matcher.with_list(phash_allow).perceptual_algorithms == {"pdq", "phash"}
+    assert matcher.without_list("pdq").perceptual_algorithms == frozenset()
+
+
+@pytest.mark.parametrize("bad", ["ab" * 31, "zz" * 32, "ab" * 30 + "    ", "ab" * 33])
+def test_malformed_variant_refused(bad: str) -> None:
+    rng = random.Random(32)
+    matcher = Matcher([HashList("pdq", [ListEntry("pdq", random_hash(rng, 256), "p1")])])
+    with pytest.raises(InvalidHash):
+        matcher.match(digest(rng, pdq_variants=(random_hash(rng, 256), bad)))

@@ -12,7 +12,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from matchers import mih
 from matchers.algorithms import (
     PDQ_CONFIRM_THRESHOLD,
     PDQ_REVIEW_THRESHOLD,
@@ -355,3 +358,127 @@ def test_matcher_queries_each_index_once_per_digest() -> None:
     # One call per index for all nine variants at the confirm radius and the canonical hash's
     # review band: the number of calls does not grow with the number of variants.
     assert [index.calls for index in wrapped] == [1, 1]
+
+
+# --- Per-probe radii: a digest's variants at the confirm radius, its canonical hash at review ---
+
+REVIEW_BANDS = [
+    (256, PDQ_CONFIRM_THRESHOLD, PDQ_REVIEW_THRESHOLD),
+    (64, PHASH_CONFIRM_THRESHOLD, PHASH_REVIEW_THRESHOLD),
+]
+
+
+def brute_force_radii(
+    hashes: list[str], probes: list[str], radii: list[int]
+) -> list[tuple[int, int]]:
+    """(row, smallest distance over the probes it is within range of), by (distance, row)."""
+    found = []
+    for row, hash_hex in enumerate(hashes):
+        value = int(hash_hex, 16)
+        within = [
+            distance
+            for probe, radius in zip(probes, radii, strict=True)
+            if (distance := (value ^ int(probe, 16)).bit_count()) <= radius
+        ]
+        if within:
+            found.append((row, min(within)))
+    return sorted(found, key=lambda pair: (pair[1], pair[0]))
+
+
+@pytest.mark.parametrize(("bits", "confirm", "review"), REVIEW_BANDS)
+def test_per_probe_radii_equal_brute_force_at_both_edges(
+    bits: int, confirm: int, review: int
+) -> None:
+    hashes, probes = planted_case(bits, confirm, seed=bits + confirm + review)
+    rng = random.Random(bits * 7)
+    # The canonical hash (probe 0) has rows at the review radius and one past it, and a row
+    # within review of it but just past confirm of another probe (its own distance must win).
+    for distance in (review - 1, review, review, review + 1, review + 2):
+        hashes.append(flip(probes[0], distance, rng))
+    rows = pack(hashes, bits)
+    packed = pack(probes, bits)
+    for name, index in indexes(bits, rows).items():
+        for first, rest in ((review, confirm), (review + 1, confirm + 1), (confirm, review)):
+            radii = [first] + [rest] * (len(probes) - 1)
+            expected = brute_force_radii(hashes, probes, radii)
+            assert as_pairs(index.search_many(packed, radii)) == expected, (name, radii)
+            assert as_pairs(index.search_many(packed, np.array(radii))) == expected, name
+            if first > rest:  # hits exactly at both radii exist, so both edges are tested
+                distances = {d for _row, d in expected}
+                assert first in distances and rest in distances, (name, radii)
+        # A negative radius leaves its probe out; one radius for all is the same as repeated.
+        radii = [-1] + [confirm] * (len(probes) - 1)
+        assert as_pairs(index.search_many(packed, radii)) == brute_force_many(
+            hashes, probes[1:], confirm
+        )
+        assert as_pairs(index.search_many(packed, [confirm] * len(probes))) == as_pairs(
+            index.search_many(packed, confirm)
+        )
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+def test_per_probe_radii_length_checked(bits: int) -> None:
+    rows = pack([random_hash(random.Random(bits), bits)], bits)
+    for index in indexes(bits, rows).values():
+        with pytest.raises(ValueError, match="radii"):
+            index.search_many(np.concatenate([rows, rows]), [3, 4, 5])
+
+
+def test_whole_space_radius_for_one_probe_only() -> None:
+    ones, zero = "f" * 16, "0" * 16
+    rows = pack([zero, ones, "00000000ffffffff"], 64)
+    for name, index in indexes(64, rows).items():
+        got = as_pairs(index.search_many(pack(["000000000000000f", ones], 64), [64, 3]))
+        assert got == [(1, 0), (0, 4), (2, 28)], name
+        got = as_pairs(index.search_many(pack(["000000000000000f", ones], 64), [3, 64]))
+        assert got == [(1, 0), (2, 32), (0, 64)], name
+
+
+@st.composite
+def search_cases(draw: st.DrawFn) -> tuple[int, list[str], list[str], list[int]]:
+    """(bits, list hashes, probes, radii): random rows plus rows planted near the probes at
+    distances up to a few past the largest radius, duplicated rows and repeated probes."""
+    bits = draw(st.sampled_from([64, 256]))
+    rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+    probes = [random_hash(rng, bits) for _ in range(draw(st.integers(1, 6)))]
+    if draw(st.booleans()):
+        probes.append(probes[0])
+    top = PDQ_REVIEW_THRESHOLD if bits == 256 else PHASH_REVIEW_THRESHOLD
+    radii = [draw(st.integers(-1, top)) for _ in probes]
+    hashes = [random_hash(rng, bits) for _ in range(draw(st.integers(0, 200)))]
+    for probe in probes:
+        for _ in range(draw(st.integers(0, 8))):
+            hashes.append(flip(probe, draw(st.integers(0, top + 3)), rng))
+    duplicate: bool = draw(st.booleans())
+    if hashes and duplicate:
+        hashes.append(hashes[0])
+    rng.shuffle(hashes)
+    return bits, hashes, probes, radii
+
+
+@settings(max_examples=50, deadline=None)
+@given(case=search_cases())
+def test_search_many_property_equals_brute_force(
+    case: tuple[int, list[str], list[str], list[int]],
+) -> None:
+    bits, hashes, probes, radii = case
+    expected = brute_force_radii(hashes, probes, radii)
+    for name, index in indexes(bits, pack(hashes, bits)).items():
+        assert as_pairs(index.search_many(pack(probes, bits), radii)) == expected, name
+
+
+@pytest.mark.parametrize(("bits", "confirm", "review"), REVIEW_BANDS)
+def test_many_small_verify_blocks_agree_with_brute_force(
+    bits: int, confirm: int, review: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks of a few candidates: probes' candidates straddle block boundaries, and hits of
+    several probes fall in one block (each verified against its own probe and radius)."""
+    monkeypatch.setattr(mih, "VERIFY_BLOCK", 7)
+    hashes, probes = planted_case(bits, confirm, seed=bits + 3, n=500)
+    radii = [review] + [confirm] * (len(probes) - 1)
+    expected = brute_force_radii(hashes, probes, radii)
+    assert len(expected) > 2 * len(probes)
+    rows = pack(hashes, bits)
+    for chunks in (None, ODD_CHUNKS[bits], (16,) * (bits // 16)):
+        index = MultiIndexHammingIndex.from_rows(bits, rows, chunks=chunks)
+        assert as_pairs(index.search_many(pack(probes, bits), radii)) == expected, chunks
