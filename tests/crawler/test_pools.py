@@ -156,7 +156,7 @@ def _env(redis_url: str, prefix: str, root: Path) -> dict[str, str]:
 
 def _args(seed: str, pool: str) -> list[str]:
     sets = [*CRAWL_SETS, f"MATCHER_POOL={pool}"]
-    return ["crawl", seed, "--json", *(arg for s in sets for arg in ("--set", s))]
+    return ["crawl", seed, "--json", "--verbose", *(arg for s in sets for arg in ("--set", s))]
 
 
 def _crawl(pool: str, site: PoolSite, redis_url: str, client: redis.Redis, root: Path) -> PoolCrawl:
