@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import queue
+import resource
 import select
 import subprocess
 import sys
@@ -118,6 +119,11 @@ class _WorkerGone(Exception):
 
 class _WorkerTimedOut(Exception):
     pass
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def worker_command(max_pixels: int = MAX_IMAGE_PIXELS) -> list[str]:
@@ -317,6 +323,7 @@ class ProcessHashPool:
         self._lock = threading.Lock()
         self._closed = False
         self._started = False
+        self._cpu_at_start: float | None = None
 
     def start(self) -> None:
         """Start every worker (they import their libraries meanwhile; :meth:`hash` waits)."""
@@ -324,6 +331,7 @@ class ProcessHashPool:
             if self._started or self._closed:
                 return
             self._started = True
+            self._cpu_at_start = _children_cpu()
             for _ in range(self.workers):
                 self._idle.put(self._spawn_locked())
 
@@ -419,11 +427,17 @@ class ProcessHashPool:
         # Callers are at most as many as workers (one driver thread each): never waits long.
         return self._idle.get()
 
-    def close(self, grace: float = WORKER_STOP_GRACE) -> None:
-        """Stop every worker: stdin closed, killed after ``grace`` s. Idempotent."""
+    def close(self, grace: float = WORKER_STOP_GRACE) -> float:
+        """Stop every worker: stdin closed, killed after ``grace`` s. Idempotent.
+
+        Returns the CPU seconds of every worker this pool ran (from this process's reaped
+        children: it assumes no other child of this process ended meanwhile)."""
         with self._lock:
             self._closed = True
             workers = list(self._all)
             self._all.clear()
         for worker in workers:
             worker.stop(grace)
+        if self._cpu_at_start is None:
+            return 0.0
+        return max(0.0, _children_cpu() - self._cpu_at_start)
