@@ -1,8 +1,9 @@
-"""Crawl benchmark: recall on the two-host test site, then crawl throughput three ways.
+"""Crawl benchmark: recall on the two-host test site, then crawl throughput per hashing pool.
 
 Run from anywhere (the repo root is put on ``sys.path``)::
 
     .venv/bin/python bench/crawl.py [--images M] [--pages N] [--list-entries E] [--no-recall]
+                                    [--no-distributed]
 
 Prints one JSON object on stdout; progress goes to stderr.
 
@@ -14,15 +15,17 @@ Prints one JSON object on stdout; progress goes to stderr.
    false positive.
 2. Throughput: a loopback site of N pages holding M generated 1024x768 JPEGs (a quarter on
    the second host), a known list of ~5 % of them plus a list of E (1 M) random MD5+PDQ
-   entries, in one private Redis. Crawled through the CLI (a) in one process with full
-   hashing, (b) the same with hashing off (``MATCHER_MAX_PIXELS=1``: no image is decoded or
-   hashed perceptually, only checksummed), the crawl's own ceiling, and (c) as a distributed
-   run (``crawl --distributed``) by two ``hotline worker`` processes, and (d) as (c) with
-   hashing off, where each process's own ceiling rather than the cores is the limit. Each
-   reports pages/s and images/s over the run's own duration (from its record: started, after
-   the lists were loaded, to finished), CPU, and hits found vs planted; ``ratios`` gives a/b,
-   c/a and d/b. One thread's ``digest_bytes`` rate on the same images tells what one core
-   can hash.
+   entries, in one private Redis. Crawled through the CLI in one process with each hashing
+   pool (``MATCHER_POOL`` = ``inline``, ``thread``, ``process``), with hashing off
+   (``MATCHER_MAX_PIXELS=1`` on the reactor thread: only checksums, the crawl's own ceiling
+   and the reference of every ratio), and, unless ``--no-distributed``, as a distributed run
+   by two ``hotline worker`` processes with hashing on and off. Each reports pages/s and
+   images/s over the run's own duration (from its record: started, after the lists were
+   loaded, to finished), CPU (of the crawl's processes, less the fixed cost of a crawl that
+   fetches the index page only; the hash workers' share from the crawl's stats), and hits
+   found vs planted. ``cpu_budget_ms_per_image`` times each step on the same images in this
+   process (exact hashes, decode, PDQ, pHash, the whole digest, matching against the lists):
+   where the next bottleneck is.
 
 Images are generated in memory and only ever held in memory (the generator processes hand the
 bodies back over a pipe). Temp directories hold only the known-list CSV (hashes) and Redis
