@@ -16,7 +16,10 @@ Imports :mod:`matchers` and :mod:`store`, never :mod:`takedown`. Modules:
 ``scope``, ``seeds``
     Which URLs belong to a seed's site; reading seed URLs and files.
 ``hashing``
-    Hashing image bodies off the reactor thread (:mod:`matchers.digest`).
+    Hashing image bodies off the reactor thread (:mod:`matchers.digest`), in the pool
+    ``MATCHER_POOL`` names, with a bound on the bodies in flight.
+``workerpool``, ``hashworker``
+    Hash worker processes fed through pipes: the pool, and the worker's own loop.
 ``judge``
     A recheck's verdict: still online, removed, or unreachable.
 ``items``, ``signals``
@@ -32,5 +35,6 @@ Imports :mod:`matchers` and :mod:`store`, never :mod:`takedown`. Modules:
 ``safety``
     The address policy: no request reaches a private network unless allowed.
 
-No module writes image bytes anywhere: they live between download and hash only.
+No module writes image bytes anywhere: they live between download and hash only (in a hash
+worker's memory too, which gets them through a pipe).
 """

@@ -17,7 +17,8 @@ holds their response in Scrapy's scraper, which stops downloading when its respo
 ``SCRAPER_SLOT_MAX_ACTIVE_SIZE``: memory stays bounded and the crawl slows to the pace of the
 hashing. Stats: ``matcher/pool/workers``, ``matcher/pool/in_flight_max``,
 ``matcher/pool/waited`` (bodies that waited for a place), ``matcher/pool/worker_crashed``,
-``matcher/pool/worker_timeout``, ``matcher/pool/worker_restarts``.
+``matcher/pool/worker_timeout``, ``matcher/pool/worker_restarts``, ``matcher/pool/worker_cpu_s``
+(CPU seconds of the worker processes).
 
 The body is passed by reference (through a pipe to a worker process), hashed and dropped:
 nothing here copies it anywhere else.
@@ -175,7 +176,7 @@ class ImageHasher:
     def stop(self) -> None:
         """Stop the pool: worker processes end, threads are joined. Idempotent."""
         if self.processes is not None:
-            self.processes.close()
+            self._set_stat("worker_cpu_s", round(self.processes.close(), 2))
             self.processes = None
         for pool in (self._threads, self._side):
             if pool is not None:
@@ -237,7 +238,7 @@ class ImageHasher:
         if self.stats is not None:
             self.stats.inc_value(STAT_PREFIX + name)
 
-    def _set_stat(self, name: str, value: int) -> None:
+    def _set_stat(self, name: str, value: float) -> None:
         if self.stats is not None:
             self.stats.set_value(STAT_PREFIX + name, value)
 

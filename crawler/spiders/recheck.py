@@ -5,10 +5,10 @@ and the state are :mod:`takedown`'s; this spider only fetches, and :mod:`crawler
 judges). A recheck goes through exactly the crawl's safety rules, because it is a crawl: the
 project settings (:mod:`crawler.settings`: size cap, timeout, at most ``REDIRECT_MAX_TIMES``
 redirects, one retry), :class:`~crawler.safety.SafeResolver` and
-:class:`~crawler.safety.PrivateNetworkMiddleware` (``SAFETY_*``), and the crawl's hashing
-thread pool (:class:`~crawler.hashing.ImageHasher`). What a recheck does not need is off
-(:data:`RECHECK_SETTINGS`): the match and queue pipelines, the crawl record,
-``<meta http-equiv=refresh>`` (the noticed URL itself must serve the image).
+:class:`~crawler.safety.PrivateNetworkMiddleware` (``SAFETY_*``), and a thread of the crawl's
+hasher (:meth:`crawler.hashing.ImageHasher.defer_to_thread`) for judging a body. What a
+recheck does not need is off (:data:`RECHECK_SETTINGS`): the match and queue pipelines, the
+crawl record, ``<meta http-equiv=refresh>`` (the noticed URL itself must serve the image).
 
 Run it with :func:`run_rechecks`, which runs one Scrapy crawl in this process (Twisted's reactor
 cannot be restarted: one call per process); ``hotline recheck`` does, with takedown's

@@ -1,0 +1,45 @@
+"""A stand-in hash worker for the tests of :mod:`crawler.workerpool`.
+
+It speaks :mod:`crawler.hashworker`'s protocol and misbehaves on request: a body equal to
+:data:`CRASH` makes it exit, :data:`HANG` makes it never answer, :data:`GARBAGE` makes it answer
+something that is not JSON; any other body gets its bytes-only digest (exact hashes). With
+``--no-start`` it exits before saying it is ready.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+
+from crawler.hashworker import READY, read_frame, write_frame
+from crawler.workerpool import bytes_only_digest
+
+CRASH = b"crash"
+HANG = b"hang"
+GARBAGE = b"garbage"
+CRASH_EXIT = 3
+START_EXIT = 4
+ERROR = "corrupt"
+
+
+def main() -> None:
+    if "--no-start" in sys.argv:
+        sys.exit(START_EXIT)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    write_frame(stdout, READY)
+    while (body := read_frame(stdin)) is not None:
+        if body == CRASH:
+            os._exit(CRASH_EXIT)
+        if body == HANG:
+            threading.Event().wait()  # never answers: the pool's timeout must end this
+        if body == GARBAGE:
+            write_frame(stdout, b"not json")
+            continue
+        digest = bytes_only_digest(body, ERROR)
+        write_frame(stdout, json.dumps({"digest": digest.as_dict()}).encode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""The hash worker processes, without a crawler: digests, errors, crashes, hangs, shutdown.
+
+Real worker processes (``python -m crawler.hashworker``) for what they compute; the stand-in
+of ``tests/crawler/fake_hash_worker.py`` for misbehaviour on demand.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crawler.hashworker import READY, read_frame, serve, write_frame
+from crawler.workerpool import (
+    CRASH_RETRIES,
+    EVENT_CRASHED,
+    EVENT_RESTARTED,
+    EVENT_TIMEOUT,
+    HashPoolError,
+    ProcessHashPool,
+    WorkerCrashed,
+    bytes_only_digest,
+)
+from hotline.imagegen import encode, textured_image
+from matchers.digest import digest_bytes
+from matchers.errors import NotAnImage
+from tests.crawler import fake_hash_worker as fake
+from tests.helpers import wait_for
+
+FAKE_WORKER = [sys.executable, "-m", "tests.crawler.fake_hash_worker"]
+#: Seconds the stand-in gets per body: it answers at once, or never (HANG).
+FAKE_TIMEOUT = 2.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _images() -> list[bytes]:
+    jpeg = encode(textured_image(11, 320, 240), "JPEG", quality=85)
+    return [
+        jpeg,
+        encode(textured_image(12, 200, 300), "PNG"),
+        encode(textured_image(13, 128, 128), "GIF"),
+        jpeg[: len(jpeg) // 2],  # truncated: a decode error, hashed by its bytes
+    ]
+
+
+@pytest.fixture
+def events() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def real_pool(events: list[str]) -> Iterator[ProcessHashPool]:
+    pool = ProcessHashPool(2, on_event=events.append)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def fake_pool(events: list[str]) -> Iterator[ProcessHashPool]:
+    pool = ProcessHashPool(1, timeout=FAKE_TIMEOUT, command=FAKE_WORKER, on_event=events.append)
+    yield pool
+    pool.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by its parent, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_workers_compute_what_digest_bytes_computes(real_pool: ProcessHashPool) -> None:
+    images = _images()
+    digests = [real_pool.hash(body) for body in images]
+    assert digests == [digest_bytes(body) for body in images]
+    assert digests[-1].error == "truncated" and digests[-1].pdq is None
+    assert len({d.pdq for d in digests[:3]}) == 3
+    assert len(real_pool.pids()) == 2
+
+
+def test_not_an_image_is_raised_as_in_process(real_pool: ProcessHashPool) -> None:
+    with pytest.raises(NotAnImage):
+        real_pool.hash(b"<html>not an image</html>")
+    assert real_pool.hash(_images()[0]) == digest_bytes(_images()[0])  # the worker lives on
+
+
+def test_a_killed_worker_is_replaced(real_pool: ProcessHashPool, events: list[str]) -> None:
+    body = _images()[0]
+    real_pool.hash(body)
+    before = real_pool.pids()
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not any(_alive(pid) for pid in before), "the killed workers to die")
+    assert real_pool.hash(body) == digest_bytes(body)
+    after = real_pool.pids()
+    assert len(after) == 2 and not set(after) & set(before)
+    assert events.count(EVENT_CRASHED) == 2  # found dead: the body was not tried on them
+    assert events.count(EVENT_RESTARTED) == events.count(EVENT_CRASHED)
+
+
+def test_a_body_that_kills_its_worker_is_retried_once_then_given_up(
+    fake_pool: ProcessHashPool, events: list[str]
+) -> None:
+    with pytest.raises(WorkerCrashed) as raised:
+        fake_pool.hash(fake.CRASH)
+    assert raised.value.reason == "crashed"
+    assert events.count(EVENT_CRASHED) == CRASH_RETRIES + 1
+    assert events.count(EVENT_RESTARTED) == CRASH_RETRIES + 1
+    assert fake_pool.hash(b"fine").sha256 == bytes_only_digest(b"fine", "x").sha256
+
+
+def test_a_worker_that_answers_garbage_counts_as_crashed(
+    fake_pool: ProcessHashPool, events: list[str]
+) -> None:
+    with pytest.raises(WorkerCrashed):
+        fake_pool.hash(fake.GARBAGE)
+    assert events.count(EVENT_CRASHED) == CRASH_RETRIES + 1
+    assert fake_pool.hash(b"fine").error == fake.ERROR
+
+
+def test_a_hanging_worker_is_killed_after_the_timeout(
+    fake_pool: ProcessHashPool, events: list[str]
+) -> None:
+    fake_pool.start()
+    (hanging,) = fake_pool.pids()
+    with pytest.raises(WorkerCrashed) as raised:
+        fake_pool.hash(fake.HANG)
+    assert raised.value.reason == "timeout"
+    assert events == [EVENT_RESTARTED, EVENT_TIMEOUT]
+    assert not _alive(hanging)
+    assert fake_pool.hash(b"fine").error == fake.ERROR
+
+
+def test_a_worker_that_cannot_start_fails_the_pool_clearly() -> None:
+    pool = ProcessHashPool(1, command=[*FAKE_WORKER, "--no-start"])
+    try:
+        with pytest.raises(HashPoolError, match=f"exit code {fake.START_EXIT}"):
+            pool.hash(b"anything")
+    finally:
+        pool.close()
+
+
+def test_close_stops_every_worker_and_refuses_more_work(real_pool: ProcessHashPool) -> None:
+    real_pool.hash(_images()[0])
+    pids = real_pool.pids()
+    assert real_pool.close() > 0  # the workers' CPU seconds
+    assert real_pool.pids() == []
+    assert not any(_alive(pid) for pid in pids)
+    with pytest.raises(HashPoolError, match="closed"):
+        real_pool.hash(_images()[0])
+    real_pool.close()  # idempotent
+
+
+def test_workers_exit_when_their_crawl_process_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to clean up: the workers see their stdin end and exit."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from crawler.workerpool import ProcessHashPool
+        from hotline.imagegen import encode, textured_image
+        pool = ProcessHashPool(2)
+        pool.hash(encode(textured_image(1, 64, 64), "PNG"))
+        print(*pool.pids(), flush=True)
+        sys.stdin.read()
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as owner:
+        try:
+            assert owner.stdout is not None
+            pids = [int(p) for p in owner.stdout.readline().split()]
+            assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+        finally:
+            owner.kill()
+            owner.wait()
+    wait_for(lambda: not any(_alive(pid) for pid in pids), "the orphaned workers to exit")
+
+
+def test_the_worker_loop_answers_each_frame_then_ends_with_its_input() -> None:
+    images = _images()
+    stdin = io.BytesIO()
+    for body in [*images, b"not an image"]:
+        write_frame(stdin, body)
+    stdin.seek(0)
+    stdout = io.BytesIO()
+    serve(stdin, stdout, max_pixels=10_000_000)
+    stdout.seek(0)
+    assert read_frame(stdout) == READY
+    answers = [read_frame(stdout) for _ in range(len(images) + 1)]
+    assert read_frame(stdout) is None
+    assert all(a is not None and a.startswith(b'{"digest"') for a in answers[:-1])
+    assert answers[-1] is not None and b'"matcher_error":"NotAnImage"' in answers[-1]
+    # Only hashes come back: no answer holds a 64-byte window of its body.
+    for body, answer in zip(images, answers, strict=False):
+        assert answer is not None and body[100:164] not in answer
