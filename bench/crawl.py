@@ -69,18 +69,15 @@ from hotline.loopback import (  # noqa: E402
 from hotline.redisserver import EmbeddedRedis  # noqa: E402
 from matchers.codec import StringTable  # noqa: E402
 from matchers.digest import decode_image, digest_bytes  # noqa: E402
+from matchers.imageops import border_box_array, luma_array, phash_dihedral_luma  # noqa: E402
 from matchers.index import Matcher  # noqa: E402
 from matchers.lists import HashColumn, HashList, ListEntry  # noqa: E402
+from matchers.pdq import pdq_hashes  # noqa: E402
 from store.connection import redis_from_url  # noqa: E402
 from store.keys import Keys  # noqa: E402
 from store.lists import ListStore  # noqa: E402
 from store.queue import HitQueue  # noqa: E402
 from store.runs import RunStore  # noqa: E402
-
-try:  # the digest's steps, for the CPU budget (internals: absent if they were rewritten)
-    from matchers.imageops import pdq_dihedral, phash_dihedral
-except ImportError:  # pragma: no cover
-    pdq_dihedral = phash_dihedral = None  # type: ignore[assignment]
 from tests.helpers import HOST_A, HOST_B  # noqa: E402
 from tests.site.builder import (  # noqa: E402
     EMBEDDINGS,
@@ -613,7 +610,7 @@ def cpu_budget(bodies: list[bytes], matcher: Matcher) -> dict[str, Any]:
     """Milliseconds of CPU per image of each step, one thread, on the same bodies: what a
     crawl spends besides crawling, and where the next bottleneck is."""
     steps: dict[str, float] = dict.fromkeys(
-        ("exact", "decode", "pdq", "phash", "digest_bytes", "match"), 0.0
+        ("exact", "decode", "borders", "pdq", "phash", "digest_bytes", "match"), 0.0
     )
     for body in bodies:
         t = time.process_time()
@@ -624,13 +621,17 @@ def cpu_budget(bodies: list[bytes], matcher: Matcher) -> dict[str, Any]:
         t = time.process_time()
         decoded = decode_image(body)
         steps["decode"] += time.process_time() - t
-        if pdq_dihedral is not None and phash_dihedral is not None:
-            t = time.process_time()
-            pdq_dihedral(decoded.rgb)
-            steps["pdq"] += time.process_time() - t
-            t = time.process_time()
-            phash_dihedral(decoded.rgb)
-            steps["phash"] += time.process_time() - t
+        t = time.process_time()
+        pixels = luma_array(decoded.luma)
+        box = border_box_array(pixels)
+        steps["borders"] += time.process_time() - t
+        crop = pixels if box is None else pixels[box[1] : box[3], box[0] : box[2]]
+        t = time.process_time()
+        pdq_hashes(crop)
+        steps["pdq"] += time.process_time() - t
+        t = time.process_time()
+        phash_dihedral_luma(decoded.luma, box)
+        steps["phash"] += time.process_time() - t
         t = time.process_time()
         digest = digest_bytes(body)
         steps["digest_bytes"] += time.process_time() - t
@@ -639,8 +640,6 @@ def cpu_budget(bodies: list[bytes], matcher: Matcher) -> dict[str, Any]:
         steps["match"] += time.process_time() - t
     count = max(1, len(bodies))
     out: dict[str, Any] = {k: round(v * 1000 / count, 2) for k, v in steps.items()}
-    if pdq_dihedral is None:
-        out["pdq"] = out["phash"] = None  # the matcher's internals changed: see digest_bytes
     out["images"] = len(bodies)
     out["digest_bytes_images_per_s_one_thread"] = (
         round(count / steps["digest_bytes"], 1) if steps["digest_bytes"] else None
