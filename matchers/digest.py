@@ -378,7 +378,11 @@ def _prepare(im: Image.Image) -> Image.Image:
         im = ImageOps.exif_transpose(im)
     luma = _to_luma(im)
     factor = reduction_factor(*luma.size)
-    return luma.reduce(factor) if factor > 1 else luma
+    if factor > 1:
+        return luma.reduce(factor)
+    # A greyscale frame may come back as the opened image itself, which seeking to the next
+    # frame of an animation would draw over: the frame kept must be a picture of its own.
+    return luma.copy() if luma is im else luma
 
 
 def _frame_count(im: Image.Image, data: bytes) -> int:

@@ -289,6 +289,22 @@ def test_animated_gif_hashes_first_frame() -> None:
     assert second_digest.phash in digest.phash_variants
 
 
+@pytest.mark.parametrize("fmt", ["GIF", "PNG"])
+def test_greyscale_animation_hashes_each_frame_not_the_last_one_decoded(fmt: str) -> None:
+    # A greyscale frame needs no conversion: the frames kept must not be the image that
+    # seeking to the next frame draws over.
+    frames = [make_rgb(60 + i).convert("L") for i in range(3)]
+    animated = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    digest = digest_bytes(animated)
+    singles = [digest_bytes(encode(frame, fmt)) for frame in frames]
+    assert digest.frames == 3
+    assert perceptual(digest) == perceptual(singles[0])
+    for single in singles[1:]:
+        assert single.pdq != singles[0].pdq
+        assert single.pdq in digest.pdq_variants
+        assert single.phash in digest.phash_variants
+
+
 def test_exif_rotated_jpeg_hashes_like_upright() -> None:
     upright = make_rgb(50)
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # displayed after rotating 90° CW
