@@ -207,7 +207,9 @@ def digest_bytes(
     variants, see the module docstring) come from one reduced-scale decode; when decoding is
     refused or fails they are ``None`` and ``error`` holds a code from :data:`ERROR_CODES`.
     ``algorithms`` (names of :data:`~matchers.algorithms.ALGORITHMS`) limits the perceptual
-    hashes to those named; without ``pdq`` and ``phash`` nothing is decoded.
+    hashes to those named; without ``pdq`` and ``phash`` no pixel is decoded: only the header
+    is read (size, pixel limit, a header Pillow cannot identify), so damaged pixel data is
+    not noticed then.
 
     Raises:
         NotAnImage: the bytes do not start with a known image signature.
@@ -228,9 +230,10 @@ def digest_bytes(
             md5, sha1, sha256, None, None, None, image_format, width, height, 1, code
         )
 
-    if not perceptual:
-        return without_pictures(None)
     try:
+        if not perceptual:
+            width, height = image_size(data, image_format, max_pixels=max_pixels)
+            return without_pictures(None, width, height)
         decoded = decode_image(data, image_format, max_pixels=max_pixels)
     except ImageTooLarge as exc:
         return without_pictures("too_large", exc.width, exc.height)
@@ -256,6 +259,8 @@ def digest_bytes(
 
 def _perceptual(algorithms: Collection[str]) -> frozenset[str]:
     """The perceptual algorithms among ``algorithms``, after checking every name."""
+    if isinstance(algorithms, str):
+        raise ValueError(f"algorithms must be a collection of names, not the string {algorithms!r}")
     unknown = sorted(set(algorithms) - set(ALGORITHMS))
     if unknown:
         expected = ", ".join(ALGORITHMS)
@@ -305,6 +310,37 @@ def perceptual_hashes(
 def digest_file(path: str | os.PathLike[str]) -> ImageDigest:
     """Read a file into memory and :func:`digest_bytes` it (for reference directories)."""
     return digest_bytes(Path(path).read_bytes())
+
+
+def image_size(
+    data: bytes, image_format: str, *, max_pixels: int = MAX_IMAGE_PIXELS
+) -> tuple[int, int]:
+    """Width and height from the header of an image in ``image_format`` (as sniffed), with
+    no pixel decoded.
+
+    Raises:
+        ImageTooLarge: the header announces more than ``max_pixels`` pixels.
+        DecodeError: ``unsupported`` format, or ``corrupt``: Pillow cannot read the header.
+    """
+    plugins = _PIL_FORMATS.get(image_format)
+    if plugins is None:
+        raise DecodeError("unsupported", f"no decoder for {image_format} images")
+    try:
+        with _open(data, plugins) as im:
+            width, height = im.size
+    except Image.DecompressionBombError:
+        raise ImageTooLarge("image exceeds Pillow's decompression-bomb limit") from None
+    except UnidentifiedImageError:
+        raise DecodeError("corrupt", f"{image_format} data could not be identified") from None
+    except _DECODE_ERRORS as exc:
+        raise _decode_error(exc, image_format, None, None) from None
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"{width}x{height} image exceeds the limit of {max_pixels} pixels",
+            width=width,
+            height=height,
+        )
+    return width, height
 
 
 def decode_image(

@@ -446,19 +446,30 @@ def test_algorithms_limit_the_perceptual_hashes() -> None:
     assert (phash_only.width, phash_only.height) == (full.width, full.height) == (640, 480)
 
 
-def test_exact_algorithms_only_decode_nothing() -> None:
-    # A header announcing too many pixels is refused when decoding; without a perceptual
-    # algorithm nothing is decoded, so nothing is refused.
+def test_exact_algorithms_only_read_the_header_and_decode_no_pixel() -> None:
+    exact = ("md5", "sha1", "sha256")
+    # The header's size and the pixel limit still count without a perceptual algorithm.
     data = png_header_only(2_000, 2_000)
-    assert digest_bytes(data, max_pixels=1000).error == "too_large"
-    digest = digest_bytes(data, max_pixels=1000, algorithms=("md5", "sha1", "sha256"))
-    assert digest.error is None
-    assert (digest.pdq, digest.phash, digest.width, digest.height) == (None, None, None, None)
-    assert digest.md5 == hashlib.md5(data).hexdigest()
-    assert digest.sha256 == hashlib.sha256(data).hexdigest()
-    damaged = make_bytes(56, "JPEG")[:500]
+    refused = digest_bytes(data, max_pixels=1000, algorithms=exact)
+    assert (refused.error, refused.width, refused.height) == ("too_large", 2_000, 2_000)
+    assert (refused.pdq, refused.phash) == (None, None)
+    assert refused.md5 == hashlib.md5(data).hexdigest()
+    assert refused.sha256 == hashlib.sha256(data).hexdigest()
+    sized = digest_bytes(data, algorithms=exact)
+    assert (sized.error, sized.width, sized.height, sized.pdq) == (None, 2_000, 2_000, None)
+    # A header Pillow cannot read is corrupt either way.
+    garbage = b"\x89PNG\r\n\x1a\n" + bytes(40)
+    assert digest_bytes(garbage, algorithms=exact).error == "corrupt"
+    # Damaged pixel data is only noticed by decoding it.
+    whole = make_bytes(56, "JPEG")
+    damaged = whole[: len(whole) * 2 // 3]
     assert digest_bytes(damaged, algorithms=()).error is None
     assert digest_bytes(damaged).error in {"truncated", "corrupt"}
+
+
+def test_algorithms_given_as_one_string_is_refused() -> None:
+    with pytest.raises(ValueError, match="collection of names"):
+        digest_bytes(make_bytes(57), algorithms="pdq")
 
 
 def test_unknown_algorithm_is_refused() -> None:
