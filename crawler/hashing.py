@@ -112,6 +112,10 @@ class ImageHasher:
             raise NotConfigured(f"MATCHER_POOL must be one of {', '.join(POOL_KINDS)}: {pool!r}")
         if workers < 0 or max_in_flight < 0:
             raise NotConfigured("MATCHER_WORKERS and MATCHER_MAX_IN_FLIGHT cannot be negative")
+        if not timeout > 0:
+            raise NotConfigured(
+                f"MATCHER_HASH_TIMEOUT must be a positive number of seconds: {timeout}"
+            )
         self.kind = pool
         self.workers = 1 if pool == POOL_INLINE else workers or cpu_count()
         self.max_pixels = max_pixels

@@ -22,8 +22,11 @@ stdin closes, which also happens when the crawl process dies, however it dies.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
+import resource
 import signal
 import struct
 import sys
@@ -62,17 +65,35 @@ def _reply(body: bytes, max_pixels: int) -> dict[str, object]:
         return {"digest": digest_bytes(body, max_pixels=max_pixels).as_dict()}
     except MatcherError as exc:
         return {"matcher_error": type(exc).__name__, "message": str(exc)}
-    except Exception as exc:  # reported to the crawl, which raises it there
-        return {"failure": type(exc).__name__, "message": str(exc)}
+    except Exception as exc:  # reported to the crawl by its type only: no data echoed
+        return {"failure": type(exc).__name__}
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO, max_pixels: int) -> None:
     """Answer frames until ``stdin`` ends."""
     write_frame(stdout, READY)
     while (body := read_frame(stdin)) is not None:
-        reply = _reply(body, max_pixels)
+        signal.setitimer(signal.ITIMER_PROF, BODY_CPU_LIMIT_S)
+        try:
+            reply = _reply(body, max_pixels)
+        finally:
+            signal.setitimer(signal.ITIMER_PROF, 0)
         del body  # dropped before the answer goes out
         write_frame(stdout, json.dumps(reply, separators=(",", ":")).encode())
+
+
+_PR_SET_DUMPABLE: Final = 4
+#: CPU seconds one body may take before the kernel ends the worker (SIGPROF's default
+#: action): a backstop for a decoder that spins after the crawl that would kill it is gone.
+#: The crawl's own limit, ``MATCHER_HASH_TIMEOUT``, is normally far below it.
+BODY_CPU_LIMIT_S: Final = 600.0
+
+
+def _no_core_dumps() -> None:
+    """A decoder that crashes must not leave a core file: it would hold the body (rule 1)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the rlimit still holds
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-pixels", type=int, default=MAX_IMAGE_PIXELS)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _no_core_dumps()
     # Frames go out on the original stdout only; anything a library prints goes to stderr.
     frames_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

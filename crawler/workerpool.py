@@ -73,6 +73,10 @@ WORKER_STOP_GRACE: Final = 5.0
 CRASH_RETRIES: Final = 1
 #: The longest answer a worker may send (a digest is a few kilobytes).
 MAX_REPLY_BYTES: Final = 1 << 20
+#: How much of a worker's error message is kept (it is logged in the crawl).
+MAX_MESSAGE_CHARS: Final = 200
+#: How often a caller waiting for a free worker checks whether the pool was closed.
+TAKE_RECHECK_S: Final = 1.0
 #: Event names passed to ``on_event`` (and counted as ``matcher/pool/<event>`` stats).
 EVENT_CRASHED: Final = "worker_crashed"
 EVENT_TIMEOUT: Final = "worker_timeout"
@@ -180,18 +184,18 @@ def _parse_reply(payload: bytes) -> ImageDigest | Exception:
     """The digest a worker sent, or the error it reported (to raise in the caller)."""
     try:
         reply = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _WorkerGone("answer is not JSON") from None
     if not isinstance(reply, dict):
         raise _WorkerGone("answer is not an object")
     if "digest" in reply:
         return _digest_from(reply["digest"])
-    message = str(reply.get("message", ""))
+    message = str(reply.get("message", ""))[:MAX_MESSAGE_CHARS]
     if "matcher_error" in reply:
         kind = _MATCHER_ERRORS.get(str(reply["matcher_error"]), matcher_errors.MatcherError)
         return kind(message)
     if "failure" in reply:
-        return WorkerFailure(f"{reply['failure']}: {message}")
+        return WorkerFailure(str(reply["failure"])[:MAX_MESSAGE_CHARS])
     raise _WorkerGone("unknown answer")
 
 
@@ -400,7 +404,7 @@ class ProcessHashPool:
                 self._replace(worker)
                 self._event(EVENT_TIMEOUT)
                 raise WorkerCrashed("timeout", f"no hash within {self.timeout:g} s") from None
-            except (_WorkerGone, OSError) as exc:
+            except Exception as exc:  # a broken pipe, a malformed answer: the worker goes
                 logger.warning(
                     "a hash worker (pid %d) failed while hashing (%s, exit code %s): replaced",
                     worker.pid,
@@ -421,11 +425,16 @@ class ProcessHashPool:
             return reply
 
     def _take(self) -> _Worker:
-        with self._lock:
-            if self._closed:
-                raise HashPoolError("the hash pool is closed")
-        # Callers are at most as many as workers (one driver thread each): never waits long.
-        return self._idle.get()
+        # Callers are at most as many as workers (one driver thread each), so a worker is
+        # normally free at once; the wait is bounded so that a closed pool is noticed.
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise HashPoolError("the hash pool is closed")
+            try:
+                return self._idle.get(timeout=TAKE_RECHECK_S)
+            except queue.Empty:
+                continue
 
     def close(self, grace: float = WORKER_STOP_GRACE) -> float:
         """Stop every worker: stdin closed, killed after ``grace`` s. Idempotent.

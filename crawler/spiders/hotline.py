@@ -36,7 +36,7 @@ from crawler.settings import (
     CRAWL_MAX_PAGES_PER_SEED,
     CRAWL_MAX_PROBES_PER_PAGE,
 )
-from crawler.workerpool import HashPoolError, WorkerCrashed, bytes_only_digest
+from crawler.workerpool import HashPoolError, WorkerCrashed, WorkerFailure, bytes_only_digest
 from matchers.digest import ImageDigest
 from matchers.errors import MatcherError
 from matchers.sniff import sniff_image
@@ -346,6 +346,12 @@ class HotlineSpider(Spider):
             # Its exact hashes still match an exact list entry; the image counts as corrupt.
             self._inc(f"matcher/bytes_only/{exc.reason}")
             logger.warning("image %s hashed by bytes only: %s", url, exc)
+            digest = bytes_only_digest(body, WORKER_FAILED_ERROR)
+        except WorkerFailure as exc:
+            # A bug or a resource limit in the worker, not the image's doing: the exact
+            # hashes still match; only the exception's type is logged.
+            self._inc("matcher/bytes_only/failure")
+            logger.error("image %s hashed by bytes only: the hash worker raised %s", url, exc)
             digest = bytes_only_digest(body, WORKER_FAILED_ERROR)
         except HashPoolError as exc:
             self._pool_failed(exc)

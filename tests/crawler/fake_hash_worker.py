@@ -2,7 +2,8 @@
 
 It speaks :mod:`crawler.hashworker`'s protocol and misbehaves on request: a body equal to
 :data:`CRASH` makes it exit, :data:`HANG` makes it never answer, :data:`GARBAGE` makes it answer
-something that is not JSON; any other body gets its bytes-only digest (exact hashes). With
+something that is not JSON, :data:`NESTED` an answer nested too deep to parse, :data:`FAILURE`
+the report of an exception; any other body gets its bytes-only digest (exact hashes). With
 ``--no-start`` it exits before saying it is ready.
 """
 
@@ -19,6 +20,10 @@ from crawler.workerpool import bytes_only_digest
 CRASH = b"crash"
 HANG = b"hang"
 GARBAGE = b"garbage"
+NESTED = b"nested"
+FAILURE = b"failure"
+#: Nesting depth of the NESTED answer: far past what Python's JSON parser recurses into.
+NESTING = 200_000
 CRASH_EXIT = 3
 START_EXIT = 4
 ERROR = "corrupt"
@@ -36,6 +41,14 @@ def main() -> None:
             threading.Event().wait()  # never answers: the pool's timeout must end this
         if body == GARBAGE:
             write_frame(stdout, b"not json")
+            continue
+        if body == NESTED:
+            write_frame(stdout, b"[" * NESTING)
+            continue
+        if body == FAILURE:
+            write_frame(
+                stdout, json.dumps({"failure": "MemoryError", "message": "x" * 999}).encode()
+            )
             continue
         digest = bytes_only_digest(body, ERROR)
         write_frame(stdout, json.dumps({"digest": digest.as_dict()}).encode())

@@ -19,7 +19,7 @@ from crawler.hashing import (
     cpu_count,
 )
 from crawler.spiders.hotline import HASH_POOL_FAILED, WORKER_FAILED_ERROR, HotlineSpider
-from crawler.workerpool import HashPoolError, WorkerCrashed
+from crawler.workerpool import HashPoolError, WorkerCrashed, WorkerFailure
 from hotline.imagegen import encode, textured_image
 from matchers.digest import ImageDigest, digest_bytes
 from matchers.errors import NotAnImage
@@ -51,7 +51,9 @@ def test_settings_choose_the_pool() -> None:
 
 
 @pytest.mark.parametrize(
-    "settings", [{"pool": "fork"}, {"workers": -1}, {"max_in_flight": -2}], ids=str
+    "settings",
+    [{"pool": "fork"}, {"workers": -1}, {"max_in_flight": -2}, {"timeout": 0}],
+    ids=str,
 )
 def test_a_wrong_setting_is_refused(settings: dict[str, Any]) -> None:
     with pytest.raises(NotConfigured, match="MATCHER_"):
@@ -93,6 +95,15 @@ def test_an_image_no_worker_could_hash_keeps_its_exact_hashes(reason: str) -> No
     assert (digest.pdq, digest.phash, digest.error) == (None, None, WORKER_FAILED_ERROR)
     assert digest.format == "png"
     assert spider.crawler.stats.get_value(f"matcher/bytes_only/{reason}") == 1
+
+
+def test_an_image_whose_worker_raised_keeps_its_exact_hashes() -> None:
+    spider = _spider_with(WorkerFailure("MemoryError"))
+    digest = asyncio.run(spider._digest(BODY, "http://example.org/a.png"))
+    assert digest is not None
+    assert digest.sha256 == digest_bytes(BODY).sha256
+    assert (digest.pdq, digest.error) == (None, WORKER_FAILED_ERROR)
+    assert spider.crawler.stats.get_value("matcher/bytes_only/failure") == 1
 
 
 class _Engine:

@@ -26,6 +26,7 @@ from crawler.workerpool import (
     HashPoolError,
     ProcessHashPool,
     WorkerCrashed,
+    WorkerFailure,
     bytes_only_digest,
 )
 from hotline.imagegen import encode, textured_image
@@ -125,6 +126,34 @@ def test_a_worker_that_answers_garbage_counts_as_crashed(
         fake_pool.hash(fake.GARBAGE)
     assert events.count(EVENT_CRASHED) == CRASH_RETRIES + 1
     assert fake_pool.hash(b"fine").error == fake.ERROR
+
+
+def test_an_answer_nested_too_deep_counts_as_crashed_and_no_worker_is_lost(
+    fake_pool: ProcessHashPool, events: list[str]
+) -> None:
+    for _ in range(3):  # more than the pool's one worker: a lost worker would hang here
+        with pytest.raises(WorkerCrashed):
+            fake_pool.hash(fake.NESTED)
+    assert events.count(EVENT_CRASHED) == 3 * (CRASH_RETRIES + 1)
+    assert fake_pool.hash(b"fine").error == fake.ERROR
+
+
+def test_a_worker_exception_is_reported_by_type_with_a_short_message(
+    fake_pool: ProcessHashPool, events: list[str]
+) -> None:
+    with pytest.raises(WorkerFailure) as raised:
+        fake_pool.hash(fake.FAILURE)
+    assert str(raised.value) == "MemoryError"
+    assert events == []  # the worker answered: it is kept
+    assert fake_pool.hash(b"fine").error == fake.ERROR
+
+
+def test_workers_leave_no_core_dump(real_pool: ProcessHashPool) -> None:
+    real_pool.hash(_images()[0])  # the workers are up and have hashed
+    for pid in real_pool.pids():
+        limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+        core = next(line for line in limits if line.startswith("Max core file size"))
+        assert core.split()[4:6] == ["0", "0"], core
 
 
 def test_a_hanging_worker_is_killed_after_the_timeout(
