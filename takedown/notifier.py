@@ -59,6 +59,7 @@ from takedown.notices import (
     OPEN_STATUSES,
     LockBusy,
     Notice,
+    NoticeNotFound,
     NoticeStateError,
     NoticeStore,
 )
@@ -368,7 +369,7 @@ class Notifier:
             self._ack(entry_id)
             return
         outcome = self._attempt(notice_id, entry_id, data, resumed=resumed)
-        if outcome in {"sent", "unroutable", "already", "unclassified", "awaiting_manual"}:
+        if outcome in {"sent", "unroutable", "already", "unclassified", "awaiting_manual", "gone"}:
             self._ack(entry_id)
 
     def _analyst_owner(self, actor: str) -> str:
@@ -399,13 +400,18 @@ class Notifier:
         resumed: bool,
     ) -> str:
         """One try at the first notice, under the notice's lock; returns its outcome
-        (``busy`` when another process holds the lock)."""
+        (``busy`` when another process holds the lock, ``gone`` when the notice was purged)."""
         try:
             with self.store.lock(notice_id, owner=self.consumer):
                 return self.send_first(notice_id, resumed=resumed, entry_id=entry_id)
         except LockBusy:
             self.stats.busy += 1
             return "busy"
+        except NoticeNotFound:
+            # Purged by retention (or an analyst) between reading the hit and sending: its
+            # hit went with it, so there is nothing left to send.
+            log.info("notice %s: purged meanwhile, nothing to send", notice_id)
+            return "gone"
         except (redis.ConnectionError, redis.TimeoutError):
             raise
         except Exception as exc:  # a bug or an unexpected failure: count it, retry later

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from store.clock import DAY, HOUR, iso
-from store.keys import Keys
+from store.keys import NOTIFIER_GROUP, Keys
 from store.queue import HitQueue, HitRecord
 from store.review import ReviewDesk
 from store.text import text
@@ -548,3 +548,26 @@ def test_a_closed_notice_whose_content_is_back_is_not_purged(world: World) -> No
     assert NoticeStore(world.client, world.keys).status(a.incident) == "removed"
     assert world.client.xrange(world.keys.hits, entry, entry)
     assert text(cast("bytes", world.client.hget(world.keys.hits_reappeared, a.incident))) == entry
+
+
+def test_a_notice_purged_while_the_notifier_holds_its_hit_is_let_go(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A purge elsewhere removes the notice between the notifier's reading of the hit and its
+    # sending: nothing is left to send, the hit is acknowledged and the daemon goes on.
+    notifier = world.notifier()
+    create = notifier.store.create
+    purged: list[str] = []
+
+    def create_then_purged(hit: HitRecord, **kwargs: Any) -> Any:
+        created = create(hit, **kwargs)
+        world.client.delete(world.keys.notice(hit.incident))
+        purged.append(hit.incident)
+        return created
+
+    monkeypatch.setattr(notifier.store, "create", create_then_purged)
+    stats = notifier.run(once=True)
+    assert sorted(purged) == sorted({world.id("K"), world.id("L")})
+    assert (stats.errors, stats.dead_lettered, len(stats.awaiting_manual)) == ({}, 0, 0)
+    pending = world.client.xpending(world.keys.hits, NOTIFIER_GROUP)
+    assert pending["pending"] == 0
