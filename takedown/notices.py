@@ -88,7 +88,10 @@ _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
     return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if ARGV[4] ~= '' and #redis.call('XRANGE', KEYS[6], ARGV[4], ARGV[4], 'COUNT', 1) == 0 then
+    return -1
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 local event = cjson.decode(ARGV[3])
@@ -112,6 +115,11 @@ return 0
 
 class NoticeNotFound(QueueError):
     """No notice has the given id (or id prefix)."""
+
+
+class HitGone(QueueError):
+    """The hit a notice was to be made from is no longer in the hits stream (a purge removed
+    it, with its notice, after the notifier had read it)."""
 
 
 class NoticeStateError(QueueError):
@@ -296,7 +304,11 @@ class NoticeStore(RedisStore):
     # -- writing -----------------------------------------------------------------------------
 
     def create(self, hit: HitRecord, *, actor: str, entry_id: str = "") -> bool:
-        """Record a notice for ``hit`` in status ``queued`` unless one exists; True if new."""
+        """Record a notice for ``hit`` in status ``queued`` unless one exists; True if new.
+
+        With ``entry_id``, the hit's entry in the hits stream must still be there: a purge
+        removes a closed notice with its hit, and a notifier that read the hit just before must
+        not make the notice again (:class:`HitGone`)."""
         notice_id = hit.incident
         now = self.clock()
         fields = {
@@ -308,7 +320,7 @@ class NoticeStore(RedisStore):
             "stream_entry": entry_id,
         }
         event = event_fields(notice_id, "queued", "queued", actor, now, f"hit {hit.url}")
-        args: list[str] = [notice_id, repr(now), json.dumps(event)]
+        args: list[str] = [notice_id, repr(now), json.dumps(event), entry_id]
         for name, value in fields.items():
             args.extend((name, value))
         created = self.script(
@@ -319,9 +331,12 @@ class NoticeStore(RedisStore):
                 self.keys.notices_in("queued"),
                 self.keys.audit,
                 self.keys.notice_timeline(notice_id),
+                self.keys.hits,
             ],
             args=args,
         )
+        if created == -1:
+            raise HitGone(f"hit {entry_id} of notice {notice_id} is no longer queued")
         return bool(created)
 
     def record(

@@ -57,6 +57,7 @@ from takedown.notice import reference_for
 from takedown.notices import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
+    HitGone,
     LockBusy,
     Notice,
     NoticeNotFound,
@@ -342,7 +343,14 @@ class Notifier:
             self._dead_letter(entry_id, data, f"unreadable hit: {exc}", notice_id=None)
             return
         notice_id = hit.incident
-        self.store.create(hit, actor=self.actor, entry_id=entry_id)
+        try:
+            self.store.create(hit, actor=self.actor, entry_id=entry_id)
+        except HitGone:
+            # A purge removed this hit with its (closed, expired) notice after it was read:
+            # nothing to make again and nothing to send.
+            log.info("hit %s: purged meanwhile with notice %s", entry_id, notice_id)
+            self._ack(entry_id)
+            return
         status = self.store.status(notice_id)
         if status in CLOSED_STATUSES and hit.reappeared and self._marked(notice_id, entry_id):
             # The content of a closed notice was found online again by a crawl: the queue

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import cast
 
 import pytest
 import redis
 
 from store.clock import iso, parse_iso
 from store.keys import Keys
+from store.text import text
 from takedown.model import DeliveryReceipt, Recipient, Route
-from takedown.notices import LockBusy, NoticeNotFound, NoticeStore
+from takedown.notices import HitGone, LockBusy, NoticeNotFound, NoticeStore
 from takedown.stats import nearest_rank, provider_stats
 from tests.builders import make_hit
 from tests.helpers import HOST_A, Clock
@@ -38,6 +40,24 @@ def test_create_is_idempotent_and_audited(store: NoticeStore) -> None:
     assert [e.notice for e in store.audit()] == [HIT.incident]
     # The crawl saw the image online: that is the first "last seen online".
     assert notice.time("last_seen_online") == parse_iso(HIT.first_seen)
+
+
+def test_a_hit_no_longer_queued_makes_no_notice(
+    store: NoticeStore, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    # The notifier passes the stream entry it read: once a purge has deleted that entry (with
+    # its notice), the notice is not made again from the copy the notifier holds.
+    keys = Keys(redis_prefix)
+    kept = text(cast("bytes", redis_client.xadd(keys.hits, {"incident": HIT.incident})))
+    purged = text(cast("bytes", redis_client.xadd(keys.hits, {"incident": HIT.incident})))
+    redis_client.xdel(keys.hits, purged)
+    with pytest.raises(HitGone, match=purged):
+        store.create(HIT, actor="notifier@test", entry_id=purged)
+    assert not redis_client.exists(keys.notice(HIT.incident))
+    assert store.ids() == []
+    assert store.audit() == []
+    assert store.create(HIT, actor="notifier@test", entry_id=kept) is True
+    assert store.get(HIT.incident).status == "queued"
 
 
 def test_racing_creates_make_one_record(store: NoticeStore) -> None:

@@ -550,6 +550,32 @@ def test_a_closed_notice_whose_content_is_back_is_not_purged(world: World) -> No
     assert text(cast("bytes", world.client.hget(world.keys.hits_reappeared, a.incident))) == entry
 
 
+def test_a_hit_purged_while_the_notifier_holds_it_makes_no_notice(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A purge elsewhere deletes the hits K and L from the stream after the notifier has read
+    # them: no notice is made from the copies it holds, nothing is sent, the daemon goes on.
+    notifier = world.notifier()
+    create = notifier.store.create
+    purged: list[str] = []
+
+    def purged_then_create(hit: HitRecord, **kwargs: Any) -> Any:
+        world.client.xdel(world.keys.hits, kwargs["entry_id"])
+        purged.append(hit.incident)
+        return create(hit, **kwargs)
+
+    monkeypatch.setattr(notifier.store, "create", purged_then_create)
+    prepared = sorted(world.outbox.rglob("*"))
+    stats = notifier.run(once=True)
+    assert sorted(purged) == sorted({world.id("K"), world.id("L")})
+    assert not any(world.client.exists(world.keys.notice(world.id(n))) for n in "KL")
+    assert (stats.errors, stats.dead_lettered, len(stats.awaiting_manual)) == ({}, 0, 0)
+    assert stats.sent == 0
+    assert sorted(world.outbox.rglob("*")) == prepared
+    pending = world.client.xpending(world.keys.hits, NOTIFIER_GROUP)
+    assert pending["pending"] == 0
+
+
 def test_a_notice_purged_while_the_notifier_holds_its_hit_is_let_go(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
