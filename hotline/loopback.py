@@ -153,6 +153,10 @@ METHOD_NOT_ALLOWED = Response(
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() must not wait for handlers stuck on a silent client
+    # Every response closes its connection (HTTP/1.0), so a crawl opens one per request: with
+    # socketserver's backlog of 5, a burst of connects overflows the accept queue and the
+    # kernel drops the SYN, which the client only resends after a second.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, host: str, routes: _RouteTable, stop: threading.Event) -> None:
         self.routes = routes
