@@ -20,6 +20,12 @@ hashing. Stats: ``matcher/pool/workers``, ``matcher/pool/in_flight_max``,
 ``matcher/pool/worker_timeout``, ``matcher/pool/worker_restarts``, ``matcher/pool/worker_cpu_s``
 (CPU seconds of the worker processes).
 
+Only what the loaded lists can query is computed: :meth:`ImageHasher.use_algorithms` (called
+by the match pipeline whenever its lists change) names the perceptual algorithms they hold,
+and a body is hashed with those in force when it enters the pool (no pHash when no list holds
+pHash, no decode at all when the lists are exact hashes only). A body already in the pool when
+a list with a new algorithm loads is matched on what it was hashed with.
+
 The body is passed by reference (through a pipe to a worker process), hashed and dropped:
 nothing here copies it anywhere else.
 """
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from scrapy import signals
@@ -40,7 +46,12 @@ from twisted.python.threadpool import ThreadPool
 
 from crawler.settings import MATCHER_HASH_TIMEOUT, MATCHER_POOL
 from crawler.workerpool import ProcessHashPool
-from matchers.algorithms import MAX_IMAGE_PIXELS
+from matchers.algorithms import (
+    ALGORITHMS,
+    EXACT_ALGORITHMS,
+    MAX_IMAGE_PIXELS,
+    PERCEPTUAL_ALGORITHMS,
+)
 from matchers.digest import ImageDigest, digest_bytes
 
 if TYPE_CHECKING:
@@ -123,6 +134,7 @@ class ImageHasher:
         self.timeout = timeout
         self.stats = stats
         self.worker_command = worker_command
+        self.algorithms: tuple[str, ...] = ALGORITHMS
         self._slots = DeferredSemaphore(self.max_in_flight)
         self._in_flight = 0
         self._threads: ThreadPool | None = None  # hashing threads, or the process drivers
@@ -193,6 +205,19 @@ class ImageHasher:
 
     # -- hashing ----------------------------------------------------------------------------
 
+    def use_algorithms(self, perceptual: Collection[str]) -> None:
+        """Compute only the perceptual hashes in ``perceptual`` for bodies submitted from now
+        on (exact hashes are always computed). Any thread may call it.
+
+        Raises:
+            ValueError: an unknown perceptual algorithm.
+        """
+        unknown = set(perceptual) - set(PERCEPTUAL_ALGORITHMS)
+        if unknown:
+            raise ValueError(f"unknown perceptual algorithm(s): {', '.join(sorted(unknown))}")
+        wanted = tuple(a for a in PERCEPTUAL_ALGORITHMS if a in perceptual)
+        self.algorithms = (*EXACT_ALGORITHMS, *wanted)  # one assignment: old or new
+
     async def digest(self, body: bytes) -> ImageDigest:
         """Hash ``body`` in the pool, once one of ``max_in_flight`` places is free.
 
@@ -212,15 +237,23 @@ class ImageHasher:
     def _submit(self, body: bytes) -> Deferred[ImageDigest]:
         from twisted.internet import defer, reactor  # noqa: PLC0415 (Scrapy installs it first)
 
+        algorithms = self.algorithms
         if self.kind == POOL_INLINE:
-            return defer.maybeDeferred(digest_bytes, body, max_pixels=self.max_pixels)
+            return defer.maybeDeferred(
+                digest_bytes, body, max_pixels=self.max_pixels, algorithms=algorithms
+            )
         self.start()
         if self._threads is None:
             raise RuntimeError("the hash pool was stopped")
         if self.processes is not None:
-            return deferToThreadPool(reactor, self._threads, self.processes.hash, body)
+            return deferToThreadPool(reactor, self._threads, self.processes.hash, body, algorithms)
         return deferToThreadPool(
-            reactor, self._threads, digest_bytes, body, max_pixels=self.max_pixels
+            reactor,
+            self._threads,
+            digest_bytes,
+            body,
+            max_pixels=self.max_pixels,
+            algorithms=algorithms,
         )
 
     def defer_to_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Deferred[T]:

@@ -2,8 +2,10 @@
 
 :class:`crawler.workerpool.ProcessHashPool` starts ``python -m crawler.hashworker
 --max-pixels N`` once per worker. Both directions carry frames: an 8-byte big-endian length,
-then that many bytes. The worker first sends :data:`READY` (its imports are done), then for
-each body it reads it answers with one JSON object:
+then that many bytes. The worker first sends :data:`READY` (its imports are done). A request
+frame is one byte naming the perceptual hashes wanted (:data:`ALGORITHM_BITS`; those the
+crawl's loaded lists can query, so no other is computed), then the body. For each request it
+answers with one JSON object:
 
 * ``{"digest": {...}}`` — :meth:`matchers.digest.ImageDigest.as_dict`;
 * ``{"matcher_error": "NotAnImage", "message": "..."}`` — a :class:`~matchers.errors.MatcherError`
@@ -30,18 +32,61 @@ import resource
 import signal
 import struct
 import sys
+from collections.abc import Collection
 from typing import BinaryIO, Final
 
-from matchers.algorithms import MAX_IMAGE_PIXELS
+from matchers.algorithms import EXACT_ALGORITHMS, MAX_IMAGE_PIXELS
 from matchers.digest import digest_bytes
 from matchers.errors import MatcherError
 
-__all__ = ["FRAME_HEADER", "READY", "main", "read_frame", "serve", "write_frame"]
+__all__ = [
+    "ALGORITHM_BITS",
+    "FRAME_HEADER",
+    "READY",
+    "algorithm_flags",
+    "algorithms_of",
+    "main",
+    "read_frame",
+    "read_request",
+    "serve",
+    "write_frame",
+    "write_request",
+]
 
 #: A frame's length prefix.
 FRAME_HEADER: Final = struct.Struct(">Q")
 #: The first frame a worker sends, once it can hash.
 READY: Final = b"ready"
+#: A request's first byte: one bit per perceptual algorithm to compute.
+ALGORITHM_BITS: Final = {"pdq": 1, "phash": 2}
+_FLAGS_SIZE: Final = 1
+
+
+def algorithm_flags(algorithms: Collection[str]) -> int:
+    """The request byte for ``algorithms`` (exact ones are always computed and need no bit).
+
+    Raises:
+        ValueError: an algorithm this protocol cannot carry.
+    """
+    flags = 0
+    for name in algorithms:
+        if name in ALGORITHM_BITS:
+            flags |= ALGORITHM_BITS[name]
+        elif name not in EXACT_ALGORITHMS:
+            raise ValueError(f"unknown algorithm {name!r}")
+    return flags
+
+
+def algorithms_of(flags: int) -> tuple[str, ...]:
+    """The algorithms a request byte asks for, exact ones included.
+
+    Raises:
+        ValueError: bits no algorithm has.
+    """
+    known = sum(ALGORITHM_BITS.values())
+    if flags & ~known:
+        raise ValueError(f"unknown algorithm bits {flags & ~known:#x}")
+    return (*EXACT_ALGORITHMS, *(n for n, bit in ALGORITHM_BITS.items() if flags & bit))
 
 
 def write_frame(out: BinaryIO, payload: bytes) -> None:
@@ -60,9 +105,35 @@ def read_frame(stream: BinaryIO) -> bytes | None:
     return payload if len(payload) == length else None
 
 
-def _reply(body: bytes, max_pixels: int) -> dict[str, object]:
+def write_request(out: BinaryIO, body: bytes, algorithms: Collection[str]) -> None:
+    """One request frame: the algorithms' byte, then ``body``."""
+    out.write(FRAME_HEADER.pack(_FLAGS_SIZE + len(body)))
+    out.write(bytes([algorithm_flags(algorithms)]))
+    out.write(body)
+    out.flush()
+
+
+def read_request(stream: BinaryIO) -> tuple[int, bytes] | None:
+    """One request from ``stream``: its algorithms' byte and the body, read apart (the body is
+    not copied); ``None`` at end of stream, also mid-frame, or for a frame too short to be a
+    request."""
+    header = stream.read(FRAME_HEADER.size)
+    if len(header) < FRAME_HEADER.size:
+        return None
+    (length,) = FRAME_HEADER.unpack(header)
+    flags = stream.read(_FLAGS_SIZE)
+    if length < _FLAGS_SIZE or len(flags) < _FLAGS_SIZE:
+        return None
+    body = stream.read(length - _FLAGS_SIZE)
+    return (flags[0], body) if len(body) == length - _FLAGS_SIZE else None
+
+
+def _reply(body: bytes, flags: int, max_pixels: int) -> dict[str, object]:
     try:
-        return {"digest": digest_bytes(body, max_pixels=max_pixels).as_dict()}
+        algorithms = algorithms_of(flags)
+        return {
+            "digest": digest_bytes(body, max_pixels=max_pixels, algorithms=algorithms).as_dict()
+        }
     except MatcherError as exc:
         return {"matcher_error": type(exc).__name__, "message": str(exc)}
     except Exception as exc:  # reported to the crawl by its type only: no data echoed
@@ -72,10 +143,12 @@ def _reply(body: bytes, max_pixels: int) -> dict[str, object]:
 def serve(stdin: BinaryIO, stdout: BinaryIO, max_pixels: int) -> None:
     """Answer frames until ``stdin`` ends."""
     write_frame(stdout, READY)
-    while (body := read_frame(stdin)) is not None:
+    while (request := read_request(stdin)) is not None:
+        flags, body = request
+        del request
         signal.setitimer(signal.ITIMER_PROF, BODY_CPU_LIMIT_S)
         try:
-            reply = _reply(body, max_pixels)
+            reply = _reply(body, flags, max_pixels)
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
         del body  # dropped before the answer goes out

@@ -18,6 +18,7 @@ from scrapy.utils.defer import deferred_from_coro
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 
+from crawler import signals as crawler_signals
 from crawler.items import ImageItem
 from crawler.redis import connect, keys_from, redis_url_from
 from crawler.settings import MATCHER_RELOAD_INTERVAL
@@ -32,6 +33,7 @@ from store.queue import HitQueue, HitRecord
 if TYPE_CHECKING:
     import redis
     from scrapy.crawler import Crawler
+    from scrapy.signalmanager import SignalManager
     from scrapy.statscollectors import StatsCollector
 
     from store.keys import Keys
@@ -81,11 +83,12 @@ class MatchPipeline:
         self.min_quality = PDQ_MIN_QUALITY
         self._reloader: LoopingCall | None = None
         self._reloading = False
+        self.signals: SignalManager | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> MatchPipeline:
         settings = crawler.settings
-        return cls(
+        pipeline = cls(
             _stats(crawler),
             redis_url_from(settings),
             keys_from(settings),
@@ -93,6 +96,8 @@ class MatchPipeline:
             flood_limit=settings.getint("MATCHER_FLOOD_LIMIT", FLOOD_LIMIT),
             reload_interval=settings.getfloat("MATCHER_RELOAD_INTERVAL", MATCHER_RELOAD_INTERVAL),
         )
+        pipeline.signals = crawler.signals
+        return pipeline
 
     def open_spider(self) -> None:
         client = connect(self.redis_url)
@@ -125,6 +130,13 @@ class MatchPipeline:
         self.stats.set_value("matcher/lists", len(known))
         self.stats.set_value("matcher/allow_lists", len(matcher.allow_lists))
         self.stats.set_value("matcher/entries", sum(hl.total for hl in known))
+        self._announce(matcher.perceptual_algorithms)
+
+    def _announce(self, algorithms: frozenset[str]) -> None:
+        """Tell the spider which perceptual hashes the lists can use (``lists_changed``), from
+        this thread: a reload's worker thread too (the receiver only swaps a tuple)."""
+        if self.signals is not None:
+            self.signals.send_catch_log(crawler_signals.lists_changed, algorithms=algorithms)
 
     def _schedule_reload(self) -> None:
         if self._reloading:

@@ -38,14 +38,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
-from crawler.hashworker import FRAME_HEADER, READY
+from crawler.hashworker import FRAME_HEADER, READY, algorithm_flags
 from crawler.settings import MATCHER_HASH_TIMEOUT as HASH_TIMEOUT
 from matchers import errors as matcher_errors
-from matchers.algorithms import MAX_IMAGE_PIXELS
+from matchers.algorithms import ALGORITHMS, MAX_IMAGE_PIXELS
 from matchers.digest import ImageDigest
 from matchers.sniff import sniff_image
 
@@ -245,10 +245,11 @@ class _Worker:
             raise _WorkerGone(f"answer of {length} bytes")
         return self._read_exactly(length, deadline)
 
-    def write_frame(self, body: bytes) -> None:
+    def write_request(self, body: bytes, flags: int) -> None:
+        """One request (see :mod:`crawler.hashworker`): the algorithms' byte, then ``body``."""
         stdin = self._pipes()[0]
         try:
-            stdin.write(FRAME_HEADER.pack(len(body)))
+            stdin.write(FRAME_HEADER.pack(1 + len(body)) + bytes([flags]))
             view = memoryview(body)
             while view:
                 written = stdin.write(view)
@@ -362,15 +363,18 @@ class ProcessHashPool:
         if self.on_event is not None:
             self.on_event(name)
 
-    def hash(self, body: bytes) -> ImageDigest:
-        """Hash ``body`` in a worker; blocking, for any thread.
+    def hash(self, body: bytes, algorithms: Collection[str] = ALGORITHMS) -> ImageDigest:
+        """Hash ``body`` in a worker, computing only the perceptual hashes in ``algorithms``
+        (see :func:`matchers.digest.digest_bytes`); blocking, for any thread.
 
         Raises:
             matchers.errors.MatcherError: the worker's verdict (``NotAnImage``).
             WorkerFailure: the worker raised something else.
             WorkerCrashed: workers died hashing the body, or ran out of time.
             HashPoolError: a worker could not be started, or the pool is closed.
+            ValueError: ``algorithms`` names an unknown algorithm.
         """
+        flags = algorithm_flags(algorithms)
         self.start()
         attempts = 0
         while True:
@@ -393,7 +397,7 @@ class ProcessHashPool:
                         self._idle.put(self._spawn_locked())
                 raise
             try:
-                worker.write_frame(body)
+                worker.write_request(body, flags)
                 reply = _parse_reply(worker.read_frame(self.timeout))
             except _WorkerTimedOut:
                 logger.warning(

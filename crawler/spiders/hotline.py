@@ -134,6 +134,12 @@ class HotlineSpider(Spider):
         crawler.signals.connect(self._on_bytes_received, signal=signals.bytes_received)
         crawler.signals.connect(self._on_opened, signal=signals.spider_opened)
         crawler.signals.connect(self._on_closed, signal=signals.spider_closed)
+        crawler.signals.connect(self._on_lists_changed, signal=crawler_signals.lists_changed)
+
+    def _on_lists_changed(self, algorithms: frozenset[str]) -> None:
+        """Hash only what the loaded lists can query (see :mod:`crawler.hashing`)."""
+        self.hasher.use_algorithms(algorithms)
+        self.crawler.stats.set_value("matcher/perceptual", ",".join(sorted(algorithms)) or "none")
 
     def _on_opened(self) -> None:
         self.hasher.start()  # worker processes start while the lists load

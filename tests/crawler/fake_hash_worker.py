@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 
-from crawler.hashworker import READY, read_frame, write_frame
+from crawler.hashworker import READY, read_request, write_frame
 from crawler.workerpool import bytes_only_digest
 
 CRASH = b"crash"
@@ -34,7 +34,8 @@ def main() -> None:
         sys.exit(START_EXIT)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     write_frame(stdout, READY)
-    while (body := read_frame(stdin)) is not None:
+    while (request := read_request(stdin)) is not None:
+        body = request[1]
         if body == CRASH:
             os._exit(CRASH_EXIT)
         if body == HANG:

@@ -68,6 +68,28 @@ def test_the_inline_pool_hashes_on_the_calling_thread() -> None:
     assert hasher._slots.tokens == hasher.max_in_flight  # every place given back
 
 
+def test_the_hasher_computes_only_what_the_lists_can_query() -> None:
+    # The inline pool here (no reactor); the others in tests/crawler/test_pools.py, through
+    # crawls, and the worker processes' side in tests/crawler/test_workerpool.py.
+    hasher = ImageHasher(pool=POOL_INLINE)
+    try:
+        everything = asyncio.run(hasher.digest(BODY))
+        assert everything == digest_bytes(BODY)
+        hasher.use_algorithms(frozenset({"pdq"}))
+        pdq_only = asyncio.run(hasher.digest(BODY))
+        assert pdq_only == digest_bytes(BODY, algorithms=("sha256", "pdq"))
+        assert pdq_only.pdq == everything.pdq and pdq_only.phash is None
+        hasher.use_algorithms(frozenset())
+        exact_only = asyncio.run(hasher.digest(BODY))
+        assert (exact_only.pdq, exact_only.phash) == (None, None)
+        assert exact_only.sha256 == everything.sha256
+        with pytest.raises(ValueError, match="md5"):  # exact ones are not perceptual
+            hasher.use_algorithms({"md5"})
+        assert hasher.algorithms == ("md5", "sha1", "sha256")  # unchanged by the refusal
+    finally:
+        hasher.stop()
+
+
 class _FailingHasher:
     def __init__(self, error: Exception) -> None:
         self.error = error

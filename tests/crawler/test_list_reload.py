@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import redis
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
 
 from crawler.pipelines import MatchPipeline
+from crawler.signals import lists_changed
 from hotline.imagegen import encode, textured_image
 from matchers.digest import digest_bytes
 from matchers.lists import ALLOW, HashList, ListEntry
@@ -57,3 +60,39 @@ def test_unselected_known_lists_are_never_loaded(
     store.save(HashList(name="other", entries=[ListEntry("sha256", a.sha256, "x")]))
     assert pipeline.reload_lists() == 0
     assert [hl.name for hl in pipeline.matcher.lists] == ["chosen"]
+
+
+def test_the_spider_hears_which_perceptual_hashes_the_lists_hold(
+    redis_url: str, redis_prefix: str, redis_client: redis.Redis
+) -> None:
+    a = digest_bytes(encode(textured_image(5504), "PNG"))
+    assert a.pdq is not None and a.phash is not None
+    store = ListStore(redis_client, Keys(redis_prefix))
+    store.save(HashList(name="exact", entries=[ListEntry("md5", a.md5, "a")]))
+    crawler = get_crawler()
+    heard: list[frozenset[str]] = []
+
+    def hear(algorithms: frozenset[str]) -> None:
+        heard.append(algorithms)
+
+    crawler.signals.connect(hear, signal=lists_changed, weak=False)
+    pipeline = _pipeline(redis_url, redis_prefix)
+    pipeline.signals = crawler.signals
+    pipeline.open_spider()
+    assert heard == [frozenset()]  # exact hashes only: nothing to decode
+
+    def reload_elsewhere() -> None:  # as a crawl does, on a worker thread
+        reloader = threading.Thread(target=pipeline.reload_lists)
+        reloader.start()
+        reloader.join()
+
+    store.save(HashList(name="pdq", entries=[ListEntry("pdq", a.pdq, "a")]))
+    reload_elsewhere()
+    assert heard[-1] == frozenset({"pdq"})
+    store.save(HashList(name="fps", entries=[ListEntry("phash", a.phash, "fp")], kind=ALLOW))
+    reload_elsewhere()
+    assert heard[-1] == frozenset({"pdq", "phash"})  # an allow-list needs its hashes too
+    store.remove("pdq")
+    store.remove("fps")
+    reload_elsewhere()
+    assert heard[-1] == frozenset()

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import redis
 
-from crawler.hashing import POOL_INLINE, POOL_KINDS, POOL_PROCESS
+from crawler.hashing import POOL_INLINE, POOL_KINDS, POOL_PROCESS, POOL_THREAD
 from hotline.imagegen import cropped, encode, resized, textured_image, watermarked
 from hotline.loopback import Exchange, Route, html_page, image_response, serve_linked
 from matchers.algorithms import hamming
@@ -32,7 +32,7 @@ from matchers.lists import HashList, ListEntry, Thresholds
 from store.connection import redis_from_url
 from store.keys import Keys
 from store.lists import ListStore
-from store.queue import HitQueue
+from store.queue import HitQueue, HitRecord
 from tests.helpers import HOST_A, HOST_B, HOTLINE, WAIT_TIMEOUT, hotline_env, run_cli, wait_for
 from tests.nocontent import WindowFinder, files_changed_in_temp
 
@@ -140,6 +140,7 @@ class PoolCrawl:
     hits: set[tuple[str, str, str, int, str]]
     tmp_dir: Path
     started: float
+    records: list[HitRecord]
 
 
 def _env(redis_url: str, prefix: str, root: Path) -> dict[str, str]:
@@ -159,17 +160,28 @@ def _args(seed: str, pool: str) -> list[str]:
     return ["crawl", seed, "--json", "--verbose", *(arg for s in sets for arg in ("--set", s))]
 
 
-def _crawl(pool: str, site: PoolSite, redis_url: str, client: redis.Redis, root: Path) -> PoolCrawl:
+def _crawl(
+    pool: str,
+    site: PoolSite,
+    redis_url: str,
+    client: redis.Redis,
+    root: Path,
+    hash_list: HashList | None = None,
+) -> PoolCrawl:
     prefix = f"pools-{pool}-{time.monotonic_ns()}:"
-    ListStore(client, Keys(prefix)).save(site.hash_list)
+    ListStore(client, Keys(prefix)).save(hash_list or site.hash_list)
     env = _env(redis_url, prefix, root)
     started = time.time()
     done = run_cli(_args(site.seed, pool), env)
     summary = json.loads(done.stdout) if done.returncode == 0 else {}
-    hits = {
-        (r.url if not r.url.startswith("data:") else "data:", r.entry, r.algorithm, r.distance, v)
+    records = [
+        (r, v)
         for v in ("confirmed", "review")
         for r in HitQueue(client, Keys(prefix)).iter_records(v)
+    ]
+    hits = {
+        (r.url if not r.url.startswith("data:") else "data:", r.entry, r.algorithm, r.distance, v)
+        for r, v in records
     }
     return PoolCrawl(
         returncode=done.returncode,
@@ -178,6 +190,7 @@ def _crawl(pool: str, site: PoolSite, redis_url: str, client: redis.Redis, root:
         hits=hits,
         tmp_dir=Path(env["TMPDIR"]),
         started=started,
+        records=[r for r, _v in records],
     )
 
 
@@ -218,6 +231,44 @@ def test_the_site_exercises_every_outcome(crawls: dict[str, PoolCrawl]) -> None:
     assert any(url == "data:" for url, *_ in hits)
     assert summary["undecodable"] == 1
     assert summary["images"] == summary["hashed"] == 4 * 3 + 6 + 1 + 1
+
+
+@pytest.mark.parametrize(
+    ("pool", "kept", "perceptual"),
+    [(POOL_PROCESS, ("sha256", "pdq"), "pdq"), (POOL_THREAD, ("sha256",), "none")],
+    ids=["process-pdq", "thread-exact"],
+)
+def test_a_crawl_computes_only_the_hashes_its_lists_hold(
+    pool_site: PoolSite,
+    redis_server: str,
+    tmp_path: Path,
+    pool: str,
+    kept: tuple[str, ...],
+    perceptual: str,
+) -> None:
+    full = pool_site.hash_list
+    assert full is not None
+    restricted = HashList(
+        name=full.name,
+        entries=[e for e in full.entries if e.algorithm in kept],
+        thresholds=full.thresholds,
+    )
+    client = redis_from_url(redis_server)
+    try:
+        run = _crawl(pool, pool_site, redis_server, client, tmp_path, hash_list=restricted)
+    finally:
+        client.close()
+    assert run.returncode == 0, run.output[-3000:]
+    assert f"'matcher/perceptual': '{perceptual}'" in run.output
+    confirmed = {entry for _url, entry, _alg, _dist, verdict in run.hits if verdict == "confirmed"}
+    assert {f"k{n}" for n in range(4)} <= confirmed  # the exact copies, by SHA-256
+    assert run.records
+    assert all(r.phash is None for r in run.records)  # no list holds pHash: never computed
+    assert all((r.pdq is not None) == ("pdq" in kept) for r in run.records)
+    assert {r.algorithm for r in run.records} <= set(kept)
+    # Exact hashes only: nothing is decoded, so the truncated JPEG goes unnoticed.
+    assert run.summary["undecodable"] == (1 if "pdq" in kept else 0)
+    assert run.summary["images"] == run.summary["hashed"] == 4 * 3 + 6 + 1 + 1
 
 
 def test_the_process_pool_reports_its_workers(crawls: dict[str, PoolCrawl]) -> None:

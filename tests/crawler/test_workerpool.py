@@ -17,7 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from crawler.hashworker import READY, read_frame, serve, write_frame
+from crawler.hashworker import (
+    FRAME_HEADER,
+    READY,
+    algorithm_flags,
+    algorithms_of,
+    read_frame,
+    read_request,
+    serve,
+    write_request,
+)
 from crawler.workerpool import (
     CRASH_RETRIES,
     EVENT_CRASHED,
@@ -86,6 +95,41 @@ def test_workers_compute_what_digest_bytes_computes(real_pool: ProcessHashPool) 
     assert digests[-1].error == "truncated" and digests[-1].pdq is None
     assert len({d.pdq for d in digests[:3]}) == 3
     assert len(real_pool.pids()) == 2
+
+
+@pytest.mark.parametrize("perceptual", [(), ("pdq",), ("phash",), ("pdq", "phash")], ids=str)
+def test_workers_compute_only_the_algorithms_asked_for(
+    real_pool: ProcessHashPool, perceptual: tuple[str, ...]
+) -> None:
+    images = _images()
+    algorithms = ("md5", "sha1", "sha256", *perceptual)
+    digests = [real_pool.hash(body, algorithms) for body in images]
+    assert digests == [digest_bytes(body, algorithms=algorithms) for body in images]
+    for digest in digests[:3]:
+        assert (digest.pdq is not None) == ("pdq" in perceptual)
+        assert (digest.phash is not None) == ("phash" in perceptual)
+        assert digest.sha256 and digest.width
+    # Without a perceptual hash nothing is decoded: the truncated pixels go unnoticed.
+    assert digests[-1].error == (None if not perceptual else "truncated")
+
+
+def test_an_unknown_algorithm_is_refused_before_any_worker_is_used(
+    real_pool: ProcessHashPool,
+) -> None:
+    with pytest.raises(ValueError, match="colour"):
+        real_pool.hash(_images()[0], ("sha256", "colour"))
+    assert real_pool.pids() == []  # refused before the pool even started
+
+
+def test_the_request_byte_carries_the_perceptual_algorithms() -> None:
+    exact = ("md5", "sha1", "sha256")
+    assert algorithm_flags(exact) == 0
+    for perceptual in [(), ("pdq",), ("phash",), ("pdq", "phash")]:
+        flags = algorithm_flags((*exact, *perceptual))
+        assert algorithms_of(flags) == (*exact, *perceptual)
+    assert algorithm_flags(["phash", "pdq"]) == algorithm_flags(["pdq", "phash"]) != 0
+    with pytest.raises(ValueError, match="unknown algorithm bits"):
+        algorithms_of(0x80)
 
 
 def test_not_an_image_is_raised_as_in_process(real_pool: ProcessHashPool) -> None:
@@ -223,16 +267,28 @@ def test_the_worker_loop_answers_each_frame_then_ends_with_its_input() -> None:
     images = _images()
     stdin = io.BytesIO()
     for body in [*images, b"not an image"]:
-        write_frame(stdin, body)
+        write_request(stdin, body, ("sha256", "pdq", "phash"))
+    stdin.write(FRAME_HEADER.pack(2) + b"\x80x")  # bits no algorithm has
     stdin.seek(0)
     stdout = io.BytesIO()
     serve(stdin, stdout, max_pixels=10_000_000)
     stdout.seek(0)
     assert read_frame(stdout) == READY
-    answers = [read_frame(stdout) for _ in range(len(images) + 1)]
+    answers = [read_frame(stdout) for _ in range(len(images) + 2)]
     assert read_frame(stdout) is None
-    assert all(a is not None and a.startswith(b'{"digest"') for a in answers[:-1])
-    assert answers[-1] is not None and b'"matcher_error":"NotAnImage"' in answers[-1]
+    assert all(a is not None and a.startswith(b'{"digest"') for a in answers[:-2])
+    assert answers[-2] is not None and b'"matcher_error":"NotAnImage"' in answers[-2]
+    assert answers[-1] == b'{"failure":"ValueError"}'
     # Only hashes come back: no answer holds a 64-byte window of its body.
     for body, answer in zip(images, answers, strict=False):
         assert answer is not None and body[100:164] not in answer
+
+
+def test_a_request_is_read_whole_or_not_at_all() -> None:
+    stream = io.BytesIO()
+    write_request(stream, b"\x89PNG body", ("pdq",))
+    whole = stream.getvalue()
+    assert read_request(io.BytesIO(whole)) == (algorithm_flags(("pdq",)), b"\x89PNG body")
+    for cut in range(len(whole)):  # the crawl died mid-frame: the worker just ends
+        assert read_request(io.BytesIO(whole[:cut])) is None
+    assert read_request(io.BytesIO(FRAME_HEADER.pack(0))) is None  # no algorithms byte
