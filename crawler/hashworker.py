@@ -10,7 +10,8 @@ answers with one JSON object:
 * ``{"digest": {...}}`` — :meth:`matchers.digest.ImageDigest.as_dict`;
 * ``{"matcher_error": "NotAnImage", "message": "..."}`` — a :class:`~matchers.errors.MatcherError`
   (the bytes are not an image);
-* ``{"failure": "TypeName", "message": "..."}`` — any other exception (a bug, reported as one).
+* ``{"failure": "TypeName"}`` — any other exception (a bug, reported as one, by its type only:
+  its message could quote the body).
 
 JSON, not pickle: the worker decodes hostile images, and a worker a decoder bug took over must
 not be able to run code in the crawl by what it answers.
