@@ -7,7 +7,8 @@ ends up in crawl stats (``discovery/<embedding>``) and lets tests check recall p
 :func:`extract` composes one function per kind of reference: ``img``/``picture``/``srcset``,
 lazy-loading attributes elsewhere, video posters, SVG images, ``meta`` og/twitter images,
 ``link`` image rels, inline styles and ``<style>`` blocks, anchors (a ``data:`` anchor is an
-image), frames and linked or ``@import``ed stylesheets. :func:`extract_css` reads a linked
+image), media (``<video>``/``<audio>`` sources, ``<embed>``, ``<object>``: files matched by their
+exact hashes), frames and linked or ``@import``ed stylesheets. :func:`extract_css` reads a linked
 stylesheet.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from scrapy.http import HtmlResponse
@@ -76,6 +77,8 @@ class PageRefs:
     links: list[str]
     frames: list[str]
     stylesheets: list[str]
+    #: Videos, audio, embedded and object files (http(s) only, none of them among ``images``).
+    media: list[ImageRef] = field(default_factory=list)
 
 
 def clean_url(url: str, base: str) -> str | None:
@@ -281,6 +284,30 @@ def _frames(response: HtmlResponse, base: str) -> list[str]:
     )
 
 
+# (XPath, embedding) of every media reference, in the order they are looked for.
+_MEDIA_XPATHS: tuple[tuple[str, str], ...] = (
+    ("//video/@src", "video_src"),
+    ("//video//source/@src", "video_source"),
+    ("//audio/@src", "audio_src"),
+    ("//audio//source/@src", "audio_source"),
+    ("//embed/@src", "embed_src"),
+    ("//object/@data", "object_data"),
+)
+
+
+def _media(response: HtmlResponse, base: str, images: Iterable[ImageRef]) -> list[ImageRef]:
+    """Videos, audio, ``<embed>`` and ``<object>`` files, each URL once (not one already
+    found as an image)."""
+    seen = {ref.url for ref in images}
+    found: list[ImageRef] = []
+    for xpath, embedding in _MEDIA_XPATHS:
+        for url in _fetchable(response.xpath(xpath).getall(), base):
+            if url not in seen:
+                seen.add(url)
+                found.append(ImageRef(url, embedding))
+    return found
+
+
 def _linked_stylesheets(response: HtmlResponse, base: str) -> list[str]:
     """``<link rel=stylesheet>`` targets."""
     hrefs = [
@@ -292,7 +319,7 @@ def _linked_stylesheets(response: HtmlResponse, base: str) -> list[str]:
 
 
 def extract(response: HtmlResponse) -> PageRefs:
-    """Every image reference, link, frame and stylesheet of an HTML page."""
+    """Every image reference, link, frame, stylesheet and media file of an HTML page."""
     base = response.urljoin("")  # honours <base href>
     c = _Collector(base)
     for find in _ELEMENT_IMAGES:
@@ -301,7 +328,8 @@ def extract(response: HtmlResponse) -> PageRefs:
     links = _anchors(response, c)
     frames = _frames(response, base)
     stylesheets = _linked_stylesheets(response, base) + _fetchable(imports, base)
-    return PageRefs(c.images, _unique(links), _unique(frames), _unique(stylesheets))
+    media = _media(response, base, c.images)
+    return PageRefs(c.images, _unique(links), _unique(frames), _unique(stylesheets), media)
 
 
 def extract_css(css: str, css_url: str) -> tuple[list[ImageRef], list[str]]:

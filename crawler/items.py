@@ -1,7 +1,7 @@
-"""The one item the spider yields: an image it met, as hashes and response metadata.
+"""The one item the spider yields: an image or file it met, as hashes and response metadata.
 
-No field ever holds image bytes: the spider hashes the body and drops it before the item
-exists, so Scrapy's item logging, feed exports and pipelines cannot leak content.
+No field ever holds image or file bytes: the spider hashes the body and drops it before the
+item exists, so Scrapy's item logging, feed exports and pipelines cannot leak content.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from matchers.index import Match
 
 @dataclass
 class ImageItem:
-    url: str  # the image URL; for a data: URI, "data:<type>;sha256=<hex>"
-    page: str  # the page the image was found on
+    url: str  # the image or file URL; for a data: URI, "data:<type>;sha256=<hex>"
+    page: str  # the page the image or file was found on
     seed: str
     embedding: str
     digest: ImageDigest
@@ -25,4 +25,7 @@ class ImageItem:
     content_type: str | None = None
     content_length: int | None = None
     server: str | None = None
+    # image | video | audio | archive | file (matchers.sniff.MEDIA_TYPES); the format is the
+    # digest's (jpeg, mp4, zip, pdf..., empty for an unknown file)
+    media_type: str = "image"
     matches: list[Match] = field(default_factory=list)

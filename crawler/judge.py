@@ -19,6 +19,8 @@ threshold (fetched PDQ quality >= 50), or pHash                 ``phash distance
 within its threshold (dihedral variants count)
 2xx image that matches neither                     removed      ``content changed``
 2xx body that is not an image                      removed      ``not an image (text/html)``
+2xx body other than the noticed file (a video, an  removed      ``not the same file``
+archive...: matched by its exact hashes only)
 2xx image that cannot be decoded (truncated,       unreachable  ``image not decodable
 corrupt, too large) and is not the same bytes                   (truncated)``
 any other status (3xx without Location, 401,       unreachable  ``http 403`` ...
@@ -126,6 +128,8 @@ def judge_body(
     sha256 = hashlib.sha256(body).hexdigest()
     if sha256 == target.sha256:
         return Verdict("online", "same bytes", sha256)
+    if target.media_type != "image":
+        return Verdict("removed", "not the same file", sha256)
     if sniff_image(body) is None:
         media = _media_type(content_type)
         what = "empty body" if not body else media

@@ -280,6 +280,8 @@ class QueuePipeline:
                 content_length=item.content_length,
                 server=item.server,
                 crawl=self.crawl_id,
+                media_type=item.media_type,
+                file_type=d.format or "",
             )
             try:
                 created = self.queue.enqueue(record)

@@ -7,7 +7,8 @@ reads its option defaults from it without loading Scrapy. A component that needs
 reads the setting, or imports the constant from here; no other module restates a value.
 Custom settings are prefixed by what they serve:
 
-* ``CRAWL_*``       the spider: depth, page cap per seed, frame nesting, probes, crawl id
+* ``CRAWL_*``       the spider: depth, page cap per seed, frame nesting, probes, the size cap
+                    of files that are not pages or images, crawl id
 * ``MATCHER_*``     hashing and matching: pixel limit, the hashing pool (kind, workers,
                     bodies in flight, timeout), which lists to load, list reloads, the flood guard
 * ``STORE_*``       the crawl's Redis (:mod:`crawler.redis`): server URL (default
@@ -99,6 +100,11 @@ CRAWL_DEPTH = _options.DEFAULT_DEPTH
 CRAWL_MAX_PAGES_PER_SEED = _options.DEFAULT_MAX_PAGES_PER_SEED
 CRAWL_MAX_FRAME_NESTING = 3
 CRAWL_MAX_PROBES_PER_PAGE = 50
+# Bytes of a downloaded file that is neither a page nor an image (a video, an archive, a PDF,
+# any binary body): it is held in memory only, counted while it arrives, and refused past
+# this; pages, stylesheets and images keep DOWNLOAD_MAXSIZE. Memory at worst: this times
+# CONCURRENT_REQUESTS.
+CRAWL_MEDIA_MAXSIZE = 256 * 1024 * 1024
 CRAWL_ID = ""
 
 # Pixels above which an image is refused before decoding; None: the matcher's own limit.

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -46,7 +45,7 @@ from crawler.hashworker import FRAME_HEADER, READY, algorithm_flags
 from crawler.settings import MATCHER_HASH_TIMEOUT as HASH_TIMEOUT
 from matchers import errors as matcher_errors
 from matchers.algorithms import ALGORITHMS, MAX_IMAGE_PIXELS
-from matchers.digest import ImageDigest
+from matchers.digest import ImageDigest, exact_digest
 from matchers.sniff import sniff_image
 
 __all__ = [
@@ -155,19 +154,7 @@ def _worker_env() -> dict[str, str]:
 def bytes_only_digest(body: bytes, error: str) -> ImageDigest:
     """The exact hashes of ``body`` and no perceptual hash, ``error`` set: what
     :func:`matchers.digest.digest_bytes` returns for an image it cannot decode."""
-    return ImageDigest(
-        md5=hashlib.md5(body, usedforsecurity=False).hexdigest(),
-        sha1=hashlib.sha1(body, usedforsecurity=False).hexdigest(),
-        sha256=hashlib.sha256(body).hexdigest(),
-        pdq=None,
-        pdq_quality=None,
-        phash=None,
-        format=sniff_image(body),
-        width=None,
-        height=None,
-        frames=1,
-        error=error,
-    )
+    return exact_digest(body, format=sniff_image(body), error=error)
 
 
 _DIGEST_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(ImageDigest))

@@ -87,6 +87,7 @@ __all__ = [
     "decode_image",
     "digest_bytes",
     "digest_file",
+    "exact_digest",
     "pdq_bits_to_hex",
     "pdq_hex_to_bits",
     "perceptual_hashes",
@@ -254,6 +255,28 @@ def digest_bytes(
         error=None,
         pdq_variants=pdq_variants,
         phash_variants=phash_variants,
+    )
+
+
+def exact_digest(
+    data: bytes, *, format: str | None, error: str | None = None, frames: int = 1
+) -> ImageDigest:
+    """MD5, SHA-1 and SHA-256 of ``data`` and no perceptual hash: what is known of a file that
+    is not an image (``format`` as :func:`matchers.sniff.sniff_file` names it, ``frames``
+    0), or of an image that could not be hashed (``error`` set). ``hashlib`` releases the GIL
+    on large inputs, so a thread may call this while another crawls."""
+    return ImageDigest(
+        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        pdq=None,
+        pdq_quality=None,
+        phash=None,
+        format=format,
+        width=None,
+        height=None,
+        frames=frames,
+        error=error,
     )
 
 

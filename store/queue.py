@@ -97,8 +97,12 @@ def incident_id(url: str, list_name: str, entry: str) -> str:
 class HitRecord:
     """One match of one image against one list entry, as queued.
 
-    ``url`` is the image URL (for an image inlined as a ``data:`` URI, a ``data:`` URL naming
-    its media type and SHA-256 instead of the content). Times are ISO 8601 UTC.
+    ``url`` is the URL that was downloaded: an image's, or a file's (a video, an archive,
+    any body on an exact list); for an image inlined as a ``data:`` URI, a ``data:`` URL
+    naming its media type and SHA-256 instead of the content. Times are ISO 8601 UTC.
+    ``media_type`` says what it is (``image``, ``video``, ``audio``, ``archive``, ``file``)
+    and ``file_type`` its format as sniffed (``jpeg``, ``mp4``, ``zip``, ``pdf``; empty when
+    unknown); a record queued before these fields existed reads as an image.
 
     The last fields have defaults: ``decided_by`` and ``decision_reason`` are set on a hit an
     analyst confirmed from the review queue (the actor, ``analyst@<name>``, and the reason);
@@ -131,6 +135,8 @@ class HitRecord:
     decided_by: str = ""
     decision_reason: str = ""
     reappeared: bool = False
+    media_type: str = "image"
+    file_type: str = ""
 
     INT_FIELDS: ClassVar[frozenset[str]] = frozenset(
         {"pdq_quality", "distance", "status", "content_length"}
@@ -166,6 +172,8 @@ class HitRecord:
                 kwargs[f.name] = raw if raw or f.type == "str" else None
         if kwargs["distance"] is None:
             kwargs["distance"] = 0
+        if not kwargs["media_type"]:
+            kwargs["media_type"] = "image"
         return cls(**kwargs)
 
     def as_json(self) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class RecheckTarget:
     pdq_threshold: int = PDQ_CONFIRM_THRESHOLD
     phash_threshold: int = PHASH_CONFIRM_THRESHOLD
     referer: str | None = None
+    #: What was noticed: ``image``, or a file matched by its exact hashes (``video``,
+    #: ``archive``...), which is online only while the same bytes are served.
+    media_type: str = "image"
 
     def __post_init__(self) -> None:
         if self.referer is not None and urlsplit(self.referer).scheme.lower() not in (
@@ -86,6 +89,7 @@ class RecheckTarget:
                 pdq_threshold=int(data.get("pdq_threshold", PDQ_CONFIRM_THRESHOLD)),
                 phash_threshold=int(data.get("phash_threshold", PHASH_CONFIRM_THRESHOLD)),
                 referer=None if data.get("referer") is None else str(data["referer"]),
+                media_type=str(data.get("media_type") or "image"),
             )
         except KeyError as exc:
             raise ValueError(f"recheck target lacks the field {exc.args[0]!r}") from None

@@ -85,6 +85,7 @@ CRAWL_STATS: Mapping[str, str] = {
     "responses": "response_received_count",
     "pages": "crawl/pages",
     "images": "crawl/images",
+    "files": "crawl/files",
     "hashed": "matcher/hashed",
     "confirmed": "matcher/confirmed",
     "review": "matcher/review",
@@ -267,13 +268,15 @@ def _count(value: Any) -> int:
 
 @dataclass(frozen=True, slots=True)
 class RunStats:
-    """A run's counts: requests (with retries), pages, images, matches, errors by kind."""
+    """A run's counts: requests (with retries), pages, images, files (bodies neither a page
+    nor an image, matched by their exact hashes), matches, errors by kind."""
 
     requests: int = 0
     retries: int = 0
     responses: int = 0
     pages: int = 0
     images: int = 0
+    files: int = 0
     hashed: int = 0
     confirmed: int = 0
     review: int = 0

@@ -30,20 +30,22 @@ default language. Templates are rendered with :class:`jinja2.StrictUndefined` (a
 variable is an error, not an empty string) and receive these variables:
 
 ``kind`` (``notice``/``reminder``/``escalation``/``reappearance``: the content of a closed
-notice was found online again, n-th time), ``sequence``, ``reference`` (``HL-`` and
-the first 12 hex digits of the incident id), ``notice_id``, ``hotline`` (the
-:class:`~takedown.model.HotlineIdentity`), ``recipient`` (:class:`~takedown.model.Recipient`),
-``language``, ``image_url`` (the image URL, ``""`` for a ``data:`` image), ``page_url``,
-``removal_url``, ``is_data_url``, ``data_media_type``, ``host``, ``ip``, ``asn``, ``as_name``
-(the AS's name from the IP-to-AS table, ``""`` when unknown), ``provider``,
-``network``, ``cdn``, ``registrar``, ``registrar_abuse``, ``upstream_abuse``,
-``escalation_role`` (``upstream``/``registrar``/``other``, escalations only, else ``""``),
-``first_seen``, ``last_verified``, ``sent_first`` (``""`` for a first notice), ``created``
-(all ``YYYY-MM-DDTHH:MM:SSZ``), ``legal_basis``, ``category`` (the list's own),
+notice was found online again, n-th time), ``sequence``, ``reference`` (``HL-`` and the
+first 12 hex digits of the incident id), ``notice_id``, ``hotline`` (the
+:class:`~takedown.model.HotlineIdentity`), ``recipient``
+(:class:`~takedown.model.Recipient`), ``language``, ``image_url`` (the image or file URL,
+``""`` for a ``data:`` image), ``page_url``, ``removal_url``, ``is_data_url``,
+``data_media_type``, ``media_type`` (the hit's: ``image``, ``video``, ``audio``,
+``archive``, ``file``), ``file_type`` (the format of a file that is not an image, ``mp4``,
+``zip``; ``""`` for an image or when unknown), ``host``, ``ip``, ``asn``, ``as_name`` (the
+AS's name from the IP-to-AS table, ``""`` when unknown), ``provider``, ``network``, ``cdn``,
+``registrar``, ``registrar_abuse``, ``upstream_abuse``, ``escalation_role``
+(``upstream``/``registrar``/``other``, escalations only, else ``""``), ``first_seen``,
+``last_verified``, ``sent_first`` (``""`` for a first notice), ``created`` (all
+``YYYY-MM-DDTHH:MM:SSZ``), ``legal_basis``, ``category`` (the list's own),
 ``classification`` (the X-ARF one: :attr:`NoticeFacts.classification`), ``list_name``,
 ``entry``, ``algorithm``, ``exact`` (``True`` for an MD5/SHA-1/SHA-256 match), ``distance``,
-``hashes`` (``(label, hex)`` pairs).
-"""
+``hashes`` (``(label, hex)`` pairs)."""
 
 from __future__ import annotations
 
@@ -325,6 +327,8 @@ class NoticeRenderer:
             "removal_url": removal_url(hit),
             "is_data_url": inline,
             "data_media_type": data_url_media_type(hit.url) if inline else "",
+            "media_type": hit.media_type,
+            "file_type": "" if hit.media_type == "image" else hit.file_type,
             "host": route.host,
             "ip": route.ip or hit.ip or "",
             "asn": route.asn,

@@ -152,6 +152,7 @@ class RecheckBook(RedisStore):
                         pdq_threshold=limits.pdq_confirm,
                         phash_threshold=limits.phash_confirm,
                         referer=hit.page or None,
+                        media_type=hit.media_type,
                     )
                 )
             except ValueError as exc:  # a corrupt record must not stop the others

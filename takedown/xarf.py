@@ -72,7 +72,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import jsonschema
@@ -89,8 +89,10 @@ from takedown.model import HotlineIdentity, NoticeKind, Route
 
 __all__ = [
     "CSAM_CLASSIFICATIONS",
+    "XARF_MEDIA_TYPES",
     "XARF_VERSION",
     "build_xarf_report",
+    "content_noun",
     "data_url_media_type",
     "is_data_url",
     "removal_url",
@@ -98,6 +100,7 @@ __all__ = [
     "utc_iso",
     "validate_xarf",
     "xarf_classification",
+    "xarf_media_type",
 ]
 
 #: The X-ARF version the schemas shipped in ``xarf`` 1.0.0 describe.
@@ -175,6 +178,33 @@ def data_url_media_type(url: str) -> str:
     return found.group("media").strip().lower() if found else ""
 
 
+#: X-ARF ``media_type`` of each hit ``media_type`` (the schema knows image, video, audio,
+#: text and mixed: an archive or another file may hold anything).
+XARF_MEDIA_TYPES: Final = {
+    "image": "image",
+    "video": "video",
+    "audio": "audio",
+    "archive": "mixed",
+    "file": "mixed",
+}
+#: How the text of a report names each hit ``media_type``.
+_MEDIA_NOUNS: Final = {"video": "video file", "audio": "audio file", "archive": "archive"}
+
+
+def xarf_media_type(media_type: str) -> str:
+    """The X-ARF ``media_type`` of a hit's (``mixed`` for one this version does not know)."""
+    return XARF_MEDIA_TYPES.get(media_type, "mixed")
+
+
+def content_noun(hit: HitRecord) -> str:
+    """What a hit's content is, for a sentence: ``image``, ``video file (mp4)``,
+    ``archive (zip)``, ``file (pdf)``, ``file``."""
+    if hit.media_type == "image":
+        return "image"
+    noun = _MEDIA_NOUNS.get(hit.media_type, "file")
+    return f"{noun} ({hit.file_type})" if hit.file_type else noun
+
+
 def removal_url(hit: HitRecord) -> str:
     """Where the provider removes the content from: the image URL, or for an image inlined
     as a ``data:`` URI (which names no location of its own) the page it is embedded in."""
@@ -192,7 +222,7 @@ def _description(hit: HitRecord, reference: str) -> str:
     where = (
         f"image embedded in the page as a data: URI ({data_url_media_type(hit.url) or 'image'})"
         if is_data_url(hit.url)
-        else "image at the reported URL"
+        else f"{content_noun(hit)} at the reported URL"
     )
     text = (
         f"Reference {reference}: {where} matched list {hit.list!r} entry {hit.entry!r} "
@@ -242,7 +272,7 @@ def build_xarf_report(
         "verification_method": "automated_crawler",
         "classification": xarf_classification(classification),
         "detection_method": "hash_match",
-        "media_type": "image",
+        "media_type": xarf_media_type(hit.media_type),
         "hash_values": {"md5": hit.md5, "sha1": hit.sha1, "sha256": hit.sha256},
         "content_removed": False,
     }

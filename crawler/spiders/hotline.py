@@ -1,7 +1,14 @@
-"""The hotline spider: from reported URLs to every image their pages show.
+"""The hotline spider: from reported URLs to every image their pages show, and every file.
 
 Thin by design: it schedules requests and turns image responses into :class:`ImageItem` via the
 hasher; discovery lives in :mod:`crawler.discovery`, matching and queueing in the pipelines.
+
+Any downloaded body that is neither a page nor an image (a video, an archive, a PDF, any binary
+body; :func:`matchers.sniff.sniff_file`) becomes an item too, with its MD5, SHA-1 and SHA-256
+only: exact list entries match it. Such files may be up to ``CRAWL_MEDIA_MAXSIZE`` bytes, pages
+and images ``DOWNLOAD_MAXSIZE``: requests that may turn out to be files carry the larger cap,
+and the spider counts every body while it arrives and stops one past the cap of what its first
+bytes show it to be (``crawl/too_large/<what>``).
 
 Run it either way::
 
@@ -19,9 +26,9 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urldefrag, urlsplit
 
 from scrapy import Request, Spider, signals
-from scrapy.exceptions import StopDownload
+from scrapy.exceptions import DownloadCancelledError, StopDownload
 from scrapy.http import HtmlResponse, Response, TextResponse
-from scrapy.utils.defer import deferred_from_coro
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from w3lib.url import parse_data_uri
 
 from crawler import signals as crawler_signals
@@ -35,11 +42,12 @@ from crawler.settings import (
     CRAWL_MAX_FRAME_NESTING,
     CRAWL_MAX_PAGES_PER_SEED,
     CRAWL_MAX_PROBES_PER_PAGE,
+    CRAWL_MEDIA_MAXSIZE,
 )
 from crawler.workerpool import HashPoolError, WorkerCrashed, WorkerFailure, bytes_only_digest
-from matchers.digest import ImageDigest
+from matchers.digest import ImageDigest, exact_digest
 from matchers.errors import MatcherError
-from matchers.sniff import sniff_image
+from matchers.sniff import FILE_SNIFF_BYTES, FileKind, sniff_file, sniff_image
 from store.clock import now_iso
 from store.runs import new_run_id
 
@@ -59,10 +67,22 @@ MIN_SNIFF_BYTES = 16  # every signature sniff_image knows fits in the first 12 b
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".heic"}
 )
+#: Links to these are fetched as files (``media``), on or off the site, not crawled as pages.
+FILE_EXTENSIONS = frozenset(
+    {
+        *(".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ts", ".flv"),
+        *(".3gp", ".wmv", ".ogv", ".mp3", ".m4a", ".wav", ".ogg", ".flac"),
+        *(".zip", ".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".pdf"),
+    }
+)
+#: Bodies larger than this are hashed on a side thread (``hashlib`` releases the GIL).
+THREAD_HASH_BYTES = 1024 * 1024
+#: Kinds of request whose body may be a file: they carry the file size cap.
+_MAY_BE_FILE = frozenset({"page", "image", "probe", "media"})
 
 
 class Info(TypedDict):
-    kind: str  # page | image | css | probe
+    kind: str  # page | image | css | probe | media
     seed: str
     depth: int
     page: str
@@ -79,10 +99,25 @@ def _split_urls(value: str | Iterable[str] | None) -> list[str]:
     return list(value)
 
 
-def _looks_like_image_url(url: str) -> bool:
+def _extension(url: str) -> str:
     path = urlsplit(url).path.lower()
     dot = path.rfind(".")
-    return dot != -1 and path[dot:] in IMAGE_EXTENSIONS
+    return path[dot:] if dot != -1 and "/" not in path[dot:] else ""
+
+
+def _looks_like_image_url(url: str) -> bool:
+    return _extension(url) in IMAGE_EXTENSIONS
+
+
+def _looks_like_file_url(url: str) -> bool:
+    return _extension(url) in FILE_EXTENSIONS
+
+
+def _body_class(head: bytes) -> str:
+    """What the first bytes of a body show: ``image``, ``file`` or ``text``."""
+    if sniff_image(head[:SNIFF_BYTES]) is not None:
+        return "image"
+    return "text" if sniff_file(head) is None else "file"
 
 
 class HotlineSpider(Spider):
@@ -126,6 +161,12 @@ class HotlineSpider(Spider):
         self.max_frames = s.getint("CRAWL_MAX_FRAME_NESTING", CRAWL_MAX_FRAME_NESTING)
         self.max_probes = s.getint("CRAWL_MAX_PROBES_PER_PAGE", CRAWL_MAX_PROBES_PER_PAGE)
         self.max_data_uri = s.getint("DOWNLOAD_MAXSIZE") or 0
+        self.max_body = self.max_data_uri  # pages, stylesheets, images (0: no cap)
+        self.max_file = s.getint("CRAWL_MEDIA_MAXSIZE", CRAWL_MEDIA_MAXSIZE)
+        if self.max_file <= 0:
+            raise ValueError(f"CRAWL_MEDIA_MAXSIZE must be positive, got {self.max_file}")
+        # The cap a request that may be a file carries (Scrapy refuses a body past it).
+        self.max_any = 0 if not self.max_body else max(self.max_body, self.max_file)
         self.crawl_id = self._crawl_id_arg or s.get("CRAWL_ID") or new_run_id()
         # A worker of a distributed run: the run's frontier counts the page cap for all
         # workers at once (this worker's own count would include pages others scheduled).
@@ -186,11 +227,14 @@ class HotlineSpider(Spider):
     # -- requests ---------------------------------------------------------------------------
 
     def _request(self, url: str, info: Info, priority: int = 0) -> Request:
+        meta: dict[str, Any] = {"hotline": info}
+        if info["kind"] in _MAY_BE_FILE:
+            meta["download_maxsize"] = self.max_any
         return Request(
             url,
             callback=self.parse,
             errback=self.on_error,
-            meta={"hotline": info},
+            meta=meta,
             priority=priority,
         )
 
@@ -240,18 +284,31 @@ class HotlineSpider(Spider):
         return self._request(ref.url, info, priority=IMAGE_PRIORITY)
 
     def _on_bytes_received(self, data: bytes, request: Request, spider: Spider) -> None:
-        """Stop downloading an image or probe whose first bytes are not an image.
+        """Judge a body by its first chunk, and count it while it arrives.
 
-        Only the first chunk is judged (later chunks are not the start of the body); one too
-        short to tell is let through, and the callback sniffs the whole body anyway."""
-        info = request.meta.get("hotline")
-        if not info or info["kind"] not in ("image", "probe"):
+        An image, probe or media request whose first bytes are text (a page) stops there: it
+        was fetched for an image or a file. Every body that may be a file is counted, and
+        stopped one byte past its cap: ``CRAWL_MEDIA_MAXSIZE`` for a file, ``DOWNLOAD_MAXSIZE``
+        for an image or a page. Only the first chunk is judged (later chunks are not the start
+        of the body); one too short to tell counts as a page, and the callback sniffs the
+        whole body anyway."""
+        meta = request.meta
+        info = meta.get("hotline")
+        if not info or info["kind"] not in _MAY_BE_FILE:
             return
-        if request.meta.get("hotline_sniffed"):
-            return
-        request.meta["hotline_sniffed"] = True
-        if len(data) >= MIN_SNIFF_BYTES and sniff_image(data[:SNIFF_BYTES]) is None:
-            raise StopDownload(fail=False)
+        what = meta.get("hotline_body")
+        if what is None:
+            what = _body_class(data[:FILE_SNIFF_BYTES]) if len(data) >= MIN_SNIFF_BYTES else "text"
+            meta["hotline_body"] = what
+            meta["hotline_received"] = 0
+            if what == "text" and info["kind"] != "page" and len(data) >= MIN_SNIFF_BYTES:
+                raise StopDownload(fail=False)
+        received = meta["hotline_received"] + len(data)
+        meta["hotline_received"] = received
+        cap = self.max_file if what == "file" else self.max_body
+        if cap and received > cap:
+            meta["hotline_too_large"] = what
+            raise StopDownload(fail=True)
 
     # -- callbacks --------------------------------------------------------------------------
 
@@ -263,12 +320,25 @@ class HotlineSpider(Spider):
                 yield item
             return
         kind = info["kind"]
-        if kind in ("image", "probe"):
-            self._inc("crawl/not_image")
-            return
         if kind == "css":
             async for out in self._parse_css(response, info):
                 yield out
+            return
+        file_kind = sniff_file(response.body[:FILE_SNIFF_BYTES])
+        # A page's markup is parsed even when a control byte makes it look binary; a known
+        # file format served as HTML is still a file.
+        if file_kind is not None and (
+            not isinstance(response, HtmlResponse) or file_kind.format or kind != "page"
+        ):
+            item = await self._file_item(response, info, file_kind)
+            if item is not None:
+                yield item
+            return
+        if kind in ("image", "probe"):
+            self._inc("crawl/not_image")
+            return
+        if kind == "media":
+            self._inc("crawl/not_media")
             return
         if not isinstance(response, HtmlResponse):
             self._inc("crawl/not_html")
@@ -289,6 +359,9 @@ class HotlineSpider(Spider):
                     yield item
             else:
                 yield self._image_request(ref, info, page)
+        for ref in refs.media:
+            self._inc(f"discovery/{ref.embedding}")
+            yield self._image_request(ref, info, page, kind="media")
         for url in refs.stylesheets:
             yield self._image_request(ImageRef(url, "linked_stylesheet"), info, page, kind="css")
         if info["frame"] < self.max_frames:
@@ -310,6 +383,9 @@ class HotlineSpider(Spider):
             if _looks_like_image_url(url):
                 self._inc("discovery/a_href")
                 yield self._image_request(ImageRef(url, "a_href"), info, page)
+            elif _looks_like_file_url(url):
+                self._inc("discovery/a_href_file")
+                yield self._image_request(ImageRef(url, "a_href"), info, page, kind="media")
             elif same_site(url, seed):
                 if info["depth"] < self.depth:
                     request = self._page_request(
@@ -372,23 +448,21 @@ class HotlineSpider(Spider):
         digest = await self._digest(response.body, response.url)
         if digest is None:
             return None
-        headers = response.headers
-        length = headers.get(b"Content-Length")
-        return ImageItem(
-            url=response.url,
-            # An image reached as a page (a reported image URL, a link) is reported against
-            # the page that linked to it.
-            page=info["parent"] if info["kind"] == "page" else info["page"],
-            seed=info["seed"],
-            embedding=info["embedding"],
-            digest=digest,
-            fetched_at=now_iso(),
-            ip=None if response.ip_address is None else str(response.ip_address),
-            status=response.status,
-            content_type=_header(headers.get(b"Content-Type")),
-            content_length=int(length) if length and length.isdigit() else None,
-            server=_header(headers.get(b"Server")),
-        )
+        return _item(response, info, digest, "image")
+
+    async def _file_item(self, response: Response, info: Info, kind: FileKind) -> ImageItem:
+        """A body that is neither a page nor an image: its exact hashes, matched against
+        every list's exact entries."""
+        self._inc("crawl/files")
+        self._inc(f"crawl/files/{kind.media_type}")
+        body = response.body
+        if len(body) > THREAD_HASH_BYTES:
+            digest = await maybe_deferred_to_future(
+                self.hasher.defer_to_thread(exact_digest, body, format=kind.format, frames=0)
+            )
+        else:
+            digest = exact_digest(body, format=kind.format, frames=0)
+        return _item(response, info, digest, kind.media_type)
 
     async def _data_uri_item(self, ref: ImageRef, info: Info, page: str) -> ImageItem | None:
         if self.max_data_uri and len(ref.url) > self.max_data_uri * 4 // 3 + 1024:
@@ -416,12 +490,49 @@ class HotlineSpider(Spider):
         )
 
     def on_error(self, failure: Failure) -> None:
-        self._inc(f"crawl/errors/{failure.type.__name__ if failure.type else 'unknown'}")
         request = getattr(failure, "request", None)
-        logger.info("failed %s: %s", getattr(request, "url", "?"), failure.getErrorMessage())
+        too_large = None if request is None else request.meta.get("hotline_too_large")
+        if (
+            request is not None
+            and too_large is not None
+            and isinstance(failure.value, StopDownload)
+        ):
+            cap = self.max_file if too_large == "file" else self.max_body
+            self._inc("crawl/errors/too_large")
+            self._inc(f"crawl/too_large/{too_large}")
+            logger.info("refused %s: a %s larger than %d bytes", request.url, too_large, cap)
+        elif isinstance(failure.value, DownloadCancelledError):
+            # Scrapy refused a declared Content-Length over the request's cap.
+            self._inc("crawl/errors/too_large")
+            self._inc("crawl/too_large/declared")
+            logger.info("refused %s: %s", getattr(request, "url", "?"), failure.value)
+        else:
+            self._inc(f"crawl/errors/{failure.type.__name__ if failure.type else 'unknown'}")
+            logger.info("failed %s: %s", getattr(request, "url", "?"), failure.getErrorMessage())
         if request is not None:
             self.crawler.signals.send_catch_log(crawler_signals.request_failed, request=request)
 
 
 def _header(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
+
+
+def _item(response: Response, info: Info, digest: ImageDigest, media_type: str) -> ImageItem:
+    headers = response.headers
+    length = headers.get(b"Content-Length")
+    return ImageItem(
+        url=response.url,
+        # An image or file reached as a page (a reported URL, a link) is reported against
+        # the page that linked to it.
+        page=info["parent"] if info["kind"] == "page" else info["page"],
+        seed=info["seed"],
+        embedding=info["embedding"],
+        digest=digest,
+        fetched_at=now_iso(),
+        ip=None if response.ip_address is None else str(response.ip_address),
+        status=response.status,
+        content_type=_header(headers.get(b"Content-Type")),
+        content_length=int(length) if length and length.isdigit() else None,
+        server=_header(headers.get(b"Server")),
+        media_type=media_type,
+    )

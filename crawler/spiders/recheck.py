@@ -49,7 +49,7 @@ from crawler.hashing import ImageHasher
 from crawler.judge import Verdict, judge_body, judge_failure, judge_status, result_for
 from crawler.runsettings import build_settings
 from crawler.safety import AddressPolicy, SafeResolver
-from crawler.settings import RECHECK_BROWSER_HEADERS
+from crawler.settings import CRAWL_MEDIA_MAXSIZE, RECHECK_BROWSER_HEADERS
 from store.rechecks import RecheckResult, RecheckTarget
 
 if TYPE_CHECKING:
@@ -139,8 +139,17 @@ class RecheckSpider(Spider):
         self.policy = AddressPolicy.from_settings(crawler.settings)
         # The second, browser-like look before a notice may close (empty: one look only).
         self.browser_user_agent = crawler.settings.get("RECHECK_BROWSER_USER_AGENT") or ""
+        self.max_body = crawler.settings.getint("DOWNLOAD_MAXSIZE")
+        self.max_file = crawler.settings.getint("CRAWL_MEDIA_MAXSIZE", CRAWL_MEDIA_MAXSIZE)
         crawler.signals.connect(self._on_idle, signal=signals.spider_idle)
         crawler.signals.connect(self._on_closed, signal=signals.spider_closed)
+
+    def _meta(self, target: RecheckTarget) -> dict[str, Any]:
+        """A noticed file (not an image) may be as large as a crawl lets a file be."""
+        meta: dict[str, Any] = {"recheck": target}
+        if target.media_type != "image" and self.max_body:
+            meta["download_maxsize"] = max(self.max_body, self.max_file)
+        return meta
 
     def _inc(self, key: str, count: int = 1) -> None:
         if self.crawler.stats is not None:
@@ -217,7 +226,7 @@ class RecheckSpider(Spider):
             callback=self.parse,
             errback=self.on_error,
             dont_filter=True,  # the same URL is rechecked again on later rounds
-            meta={"recheck": target},
+            meta=self._meta(target),
         )
         engine = self.crawler.engine
         if engine is None:
@@ -241,7 +250,7 @@ class RecheckSpider(Spider):
             errback=self.on_error,
             dont_filter=True,
             headers=headers,
-            meta={"recheck": target, "first_look": first},
+            meta={**self._meta(target), "first_look": first},
         )
         engine = self.crawler.engine
         if engine is None:

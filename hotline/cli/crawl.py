@@ -246,6 +246,7 @@ def _print_crawl_result(
         ("seeds (rejected)", f"{summary['seeds']} ({rejected})"),
         ("pages crawled", summary["pages"]),
         ("images hashed", summary["hashed"]),
+        ("files hashed (videos, archives, others)", summary["files"]),
         ("confirmed hits, new", summary["confirmed_new"]),
         ("confirmed hits, already queued", summary["confirmed_duplicate"]),
         ("review items, new", summary["review_new"]),

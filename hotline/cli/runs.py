@@ -131,6 +131,7 @@ def runs_show(run_id: RunIdArgument, as_json: JsonOption = False) -> None:
         ("responses", str(s.responses)),
         ("pages", str(s.pages)),
         ("images", str(s.images)),
+        ("files", str(s.files)),
         ("hashed", str(s.hashed)),
         ("confirmed", str(s.confirmed)),
         ("review", str(s.review)),
