@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urldefrag, urlsplit
 
 from scrapy import Request, Spider, signals
-from scrapy.exceptions import DownloadCancelledError, StopDownload
+from scrapy.exceptions import DownloadCancelledError, NotConfigured, StopDownload
 from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from w3lib.url import parse_data_uri
@@ -164,7 +164,9 @@ class HotlineSpider(Spider):
         self.max_body = self.max_data_uri  # pages, stylesheets, images (0: no cap)
         self.max_file = s.getint("CRAWL_MEDIA_MAXSIZE", CRAWL_MEDIA_MAXSIZE)
         if self.max_file <= 0:
-            raise ValueError(f"CRAWL_MEDIA_MAXSIZE must be positive, got {self.max_file}")
+            raise NotConfigured(
+                f"CRAWL_MEDIA_MAXSIZE must be a positive number of bytes: {self.max_file}"
+            )
         # The cap a request that may be a file carries (Scrapy refuses a body past it).
         self.max_any = 0 if not self.max_body else max(self.max_body, self.max_file)
         self.crawl_id = self._crawl_id_arg or s.get("CRAWL_ID") or new_run_id()

@@ -150,6 +150,13 @@ def parse_sets(values: Iterable[str]) -> dict[str, str]:
     return overrides
 
 
+#: The project's settings that only a positive number makes sense for (what to say otherwise).
+_POSITIVE_SETTINGS: Mapping[str, str] = {
+    "CRAWL_MEDIA_MAXSIZE": "a positive number of bytes",
+    "MATCHER_HASH_TIMEOUT": "a positive number of seconds",
+}
+
+
 def _check_set_types(overrides: Mapping[str, str]) -> None:
     from scrapy.settings import Settings  # noqa: PLC0415 - loads Scrapy
 
@@ -173,6 +180,9 @@ def _check_set_types(overrides: Mapping[str, str]) -> None:
                 except (ValueError, TypeError):
                     raise UsageError(f"--set {key}={raw!r}: expected {expected}") from None
                 break
+        positive = _POSITIVE_SETTINGS.get(key)
+        if positive is not None and not probe.getfloat(key) > 0:
+            raise UsageError(f"--set {key}={raw!r}: expected {positive}")
 
 
 def check_networks(values: Iterable[str]) -> None:

@@ -114,6 +114,14 @@ def test_a_malformed_redis_url_is_bad_input_exit_2(url: str, shown: str) -> None
         ("DOWNLOAD_MAXSIZE=abc", "error: --set DOWNLOAD_MAXSIZE='abc': expected a number"),
         ("ROBOTSTXT_OBEY=maybe", "error: --set ROBOTSTXT_OBEY='maybe': expected true/false or 1/0"),
         ("DOWNLOAD_TIMEOUT=soon", "error: --set DOWNLOAD_TIMEOUT='soon': expected a number"),
+        (
+            "CRAWL_MEDIA_MAXSIZE=0",
+            "error: --set CRAWL_MEDIA_MAXSIZE='0': expected a positive number of bytes",
+        ),
+        (
+            "MATCHER_HASH_TIMEOUT=-1",
+            "error: --set MATCHER_HASH_TIMEOUT='-1': expected a positive number of seconds",
+        ),
     ],
 )
 def test_a_set_value_of_the_wrong_type_is_bad_input_exit_2(

@@ -114,3 +114,26 @@ def test_srcset_and_css_parsing_edge_cases() -> None:
     ]
     images, imports = css_urls("x{background:url( 'q.png' )} y{background:url(r.gif)}")
     assert images == ["q.png", "r.gif"] and imports == []
+
+
+def test_media_files_are_found_once_each_and_not_as_images() -> None:
+    body = b"""<html><body>
+      <video src='/v/a.mp4' poster='/v/a.jpg'><source src='/v/a.webm' type='video/webm'></video>
+      <video><source src='/v/a.mp4'><source src='data:video/mp4;base64,AAAA'></video>
+      <audio src='/s/a.mp3'><source src='/s/a.ogg'></audio>
+      <embed src='/e/player'><object data='/o/doc.pdf'></object>
+      <object data='/v/a.jpg'></object>
+      <video src='javascript:alert(1)'></video>
+    </body></html>"""
+    refs = extract(HtmlResponse(url="http://site.example/p/", body=body, encoding="utf-8"))
+    base = "http://site.example"
+    assert [(r.url, r.embedding) for r in refs.media] == [
+        (f"{base}/v/a.mp4", "video_src"),
+        (f"{base}/v/a.webm", "video_source"),
+        (f"{base}/s/a.mp3", "audio_src"),
+        (f"{base}/s/a.ogg", "audio_source"),
+        (f"{base}/e/player", "embed_src"),
+        (f"{base}/o/doc.pdf", "object_data"),
+    ]
+    # The poster is an image; an object pointing at it is not fetched twice.
+    assert [(r.url, r.embedding) for r in refs.images] == [(f"{base}/v/a.jpg", "video_poster")]

@@ -10,6 +10,7 @@ hashes are computed here with :mod:`matchers.digest`, as the crawler recorded th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -696,3 +697,18 @@ def test_blocked_is_told_apart_from_other_refusals() -> None:
 def test_bad_targets_are_refused_at_the_edge(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"."):
         RecheckTarget.from_dict(bad)
+
+
+def test_a_noticed_file_is_online_only_while_the_same_bytes_are_served() -> None:
+    video = b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 40
+    noticed = RecheckTarget(
+        "n", "https://example.test/v.mp4", hashlib.sha256(video).hexdigest(), media_type="video"
+    )
+    assert judge_body(noticed, video, "video/mp4") == Verdict(
+        "online", "same bytes", noticed.sha256
+    )
+    edited = video[:-1] + b"\x00"
+    assert judge_body(noticed, edited, "video/mp4") == Verdict(
+        "removed", "not the same file", hashlib.sha256(edited).hexdigest()
+    )
+    assert RecheckTarget.from_dict(noticed.to_dict()) == noticed

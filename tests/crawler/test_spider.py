@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 from scrapy import Request
+from scrapy.exceptions import StopDownload
 from scrapy.http import HtmlResponse, TextResponse
 from scrapy.utils.test import get_crawler
 
@@ -134,3 +136,91 @@ def test_only_the_first_chunk_of_an_image_download_is_judged() -> None:
     spider._on_bytes_received(b"\x00" * 64, png, spider)
     page = Request(SEED + "page", meta={"hotline": _info()})
     spider._on_bytes_received(b"<!doctype html>" * 4, page, spider)  # pages are never cut
+
+
+def test_media_and_links_to_files_are_fetched_as_media_with_the_file_cap() -> None:
+    spider = _spider(DOWNLOAD_MAXSIZE=1000, CRAWL_MEDIA_MAXSIZE=5000)
+    body = (
+        "<video src='/v/clip.mp4'></video><embed src='/e/x'>"
+        "<a href='/files/pack.ZIP'>zip</a><a href='http://example.net/movie.webm'>off-site</a>"
+        "<a href='/files/'>a directory</a><img src='/i.png'>"
+    )
+    outputs = _run(spider, _page(SEED, body, _info()))
+    assert _kinds(outputs)["media"] == [
+        "http://www.example.org/v/clip.mp4",
+        "http://www.example.org/e/x",
+        "http://www.example.org/files/pack.ZIP",
+        "http://example.net/movie.webm",
+    ]
+    assert _kinds(outputs)["page"] == ["http://www.example.org/files/"]
+    caps = {o.url: o.meta.get("download_maxsize") for o in outputs}
+    # Whatever may turn out to be a file carries the larger cap; the spider holds pages and
+    # images to theirs while the body arrives.
+    assert caps["http://www.example.org/v/clip.mp4"] == 5000
+    assert caps["http://www.example.org/i.png"] == 5000
+    assert caps["http://www.example.org/files/"] == 5000
+
+
+def _binary(url: str, body: bytes, info: Info, content_type: bytes) -> Any:
+    from scrapy.http import Response
+
+    request = Request(url, meta={"hotline": info})
+    return Response(url, body=body, headers={"Content-Type": content_type}, request=request)
+
+
+def test_a_body_that_is_not_a_page_or_an_image_is_an_item_with_its_exact_hashes() -> None:
+    spider = _spider()
+    body = b"PK\x03\x04" + bytes(range(256)) * 4
+    info = _info(kind="page")
+    [item] = _run(spider, _binary(SEED + "dl/1", body, info, b"application/octet-stream"))
+    assert (item.media_type, item.digest.format, item.digest.pdq) == ("archive", "zip", None)
+    assert item.digest.sha256 == hashlib.sha256(body).hexdigest()
+    assert item.digest.md5 == hashlib.md5(body).hexdigest()
+    assert (item.url, item.page) == (SEED + "dl/1", SEED)  # reached as a page: its parent
+    stats = spider.crawler.stats
+    assert stats is not None
+    assert (stats.get_value("crawl/files"), stats.get_value("crawl/files/archive")) == (1, 1)
+    assert stats.get_value("crawl/pages") is None
+
+
+def test_a_page_answering_a_media_request_is_counted_and_dropped() -> None:
+    spider = _spider()
+    request = Request(SEED + "v.mp4", meta={"hotline": _info(kind="media")})
+    response = HtmlResponse(SEED + "v.mp4", body=b"<html>gone</html>", request=request)
+    assert _run(spider, response) == []
+    assert spider.crawler.stats is not None
+    assert spider.crawler.stats.get_value("crawl/not_media") == 1
+
+
+def test_a_page_with_a_stray_control_byte_is_still_parsed_as_a_page() -> None:
+    spider = _spider()
+    body = "<html>\x00<img src='/x.png'></html>"
+    assert _kinds(_run(spider, _page(SEED, body, _info())))["image"] == [SEED + "x.png"]
+
+
+def test_bodies_are_held_to_the_cap_of_what_their_first_bytes_show() -> None:
+    spider = _spider(DOWNLOAD_MAXSIZE=1000, CRAWL_MEDIA_MAXSIZE=5000)
+
+    def feed(kind: str, first: bytes, total: int) -> str | None:
+        """Chunks of 500 bytes up to ``total``; what stopped the body, if anything."""
+        request = Request(SEED + kind, meta={"hotline": _info(kind=kind)})
+        chunk = first.ljust(500, b"\x01")
+        try:
+            for _ in range(total // 500):
+                spider._on_bytes_received(chunk, request, spider)
+                chunk = b"\x01" * 500
+        except StopDownload as stop:
+            return f"{'fail' if stop.fail else 'stop'}:{request.meta.get('hotline_too_large')}"
+        return None
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+    zip_head = b"PK\x03\x04"
+    html = b"<html><body>" + b"a" * 100
+    assert feed("media", zip_head, 5000) is None
+    assert feed("media", zip_head, 5500) == "fail:file"
+    assert feed("image", png, 1000) is None
+    assert feed("image", png, 1500) == "fail:image"
+    assert feed("page", html.ljust(500, b"a"), 1500) == "fail:text"
+    assert feed("page", zip_head, 4500) is None  # a file reached as a page
+    assert feed("probe", html.ljust(500, b"a"), 500) == "stop:None"  # a page: not fetched
+    assert feed("image", html.ljust(500, b"a"), 500) == "stop:None"

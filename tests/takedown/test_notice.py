@@ -463,3 +463,69 @@ def test_language_tags_cannot_reach_other_files(renderer: NoticeRenderer) -> Non
     )
     notice = renderer.render(make_facts(route=route))
     assert parse(notice)["Content-Language"] == "en"
+
+
+def _file_hit(**changes: Any) -> HitRecord:
+    return make_hit(
+        url="http://files.host-a.example/v/clip.mp4",
+        pdq=None,
+        phash=None,
+        pdq_quality=None,
+        algorithm="sha256",
+        distance=0,
+        **({"media_type": "video", "file_type": "mp4"} | changes),
+    )
+
+
+@pytest.mark.parametrize(
+    ("media_type", "file_type", "sentence", "kind", "xarf"),
+    [
+        ("video", "mp4", "identified a video file at", "video file (mp4)", "video"),
+        ("audio", "mp3", "identified an audio file at", "audio file (mp3)", "audio"),
+        ("archive", "zip", "identified an archive at", "archive (zip)", "mixed"),
+        ("file", "", "identified a file at", "file", "mixed"),
+    ],
+)
+def test_a_file_is_named_as_what_it_is_in_the_text_and_the_report(
+    renderer: NoticeRenderer,
+    media_type: str,
+    file_type: str,
+    sentence: str,
+    kind: str,
+    xarf: str,
+) -> None:
+    hit = _file_hit(media_type=media_type, file_type=file_type)
+    notice = renderer.render(make_facts(hit))
+    assert sentence in notice.text
+    assert f"File URL:      {hit.url}" in notice.text
+    assert f"File type:     {kind}" in notice.text
+    assert (
+        f"Hashes of the {kind.split(' (', maxsplit=1)[0]} found at the location above:"
+        in notice.text
+    )
+    assert "Image URL" not in notice.text and "an image" not in notice.text
+    assert (notice.xarf["media_type"], notice.xarf["url"]) == (xarf, hit.url)
+    assert f"{kind} at the reported URL" in notice.xarf["description"]
+
+
+def test_an_image_hit_from_before_media_types_reads_as_an_image(
+    renderer: NoticeRenderer,
+) -> None:
+    fields = make_hit().to_fields()
+    del fields["media_type"], fields["file_type"]
+    hit = HitRecord.from_fields(fields)
+    assert (hit.media_type, hit.file_type) == ("image", "")
+    notice = renderer.render(make_facts(hit))
+    assert "identified an image at" in notice.text and notice.xarf["media_type"] == "image"
+
+
+def test_german_text_names_a_file_in_german(renderer: NoticeRenderer) -> None:
+    route = make_route(recipient=Recipient("Host A Hosting", "abuse@host-a.example", "smtp", "de"))
+    text = renderer.render(make_facts(_file_hit(), route)).text
+    assert "eine Videodatei festgestellt, die nach" in text
+    assert "Datei-URL:         http://files.host-a.example/v/clip.mp4" in text
+    assert "Dateityp:          Videodatei (mp4)" in text
+    assert "Hashwerte der an der oben genannten Adresse gefundenen Videodatei:" in text
+    archive = renderer.render(make_facts(_file_hit(media_type="archive", file_type="7z"), route))
+    assert "ein Archiv festgestellt, das nach" in archive.text
+    assert "gefundenen Archivs:" in archive.text

@@ -179,6 +179,7 @@ def test_claimed_targets_carry_their_lists_thresholds_and_bad_records_are_set_as
     rig: Rig,
 ) -> None:
     tuned, default, corrupt = make_hit(1), replace(make_hit(2), list="other"), make_hit(3)
+    video = replace(make_hit(4), media_type="video", file_type="mp4", pdq=None, phash=None)
     ListStore(rig.store.client, rig.store.keys).save(
         HashList(
             name="known",
@@ -188,11 +189,13 @@ def test_claimed_targets_carry_their_lists_thresholds_and_bad_records_are_set_as
     )
     rig.mark_sent(tuned, due=T0)
     rig.mark_sent(default, due=T0)
+    rig.mark_sent(video, due=T0)
     rig.mark_sent(replace(corrupt, sha256="not-a-hash"), due=T0)
     invalid: list[tuple[str, str]] = []
     targets = rig.book().claim_due(on_invalid=lambda n, exc: invalid.append((n, str(exc))))
     by_id = {t.notice_id: t for t in targets}
-    assert set(by_id) == {tuned.incident, default.incident}
+    assert set(by_id) == {tuned.incident, default.incident, video.incident}
+    assert [by_id[h.incident].media_type for h in (tuned, video)] == ["image", "video"]
     assert (by_id[tuned.incident].pdq_threshold, by_id[tuned.incident].phash_threshold) == (20, 4)
     assert (by_id[default.incident].pdq_threshold, by_id[default.incident].phash_threshold) == (
         Thresholds().pdq_confirm,
