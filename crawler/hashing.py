@@ -44,7 +44,12 @@ from twisted.internet.defer import DeferredSemaphore
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from crawler.settings import MATCHER_HASH_TIMEOUT, MATCHER_POOL
+from crawler.settings import (
+    CRAWL_MEDIA_MAXSIZE,
+    MATCHER_ARCHIVE_TIMEOUT,
+    MATCHER_HASH_TIMEOUT,
+    MATCHER_POOL,
+)
 from crawler.workerpool import ProcessHashPool
 from matchers.algorithms import (
     ALGORITHMS,
@@ -52,7 +57,9 @@ from matchers.algorithms import (
     MAX_IMAGE_PIXELS,
     PERCEPTUAL_ALGORITHMS,
 )
+from matchers.archives import ArchiveLimits, ArchiveReport, digest_archive
 from matchers.digest import ImageDigest, digest_bytes
+from matchers.sniff import FILE_SNIFF_BYTES, sniff_file
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -92,6 +99,27 @@ def _reactor() -> Any:
     return reactor
 
 
+def archive_limits_from(settings: Any) -> ArchiveLimits:
+    """The ``MATCHER_ARCHIVE_*`` settings (unset: the matcher's own limits); a member may be
+    as large as a file may be (``CRAWL_MEDIA_MAXSIZE``).
+
+    Raises:
+        NotConfigured: a limit that is not positive.
+    """
+    given = {
+        "max_members": settings.get("MATCHER_ARCHIVE_MAX_MEMBERS"),
+        "max_total_bytes": settings.get("MATCHER_ARCHIVE_MAX_BYTES"),
+        "max_ratio": settings.get("MATCHER_ARCHIVE_MAX_RATIO"),
+        "max_depth": settings.get("MATCHER_ARCHIVE_MAX_DEPTH"),
+    }
+    values = {name: int(value) for name, value in given.items() if value not in (None, "")}
+    values["max_member_bytes"] = settings.getint("CRAWL_MEDIA_MAXSIZE", CRAWL_MEDIA_MAXSIZE)
+    try:
+        return ArchiveLimits(**values)
+    except ValueError as exc:
+        raise NotConfigured(f"archive limits: {exc}") from None
+
+
 def cpu_count() -> int:
     """The cores this process may run on."""
     try:
@@ -104,7 +132,8 @@ class ImageHasher:
     """Hashes image bodies in the pool ``pool`` of ``workers`` (0: one per core).
 
     ``max_in_flight`` bounds the bodies handed to the pool at once (0: two per worker);
-    ``timeout`` is how long a worker process may take on one body; ``worker_command`` replaces
+    ``timeout`` is how long a worker process may take on one body, ``archive_timeout`` on one
+    archive (:meth:`open_archive`, within ``archive_limits``); ``worker_command`` replaces
     the worker's command line (tests); ``stats`` receives the ``matcher/pool/*`` counts.
     """
 
@@ -116,6 +145,8 @@ class ImageHasher:
         max_pixels: int = MAX_IMAGE_PIXELS,
         max_in_flight: int = 0,
         timeout: float = MATCHER_HASH_TIMEOUT,
+        archive_timeout: float = MATCHER_ARCHIVE_TIMEOUT,
+        archive_limits: ArchiveLimits | None = None,
         stats: StatsCollector | None = None,
         worker_command: Sequence[str] | None = None,
     ) -> None:
@@ -127,6 +158,12 @@ class ImageHasher:
             raise NotConfigured(
                 f"MATCHER_HASH_TIMEOUT must be a positive number of seconds: {timeout}"
             )
+        if not archive_timeout > 0:
+            raise NotConfigured(
+                f"MATCHER_ARCHIVE_TIMEOUT must be a positive number of seconds: {archive_timeout}"
+            )
+        self.archive_timeout = archive_timeout
+        self.archive_limits = archive_limits or ArchiveLimits()
         self.kind = pool
         self.workers = 1 if pool == POOL_INLINE else workers or cpu_count()
         self.max_pixels = max_pixels
@@ -151,6 +188,8 @@ class ImageHasher:
             max_pixels=s.getint("MATCHER_MAX_PIXELS", MAX_IMAGE_PIXELS),
             max_in_flight=s.getint("MATCHER_MAX_IN_FLIGHT", 0),
             timeout=s.getfloat("MATCHER_HASH_TIMEOUT", MATCHER_HASH_TIMEOUT),
+            archive_timeout=s.getfloat("MATCHER_ARCHIVE_TIMEOUT", MATCHER_ARCHIVE_TIMEOUT),
+            archive_limits=archive_limits_from(s),
         )
 
         def bind_stats() -> None:  # the crawler has its stats once the crawl starts
@@ -174,6 +213,8 @@ class ImageHasher:
                 self.workers,
                 max_pixels=self.max_pixels,
                 timeout=self.timeout,
+                archive_timeout=self.archive_timeout,
+                archive_limits=self.archive_limits,
                 command=self.worker_command,
                 on_event=self._event_from_thread,
             )
@@ -233,6 +274,44 @@ class ImageHasher:
         finally:
             self._in_flight -= 1
             self._slots.release()
+
+    async def open_archive(self, body: bytes) -> ArchiveReport:
+        """Digest the members of the archive ``body`` in the pool (see
+        :func:`matchers.archives.digest_archive`), once a place is free; raises what
+        :meth:`digest` raises."""
+        await maybe_deferred_to_future(self._slots.acquire())
+        self._in_flight += 1
+        try:
+            return await maybe_deferred_to_future(self._submit_archive(body))
+        finally:
+            self._in_flight -= 1
+            self._slots.release()
+
+    def _submit_archive(self, body: bytes) -> Deferred[ArchiveReport]:
+        from twisted.internet import defer, reactor  # noqa: PLC0415 (Scrapy installs it first)
+
+        algorithms = self.algorithms
+        kind = sniff_file(body[:FILE_SNIFF_BYTES])
+
+        def open_here() -> ArchiveReport:
+            return digest_archive(
+                body,
+                kind.format if kind else "",
+                algorithms=algorithms,
+                max_pixels=self.max_pixels,
+                limits=self.archive_limits,
+            )
+
+        if self.kind == POOL_INLINE:
+            return defer.maybeDeferred(open_here)
+        self.start()
+        if self._threads is None:
+            raise RuntimeError("the hash pool was stopped")
+        if self.processes is not None:
+            return deferToThreadPool(
+                reactor, self._threads, self.processes.open_archive, body, algorithms
+            )
+        return deferToThreadPool(reactor, self._threads, open_here)
 
     def _submit(self, body: bytes) -> Deferred[ImageDigest]:
         from twisted.internet import defer, reactor  # noqa: PLC0415 (Scrapy installs it first)

@@ -1,13 +1,15 @@
-"""A hash worker process: image bodies in on stdin, digests out on stdout, nothing else.
+"""A hash worker process: image and archive bodies in on stdin, digests out on stdout.
 
-:class:`crawler.workerpool.ProcessHashPool` starts ``python -m crawler.hashworker
---max-pixels N`` once per worker. Both directions carry frames: an 8-byte big-endian length,
-then that many bytes. The worker first sends :data:`READY` (its imports are done). A request
-frame is one byte naming the perceptual hashes wanted (:data:`ALGORITHM_BITS`; those the
-crawl's loaded lists can query, so no other is computed), then the body. For each request it
-answers with one JSON object:
+:class:`crawler.workerpool.ProcessHashPool` starts ``python -m crawler.hashworker --max-pixels
+N --archive-limits JSON`` once per worker. Both directions carry frames: an 8-byte big-endian
+length, then that many bytes. The worker first sends :data:`READY` (its imports are done). A
+request frame is one byte naming the perceptual hashes wanted (:data:`ALGORITHM_BITS`; those
+the crawl's loaded lists can query, so no other is computed) and whether the body is an archive
+to open (:data:`ARCHIVE_FLAG`), then the body. For each request it answers with one JSON
+object:
 
 * ``{"digest": {...}}`` — :meth:`matchers.digest.ImageDigest.as_dict`;
+* ``{"archive": {...}}`` — :meth:`matchers.archives.ArchiveReport.as_dict`, for an archive;
 * ``{"matcher_error": "NotAnImage", "message": "..."}`` — a :class:`~matchers.errors.MatcherError`
   (the bytes are not an image);
 * ``{"failure": "TypeName"}`` — any other exception (a bug, reported as one, by its type only:
@@ -37,11 +39,14 @@ from collections.abc import Collection
 from typing import BinaryIO, Final
 
 from matchers.algorithms import EXACT_ALGORITHMS, MAX_IMAGE_PIXELS
+from matchers.archives import ArchiveLimits, digest_archive
 from matchers.digest import digest_bytes
 from matchers.errors import MatcherError
+from matchers.sniff import FILE_SNIFF_BYTES, sniff_file
 
 __all__ = [
     "ALGORITHM_BITS",
+    "ARCHIVE_FLAG",
     "FRAME_HEADER",
     "READY",
     "algorithm_flags",
@@ -60,11 +65,14 @@ FRAME_HEADER: Final = struct.Struct(">Q")
 READY: Final = b"ready"
 #: A request's first byte: one bit per perceptual algorithm to compute.
 ALGORITHM_BITS: Final = {"pdq": 1, "phash": 2}
+#: A request's first byte: the body is an archive, to open and digest member by member.
+ARCHIVE_FLAG: Final = 0x80
 _FLAGS_SIZE: Final = 1
 
 
-def algorithm_flags(algorithms: Collection[str]) -> int:
-    """The request byte for ``algorithms`` (exact ones are always computed and need no bit).
+def algorithm_flags(algorithms: Collection[str], *, archive: bool = False) -> int:
+    """The request byte for ``algorithms`` (exact ones are always computed and need no bit),
+    with :data:`ARCHIVE_FLAG` when ``archive``.
 
     Raises:
         ValueError: an algorithm this protocol cannot carry.
@@ -75,16 +83,17 @@ def algorithm_flags(algorithms: Collection[str]) -> int:
             flags |= ALGORITHM_BITS[name]
         elif name not in EXACT_ALGORITHMS:
             raise ValueError(f"unknown algorithm {name!r}")
-    return flags
+    return flags | ARCHIVE_FLAG if archive else flags
 
 
 def algorithms_of(flags: int) -> tuple[str, ...]:
-    """The algorithms a request byte asks for, exact ones included.
+    """The algorithms a request byte asks for, exact ones included (:data:`ARCHIVE_FLAG` is
+    not an algorithm and is left out).
 
     Raises:
-        ValueError: bits no algorithm has.
+        ValueError: bits no algorithm (nor the archive flag) has.
     """
-    known = sum(ALGORITHM_BITS.values())
+    known = sum(ALGORITHM_BITS.values()) | ARCHIVE_FLAG
     if flags & ~known:
         raise ValueError(f"unknown algorithm bits {flags & ~known:#x}")
     return (*EXACT_ALGORITHMS, *(n for n, bit in ALGORITHM_BITS.items() if flags & bit))
@@ -106,10 +115,12 @@ def read_frame(stream: BinaryIO) -> bytes | None:
     return payload if len(payload) == length else None
 
 
-def write_request(out: BinaryIO, body: bytes, algorithms: Collection[str]) -> None:
+def write_request(
+    out: BinaryIO, body: bytes, algorithms: Collection[str], *, archive: bool = False
+) -> None:
     """One request frame: the algorithms' byte, then ``body``."""
     out.write(FRAME_HEADER.pack(_FLAGS_SIZE + len(body)))
-    out.write(bytes([algorithm_flags(algorithms)]))
+    out.write(bytes([algorithm_flags(algorithms, archive=archive)]))
     out.write(body)
     out.flush()
 
@@ -129,9 +140,19 @@ def read_request(stream: BinaryIO) -> tuple[int, bytes] | None:
     return (flags[0], body) if len(body) == length - _FLAGS_SIZE else None
 
 
-def _reply(body: bytes, flags: int, max_pixels: int) -> dict[str, object]:
+def _reply(body: bytes, flags: int, max_pixels: int, limits: ArchiveLimits) -> dict[str, object]:
     try:
         algorithms = algorithms_of(flags)
+        if flags & ARCHIVE_FLAG:
+            kind = sniff_file(body[:FILE_SNIFF_BYTES])
+            report = digest_archive(
+                body,
+                kind.format if kind else "",
+                algorithms=algorithms,
+                max_pixels=max_pixels,
+                limits=limits,
+            )
+            return {"archive": report.as_dict()}
         return {
             "digest": digest_bytes(body, max_pixels=max_pixels, algorithms=algorithms).as_dict()
         }
@@ -141,15 +162,21 @@ def _reply(body: bytes, flags: int, max_pixels: int) -> dict[str, object]:
         return {"failure": type(exc).__name__}
 
 
-def serve(stdin: BinaryIO, stdout: BinaryIO, max_pixels: int) -> None:
+def serve(
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    max_pixels: int,
+    limits: ArchiveLimits | None = None,
+) -> None:
     """Answer frames until ``stdin`` ends."""
+    limits = limits or ArchiveLimits()
     write_frame(stdout, READY)
     while (request := read_request(stdin)) is not None:
         flags, body = request
         del request
         signal.setitimer(signal.ITIMER_PROF, BODY_CPU_LIMIT_S)
         try:
-            reply = _reply(body, flags, max_pixels)
+            reply = _reply(body, flags, max_pixels, limits)
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
         del body  # dropped before the answer goes out
@@ -173,6 +200,12 @@ def _no_core_dumps() -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="hash image bodies for a crawl (internal)")
     parser.add_argument("--max-pixels", type=int, default=MAX_IMAGE_PIXELS)
+    parser.add_argument(
+        "--archive-limits",
+        type=lambda text: ArchiveLimits(**json.loads(text)),
+        default=ArchiveLimits(),
+        help="ArchiveLimits fields as a JSON object",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _no_core_dumps()
@@ -180,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     frames_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     with frames_out:
-        serve(sys.stdin.buffer, frames_out, args.max_pixels)
+        serve(sys.stdin.buffer, frames_out, args.max_pixels, args.archive_limits)
 
 
 if __name__ == "__main__":

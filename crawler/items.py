@@ -28,4 +28,8 @@ class ImageItem:
     # image | video | audio | archive | file (matchers.sniff.MEDIA_TYPES); the format is the
     # digest's (jpeg, mp4, zip, pdf..., empty for an unknown file)
     media_type: str = "image"
+    # An archive's member: its path (nested archives joined by "!/"), media_type
+    # "archive_member", and the SHA-256 of the archive it came in (the URL is the archive's)
+    member: str = ""
+    container_sha256: str = ""
     matches: list[Match] = field(default_factory=list)

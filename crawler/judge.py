@@ -21,6 +21,10 @@ within its threshold (dihedral variants count)
 2xx body that is not an image                      removed      ``not an image (text/html)``
 2xx body other than the noticed file (a video, an  removed      ``not the same file``
 archive...: matched by its exact hashes only)
+2xx archive still holding the noticed member       online       ``same archive``,
+(by SHA-256), or the same archive                               ``member still in the
+                                                                archive``
+2xx body that is no archive holding it             removed      ``not in the archive``
 2xx image that cannot be decoded (truncated,       unreachable  ``image not decodable
 corrupt, too large) and is not the same bytes                   (truncated)``
 any other status (3xx without Location, 401,       unreachable  ``http 403`` ...
@@ -63,10 +67,11 @@ from twisted.internet import error as net_error
 from twisted.web.client import ResponseFailed
 
 from crawler.safety import AddressPolicy, literal_ip
-from matchers.algorithms import MAX_IMAGE_PIXELS, PDQ_MIN_QUALITY, hamming
+from matchers.algorithms import EXACT_ALGORITHMS, MAX_IMAGE_PIXELS, PDQ_MIN_QUALITY, hamming
+from matchers.archives import digest_archive
 from matchers.digest import ImageDigest, digest_bytes
 from matchers.errors import MatcherError
-from matchers.sniff import sniff_image
+from matchers.sniff import FILE_SNIFF_BYTES, sniff_file, sniff_image
 from store.clock import now_iso
 from store.rechecks import RecheckProfile, RecheckResult, RecheckState, RecheckTarget
 
@@ -128,6 +133,8 @@ def judge_body(
     sha256 = hashlib.sha256(body).hexdigest()
     if sha256 == target.sha256:
         return Verdict("online", "same bytes", sha256)
+    if target.media_type == "archive_member":
+        return _judge_archive(target, body, sha256, max_pixels)
     if target.media_type != "image":
         return Verdict("removed", "not the same file", sha256)
     if sniff_image(body) is None:
@@ -139,6 +146,21 @@ def judge_body(
     except MatcherError:  # sniffed as an image above; kept for a decoder that disagrees
         return Verdict("removed", "not an image")
     return compare_digest(target, digest, min_quality=min_quality)
+
+
+def _judge_archive(target: RecheckTarget, body: bytes, sha256: str, max_pixels: int) -> Verdict:
+    """A noticed member of an archive is online while the URL serves the same archive, or any
+    archive still holding the same member (by its SHA-256)."""
+    if sha256 == target.container_sha256:
+        return Verdict("online", "same archive", sha256)
+    kind = sniff_file(body[:FILE_SNIFF_BYTES])
+    if kind is not None and kind.media_type == "archive":
+        report = digest_archive(
+            body, kind.format, algorithms=EXACT_ALGORITHMS, max_pixels=max_pixels
+        )
+        if any(m.digest.sha256 == target.sha256 for m in report.members):
+            return Verdict("online", "member still in the archive", sha256)
+    return Verdict("removed", "not in the archive", sha256)
 
 
 def compare_digest(

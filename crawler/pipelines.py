@@ -282,6 +282,8 @@ class QueuePipeline:
                 crawl=self.crawl_id,
                 media_type=item.media_type,
                 file_type=d.format or "",
+                member=item.member,
+                container_sha256=item.container_sha256,
             )
             try:
                 created = self.queue.enqueue(record)

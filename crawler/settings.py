@@ -10,7 +10,8 @@ Custom settings are prefixed by what they serve:
 * ``CRAWL_*``       the spider: depth, page cap per seed, frame nesting, probes, the size cap
                     of files that are not pages or images, crawl id
 * ``MATCHER_*``     hashing and matching: pixel limit, the hashing pool (kind, workers,
-                    bodies in flight, timeout), which lists to load, list reloads, the flood guard
+                    bodies in flight, timeout), archive limits, which lists to load, list
+                    reloads, the flood guard
 * ``STORE_*``       the crawl's Redis (:mod:`crawler.redis`): server URL (default
                     ``$HOTLINE_REDIS_URL`` or the embedded server) and key prefix, for every
                     Redis access of a crawl. Aliases: ``HITS_REDIS_URL`` for
@@ -25,7 +26,8 @@ Custom settings are prefixed by what they serve:
 
 A default that belongs to :mod:`matchers` (which imports nothing of ours) or to :mod:`store`
 is ``None`` or empty here, meaning "theirs": ``MATCHER_MAX_PIXELS``
-(:data:`matchers.algorithms.MAX_IMAGE_PIXELS`), ``MATCHER_FLOOD_LIMIT``
+(:data:`matchers.algorithms.MAX_IMAGE_PIXELS`), ``MATCHER_ARCHIVE_MAX_*``
+(:class:`matchers.archives.ArchiveLimits`), ``MATCHER_FLOOD_LIMIT``
 (:data:`matchers.guards.FLOOD_LIMIT`), ``STORE_KEY_PREFIX`` (:data:`store.keys.DEFAULT_PREFIX`);
 ``CRAWL_DEPTH`` and ``CRAWL_MAX_PAGES_PER_SEED`` are :mod:`store.options`' defaults.
 
@@ -115,6 +117,14 @@ MATCHER_POOL = "process"
 MATCHER_WORKERS = 0  # processes or threads hashing images; 0: one per CPU core
 MATCHER_MAX_IN_FLIGHT = 0  # bodies handed to the pool at once; 0: two per worker
 MATCHER_HASH_TIMEOUT = 60.0  # seconds a worker process may take on one image before it is killed
+# Archives (matchers/archives.py) are opened in the same pool: members, bytes and expansion
+# ratio per archive, nesting; None: the matcher's own limits (10 000 members, 1 GiB, 200, 2).
+# A member may be as large as CRAWL_MEDIA_MAXSIZE.
+MATCHER_ARCHIVE_MAX_MEMBERS: int | None = None
+MATCHER_ARCHIVE_MAX_BYTES: int | None = None
+MATCHER_ARCHIVE_MAX_RATIO: int | None = None
+MATCHER_ARCHIVE_MAX_DEPTH: int | None = None
+MATCHER_ARCHIVE_TIMEOUT = 300.0  # seconds a worker process may take on one archive
 MATCHER_LISTS: list[str] = []  # names of the known lists to match (allow-lists always load)
 MATCHER_RELOAD_INTERVAL = 30.0  # seconds between checks for new list versions; 0: never
 # Distinct images one list entry confirms per crawl before its matches go to review;

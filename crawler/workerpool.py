@@ -45,8 +45,9 @@ from crawler.hashworker import FRAME_HEADER, READY, algorithm_flags
 from crawler.settings import MATCHER_HASH_TIMEOUT as HASH_TIMEOUT
 from matchers import errors as matcher_errors
 from matchers.algorithms import ALGORITHMS, MAX_IMAGE_PIXELS
+from matchers.archives import REFUSALS, ArchiveLimits, ArchiveReport, MemberDigest
 from matchers.digest import ImageDigest, exact_digest
-from matchers.sniff import sniff_image
+from matchers.sniff import MEDIA_TYPES, sniff_image
 
 __all__ = [
     "CRASH_RETRIES",
@@ -72,6 +73,8 @@ WORKER_STOP_GRACE: Final = 5.0
 CRASH_RETRIES: Final = 1
 #: The longest answer a worker may send (a digest is a few kilobytes).
 MAX_REPLY_BYTES: Final = 1 << 20
+#: The longest answer for an archive (a digest per member, up to its member limit).
+MAX_ARCHIVE_REPLY_BYTES: Final = 1 << 27
 #: How much of a worker's error message is kept (it is logged in the crawl).
 MAX_MESSAGE_CHARS: Final = 200
 #: How often a caller waiting for a free worker checks whether the pool was closed.
@@ -129,9 +132,20 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def worker_command(max_pixels: int = MAX_IMAGE_PIXELS) -> list[str]:
+def worker_command(
+    max_pixels: int = MAX_IMAGE_PIXELS, archive_limits: ArchiveLimits | None = None
+) -> list[str]:
     """The command line of one worker: this interpreter, :mod:`crawler.hashworker`."""
-    return [sys.executable, "-m", "crawler.hashworker", "--max-pixels", str(max_pixels)]
+    limits = dataclasses.asdict(archive_limits or ArchiveLimits())
+    return [
+        sys.executable,
+        "-m",
+        "crawler.hashworker",
+        "--max-pixels",
+        str(max_pixels),
+        "--archive-limits",
+        json.dumps(limits, separators=(",", ":")),
+    ]
 
 
 def _worker_env() -> dict[str, str]:
@@ -167,8 +181,40 @@ def _digest_from(value: object) -> ImageDigest:
     return ImageDigest(**fields)
 
 
-def _parse_reply(payload: bytes) -> ImageDigest | Exception:
-    """The digest a worker sent, or the error it reported (to raise in the caller)."""
+def _count(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _WorkerGone("malformed count")
+    return value
+
+
+def _archive_from(value: object) -> ArchiveReport:
+    if not isinstance(value, dict) or set(value) != {"members", "encrypted", "refused"}:
+        raise _WorkerGone("malformed archive report")
+    members, refused = value["members"], value["refused"]
+    if not isinstance(members, list) or not isinstance(refused, dict):
+        raise _WorkerGone("malformed archive report")
+    report = ArchiveReport(encrypted=_count(value["encrypted"]))
+    for reason, count in refused.items():
+        if reason not in REFUSALS:
+            raise _WorkerGone("malformed archive report")
+        report.refused[reason] = _count(count)
+    for member in members:
+        if (
+            not isinstance(member, dict)
+            or set(member) != {"path", "media_type", "digest"}
+            or not isinstance(member["path"], str)
+            or member["media_type"] not in MEDIA_TYPES
+        ):
+            raise _WorkerGone("malformed archive member")
+        report.members.append(
+            MemberDigest(member["path"], member["media_type"], _digest_from(member["digest"]))
+        )
+    return report
+
+
+def _parse_reply(payload: bytes) -> ImageDigest | ArchiveReport | Exception:
+    """The digest or archive report a worker sent, or the error it reported (to raise in the
+    caller)."""
     try:
         reply = json.loads(payload)
     except (ValueError, RecursionError):
@@ -177,6 +223,8 @@ def _parse_reply(payload: bytes) -> ImageDigest | Exception:
         raise _WorkerGone("answer is not an object")
     if "digest" in reply:
         return _digest_from(reply["digest"])
+    if "archive" in reply:
+        return _archive_from(reply["archive"])
     message = str(reply.get("message", ""))[:MAX_MESSAGE_CHARS]
     if "matcher_error" in reply:
         kind = _MATCHER_ERRORS.get(str(reply["matcher_error"]), matcher_errors.MatcherError)
@@ -225,10 +273,10 @@ class _Worker:
             chunks += chunk
         return bytes(chunks)
 
-    def read_frame(self, timeout: float | None) -> bytes:
+    def read_frame(self, timeout: float | None, max_bytes: int = MAX_REPLY_BYTES) -> bytes:
         deadline = None if timeout is None else time.monotonic() + timeout
         (length,) = FRAME_HEADER.unpack(self._read_exactly(FRAME_HEADER.size, deadline))
-        if length > MAX_REPLY_BYTES:
+        if length > max_bytes:
             raise _WorkerGone(f"answer of {length} bytes")
         return self._read_exactly(length, deadline)
 
@@ -299,6 +347,8 @@ class ProcessHashPool:
         *,
         max_pixels: int = MAX_IMAGE_PIXELS,
         timeout: float = HASH_TIMEOUT,
+        archive_timeout: float | None = None,
+        archive_limits: ArchiveLimits | None = None,
         start_timeout: float = WORKER_START_TIMEOUT,
         command: Sequence[str] | None = None,
         on_event: Callable[[str], None] | None = None,
@@ -307,8 +357,11 @@ class ProcessHashPool:
             raise ValueError(f"a process pool needs at least one worker, not {workers}")
         self.workers = workers
         self.timeout = timeout
+        self.archive_timeout = timeout if archive_timeout is None else archive_timeout
         self.start_timeout = start_timeout
-        self.command = list(command) if command is not None else worker_command(max_pixels)
+        self.command = (
+            list(command) if command is not None else worker_command(max_pixels, archive_limits)
+        )
         self.on_event = on_event
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: set[_Worker] = set()
@@ -361,7 +414,24 @@ class ProcessHashPool:
             HashPoolError: a worker could not be started, or the pool is closed.
             ValueError: ``algorithms`` names an unknown algorithm.
         """
-        flags = algorithm_flags(algorithms)
+        reply = self._request(body, algorithm_flags(algorithms), self.timeout, MAX_REPLY_BYTES)
+        if not isinstance(reply, ImageDigest):
+            raise WorkerFailure("not a digest")
+        return reply
+
+    def open_archive(self, body: bytes, algorithms: Collection[str] = ALGORITHMS) -> ArchiveReport:
+        """Digest the members of the archive ``body`` in a worker (see
+        :func:`matchers.archives.digest_archive`), within ``archive_timeout``; blocking, for
+        any thread. Raises what :meth:`hash` raises."""
+        flags = algorithm_flags(algorithms, archive=True)
+        reply = self._request(body, flags, self.archive_timeout, MAX_ARCHIVE_REPLY_BYTES)
+        if not isinstance(reply, ArchiveReport):
+            raise WorkerFailure("not an archive report")
+        return reply
+
+    def _request(
+        self, body: bytes, flags: int, timeout: float, max_reply: int
+    ) -> ImageDigest | ArchiveReport:
         self.start()
         attempts = 0
         while True:
@@ -385,16 +455,16 @@ class ProcessHashPool:
                 raise
             try:
                 worker.write_request(body, flags)
-                reply = _parse_reply(worker.read_frame(self.timeout))
+                reply = _parse_reply(worker.read_frame(timeout, max_reply))
             except _WorkerTimedOut:
                 logger.warning(
-                    "a hash worker (pid %d) took over %g s on one image: killed",
+                    "a hash worker (pid %d) took over %g s on one body: killed",
                     worker.pid,
-                    self.timeout,
+                    timeout,
                 )
                 self._replace(worker)
                 self._event(EVENT_TIMEOUT)
-                raise WorkerCrashed("timeout", f"no hash within {self.timeout:g} s") from None
+                raise WorkerCrashed("timeout", f"no hash within {timeout:g} s") from None
             except Exception as exc:  # a broken pipe, a malformed answer: the worker goes
                 logger.warning(
                     "a hash worker (pid %d) failed while hashing (%s, exit code %s): replaced",

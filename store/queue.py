@@ -102,7 +102,10 @@ class HitRecord:
     naming its media type and SHA-256 instead of the content. Times are ISO 8601 UTC.
     ``media_type`` says what it is (``image``, ``video``, ``audio``, ``archive``, ``file``)
     and ``file_type`` its format as sniffed (``jpeg``, ``mp4``, ``zip``, ``pdf``; empty when
-    unknown); a record queued before these fields existed reads as an image.
+    unknown); a record queued before these fields existed reads as an image. A member of an
+    archive has ``media_type`` ``archive_member``, its path in ``member`` (nested archives
+    joined by ``!/``), its own hashes and format, and the archive's SHA-256 in
+    ``container_sha256``; its ``url`` is the archive's, the thing to remove.
 
     The last fields have defaults: ``decided_by`` and ``decision_reason`` are set on a hit an
     analyst confirmed from the review queue (the actor, ``analyst@<name>``, and the reason);
@@ -137,6 +140,8 @@ class HitRecord:
     reappeared: bool = False
     media_type: str = "image"
     file_type: str = ""
+    member: str = ""
+    container_sha256: str = ""
 
     INT_FIELDS: ClassVar[frozenset[str]] = frozenset(
         {"pdq_quality", "distance", "status", "content_length"}

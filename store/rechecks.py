@@ -36,6 +36,15 @@ RecheckProfile = Literal["crawl", "browser"]
 _FETCHABLE_SCHEMES: Final = frozenset({"http", "https"})
 
 
+#: The hash fields of a :class:`RecheckTarget` and the algorithm each is written in.
+_HASH_FIELDS = (
+    ("sha256", "sha256"),
+    ("pdq", "pdq"),
+    ("phash", "phash"),
+    ("container_sha256", "sha256"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RecheckTarget:
     """One noticed image URL to fetch again, with the hashes of what was noticed and the
@@ -53,6 +62,9 @@ class RecheckTarget:
     #: What was noticed: ``image``, or a file matched by its exact hashes (``video``,
     #: ``archive``...), which is online only while the same bytes are served.
     media_type: str = "image"
+    #: For a member of an archive (``media_type`` ``archive_member``): the SHA-256 of the
+    #: archive it was found in; the URL is the archive's.
+    container_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.referer is not None and urlsplit(self.referer).scheme.lower() not in (
@@ -61,12 +73,12 @@ class RecheckTarget:
             object.__setattr__(self, "referer", None)
         if urlsplit(self.url).scheme.lower() not in _FETCHABLE_SCHEMES:
             raise ValueError(f"notice {self.notice_id}: not an http(s) URL: {self.url[:80]!r}")
-        for name in ("sha256", "pdq", "phash"):
+        for name, algorithm in _HASH_FIELDS:
             value = getattr(self, name)
             if value is None:
                 continue
             try:
-                object.__setattr__(self, name, normalize_hash(name, value, lenient=True))
+                object.__setattr__(self, name, normalize_hash(algorithm, value, lenient=True))
             except MatcherError as exc:
                 raise ValueError(f"notice {self.notice_id}: {exc}") from None
         if self.pdq_threshold < 0 or self.phash_threshold < 0:
@@ -90,6 +102,9 @@ class RecheckTarget:
                 phash_threshold=int(data.get("phash_threshold", PHASH_CONFIRM_THRESHOLD)),
                 referer=None if data.get("referer") is None else str(data["referer"]),
                 media_type=str(data.get("media_type") or "image"),
+                container_sha256=(
+                    None if data.get("container_sha256") is None else str(data["container_sha256"])
+                ),
             )
         except KeyError as exc:
             raise ValueError(f"recheck target lacks the field {exc.args[0]!r}") from None

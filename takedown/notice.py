@@ -35,11 +35,12 @@ first 12 hex digits of the incident id), ``notice_id``, ``hotline`` (the
 :class:`~takedown.model.HotlineIdentity`), ``recipient``
 (:class:`~takedown.model.Recipient`), ``language``, ``image_url`` (the image or file URL,
 ``""`` for a ``data:`` image), ``page_url``, ``removal_url``, ``is_data_url``,
-``data_media_type``, ``media_type`` (the hit's: ``image``, ``video``, ``audio``,
-``archive``, ``file``), ``file_type`` (the format of a file that is not an image, ``mp4``,
-``zip``; ``""`` for an image or when unknown), ``host``, ``ip``, ``asn``, ``as_name`` (the
-AS's name from the IP-to-AS table, ``""`` when unknown), ``provider``, ``network``, ``cdn``,
-``registrar``, ``registrar_abuse``, ``upstream_abuse``, ``escalation_role``
+``data_media_type``, ``media_type`` (the hit's: ``image``, ``archive_member`` (then
+``member`` is its path), ``video``, ``audio``, ``archive``, ``file``), ``file_type`` (the
+format of a file that is not an image, ``mp4``, ``zip``; ``""`` for an image or when
+unknown), ``host``, ``ip``, ``asn``, ``as_name`` (the AS's name from the IP-to-AS table,
+``""`` when unknown), ``provider``, ``network``, ``cdn``, ``registrar``,
+``registrar_abuse``, ``upstream_abuse``, ``escalation_role``
 (``upstream``/``registrar``/``other``, escalations only, else ``""``), ``first_seen``,
 ``last_verified``, ``sent_first`` (``""`` for a first notice), ``created`` (all
 ``YYYY-MM-DDTHH:MM:SSZ``), ``legal_basis``, ``category`` (the list's own),
@@ -329,6 +330,7 @@ class NoticeRenderer:
             "data_media_type": data_url_media_type(hit.url) if inline else "",
             "media_type": hit.media_type,
             "file_type": "" if hit.media_type == "image" else hit.file_type,
+            "member": hit.member,
             "host": route.host,
             "ip": route.ip or hit.ip or "",
             "asn": route.asn,

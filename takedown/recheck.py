@@ -153,6 +153,7 @@ class RecheckBook(RedisStore):
                         phash_threshold=limits.phash_confirm,
                         referer=hit.page or None,
                         media_type=hit.media_type,
+                        container_sha256=hit.container_sha256 or None,
                     )
                 )
             except ValueError as exc:  # a corrupt record must not stop the others

@@ -185,6 +185,7 @@ XARF_MEDIA_TYPES: Final = {
     "video": "video",
     "audio": "audio",
     "archive": "mixed",
+    "archive_member": "mixed",
     "file": "mixed",
 }
 #: How the text of a report names each hit ``media_type``.
@@ -198,9 +199,12 @@ def xarf_media_type(media_type: str) -> str:
 
 def content_noun(hit: HitRecord) -> str:
     """What a hit's content is, for a sentence: ``image``, ``video file (mp4)``,
-    ``archive (zip)``, ``file (pdf)``, ``file``."""
+    ``archive (zip)``, ``file (pdf)``, ``file``, ``file 'a/b.png' (png) in the archive``."""
     if hit.media_type == "image":
         return "image"
+    if hit.media_type == "archive_member":
+        kind = f" ({hit.file_type})" if hit.file_type else ""
+        return f"file {hit.member!r}{kind} in the archive"
     noun = _MEDIA_NOUNS.get(hit.media_type, "file")
     return f"{noun} ({hit.file_type})" if hit.file_type else noun
 

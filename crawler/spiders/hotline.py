@@ -45,6 +45,7 @@ from crawler.settings import (
     CRAWL_MEDIA_MAXSIZE,
 )
 from crawler.workerpool import HashPoolError, WorkerCrashed, WorkerFailure, bytes_only_digest
+from matchers.archives import ArchiveReport
 from matchers.digest import ImageDigest, exact_digest
 from matchers.errors import MatcherError
 from matchers.sniff import FILE_SNIFF_BYTES, FileKind, sniff_file, sniff_image
@@ -332,8 +333,7 @@ class HotlineSpider(Spider):
         if file_kind is not None and (
             not isinstance(response, HtmlResponse) or file_kind.format or kind != "page"
         ):
-            item = await self._file_item(response, info, file_kind)
-            if item is not None:
+            async for item in self._file_items(response, info, file_kind):
                 yield item
             return
         if kind in ("image", "probe"):
@@ -452,9 +452,12 @@ class HotlineSpider(Spider):
             return None
         return _item(response, info, digest, "image")
 
-    async def _file_item(self, response: Response, info: Info, kind: FileKind) -> ImageItem:
+    async def _file_items(
+        self, response: Response, info: Info, kind: FileKind
+    ) -> AsyncIterator[ImageItem]:
         """A body that is neither a page nor an image: its exact hashes, matched against
-        every list's exact entries."""
+        every list's exact entries; for an archive, then every member it holds (see
+        :mod:`matchers.archives`)."""
         self._inc("crawl/files")
         self._inc(f"crawl/files/{kind.media_type}")
         body = response.body
@@ -464,7 +467,43 @@ class HotlineSpider(Spider):
             )
         else:
             digest = exact_digest(body, format=kind.format, frames=0)
-        return _item(response, info, digest, kind.media_type)
+        yield _item(response, info, digest, kind.media_type)
+        if kind.media_type != "archive":
+            return
+        report = await self._open_archive(body, response.url)
+        if report is None:
+            return
+        self._inc("crawl/archive/members", len(report.members))
+        if report.encrypted:
+            self._inc("crawl/archive/encrypted", report.encrypted)
+        for reason, count in sorted(report.refused.items()):
+            self._inc(f"crawl/archive/refused/{reason}", count)
+        if report.encrypted or report.refused:
+            logger.info(
+                "archive %s: %d members digested, %d encrypted, refused: %s",
+                response.url,
+                len(report.members),
+                report.encrypted,
+                ", ".join(f"{r} {n}" for r, n in sorted(report.refused.items())) or "none",
+            )
+        for member in report.members:
+            item = _item(response, info, member.digest, "archive_member")
+            item.member = member.path
+            item.container_sha256 = digest.sha256
+            yield item
+
+    async def _open_archive(self, body: bytes, url: str) -> ArchiveReport | None:
+        self._inc("crawl/archives")
+        try:
+            return await self.hasher.open_archive(body)
+        except (WorkerCrashed, WorkerFailure, MatcherError) as exc:
+            # The archive itself was matched by its exact hashes already.
+            self._inc("crawl/archive/failed")
+            logger.warning("archive %s not opened: %s", url, type(exc).__name__)
+            return None
+        except HashPoolError as exc:
+            self._pool_failed(exc)
+            return None
 
     async def _data_uri_item(self, ref: ImageRef, info: Info, page: str) -> ImageItem | None:
         if self.max_data_uri and len(ref.url) > self.max_data_uri * 4 // 3 + 1024:

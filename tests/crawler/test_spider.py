@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+import zipfile
 from typing import Any
 
 from scrapy import Request
@@ -170,17 +172,38 @@ def _binary(url: str, body: bytes, info: Info, content_type: bytes) -> Any:
 
 def test_a_body_that_is_not_a_page_or_an_image_is_an_item_with_its_exact_hashes() -> None:
     spider = _spider()
-    body = b"PK\x03\x04" + bytes(range(256)) * 4
+    body = b"%PDF-1.7\n" + bytes(range(256)) * 4
     info = _info(kind="page")
     [item] = _run(spider, _binary(SEED + "dl/1", body, info, b"application/octet-stream"))
-    assert (item.media_type, item.digest.format, item.digest.pdq) == ("archive", "zip", None)
+    assert (item.media_type, item.digest.format, item.digest.pdq) == ("file", "pdf", None)
     assert item.digest.sha256 == hashlib.sha256(body).hexdigest()
     assert item.digest.md5 == hashlib.md5(body).hexdigest()
     assert (item.url, item.page) == (SEED + "dl/1", SEED)  # reached as a page: its parent
     stats = spider.crawler.stats
     assert stats is not None
-    assert (stats.get_value("crawl/files"), stats.get_value("crawl/files/archive")) == (1, 1)
+    assert (stats.get_value("crawl/files"), stats.get_value("crawl/files/file")) == (1, 1)
     assert stats.get_value("crawl/pages") is None
+
+
+def test_an_archive_is_an_item_and_so_is_each_of_its_members() -> None:
+    spider = _spider(MATCHER_POOL="inline")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("notes/a.txt", b"a benign note\n" * 20)
+        archive.writestr("b.pdf", b"%PDF-1.4\n" + bytes(range(256)))
+    body = out.getvalue()
+    info = _info(kind="media")
+    items = _run(spider, _binary(SEED + "pack.zip", body, info, b"application/zip"))
+    container = hashlib.sha256(body).hexdigest()
+    assert [(i.media_type, i.member, i.digest.format, i.container_sha256) for i in items] == [
+        ("archive", "", "zip", ""),
+        ("archive_member", "notes/a.txt", "", container),
+        ("archive_member", "b.pdf", "pdf", container),
+    ]
+    assert {i.url for i in items} == {SEED + "pack.zip"}
+    stats = spider.crawler.stats
+    assert stats is not None
+    assert (stats.get_value("crawl/archives"), stats.get_value("crawl/archive/members")) == (1, 2)
 
 
 def test_a_page_answering_a_media_request_is_counted_and_dropped() -> None:

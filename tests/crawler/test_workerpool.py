@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from crawler.hashworker import (
+    ARCHIVE_FLAG,
     FRAME_HEADER,
     READY,
     algorithm_flags,
@@ -129,7 +130,10 @@ def test_the_request_byte_carries_the_perceptual_algorithms() -> None:
         assert algorithms_of(flags) == (*exact, *perceptual)
     assert algorithm_flags(["phash", "pdq"]) == algorithm_flags(["pdq", "phash"]) != 0
     with pytest.raises(ValueError, match="unknown algorithm bits"):
-        algorithms_of(0x80)
+        algorithms_of(0x40)
+    # The archive flag rides along and is no algorithm.
+    flags = algorithm_flags(("md5", "pdq"), archive=True)
+    assert flags & ARCHIVE_FLAG and algorithms_of(flags) == (*exact, "pdq")
 
 
 def test_not_an_image_is_raised_as_in_process(real_pool: ProcessHashPool) -> None:
@@ -268,7 +272,7 @@ def test_the_worker_loop_answers_each_frame_then_ends_with_its_input() -> None:
     stdin = io.BytesIO()
     for body in [*images, b"not an image"]:
         write_request(stdin, body, ("sha256", "pdq", "phash"))
-    stdin.write(FRAME_HEADER.pack(2) + b"\x80x")  # bits no algorithm has
+    stdin.write(FRAME_HEADER.pack(2) + b"\x40x")  # bits no algorithm has
     stdin.seek(0)
     stdout = io.BytesIO()
     serve(stdin, stdout, max_pixels=10_000_000)

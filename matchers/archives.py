@@ -1,0 +1,385 @@
+"""Archives opened in memory: every member digested like a downloaded body, under bomb guards.
+
+:func:`digest_archive` opens a ZIP, a tar (plain, gzip, bzip2 or xz compressed) or a single
+gzip / bzip2 / xz stream held in memory, and digests its members one at a time: an image gets
+:func:`matchers.digest.digest_bytes`, any other member its exact hashes
+(:func:`matchers.digest.exact_digest`), and an archive inside it is opened in turn down to
+:attr:`ArchiveLimits.max_depth` (the nested archive is also a member with its own hashes).
+A member's bytes exist only between reading it and digesting it; nothing is extracted to a
+file, a temp directory or shared memory (rule 1).
+
+Bomb guards (:class:`ArchiveLimits`), each counted in :attr:`ArchiveReport.refused` by reason:
+
+* ``members``: more members than ``max_members``; the rest are not read.
+* ``too_large``: a member larger than ``max_member_bytes``, as declared or as it decompresses
+  (read one byte past the cap, never more).
+* ``total``: the members together past ``max_total_bytes``; the rest are not read.
+* ``ratio``: a ZIP member that would expand more than ``max_ratio`` times (beyond 1 MiB).
+* ``depth``: an archive nested deeper than ``max_depth`` (hashed as a file, not opened).
+* ``corrupt``: an archive or member that cannot be read (a bad header, a CRC error).
+* ``unsupported``: a compression method or format this build cannot read (7z, RAR).
+
+Encrypted members are counted (:attr:`ArchiveReport.encrypted`) and never guessed at.
+A tar member's data is never skipped over: a member that is refused ends the tar, since
+skipping it in a compressed stream would decompress it anyway.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import tarfile
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Final, Protocol
+
+from matchers.algorithms import ALGORITHMS, MAX_IMAGE_PIXELS
+from matchers.digest import ImageDigest, digest_bytes, exact_digest
+from matchers.sniff import FILE_SNIFF_BYTES, sniff_file, sniff_image
+
+__all__ = [
+    "ARCHIVE_FORMATS",
+    "REFUSALS",
+    "ArchiveLimits",
+    "ArchiveReport",
+    "MemberDigest",
+    "digest_archive",
+]
+
+#: The archive formats :func:`digest_archive` opens (as :func:`matchers.sniff.sniff_file`
+#: names them); other archives (7z, RAR, zstd) are counted as ``unsupported``.
+ARCHIVE_FORMATS: Final = frozenset({"zip", "tar", "gzip", "bzip2", "xz"})
+#: Reasons a member or an archive is not digested.
+REFUSALS: Final = ("members", "too_large", "total", "ratio", "depth", "corrupt", "unsupported")
+#: Separates the members of nested archives in a path: ``outer/inner.zip!/pic.png``.
+NESTED_SEPARATOR: Final = "!/"
+_RATIO_FLOOR: Final = 1024 * 1024
+_MAX_PATH: Final = 512
+#: What reading a damaged archive or member raises.
+_CORRUPT: Final = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    ValueError,
+    zlib.error,
+    lzma.LZMAError,
+    NotImplementedError,
+)
+_READ_CHUNK: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveLimits:
+    """Bounds on the work one archive may cause (see the module docstring)."""
+
+    max_members: int = 10_000
+    max_member_bytes: int = 256 * 1024 * 1024
+    max_total_bytes: int = 1024 * 1024 * 1024
+    max_ratio: int = 200
+    max_depth: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("max_members", "max_member_bytes", "max_total_bytes", "max_ratio"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_depth < 1:
+            raise ValueError(f"max_depth must be at least 1, got {self.max_depth}")
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDigest:
+    """One member: its path inside the archive (nested archives joined by ``!/``), what it
+    is (``image``, ``video``, ``audio``, ``archive``, ``file``) and its digest."""
+
+    path: str
+    media_type: str
+    digest: ImageDigest
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": self.path, "media_type": self.media_type, "digest": self.digest.as_dict()}
+
+
+@dataclass
+class ArchiveReport:
+    """What opening an archive found: the digested members, how many were encrypted, and
+    what was refused, by reason (:data:`REFUSALS`)."""
+
+    members: list[MemberDigest] = field(default_factory=list)
+    encrypted: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "members": [m.as_dict() for m in self.members],
+            "encrypted": self.encrypted,
+            "refused": dict(self.refused),
+        }
+
+
+class _Budget:
+    """Members and bytes left for the whole archive, nested ones included."""
+
+    def __init__(self, limits: ArchiveLimits) -> None:
+        self.limits = limits
+        self.members = limits.max_members
+        self.bytes = limits.max_total_bytes
+
+    def cap(self) -> int:
+        """Bytes the next member may have."""
+        return min(self.limits.max_member_bytes, self.bytes)
+
+
+class _Stop(Exception):
+    """The archive's budget is spent: stop reading it (the reason is already counted)."""
+
+
+def digest_archive(
+    data: bytes,
+    format: str,
+    *,
+    algorithms: Collection[str] = ALGORITHMS,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    limits: ArchiveLimits | None = None,
+) -> ArchiveReport:
+    """Digest every member of the archive ``data`` (of ``format``, as
+    :func:`matchers.sniff.sniff_file` names it) within ``limits``; ``algorithms`` and
+    ``max_pixels`` as for :func:`matchers.digest.digest_bytes`. Never raises for a bad
+    archive: what could not be read is counted in the report."""
+    report = ArchiveReport()
+    budget = _Budget(limits or ArchiveLimits())
+    _open(data, format, "", 1, budget, report, algorithms, max_pixels)
+    return report
+
+
+def _open(
+    data: bytes,
+    format: str,
+    prefix: str,
+    depth: int,
+    budget: _Budget,
+    report: ArchiveReport,
+    algorithms: Collection[str],
+    max_pixels: int,
+) -> None:
+    if format not in ARCHIVE_FORMATS:
+        report.refused["unsupported"] += 1
+        return
+    try:
+        for path, body in _members(data, format, budget, report):
+            _digest_member(prefix + path, body, depth, budget, report, algorithms, max_pixels)
+            del body
+    except _Stop:
+        return
+    except _CORRUPT:
+        report.refused["corrupt"] += 1
+
+
+def _digest_member(
+    path: str,
+    body: bytes,
+    depth: int,
+    budget: _Budget,
+    report: ArchiveReport,
+    algorithms: Collection[str],
+    max_pixels: int,
+) -> None:
+    if sniff_image(body) is not None:
+        digest = digest_bytes(body, max_pixels=max_pixels, algorithms=algorithms)
+        report.members.append(MemberDigest(path, "image", digest))
+        return
+    kind = sniff_file(body[:FILE_SNIFF_BYTES])
+    media_type, file_format = (kind.media_type, kind.format) if kind else ("file", "")
+    report.members.append(
+        MemberDigest(path, media_type, exact_digest(body, format=file_format, frames=0))
+    )
+    if media_type == "archive":
+        if depth >= budget.limits.max_depth:
+            report.refused["depth"] += 1
+        else:
+            prefix = path + NESTED_SEPARATOR
+            _open(body, file_format, prefix, depth + 1, budget, report, algorithms, max_pixels)
+
+
+def _take(budget: _Budget, report: ArchiveReport, declared: int | None) -> int:
+    """Count one member against the budget; the most bytes it may have. Raises ``_Stop``
+    when the archive's member or byte budget is spent."""
+    if budget.members <= 0:
+        report.refused["members"] += 1
+        raise _Stop
+    if budget.bytes <= 0:
+        report.refused["total"] += 1
+        raise _Stop
+    budget.members -= 1
+    if declared is not None and declared > budget.limits.max_member_bytes:
+        return -1
+    if declared is not None and declared > budget.bytes:
+        report.refused["total"] += 1
+        raise _Stop
+    return budget.cap()
+
+
+def _read_capped(stream: IO[bytes], cap: int) -> bytes | None:
+    """At most ``cap`` bytes of ``stream``, or ``None`` when it has more (one byte past the
+    cap is read to know, never more)."""
+    parts: list[bytes] = []
+    left = cap + 1
+    while left > 0:
+        chunk = stream.read(min(_READ_CHUNK, left))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    body = b"".join(parts)
+    return None if len(body) > cap else body
+
+
+def _spend(budget: _Budget, body: bytes) -> None:
+    budget.bytes -= len(body)
+
+
+def _members(
+    data: bytes, format: str, budget: _Budget, report: ArchiveReport
+) -> Iterator[tuple[str, bytes]]:
+    if format == "zip":
+        yield from _zip_members(data, budget, report)
+        return
+    if _is_compressed_tar(data, format):
+        yield from _tar_members(data, budget, report)
+        return
+    if format == "tar":
+        yield from _tar_members(data, budget, report)
+        return
+    yield from _stream_member(data, format, budget, report)
+
+
+def _zip_members(
+    data: bytes, budget: _Budget, report: ArchiveReport
+) -> Iterator[tuple[str, bytes]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            cap = _take(budget, report, info.file_size)
+            if info.flag_bits & 0x1:
+                report.encrypted += 1
+                continue
+            if cap < 0:
+                report.refused["too_large"] += 1
+                continue
+            if info.file_size > _RATIO_FLOOR and info.file_size > budget.limits.max_ratio * max(
+                info.compress_size, 1
+            ):
+                report.refused["ratio"] += 1
+                continue
+            try:
+                with archive.open(info) as stream:
+                    body = _read_capped(stream, cap)
+            except NotImplementedError:  # a compression method zipfile does not know
+                report.refused["unsupported"] += 1
+                continue
+            except _CORRUPT:
+                report.refused["corrupt"] += 1
+                continue
+            if body is None:
+                report.refused["too_large"] += 1
+                continue
+            _spend(budget, body)
+            yield _clean_path(info.filename), body
+
+
+def _tar_members(
+    data: bytes, budget: _Budget, report: ArchiveReport
+) -> Iterator[tuple[str, bytes]]:
+    # Streaming mode ("r|*"): members in order, never a seek back; a compressed tar is
+    # decompressed as it is read, so the budgets bound the decompression too.
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r|*") as archive:
+        for member in archive:
+            if not member.isfile():
+                continue
+            cap = _take(budget, report, member.size)
+            if cap < 0:
+                report.refused["too_large"] += 1
+                raise _Stop  # skipping it would decompress it
+            stream = archive.extractfile(member)
+            if stream is None:  # pragma: no cover - isfile() members always have data
+                continue
+            body = _read_capped(stream, cap)
+            if body is None:  # pragma: no cover - a tar member's size is its header's
+                report.refused["too_large"] += 1
+                raise _Stop
+            _spend(budget, body)
+            yield _clean_path(member.name), body
+
+
+class _Decompressor(Protocol):
+    def decompress(self, data: bytes, max_length: int, /) -> bytes: ...
+
+
+def _decompressor(format: str) -> _Decompressor:
+    if format == "gzip":
+        return zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+    if format == "bzip2":
+        return bz2.BZ2Decompressor()
+    return lzma.LZMADecompressor()
+
+
+def _decompress_head(data: bytes, format: str, size: int) -> bytes:
+    """The first ``size`` bytes of a compressed stream (less if it is shorter)."""
+    decompressor = _decompressor(format)
+    return decompressor.decompress(data, size)
+
+
+def _is_compressed_tar(data: bytes, format: str) -> bool:
+    if format not in ("gzip", "bzip2", "xz"):
+        return False
+    try:
+        head = _decompress_head(data, format, 512)
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
+        return False
+    return head[257:262] == b"ustar"
+
+
+def _gzip_name(data: bytes) -> str:
+    """The original file name a gzip header carries (``FNAME``), or ``""``."""
+    if len(data) < 10 or not data[3] & 0x08:
+        return ""
+    start = 10
+    if data[3] & 0x04:  # FEXTRA: a length, then that many bytes
+        if len(data) < 12:
+            return ""
+        start = 12 + int.from_bytes(data[10:12], "little")
+    end = data.find(b"\x00", start, start + 1024)
+    return data[start:end].decode("latin-1") if end != -1 else ""
+
+
+def _stream_member(
+    data: bytes, format: str, budget: _Budget, report: ArchiveReport
+) -> Iterator[tuple[str, bytes]]:
+    """A single compressed file: one member, decompressed one byte past its cap at most."""
+    cap = _take(budget, report, None)
+    decompressor = _decompressor(format)
+    body = decompressor.decompress(data, cap + 1)
+    if len(body) > cap:
+        report.refused["too_large"] += 1
+        raise _Stop
+    if (
+        len(data) > 0
+        and len(body) > _RATIO_FLOOR
+        and len(body) > budget.limits.max_ratio * len(data)
+    ):
+        report.refused["ratio"] += 1
+        raise _Stop
+    _spend(budget, body)
+    yield _clean_path(_gzip_name(data) if format == "gzip" else ""), body
+
+
+def _clean_path(path: str) -> str:
+    """A member path fit for a record, a notice and a log line: no control characters, at
+    most :data:`_MAX_PATH` characters (it is a label only, never a file system path)."""
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in path)
+    return cleaned if len(cleaned) <= _MAX_PATH else cleaned[: _MAX_PATH - 1] + "…"

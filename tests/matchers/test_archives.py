@@ -1,0 +1,181 @@
+"""Archives opened in memory: members digested, nesting followed, bombs refused, never a raise.
+
+Every archive is written here, in memory, by the standard library, from generated images."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import lzma
+import tarfile
+import zipfile
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from matchers.archives import ArchiveLimits, ArchiveReport, digest_archive
+from matchers.digest import digest_bytes
+from matchers.sniff import sniff_file
+from tests.matchers.imagegen import encode, make_rgb
+
+PNG = encode(make_rgb(71, 96, 80), "PNG")
+JPEG = encode(make_rgb(72, 120, 90), "JPEG")
+TEXT = b"a benign note\n" * 50
+
+
+def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as archive:
+        for name, body in members.items():
+            archive.writestr(name, body)
+    return out.getvalue()
+
+
+def _tar(members: dict[str, bytes], mode: str = "w:gz") -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=mode) as archive:  # type: ignore[call-overload]
+        for name, body in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+    return out.getvalue()
+
+
+def _open(data: bytes, limits: ArchiveLimits | None = None) -> ArchiveReport:
+    kind = sniff_file(data)
+    assert kind is not None and kind.media_type == "archive"
+    return digest_archive(data, kind.format, limits=limits)
+
+
+def _paths(report: ArchiveReport) -> dict[str, tuple[str, str]]:
+    return {m.path: (m.media_type, m.digest.sha256) for m in report.members}
+
+
+def test_a_zip_s_members_are_digested_like_downloaded_bodies() -> None:
+    report = _open(_zip({"pics/a.png": PNG, "pics/b.jpg": JPEG, "notes/readme.txt": TEXT}))
+    assert _paths(report) == {
+        "pics/a.png": ("image", hashlib.sha256(PNG).hexdigest()),
+        "pics/b.jpg": ("image", hashlib.sha256(JPEG).hexdigest()),
+        "notes/readme.txt": ("file", hashlib.sha256(TEXT).hexdigest()),
+    }
+    image = next(m for m in report.members if m.path == "pics/a.png").digest
+    assert image.pdq == digest_bytes(PNG).pdq and image.pdq_variants
+    assert (report.encrypted, dict(report.refused)) == (0, {})
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
+def test_tars_plain_and_compressed_are_read_in_one_pass(mode: str) -> None:
+    report = _open(_tar({"a.png": PNG, "b/readme.txt": TEXT}, mode))
+    assert set(_paths(report)) == {"a.png", "b/readme.txt"}
+    assert dict(report.refused) == {}
+
+
+def test_nested_archives_are_opened_to_depth_two_and_then_hashed_only() -> None:
+    inner = _zip({"deep.png": PNG})
+    middle = _tar({"inner.zip": inner, "m.jpg": JPEG})
+    outer = _zip({"middle.tar.gz": middle})
+    report = _open(outer)
+    assert set(_paths(report)) == {
+        "middle.tar.gz",
+        "middle.tar.gz!/inner.zip",
+        "middle.tar.gz!/m.jpg",
+    }
+    assert dict(report.refused) == {"depth": 1}  # inner.zip is a member, not opened
+    report = _open(outer, ArchiveLimits(max_depth=3))
+    assert _paths(report)["middle.tar.gz!/inner.zip!/deep.png"][0] == "image"
+    assert dict(report.refused) == {}
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress])
+def test_a_single_compressed_file_is_one_member(compress: Callable[[bytes], bytes]) -> None:
+    report = _open(compress(PNG))
+    assert [(m.path, m.media_type, m.digest.sha256) for m in report.members] == [
+        ("", "image", hashlib.sha256(PNG).hexdigest())
+    ]
+
+
+def test_a_gzip_stream_is_named_by_its_header() -> None:
+    out = io.BytesIO()
+    with gzip.GzipFile(filename="holiday\n.png", mode="wb", fileobj=out) as stream:
+        stream.write(PNG)
+    [member] = _open(out.getvalue()).members
+    assert member.path == "holiday?.png"  # control characters never reach a record
+
+
+def test_zip_bombs_of_every_kind_are_refused_and_counted() -> None:
+    zeros = b"\x00" * (8 * 1024 * 1024)  # deflates to ~8 kB: a ratio of ~1000
+    report = _open(_zip({"a.png": PNG, "zeros.bin": zeros}))
+    assert set(_paths(report)) == {"a.png"} and dict(report.refused) == {"ratio": 1}
+    big = bytes(range(256)) * 4096  # 1 MiB that hardly compresses
+    report = _open(_zip({"big.bin": big, "a.png": PNG}), ArchiveLimits(max_member_bytes=500_000))
+    assert set(_paths(report)) == {"a.png"} and dict(report.refused) == {"too_large": 1}
+    many = _zip({f"n{i}.txt": TEXT for i in range(30)})
+    report = _open(many, ArchiveLimits(max_members=10))
+    assert len(report.members) == 10 and dict(report.refused) == {"members": 1}
+    report = _open(many, ArchiveLimits(max_total_bytes=len(TEXT) * 5))
+    assert len(report.members) == 5 and dict(report.refused) == {"total": 1}
+
+
+def test_tar_and_stream_bombs_stop_the_archive_without_decompressing_it() -> None:
+    zeros = b"\x00" * (4 * 1024 * 1024)
+    report = _open(
+        _tar({"a.png": PNG, "zeros": zeros, "b.png": PNG}),
+        ArchiveLimits(max_member_bytes=1024 * 1024),
+    )
+    # The member after the refused one is not reached: skipping would decompress it.
+    assert set(_paths(report)) == {"a.png"} and dict(report.refused) == {"too_large": 1}
+    report = _open(gzip.compress(zeros), ArchiveLimits(max_member_bytes=1024 * 1024))
+    assert report.members == [] and dict(report.refused) == {"too_large": 1}
+    report = _open(gzip.compress(zeros))  # under the cap, but a ratio of ~1000
+    assert report.members == [] and dict(report.refused) == {"ratio": 1}
+
+
+def test_encrypted_members_are_counted_never_read() -> None:
+    data = bytearray(_zip({"secret.png": PNG, "open.png": JPEG}, zipfile.ZIP_STORED))
+    # Set the "encrypted" flag of the first member, in its local and its central header.
+    local = data.find(b"PK\x03\x04")
+    central = data.find(b"PK\x01\x02")
+    data[local + 6] |= 0x01
+    data[central + 8] |= 0x01
+    report = _open(bytes(data))
+    assert set(_paths(report)) == {"open.png"} and report.encrypted == 1
+
+
+def test_damaged_and_unsupported_archives_are_counted() -> None:
+    whole = _zip({"a.png": PNG, "b.png": JPEG})
+    assert dict(_open(whole[: len(whole) // 2]).refused) == {"corrupt": 1}
+    assert dict(_open(b"\x1f\x8b\x08\x00" + b"\xff" * 100).refused) == {"corrupt": 1}
+    seven = b"7z\xbc\xaf\x27\x1c" + b"\x00" * 100
+    assert dict(_open(seven).refused) == {"unsupported": 1}
+
+
+def test_limits_must_make_sense() -> None:
+    with pytest.raises(ValueError, match="max_members"):
+        ArchiveLimits(max_members=0)
+    with pytest.raises(ValueError, match="max_depth"):
+        ArchiveLimits(max_depth=0)
+
+
+_SEEDS = [_zip({"a.png": PNG, "t.txt": TEXT}), _tar({"a.png": PNG, "z.zip": _zip({"b": TEXT})})]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.sampled_from(_SEEDS),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),
+    cut=st.integers(0, 10**6),
+)
+def test_damaged_archives_never_raise(seed: bytes, edits: list[tuple[int, int]], cut: int) -> None:
+    data = bytearray(seed)
+    for at, value in edits:
+        data[at % len(data)] = value
+    data = data[: max(8, cut % (len(data) + 1))]
+    kind = sniff_file(bytes(data))
+    if kind is None or kind.media_type != "archive":
+        return
+    report = digest_archive(bytes(data), kind.format, limits=ArchiveLimits(max_member_bytes=10**6))
+    assert all(m.digest.sha256 for m in report.members)
