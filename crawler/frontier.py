@@ -77,7 +77,12 @@ LEAK_POLLS: Final = 2
 LEASE_META: Final = "hotline_lease"
 PARENT_META: Final = "hotline_parent"
 #: Meta that only means something in the process that set it.
-VOLATILE_META: Final = ("hotline_sniffed", "download_latency")
+VOLATILE_META: Final = (
+    "hotline_body",
+    "hotline_received",
+    "hotline_too_large",
+    "download_latency",
+)
 #: Finish reason of a worker's crawl whose run ended elsewhere (failed, or gone).
 RUN_ENDED: Final = "run_ended"
 

@@ -102,10 +102,13 @@ CRAWL_DEPTH = _options.DEFAULT_DEPTH
 CRAWL_MAX_PAGES_PER_SEED = _options.DEFAULT_MAX_PAGES_PER_SEED
 CRAWL_MAX_FRAME_NESTING = 3
 CRAWL_MAX_PROBES_PER_PAGE = 50
+# Media (videos, audio, embeds, objects) and links to files fetched per page; the rest are
+# counted (crawl/media_cap_reached), not fetched.
+CRAWL_MAX_MEDIA_PER_PAGE = 50
 # Bytes of a downloaded file that is neither a page nor an image (a video, an archive, a PDF,
 # any binary body): it is held in memory only, counted while it arrives, and refused past
-# this; pages, stylesheets and images keep DOWNLOAD_MAXSIZE. Memory at worst: this times
-# CONCURRENT_REQUESTS.
+# this; pages, stylesheets and images keep DOWNLOAD_MAXSIZE. Memory at worst: about twice
+# this per request in flight (the body, then its copy as a response), times CONCURRENT_REQUESTS.
 CRAWL_MEDIA_MAXSIZE = 256 * 1024 * 1024
 CRAWL_ID = ""
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -40,6 +41,7 @@ from crawler.seeds import SeedFileError, collect_seeds
 from crawler.settings import (
     CRAWL_DEPTH,
     CRAWL_MAX_FRAME_NESTING,
+    CRAWL_MAX_MEDIA_PER_PAGE,
     CRAWL_MAX_PAGES_PER_SEED,
     CRAWL_MAX_PROBES_PER_PAGE,
     CRAWL_MEDIA_MAXSIZE,
@@ -80,6 +82,9 @@ FILE_EXTENSIONS = frozenset(
 THREAD_HASH_BYTES = 1024 * 1024
 #: Kinds of request whose body may be a file: they carry the file size cap.
 _MAY_BE_FILE = frozenset({"page", "image", "probe", "media"})
+#: Meta of one response's judgement (reset for each response; never sent to other workers).
+_BODY_META = ("hotline_body", "hotline_received", "hotline_too_large")
+_ENCODED = "encoded"
 
 
 class Info(TypedDict):
@@ -141,6 +146,9 @@ class HotlineSpider(Spider):
         self._crawl_id_arg = crawl_id
         self.pages_per_seed: Counter[str] = Counter()
         self._pages_seen: set[str] = set()
+        # The first bytes of bodies not judged yet (in memory only, dropped once judged or
+        # once the request is gone).
+        self._heads: weakref.WeakKeyDictionary[Request, bytearray] = weakref.WeakKeyDictionary()
         self._stopping = False
 
     @classmethod
@@ -161,6 +169,7 @@ class HotlineSpider(Spider):
         )
         self.max_frames = s.getint("CRAWL_MAX_FRAME_NESTING", CRAWL_MAX_FRAME_NESTING)
         self.max_probes = s.getint("CRAWL_MAX_PROBES_PER_PAGE", CRAWL_MAX_PROBES_PER_PAGE)
+        self.max_media = s.getint("CRAWL_MAX_MEDIA_PER_PAGE", CRAWL_MAX_MEDIA_PER_PAGE)
         self.max_data_uri = s.getint("DOWNLOAD_MAXSIZE") or 0
         self.max_body = self.max_data_uri  # pages, stylesheets, images (0: no cap)
         self.max_file = s.getint("CRAWL_MEDIA_MAXSIZE", CRAWL_MEDIA_MAXSIZE)
@@ -175,6 +184,7 @@ class HotlineSpider(Spider):
         # workers at once (this worker's own count would include pages others scheduled).
         self.shared_page_cap = s.getbool("FRONTIER_ENABLED")
         self.hasher = ImageHasher.from_crawler(crawler)
+        crawler.signals.connect(self._on_headers_received, signal=signals.headers_received)
         crawler.signals.connect(self._on_bytes_received, signal=signals.bytes_received)
         crawler.signals.connect(self._on_opened, signal=signals.spider_opened)
         crawler.signals.connect(self._on_closed, signal=signals.spider_closed)
@@ -286,28 +296,63 @@ class HotlineSpider(Spider):
         )
         return self._request(ref.url, info, priority=IMAGE_PRIORITY)
 
-    def _on_bytes_received(self, data: bytes, request: Request, spider: Spider) -> None:
-        """Judge a body by its first chunk, and count it while it arrives.
+    def _on_headers_received(
+        self, headers: Any, body_length: int, request: Request, spider: Spider
+    ) -> None:
+        """A new response to a request that may be a file: start its judgement afresh (a
+        redirect or a retry carries the previous response's meta) and set its cap.
 
-        An image, probe or media request whose first bytes are text (a page) stops there: it
-        was fetched for an image or a file. Every body that may be a file is counted, and
-        stopped one byte past its cap: ``CRAWL_MEDIA_MAXSIZE`` for a file, ``DOWNLOAD_MAXSIZE``
-        for an image or a page. Only the first chunk is judged (later chunks are not the start
-        of the body); one too short to tell counts as a page, and the callback sniffs the
-        whole body anyway."""
+        A compressed body (``Content-Encoding``) cannot be judged by its first bytes: an image
+        or probe request stops at once (as when its first bytes are not an image), a media
+        request keeps the file cap and anything else the page cap, which Scrapy also applies
+        to the decompressed body. A declared length over the cap is marked so that the
+        refusal counts as ``too_large``."""
         meta = request.meta
         info = meta.get("hotline")
         if not info or info["kind"] not in _MAY_BE_FILE:
             return
-        what = meta.get("hotline_body")
-        if what is None:
-            what = _body_class(data[:FILE_SNIFF_BYTES]) if len(data) >= MIN_SNIFF_BYTES else "text"
-            meta["hotline_body"] = what
-            meta["hotline_received"] = 0
-            if what == "text" and info["kind"] != "page" and len(data) >= MIN_SNIFF_BYTES:
+        for key in _BODY_META:
+            meta.pop(key, None)
+        self._heads.pop(request, None)
+        encoding = (headers.get(b"Content-Encoding") or b"").strip().lower()
+        if encoding and encoding != b"identity":
+            if info["kind"] in ("image", "probe"):
                 raise StopDownload(fail=False)
-        received = meta["hotline_received"] + len(data)
+            meta["hotline_body"] = _ENCODED
+            meta["download_maxsize"] = self.max_file if info["kind"] == "media" else self.max_body
+        else:
+            meta["download_maxsize"] = self.max_any
+        cap = meta["download_maxsize"]
+        if cap and body_length is not None and body_length > cap:
+            meta["hotline_too_large"] = "declared"
+
+    def _on_bytes_received(self, data: bytes, request: Request, spider: Spider) -> None:
+        """Judge a body by its first bytes, and count it while it arrives.
+
+        The first :data:`~matchers.sniff.FILE_SNIFF_BYTES` bytes (kept in memory until then)
+        say what the body is. An image, probe or media request whose body is text (a page)
+        stops there: it was fetched for an image or a file. Every body is stopped one byte
+        past its cap: ``CRAWL_MEDIA_MAXSIZE`` for a file, ``DOWNLOAD_MAXSIZE`` for an image or
+        a page. A body shorter than that is judged by the callback, whole."""
+        meta = request.meta
+        info = meta.get("hotline")
+        if not info or info["kind"] not in _MAY_BE_FILE:
+            return
+        received = meta.get("hotline_received", 0) + len(data)
         meta["hotline_received"] = received
+        what = meta.get("hotline_body")
+        if what == _ENCODED:
+            return  # Scrapy holds it to the cap set with its headers
+        if what is None:
+            head = self._heads.setdefault(request, bytearray())
+            head += data[: FILE_SNIFF_BYTES - len(head)]
+            if len(head) < FILE_SNIFF_BYTES:
+                return  # Scrapy's cap (the larger one) holds meanwhile
+            what = _body_class(bytes(head))
+            del self._heads[request]
+            meta["hotline_body"] = what
+            if what == "text" and info["kind"] != "page":
+                raise StopDownload(fail=False)
         cap = self.max_file if what == "file" else self.max_body
         if cap and received > cap:
             meta["hotline_too_large"] = what
@@ -361,8 +406,13 @@ class HotlineSpider(Spider):
                     yield item
             else:
                 yield self._image_request(ref, info, page)
+        media = 0
         for ref in refs.media:
             self._inc(f"discovery/{ref.embedding}")
+            if media >= self.max_media:
+                self._inc("crawl/media_cap_reached")
+                continue
+            media += 1
             yield self._image_request(ref, info, page, kind="media")
         for url in refs.stylesheets:
             yield self._image_request(ImageRef(url, "linked_stylesheet"), info, page, kind="css")
@@ -387,6 +437,10 @@ class HotlineSpider(Spider):
                 yield self._image_request(ImageRef(url, "a_href"), info, page)
             elif _looks_like_file_url(url):
                 self._inc("discovery/a_href_file")
+                if media >= self.max_media:
+                    self._inc("crawl/media_cap_reached")
+                    continue
+                media += 1
                 yield self._image_request(ImageRef(url, "a_href"), info, page, kind="media")
             elif same_site(url, seed):
                 if info["depth"] < self.depth:
@@ -542,7 +596,7 @@ class HotlineSpider(Spider):
             self._inc("crawl/errors/too_large")
             self._inc(f"crawl/too_large/{too_large}")
             logger.info("refused %s: a %s larger than %d bytes", request.url, too_large, cap)
-        elif isinstance(failure.value, DownloadCancelledError):
+        elif too_large == "declared" and isinstance(failure.value, DownloadCancelledError):
             # Scrapy refused a declared Content-Length over the request's cap.
             self._inc("crawl/errors/too_large")
             self._inc("crawl/too_large/declared")

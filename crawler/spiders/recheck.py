@@ -98,6 +98,10 @@ Poll = Callable[[], Sequence[RecheckTarget]]
 Report = Callable[[RecheckResult], None]
 
 
+#: Response flags of a body that did not arrive whole.
+_INCOMPLETE = frozenset({"partial", "dataloss", "download_stopped"})
+
+
 class RecheckSpider(Spider):
     """Fetches what ``poll()`` hands it and reports each outcome; thin by design (judging is
     :mod:`crawler.judge`'s)."""
@@ -283,6 +287,9 @@ class RecheckSpider(Spider):
     async def parse(self, response: Response, **kwargs: Any) -> None:
         target: RecheckTarget = response.meta["recheck"]
         verdict = judge_status(response.status)
+        if verdict is None and target.media_type != "image" and _INCOMPLETE & set(response.flags):
+            # A file is judged by its bytes: a cut-short body says nothing about them.
+            verdict = Verdict("unreachable", "incomplete download")
         if verdict is None:
             content_type = response.headers.get(b"Content-Type")
             verdict = await maybe_deferred_to_future(

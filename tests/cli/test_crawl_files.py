@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import random
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -233,3 +234,63 @@ def test_files_may_be_larger_than_pages_and_images_up_to_their_own_cap(
         1,
         1,
     ]
+
+
+def _tar_gz(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as archive:
+        for name, body in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+    return out.getvalue()
+
+
+def test_members_of_archives_are_matched_and_reported_at_the_archive(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    known_image = encode(textured_image(4730), "PNG")
+    known_file = _noise(21, 30_000)
+    other_image = encode(textured_image(4731), "JPEG")
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("deep/known.bin", known_file)
+        archive.writestr("zeros.bin", b"\x00" * (4 * 1024 * 1024))  # a ratio bomb
+    outer = _tar_gz(
+        {"album/a.png": known_image, "album/b.jpg": other_image, "in.zip": inner.getvalue()}
+    )
+    known = _known_list(
+        tmp_path,
+        [
+            ("sha256", hashlib.sha256(known_image).hexdigest(), "m1"),
+            ("md5", hashlib.md5(known_file).hexdigest(), "m2"),
+        ],
+    )
+    assert run_cli(["hashes", "import", str(known), "--list", "k"], env).returncode == 0
+    with serve(host=HOST_A) as site:
+        site.mount(
+            {
+                "/": html_page("<a href='/get/album.tar.gz'>album</a>"),
+                "/get/album.tar.gz": _file(outer, "application/gzip"),
+            }
+        )
+        crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
+        assert crawl.returncode == 0, crawl.stderr
+        url = site.url("/get/album.tar.gz")
+    summary = json.loads(crawl.stdout)
+    hits = ok_json(["hits", "list"], env)
+    container = hashlib.sha256(outer).hexdigest()
+    assert {
+        (h["url"], h["media_type"], h["member"], h["file_type"], h["entry"], h["container_sha256"])
+        for h in hits
+    } == {
+        (url, "archive_member", "album/a.png", "png", "m1", container),
+        (url, "archive_member", "in.zip!/deep/known.bin", "", "m2", container),
+    }
+    run = ok_json(["runs", "show", summary["crawl"]], env)
+    stats = run["crawl_stats"]
+    assert stats["crawl/archives"] == 1
+    assert stats["crawl/archive/members"] == 4  # a.png, b.jpg, in.zip, known.bin; not zeros
+    assert stats["crawl/archive/refused/ratio"] == 1
+    served = [outer, inner.getvalue(), known_image, known_file, other_image]
+    assert _leaks(WindowFinder(served), env, tmp_path, crawl.stdout, crawl.stderr) == []

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import tarfile
 import zipfile
 from typing import Any
 
 from scrapy import Request
-from scrapy.exceptions import StopDownload
+from scrapy.exceptions import DownloadCancelledError, StopDownload
 from scrapy.http import HtmlResponse, TextResponse
 from scrapy.utils.test import get_crawler
+from twisted.python.failure import Failure
 
 from crawler.spiders.hotline import HotlineSpider, Info
 
@@ -130,7 +132,7 @@ def test_only_the_first_chunk_of_an_image_download_is_judged() -> None:
     spider = _spider()
     html = Request(SEED + "fake.jpg", meta={"hotline": _info(kind="image")})
     with pytest.raises(StopDownload):
-        spider._on_bytes_received(b"<!doctype html><html><body>not an image", html, spider)
+        spider._on_bytes_received(b"<!doctype html><html><body>not an image" * 20, html, spider)
     # A first chunk too short to judge lets the download through, and the next chunk (the
     # middle of the body, not its start) is never mistaken for a non-image.
     png = Request(SEED + "real.png", meta={"hotline": _info(kind="image")})
@@ -221,29 +223,118 @@ def test_a_page_with_a_stray_control_byte_is_still_parsed_as_a_page() -> None:
     assert _kinds(_run(spider, _page(SEED, body, _info())))["image"] == [SEED + "x.png"]
 
 
+def _feed(
+    spider: HotlineSpider,
+    request: Request,
+    chunks: list[bytes],
+    headers: dict[bytes, bytes] | None = None,
+    length: int = -1,
+) -> str | None:
+    """One response to ``request``: its headers, then its chunks; what stopped it, if
+    anything (``fail:<what was too large>`` or ``stop`` for a body not worth fetching)."""
+    try:
+        spider._on_headers_received(headers or {}, length, request, spider)
+        for chunk in chunks:
+            spider._on_bytes_received(chunk, request, spider)
+    except StopDownload as stop:
+        return f"fail:{request.meta.get('hotline_too_large')}" if stop.fail else "stop"
+    return None
+
+
+PNG_HEAD = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+ZIP_HEAD = b"PK\x03\x04"
+HTML = b"<html><body>" + b"a" * 1000
+
+
+def _chunks(first: bytes, total: int, size: int = 500) -> list[bytes]:
+    body = first + b"\x01" * (total - len(first))
+    return [body[i : i + size] for i in range(0, total, size)]
+
+
 def test_bodies_are_held_to_the_cap_of_what_their_first_bytes_show() -> None:
     spider = _spider(DOWNLOAD_MAXSIZE=1000, CRAWL_MEDIA_MAXSIZE=5000)
 
     def feed(kind: str, first: bytes, total: int) -> str | None:
-        """Chunks of 500 bytes up to ``total``; what stopped the body, if anything."""
         request = Request(SEED + kind, meta={"hotline": _info(kind=kind)})
-        chunk = first.ljust(500, b"\x01")
-        try:
-            for _ in range(total // 500):
-                spider._on_bytes_received(chunk, request, spider)
-                chunk = b"\x01" * 500
-        except StopDownload as stop:
-            return f"{'fail' if stop.fail else 'stop'}:{request.meta.get('hotline_too_large')}"
-        return None
+        return _feed(spider, request, _chunks(first, total))
 
-    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
-    zip_head = b"PK\x03\x04"
-    html = b"<html><body>" + b"a" * 100
-    assert feed("media", zip_head, 5000) is None
-    assert feed("media", zip_head, 5500) == "fail:file"
-    assert feed("image", png, 1000) is None
-    assert feed("image", png, 1500) == "fail:image"
-    assert feed("page", html.ljust(500, b"a"), 1500) == "fail:text"
-    assert feed("page", zip_head, 4500) is None  # a file reached as a page
-    assert feed("probe", html.ljust(500, b"a"), 500) == "stop:None"  # a page: not fetched
-    assert feed("image", html.ljust(500, b"a"), 500) == "stop:None"
+    assert feed("media", ZIP_HEAD, 5000) is None
+    assert feed("media", ZIP_HEAD, 5500) == "fail:file"
+    assert feed("image", PNG_HEAD, 1000) is None
+    assert feed("image", PNG_HEAD, 1500) == "fail:image"
+    assert feed("page", HTML, 1500) == "fail:text"
+    assert feed("page", ZIP_HEAD, 4500) is None  # a file reached as a page
+    assert feed("probe", HTML, 1000) == "stop"  # a page: not fetched
+    assert feed("image", HTML, 1000) == "stop"
+
+
+def test_a_body_is_judged_by_its_first_512_bytes_however_they_arrive() -> None:
+    spider = _spider(DOWNLOAD_MAXSIZE=1000, CRAWL_MEDIA_MAXSIZE=50_000)
+    request = Request(SEED + "v", meta={"hotline": _info(kind="media")})
+    body = _chunks(b"\x00\x00\x00\x18ftypisom", 3000)
+    tiny = [body[0][:10], body[0][10:], *body[1:]]  # a 10-byte first read
+    assert _feed(spider, request, tiny) is None
+    assert request.meta["hotline_body"] == "file"
+    # A tar's magic sits at byte 257, after a file name that reads as text.
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as archive:
+        info = tarfile.TarInfo("readme.txt")
+        info.size = 3000
+        archive.addfile(info, io.BytesIO(b"x" * 3000))
+    probe = Request(SEED + "t", meta={"hotline": _info(kind="probe")})
+    data = tar.getvalue()
+    assert _feed(spider, probe, [data[i : i + 100] for i in range(0, len(data), 100)]) is None
+
+
+def test_each_response_is_judged_afresh_after_a_redirect_or_a_retry() -> None:
+    spider = _spider(DOWNLOAD_MAXSIZE=1000, CRAWL_MEDIA_MAXSIZE=5000)
+    request = Request(SEED + "v.mp4", meta={"hotline": _info(kind="media")})
+    assert _feed(spider, request, _chunks(HTML, 600)) == "stop"  # the redirect's page
+    follow = request.replace(url=SEED + "cdn/v.mp4")  # meta copied, as Scrapy does
+    assert _feed(spider, follow, _chunks(ZIP_HEAD, 4000)) is None
+    retry = follow.copy()
+    assert _feed(spider, retry, _chunks(ZIP_HEAD, 4000)) is None  # not 8000 bytes
+    assert retry.meta["hotline_received"] == 4000
+
+
+def test_compressed_bodies_are_capped_by_what_was_asked_for() -> None:
+    spider = _spider(DOWNLOAD_MAXSIZE=1000, CRAWL_MEDIA_MAXSIZE=5000)
+    gzip_headers = {b"Content-Encoding": b"gzip"}
+    cases: list[tuple[str, str | None, int | None]] = [
+        ("probe", "stop", None),
+        ("image", "stop", None),
+    ]
+    cases += [("page", None, 1000), ("media", None, 5000)]
+    for kind, expected, cap in cases:
+        request = Request(SEED + kind, meta={"hotline": _info(kind=kind)})
+        assert _feed(spider, request, [b"\x1f\x8b" + b"\x01" * 600], gzip_headers) == expected
+        if cap is not None:  # Scrapy holds the body, and its decompression, to it
+            assert request.meta["download_maxsize"] == cap
+
+
+def test_a_declared_length_over_the_cap_counts_as_too_large() -> None:
+    spider = _spider(DOWNLOAD_MAXSIZE=1000, CRAWL_MEDIA_MAXSIZE=5000)
+    request = Request(SEED + "v.mp4", meta={"hotline": _info(kind="media")})
+    assert _feed(spider, request, [], length=6000) is None
+    failure = Failure(DownloadCancelledError("Expected to receive 6000 bytes"))
+    failure.request = request  # type: ignore[attr-defined]
+    spider.on_error(failure)
+    other = Request(SEED + "x.mp4", meta={"hotline": _info(kind="media")})
+    cancelled = Failure(DownloadCancelledError("cancelled"))
+    cancelled.request = other  # type: ignore[attr-defined]
+    spider.on_error(cancelled)
+    stats = spider.crawler.stats
+    assert stats is not None
+    assert stats.get_value("crawl/too_large/declared") == 1
+    assert stats.get_value("crawl/errors/DownloadCancelledError") == 1
+
+
+def test_media_per_page_are_capped() -> None:
+    spider = _spider(CRAWL_MAX_MEDIA_PER_PAGE=3)
+    body = "".join(f"<video src='/v{i}.mp4'></video>" for i in range(3)) + "".join(
+        f"<a href='/f{i}.zip'>f</a>" for i in range(3)
+    )
+    kinds = _kinds(_run(spider, _page(SEED, body, _info())))
+    assert len(kinds["media"]) == 3
+    assert spider.crawler.stats is not None
+    assert spider.crawler.stats.get_value("crawl/media_cap_reached") == 3

@@ -466,14 +466,13 @@ def test_language_tags_cannot_reach_other_files(renderer: NoticeRenderer) -> Non
 
 
 def _file_hit(**changes: Any) -> HitRecord:
+    fields = {
+        "url": "http://files.host-a.example/v/clip.mp4",
+        "media_type": "video",
+        "file_type": "mp4",
+    }
     return make_hit(
-        url="http://files.host-a.example/v/clip.mp4",
-        pdq=None,
-        phash=None,
-        pdq_quality=None,
-        algorithm="sha256",
-        distance=0,
-        **({"media_type": "video", "file_type": "mp4"} | changes),
+        pdq=None, phash=None, pdq_quality=None, algorithm="sha256", distance=0, **(fields | changes)
     )
 
 
@@ -498,7 +497,7 @@ def test_a_file_is_named_as_what_it_is_in_the_text_and_the_report(
     notice = renderer.render(make_facts(hit))
     assert sentence in notice.text
     assert f"File URL:      {hit.url}" in notice.text
-    assert f"File type:     {kind}" in notice.text
+    assert (f"File type:     {kind}" in notice.text) == (kind != "file")
     assert (
         f"Hashes of the {kind.split(' (', maxsplit=1)[0]} found at the location above:"
         in notice.text
@@ -529,3 +528,28 @@ def test_german_text_names_a_file_in_german(renderer: NoticeRenderer) -> None:
     archive = renderer.render(make_facts(_file_hit(media_type="archive", file_type="7z"), route))
     assert "ein Archiv festgestellt, das nach" in archive.text
     assert "gefundenen Archivs:" in archive.text
+
+
+def test_a_member_of_an_archive_asks_for_the_whole_archive(renderer: NoticeRenderer) -> None:
+    hit = _file_hit(
+        url="http://files.host-a.example/get/album.zip",
+        media_type="archive_member",
+        file_type="png",
+        member="album/a.png",
+    )
+    notice = renderer.render(make_facts(hit))
+    assert "identified a file inside an archive at" in notice.text
+    assert f"Archive URL:   {hit.url} (remove the whole archive)" in notice.text
+    assert "Member:        album/a.png (png)" in notice.text
+    assert (notice.xarf["media_type"], notice.xarf["url"]) == ("mixed", hit.url)
+    assert "file 'album/a.png' (png) in the archive" in notice.xarf["description"]
+
+
+def test_an_unknown_media_type_is_named_a_file_never_an_image(renderer: NoticeRenderer) -> None:
+    notice = renderer.render(make_facts(_file_hit(media_type="hologram", file_type="")))
+    assert "identified a file at" in notice.text and "File URL:" in notice.text
+    assert (
+        "image" not in notice.text.split("HOW THE CONTENT")[0].lower().replace("images", "")
+        or "an image" not in notice.text
+    )
+    assert notice.xarf["media_type"] == "mixed"
