@@ -297,7 +297,7 @@ class HotlineSpider(Spider):
         return self._request(ref.url, info, priority=IMAGE_PRIORITY)
 
     def _on_headers_received(
-        self, headers: Any, body_length: int, request: Request, spider: Spider
+        self, headers: Any, body_length: object, request: Request, spider: Spider
     ) -> None:
         """A new response to a request that may be a file: start its judgement afresh (a
         redirect or a retry carries the previous response's meta) and set its cap.
@@ -323,7 +323,8 @@ class HotlineSpider(Spider):
         else:
             meta["download_maxsize"] = self.max_any
         cap = meta["download_maxsize"]
-        if cap and body_length is not None and body_length > cap:
+        # Twisted gives an unknown length as a sentinel, not a number.
+        if cap and isinstance(body_length, int) and body_length > cap:
             meta["hotline_too_large"] = "declared"
 
     def _on_bytes_received(self, data: bytes, request: Request, spider: Spider) -> None:

@@ -141,6 +141,7 @@ def test_known_files_are_matched_by_their_exact_hashes_wherever_they_are_found(
             env,
         )
         assert crawl.returncode == 0, crawl.stderr
+        assert "Traceback" not in crawl.stderr
         summary = json.loads(crawl.stdout)
         hits = ok_json(["hits", "list"], env)
         expected = {
@@ -222,6 +223,7 @@ def test_files_may_be_larger_than_pages_and_images_up_to_their_own_cap(
             env,
         )
     assert crawl.returncode == 0, crawl.stderr
+    assert "Traceback" not in crawl.stderr
     summary = json.loads(crawl.stdout)
     hits = ok_json(["hits", "list"], env)
     assert [(h["url"], h["entry"]) for h in hits] == [(site.url("/v/a.mp4"), "v1")]
@@ -276,6 +278,7 @@ def test_members_of_archives_are_matched_and_reported_at_the_archive(
         )
         crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
         assert crawl.returncode == 0, crawl.stderr
+        assert "Traceback" not in crawl.stderr
         url = site.url("/get/album.tar.gz")
     summary = json.loads(crawl.stdout)
     hits = ok_json(["hits", "list"], env)

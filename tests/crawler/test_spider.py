@@ -14,6 +14,7 @@ from scrapy.exceptions import DownloadCancelledError, StopDownload
 from scrapy.http import HtmlResponse, TextResponse
 from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
+from twisted.web.iweb import UNKNOWN_LENGTH
 
 from crawler.spiders.hotline import HotlineSpider, Info
 
@@ -228,7 +229,7 @@ def _feed(
     request: Request,
     chunks: list[bytes],
     headers: dict[bytes, bytes] | None = None,
-    length: int = -1,
+    length: object = -1,
 ) -> str | None:
     """One response to ``request``: its headers, then its chunks; what stopped it, if
     anything (``fail:<what was too large>`` or ``stop`` for a body not worth fetching)."""
@@ -315,6 +316,8 @@ def test_compressed_bodies_are_capped_by_what_was_asked_for() -> None:
 def test_a_declared_length_over_the_cap_counts_as_too_large() -> None:
     spider = _spider(DOWNLOAD_MAXSIZE=1000, CRAWL_MEDIA_MAXSIZE=5000)
     request = Request(SEED + "v.mp4", meta={"hotline": _info(kind="media")})
+    assert _feed(spider, request, [], length=UNKNOWN_LENGTH) is None  # streamed: no length
+    assert "hotline_too_large" not in request.meta
     assert _feed(spider, request, [], length=6000) is None
     failure = Failure(DownloadCancelledError("Expected to receive 6000 bytes"))
     failure.request = request  # type: ignore[attr-defined]
