@@ -152,57 +152,48 @@ def digest_archive(
     archive: what could not be read is counted in the report."""
     report = ArchiveReport()
     budget = _Budget(limits or ArchiveLimits())
-    _open(data, format, "", 1, budget, report, algorithms, max_pixels)
+    _Walk(budget, report, algorithms, max_pixels).open(data, format, "", 1)
     return report
 
 
-def _open(
-    data: bytes,
-    format: str,
-    prefix: str,
-    depth: int,
-    budget: _Budget,
-    report: ArchiveReport,
-    algorithms: Collection[str],
-    max_pixels: int,
-) -> None:
-    if format not in ARCHIVE_FORMATS:
-        report.refused["unsupported"] += 1
-        return
-    try:
-        for path, body in _members(data, format, budget, report):
-            _digest_member(prefix + path, body, depth, budget, report, algorithms, max_pixels)
-            del body
-    except _Stop:
-        return
-    except _CORRUPT:
-        report.refused["corrupt"] += 1
+@dataclass
+class _Walk:
+    """One archive's digestion, nested archives included: what they share."""
 
+    budget: _Budget
+    report: ArchiveReport
+    algorithms: Collection[str]
+    max_pixels: int
 
-def _digest_member(
-    path: str,
-    body: bytes,
-    depth: int,
-    budget: _Budget,
-    report: ArchiveReport,
-    algorithms: Collection[str],
-    max_pixels: int,
-) -> None:
-    if sniff_image(body) is not None:
-        digest = digest_bytes(body, max_pixels=max_pixels, algorithms=algorithms)
-        report.members.append(MemberDigest(path, "image", digest))
-        return
-    kind = sniff_file(body[:FILE_SNIFF_BYTES])
-    media_type, file_format = (kind.media_type, kind.format) if kind else ("file", "")
-    report.members.append(
-        MemberDigest(path, media_type, exact_digest(body, format=file_format, frames=0))
-    )
-    if media_type == "archive":
-        if depth >= budget.limits.max_depth:
-            report.refused["depth"] += 1
-        else:
-            prefix = path + NESTED_SEPARATOR
-            _open(body, file_format, prefix, depth + 1, budget, report, algorithms, max_pixels)
+    def open(self, data: bytes, format: str, prefix: str, depth: int) -> None:
+        if format not in ARCHIVE_FORMATS:
+            self.report.refused["unsupported"] += 1
+            return
+        try:
+            for path, body in _members(data, format, self.budget, self.report):
+                self.digest_member(prefix + path, body, depth)
+                del body
+        except _Stop:
+            return
+        except _CORRUPT:
+            self.report.refused["corrupt"] += 1
+
+    def digest_member(self, path: str, body: bytes, depth: int) -> None:
+        report = self.report
+        if sniff_image(body) is not None:
+            digest = digest_bytes(body, max_pixels=self.max_pixels, algorithms=self.algorithms)
+            report.members.append(MemberDigest(path, "image", digest))
+            return
+        kind = sniff_file(body[:FILE_SNIFF_BYTES])
+        media_type, file_format = (kind.media_type, kind.format) if kind else ("file", "")
+        report.members.append(
+            MemberDigest(path, media_type, exact_digest(body, format=file_format, frames=0))
+        )
+        if media_type == "archive":
+            if depth >= self.budget.limits.max_depth:
+                report.refused["depth"] += 1
+            else:
+                self.open(body, file_format, path + NESTED_SEPARATOR, depth + 1)
 
 
 def _take(budget: _Budget, report: ArchiveReport, declared: int | None) -> int:
