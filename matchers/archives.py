@@ -59,6 +59,7 @@ REFUSALS: Final = ("members", "too_large", "total", "ratio", "depth", "corrupt",
 NESTED_SEPARATOR: Final = "!/"
 _RATIO_FLOOR: Final = 1024 * 1024
 _MAX_PATH: Final = 512
+_XZ_MEMORY_LIMIT: Final = 256 * 1024 * 1024
 #: What reading a damaged archive or member raises.
 _CORRUPT: Final = (
     zipfile.BadZipFile,
@@ -316,7 +317,8 @@ def _decompressor(format: str) -> _Decompressor:
         return zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
     if format == "bzip2":
         return bz2.BZ2Decompressor()
-    return lzma.LZMADecompressor()
+    # An xz header may ask for a dictionary of gigabytes: refused (as corrupt) past this.
+    return lzma.LZMADecompressor(memlimit=_XZ_MEMORY_LIMIT)
 
 
 def _decompress_head(data: bytes, format: str, size: int) -> bytes:

@@ -11,6 +11,7 @@ import io
 import lzma
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -179,3 +180,17 @@ def test_damaged_archives_never_raise(seed: bytes, edits: list[tuple[int, int]],
         return
     report = digest_archive(bytes(data), kind.format, limits=ArchiveLimits(max_member_bytes=10**6))
     assert all(m.digest.sha256 for m in report.members)
+
+
+def test_an_xz_stream_asking_for_too_much_memory_is_refused() -> None:
+    data = bytearray(lzma.compress(TEXT, format=lzma.FORMAT_XZ))
+    # The block header after the 12-byte stream header: its LZMA2 dictionary property says
+    # 4 GiB (40), which the decoder would set aside before the first byte comes out.
+    start = 12
+    size = (data[start] + 1) * 4
+    header = data[start : start + size]
+    assert header[2:4] == b"\x21\x01"  # the LZMA2 filter, one property byte
+    header[4] = 40
+    header[-4:] = zlib.crc32(header[:-4]).to_bytes(4, "little")
+    data[start : start + size] = header
+    assert dict(_open(bytes(data)).refused) == {"corrupt": 1}
