@@ -33,6 +33,7 @@ from crawler.workerpool import (
     EVENT_CRASHED,
     EVENT_RESTARTED,
     EVENT_TIMEOUT,
+    WORKER_START_TIMEOUT,
     HashPoolError,
     ProcessHashPool,
     WorkerCrashed,
@@ -197,7 +198,11 @@ def test_a_worker_exception_is_reported_by_type_with_a_short_message(
 
 
 def test_workers_leave_no_core_dump(real_pool: ProcessHashPool) -> None:
-    real_pool.hash(_images()[0])  # the workers are up and have hashed
+    real_pool.hash(_images()[0])
+    # A worker sets its limits before it says it is ready; the other one may still be
+    # importing (it has hashed nothing yet): wait for its greeting (all are idle now).
+    for worker in list(real_pool._all):
+        worker.wait_ready(WORKER_START_TIMEOUT)
     for pid in real_pool.pids():
         limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
         core = next(line for line in limits if line.startswith("Max core file size"))
