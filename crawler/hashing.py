@@ -59,7 +59,6 @@ from matchers.algorithms import (
 )
 from matchers.archives import ArchiveLimits, ArchiveReport, digest_archive
 from matchers.digest import ImageDigest, digest_bytes
-from matchers.sniff import FILE_SNIFF_BYTES, sniff_file
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -291,15 +290,10 @@ class ImageHasher:
         from twisted.internet import defer, reactor  # noqa: PLC0415 (Scrapy installs it first)
 
         algorithms = self.algorithms
-        kind = sniff_file(body[:FILE_SNIFF_BYTES])
 
         def open_here() -> ArchiveReport:
             return digest_archive(
-                body,
-                kind.format if kind else "",
-                algorithms=algorithms,
-                max_pixels=self.max_pixels,
-                limits=self.archive_limits,
+                body, algorithms=algorithms, max_pixels=self.max_pixels, limits=self.archive_limits
             )
 
         if self.kind == POOL_INLINE:

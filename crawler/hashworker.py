@@ -42,7 +42,6 @@ from matchers.algorithms import EXACT_ALGORITHMS, MAX_IMAGE_PIXELS
 from matchers.archives import ArchiveLimits, digest_archive
 from matchers.digest import digest_bytes
 from matchers.errors import MatcherError
-from matchers.sniff import FILE_SNIFF_BYTES, sniff_file
 
 __all__ = [
     "ALGORITHM_BITS",
@@ -144,13 +143,8 @@ def _reply(body: bytes, flags: int, max_pixels: int, limits: ArchiveLimits) -> d
     try:
         algorithms = algorithms_of(flags)
         if flags & ARCHIVE_FLAG:
-            kind = sniff_file(body[:FILE_SNIFF_BYTES])
             report = digest_archive(
-                body,
-                kind.format if kind else "",
-                algorithms=algorithms,
-                max_pixels=max_pixels,
-                limits=limits,
+                body, algorithms=algorithms, max_pixels=max_pixels, limits=limits
             )
             return {"archive": report.as_dict()}
         return {

@@ -24,6 +24,8 @@ archive...: matched by its exact hashes only)
 2xx archive still holding the noticed member       online       ``same archive``,
 (by SHA-256), or the same archive                               ``member still in the
                                                                 archive``
+2xx archive not read in full (bomb guards,         unreachable  ``archive not read``
+corrupt or encrypted members) without the member
 2xx body that is no archive holding it             removed      ``not in the archive``
 2xx image that cannot be decoded (truncated,       unreachable  ``image not decodable
 corrupt, too large) and is not the same bytes                   (truncated)``
@@ -155,11 +157,11 @@ def _judge_archive(target: RecheckTarget, body: bytes, sha256: str, max_pixels: 
         return Verdict("online", "same archive", sha256)
     kind = sniff_file(body[:FILE_SNIFF_BYTES])
     if kind is not None and kind.media_type == "archive":
-        report = digest_archive(
-            body, kind.format, algorithms=EXACT_ALGORITHMS, max_pixels=max_pixels
-        )
+        report = digest_archive(body, algorithms=EXACT_ALGORITHMS, max_pixels=max_pixels)
         if any(m.digest.sha256 == target.sha256 for m in report.members):
             return Verdict("online", "member still in the archive", sha256)
+        if report.refused or report.encrypted:  # the member may be in what was not read
+            return Verdict("unreachable", "archive not read", sha256)
     return Verdict("removed", "not in the archive", sha256)
 
 

@@ -16,7 +16,8 @@ Bomb guards (:class:`ArchiveLimits`), each counted in :attr:`ArchiveReport.refus
 * ``total``: the members together past ``max_total_bytes``; the rest are not read.
 * ``ratio``: a ZIP member that would expand more than ``max_ratio`` times (beyond 1 MiB).
 * ``depth``: an archive nested deeper than ``max_depth`` (hashed as a file, not opened).
-* ``corrupt``: an archive or member that cannot be read (a bad header, a CRC error).
+* ``corrupt``: an archive or member that cannot be read (a bad header, a CRC error, any
+  failure of a parser on hostile bytes).
 * ``unsupported``: a compression method or format this build cannot read (7z, RAR).
 
 Encrypted members are counted (:attr:`ArchiveReport.encrypted`) and never guessed at.
@@ -141,16 +142,19 @@ class _Stop(Exception):
 
 def digest_archive(
     data: bytes,
-    format: str,
+    format: str | None = None,
     *,
     algorithms: Collection[str] = ALGORITHMS,
     max_pixels: int = MAX_IMAGE_PIXELS,
     limits: ArchiveLimits | None = None,
 ) -> ArchiveReport:
     """Digest every member of the archive ``data`` (of ``format``, as
-    :func:`matchers.sniff.sniff_file` names it) within ``limits``; ``algorithms`` and
-    ``max_pixels`` as for :func:`matchers.digest.digest_bytes`. Never raises for a bad
-    archive: what could not be read is counted in the report."""
+    :func:`matchers.sniff.sniff_file` names it; sniffed when not given) within ``limits``;
+    ``algorithms`` and ``max_pixels`` as for :func:`matchers.digest.digest_bytes`. Never raises
+    for a bad archive: what could not be read is counted in the report."""
+    if format is None:
+        kind = sniff_file(data[:FILE_SNIFF_BYTES])
+        format = kind.format if kind is not None else ""
     report = ArchiveReport()
     budget = _Budget(limits or ArchiveLimits())
     _Walk(budget, report, algorithms, max_pixels).open(data, format, "", 1)
@@ -176,7 +180,7 @@ class _Walk:
                 del body
         except _Stop:
             return
-        except _CORRUPT:
+        except (Exception, MemoryError):  # any parser failure on hostile bytes: never raised
             self.report.refused["corrupt"] += 1
 
     def digest_member(self, path: str, body: bytes, depth: int) -> None:
@@ -254,7 +258,7 @@ def _zip_members(
 ) -> Iterator[tuple[str, bytes]]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for info in archive.infolist():
-            if info.is_dir():
+            if info.filename.endswith("/"):  # is_dir() raises on an empty name
                 continue
             cap = _take(budget, report, info.file_size)
             if info.flag_bits & 0x1:

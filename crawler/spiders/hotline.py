@@ -66,7 +66,6 @@ HASH_POOL_FAILED = "hash_pool_failed"
 WORKER_FAILED_ERROR = "corrupt"
 IMAGE_PRIORITY = 10  # images before further pages: hits surface early in long crawls
 SNIFF_BYTES = 32
-MIN_SNIFF_BYTES = 16  # every signature sniff_image knows fits in the first 12 bytes
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".heic"}
 )
@@ -542,10 +541,14 @@ class HotlineSpider(Spider):
                 ", ".join(f"{r} {n}" for r, n in sorted(report.refused.items())) or "none",
             )
         for member in report.members:
-            item = _item(response, info, member.digest, "archive_member")
-            item.member = member.path
-            item.container_sha256 = digest.sha256
-            yield item
+            yield _item(
+                response,
+                info,
+                member.digest,
+                "archive_member",
+                member=member.path,
+                container_sha256=digest.sha256,
+            )
 
     async def _open_archive(self, body: bytes, url: str) -> ArchiveReport | None:
         self._inc("crawl/archives")
@@ -613,7 +616,15 @@ def _header(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-def _item(response: Response, info: Info, digest: ImageDigest, media_type: str) -> ImageItem:
+def _item(
+    response: Response,
+    info: Info,
+    digest: ImageDigest,
+    media_type: str,
+    *,
+    member: str = "",
+    container_sha256: str = "",
+) -> ImageItem:
     headers = response.headers
     length = headers.get(b"Content-Length")
     return ImageItem(
@@ -631,4 +642,6 @@ def _item(response: Response, info: Info, digest: ImageDigest, media_type: str) 
         content_length=int(length) if length and length.isdigit() else None,
         server=_header(headers.get(b"Server")),
         media_type=media_type,
+        member=member,
+        container_sha256=container_sha256,
     )

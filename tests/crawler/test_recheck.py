@@ -11,11 +11,13 @@ hashes are computed here with :mod:`matchers.digest`, as the crawler recorded th
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import signal
 import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -712,3 +714,28 @@ def test_a_noticed_file_is_online_only_while_the_same_bytes_are_served() -> None
         "removed", "not the same file", hashlib.sha256(edited).hexdigest()
     )
     assert RecheckTarget.from_dict(noticed.to_dict()) == noticed
+
+
+def test_a_noticed_member_is_unreachable_when_the_archive_was_not_read_in_full() -> None:
+    member = b"%PDF-1.4\n" + bytes(range(256)) * 8
+    zeros = b"\x00" * (4 * 1024 * 1024)  # a ratio bomb before the member
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.bin", zeros)
+    bomb_only = out.getvalue()
+    noticed = RecheckTarget(
+        "n",
+        "https://example.test/a.zip",
+        hashlib.sha256(member).hexdigest(),
+        media_type="archive_member",
+        container_sha256="0" * 64,
+    )
+    assert judge_body(noticed, bomb_only).state == "unreachable"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("other.txt", b"benign")
+    assert judge_body(noticed, out.getvalue()).reason == "not in the archive"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("moved/doc.pdf", member)
+    assert judge_body(noticed, out.getvalue()).reason == "member still in the archive"

@@ -194,3 +194,12 @@ def test_an_xz_stream_asking_for_too_much_memory_is_refused() -> None:
     header[-4:] = zlib.crc32(header[:-4]).to_bytes(4, "little")
     data[start : start + size] = header
     assert dict(_open(bytes(data)).refused) == {"corrupt": 1}
+
+
+def test_an_entry_without_a_name_does_not_hide_the_others() -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("a.png", PNG)
+        archive.writestr(zipfile.ZipInfo(""), TEXT)
+    report = _open(out.getvalue())
+    assert set(_paths(report)) == {"a.png", ""}  # a label only; nothing raised
