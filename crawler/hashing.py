@@ -59,6 +59,7 @@ from matchers.algorithms import (
 )
 from matchers.archives import ArchiveLimits, ArchiveReport, digest_archive
 from matchers.digest import ImageDigest, digest_bytes
+from matchers.video import VideoDigest, VideoLimits, digest_video
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -119,6 +120,30 @@ def archive_limits_from(settings: Any) -> ArchiveLimits:
         raise NotConfigured(f"archive limits: {exc}") from None
 
 
+def video_limits_from(settings: Any) -> VideoLimits:
+    """The ``MATCHER_VIDEO_*`` settings (unset: the matcher's own limits).
+
+    Raises:
+        NotConfigured: a limit that is not a positive number.
+    """
+    given = {
+        "sample_fps": settings.get("MATCHER_VIDEO_SAMPLE_FPS"),
+        "max_frames": settings.get("MATCHER_VIDEO_MAX_FRAMES"),
+        "max_frame_pixels": settings.get("MATCHER_VIDEO_MAX_FRAME_PIXELS"),
+        "max_decoded_pixels": settings.get("MATCHER_VIDEO_MAX_DECODED_PIXELS"),
+        "max_seconds": settings.get("MATCHER_VIDEO_MAX_SECONDS"),
+    }
+    values: dict[str, Any] = {}
+    try:
+        for name, value in given.items():
+            if value in (None, ""):
+                continue
+            values[name] = float(value) if name in ("sample_fps", "max_seconds") else int(value)
+        return VideoLimits(**values)
+    except ValueError as exc:
+        raise NotConfigured(f"video limits: {exc}") from None
+
+
 def cpu_count() -> int:
     """The cores this process may run on."""
     try:
@@ -146,6 +171,7 @@ class ImageHasher:
         timeout: float = MATCHER_HASH_TIMEOUT,
         archive_timeout: float = MATCHER_ARCHIVE_TIMEOUT,
         archive_limits: ArchiveLimits | None = None,
+        video_limits: VideoLimits | None = None,
         stats: StatsCollector | None = None,
         worker_command: Sequence[str] | None = None,
     ) -> None:
@@ -163,6 +189,7 @@ class ImageHasher:
             )
         self.archive_timeout = archive_timeout
         self.archive_limits = archive_limits or ArchiveLimits()
+        self.video_limits = video_limits or VideoLimits()
         self.kind = pool
         self.workers = 1 if pool == POOL_INLINE else workers or cpu_count()
         self.max_pixels = max_pixels
@@ -189,6 +216,7 @@ class ImageHasher:
             timeout=s.getfloat("MATCHER_HASH_TIMEOUT", MATCHER_HASH_TIMEOUT),
             archive_timeout=s.getfloat("MATCHER_ARCHIVE_TIMEOUT", MATCHER_ARCHIVE_TIMEOUT),
             archive_limits=archive_limits_from(s),
+            video_limits=video_limits_from(s),
         )
 
         def bind_stats() -> None:  # the crawler has its stats once the crawl starts
@@ -214,6 +242,7 @@ class ImageHasher:
                 timeout=self.timeout,
                 archive_timeout=self.archive_timeout,
                 archive_limits=self.archive_limits,
+                video_limits=self.video_limits,
                 command=self.worker_command,
                 on_event=self._event_from_thread,
             )
@@ -306,6 +335,39 @@ class ImageHasher:
                 reactor, self._threads, self.processes.open_archive, body, algorithms
             )
         return deferToThreadPool(reactor, self._threads, open_here)
+
+    async def open_video(self, body: bytes, format: str | None = None) -> VideoDigest:
+        """Sample and hash the frames of the video ``body`` in the pool (see
+        :func:`matchers.video.digest_video`), once a place is free; raises what
+        :meth:`digest` raises."""
+        from twisted.internet import defer, reactor  # noqa: PLC0415 (Scrapy installs it first)
+
+        algorithms = self.algorithms
+
+        def open_here() -> VideoDigest:
+            return digest_video(
+                body, format=format, algorithms=algorithms, limits=self.video_limits
+            )
+
+        await maybe_deferred_to_future(self._slots.acquire())
+        self._in_flight += 1
+        try:
+            if self.kind == POOL_INLINE:
+                submitted: Deferred[VideoDigest] = defer.maybeDeferred(open_here)
+            else:
+                self.start()
+                if self._threads is None:
+                    raise RuntimeError("the hash pool was stopped")
+                if self.processes is not None:
+                    submitted = deferToThreadPool(
+                        reactor, self._threads, self.processes.open_video, body, algorithms
+                    )
+                else:
+                    submitted = deferToThreadPool(reactor, self._threads, open_here)
+            return await maybe_deferred_to_future(submitted)
+        finally:
+            self._in_flight -= 1
+            self._slots.release()
 
     def _submit(self, body: bytes) -> Deferred[ImageDigest]:
         from twisted.internet import defer, reactor  # noqa: PLC0415 (Scrapy installs it first)

@@ -1,15 +1,16 @@
 """A hash worker process: image and archive bodies in on stdin, digests out on stdout.
 
 :class:`crawler.workerpool.ProcessHashPool` starts ``python -m crawler.hashworker --max-pixels
-N --archive-limits JSON`` once per worker. Both directions carry frames: an 8-byte big-endian
-length, then that many bytes. The worker first sends :data:`READY` (its imports are done). A
-request frame is one byte naming the perceptual hashes wanted (:data:`ALGORITHM_BITS`; those
-the crawl's loaded lists can query, so no other is computed) and whether the body is an archive
-to open (:data:`ARCHIVE_FLAG`), then the body. For each request it answers with one JSON
-object:
+N --archive-limits JSON --video-limits JSON`` once per worker. Both directions carry frames:
+an 8-byte big-endian length, then that many bytes. The worker first sends :data:`READY` (its
+imports are done). A request frame is one byte naming the perceptual hashes wanted
+(:data:`ALGORITHM_BITS`; those the crawl's loaded lists can query, so no other is computed) and
+whether the body is an archive to open (:data:`ARCHIVE_FLAG`) or a video to sample
+(:data:`VIDEO_FLAG`), then the body. For each request it answers with one JSON object:
 
 * ``{"digest": {...}}`` — :meth:`matchers.digest.ImageDigest.as_dict`;
 * ``{"archive": {...}}`` — :meth:`matchers.archives.ArchiveReport.as_dict`, for an archive;
+* ``{"video": {...}}`` — :meth:`matchers.video.VideoDigest.as_dict`, for a video;
 * ``{"matcher_error": "NotAnImage", "message": "..."}`` — a :class:`~matchers.errors.MatcherError`
   (the bytes are not an image);
 * ``{"failure": "TypeName"}`` — any other exception (a bug, reported as one, by its type only:
@@ -42,12 +43,14 @@ from matchers.algorithms import EXACT_ALGORITHMS, MAX_IMAGE_PIXELS
 from matchers.archives import ArchiveLimits, digest_archive
 from matchers.digest import digest_bytes
 from matchers.errors import MatcherError
+from matchers.video import VideoLimits, digest_video
 
 __all__ = [
     "ALGORITHM_BITS",
     "ARCHIVE_FLAG",
     "FRAME_HEADER",
     "READY",
+    "VIDEO_FLAG",
     "algorithm_flags",
     "algorithms_of",
     "main",
@@ -66,12 +69,16 @@ READY: Final = b"ready"
 ALGORITHM_BITS: Final = {"pdq": 1, "phash": 2}
 #: A request's first byte: the body is an archive, to open and digest member by member.
 ARCHIVE_FLAG: Final = 0x80
+#: A request's first byte: the body is a video, to sample frame by frame.
+VIDEO_FLAG: Final = 0x40
 _FLAGS_SIZE: Final = 1
 
 
-def algorithm_flags(algorithms: Collection[str], *, archive: bool = False) -> int:
+def algorithm_flags(
+    algorithms: Collection[str], *, archive: bool = False, video: bool = False
+) -> int:
     """The request byte for ``algorithms`` (exact ones are always computed and need no bit),
-    with :data:`ARCHIVE_FLAG` when ``archive``.
+    with :data:`ARCHIVE_FLAG` when ``archive``, :data:`VIDEO_FLAG` when ``video``.
 
     Raises:
         ValueError: an algorithm this protocol cannot carry.
@@ -82,17 +89,23 @@ def algorithm_flags(algorithms: Collection[str], *, archive: bool = False) -> in
             flags |= ALGORITHM_BITS[name]
         elif name not in EXACT_ALGORITHMS:
             raise ValueError(f"unknown algorithm {name!r}")
-    return flags | ARCHIVE_FLAG if archive else flags
+    if archive and video:
+        raise ValueError("a body is an archive or a video, not both")
+    if archive:
+        flags |= ARCHIVE_FLAG
+    if video:
+        flags |= VIDEO_FLAG
+    return flags
 
 
 def algorithms_of(flags: int) -> tuple[str, ...]:
-    """The algorithms a request byte asks for, exact ones included (:data:`ARCHIVE_FLAG` is
-    not an algorithm and is left out).
+    """The algorithms a request byte asks for, exact ones included (:data:`ARCHIVE_FLAG` and
+    :data:`VIDEO_FLAG` are not algorithms and are left out).
 
     Raises:
-        ValueError: bits no algorithm (nor the archive flag) has.
+        ValueError: bits no algorithm (nor a body kind) has.
     """
-    known = sum(ALGORITHM_BITS.values()) | ARCHIVE_FLAG
+    known = sum(ALGORITHM_BITS.values()) | ARCHIVE_FLAG | VIDEO_FLAG
     if flags & ~known:
         raise ValueError(f"unknown algorithm bits {flags & ~known:#x}")
     return (*EXACT_ALGORITHMS, *(n for n, bit in ALGORITHM_BITS.items() if flags & bit))
@@ -115,11 +128,16 @@ def read_frame(stream: BinaryIO) -> bytes | None:
 
 
 def write_request(
-    out: BinaryIO, body: bytes, algorithms: Collection[str], *, archive: bool = False
+    out: BinaryIO,
+    body: bytes,
+    algorithms: Collection[str],
+    *,
+    archive: bool = False,
+    video: bool = False,
 ) -> None:
     """One request frame: the algorithms' byte, then ``body``."""
     out.write(FRAME_HEADER.pack(_FLAGS_SIZE + len(body)))
-    out.write(bytes([algorithm_flags(algorithms, archive=archive)]))
+    out.write(bytes([algorithm_flags(algorithms, archive=archive, video=video)]))
     out.write(body)
     out.flush()
 
@@ -139,9 +157,16 @@ def read_request(stream: BinaryIO) -> tuple[int, bytes] | None:
     return (flags[0], body) if len(body) == length - _FLAGS_SIZE else None
 
 
-def _reply(body: bytes, flags: int, max_pixels: int, limits: ArchiveLimits) -> dict[str, object]:
+def _reply(
+    body: bytes, flags: int, max_pixels: int, limits: ArchiveLimits, video_limits: VideoLimits
+) -> dict[str, object]:
     try:
         algorithms = algorithms_of(flags)
+        if flags & ARCHIVE_FLAG and flags & VIDEO_FLAG:
+            raise ValueError("a body is an archive or a video, not both")
+        if flags & VIDEO_FLAG:
+            video = digest_video(body, algorithms=algorithms, limits=video_limits)
+            return {"video": video.as_dict()}
         if flags & ARCHIVE_FLAG:
             report = digest_archive(
                 body, algorithms=algorithms, max_pixels=max_pixels, limits=limits
@@ -161,16 +186,18 @@ def serve(
     stdout: BinaryIO,
     max_pixels: int,
     limits: ArchiveLimits | None = None,
+    video_limits: VideoLimits | None = None,
 ) -> None:
     """Answer frames until ``stdin`` ends."""
     limits = limits or ArchiveLimits()
+    video_limits = video_limits or VideoLimits()
     write_frame(stdout, READY)
     while (request := read_request(stdin)) is not None:
         flags, body = request
         del request
         signal.setitimer(signal.ITIMER_PROF, BODY_CPU_LIMIT_S)
         try:
-            reply = _reply(body, flags, max_pixels, limits)
+            reply = _reply(body, flags, max_pixels, limits, video_limits)
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
         del body  # dropped before the answer goes out
@@ -200,6 +227,12 @@ def main(argv: list[str] | None = None) -> None:
         default=ArchiveLimits(),
         help="ArchiveLimits fields as a JSON object",
     )
+    parser.add_argument(
+        "--video-limits",
+        type=lambda text: VideoLimits(**json.loads(text)),
+        default=VideoLimits(),
+        help="VideoLimits fields as a JSON object",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _no_core_dumps()
@@ -207,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     frames_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     with frames_out:
-        serve(sys.stdin.buffer, frames_out, args.max_pixels, args.archive_limits)
+        serve(sys.stdin.buffer, frames_out, args.max_pixels, args.archive_limits, args.video_limits)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from matchers.digest import ImageDigest
 from matchers.index import Match
+from matchers.video import FrameHashes
 
 
 @dataclass
@@ -32,4 +33,6 @@ class ImageItem:
     # "archive_member", and the SHA-256 of the archive it came in (the URL is the archive's)
     member: str = ""
     container_sha256: str = ""
+    # A video's sampled frames (matchers.video): matched frame by frame
+    frames: tuple[FrameHashes, ...] = ()
     matches: list[Match] = field(default_factory=list)

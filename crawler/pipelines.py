@@ -193,7 +193,10 @@ class MatchPipeline:
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ImageItem):
             return item
-        matches, allowed = self.matcher.match_or_allowed(item.digest)
+        if item.frames:
+            matches, allowed = self.matcher.match_video(item.digest, item.frames)
+        else:
+            matches, allowed = self.matcher.match_or_allowed(item.digest)
         if self.flood_guard is not None:
             guarded = self.flood_guard.apply(item.url, matches)
             matches = guarded.matches
@@ -284,6 +287,9 @@ class QueuePipeline:
                 file_type=d.format or "",
                 member=item.member,
                 container_sha256=item.container_sha256,
+                frame_times=",".join(f"{t:g}" for t in match.times),
+                frames_matched=match.frames or None,
+                frame_share="" if match.share is None else f"{match.share:g}",
             )
             try:
                 created = self.queue.enqueue(record)

@@ -127,7 +127,15 @@ MATCHER_ARCHIVE_MAX_MEMBERS: int | None = None
 MATCHER_ARCHIVE_MAX_BYTES: int | None = None
 MATCHER_ARCHIVE_MAX_RATIO: int | None = None
 MATCHER_ARCHIVE_MAX_DEPTH: int | None = None
-MATCHER_ARCHIVE_TIMEOUT = 300.0  # seconds a worker process may take on one archive
+MATCHER_ARCHIVE_TIMEOUT = 300.0  # seconds a worker process may take on one archive or video
+# Videos (matchers.video.VideoLimits; None: the matcher's defaults): frames sampled per second
+# (plus scene changes), frames hashed per video, pixels per frame, pixels decoded per video,
+# wall-clock seconds per video (the frames hashed by then are kept).
+MATCHER_VIDEO_SAMPLE_FPS: float | None = None
+MATCHER_VIDEO_MAX_FRAMES: int | None = None
+MATCHER_VIDEO_MAX_FRAME_PIXELS: int | None = None
+MATCHER_VIDEO_MAX_DECODED_PIXELS: int | None = None
+MATCHER_VIDEO_MAX_SECONDS: float | None = None
 MATCHER_LISTS: list[str] = []  # names of the known lists to match (allow-lists always load)
 MATCHER_RELOAD_INTERVAL = 30.0  # seconds between checks for new list versions; 0: never
 # Distinct images one list entry confirms per crawl before its matches go to review;

@@ -48,6 +48,7 @@ from matchers.algorithms import ALGORITHMS, MAX_IMAGE_PIXELS
 from matchers.archives import REFUSALS, ArchiveLimits, ArchiveReport, MemberDigest
 from matchers.digest import ImageDigest, exact_digest
 from matchers.sniff import MEDIA_TYPES, sniff_image
+from matchers.video import FrameHashes, VideoDigest, VideoLimits
 
 __all__ = [
     "CRASH_RETRIES",
@@ -133,10 +134,13 @@ def _children_cpu() -> float:
 
 
 def worker_command(
-    max_pixels: int = MAX_IMAGE_PIXELS, archive_limits: ArchiveLimits | None = None
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    archive_limits: ArchiveLimits | None = None,
+    video_limits: VideoLimits | None = None,
 ) -> list[str]:
     """The command line of one worker: this interpreter, :mod:`crawler.hashworker`."""
     limits = dataclasses.asdict(archive_limits or ArchiveLimits())
+    video = (video_limits or VideoLimits()).as_dict()
     return [
         sys.executable,
         "-m",
@@ -145,6 +149,8 @@ def worker_command(
         str(max_pixels),
         "--archive-limits",
         json.dumps(limits, separators=(",", ":")),
+        "--video-limits",
+        json.dumps(video, separators=(",", ":")),
     ]
 
 
@@ -212,7 +218,37 @@ def _archive_from(value: object) -> ArchiveReport:
     return report
 
 
-def _parse_reply(payload: bytes) -> ImageDigest | ArchiveReport | Exception:
+_VIDEO_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(VideoDigest))
+
+
+def _video_from(value: object) -> VideoDigest:
+    if not isinstance(value, dict) or set(value) != _VIDEO_FIELDS:
+        raise _WorkerGone("malformed video digest")
+    frames, duration, codec = value["frames"], value["duration"], value["codec"]
+    stopped = value["stopped"]
+    if (
+        not isinstance(frames, list)
+        or not (duration is None or isinstance(duration, int | float))
+        or not (codec is None or isinstance(codec, str))
+        or not (stopped is None or isinstance(stopped, str))
+    ):
+        raise _WorkerGone("malformed video digest")
+    try:
+        hashed = tuple(FrameHashes.from_dict(frame) for frame in frames)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise _WorkerGone("malformed video frame") from None
+    return VideoDigest(
+        _digest_from(value["digest"]),
+        hashed,
+        duration=None if duration is None else float(duration),
+        codec=codec,
+        stopped=stopped,
+        keyframes_only=bool(value["keyframes_only"]),
+        decoded_frames=_count(value["decoded_frames"]),
+    )
+
+
+def _parse_reply(payload: bytes) -> ImageDigest | ArchiveReport | VideoDigest | Exception:
     """The digest or archive report a worker sent, or the error it reported (to raise in the
     caller)."""
     try:
@@ -225,6 +261,8 @@ def _parse_reply(payload: bytes) -> ImageDigest | ArchiveReport | Exception:
         return _digest_from(reply["digest"])
     if "archive" in reply:
         return _archive_from(reply["archive"])
+    if "video" in reply:
+        return _video_from(reply["video"])
     message = str(reply.get("message", ""))[:MAX_MESSAGE_CHARS]
     if "matcher_error" in reply:
         kind = _MATCHER_ERRORS.get(str(reply["matcher_error"]), matcher_errors.MatcherError)
@@ -349,6 +387,7 @@ class ProcessHashPool:
         timeout: float = HASH_TIMEOUT,
         archive_timeout: float | None = None,
         archive_limits: ArchiveLimits | None = None,
+        video_limits: VideoLimits | None = None,
         start_timeout: float = WORKER_START_TIMEOUT,
         command: Sequence[str] | None = None,
         on_event: Callable[[str], None] | None = None,
@@ -358,9 +397,12 @@ class ProcessHashPool:
         self.workers = workers
         self.timeout = timeout
         self.archive_timeout = timeout if archive_timeout is None else archive_timeout
+        self.video_limits = video_limits or VideoLimits()
         self.start_timeout = start_timeout
         self.command = (
-            list(command) if command is not None else worker_command(max_pixels, archive_limits)
+            list(command)
+            if command is not None
+            else worker_command(max_pixels, archive_limits, self.video_limits)
         )
         self.on_event = on_event
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
@@ -429,9 +471,20 @@ class ProcessHashPool:
             raise WorkerFailure("not an archive report")
         return reply
 
+    def open_video(self, body: bytes, algorithms: Collection[str] = ALGORITHMS) -> VideoDigest:
+        """Sample and hash the frames of the video ``body`` in a worker (see
+        :func:`matchers.video.digest_video`), within ``archive_timeout`` (a worker stops by
+        itself after ``video_limits.max_seconds``); blocking, for any thread. Raises what
+        :meth:`hash` raises."""
+        flags = algorithm_flags(algorithms, video=True)
+        reply = self._request(body, flags, self.archive_timeout, MAX_ARCHIVE_REPLY_BYTES)
+        if not isinstance(reply, VideoDigest):
+            raise WorkerFailure("not a video digest")
+        return reply
+
     def _request(
         self, body: bytes, flags: int, timeout: float, max_reply: int
-    ) -> ImageDigest | ArchiveReport:
+    ) -> ImageDigest | ArchiveReport | VideoDigest:
         self.start()
         attempts = 0
         while True:

@@ -143,6 +143,59 @@ def encode(img: Image.Image, fmt: str, **opts: Any) -> bytes:
     return buf.getvalue()
 
 
+#: Video encoders :func:`encode_video` knows, by container: (codec, pixel format).
+VIDEO_CODECS: dict[str, tuple[str, str]] = {
+    "mp4": ("libx264", "yuv420p"),
+    "mov": ("libx264", "yuv420p"),
+    "webm": ("libvpx-vp9", "yuv420p"),
+    "matroska": ("libx264", "yuv420p"),
+    "avi": ("mpeg4", "yuv420p"),
+    "mpegts": ("libx264", "yuv420p"),
+}
+
+
+def encode_video(
+    scenes: list[tuple[Image.Image, float]],
+    *,
+    container: str = "mp4",
+    width: int = DEFAULT_WIDTH,
+    height: int = DEFAULT_HEIGHT,
+    fps: int = 25,
+    bit_rate: int | None = None,
+    moving: bool = True,
+) -> bytes:
+    """A video of ``scenes`` (picture, seconds shown), encoded in memory with PyAV.
+
+    Each picture is scaled to ``width`` x ``height``; with ``moving`` every frame gets its own
+    faint grain (a still picture compresses to nothing and is not what a camera gives).
+    ``container`` is a key of :data:`VIDEO_CODECS`; ``bit_rate`` (bits/s) overrides the
+    encoder's quality default.
+    """
+    import av  # noqa: PLC0415  (only the video generator needs FFmpeg)
+
+    codec, pixel_format = VIDEO_CODECS[container]
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as output:
+        stream = output.add_stream(codec, rate=fps)
+        if not isinstance(stream, av.VideoStream):
+            raise TypeError(f"{codec} is not a video encoder")
+        stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
+        if bit_rate is not None:
+            stream.codec_context.bit_rate = bit_rate
+        rng = np.random.default_rng(len(scenes))
+        for picture, seconds in scenes:
+            pixels = np.asarray(picture.convert("RGB").resize((width, height)), dtype=np.int16)
+            for _ in range(round(seconds * fps)):
+                grain = rng.integers(-4, 5, size=pixels.shape) if moving else 0
+                still = np.clip(pixels + grain, 0, 255).astype(np.uint8)
+                frame = av.VideoFrame.from_ndarray(still, format="rgb24")
+                for packet in stream.encode(frame):
+                    output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    return buffer.getvalue()
+
+
 def decode(data: bytes) -> Image.Image:
     """Decode bytes (from memory) into a fully loaded RGB image."""
     with Image.open(io.BytesIO(data)) as img:

@@ -1,6 +1,6 @@
 """Hash lists as hotlines receive them, besides the native CSV of :mod:`matchers.lists`.
 
-Two more formats, both read all-or-nothing into ``list[ListEntry]`` and validated by the same
+Three more formats, each read all-or-nothing into ``list[ListEntry]`` and validated by the same
 helpers as the native CSV, so every error is one :class:`HashListError` naming the file, the
 1-based physical line and the field at fault:
 
@@ -25,6 +25,15 @@ surrounding spaces ignored). The delimiter is ``,``, ``;`` or tab: the first of 
 header row names every mapped column, unless one is given. A UTF-8 BOM is skipped and UTF-16
 files (with BOM, as spreadsheet programs write "Unicode text") are decoded.
 
+**vPDQ** (:func:`read_vpdq`): one video's frame hashes as Meta's vPDQ hasher writes them,
+``frame_number,quality,pdq_hex,timestamp`` per line::
+
+    0,100,e271017837246aaccddea259648fb7d62f435c89d9e99b2497763e216c8d055c,0.000
+
+Every frame of quality :data:`VPDQ_MIN_QUALITY` or more becomes a PDQ entry with the video's
+id (repeated hashes once), so the matcher sees one *video entry* of several frame hashes and
+applies its video rule (:data:`matchers.index.VIDEO_MATCH_PERCENT`).
+
 Hex is lowercase-only unless ``lenient_case=True`` (vendors often ship uppercase MD5): then it
 is lowercased on the way in. The native format stays strict.
 """
@@ -47,11 +56,14 @@ __all__ = [
     "COMMENT_PREFIX",
     "ROW_ID_PREFERENCE",
     "VENDOR_DELIMITERS",
+    "VPDQ_MIN_QUALITY",
     "parse_plain_text",
     "parse_vendor_csv_text",
+    "parse_vpdq_text",
     "read_plain",
     "read_text",
     "read_vendor_csv",
+    "read_vpdq",
 ]
 
 #: A line of a plain file starting with this (after spaces) is a comment.
@@ -354,4 +366,102 @@ def _row_entries(
     except HashListError as exc:
         column = field_of.get(exc.field or "") or exc.field
         raise HashListError(exc.path, exc.line, column, exc.reason) from None
+    return entries
+
+
+# -- vPDQ: one video's frame hashes ---------------------------------------------------------
+
+#: vPDQ frames below this quality are left out, as Meta's vPDQ matcher leaves them out.
+VPDQ_MIN_QUALITY: Final = 50
+_VPDQ_FIELDS: Final = 4
+_PDQ_HEX_LENGTH: Final = 64
+_QUALITY_MAX: Final = 100
+
+
+def read_vpdq(
+    path: str | os.PathLike[str],
+    *,
+    entry_id: str,
+    category: str = "",
+    min_quality: int = VPDQ_MIN_QUALITY,
+) -> list[ListEntry]:
+    """Read one video's vPDQ hash file as PDQ entries sharing ``entry_id`` (all-or-nothing).
+
+    Raises:
+        OSError: the file cannot be read.
+        HashListError: a malformed line (naming its line and field), no frame of the
+            quality needed, or text that is not UTF-8.
+    """
+    return parse_vpdq_text(
+        read_text(path),
+        source=os.fspath(path),
+        entry_id=entry_id,
+        category=category,
+        min_quality=min_quality,
+    )
+
+
+def parse_vpdq_text(
+    text: str,
+    *,
+    source: str,
+    entry_id: str,
+    category: str = "",
+    min_quality: int = VPDQ_MIN_QUALITY,
+) -> list[ListEntry]:
+    """Parse Meta's vPDQ text: one frame per line, ``frame_number,quality,pdq_hex,timestamp``
+    as the vPDQ hasher writes it (the hash may also come second, before the quality, as the
+    Python binding prints it). Frame numbers must increase; frames below ``min_quality``
+    are dropped and repeated hashes kept once (vPDQ's own dedupe), so the entry holds every
+    distinct frame hash worth matching. Uppercase hex is accepted."""
+    entries: list[ListEntry] = []
+    seen: set[str] = set()
+    last_frame = -1
+    frames = 0
+    for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
+        line = raw.strip()
+        if not line or line.startswith(COMMENT_PREFIX):
+            continue
+        fields = [part.strip() for part in line.split(",")]
+        if len(fields) != _VPDQ_FIELDS:
+            reason = f"expected {_VPDQ_FIELDS} comma-separated fields, got {len(fields)}"
+            raise HashListError(source, number, None, reason)
+        if len(fields[1]) == _PDQ_HEX_LENGTH:  # frame,hash,quality,time (the Python binding)
+            fields[1], fields[2] = fields[2], fields[1]
+        frame_text, quality_text, hash_text, time_text = fields
+        if not frame_text.isdigit() or int(frame_text) <= last_frame:
+            reason = f"must be a frame number above the previous one ({last_frame}), got "
+            raise HashListError(source, number, "frame_number", reason + repr(frame_text))
+        last_frame = int(frame_text)
+        if not quality_text.isdigit() or int(quality_text) > _QUALITY_MAX:
+            reason = f"must be an integer 0..{_QUALITY_MAX}, got {quality_text!r}"
+            raise HashListError(source, number, "quality", reason)
+        try:
+            seconds = float(time_text)
+        except ValueError:
+            seconds = -1.0
+        if not seconds >= 0 or seconds == float("inf"):
+            reason = f"must be a number of seconds, got {time_text!r}"
+            raise HashListError(source, number, "timestamp", reason)
+        entry = _entry(
+            source,
+            number,
+            algorithm="pdq",
+            hash_text=hash_text,
+            entry_id=entry_id,
+            category=category,
+            lenient_case=True,
+        )
+        frames += 1
+        if int(quality_text) < min_quality or entry.hash in seen:
+            continue
+        seen.add(entry.hash)
+        entries.append(entry)
+    if not entries:
+        reason = (
+            f"no frame of quality {min_quality} or more ({frames} frames)"
+            if frames
+            else "no frame hashes"
+        )
+        raise HashListError(source, None, None, reason)
     return entries

@@ -10,8 +10,8 @@ The matcher builds its indexes straight from a list's columns (no object per ent
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Final, Generic, Protocol, TypeVar, cast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +19,7 @@ import numpy.typing as npt
 from matchers.algorithms import BITS, EXACT_ALGORITHMS
 from matchers.digest import ImageDigest
 from matchers.errors import HashListError, InvalidHash
-from matchers.lists import ALLOW, HashList, Thresholds
+from matchers.lists import ALLOW, DEFAULT_ID, HashList, Thresholds
 from matchers.mih import (
     MultiIndexHammingIndex,
     Radii,
@@ -29,11 +29,15 @@ from matchers.mih import (
     probe_radii,
 )
 
+if TYPE_CHECKING:
+    from matchers.video import FrameHashes
+
 __all__ = [
     "ALGORITHM_PREFERENCE",
     "CONFIRMED",
     "REVIEW",
     "SMALL_INDEX_ROWS",
+    "VIDEO_MATCH_PERCENT",
     "ExactIndex",
     "HammingIndex",
     "HammingIndexFactory",
@@ -52,6 +56,13 @@ REVIEW: Final = "review"
 #: When one entry matches through several hashes, the first algorithm here wins.
 ALGORITHM_PREFERENCE: Final = ("sha256", "sha1", "md5", "pdq", "phash")
 _VERDICT_RANK: Final = {CONFIRMED: 0, REVIEW: 1}
+#: A video entry (a list entry with several PDQ frame hashes, as imported from vPDQ) is
+#: confirmed when at least this percentage of the crawled video's frames, or of the entry's
+#: frames, match within the PDQ confirm threshold (Meta's vPDQ rule: the larger of the query
+#: and target match percentages, 80 %); fewer matching frames send it to review.
+VIDEO_MATCH_PERCENT: Final = 80.0
+#: Frame times kept per match (the first ones, in time order; the count is always kept).
+MAX_MATCH_TIMES: Final = 20
 _ALGORITHM_RANK: Final = {name: rank for rank, name in enumerate(ALGORITHM_PREFERENCE)}
 _WORD_BITS: Final = 64
 
@@ -66,6 +77,13 @@ class Match:
     algorithm: str
     distance: int
     verdict: str  # CONFIRMED | REVIEW
+    #: A video's: times (seconds) of the sampled frames that matched at this verdict (at most
+    #: MAX_MATCH_TIMES, the first ones) and how many frames did.
+    times: tuple[float, ...] = ()
+    frames: int = 0
+    #: A video entry's (see VIDEO_MATCH_PERCENT): the larger of the share of the video's
+    #: frames that match the entry and the share of the entry's frames matched, in percent.
+    share: float | None = None
 
 
 class ExactIndex(Generic[P]):
@@ -274,14 +292,36 @@ class _ListIndex:
                 self.exact[algorithm] = SortedExactIndex(column.hashes)
             else:
                 self.perceptual[algorithm] = factory(BITS[algorithm], column.words())
+        self._pdq_rows_per_id: npt.NDArray[np.intp] | None = None
 
     def candidates(self, digest: ImageDigest, *, confirmed_only: bool) -> list[Match]:
         """Every (entry, algorithm, distance) hit of ``digest`` in this list; for perceptual
         algorithms, the smallest distance over all the digest's variants."""
-        found: list[Match] = []
+        found = self.hits(digest, confirmed_only=confirmed_only)
+        return [self._match(*hit) for hit in found]
+
+    def pdq_rows_per_id(self) -> npt.NDArray[np.intp]:
+        """PDQ rows per entry id number (index 0, the default id, counts nothing): an entry
+        with several is a video entry. Computed once per list, when a video first needs it."""
+        if self._pdq_rows_per_id is None:
+            column = self.list.columns.get("pdq")
+            if column is None or not len(column):
+                counts = np.zeros(1, dtype=np.intp)
+            else:
+                counts = np.bincount(column.ids.astype(np.intp))
+                counts[DEFAULT_ID] = 0
+            self._pdq_rows_per_id = counts
+        return self._pdq_rows_per_id
+
+    def hits(self, digest: ImageDigest, *, confirmed_only: bool) -> list[tuple[str, int, int, str]]:
+        """:meth:`candidates` as ``(algorithm, row, distance, verdict)``."""
+        found: list[tuple[str, int, int, str]] = []
         for algorithm, exact in self.exact.items():
-            for row in exact.search(getattr(digest, algorithm)).tolist():
-                found.append(self._match(algorithm, row, 0, CONFIRMED))
+            hash_hex = getattr(digest, algorithm)
+            if not hash_hex:
+                continue  # a video frame has no exact hash
+            for row in exact.search(hash_hex).tolist():
+                found.append((algorithm, row, 0, CONFIRMED))
         for algorithm, probes in self._perceptual_hashes(digest):
             index = self.perceptual.get(algorithm)
             if index is None:
@@ -297,7 +337,7 @@ class _ListIndex:
             rows, distances = index.search_many(_pack_all(probes, index.bits), radii)
             for row, distance in zip(rows.tolist(), distances.tolist(), strict=True):
                 verdict = CONFIRMED if distance <= confirm else REVIEW
-                found.append(self._match(algorithm, row, distance, verdict))
+                found.append((algorithm, row, distance, verdict))
         return found
 
     def _perceptual_hashes(self, digest: ImageDigest) -> list[tuple[str, list[str]]]:
@@ -459,3 +499,116 @@ class Matcher:
                 if current is None or _preference(candidate) < _preference(current):
                     best[key] = candidate
         return sorted(best.values(), key=lambda m: (m.list, *_preference(m), m.entry)), False
+
+    def match_video(
+        self, digest: ImageDigest, frames: Sequence[FrameHashes]
+    ) -> tuple[list[Match], bool]:
+        """``(matches, allowed)`` of a video: its bytes (``digest``'s exact hashes) against
+        every list, then each sampled frame like an image (a frame an allow-list matches is
+        skipped; an allow-list entry matching the bytes silences the video).
+
+        An image entry is confirmed when any frame is within its confirm threshold (one
+        frame of a known picture is enough), a *video entry* (several PDQ frame hashes under
+        one id) when :data:`VIDEO_MATCH_PERCENT` of the frames match (see there), and goes to
+        review when fewer do. Each match carries the times of the frames that matched at its
+        verdict, their count and, for a video entry, the share; its ``distance`` is the best.
+        """
+        matches, allowed = self.match_or_allowed(digest)
+        if allowed:
+            return [], True
+        best = {(m.list, m.entry): m for m in matches}
+        for index in self._lists:
+            video_entries = _VideoEntries(index)
+            queryable = 0
+            for frame in frames:
+                frame_digest = frame.as_image_digest()
+                if self.allowed(frame_digest):
+                    continue
+                quality = frame.pdq_quality if frame.pdq_quality is not None else -1
+                if frame.pdq_variants and quality >= index.thresholds.pdq_min_quality:
+                    queryable += 1
+                for algorithm, row, distance, verdict in index.hits(
+                    frame_digest, confirmed_only=False
+                ):
+                    video_entries.add(algorithm, row, distance, verdict, frame.time)
+            for match in video_entries.matches(queryable):
+                key = (match.list, match.entry)
+                current = best.get(key)
+                if current is None or _preference(match) < _preference(current):
+                    best[key] = match
+        return sorted(best.values(), key=lambda m: (m.list, *_preference(m), m.entry)), False
+
+
+class _VideoEntries:
+    """The frame hits of one video in one list, gathered per entry."""
+
+    def __init__(self, index: _ListIndex) -> None:
+        self.index = index
+        # entry id -> [algorithm, category, best distance, {verdict: set of times}, pdq rows hit]
+        self.entries: dict[str, _EntryFrames] = {}
+
+    def add(self, algorithm: str, row: int, distance: int, verdict: str, when: float) -> None:
+        hash_list = self.index.list
+        entry_id = hash_list.entry_id(algorithm, row)
+        found = self.entries.get(entry_id)
+        if found is None:
+            number = int(hash_list.columns[algorithm].ids[row])
+            found = _EntryFrames(
+                algorithm, hash_list.entry_category(algorithm, row), distance, number
+            )
+            self.entries[entry_id] = found
+        if (_ALGORITHM_RANK[algorithm], distance) < (
+            _ALGORITHM_RANK[found.algorithm],
+            found.distance,
+        ):
+            found.algorithm, found.distance = algorithm, distance
+        found.times.setdefault(verdict, set()).add(when)
+        if algorithm == "pdq" and verdict == CONFIRMED:
+            found.pdq_rows.add(row)
+            found.confirmed_pdq_times.add(when)
+
+    def matches(self, queryable: int) -> list[Match]:
+        rows_per_id = self.index.pdq_rows_per_id() if self.entries else None
+        out: list[Match] = []
+        for entry_id, found in self.entries.items():
+            entry_rows = 0
+            if rows_per_id is not None and found.number < len(rows_per_id):
+                entry_rows = int(rows_per_id[found.number])
+            share: float | None = None
+            if entry_rows > 1:  # a video entry: the share of frames decides
+                query_share = 100.0 * len(found.confirmed_pdq_times) / max(1, queryable)
+                entry_share = 100.0 * len(found.pdq_rows) / entry_rows
+                share = round(min(100.0, max(query_share, entry_share)), 1)
+                verdict = CONFIRMED if share >= VIDEO_MATCH_PERCENT else REVIEW
+                times = found.times.get(CONFIRMED, set()) | (
+                    found.times.get(REVIEW, set()) if verdict == REVIEW else set()
+                )
+            else:
+                verdict = CONFIRMED if CONFIRMED in found.times else REVIEW
+                times = found.times[verdict]
+            ordered = tuple(sorted(times))
+            out.append(
+                Match(
+                    self.index.name,
+                    entry_id,
+                    found.category,
+                    found.algorithm,
+                    found.distance,
+                    verdict,
+                    times=ordered[:MAX_MATCH_TIMES],
+                    frames=len(ordered),
+                    share=share,
+                )
+            )
+        return out
+
+
+@dataclass(slots=True)
+class _EntryFrames:
+    algorithm: str
+    category: str
+    distance: int
+    number: int  # the entry's id number in the list (DEFAULT_ID: an entry of one hash)
+    times: dict[str, set[float]] = field(default_factory=dict)
+    pdq_rows: set[int] = field(default_factory=set)
+    confirmed_pdq_times: set[float] = field(default_factory=set)

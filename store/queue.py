@@ -105,7 +105,10 @@ class HitRecord:
     unknown); a record queued before these fields existed reads as an image. A member of an
     archive has ``media_type`` ``archive_member``, its path in ``member`` (nested archives
     joined by ``!/``), its own hashes and format, and the archive's SHA-256 in
-    ``container_sha256``; its ``url`` is the archive's, the thing to remove.
+    ``container_sha256``; its ``url`` is the archive's, the thing to remove. A video matched
+    by its frames has ``frame_times`` (seconds of the matching frames, comma-separated, the
+    first 20), ``frames_matched`` (how many) and, for a video entry of a vPDQ list,
+    ``frame_share`` (percent of frames matching); ``pdq`` is then empty.
 
     The last fields have defaults: ``decided_by`` and ``decision_reason`` are set on a hit an
     analyst confirmed from the review queue (the actor, ``analyst@<name>``, and the reason);
@@ -142,9 +145,12 @@ class HitRecord:
     file_type: str = ""
     member: str = ""
     container_sha256: str = ""
+    frame_times: str = ""
+    frames_matched: int | None = None
+    frame_share: str = ""
 
     INT_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"pdq_quality", "distance", "status", "content_length"}
+        {"pdq_quality", "distance", "status", "content_length", "frames_matched"}
     )
     BOOL_FIELDS: ClassVar[frozenset[str]] = frozenset({"reappeared"})
 

@@ -51,6 +51,7 @@ from matchers.archives import ArchiveReport
 from matchers.digest import ImageDigest, exact_digest
 from matchers.errors import MatcherError
 from matchers.sniff import FILE_SNIFF_BYTES, FileKind, sniff_file, sniff_image
+from matchers.video import FrameHashes, VideoDigest
 from store.clock import now_iso
 from store.runs import new_run_id
 
@@ -515,6 +516,11 @@ class HotlineSpider(Spider):
         self._inc("crawl/files")
         self._inc(f"crawl/files/{kind.media_type}")
         body = response.body
+        if kind.media_type == "video":
+            video = await self._open_video(body, response.url, kind.format)
+            if video is not None:
+                yield _item(response, info, video.digest, "video", frames=video.frames)
+                return
         if len(body) > THREAD_HASH_BYTES:
             digest = await maybe_deferred_to_future(
                 self.hasher.defer_to_thread(exact_digest, body, format=kind.format, frames=0)
@@ -549,6 +555,27 @@ class HotlineSpider(Spider):
                 member=member.path,
                 container_sha256=digest.sha256,
             )
+
+    async def _open_video(self, body: bytes, url: str, format: str) -> VideoDigest | None:
+        """The video's exact hashes and its sampled frames' hashes (:mod:`matchers.video`),
+        or None when no worker could sample it (the caller then keeps the exact hashes)."""
+        try:
+            video = await self.hasher.open_video(body, format or None)
+        except (WorkerCrashed, WorkerFailure, MatcherError) as exc:
+            self._inc("crawl/video/failed")
+            logger.warning("video %s not sampled: %s", url, type(exc).__name__)
+            return None
+        except HashPoolError as exc:
+            self._pool_failed(exc)
+            return None
+        self._inc("crawl/video/frames", len(video.frames))
+        if video.digest.error:
+            self._inc(f"crawl/video/decode_error/{video.digest.error}")
+        if video.stopped:
+            self._inc(f"crawl/video/stopped/{video.stopped}")
+        if video.keyframes_only:
+            self._inc("crawl/video/keyframes_only")
+        return video
 
     async def _open_archive(self, body: bytes, url: str) -> ArchiveReport | None:
         self._inc("crawl/archives")
@@ -624,6 +651,7 @@ def _item(
     *,
     member: str = "",
     container_sha256: str = "",
+    frames: tuple[FrameHashes, ...] = (),
 ) -> ImageItem:
     headers = response.headers
     length = headers.get(b"Content-Length")
@@ -644,4 +672,5 @@ def _item(
         media_type=media_type,
         member=member,
         container_sha256=container_sha256,
+        frames=frames,
     )

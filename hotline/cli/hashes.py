@@ -22,7 +22,7 @@ from matchers.algorithms import (
 )
 from matchers.digest import digest_bytes
 from matchers.errors import NotAnImage
-from matchers.formats import read_plain, read_vendor_csv
+from matchers.formats import VPDQ_MIN_QUALITY, read_plain, read_vendor_csv, read_vpdq
 from matchers.lists import (
     ALLOW,
     KNOWN,
@@ -256,6 +256,35 @@ def _read_entries(
         raise InputError(f"{file}: cannot read the hash list ({exc.strerror})") from None
 
 
+def _read_vpdq_entries(
+    source: Path, *, entry_id: str | None, category: str, min_quality: int
+) -> list[ListEntry]:
+    """One video entry per vPDQ file: FILE itself (id: --id, else its name without the
+    extension), or every file of a directory (id: each file's name without the extension)."""
+    if source.is_dir():
+        if entry_id is not None:
+            raise UsageError("--id names the video of one vPDQ file, not of a directory")
+        files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise InputError(f"{source}: no vPDQ file in the directory")
+        ids: dict[str, Path] = {}
+        for path in files:
+            if path.stem in ids:
+                raise InputError(f"{path}: same video id {path.stem!r} as {ids[path.stem].name}")
+            ids[path.stem] = path
+    else:
+        ids = {entry_id if entry_id is not None else source.stem: source}
+    entries: list[ListEntry] = []
+    for video_id, path in ids.items():
+        try:
+            entries.extend(
+                read_vpdq(path, entry_id=video_id, category=category, min_quality=min_quality)
+            )
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the vPDQ file ({exc.strerror})") from None
+    return entries
+
+
 @hashes_app.command("import")
 def hashes_import(
     file: Annotated[
@@ -292,6 +321,21 @@ def hashes_import(
         str | None,
         typer.Option(help="Vendor CSV delimiter (one character or 'tab'; default: detected)."),
     ] = None,
+    vpdq: Annotated[
+        bool,
+        typer.Option(
+            "--vpdq",
+            help="FILE is one video's vPDQ hash (frame_number,quality,pdq_hex,timestamp "
+            "lines), or a directory of them: each video becomes one entry of its frames.",
+        ),
+    ] = False,
+    video_id: Annotated[
+        str | None,
+        typer.Option("--id", help="Entry id of the video of a vPDQ FILE (default: its name)."),
+    ] = None,
+    category: Annotated[
+        str, typer.Option(help="Category recorded with each vPDQ video entry.")
+    ] = "",
     allow: AllowOption = False,
     classification: ClassificationOption = None,
     pdq_confirm: PdqConfirm = None,
@@ -304,14 +348,27 @@ def hashes_import(
     list serves until the new one is stored). Plain and vendor files may use uppercase hex."""
     name = validate_list_name(list_name)
     thresholds = _thresholds(pdq_confirm, pdq_review, phash_confirm, phash_review, pdq_min_quality)
-    entries = _read_entries(
-        file,
-        algorithm=algorithm,
-        columns=columns or [],
-        id_column=id_column,
-        category_column=category_column,
-        delimiter=delimiter,
-    )
+    if vpdq:
+        if algorithm is not None or columns:
+            raise UsageError("--vpdq reads vPDQ files: give neither --algorithm nor --column")
+        entries = _read_vpdq_entries(
+            file,
+            entry_id=video_id,
+            category=category,
+            min_quality=VPDQ_MIN_QUALITY if pdq_min_quality is None else pdq_min_quality,
+        )
+    else:
+        for option, value in {"--id": video_id, "--category": category or None}.items():
+            if value is not None:
+                raise UsageError(f"{option} needs --vpdq")
+        entries = _read_entries(
+            file,
+            algorithm=algorithm,
+            columns=columns or [],
+            id_column=id_column,
+            category_column=category_column,
+            delimiter=delimiter,
+        )
     if not entries:
         raise InputError(f"{file}: no hash rows to import")
     hash_list = HashList(name, entries, thresholds, kind=ALLOW if allow else KNOWN)

@@ -1,0 +1,451 @@
+"""Hash the frames of a video held in memory: PDQ (and pHash) of sampled frames, never a file.
+
+A video is opened with PyAV (FFmpeg's libraries) from :class:`io.BytesIO`; no byte of it, and
+no decoded frame, is written anywhere. Frames are sampled at :attr:`VideoLimits.sample_fps`
+(default one per second) plus every keyframe that differs visibly from the frame kept before
+it (encoders start a keyframe at a scene cut, so a picture shown for half a second between two
+samples is still seen). Each frame kept is reduced in FFmpeg's scaler to hashing scale (the
+shorter side at least :data:`~matchers.algorithms.PDQ_MIN_DECODE_SIDE`, as images are) and
+hashed like a still image (:func:`matchers.digest.perceptual_hashes`: borders trimmed, PDQ with
+its eight dihedral variants, pHash).
+
+Hostile input is bounded (:class:`VideoLimits`): only the demuxers of
+:data:`VIDEO_DEMUXERS` are allowed (no playlist or concat demuxer that would open another
+file), the frame size in the header is checked before any frame is decoded (and FFmpeg is told
+the same limit, for streams that change size), the frames hashed, the pixels decoded and the
+wall-clock time are capped. A video too long for the pixel budget is sampled at its keyframes
+only (the decoder then skips every other frame). A decode that stops early keeps the frames
+hashed so far and says why in :attr:`VideoDigest.stopped`; a container or stream FFmpeg cannot
+read sets :attr:`VideoDigest.error` (``corrupt``, ``unsupported``, ``too_large``), and the
+exact digests of the bytes are always there.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+import av
+import av.error
+import numpy as np
+from PIL import Image
+
+from matchers.algorithms import ALGORITHMS, PERCEPTUAL_ALGORITHMS
+from matchers.digest import DecodedImage, ImageDigest, exact_digest, perceptual_hashes
+from matchers.imageops import reduction_factor
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
+    from av.video.frame import VideoFrame
+    from av.video.stream import VideoStream
+
+__all__ = [
+    "VIDEO_DEMUXERS",
+    "FrameHashes",
+    "VideoDigest",
+    "VideoLimits",
+    "digest_video",
+]
+
+#: FFmpeg demuxers a video may be opened with (MP4/MOV, Matroska/WebM, AVI, MPEG-TS and -PS,
+#: FLV, Ogg, and the image-sequence demuxers of animated GIF and WebP). Playlists (HLS, DASH),
+#: ``concat`` and the like are not here: they open further files or URLs.
+VIDEO_DEMUXERS: Final = (
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm",
+    "avi",
+    "mpegts",
+    "mpeg",
+    "flv",
+    "ogg",
+    "gif",
+    "webp_pipe",
+)
+#: Bytes and microseconds FFmpeg may read to find the streams (its defaults are 5 MB / 5 s).
+_PROBE_BYTES: Final = 5_000_000
+_ANALYZE_MICROSECONDS: Final = 5_000_000
+#: A keyframe between two samples is kept when its 16x16 thumbnail differs from the last kept
+#: frame's by at least this mean absolute luma difference (0-255): a cut, not a flicker.
+SCENE_CHANGE_LUMA: Final = 24.0
+_THUMB_SIDE: Final = 16
+#: At most this many matching times are kept per frame list (the rest are counted).
+_ERRORS: Final = (av.error.FFmpegError, ValueError, IndexError, MemoryError, OverflowError)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoLimits:
+    """Bounds on the work one video may cost (see the module docstring)."""
+
+    #: Frames sampled per second of video (besides scene changes).
+    sample_fps: float = 1.0
+    #: Frames hashed per video; a longer video is sampled more sparsely to fit.
+    max_frames: int = 600
+    #: Pixels of one frame, from the header (8K UHD fits).
+    max_frame_pixels: int = 36_000_000
+    #: Pixels decoded in all (about 33 minutes of 1080p at 30 fps); a video whose header
+    #: promises more is sampled at its keyframes only, and decoding stops when it is spent.
+    max_decoded_pixels: int = 120_000_000_000
+    #: Wall-clock seconds for one video; the frames hashed by then are kept.
+    max_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "sample_fps",
+            "max_frames",
+            "max_frame_pixels",
+            "max_decoded_pixels",
+            "max_seconds",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"video limit {name} must be a positive number, got {value!r}")
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "sample_fps": self.sample_fps,
+            "max_frames": self.max_frames,
+            "max_frame_pixels": self.max_frame_pixels,
+            "max_decoded_pixels": self.max_decoded_pixels,
+            "max_seconds": self.max_seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> VideoLimits:
+        known = {name: values[name] for name in cls().as_dict() if name in values}
+        return cls(**known)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameHashes:
+    """The hashes of one frame kept; ``time`` in seconds from the start of the video."""
+
+    time: float
+    pdq_variants: tuple[str, ...]
+    pdq_quality: int | None
+    phash_variants: tuple[str, ...]
+    #: Kept for a scene change (a keyframe unlike the frame before), not by the sampling rate.
+    scene: bool = False
+
+    def as_image_digest(self) -> ImageDigest:
+        """The frame as an image digest with no exact hash (what a matcher queries)."""
+        return ImageDigest(
+            md5="",
+            sha1="",
+            sha256="",
+            pdq=self.pdq_variants[0] if self.pdq_variants else None,
+            pdq_quality=self.pdq_quality,
+            phash=self.phash_variants[0] if self.phash_variants else None,
+            format="frame",
+            width=None,
+            height=None,
+            frames=1,
+            error=None,
+            pdq_variants=self.pdq_variants,
+            phash_variants=self.phash_variants,
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "time": self.time,
+            "pdq_variants": list(self.pdq_variants),
+            "pdq_quality": self.pdq_quality,
+            "phash_variants": list(self.phash_variants),
+            "scene": self.scene,
+        }
+
+    @classmethod
+    def from_dict(cls, value: dict[str, object]) -> FrameHashes:
+        time_value = value["time"]
+        quality = value.get("pdq_quality")
+        if not isinstance(time_value, int | float) or not (
+            quality is None or isinstance(quality, int)
+        ):
+            raise ValueError("frame hashes: bad time or quality")
+        return cls(
+            time=float(time_value),
+            pdq_variants=tuple(str(h) for h in _as_list(value.get("pdq_variants"))),
+            pdq_quality=quality,
+            phash_variants=tuple(str(h) for h in _as_list(value.get("phash_variants"))),
+            scene=bool(value.get("scene", False)),
+        )
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("frame hashes: a hash list is not a list")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class VideoDigest:
+    """What is known of one video: the exact digests of its bytes (``digest``; its ``width``,
+    ``height`` and ``frames`` are the video's size and the frames decoded) and the hashes of
+    the frames kept, in time order."""
+
+    digest: ImageDigest
+    frames: tuple[FrameHashes, ...] = ()
+    #: Seconds, from the container (None when it does not say).
+    duration: float | None = None
+    codec: str | None = None
+    #: Why sampling ended before the end of the video: ``frame_cap``, ``pixel_budget``,
+    #: ``deadline``, ``decode_error`` (frames after a damaged packet); None when it did not.
+    stopped: str | None = None
+    #: Sampled at keyframes only (the video was too long to decode every frame).
+    keyframes_only: bool = False
+    decoded_frames: int = field(default=0)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "digest": self.digest.as_dict(),
+            "frames": [frame.as_dict() for frame in self.frames],
+            "duration": self.duration,
+            "codec": self.codec,
+            "stopped": self.stopped,
+            "keyframes_only": self.keyframes_only,
+            "decoded_frames": self.decoded_frames,
+        }
+
+
+def digest_video(
+    data: bytes,
+    *,
+    format: str | None = None,
+    algorithms: Collection[str] = ALGORITHMS,
+    limits: VideoLimits | None = None,
+) -> VideoDigest:
+    """Exact digests of ``data`` and the perceptual hashes of its sampled frames.
+
+    ``format`` is the sniffed container name (:func:`matchers.sniff.sniff_file`), recorded in
+    the digest; FFmpeg probes the bytes itself, among :data:`VIDEO_DEMUXERS`. Without a
+    perceptual algorithm in ``algorithms`` nothing is decoded. Never raises on bad input: the
+    digest's ``error`` says what went wrong (see the module docstring).
+    """
+    limits = limits or VideoLimits()
+    perceptual = frozenset(algorithms) & frozenset(PERCEPTUAL_ALGORITHMS)
+    exact = exact_digest(data, format=format, frames=0)
+    if not perceptual:
+        return VideoDigest(exact)
+    started = time.monotonic()
+    try:
+        container = av.open(
+            io.BytesIO(data),
+            mode="r",
+            options={
+                "format_whitelist": ",".join(VIDEO_DEMUXERS),
+                "probesize": str(_PROBE_BYTES),
+                "analyzeduration": str(_ANALYZE_MICROSECONDS),
+            },
+        )
+    except av.error.DemuxerNotFoundError:
+        return VideoDigest(_with_error(exact, "unsupported"))
+    except _ERRORS:
+        return VideoDigest(_with_error(exact, "corrupt"))
+    with container:
+        return _Sampler(container, exact, perceptual, limits, started).run()
+
+
+def _with_error(
+    digest: ImageDigest,
+    error: str | None,
+    width: int | None = None,
+    height: int | None = None,
+    frames: int = 0,
+) -> ImageDigest:
+    return ImageDigest(
+        md5=digest.md5,
+        sha1=digest.sha1,
+        sha256=digest.sha256,
+        pdq=None,
+        pdq_quality=None,
+        phash=None,
+        format=digest.format,
+        width=width,
+        height=height,
+        frames=frames,
+        error=error,
+    )
+
+
+class _Sampler:
+    """One pass over the video stream: decide per decoded frame whether to hash it."""
+
+    def __init__(
+        self,
+        container: InputContainer,
+        exact: ImageDigest,
+        perceptual: frozenset[str],
+        limits: VideoLimits,
+        started: float,
+    ) -> None:
+        self.container = container
+        self.exact = exact
+        self.perceptual = perceptual
+        self.limits = limits
+        self.deadline = started + limits.max_seconds
+        self.frames: list[FrameHashes] = []
+        self.decoded = 0
+        self.pixels = 0
+        self.stopped: str | None = None
+        self.last_thumb: np.ndarray | None = None
+        self.scene_budget = 0
+
+    def run(self) -> VideoDigest:
+        container = self.container
+        duration = container.duration / 1_000_000 if container.duration else None
+        if not container.streams.video:
+            # Audio only, or a container with no picture: the exact digests are all there is.
+            return VideoDigest(self.exact, duration=duration)
+        stream = container.streams.video[0]
+        if stream.codec_context is None:  # a codec FFmpeg has no decoder for
+            return VideoDigest(_with_error(self.exact, "unsupported"), duration=duration)
+        codec = stream.codec_context.name
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width <= 0 or height <= 0:
+            return self._result(stream, "corrupt", duration, codec)
+        if width * height > self.limits.max_frame_pixels:
+            return self._result(stream, "too_large", duration, codec)
+        stream.thread_type = "AUTO"
+        # FFmpeg refuses, in the decoder itself, any frame larger than the header's limit.
+        stream.codec_context.options = {"max_pixels": str(self.limits.max_frame_pixels)}
+        expected_frames = _expected_frames(stream, duration)
+        keyframes_only = (
+            expected_frames is not None
+            and expected_frames * width * height > self.limits.max_decoded_pixels
+        )
+        if keyframes_only:
+            stream.codec_context.skip_frame = "NONKEY"
+        # Scene changes may take a quarter of the frame cap; when the samples would not fit
+        # in the rest, they are spread over the whole video instead.
+        self.scene_budget = self.limits.max_frames // 4
+        interval = 1.0 / self.limits.sample_fps
+        samples = self.limits.max_frames - self.scene_budget
+        if duration is not None and duration / interval > samples:
+            interval = duration / max(1, samples)
+        error: str | None = None
+        try:
+            self._sample(stream, interval, keyframes_only)
+        except av.error.DecoderNotFoundError:
+            error = "unsupported"
+        except av.error.ArgumentError:
+            error = "too_large" if not self.decoded else None  # max_pixels refused a frame
+            self.stopped = self.stopped or ("decode_error" if self.decoded else None)
+        except _ERRORS:
+            if self.frames:
+                self.stopped = "decode_error"
+            else:
+                error = "corrupt"
+        digest = _with_error(self.exact, error, width, height, self.decoded)
+        return VideoDigest(
+            digest,
+            tuple(self.frames),
+            duration=duration,
+            codec=codec,
+            stopped=self.stopped,
+            keyframes_only=keyframes_only,
+            decoded_frames=self.decoded,
+        )
+
+    def _result(
+        self, stream: VideoStream, error: str, duration: float | None, codec: str | None
+    ) -> VideoDigest:
+        width, height = stream.codec_context.width, stream.codec_context.height
+        return VideoDigest(
+            _with_error(self.exact, error, width or None, height or None),
+            duration=duration,
+            codec=codec,
+        )
+
+    def _sample(self, stream: VideoStream, interval: float, keyframes_only: bool) -> None:
+        next_sample = 0.0
+        for frame in self._decoded(stream):
+            when = _frame_time(frame, self.decoded, stream)
+            sampled = when + 1e-6 >= next_sample or keyframes_only
+            scene = False
+            thumb: np.ndarray | None = None
+            if not sampled and frame.key_frame and self.scene_budget > 0:
+                thumb = _thumbnail(frame)
+                scene = self.last_thumb is None or _differs(thumb, self.last_thumb)
+                self.scene_budget -= scene
+            if not (sampled or scene):
+                continue
+            if len(self.frames) >= self.limits.max_frames:
+                self.stopped = "frame_cap"
+                return
+            if sampled:
+                next_sample = (math.floor(when / interval + 1e-6) + 1) * interval
+            self.last_thumb = thumb if thumb is not None else _thumbnail(frame)
+            self.frames.append(self._hash(frame, when, scene=scene and not sampled))
+            if time.monotonic() > self.deadline:
+                self.stopped = "deadline"
+                return
+
+    def _decoded(self, stream: VideoStream) -> Iterator[VideoFrame]:
+        """Every frame the decoder gives, within the pixel budget and the deadline."""
+        frame_pixels = stream.codec_context.width * stream.codec_context.height
+        for packet in self.container.demux(stream):
+            if time.monotonic() > self.deadline:
+                self.stopped = "deadline"
+                return
+            for frame in packet.decode():
+                self.decoded += 1
+                self.pixels += max(frame_pixels, frame.width * frame.height)
+                if self.pixels > self.limits.max_decoded_pixels:
+                    self.stopped = "pixel_budget"
+                    return
+                yield frame
+
+    def _hash(self, frame: VideoFrame, when: float, *, scene: bool) -> FrameHashes:
+        factor = reduction_factor(frame.width, frame.height)
+        width = max(1, frame.width // factor)
+        height = max(1, frame.height // factor)
+        luma = frame.reformat(width=width, height=height, format="gray", interpolation="AREA")
+        picture = Image.fromarray(luma.to_ndarray(), mode="L")
+        decoded = DecodedImage(luma=picture, width=frame.width, height=frame.height, frames=1)
+        pdq_variants, quality, phash_variants = perceptual_hashes(
+            decoded, algorithms=self.perceptual
+        )
+        return FrameHashes(
+            time=round(when, 3),
+            pdq_variants=pdq_variants,
+            pdq_quality=quality,
+            phash_variants=phash_variants,
+            scene=scene,
+        )
+
+
+def _expected_frames(stream: VideoStream, duration: float | None) -> int | None:
+    """Frames the header promises: its frame count, else duration x average rate."""
+    if stream.frames:
+        return int(stream.frames)
+    rate = stream.average_rate or stream.guessed_rate
+    if duration is None or not rate:
+        return None
+    return int(duration * float(rate)) + 1
+
+
+def _frame_time(frame: VideoFrame, index: int, stream: VideoStream) -> float:
+    """Seconds from the stream's first frame (an MPEG-TS stream does not start at 0)."""
+    if frame.time is not None and math.isfinite(frame.time):
+        start = 0.0
+        if stream.start_time and stream.time_base:
+            start = float(stream.start_time * stream.time_base)
+        return max(0.0, float(frame.time) - float(start))
+    rate = stream.average_rate or stream.guessed_rate
+    return (index - 1) / float(rate) if rate else float(index - 1)
+
+
+def _thumbnail(frame: VideoFrame) -> np.ndarray:
+    small = frame.reformat(
+        width=_THUMB_SIDE, height=_THUMB_SIDE, format="gray", interpolation="AREA"
+    )
+    return small.to_ndarray().astype(np.int16)
+
+
+def _differs(a: np.ndarray, b: np.ndarray) -> bool:
+    return float(np.abs(a - b).mean()) >= SCENE_CHANGE_LUMA

@@ -1,0 +1,269 @@
+"""Videos sampled and hashed in memory (matchers.video), and matched frame by frame
+(Matcher.match_video), on benign videos encoded at test time from generated pictures."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from functools import cache
+
+import av
+import numpy as np
+import pytest
+
+from hotline.imagegen import encode, encode_video, textured_image
+from matchers.digest import digest_bytes
+from matchers.index import CONFIRMED, REVIEW, Matcher
+from matchers.lists import HashList, ListEntry
+from matchers.video import VideoLimits, digest_video
+
+KNOWN_SEED = 7100
+SIDE = (320, 240)
+
+
+def _distance(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+@cache
+def _known_pdq() -> str:
+    """The known picture's PDQ as a still image (what a list built from it holds)."""
+    pdq = digest_bytes(encode(textured_image(KNOWN_SEED), "PNG")).pdq
+    assert pdq is not None
+    return pdq
+
+
+@cache
+def _clip(container: str = "mp4", width: int = SIDE[0], height: int = SIDE[1], **kw: int) -> bytes:
+    """3 s of one picture, 2 s of the known one, 3 s of another, at 10 frames per second."""
+    scenes = [
+        (textured_image(KNOWN_SEED + 1), 3.0),
+        (textured_image(KNOWN_SEED), 2.0),
+        (textured_image(KNOWN_SEED + 2), 3.0),
+    ]
+    return encode_video(scenes, container=container, width=width, height=height, fps=10, **kw)
+
+
+def _matching_times(data: bytes, radius: int = 31) -> list[float]:
+    video = digest_video(data)
+    assert video.digest.error is None
+    return [
+        frame.time
+        for frame in video.frames
+        if min(_distance(_known_pdq(), h) for h in frame.pdq_variants) <= radius
+    ]
+
+
+@pytest.mark.parametrize("container", ["mp4", "webm", "matroska", "avi", "mpegts"])
+def test_one_frame_a_second_is_hashed_and_the_known_picture_is_found_where_it_is_shown(
+    container: str,
+) -> None:
+    data = _clip(container)
+    video = digest_video(data)
+    assert video.digest.error is None and video.stopped is None
+    assert video.digest.sha256 == hashlib.sha256(data).hexdigest()
+    assert video.digest.md5 == hashlib.md5(data).hexdigest()
+    assert (video.digest.width, video.digest.height) == SIDE
+    assert [f.time for f in video.frames if not f.scene] == [float(s) for s in range(8)]
+    assert video.decoded_frames == 80
+    assert _matching_times(data) == [3.0, 4.0]
+
+
+def test_a_copy_re_encoded_at_another_size_and_bit_rate_still_matches() -> None:
+    data = _clip("webm", 480, 360, bit_rate=150_000)
+    assert data != _clip("webm")
+    assert _matching_times(data) == [3.0, 4.0]
+
+
+def test_a_picture_shown_between_two_samples_is_caught_at_its_scene_change() -> None:
+    scenes = [
+        (textured_image(KNOWN_SEED + 3), 1.2),
+        (textured_image(KNOWN_SEED), 0.6),  # from 1.2 s to 1.8 s: no sample falls in it
+        (textured_image(KNOWN_SEED + 4), 1.2),
+    ]
+    data = encode_video(scenes, container="mp4", width=SIDE[0], height=SIDE[1], fps=10)
+    video = digest_video(data)
+    scene_frames = [f for f in video.frames if f.scene]
+    assert [f.time for f in scene_frames] == [1.2]
+    assert _matching_times(data) == [1.2]
+
+
+def test_only_the_lists_algorithms_are_computed_and_exact_only_lists_decode_nothing() -> None:
+    data = _clip("mpegts")
+    pdq_only = digest_video(data, algorithms=("sha256", "pdq"))
+    assert pdq_only.frames and all(not f.phash_variants for f in pdq_only.frames)
+    exact_only = digest_video(data, algorithms=("md5", "sha1", "sha256"))
+    assert exact_only.frames == () and exact_only.decoded_frames == 0
+    assert exact_only.digest.sha1 == hashlib.sha1(data).hexdigest()
+
+
+def test_a_long_video_is_sampled_more_sparsely_to_stay_within_the_frame_cap() -> None:
+    # A quarter of the cap is kept for scene changes: 3 samples spread over the 8 seconds.
+    video = digest_video(_clip("mp4"), limits=VideoLimits(max_frames=4))
+    assert [f.time for f in video.frames if not f.scene] == [0.0, 2.7, 5.4]
+    assert len(video.frames) <= 4
+    assert video.stopped is None
+
+
+def test_a_video_too_long_to_decode_whole_is_sampled_at_its_keyframes_only() -> None:
+    data = _clip("mp4")
+    with av.open(io.BytesIO(data)) as container:
+        keyframes = sum(
+            1 for packet in container.demux(video=0) if packet.is_keyframe and packet.size
+        )
+    video = digest_video(data, limits=VideoLimits(max_decoded_pixels=SIDE[0] * SIDE[1] * 40))
+    assert video.keyframes_only
+    assert video.decoded_frames == keyframes == len(video.frames)
+    assert 1 <= keyframes < 80
+
+
+@pytest.mark.parametrize(
+    ("limits", "stopped", "frames"),
+    [
+        (VideoLimits(max_frames=3, sample_fps=10), None, 3),  # spread over the video
+        (VideoLimits(max_seconds=1e-9), "deadline", 0),
+        (VideoLimits(max_decoded_pixels=SIDE[0] * SIDE[1] * 100, sample_fps=10), None, 80),
+    ],
+)
+def test_sampling_stops_at_its_caps_and_keeps_the_frames_hashed(
+    limits: VideoLimits, stopped: str | None, frames: int
+) -> None:
+    video = digest_video(_clip("mpegts"), limits=limits)
+    assert video.digest.error is None
+    assert (video.stopped, len(video.frames)) == (stopped, frames)
+
+
+def test_the_pixel_budget_ends_decoding_even_at_keyframes() -> None:
+    data = _clip("mpegts")
+    with av.open(io.BytesIO(data)) as container:
+        keyframes = sum(1 for p in container.demux(video=0) if p.is_keyframe and p.size)
+    assert keyframes >= 3
+    budget = SIDE[0] * SIDE[1] * 2
+    video = digest_video(data, limits=VideoLimits(max_decoded_pixels=budget))
+    assert video.keyframes_only
+    assert video.stopped == "pixel_budget"
+    assert (video.decoded_frames, len(video.frames)) == (3, 2)  # the third is over budget
+
+
+def test_frames_larger_than_the_limit_are_not_decoded_and_the_bytes_still_hashed() -> None:
+    data = _clip("mp4")
+    video = digest_video(data, limits=VideoLimits(max_frame_pixels=SIDE[0] * SIDE[1] - 1))
+    assert (video.digest.error, video.frames, video.decoded_frames) == ("too_large", (), 0)
+    assert (video.digest.width, video.digest.height) == SIDE
+    assert video.digest.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_broken_and_unknown_videos_are_decode_errors_with_their_exact_hashes() -> None:
+    garbage = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(range(256)) * 40
+    mkv = _clip("matroska")
+    unknown_codec = mkv.replace(b"V_MPEG4/ISO/AVC", b"V_ZZZZZ/ISO/ZZZ")
+    assert unknown_codec != mkv
+    playlist = b"#EXTM3U\n#EXTINF:10,\nfile:///etc/hostname\n#EXT-X-ENDLIST\n"
+    # A playlist would open other files: no allowed demuxer reads it.
+    cases = ((garbage, "corrupt"), (unknown_codec, "unsupported"), (playlist, "corrupt"))
+    for data, error in cases:
+        video = digest_video(data)
+        assert (video.digest.error, video.frames) == (error, ())
+        assert video.digest.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_truncated_stream_keeps_the_frames_before_the_cut() -> None:
+    data = _clip("mpegts")
+    video = digest_video(data[: len(data) // 2])
+    assert video.digest.error is None
+    assert 1 <= len(video.frames) < 8
+    assert [f.time for f in video.frames] == [float(s) for s in range(len(video.frames))]
+
+
+def test_a_video_without_pictures_gives_its_exact_hashes_only() -> None:
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="matroska") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 8000), dtype=np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    video = digest_video(out.getvalue())
+    assert (video.digest.error, video.frames, video.codec) == (None, (), None)
+
+
+def test_an_animated_gif_is_a_video_to_the_sampler() -> None:
+    frames = [textured_image(KNOWN_SEED + n).resize((160, 120)) for n in (5, 0, 6)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=1000, loop=0)
+    video = digest_video(out.getvalue())
+    assert [f.time for f in video.frames] == [0.0, 1.0, 2.0]
+    assert _matching_times(out.getvalue()) == [1.0]
+
+
+# -- matching ------------------------------------------------------------------------------
+
+
+def _frame_entries(data: bytes, entry_id: str) -> list[ListEntry]:
+    """A video entry as a vPDQ import makes one: the PDQ of every sampled frame."""
+    return [
+        ListEntry("pdq", frame.pdq_variants[0], entry_id) for frame in digest_video(data).frames
+    ]
+
+
+def test_a_known_picture_in_a_video_is_confirmed_with_the_times_it_is_shown() -> None:
+    data = _clip("mp4")
+    video = digest_video(data)
+    matcher = Matcher([HashList("k", [ListEntry("pdq", _known_pdq(), "pic")])])
+    matches, allowed = matcher.match_video(video.digest, video.frames)
+    assert not allowed
+    assert [(m.entry, m.verdict, m.algorithm, m.times, m.frames, m.share) for m in matches] == [
+        ("pic", CONFIRMED, "pdq", (3.0, 4.0), 2, None)
+    ]
+    distances = [
+        min(_distance(_known_pdq(), h) for h in f.pdq_variants)
+        for f in video.frames
+        if f.time in (3.0, 4.0)
+    ]
+    assert matches[0].distance == min(distances)
+
+
+def test_a_video_entry_is_confirmed_by_most_of_its_frames_and_reviewed_by_a_few() -> None:
+    crawled = digest_video(_clip("mp4"))
+    same_video = _frame_entries(_clip("webm", 480, 360, bit_rate=150_000), "whole")
+    shares_one_scene = _frame_entries(
+        encode_video(
+            [(textured_image(KNOWN_SEED), 2.0), (textured_image(KNOWN_SEED + 9), 6.0)],
+            width=SIDE[0],
+            height=SIDE[1],
+            fps=10,
+        ),
+        "clip",
+    )
+    matcher = Matcher([HashList("v", same_video + shares_one_scene)])
+    matches = {m.entry: m for m in matcher.match_video(crawled.digest, crawled.frames)[0]}
+    assert set(matches) == {"whole", "clip"}
+    assert (matches["whole"].verdict, matches["whole"].share) == (CONFIRMED, 100.0)
+    assert matches["whole"].times == tuple(float(s) for s in range(8))
+    clip = matches["clip"]
+    assert (clip.verdict, clip.times, clip.frames) == (REVIEW, (3.0, 4.0), 2)
+    assert clip.share == 25.0  # 2 of the crawled video's 8 frames, 2 of the entry's 8
+
+
+def test_the_video_bytes_match_exact_entries_and_an_allowed_frame_is_skipped() -> None:
+    data = _clip("mp4")
+    video = digest_video(data)
+    known = HashList(
+        "k",
+        [
+            ListEntry("sha256", hashlib.sha256(data).hexdigest(), "file"),
+            ListEntry("pdq", _known_pdq(), "pic"),
+        ],
+    )
+    allow = HashList("ok", [ListEntry("pdq", _known_pdq(), "harmless")], kind="allow")
+    matches, allowed = Matcher([known], [allow]).match_video(video.digest, video.frames)
+    assert not allowed
+    assert [(m.entry, m.algorithm, m.times) for m in matches] == [("file", "sha256", ())]
+    allow_file = HashList(
+        "ok", [ListEntry("md5", hashlib.md5(data).hexdigest(), "harmless")], kind="allow"
+    )
+    assert Matcher([known], [allow_file]).match_video(video.digest, video.frames) == ([], True)
