@@ -21,6 +21,11 @@ within its threshold (dihedral variants count)
 2xx body that is not an image                      removed      ``not an image (text/html)``
 2xx body other than the noticed file (a video, an  removed      ``not the same file``
 archive...: matched by its exact hashes only)
+2xx video, noticed for a frame: a sampled frame    online       ``frame pdq distance 3``
+within the PDQ confirm threshold of that frame
+2xx video without such a frame                     removed      ``video changed``
+2xx video that cannot be sampled                   unreachable  ``video not decodable
+                                                                (corrupt)``
 2xx archive still holding the noticed member       online       ``same archive``,
 (by SHA-256), or the same archive                               ``member still in the
                                                                 archive``
@@ -74,6 +79,7 @@ from matchers.archives import digest_archive
 from matchers.digest import ImageDigest, digest_bytes
 from matchers.errors import MatcherError
 from matchers.sniff import FILE_SNIFF_BYTES, sniff_file, sniff_image
+from matchers.video import digest_video
 from store.clock import now_iso
 from store.rechecks import RecheckProfile, RecheckResult, RecheckState, RecheckTarget
 
@@ -137,6 +143,8 @@ def judge_body(
         return Verdict("online", "same bytes", sha256)
     if target.media_type == "archive_member":
         return _judge_archive(target, body, sha256, max_pixels)
+    if target.media_type == "video" and target.pdq is not None:
+        return _judge_video(target, body, sha256, min_quality=min_quality)
     if target.media_type != "image":
         return Verdict("removed", "not the same file", sha256)
     if sniff_image(body) is None:
@@ -148,6 +156,26 @@ def judge_body(
     except MatcherError:  # sniffed as an image above; kept for a decoder that disagrees
         return Verdict("removed", "not an image")
     return compare_digest(target, digest, min_quality=min_quality)
+
+
+def _judge_video(target: RecheckTarget, body: bytes, sha256: str, *, min_quality: int) -> Verdict:
+    """A video noticed for a matching frame is online while any frame sampled from what the
+    URL serves now is within the PDQ confirm threshold of that frame (another encoding of the
+    same video); a body that cannot be sampled is not judged removed."""
+    kind = sniff_file(body[:FILE_SNIFF_BYTES])
+    if kind is None or kind.media_type != "video":
+        return Verdict("removed", "not the same file", sha256)
+    video = digest_video(body, format=kind.format, algorithms=("sha256", "pdq"))
+    if video.digest.error is not None:
+        return Verdict("unreachable", f"video not decodable ({video.digest.error})", sha256)
+    distances = [
+        min(hamming(target.pdq or "", variant) for variant in frame.pdq_variants)
+        for frame in video.frames
+        if frame.pdq_variants and (frame.pdq_quality or 0) >= min_quality
+    ]
+    if distances and min(distances) <= target.pdq_threshold:
+        return Verdict("online", f"frame pdq distance {min(distances)}", sha256)
+    return Verdict("removed", "video changed", sha256)
 
 
 def _judge_archive(target: RecheckTarget, body: bytes, sha256: str, max_pixels: int) -> Verdict:

@@ -84,6 +84,10 @@ class Match:
     #: A video entry's (see VIDEO_MATCH_PERCENT): the larger of the share of the video's
     #: frames that match the entry and the share of the entry's frames matched, in percent.
     share: float | None = None
+    #: A video's: the PDQ (and its quality) of the frame that matched best by PDQ, what a
+    #: recheck looks for in the video it fetches again.
+    frame_pdq: str | None = None
+    frame_pdq_quality: int | None = None
 
 
 class ExactIndex(Generic[P]):
@@ -530,7 +534,7 @@ class Matcher:
                 for algorithm, row, distance, verdict in index.hits(
                     frame_digest, confirmed_only=False
                 ):
-                    video_entries.add(algorithm, row, distance, verdict, frame.time)
+                    video_entries.add(algorithm, row, distance, verdict, frame)
             for match in video_entries.matches(queryable):
                 key = (match.list, match.entry)
                 current = best.get(key)
@@ -547,7 +551,10 @@ class _VideoEntries:
         # entry id -> [algorithm, category, best distance, {verdict: set of times}, pdq rows hit]
         self.entries: dict[str, _EntryFrames] = {}
 
-    def add(self, algorithm: str, row: int, distance: int, verdict: str, when: float) -> None:
+    def add(
+        self, algorithm: str, row: int, distance: int, verdict: str, frame: FrameHashes
+    ) -> None:
+        when = frame.time
         hash_list = self.index.list
         entry_id = hash_list.entry_id(algorithm, row)
         found = self.entries.get(entry_id)
@@ -562,6 +569,10 @@ class _VideoEntries:
             found.distance,
         ):
             found.algorithm, found.distance = algorithm, distance
+        if algorithm == "pdq" and (found.pdq_distance is None or distance < found.pdq_distance):
+            found.pdq_distance = distance
+            found.frame_pdq = frame.pdq_variants[0]
+            found.frame_pdq_quality = frame.pdq_quality
         found.times.setdefault(verdict, set()).add(when)
         if algorithm == "pdq" and verdict == CONFIRMED:
             found.pdq_rows.add(row)
@@ -598,6 +609,8 @@ class _VideoEntries:
                     times=ordered[:MAX_MATCH_TIMES],
                     frames=len(ordered),
                     share=share,
+                    frame_pdq=found.frame_pdq,
+                    frame_pdq_quality=found.frame_pdq_quality,
                 )
             )
         return out
@@ -612,3 +625,6 @@ class _EntryFrames:
     times: dict[str, set[float]] = field(default_factory=dict)
     pdq_rows: set[int] = field(default_factory=set)
     confirmed_pdq_times: set[float] = field(default_factory=set)
+    pdq_distance: int | None = None
+    frame_pdq: str | None = None
+    frame_pdq_quality: int | None = None

@@ -37,6 +37,7 @@ from PIL import Image
 from matchers.algorithms import ALGORITHMS, PERCEPTUAL_ALGORITHMS
 from matchers.digest import DecodedImage, ImageDigest, exact_digest, perceptual_hashes
 from matchers.imageops import reduction_factor
+from matchers.sniff import FILE_SNIFF_BYTES, sniff_file
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -221,13 +222,17 @@ def digest_video(
 ) -> VideoDigest:
     """Exact digests of ``data`` and the perceptual hashes of its sampled frames.
 
-    ``format`` is the sniffed container name (:func:`matchers.sniff.sniff_file`), recorded in
-    the digest; FFmpeg probes the bytes itself, among :data:`VIDEO_DEMUXERS`. Without a
-    perceptual algorithm in ``algorithms`` nothing is decoded. Never raises on bad input: the
+    ``format`` is the sniffed container name (:func:`matchers.sniff.sniff_file`; sniffed here
+    when None), recorded in the digest; FFmpeg probes the bytes itself, among
+    :data:`VIDEO_DEMUXERS`. Without a perceptual algorithm in ``algorithms`` nothing is
+    decoded. Never raises on bad input: the
     digest's ``error`` says what went wrong (see the module docstring).
     """
     limits = limits or VideoLimits()
     perceptual = frozenset(algorithms) & frozenset(PERCEPTUAL_ALGORITHMS)
+    if format is None:
+        kind = sniff_file(data[:FILE_SNIFF_BYTES])
+        format = kind.format if kind is not None else None
     exact = exact_digest(data, format=format, frames=0)
     if not perceptual:
         return VideoDigest(exact)

@@ -108,7 +108,8 @@ class HitRecord:
     ``container_sha256``; its ``url`` is the archive's, the thing to remove. A video matched
     by its frames has ``frame_times`` (seconds of the matching frames, comma-separated, the
     first 20), ``frames_matched`` (how many) and, for a video entry of a vPDQ list,
-    ``frame_share`` (percent of frames matching); ``pdq`` is then empty.
+    ``frame_share`` (percent of frames matching); ``pdq`` is then the PDQ of the frame that
+    matched best by PDQ (empty when none did), what a recheck looks for.
 
     The last fields have defaults: ``decided_by`` and ``decision_reason`` are set on a hit an
     analyst confirmed from the review queue (the actor, ``analyst@<name>``, and the reason);

@@ -36,7 +36,9 @@ first 12 hex digits of the incident id), ``notice_id``, ``hotline`` (the
 (:class:`~takedown.model.Recipient`), ``language``, ``image_url`` (the image or file URL,
 ``""`` for a ``data:`` image), ``page_url``, ``removal_url``, ``is_data_url``,
 ``data_media_type``, ``media_type`` (the hit's: ``image``, ``archive_member`` (then
-``member`` is its path), ``video``, ``audio``, ``archive``, ``file``), ``file_type`` (the
+``member`` is its path), ``video``, ``audio``, ``archive``, ``file``), ``frame_times``
+(a video's matching frames, ``m:ss`` comma-separated, ``""`` otherwise) and ``frame_share``
+(percent of frames matching a video entry, ``""`` otherwise), ``file_type`` (the
 format of a file that is not an image, ``mp4``, ``zip``; ``""`` for an image or when
 unknown), ``host``, ``ip``, ``asn``, ``as_name`` (the AS's name from the IP-to-AS table,
 ``""`` when unknown), ``provider``, ``network``, ``cdn``, ``registrar``,
@@ -80,6 +82,7 @@ from takedown.model import (
 from takedown.xarf import (
     build_xarf_report,
     data_url_media_type,
+    frame_times_text,
     is_data_url,
     removal_url,
     utc_iso,
@@ -331,6 +334,8 @@ class NoticeRenderer:
             "media_type": hit.media_type,
             "file_type": "" if hit.media_type == "image" else hit.file_type,
             "member": hit.member,
+            "frame_times": frame_times_text(hit),
+            "frame_share": hit.frame_share,
             "host": route.host,
             "ip": route.ip or hit.ip or "",
             "asn": route.asn,

@@ -94,6 +94,7 @@ __all__ = [
     "build_xarf_report",
     "content_noun",
     "data_url_media_type",
+    "frame_times_text",
     "is_data_url",
     "removal_url",
     "report_id_for",
@@ -209,6 +210,23 @@ def content_noun(hit: HitRecord) -> str:
     return f"{noun} ({hit.file_type})" if hit.file_type else noun
 
 
+def frame_times_text(hit: HitRecord) -> str:
+    """A video hit's matching frame times as ``m:ss`` (``h:mm:ss`` past an hour), comma
+    separated, with ``...`` when more frames matched than the hit lists; ``""`` otherwise."""
+    times = []
+    for part in filter(None, hit.frame_times.split(",")):
+        try:
+            seconds = max(0, int(float(part)))
+        except ValueError:
+            continue
+        minutes, second = divmod(seconds, 60)
+        hours, minute = divmod(minutes, 60)
+        times.append(f"{hours}:{minute:02d}:{second:02d}" if hours else f"{minute}:{second:02d}")
+    if times and hit.frames_matched is not None and hit.frames_matched > len(times):
+        times.append("...")
+    return ", ".join(times)
+
+
 def removal_url(hit: HitRecord) -> str:
     """Where the provider removes the content from: the image URL, or for an image inlined
     as a ``data:`` URI (which names no location of its own) the page it is embedded in."""
@@ -228,6 +246,8 @@ def _description(hit: HitRecord, reference: str) -> str:
         if is_data_url(hit.url)
         else f"{content_noun(hit)} at the reported URL"
     )
+    if frames := frame_times_text(hit):
+        where += f" (matching frames at {frames})"
     text = (
         f"Reference {reference}: {where} matched list {hit.list!r} entry {hit.entry!r} "
         f"by automated hash match ({hit.algorithm}, distance {hit.distance}). "

@@ -126,6 +126,9 @@ def test_vendor_import_by_column_mapping(
         (["--column", "md4=MD4"], "algorithm must be one of"),
         (["--algorithm", "md4"], "--algorithm 'md4'"),
         (["--column", "md5=MD5", "--delimiter", "ab"], "one character"),
+        (["--vpdq", "--algorithm", "pdq"], "--vpdq reads vPDQ files"),
+        (["--id", "v1"], "--id needs --vpdq"),
+        (["--category", "c"], "--category needs --vpdq"),
     ],
 )
 def test_import_option_errors(
@@ -136,6 +139,36 @@ def test_import_option_errors(
     result = run_cli(["hashes", "import", str(file), "--list", "x", *args], env)
     assert result.returncode == 2
     assert message in one_line_error(result)
+
+
+def test_vpdq_import_makes_one_entry_per_video_and_errors_name_file_and_line(
+    env: dict[str, str], tmp_path: Path, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "a.txt").write_text(f"0,100,{'4a' * 32},0.000\n1,90,{'b1' * 32},1.000\n")
+    (videos / "b.vpdq").write_text(f"0,100,{'0f' * 32},0.000\n")
+    result = run_cli(["hashes", "import", str(videos), "--vpdq", "--list", "v"], env)
+    assert result.returncode == 0, result.stderr
+    loaded = ListStore(redis_client, Keys(redis_prefix)).load("v")
+    assert sorted((e.id, e.algorithm) for e in loaded.entries) == [
+        ("a", "pdq"),
+        ("a", "pdq"),
+        ("b", "pdq"),
+    ]
+    one = run_cli(
+        ["hashes", "import", str(videos / "a.txt"), "--vpdq", "--id", "x9", "--list", "w"], env
+    )
+    assert one.returncode == 0, one.stderr
+    assert {e.id for e in ListStore(redis_client, Keys(redis_prefix)).load("w").entries} == {"x9"}
+    (videos / "c.txt").write_text(f"0,100,{'0f' * 32},0.000\n1,100,{'0f' * 32}\n")
+    bad = run_cli(["hashes", "import", str(videos), "--vpdq", "--list", "v"], env)
+    assert bad.returncode == 2
+    assert f"{videos / 'c.txt'}:2:" in one_line_error(bad)
+    assert lists(env)["v"]["version"] == 1  # nothing half-imported
+    with_id = run_cli(["hashes", "import", str(videos), "--vpdq", "--id", "x", "--list", "v"], env)
+    assert with_id.returncode == 2
+    assert "--id names the video of one vPDQ file" in one_line_error(with_id)
 
 
 def test_failed_import_leaves_the_old_version_serving(

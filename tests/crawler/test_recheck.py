@@ -34,7 +34,7 @@ from twisted.internet.error import DNSLookupError
 
 from crawler.judge import Verdict, judge_body, judge_failure, judge_status
 from crawler.safety import AddressPolicy, parse_networks
-from hotline.imagegen import decode, encode, textured_image
+from hotline.imagegen import decode, encode, encode_video, textured_image
 from hotline.loopback import Exchange, Response, html_page, image_response, redirect, serve
 from matchers.algorithms import hamming
 from matchers.digest import digest_bytes
@@ -714,6 +714,32 @@ def test_a_noticed_file_is_online_only_while_the_same_bytes_are_served() -> None
         "removed", "not the same file", hashlib.sha256(edited).hexdigest()
     )
     assert RecheckTarget.from_dict(noticed.to_dict()) == noticed
+
+
+def test_a_video_noticed_for_a_frame_is_online_while_another_encoding_shows_it() -> None:
+    known = textured_image(7600)
+    scenes = [(textured_image(7601), 2.0), (known, 2.0)]
+    noticed_video = encode_video(scenes, container="mp4", width=320, height=240, fps=10)
+    frame_pdq = digest_bytes(encode(known, "PNG")).pdq
+    assert frame_pdq is not None
+    noticed = RecheckTarget(
+        "n",
+        "https://example.test/v.mp4",
+        hashlib.sha256(noticed_video).hexdigest(),
+        pdq=frame_pdq,
+        media_type="video",
+    )
+    again = encode_video(scenes, container="webm", width=480, height=360, fps=10)
+    verdict = judge_body(noticed, again, "video/webm")
+    assert verdict.state == "online" and verdict.reason.startswith("frame pdq distance ")
+    assert int(verdict.reason.rsplit(" ", 1)[1]) <= 31
+    other = encode_video([(textured_image(7602), 3.0)], container="mp4", width=320, height=240)
+    assert judge_body(noticed, other, "video/mp4").reason == "video changed"
+    broken = b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 40
+    assert judge_body(noticed, broken, "video/mp4") == Verdict(
+        "unreachable", "video not decodable (corrupt)", hashlib.sha256(broken).hexdigest()
+    )
+    assert judge_body(noticed, b"<html>gone</html>", "text/html").reason == "not the same file"
 
 
 def test_a_noticed_member_is_unreachable_when_the_archive_was_not_read_in_full() -> None:

@@ -12,6 +12,7 @@ from matchers.errors import HashListError
 from matchers.formats import (
     parse_plain_text,
     parse_vendor_csv_text,
+    parse_vpdq_text,
     read_plain,
     read_vendor_csv,
 )
@@ -220,3 +221,51 @@ def test_vendor_empty_file_and_header_only() -> None:
         parse_vendor_csv_text("\n\n", VENDOR, source="v.csv")
     assert "empty file" in str(excinfo.value)
     assert parse_vendor_csv_text("MD5,PDQHash\n", VENDOR, source="v.csv") == []
+
+
+# -- vPDQ -----------------------------------------------------------------------------------
+
+PDQ_B = "b1" * 32
+PDQ_C = "0f" * 32
+
+
+def test_vpdq_frames_become_pdq_entries_of_one_video_without_weak_or_repeated_frames() -> None:
+    text = (
+        "# frame,quality,pdq,timestamp\n"
+        f"0,100,{PDQ_A.upper()},0.000\n"
+        f"1,49,{PDQ_B},1.000\n"  # below the quality vPDQ matches with
+        f"2,80,{PDQ_A},2.000\n"  # the same hash again
+        f"5,{PDQ_C},90,5.000\n"  # the Python binding's order: hash before quality
+    )
+    entries = parse_vpdq_text(text, source="v.txt", entry_id="vid", category="c")
+    assert entries == [
+        ListEntry("pdq", PDQ_A, "vid", "c"),
+        ListEntry("pdq", PDQ_C, "vid", "c"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "reason"),
+    [
+        (f"1,100,{PDQ_A}", None, "expected 4 comma-separated fields, got 3"),
+        (f"0,100,{PDQ_B},1.0", "frame_number", "above the previous one (0), got '0'"),
+        (f"x,100,{PDQ_B},1.0", "frame_number", "got 'x'"),
+        (f"1,101,{PDQ_B},1.0", "quality", "0..100, got '101'"),
+        (f"1,100,{PDQ_B},-1", "timestamp", "got '-1'"),
+        (f"1,100,{PDQ_B},nan", "timestamp", "got 'nan'"),
+        (f"1,100,{PDQ_B[:-1]},1.0", "hash", ""),
+    ],
+)
+def test_vpdq_errors_name_the_line_and_field(line: str, field: str | None, reason: str) -> None:
+    with pytest.raises(HashListError) as excinfo:
+        parse_vpdq_text(f"0,100,{PDQ_A},0.0\n{line}\n", source="v.txt", entry_id="v")
+    found_line, found_field, found_reason = error(excinfo)
+    assert (found_line, found_field) == (2, field)
+    assert reason in found_reason
+
+
+def test_a_vpdq_file_without_a_usable_frame_is_refused() -> None:
+    with pytest.raises(HashListError, match="no frame of quality 50 or more \\(1 frames\\)"):
+        parse_vpdq_text(f"0,10,{PDQ_A},0.0\n", source="v.txt", entry_id="v")
+    with pytest.raises(HashListError, match="no frame hashes"):
+        parse_vpdq_text("# empty\n", source="v.txt", entry_id="v")

@@ -471,9 +471,8 @@ def _file_hit(**changes: Any) -> HitRecord:
         "media_type": "video",
         "file_type": "mp4",
     }
-    return make_hit(
-        pdq=None, phash=None, pdq_quality=None, algorithm="sha256", distance=0, **(fields | changes)
-    )
+    base = {"pdq": None, "phash": None, "pdq_quality": None, "algorithm": "sha256", "distance": 0}
+    return make_hit(**(base | fields | changes))
 
 
 @pytest.mark.parametrize(
@@ -505,6 +504,22 @@ def test_a_file_is_named_as_what_it_is_in_the_text_and_the_report(
     assert "Image URL" not in notice.text and "an image" not in notice.text
     assert (notice.xarf["media_type"], notice.xarf["url"]) == (xarf, hit.url)
     assert f"{kind} at the reported URL" in notice.xarf["description"]
+
+
+def test_a_video_matched_by_its_frames_says_when_they_are_shown(renderer: NoticeRenderer) -> None:
+    hit = _file_hit(algorithm="pdq", distance=12, frame_times="3,4,65,3700.5", frames_matched=31)
+    notice = renderer.render(make_facts(hit))
+    assert "Frames:        matching at 0:03, 0:04, 1:05, 1:01:40, ..." in notice.text
+    assert "of the frames match a known video" not in notice.text
+    assert "(matching frames at 0:03, 0:04, 1:05, 1:01:40, ...)" in notice.xarf["description"]
+    whole = _file_hit(algorithm="pdq", frame_times="0,1,2", frames_matched=3, frame_share="100")
+    text = renderer.render(make_facts(whole)).text
+    assert "matching at 0:00, 0:01, 0:02 (100 % of the frames match a known video)" in text
+    route = make_route(recipient=Recipient("Host A Hosting", "abuse@host-a.example", "smtp", "de"))
+    german = renderer.render(make_facts(whole, route)).text
+    assert "Bilder:            Treffer bei 0:00, 0:01, 0:02 (100 % der Bilder" in german
+    plain = renderer.render(make_facts(_file_hit())).text
+    assert "Frames:" not in plain
 
 
 def test_an_image_hit_from_before_media_types_reads_as_an_image(
