@@ -40,9 +40,10 @@ from crawler.workerpool import (
     WorkerFailure,
     bytes_only_digest,
 )
-from hotline.imagegen import encode, textured_image
+from hotline.imagegen import encode, encode_video, textured_image
 from matchers.digest import digest_bytes
 from matchers.errors import NotAnImage
+from matchers.video import VideoLimits, digest_video
 from tests.crawler import fake_hash_worker as fake
 from tests.helpers import wait_for
 
@@ -131,7 +132,10 @@ def test_the_request_byte_carries_the_perceptual_algorithms() -> None:
         assert algorithms_of(flags) == (*exact, *perceptual)
     assert algorithm_flags(["phash", "pdq"]) == algorithm_flags(["pdq", "phash"]) != 0
     with pytest.raises(ValueError, match="unknown algorithm bits"):
-        algorithms_of(0x40)
+        algorithms_of(0x20)
+    assert algorithms_of(algorithm_flags(exact, video=True)) == exact
+    with pytest.raises(ValueError, match="an archive or a video"):
+        algorithm_flags(exact, archive=True, video=True)
     # The archive flag rides along and is no algorithm.
     flags = algorithm_flags(("md5", "pdq"), archive=True)
     assert flags & ARCHIVE_FLAG and algorithms_of(flags) == (*exact, "pdq")
@@ -272,12 +276,27 @@ def test_workers_exit_when_their_crawl_process_is_killed(tmp_path: Path) -> None
     wait_for(lambda: not any(_alive(pid) for pid in pids), "the orphaned workers to exit")
 
 
+def test_a_video_is_sampled_in_a_worker_with_the_pools_limits(events: list[str]) -> None:
+    scenes = [(textured_image(31), 2.0), (textured_image(32), 2.0)]
+    video = encode_video(scenes, container="mpegts", width=160, height=120, fps=10)
+    limits = VideoLimits(max_frames=3)
+    pool = ProcessHashPool(1, video_limits=limits, on_event=events.append)
+    try:
+        sampled = pool.open_video(video, ("sha256", "pdq"))
+    finally:
+        pool.close()
+    here = digest_video(video, algorithms=("sha256", "pdq"), limits=limits)
+    assert sampled == here
+    assert len(sampled.frames) == 3 and all(not f.phash_variants for f in sampled.frames)
+    assert events == []
+
+
 def test_the_worker_loop_answers_each_frame_then_ends_with_its_input() -> None:
     images = _images()
     stdin = io.BytesIO()
     for body in [*images, b"not an image"]:
         write_request(stdin, body, ("sha256", "pdq", "phash"))
-    stdin.write(FRAME_HEADER.pack(2) + b"\x40x")  # bits no algorithm has
+    stdin.write(FRAME_HEADER.pack(2) + b"\x20x")  # bits no algorithm has
     stdin.seek(0)
     stdout = io.BytesIO()
     serve(stdin, stdout, max_pixels=10_000_000)
