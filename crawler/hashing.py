@@ -322,7 +322,11 @@ class ImageHasher:
 
         def open_here() -> ArchiveReport:
             return digest_archive(
-                body, algorithms=algorithms, max_pixels=self.max_pixels, limits=self.archive_limits
+                body,
+                algorithms=algorithms,
+                max_pixels=self.max_pixels,
+                limits=self.archive_limits,
+                video_limits=self.video_limits,
             )
 
         if self.kind == POOL_INLINE:

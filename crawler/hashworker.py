@@ -169,7 +169,11 @@ def _reply(
             return {"video": video.as_dict()}
         if flags & ARCHIVE_FLAG:
             report = digest_archive(
-                body, algorithms=algorithms, max_pixels=max_pixels, limits=limits
+                body,
+                algorithms=algorithms,
+                max_pixels=max_pixels,
+                limits=limits,
+                video_limits=video_limits,
             )
             return {"archive": report.as_dict()}
         return {

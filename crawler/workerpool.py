@@ -207,13 +207,20 @@ def _archive_from(value: object) -> ArchiveReport:
     for member in members:
         if (
             not isinstance(member, dict)
-            or set(member) != {"path", "media_type", "digest"}
+            or set(member) != {"path", "media_type", "digest", "frames"}
+            or not isinstance(member["frames"], list)
             or not isinstance(member["path"], str)
             or member["media_type"] not in MEDIA_TYPES
         ):
             raise _WorkerGone("malformed archive member")
+        try:
+            frames = tuple(FrameHashes.from_dict(frame) for frame in member["frames"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise _WorkerGone("malformed video frame") from None
         report.members.append(
-            MemberDigest(member["path"], member["media_type"], _digest_from(member["digest"]))
+            MemberDigest(
+                member["path"], member["media_type"], _digest_from(member["digest"]), frames
+            )
         )
     return report
 

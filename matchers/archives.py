@@ -28,9 +28,11 @@ skipping it in a compressed stream would decompress it anyway.
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import io
 import lzma
 import tarfile
+import time
 import zipfile
 import zlib
 from collections import Counter
@@ -41,6 +43,7 @@ from typing import IO, Final, Protocol
 from matchers.algorithms import ALGORITHMS, MAX_IMAGE_PIXELS
 from matchers.digest import ImageDigest, digest_bytes, exact_digest
 from matchers.sniff import FILE_SNIFF_BYTES, sniff_file, sniff_image
+from matchers.video import FrameHashes, VideoLimits, digest_video
 
 __all__ = [
     "ARCHIVE_FORMATS",
@@ -96,14 +99,21 @@ class ArchiveLimits:
 @dataclass(frozen=True, slots=True)
 class MemberDigest:
     """One member: its path inside the archive (nested archives joined by ``!/``), what it
-    is (``image``, ``video``, ``audio``, ``archive``, ``file``) and its digest."""
+    is (``image``, ``video``, ``audio``, ``archive``, ``file``), its digest and, for a video,
+    the hashes of its sampled frames (:func:`matchers.video.digest_video`)."""
 
     path: str
     media_type: str
     digest: ImageDigest
+    frames: tuple[FrameHashes, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
-        return {"path": self.path, "media_type": self.media_type, "digest": self.digest.as_dict()}
+        return {
+            "path": self.path,
+            "media_type": self.media_type,
+            "digest": self.digest.as_dict(),
+            "frames": [frame.as_dict() for frame in self.frames],
+        }
 
 
 @dataclass
@@ -147,17 +157,22 @@ def digest_archive(
     algorithms: Collection[str] = ALGORITHMS,
     max_pixels: int = MAX_IMAGE_PIXELS,
     limits: ArchiveLimits | None = None,
+    video_limits: VideoLimits | None = None,
 ) -> ArchiveReport:
     """Digest every member of the archive ``data`` (of ``format``, as
     :func:`matchers.sniff.sniff_file` names it; sniffed when not given) within ``limits``;
-    ``algorithms`` and ``max_pixels`` as for :func:`matchers.digest.digest_bytes`. Never raises
-    for a bad archive: what could not be read is counted in the report."""
+    ``algorithms`` and ``max_pixels`` as for :func:`matchers.digest.digest_bytes`. Video
+    members are sampled within ``video_limits``, whose ``max_seconds`` is one budget for all
+    the videos of the archive (those after it is spent get their exact hashes only). Never
+    raises for a bad archive: what could not be read is counted in the report."""
     if format is None:
         kind = sniff_file(data[:FILE_SNIFF_BYTES])
         format = kind.format if kind is not None else ""
     report = ArchiveReport()
     budget = _Budget(limits or ArchiveLimits())
-    _Walk(budget, report, algorithms, max_pixels).open(data, format, "", 1)
+    video_limits = video_limits or VideoLimits()
+    deadline = time.monotonic() + video_limits.max_seconds
+    _Walk(budget, report, algorithms, max_pixels, video_limits, deadline).open(data, format, "", 1)
     return report
 
 
@@ -169,6 +184,8 @@ class _Walk:
     report: ArchiveReport
     algorithms: Collection[str]
     max_pixels: int
+    video_limits: VideoLimits
+    video_deadline: float
 
     def open(self, data: bytes, format: str, prefix: str, depth: int) -> None:
         if format not in ARCHIVE_FORMATS:
@@ -191,6 +208,16 @@ class _Walk:
             return
         kind = sniff_file(body[:FILE_SNIFF_BYTES])
         media_type, file_format = (kind.media_type, kind.format) if kind else ("file", "")
+        remaining = self.video_deadline - time.monotonic()
+        if media_type == "video" and remaining > 0:
+            limits = dataclasses.replace(
+                self.video_limits, max_seconds=min(self.video_limits.max_seconds, remaining)
+            )
+            video = digest_video(
+                body, format=file_format, algorithms=self.algorithms, limits=limits
+            )
+            report.members.append(MemberDigest(path, "video", video.digest, video.frames))
+            return
         report.members.append(
             MemberDigest(path, media_type, exact_digest(body, format=file_format, frames=0))
         )

@@ -534,6 +534,8 @@ class HotlineSpider(Spider):
         if report is None:
             return
         self._inc("crawl/archive/members", len(report.members))
+        if frames := sum(len(member.frames) for member in report.members):
+            self._inc("crawl/video/frames", frames)
         if report.encrypted:
             self._inc("crawl/archive/encrypted", report.encrypted)
         for reason, count in sorted(report.refused.items()):
@@ -554,6 +556,7 @@ class HotlineSpider(Spider):
                 "archive_member",
                 member=member.path,
                 container_sha256=digest.sha256,
+                frames=member.frames,
             )
 
     async def _open_video(self, body: bytes, url: str, format: str) -> VideoDigest | None:

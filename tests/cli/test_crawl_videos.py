@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import av
@@ -68,6 +69,10 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
     )
     unrelated = encode_video([(textured_image(KNOWN + 9), 4.0)], container="avi", **SIZE)
     broken = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(range(256)) * 300
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("movies/clip.mp4", clip)
+    pack = packed.getvalue()
 
     refs = tmp_path / "refs"
     refs.mkdir()
@@ -93,7 +98,9 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
                     "<a href='/dl/17.mkv'>download</a>"
                     "<video src='/v/other.avi'></video>"
                     "<video src='/v/broken.mp4'></video>"
+                    "<a href='/dl/movies.zip'>all</a>"
                 ),
+                "/dl/movies.zip": video(pack, "application/zip"),
                 "/v/clip.mp4": video(clip, "video/mp4"),
                 "/v/copy.webm": video(copy, "video/webm"),
                 "/dl/17.mkv": video(listed_video, "application/octet-stream"),
@@ -118,8 +125,14 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
         (url("/v/copy.webm"), "pics", picture, "video", "webm", "3,4"),
         (url("/dl/17.mkv"), "videos", "vid-17", "video", "mkv", "0,1,2,3,4"),
         (url("/v/broken.mp4"), "files", "b1", "video", "mp4", ""),
+        (url("/dl/movies.zip"), "pics", picture, "archive_member", "mp4", "3,4"),
     }
-    by_url = {h["url"]: h for h in hits}
+    member = next(h for h in hits if h["media_type"] == "archive_member")
+    assert (member["member"], member["container_sha256"]) == (
+        "movies/clip.mp4",
+        hashlib.sha256(pack).hexdigest(),
+    )
+    by_url = {h["url"]: h for h in hits if h["media_type"] == "video"}
     assert by_url[url("/dl/17.mkv")]["frame_share"] == "100"
     assert by_url[url("/dl/17.mkv")]["frames_matched"] == 5
     assert by_url[url("/v/clip.mp4")]["distance"] <= 31
@@ -127,9 +140,9 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
     run = ok_json(["runs", "show", summary["crawl"]], env)
     stats = run["crawl_stats"]
     assert stats["crawl/files/video"] == 5
-    assert stats["crawl/video/frames"] == 8 + 8 + 5 + 4
+    assert stats["crawl/video/frames"] == 8 + 8 + 5 + 4 + 8  # the zipped clip's too
     assert stats["crawl/video/decode_error/corrupt"] == 1
-    served = [clip, copy, listed_video, unrelated, broken]
+    served = [clip, copy, listed_video, unrelated, broken, pack]
     # Decoded frames as pictures (RGB) and as the luma planes hashing works on.
     frames = [
         pixels.tobytes()

@@ -18,9 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hotline.imagegen import encode_video, textured_image
 from matchers.archives import ArchiveLimits, ArchiveReport, digest_archive
 from matchers.digest import digest_bytes
 from matchers.sniff import sniff_file
+from matchers.video import VideoLimits, digest_video
 from tests.matchers.imagegen import encode, make_rgb
 
 PNG = encode(make_rgb(71, 96, 80), "PNG")
@@ -203,3 +205,18 @@ def test_an_entry_without_a_name_does_not_hide_the_others() -> None:
         archive.writestr(zipfile.ZipInfo(""), TEXT)
     report = _open(out.getvalue())
     assert set(_paths(report)) == {"a.png", ""}  # a label only; nothing raised
+
+
+def test_videos_in_an_archive_are_sampled_within_one_time_budget_for_all() -> None:
+    clip = encode_video([(textured_image(7700), 2.0)], container="mpegts", width=160, height=120)
+    data = _tar({"a/clip.ts": clip, "b/again.ts": clip})
+    report = digest_archive(data)
+    expected = digest_video(clip).frames
+    assert len(expected) == 2
+    assert [(m.path, m.media_type, m.frames) for m in report.members] == [
+        ("a/clip.ts", "video", expected),
+        ("b/again.ts", "video", expected),
+    ]
+    spent = digest_archive(data, video_limits=VideoLimits(max_seconds=1e-9))
+    assert [(m.media_type, m.frames) for m in spent.members] == [("video", ())] * 2
+    assert {m.digest.sha256 for m in spent.members} == {hashlib.sha256(clip).hexdigest()}
