@@ -19,8 +19,8 @@ fresh process (spawned, so each measures its own peak memory):
 
 For each: wall seconds (median of the runs), frames hashed, frames decoded per second, seconds
 of work per minute of video, and the child's peak RSS above what it held before the call
-(``ru_maxrss`` after, less the resident size before). The video is only ever in memory; nothing
-is written to disk.
+(``VmHWM`` after, reset to the resident size before the call, less that size). The video is
+only ever in memory; nothing is written to disk.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import argparse
 import io
 import json
 import multiprocessing
-import resource
 import statistics
 import sys
 import time
@@ -58,10 +57,18 @@ def make_video(seconds: int, fps: int) -> bytes:
     return encode_video(scenes, container="mp4", width=WIDTH, height=HEIGHT, fps=fps)
 
 
-def _resident_kib() -> int:
-    with Path("/proc/self/statm").open() as statm:
-        pages = int(statm.read().split()[1])
-    return pages * resource.getpagesize() // 1024
+def _status_kib(field: str) -> int:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    """Reset this process's peak RSS (``VmHWM``) to its current RSS (Linux 4.0 and later).
+    ``ru_maxrss`` would not do: it carries the parent's peak over fork and exec."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def _run(mode: str, data: bytes, fps: int, out: Any) -> None:
@@ -69,7 +76,8 @@ def _run(mode: str, data: bytes, fps: int, out: Any) -> None:
 
     from matchers.video import VideoLimits, digest_video  # noqa: PLC0415
 
-    before = _resident_kib()
+    before = _status_kib("VmRSS")
+    _reset_peak()
     started = time.perf_counter()
     if mode == "decode_only":
         decoded = 0
@@ -90,7 +98,7 @@ def _run(mode: str, data: bytes, fps: int, out: Any) -> None:
             raise RuntimeError(f"{mode}: {video.digest.error or video.stopped}")
         decoded, hashed = video.decoded_frames, len(video.frames)
     elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kib("VmHWM")
     out.send({"seconds": elapsed, "decoded": decoded, "hashed": hashed, "rss_kib": peak - before})
 
 

@@ -1,7 +1,8 @@
 """Archives opened in memory: every member digested like a downloaded body, under bomb guards.
 
-:func:`digest_archive` opens a ZIP, a tar (plain, gzip, bzip2 or xz compressed) or a single
-gzip / bzip2 / xz stream held in memory, and digests its members one at a time: an image gets
+:func:`digest_archive` opens a ZIP, a tar (plain, gzip, bzip2 or xz compressed), a 7z (with
+py7zr, its members written into memory only) or a single gzip / bzip2 / xz stream held in
+memory, and digests its members one at a time: an image gets
 :func:`matchers.digest.digest_bytes`, any other member its exact hashes
 (:func:`matchers.digest.exact_digest`), and an archive inside it is opened in turn down to
 :attr:`ArchiveLimits.max_depth` (the nested archive is also a member with its own hashes).
@@ -14,11 +15,14 @@ Bomb guards (:class:`ArchiveLimits`), each counted in :attr:`ArchiveReport.refus
 * ``too_large``: a member larger than ``max_member_bytes``, as declared or as it decompresses
   (read one byte past the cap, never more).
 * ``total``: the members together past ``max_total_bytes``; the rest are not read.
-* ``ratio``: a ZIP member that would expand more than ``max_ratio`` times (beyond 1 MiB).
+* ``ratio``: a ZIP member that would expand more than ``max_ratio`` times (beyond 1 MiB); a
+  7z member larger than ``max_ratio`` times the whole archive (a solid archive's members have
+  no compressed size of their own).
 * ``depth``: an archive nested deeper than ``max_depth`` (hashed as a file, not opened).
 * ``corrupt``: an archive or member that cannot be read (a bad header, a CRC error, any
   failure of a parser on hostile bytes).
-* ``unsupported``: a compression method or format this build cannot read (7z, RAR).
+* ``unsupported``: a compression method or format this build cannot read (RAR, zstd; 7z
+  methods py7zr lacks).
 
 Encrypted members are counted (:attr:`ArchiveReport.encrypted`) and never guessed at.
 A tar member's data is never skipped over: a member that is refused ends the tar, since
@@ -36,9 +40,13 @@ import time
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Final, Protocol
+
+import py7zr
+import py7zr.exceptions
+from py7zr.io import Py7zIO, WriterFactory
 
 from matchers.algorithms import ALGORITHMS, MAX_IMAGE_PIXELS
 from matchers.digest import ImageDigest, digest_bytes, exact_digest
@@ -56,7 +64,7 @@ __all__ = [
 
 #: The archive formats :func:`digest_archive` opens (as :func:`matchers.sniff.sniff_file`
 #: names them); other archives (7z, RAR, zstd) are counted as ``unsupported``.
-ARCHIVE_FORMATS: Final = frozenset({"zip", "tar", "gzip", "bzip2", "xz"})
+ARCHIVE_FORMATS: Final = frozenset({"zip", "tar", "gzip", "bzip2", "xz", "7z"})
 #: Reasons a member or an archive is not digested.
 REFUSALS: Final = ("members", "too_large", "total", "ratio", "depth", "corrupt", "unsupported")
 #: Separates the members of nested archives in a path: ``outer/inner.zip!/pic.png``.
@@ -192,6 +200,13 @@ class _Walk:
             self.report.refused["unsupported"] += 1
             return
         try:
+            if format == "7z":  # members come through py7zr's writers, not an iterator
+
+                def digest(path: str, body: bytes) -> None:
+                    self.digest_member(prefix + path, body, depth)
+
+                _seven_zip_members(data, self.budget, self.report, digest)
+                return
             for path, body in _members(data, format, self.budget, self.report):
                 self.digest_member(prefix + path, body, depth)
                 del body
@@ -356,6 +371,105 @@ def _decompress_head(data: bytes, format: str, size: int) -> bytes:
     """The first ``size`` bytes of a compressed stream (less if it is shorter)."""
     decompressor = _decompressor(format)
     return decompressor.decompress(data, size)
+
+
+class _SevenZipTooLarge(Exception):
+    """A 7z member decompressed past the size it may have."""
+
+
+class _SevenZipWriter(Py7zIO):
+    """Receives one 7z member in memory, at most ``cap`` bytes, and hands it on when py7zr
+    closes it (the member is complete); nothing is written anywhere else."""
+
+    def __init__(self, name: str, cap: int, done: Callable[[str, bytes], None]) -> None:
+        self.name = name
+        self.cap = cap
+        self.done = done
+        self.buffer = io.BytesIO()
+
+    def write(self, s: bytes | bytearray) -> int:
+        if self.buffer.tell() + len(s) > self.cap:
+            raise _SevenZipTooLarge
+        return self.buffer.write(s)
+
+    def read(self, size: int | None = None) -> bytes:
+        return self.buffer.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.buffer.seek(offset, whence)
+
+    def flush(self) -> None:
+        return None
+
+    def size(self) -> int:
+        return self.buffer.getbuffer().nbytes
+
+    def close(self) -> None:
+        body = self.buffer.getvalue()
+        self.buffer = io.BytesIO()
+        self.done(self.name, body)
+
+
+class _SevenZipWriters(WriterFactory):
+    def __init__(self, caps: dict[str, int], done: Callable[[str, bytes], None]) -> None:
+        self.caps = caps
+        self.done = done
+
+    def create(self, filename: str) -> Py7zIO:
+        return _SevenZipWriter(filename, self.caps.get(filename, 0), self.done)
+
+
+def _seven_zip_members(
+    data: bytes, budget: _Budget, report: ArchiveReport, digest: Callable[[str, bytes], None]
+) -> None:
+    """Hand each member of a 7z archive to ``digest`` as py7zr completes it (a solid archive
+    is one compressed stream, so members come in its order, not one by one on demand). The
+    declared sizes are checked first; a member that decompresses past its size ends the
+    archive, as a refused tar member does. Raises ``_Stop`` when the budgets are spent."""
+    try:
+        archive = py7zr.SevenZipFile(io.BytesIO(data), mode="r")
+    except py7zr.PasswordRequired:  # encrypted headers: not even the names can be read
+        report.encrypted += 1
+        return
+    with archive:
+        infos = [i for i in archive.list() if not (i.is_directory or i.is_symlink)]
+        if archive.needs_password():
+            report.encrypted += len(infos)
+            return
+        caps: dict[str, int] = {}
+        stopped = False
+        for info in infos:
+            try:
+                cap = _take(budget, report, info.uncompressed)
+            except _Stop:
+                stopped = True
+                break
+            if cap < 0:
+                report.refused["too_large"] += 1
+            elif info.uncompressed > _RATIO_FLOOR and info.uncompressed > (
+                budget.limits.max_ratio * max(len(data), 1)
+            ):
+                report.refused["ratio"] += 1
+            elif info.filename not in caps:
+                caps[info.filename] = cap
+        if caps:
+
+            def done(name: str, body: bytes) -> None:
+                if name not in caps:  # a member py7zr decompressed on the way to the next
+                    return
+                _spend(budget, body)
+                digest(_clean_path(name), body)
+
+            try:
+                archive.extract(targets=list(caps), factory=_SevenZipWriters(caps, done))
+            except _SevenZipTooLarge:
+                report.refused["too_large"] += 1
+                return
+            except py7zr.exceptions.UnsupportedCompressionMethodError:
+                report.refused["unsupported"] += 1
+                return
+        if stopped:
+            raise _Stop
 
 
 def _is_compressed_tar(data: bytes, format: str) -> bool:

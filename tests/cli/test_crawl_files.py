@@ -12,6 +12,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import py7zr
 import redis
 
 from hotline.imagegen import encode, textured_image
@@ -261,21 +262,31 @@ def test_members_of_archives_are_matched_and_reported_at_the_archive(
     outer = _tar_gz(
         {"album/a.png": known_image, "album/b.jpg": other_image, "in.zip": inner.getvalue()}
     )
+    known_in_7z = _noise(22, 20_000)
+    seven = io.BytesIO()
+    with py7zr.SevenZipFile(seven, "w") as archive:
+        archive.writestr(b"nothing known", "readme.txt")
+        archive.writestr(known_in_7z, "data/set.bin")
     known = _known_list(
         tmp_path,
         [
             ("sha256", hashlib.sha256(known_image).hexdigest(), "m1"),
             ("md5", hashlib.md5(known_file).hexdigest(), "m2"),
+            ("sha1", hashlib.sha1(known_in_7z).hexdigest(), "m3"),
         ],
     )
     assert run_cli(["hashes", "import", str(known), "--list", "k"], env).returncode == 0
     with serve(host=HOST_A) as site:
         site.mount(
             {
-                "/": html_page("<a href='/get/album.tar.gz'>album</a>"),
+                "/": html_page(
+                    "<a href='/get/album.tar.gz'>album</a><a href='/get/set.7z'>set</a>"
+                ),
                 "/get/album.tar.gz": _file(outer, "application/gzip"),
+                "/get/set.7z": _file(seven.getvalue(), "application/x-7z-compressed"),
             }
         )
+        set_url = site.url("/get/set.7z")
         crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
         assert crawl.returncode == 0, crawl.stderr
         assert "Traceback" not in crawl.stderr
@@ -289,11 +300,21 @@ def test_members_of_archives_are_matched_and_reported_at_the_archive(
     } == {
         (url, "archive_member", "album/a.png", "png", "m1", container),
         (url, "archive_member", "in.zip!/deep/known.bin", "", "m2", container),
+        (
+            set_url,
+            "archive_member",
+            "data/set.bin",
+            "",
+            "m3",
+            hashlib.sha256(seven.getvalue()).hexdigest(),
+        ),
     }
     run = ok_json(["runs", "show", summary["crawl"]], env)
     stats = run["crawl_stats"]
-    assert stats["crawl/archives"] == 1
-    assert stats["crawl/archive/members"] == 4  # a.png, b.jpg, in.zip, known.bin; not zeros
+    assert stats["crawl/archives"] == 2
+    # a.png, b.jpg, in.zip, known.bin (not zeros); readme.txt, set.bin
+    assert stats["crawl/archive/members"] == 6
     assert stats["crawl/archive/refused/ratio"] == 1
-    served = [outer, inner.getvalue(), known_image, known_file, other_image]
+    served = [outer, inner.getvalue(), known_image, known_file, other_image, known_in_7z]
+    served.append(seven.getvalue())
     assert _leaks(WindowFinder(served), env, tmp_path, crawl.stdout, crawl.stderr) == []

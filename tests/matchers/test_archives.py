@@ -13,7 +13,10 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import py7zr
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -153,7 +156,9 @@ def test_damaged_and_unsupported_archives_are_counted() -> None:
     assert dict(_open(whole[: len(whole) // 2]).refused) == {"corrupt": 1}
     assert dict(_open(b"\x1f\x8b\x08\x00" + b"\xff" * 100).refused) == {"corrupt": 1}
     seven = b"7z\xbc\xaf\x27\x1c" + b"\x00" * 100
-    assert dict(_open(seven).refused) == {"unsupported": 1}
+    assert dict(_open(seven).refused) == {"corrupt": 1}
+    rar = b"Rar!\x1a\x07\x01\x00" + b"\x00" * 100
+    assert dict(_open(rar).refused) == {"unsupported": 1}
 
 
 def test_limits_must_make_sense() -> None:
@@ -163,7 +168,57 @@ def test_limits_must_make_sense() -> None:
         ArchiveLimits(max_depth=0)
 
 
-_SEEDS = [_zip({"a.png": PNG, "t.txt": TEXT}), _tar({"a.png": PNG, "z.zip": _zip({"b": TEXT})})]
+def _7z(members: dict[str, bytes], **options: Any) -> bytes:
+    out = io.BytesIO()
+    with py7zr.SevenZipFile(out, "w", **options) as archive:
+        for name, body in members.items():
+            archive.writestr(body, name)
+    return out.getvalue()
+
+
+def test_7z_members_are_digested_in_memory_and_nothing_is_extracted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = _7z({"pics/a.png": PNG, "notes.txt": TEXT, "in.zip": _zip({"deep/b.jpg": JPEG})})
+    report = _open(data)
+    assert _paths(report) == {
+        "pics/a.png": ("image", hashlib.sha256(PNG).hexdigest()),
+        "notes.txt": ("file", hashlib.sha256(TEXT).hexdigest()),
+        "in.zip": ("archive", report.members[2].digest.sha256),
+        "in.zip!/deep/b.jpg": ("image", hashlib.sha256(JPEG).hexdigest()),
+    }
+    assert report.members[0].digest == digest_bytes(PNG)
+    assert (report.encrypted, dict(report.refused)) == (0, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_encrypted_7z_archives_are_counted_never_guessed() -> None:
+    content = _7z({"a.png": PNG, "b.txt": TEXT}, password="benign")
+    assert (_open(content).members, _open(content).encrypted) == ([], 2)
+    headers = _7z({"a.png": PNG}, password="benign", header_encryption=True)
+    assert (_open(headers).members, _open(headers).encrypted) == ([], 1)
+
+
+def test_7z_bomb_guards_hold() -> None:
+    zeros = b"\x00" * (8 * 1024 * 1024)
+    bomb = _7z({"a.png": PNG, "zeros.bin": zeros, "t.txt": TEXT})
+    assert len(bomb) * 200 < len(zeros)
+    report = _open(bomb)
+    assert set(_paths(report)) == {"a.png", "t.txt"}
+    assert dict(report.refused) == {"ratio": 1}
+    small = ArchiveLimits(max_member_bytes=len(PNG) - 1)
+    capped = digest_archive(_7z({"a.png": PNG, "t.txt": TEXT}), limits=small)
+    assert (set(_paths(capped)), dict(capped.refused)) == ({"t.txt"}, {"too_large": 1})
+    few = digest_archive(_7z({"a": TEXT, "b": TEXT + b"!", "c": PNG}), limits=ArchiveLimits(2))
+    assert (set(_paths(few)), dict(few.refused)) == ({"a", "b"}, {"members": 1})
+
+
+_SEEDS = [
+    _zip({"a.png": PNG, "t.txt": TEXT}),
+    _tar({"a.png": PNG, "z.zip": _zip({"b": TEXT})}),
+    _7z({"a.png": PNG, "t.txt": TEXT}),
+]
 
 
 @settings(max_examples=150, deadline=None)
