@@ -154,6 +154,16 @@ def parse_sets(values: Iterable[str]) -> dict[str, str]:
 _POSITIVE_SETTINGS: Mapping[str, str] = {
     "CRAWL_MEDIA_MAXSIZE": "a positive number of bytes",
     "MATCHER_HASH_TIMEOUT": "a positive number of seconds",
+    "MATCHER_ARCHIVE_TIMEOUT": "a positive number of seconds",
+    "MATCHER_ARCHIVE_MAX_MEMBERS": "a positive whole number",
+    "MATCHER_ARCHIVE_MAX_BYTES": "a positive whole number of bytes",
+    "MATCHER_ARCHIVE_MAX_RATIO": "a positive whole number",
+    "MATCHER_ARCHIVE_MAX_DEPTH": "a positive whole number",
+    "MATCHER_VIDEO_SAMPLE_FPS": "a positive number of frames per second",
+    "MATCHER_VIDEO_MAX_FRAMES": "a positive whole number",
+    "MATCHER_VIDEO_MAX_FRAME_PIXELS": "a positive whole number of pixels",
+    "MATCHER_VIDEO_MAX_DECODED_PIXELS": "a positive whole number of pixels",
+    "MATCHER_VIDEO_MAX_SECONDS": "a positive number of seconds",
 }
 
 
@@ -181,8 +191,13 @@ def _check_set_types(overrides: Mapping[str, str]) -> None:
                     raise UsageError(f"--set {key}={raw!r}: expected {expected}") from None
                 break
         positive = _POSITIVE_SETTINGS.get(key)
-        if positive is not None and not probe.getfloat(key) > 0:
-            raise UsageError(f"--set {key}={raw!r}: expected {positive}")
+        if positive is not None:
+            try:
+                number = int(raw) if "whole" in positive else float(raw)
+            except ValueError:
+                number = 0
+            if not number > 0 or number == float("inf"):
+                raise UsageError(f"--set {key}={raw!r}: expected {positive}")
 
 
 def check_networks(values: Iterable[str]) -> None:

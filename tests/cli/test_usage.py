@@ -122,6 +122,23 @@ def test_a_malformed_redis_url_is_bad_input_exit_2(url: str, shown: str) -> None
             "MATCHER_HASH_TIMEOUT=-1",
             "error: --set MATCHER_HASH_TIMEOUT='-1': expected a positive number of seconds",
         ),
+        (
+            "MATCHER_VIDEO_MAX_FRAMES=abc",
+            "error: --set MATCHER_VIDEO_MAX_FRAMES='abc': expected a positive whole number",
+        ),
+        (
+            "MATCHER_VIDEO_MAX_FRAMES=2.5",
+            "error: --set MATCHER_VIDEO_MAX_FRAMES='2.5': expected a positive whole number",
+        ),
+        (
+            "MATCHER_VIDEO_SAMPLE_FPS=0",
+            "error: --set MATCHER_VIDEO_SAMPLE_FPS='0': "
+            "expected a positive number of frames per second",
+        ),
+        (
+            "MATCHER_ARCHIVE_MAX_DEPTH=nan",
+            "error: --set MATCHER_ARCHIVE_MAX_DEPTH='nan': expected a positive whole number",
+        ),
     ],
 )
 def test_a_set_value_of_the_wrong_type_is_bad_input_exit_2(

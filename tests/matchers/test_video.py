@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
+import sys
 from functools import cache
 
 import av
@@ -16,6 +18,7 @@ from matchers.digest import digest_bytes
 from matchers.index import CONFIRMED, REVIEW, Matcher
 from matchers.lists import HashList, ListEntry
 from matchers.video import VideoLimits, digest_video
+from tests.helpers import ROOT
 
 KNOWN_SEED = 7100
 SIDE = (320, 240)
@@ -267,3 +270,51 @@ def test_the_video_bytes_match_exact_entries_and_an_allowed_frame_is_skipped() -
         "ok", [ListEntry("md5", hashlib.md5(data).hexdigest(), "harmless")], kind="allow"
     )
     assert Matcher([known], [allow_file]).match_video(video.digest, video.frames) == ([], True)
+
+
+_PEAK_PROBE = """
+import sys
+from pathlib import Path
+from matchers.video import VideoLimits, digest_video
+from tests.helpers import ROOT
+
+def status(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+data = sys.stdin.buffer.read()
+before = status("VmRSS")
+Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+video = digest_video(data, limits=VideoLimits(sample_fps=5))
+print(len(video.frames), status("VmHWM") - before)
+"""
+
+
+def _peak_kib(data: bytes) -> tuple[int, int]:
+    """(frames hashed, peak RSS above the start in KiB) of sampling ``data`` in a fresh
+    process (VmHWM, reset before the call: ru_maxrss would carry this process's peak)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_PROBE],
+        input=data,
+        capture_output=True,
+        check=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    frames, peak = result.stdout.split()
+    return int(frames), int(peak)
+
+
+def test_memory_does_not_grow_with_the_length_of_the_video() -> None:
+    pictures = [textured_image(KNOWN_SEED + 20 + n) for n in range(24)]
+    short = encode_video([(pictures[0], 2.0)], width=640, height=480, fps=25, moving=False)
+    long = encode_video(
+        [(p, 2.0) for p in pictures], width=640, height=480, fps=25, moving=False
+    )  # 12 times as long, a new picture every 2 s
+    short_frames, short_peak = _peak_kib(short)
+    long_frames, long_peak = _peak_kib(long)
+    assert (short_frames, long_frames) == (10, 240)
+    # Frames are hashed and dropped: 230 more of them (350 KiB of pixels each at 640x480 RGB)
+    # would add 80 MiB if they were kept; the bound leaves room for allocator noise only.
+    assert long_peak < short_peak + 24 * 1024
