@@ -9,6 +9,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -22,10 +23,10 @@ from tests.nocontent import WindowFinder
 from .test_crawl_files import _known_list, _leaks
 
 KNOWN = 7300
-SIZE = {"width": 320, "height": 240, "fps": 10}
+SIZE: dict[str, Any] = {"width": 320, "height": 240, "fps": 10}
 
 
-def _clip(container: str, **kw: int) -> bytes:
+def _clip(container: str, **kw: Any) -> bytes:
     scenes = [(textured_image(KNOWN + 1), 3.0), (textured_image(KNOWN), 2.0)]
     return encode_video([*scenes, (textured_image(KNOWN + 2), 3.0)], container=container, **kw)
 
@@ -33,7 +34,7 @@ def _clip(container: str, **kw: int) -> bytes:
 def _frames(data: bytes, pixel_format: str = "rgb24") -> list[tuple[float, np.ndarray]]:
     """(time, pixels) of one frame a second, decoded here with PyAV."""
     out = []
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         for frame in container.decode(video=0):
             if frame.time is not None and abs(frame.time - round(frame.time)) < 1e-3:
                 out.append((float(frame.time), frame.to_ndarray(format=pixel_format)))
