@@ -11,7 +11,9 @@ file, a temp directory or shared memory (rule 1).
 
 Bomb guards (:class:`ArchiveLimits`), each counted in :attr:`ArchiveReport.refused` by reason:
 
-* ``members``: more members than ``max_members``; the rest are not read.
+* ``members``: more members than ``max_members``; the rest are not read (a ZIP whose
+  central directory declares more than twice that many entries, or is larger than 512 bytes
+  for each of them, is not listed at all: listing it costs memory for every entry).
 * ``too_large``: a member larger than ``max_member_bytes``, as declared or as it decompresses
   (read one byte past the cap, never more).
 * ``total``: the members together past ``max_total_bytes``; the rest are not read.
@@ -42,7 +44,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Final, Protocol
+from typing import IO, Any, Final, Protocol
 
 import py7zr
 import py7zr.exceptions
@@ -55,6 +57,7 @@ from matchers.video import FrameHashes, VideoLimits, digest_video
 
 __all__ = [
     "ARCHIVE_FORMATS",
+    "ARCHIVE_FRAME_FACTOR",
     "REFUSALS",
     "ArchiveLimits",
     "ArchiveReport",
@@ -65,6 +68,9 @@ __all__ = [
 #: The archive formats :func:`digest_archive` opens (as :func:`matchers.sniff.sniff_file`
 #: names them); other archives (7z, RAR, zstd) are counted as ``unsupported``.
 ARCHIVE_FORMATS: Final = frozenset({"zip", "tar", "gzip", "bzip2", "xz", "7z"})
+#: The frames hashed over all the videos of one archive: this many times a video's own cap
+#: (``VideoLimits.max_frames``); the videos after it get their exact hashes only.
+ARCHIVE_FRAME_FACTOR: Final = 4
 #: Reasons a member or an archive is not digested.
 REFUSALS: Final = ("members", "too_large", "total", "ratio", "depth", "corrupt", "unsupported")
 #: Separates the members of nested archives in a path: ``outer/inner.zip!/pic.png``.
@@ -171,7 +177,8 @@ def digest_archive(
     :func:`matchers.sniff.sniff_file` names it; sniffed when not given) within ``limits``;
     ``algorithms`` and ``max_pixels`` as for :func:`matchers.digest.digest_bytes`. Video
     members are sampled within ``video_limits``, whose ``max_seconds`` is one budget for all
-    the videos of the archive (those after it is spent get their exact hashes only). Never
+    the videos of the archive, as are :data:`ARCHIVE_FRAME_FACTOR` times its ``max_frames``
+    (the videos after either is spent get their exact hashes only). Never
     raises for a bad archive: what could not be read is counted in the report."""
     if format is None:
         kind = sniff_file(data[:FILE_SNIFF_BYTES])
@@ -180,7 +187,9 @@ def digest_archive(
     budget = _Budget(limits or ArchiveLimits())
     video_limits = video_limits or VideoLimits()
     deadline = time.monotonic() + video_limits.max_seconds
-    _Walk(budget, report, algorithms, max_pixels, video_limits, deadline).open(data, format, "", 1)
+    frames = ARCHIVE_FRAME_FACTOR * video_limits.max_frames
+    walk = _Walk(budget, report, algorithms, max_pixels, video_limits, deadline, frames)
+    walk.open(data, format, "", 1)
     return report
 
 
@@ -194,6 +203,7 @@ class _Walk:
     max_pixels: int
     video_limits: VideoLimits
     video_deadline: float
+    video_frames: int
 
     def open(self, data: bytes, format: str, prefix: str, depth: int) -> None:
         if format not in ARCHIVE_FORMATS:
@@ -224,13 +234,16 @@ class _Walk:
         kind = sniff_file(body[:FILE_SNIFF_BYTES])
         media_type, file_format = (kind.media_type, kind.format) if kind else ("file", "")
         remaining = self.video_deadline - time.monotonic()
-        if media_type == "video" and remaining > 0:
+        if media_type == "video" and remaining > 0 and self.video_frames > 0:
             limits = dataclasses.replace(
-                self.video_limits, max_seconds=min(self.video_limits.max_seconds, remaining)
+                self.video_limits,
+                max_seconds=min(self.video_limits.max_seconds, remaining),
+                max_frames=min(self.video_limits.max_frames, self.video_frames),
             )
             video = digest_video(
                 body, format=file_format, algorithms=self.algorithms, limits=limits
             )
+            self.video_frames -= len(video.frames)
             report.members.append(MemberDigest(path, "video", video.digest, video.frames))
             return
         report.members.append(
@@ -286,11 +299,8 @@ def _members(
     if format == "zip":
         yield from _zip_members(data, budget, report)
         return
-    if _is_compressed_tar(data, format):
-        yield from _tar_members(data, budget, report)
-        return
-    if format == "tar":
-        yield from _tar_members(data, budget, report)
+    if format == "tar" or _is_compressed_tar(data, format):
+        yield from _tar_members(data, budget, report, format)
         return
     yield from _stream_member(data, format, budget, report)
 
@@ -298,6 +308,15 @@ def _members(
 def _zip_members(
     data: bytes, budget: _Budget, report: ArchiveReport
 ) -> Iterator[tuple[str, bytes]]:
+    declared = _zip_central_directory(data)
+    listable = _ZIP_LISTING_FACTOR * budget.limits.max_members
+    if declared is not None and (
+        declared[0] > listable or declared[1] > listable * _ZIP_ENTRY_BYTES
+    ):
+        # zipfile parses the whole central directory into objects before the first member:
+        # one declaring (or sized for) far more entries than may be read is refused unread.
+        report.refused["members"] += 1
+        raise _Stop
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for info in archive.infolist():
             if info.filename.endswith("/"):  # is_dir() raises on an empty name
@@ -331,11 +350,30 @@ def _zip_members(
 
 
 def _tar_members(
-    data: bytes, budget: _Budget, report: ArchiveReport
+    data: bytes, budget: _Budget, report: ArchiveReport, format: str
 ) -> Iterator[tuple[str, bytes]]:
-    # Streaming mode ("r|*"): members in order, never a seek back; a compressed tar is
-    # decompressed as it is read, so the budgets bound the decompression too.
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r|*") as archive:
+    # Streaming mode ("r|"): members in order, never a seek back. A compressed tar is
+    # decompressed here, as tarfile reads it, by a reader that counts every byte it gives
+    # (member data, headers, GNU long names, pax records, skipped members' data alike).
+    fileobj: IO[bytes]
+    by_ratio = max(_RATIO_FLOOR, budget.limits.max_ratio * len(data))
+    by_budget = budget.bytes + _TAR_OVERHEAD * budget.limits.max_members + _RATIO_FLOOR
+    if format in _STREAM_FORMATS:
+        reader = _Inflating(data, format, min(by_ratio, by_budget))
+        fileobj = io.BufferedReader(reader, _READ_CHUNK)
+    else:
+        fileobj = io.BytesIO(data)
+    try:
+        yield from _tar_entries(fileobj, budget, report)
+    except _OverLimit:
+        report.refused["ratio" if by_ratio < by_budget else "total"] += 1
+        raise _Stop from None
+
+
+def _tar_entries(
+    fileobj: IO[bytes], budget: _Budget, report: ArchiveReport
+) -> Iterator[tuple[str, bytes]]:
+    with tarfile.open(fileobj=fileobj, mode="r|") as archive:
         for member in archive:
             if not member.isfile():
                 continue
@@ -354,6 +392,37 @@ def _tar_members(
             yield _clean_path(member.name), body
 
 
+#: A ZIP whose central directory declares more than this many times ``max_members`` entries
+#: is not listed at all.
+_ZIP_LISTING_FACTOR: Final = 2
+_EOCD: Final = b"PK\x05\x06"
+_EOCD_SIZE: Final = 22
+_ZIP64_LOCATOR: Final = b"PK\x06\x07"
+_ZIP64_LOCATOR_SIZE: Final = 20
+_ZIP64_EOCD: Final = b"PK\x06\x06"
+_MANY: Final = 0xFFFF
+#: Central directory bytes allowed per entry that may be listed: the fixed 46 bytes and a name
+#: (with extra fields and comment) of up to 466.
+_ZIP_ENTRY_BYTES: Final = 512
+
+
+def _zip_central_directory(data: bytes) -> tuple[int, int] | None:
+    """(entries, bytes) of a ZIP's central directory as its end record declares them (its
+    ZIP64 record's when the classic fields say so); None when there is no end record."""
+    end = data.rfind(_EOCD, max(0, len(data) - _EOCD_SIZE - _MANY))
+    if end < 0 or end + _EOCD_SIZE > len(data):
+        return None
+    entries = int.from_bytes(data[end + 10 : end + 12], "little")
+    size = int.from_bytes(data[end + 12 : end + 16], "little")
+    locator = end - _ZIP64_LOCATOR_SIZE
+    if locator >= 0 and data[locator : locator + 4] == _ZIP64_LOCATOR:
+        offset = int.from_bytes(data[locator + 8 : locator + 16], "little")
+        if offset + 56 <= len(data) and data[offset : offset + 4] == _ZIP64_EOCD:
+            entries = max(entries, int.from_bytes(data[offset + 32 : offset + 40], "little"))
+            size = max(size, int.from_bytes(data[offset + 40 : offset + 48], "little"))
+    return entries, size
+
+
 class _Decompressor(Protocol):
     def decompress(self, data: bytes, max_length: int, /) -> bytes: ...
 
@@ -365,6 +434,73 @@ def _decompressor(format: str) -> _Decompressor:
         return bz2.BZ2Decompressor()
     # An xz header may ask for a dictionary of gigabytes: refused (as corrupt) past this.
     return lzma.LZMADecompressor(memlimit=_XZ_MEMORY_LIMIT)
+
+
+_STREAM_FORMATS: Final = ("gzip", "bzip2", "xz")
+_STREAM_MAGIC: Final = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00"}
+#: Bytes of a tar beyond its members' data: a 512-byte header and up to 511 of padding each.
+_TAR_OVERHEAD: Final = 1024
+
+
+class _OverLimit(Exception):
+    """A compressed stream decompressed past what the archive may expand to."""
+
+
+class _Inflating(io.RawIOBase):
+    """The decompressed bytes of a gzip, bzip2 or xz file held in memory, each of its
+    streams in turn (a multi-member gzip, a multi-stream bzip2 or xz), made on demand and
+    never more than ``limit`` bytes in all (``_OverLimit`` past it); trailing bytes that
+    start no new stream are ignored, as gzip does. xz keeps its decoder memory limit."""
+
+    def __init__(self, data: bytes, format: str, limit: int) -> None:
+        self.input = memoryview(data)
+        self.position = 0
+        self.format = format
+        self.limit = limit
+        self.produced = 0
+        self.decompressor: Any = _decompressor(format)
+        self.done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self.done:
+            out = self._step(len(view))
+            if out:
+                self.produced += len(out)
+                if self.produced > self.limit:
+                    raise _OverLimit
+                view[: len(out)] = out
+                return len(out)
+        return 0
+
+    def _feed(self) -> bytes:
+        chunk = bytes(self.input[self.position : self.position + _READ_CHUNK])
+        self.position += len(chunk)
+        return chunk
+
+    def _step(self, size: int) -> bytes:
+        decompressor = self.decompressor
+        if decompressor.eof:
+            rest = bytes(decompressor.unused_data) + bytes(self.input[self.position :])
+            if not rest.startswith(_STREAM_MAGIC[self.format]):
+                self.done = True
+                return b""
+            self.input, self.position = memoryview(rest), 0
+            self.decompressor = decompressor = _decompressor(self.format)
+        if hasattr(decompressor, "unconsumed_tail"):  # zlib keeps what max_length left over
+            feed = decompressor.unconsumed_tail or self._feed()
+            if not feed:
+                self.done = True  # no more input and no end of stream: truncated
+                return b""
+        else:
+            feed = self._feed() if decompressor.needs_input else b""
+            if decompressor.needs_input and not feed:
+                self.done = True
+                return b""
+        return bytes(decompressor.decompress(feed, size))
 
 
 def _decompress_head(data: bytes, format: str, size: int) -> bytes:
@@ -498,19 +634,14 @@ def _gzip_name(data: bytes) -> str:
 def _stream_member(
     data: bytes, format: str, budget: _Budget, report: ArchiveReport
 ) -> Iterator[tuple[str, bytes]]:
-    """A single compressed file: one member, decompressed one byte past its cap at most."""
+    """A single compressed file (every stream of it): one member, decompressed one byte past
+    the smaller of its cap and the ratio's bound at most."""
     cap = _take(budget, report, None)
-    decompressor = _decompressor(format)
-    body = decompressor.decompress(data, cap + 1)
-    if len(body) > cap:
-        report.refused["too_large"] += 1
-        raise _Stop
-    if (
-        len(data) > 0
-        and len(body) > _RATIO_FLOOR
-        and len(body) > budget.limits.max_ratio * len(data)
-    ):
-        report.refused["ratio"] += 1
+    by_ratio = max(_RATIO_FLOOR, budget.limits.max_ratio * len(data))
+    reader = io.BufferedReader(_Inflating(data, format, cap + by_ratio + 1), _READ_CHUNK)
+    body = _read_capped(reader, min(cap, by_ratio))
+    if body is None:
+        report.refused["too_large" if cap <= by_ratio else "ratio"] += 1
         raise _Stop
     _spend(budget, body)
     yield _clean_path(_gzip_name(data) if format == "gzip" else ""), body

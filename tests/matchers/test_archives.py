@@ -119,7 +119,7 @@ def test_zip_bombs_of_every_kind_are_refused_and_counted() -> None:
     big = bytes(range(256)) * 4096  # 1 MiB that hardly compresses
     report = _open(_zip({"big.bin": big, "a.png": PNG}), ArchiveLimits(max_member_bytes=500_000))
     assert set(_paths(report)) == {"a.png"} and dict(report.refused) == {"too_large": 1}
-    many = _zip({f"n{i}.txt": TEXT for i in range(30)})
+    many = _zip({f"n{i}.txt": TEXT for i in range(15)})  # within twice the limit: listed
     report = _open(many, ArchiveLimits(max_members=10))
     assert len(report.members) == 10 and dict(report.refused) == {"members": 1}
     report = _open(many, ArchiveLimits(max_total_bytes=len(TEXT) * 5))
@@ -274,4 +274,60 @@ def test_videos_in_an_archive_are_sampled_within_one_time_budget_for_all() -> No
     ]
     spent = digest_archive(data, video_limits=VideoLimits(max_seconds=1e-9))
     assert [(m.media_type, m.frames) for m in spent.members] == [("video", ())] * 2
+    # Frames too: four times a video's cap for the whole archive, none after it is spent.
+    five = _tar({f"{n}.ts": clip for n in range(5)})
+    capped = digest_archive(five, video_limits=VideoLimits(max_frames=1))
+    assert [len(m.frames) for m in capped.members] == [1, 1, 1, 1, 0]
+    assert [m.media_type for m in capped.members] == ["video"] * 5
     assert {m.digest.sha256 for m in spent.members} == {hashlib.sha256(clip).hexdigest()}
+
+
+def test_a_tar_header_cannot_make_the_reader_decompress_past_the_archive_s_bounds() -> None:
+    # A pax record (like a GNU long name) is header data tarfile reads whole, before any
+    # member's size is checked: 8 MiB of it here, in a few kilobytes of gzip.
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+        first = tarfile.TarInfo("a.png")
+        first.size = len(PNG)
+        archive.addfile(first, io.BytesIO(PNG))
+        second = tarfile.TarInfo("b.txt")
+        second.size = len(TEXT)
+        second.pax_headers = {"comment": "x" * (8 * 1024 * 1024)}
+        archive.addfile(second, io.BytesIO(TEXT))
+    data = out.getvalue()
+    assert len(data) * 200 < 8 * 1024 * 1024
+    report = _open(data)
+    assert set(_paths(report)) == {"a.png"}
+    assert dict(report.refused) == {"ratio": 1}
+    budget = ArchiveLimits(max_members=4, max_total_bytes=2 * 1024 * 1024, max_ratio=10_000)
+    assert dict(_open(data, budget).refused) == {"total": 1}
+
+
+def test_every_stream_of_a_multi_stream_file_is_read() -> None:
+    assert _open(gzip.compress(TEXT[:50]) + gzip.compress(TEXT[50:])).members[0].digest == (
+        digest_archive(gzip.compress(TEXT)).members[0].digest
+    )
+    whole = _tar({"a.png": PNG, "t.txt": TEXT}, mode="w")
+    half = len(whole) // 2
+    for pack in (gzip.compress, bz2.compress, lzma.compress):
+        report = _open(pack(whole[:half]) + pack(whole[half:]))
+        assert _paths(report) == {
+            "a.png": ("image", hashlib.sha256(PNG).hexdigest()),
+            "t.txt": ("file", hashlib.sha256(TEXT).hexdigest()),
+        }
+    joined = bz2.compress(TEXT[:10]) + bz2.compress(TEXT[10:])
+    assert _open(joined).members[0].digest.sha256 == hashlib.sha256(TEXT).hexdigest()
+
+
+def test_a_zip_declaring_far_more_members_than_allowed_is_not_listed() -> None:
+    data = _zip({f"{n}.txt": TEXT for n in range(50)}, zipfile.ZIP_STORED)
+    assert set(_open(data, ArchiveLimits(max_members=30)).refused) == {"members"}
+    assert len(_open(data, ArchiveLimits(max_members=30)).members) == 30
+    assert len(_open(data, ArchiveLimits(max_members=25)).members) == 25
+    unlisted = _open(data, ArchiveLimits(max_members=20))
+    assert (unlisted.members, dict(unlisted.refused)) == ([], {"members": 1})
+    # The directory's size counts too: an entry may carry a long name (or extra fields).
+    long_names = _zip({f"{n}-{'x' * 700}.txt": TEXT for n in range(50)}, zipfile.ZIP_STORED)
+    report = _open(long_names, ArchiveLimits(max_members=30))
+    assert (report.members, dict(report.refused)) == ([], {"members": 1})
+    assert len(_open(long_names, ArchiveLimits(max_members=50)).members) == 50
