@@ -99,9 +99,14 @@ def _reactor() -> Any:
     return reactor
 
 
+#: The share of ``MATCHER_ARCHIVE_TIMEOUT`` an archive may take before it stops by itself.
+ARCHIVE_DEADLINE_SHARE: Final = 0.8
+
+
 def archive_limits_from(settings: Any) -> ArchiveLimits:
     """The ``MATCHER_ARCHIVE_*`` settings (unset: the matcher's own limits); a member may be
-    as large as a file may be (``CRAWL_MEDIA_MAXSIZE``).
+    as large as a file may be (``CRAWL_MEDIA_MAXSIZE``), and an archive stops reading at
+    :data:`ARCHIVE_DEADLINE_SHARE` of ``MATCHER_ARCHIVE_TIMEOUT``.
 
     Raises:
         NotConfigured: a limit that is not positive.
@@ -114,6 +119,9 @@ def archive_limits_from(settings: Any) -> ArchiveLimits:
     }
     values = {name: int(value) for name, value in given.items() if value not in (None, "")}
     values["max_member_bytes"] = settings.getint("CRAWL_MEDIA_MAXSIZE", CRAWL_MEDIA_MAXSIZE)
+    # The archive stops itself before the pool kills its worker, and reports what it read.
+    timeout = settings.getfloat("MATCHER_ARCHIVE_TIMEOUT", MATCHER_ARCHIVE_TIMEOUT)
+    values["max_seconds"] = ARCHIVE_DEADLINE_SHARE * timeout
     try:
         return ArchiveLimits(**values)
     except ValueError as exc:

@@ -23,6 +23,7 @@ Bomb guards (:class:`ArchiveLimits`), each counted in :attr:`ArchiveReport.refus
 * ``depth``: an archive nested deeper than ``max_depth`` (hashed as a file, not opened).
 * ``corrupt``: an archive or member that cannot be read (a bad header, a CRC error, any
   failure of a parser on hostile bytes).
+* ``deadline``: the archive took ``max_seconds``; the members after are not read.
 * ``unsupported``: a compression method or format this build cannot read (RAR, zstd; 7z
   methods py7zr lacks).
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import bz2
 import dataclasses
+import hashlib
 import io
 import lzma
 import tarfile
@@ -72,7 +74,16 @@ ARCHIVE_FORMATS: Final = frozenset({"zip", "tar", "gzip", "bzip2", "xz", "7z"})
 #: (``VideoLimits.max_frames``); the videos after it get their exact hashes only.
 ARCHIVE_FRAME_FACTOR: Final = 4
 #: Reasons a member or an archive is not digested.
-REFUSALS: Final = ("members", "too_large", "total", "ratio", "depth", "corrupt", "unsupported")
+REFUSALS: Final = (
+    "members",
+    "too_large",
+    "total",
+    "ratio",
+    "depth",
+    "corrupt",
+    "unsupported",
+    "deadline",
+)
 #: Separates the members of nested archives in a path: ``outer/inner.zip!/pic.png``.
 NESTED_SEPARATOR: Final = "!/"
 _RATIO_FLOOR: Final = 1024 * 1024
@@ -101,11 +112,16 @@ class ArchiveLimits:
     max_total_bytes: int = 1024 * 1024 * 1024
     max_ratio: int = 200
     max_depth: int = 2
+    #: Wall-clock seconds for the whole archive: members after it are not read, and what was
+    #: digested by then is reported (kept below the pool's kill timeout, which loses all).
+    max_seconds: float = 240.0
 
     def __post_init__(self) -> None:
         for name in ("max_members", "max_member_bytes", "max_total_bytes", "max_ratio"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
         if self.max_depth < 1:
             raise ValueError(f"max_depth must be at least 1, got {self.max_depth}")
 
@@ -186,9 +202,13 @@ def digest_archive(
     report = ArchiveReport()
     budget = _Budget(limits or ArchiveLimits())
     video_limits = video_limits or VideoLimits()
-    deadline = time.monotonic() + video_limits.max_seconds
+    now = time.monotonic()
+    deadline = now + budget.limits.max_seconds
+    video_deadline = min(deadline, now + video_limits.max_seconds)
     frames = ARCHIVE_FRAME_FACTOR * video_limits.max_frames
-    walk = _Walk(budget, report, algorithms, max_pixels, video_limits, deadline, frames)
+    walk = _Walk(
+        budget, report, algorithms, max_pixels, video_limits, video_deadline, frames, deadline
+    )
     walk.open(data, format, "", 1)
     return report
 
@@ -204,6 +224,10 @@ class _Walk:
     video_limits: VideoLimits
     video_deadline: float
     video_frames: int
+    deadline: float
+    #: Members already digested, by SHA-256: a body met again (entries of a ZIP pointing at
+    #: the same data, a file packed twice) is recorded with the first one's digest.
+    seen: dict[str, MemberDigest] = field(default_factory=dict)
 
     def open(self, data: bytes, format: str, prefix: str, depth: int) -> None:
         if format not in ARCHIVE_FORMATS:
@@ -226,6 +250,20 @@ class _Walk:
             self.report.refused["corrupt"] += 1
 
     def digest_member(self, path: str, body: bytes, depth: int) -> None:
+        if time.monotonic() > self.deadline:
+            self.report.refused["deadline"] += 1
+            raise _Stop
+        sha256 = hashlib.sha256(body).hexdigest()
+        first = self.seen.get(sha256)
+        if first is not None:
+            self.report.members.append(dataclasses.replace(first, path=path))
+            return
+        count = len(self.report.members)
+        self._digest_member(path, body, depth)
+        if len(self.report.members) > count:
+            self.seen[sha256] = self.report.members[count]
+
+    def _digest_member(self, path: str, body: bytes, depth: int) -> None:
         report = self.report
         if sniff_image(body) is not None:
             digest = digest_bytes(body, max_pixels=self.max_pixels, algorithms=self.algorithms)

@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotline.imagegen import encode_video, textured_image
+from matchers import archives
 from matchers.archives import ArchiveLimits, ArchiveReport, digest_archive
 from matchers.digest import digest_bytes
 from matchers.sniff import sniff_file
@@ -275,7 +276,11 @@ def test_videos_in_an_archive_are_sampled_within_one_time_budget_for_all() -> No
     spent = digest_archive(data, video_limits=VideoLimits(max_seconds=1e-9))
     assert [(m.media_type, m.frames) for m in spent.members] == [("video", ())] * 2
     # Frames too: four times a video's cap for the whole archive, none after it is spent.
-    five = _tar({f"{n}.ts": clip for n in range(5)})
+    clips = [
+        encode_video([(textured_image(7701 + n), 1.0)], container="mpegts", width=64, height=48)
+        for n in range(5)
+    ]
+    five = _tar({f"{n}.ts": body for n, body in enumerate(clips)})
     capped = digest_archive(five, video_limits=VideoLimits(max_frames=1))
     assert [len(m.frames) for m in capped.members] == [1, 1, 1, 1, 0]
     assert [m.media_type for m in capped.members] == ["video"] * 5
@@ -331,3 +336,36 @@ def test_a_zip_declaring_far_more_members_than_allowed_is_not_listed() -> None:
     report = _open(long_names, ArchiveLimits(max_members=30))
     assert (report.members, dict(report.refused)) == ([], {"members": 1})
     assert len(_open(long_names, ArchiveLimits(max_members=50)).members) == 50
+
+
+def test_a_body_met_again_is_recorded_with_its_first_digest_not_hashed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[int] = []
+    real = archives.digest_bytes
+
+    def counting(body: bytes, **kw: Any) -> Any:
+        decoded.append(len(body))
+        return real(body, **kw)
+
+    monkeypatch.setattr(archives, "digest_bytes", counting)
+    inner = _zip({"x.png": PNG})
+    report = _open(_tar({"a.png": PNG, "b/a-again.png": PNG, "i.zip": inner, "j.zip": inner}))
+    assert [(m.path, m.media_type) for m in report.members] == [
+        ("a.png", "image"),
+        ("b/a-again.png", "image"),
+        ("i.zip", "archive"),
+        ("i.zip!/x.png", "image"),
+        ("j.zip", "archive"),
+    ]
+    assert report.members[1].digest == report.members[0].digest == digest_bytes(PNG)
+    assert decoded == [len(PNG)]  # the copies and the nested PNG are the same bytes
+
+
+def test_an_archive_past_its_deadline_reports_what_it_read() -> None:
+    report = digest_archive(
+        _zip({"a.png": PNG, "t.txt": TEXT}), limits=ArchiveLimits(max_seconds=1e-9)
+    )
+    assert (report.members, dict(report.refused)) == ([], {"deadline": 1})
+    with pytest.raises(ValueError, match="max_seconds"):
+        ArchiveLimits(max_seconds=0)
