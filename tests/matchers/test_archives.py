@@ -342,7 +342,7 @@ def test_a_body_met_again_is_recorded_with_its_first_digest_not_hashed_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     decoded: list[int] = []
-    real = archives.digest_bytes
+    real = digest_bytes
 
     def counting(body: bytes, **kw: Any) -> Any:
         decoded.append(len(body))
