@@ -11,9 +11,9 @@ file, a temp directory or shared memory (rule 1).
 
 Bomb guards (:class:`ArchiveLimits`), each counted in :attr:`ArchiveReport.refused` by reason:
 
-* ``members``: more members than ``max_members``; the rest are not read (a ZIP whose
-  central directory declares more than twice that many entries, or is larger than 512 bytes
-  for each of them, is not listed at all: listing it costs memory for every entry).
+* ``members``: more members than ``max_members``; the rest are not read (a ZIP holding the
+  signature of a central directory entry more than twice that many times is not listed at
+  all: zipfile would build an object for every entry first).
 * ``too_large``: a member larger than ``max_member_bytes``, as declared or as it decompresses
   (read one byte past the cap, never more).
 * ``total``: the members together past ``max_total_bytes``; the rest are not read.
@@ -35,6 +35,7 @@ skipping it in a compressed stream would decompress it anyway.
 from __future__ import annotations
 
 import bz2
+import copy
 import dataclasses
 import hashlib
 import io
@@ -68,7 +69,7 @@ __all__ = [
 ]
 
 #: The archive formats :func:`digest_archive` opens (as :func:`matchers.sniff.sniff_file`
-#: names them); other archives (7z, RAR, zstd) are counted as ``unsupported``.
+#: names them); other archives (RAR, zstd) are counted as ``unsupported``.
 ARCHIVE_FORMATS: Final = frozenset({"zip", "tar", "gzip", "bzip2", "xz", "7z"})
 #: The frames hashed over all the videos of one archive: this many times a video's own cap
 #: (``VideoLimits.max_frames``); the videos after it get their exact hashes only.
@@ -346,13 +347,10 @@ def _members(
 def _zip_members(
     data: bytes, budget: _Budget, report: ArchiveReport
 ) -> Iterator[tuple[str, bytes]]:
-    declared = _zip_central_directory(data)
-    listable = _ZIP_LISTING_FACTOR * budget.limits.max_members
-    if declared is not None and (
-        declared[0] > listable or declared[1] > listable * _ZIP_ENTRY_BYTES
-    ):
+    if data.count(_CENTRAL_ENTRY) > _ZIP_LISTING_FACTOR * budget.limits.max_members:
         # zipfile parses the whole central directory into objects before the first member:
-        # one declaring (or sized for) far more entries than may be read is refused unread.
+        # one that may hold far more entries than may be read is refused unread (counted by
+        # the signature each entry starts with, not by what the end records declare).
         report.refused["members"] += 1
         raise _Stop
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -366,22 +364,28 @@ def _zip_members(
             if cap < 0:
                 report.refused["too_large"] += 1
                 continue
-            if info.file_size > _RATIO_FLOOR and info.file_size > budget.limits.max_ratio * max(
-                info.compress_size, 1
-            ):
+            # The ratio bounds what is decompressed, whatever size the header declares.
+            by_ratio = max(_RATIO_FLOOR, budget.limits.max_ratio * max(info.compress_size, 1))
+            if info.file_size > by_ratio:
                 report.refused["ratio"] += 1
                 continue
+            if info.compress_type == zipfile.ZIP_LZMA:
+                report.refused["unsupported"] += 1  # zipfile inflates it unbounded
+                continue
             try:
-                with archive.open(info) as stream:
-                    body = _read_capped(stream, cap)
+                if info.compress_type == zipfile.ZIP_BZIP2:
+                    body = _bzip2_member(archive, info, min(cap, by_ratio))
+                else:
+                    with archive.open(info) as stream:
+                        body = _read_capped(stream, min(cap, by_ratio))
             except NotImplementedError:  # a compression method zipfile does not know
                 report.refused["unsupported"] += 1
                 continue
             except _CORRUPT:
                 report.refused["corrupt"] += 1
                 continue
-            if body is None:
-                report.refused["too_large"] += 1
+            if body is None:  # past its cap or the ratio, though it declared less
+                report.refused["too_large" if cap <= by_ratio else "ratio"] += 1
                 continue
             _spend(budget, body)
             yield _clean_path(info.filename), body
@@ -433,32 +437,31 @@ def _tar_entries(
 #: A ZIP whose central directory declares more than this many times ``max_members`` entries
 #: is not listed at all.
 _ZIP_LISTING_FACTOR: Final = 2
-_EOCD: Final = b"PK\x05\x06"
-_EOCD_SIZE: Final = 22
-_ZIP64_LOCATOR: Final = b"PK\x06\x07"
-_ZIP64_LOCATOR_SIZE: Final = 20
-_ZIP64_EOCD: Final = b"PK\x06\x06"
-_MANY: Final = 0xFFFF
-#: Central directory bytes allowed per entry that may be listed: the fixed 46 bytes and a name
-#: (with extra fields and comment) of up to 466.
-_ZIP_ENTRY_BYTES: Final = 512
+#: What starts every entry of a ZIP's central directory: zipfile lists one per occurrence at
+#: most, whatever the end records declare.
+_CENTRAL_ENTRY: Final = b"PK\x01\x02"
 
 
-def _zip_central_directory(data: bytes) -> tuple[int, int] | None:
-    """(entries, bytes) of a ZIP's central directory as its end record declares them (its
-    ZIP64 record's when the classic fields say so); None when there is no end record."""
-    end = data.rfind(_EOCD, max(0, len(data) - _EOCD_SIZE - _MANY))
-    if end < 0 or end + _EOCD_SIZE > len(data):
+def _bzip2_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes | None:
+    """A bzip2 ZIP member, decompressed here at most one byte past ``cap`` (zipfile would
+    inflate each chunk it reads without a bound, trusting the declared size), CRC checked;
+    None when it is larger.
+
+    Raises:
+        zipfile.BadZipFile: the data does not match its CRC.
+    """
+    raw = copy.copy(info)  # the stored bytes as they are: no decompression, no CRC
+    raw.compress_type = zipfile.ZIP_STORED
+    raw.file_size = info.compress_size
+    raw.CRC = None  # type: ignore[assignment]
+    with archive.open(raw) as stream:
+        compressed = stream.read(info.compress_size)
+    body = bz2.BZ2Decompressor().decompress(compressed, cap + 1)
+    if len(body) > cap:
         return None
-    entries = int.from_bytes(data[end + 10 : end + 12], "little")
-    size = int.from_bytes(data[end + 12 : end + 16], "little")
-    locator = end - _ZIP64_LOCATOR_SIZE
-    if locator >= 0 and data[locator : locator + 4] == _ZIP64_LOCATOR:
-        offset = int.from_bytes(data[locator + 8 : locator + 16], "little")
-        if offset + 56 <= len(data) and data[offset : offset + 4] == _ZIP64_EOCD:
-            entries = max(entries, int.from_bytes(data[offset + 32 : offset + 40], "little"))
-            size = max(size, int.from_bytes(data[offset + 40 : offset + 48], "little"))
-    return entries, size
+    if zlib.crc32(body) != info.CRC:
+        raise zipfile.BadZipFile(f"bad CRC in member {info.filename!r}")
+    return body
 
 
 class _Decompressor(Protocol):

@@ -44,6 +44,7 @@ import codecs
 import csv
 import io
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final
@@ -376,6 +377,7 @@ VPDQ_MIN_QUALITY: Final = 50
 _VPDQ_FIELDS: Final = 4
 _PDQ_HEX_LENGTH: Final = 64
 _QUALITY_MAX: Final = 100
+_DIGITS: Final = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() takes "²"
 
 
 def read_vpdq(
@@ -429,11 +431,11 @@ def parse_vpdq_text(
         if len(fields[1]) == _PDQ_HEX_LENGTH:  # frame,hash,quality,time (the Python binding)
             fields[1], fields[2] = fields[2], fields[1]
         frame_text, quality_text, hash_text, time_text = fields
-        if not frame_text.isdigit() or int(frame_text) <= last_frame:
+        if not _DIGITS.fullmatch(frame_text) or int(frame_text) <= last_frame:
             reason = f"must be a frame number above the previous one ({last_frame}), got "
             raise HashListError(source, number, "frame_number", reason + repr(frame_text))
         last_frame = int(frame_text)
-        if not quality_text.isdigit() or int(quality_text) > _QUALITY_MAX:
+        if not _DIGITS.fullmatch(quality_text) or int(quality_text) > _QUALITY_MAX:
             reason = f"must be an integer 0..{_QUALITY_MAX}, got {quality_text!r}"
             raise HashListError(source, number, "quality", reason)
         try:

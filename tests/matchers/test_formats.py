@@ -250,6 +250,8 @@ def test_vpdq_frames_become_pdq_entries_of_one_video_without_weak_or_repeated_fr
         (f"1,100,{PDQ_A}", None, "expected 4 comma-separated fields, got 3"),
         (f"0,100,{PDQ_B},1.0", "frame_number", "above the previous one (0), got '0'"),
         (f"x,100,{PDQ_B},1.0", "frame_number", "got 'x'"),
+        (f"\u00b2,100,{PDQ_B},1.0", "frame_number", "got '\u00b2'"),
+        (f"1,\uff1100,{PDQ_B},1.0", "quality", "got '\uff1100'"),
         (f"1,101,{PDQ_B},1.0", "quality", "0..100, got '101'"),
         (f"1,100,{PDQ_B},-1", "timestamp", "got '-1'"),
         (f"1,100,{PDQ_B},nan", "timestamp", "got 'nan'"),
