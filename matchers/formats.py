@@ -31,8 +31,8 @@ files (with BOM, as spreadsheet programs write "Unicode text") are decoded.
     0,100,e271017837246aaccddea259648fb7d62f435c89d9e99b2497763e216c8d055c,0.000
 
 Every frame of quality :data:`VPDQ_MIN_QUALITY` or more becomes a PDQ entry with the video's
-id (repeated hashes once), so the matcher sees one *video entry* of several frame hashes and
-applies its video rule (:data:`matchers.index.VIDEO_MATCH_PERCENT`).
+id, prefixed ``vpdq:`` (repeated hashes once), so the matcher sees one *video entry* of
+several frame hashes and applies its video rule (:data:`matchers.index.VIDEO_MATCH_PERCENT`).
 
 Hex is lowercase-only unless ``lenient_case=True`` (vendors often ship uppercase MD5): then it
 is lowercased on the way in. The native format stays strict.
@@ -51,7 +51,7 @@ from typing import Final
 
 from matchers.algorithms import ALGORITHMS
 from matchers.errors import HashListError
-from matchers.lists import ListEntry, _checked_entry
+from matchers.lists import VIDEO_ENTRY_PREFIX, ListEntry, _checked_entry
 
 __all__ = [
     "COMMENT_PREFIX",
@@ -415,7 +415,11 @@ def parse_vpdq_text(
     as the vPDQ hasher writes it (the hash may also come second, before the quality, as the
     Python binding prints it). Frame numbers must increase; frames below ``min_quality``
     are dropped and repeated hashes kept once (vPDQ's own dedupe), so the entry holds every
-    distinct frame hash worth matching. Uppercase hex is accepted."""
+    distinct frame hash worth matching, under the id ``vpdq:<entry_id>``
+    (:data:`~matchers.lists.VIDEO_ENTRY_PREFIX`: what marks a video entry). Uppercase hex is
+    accepted."""
+    if not entry_id.startswith(VIDEO_ENTRY_PREFIX):
+        entry_id = VIDEO_ENTRY_PREFIX + entry_id
     entries: list[ListEntry] = []
     seen: set[str] = set()
     last_frame = -1

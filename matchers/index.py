@@ -19,7 +19,7 @@ import numpy.typing as npt
 from matchers.algorithms import BITS, EXACT_ALGORITHMS
 from matchers.digest import ImageDigest
 from matchers.errors import HashListError, InvalidHash
-from matchers.lists import ALLOW, DEFAULT_ID, HashList, Thresholds
+from matchers.lists import ALLOW, DEFAULT_ID, VIDEO_ENTRY_PREFIX, HashList, Thresholds
 from matchers.mih import (
     MultiIndexHammingIndex,
     Radii,
@@ -56,7 +56,7 @@ REVIEW: Final = "review"
 #: When one entry matches through several hashes, the first algorithm here wins.
 ALGORITHM_PREFERENCE: Final = ("sha256", "sha1", "md5", "pdq", "phash")
 _VERDICT_RANK: Final = {CONFIRMED: 0, REVIEW: 1}
-#: A video entry (a list entry with several PDQ frame hashes, as imported from vPDQ) is
+#: A video entry (id ``vpdq:...``: a video's PDQ frame hashes, as imported from vPDQ) is
 #: confirmed when at least this percentage of the crawled video's frames, or of the entry's
 #: frames, match within the PDQ confirm threshold (Meta's vPDQ rule: the larger of the query
 #: and target match percentages, 80 %); fewer matching frames send it to review.
@@ -305,8 +305,8 @@ class _ListIndex:
         return [self._match(*hit) for hit in found]
 
     def pdq_rows_per_id(self) -> npt.NDArray[np.intp]:
-        """PDQ rows per entry id number (index 0, the default id, counts nothing): an entry
-        with several is a video entry. Computed once per list, when a video first needs it."""
+        """PDQ rows per entry id number (index 0, the default id, counts nothing): a video
+        entry's frames. Computed once per list, when a video first needs it."""
         if self._pdq_rows_per_id is None:
             column = self.list.columns.get("pdq")
             if column is None or not len(column):
@@ -512,10 +512,11 @@ class Matcher:
         skipped; an allow-list entry matching the bytes silences the video).
 
         An image entry is confirmed when any frame is within its confirm threshold (one
-        frame of a known picture is enough), a *video entry* (several PDQ frame hashes under
-        one id) when :data:`VIDEO_MATCH_PERCENT` of the frames match (see there), and goes to
-        review when fewer do. Each match carries the times of the frames that matched at its
-        verdict, their count and, for a video entry, the share; its ``distance`` is the best.
+        frame of a known picture is enough), a *video entry* (PDQ frame hashes under an id
+        starting ``vpdq:``) when :data:`VIDEO_MATCH_PERCENT` of the frames match (see
+        there), and goes to review when fewer do. Each match carries the times of the frames
+        that matched at its verdict, their count and, for a video entry, the share; its
+        ``distance`` is the best.
         """
         matches, allowed = self.match_or_allowed(digest)
         if allowed:
@@ -586,7 +587,7 @@ class _VideoEntries:
             if rows_per_id is not None and found.number < len(rows_per_id):
                 entry_rows = int(rows_per_id[found.number])
             share: float | None = None
-            if entry_rows > 1:  # a video entry: the share of frames decides
+            if entry_id.startswith(VIDEO_ENTRY_PREFIX) and entry_rows:  # the share decides
                 query_share = 100.0 * len(found.confirmed_pdq_times) / max(1, queryable)
                 entry_share = 100.0 * len(found.pdq_rows) / entry_rows
                 share = round(min(100.0, max(query_share, entry_share)), 1)

@@ -168,6 +168,11 @@ KNOWN = "known"
 ALLOW = "allow"
 LIST_KINDS = (KNOWN, ALLOW)
 
+#: Ids of *video entries* (one video's PDQ frame hashes, as a vPDQ import makes them) start
+#: with this; the matcher applies its video rule to them
+#: (:data:`matchers.index.VIDEO_MATCH_PERCENT`).
+VIDEO_ENTRY_PREFIX: Final = "vpdq:"
+
 #: Id number meaning "the default id" (``algorithm:hash``); id ``k >= 1`` is ``ids[k - 1]``.
 DEFAULT_ID: Final = 0
 

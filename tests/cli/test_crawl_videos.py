@@ -124,7 +124,7 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
     assert found == {
         (url("/v/clip.mp4"), "pics", picture, "video", "mp4", "3,4"),
         (url("/v/copy.webm"), "pics", picture, "video", "webm", "3,4"),
-        (url("/dl/17.mkv"), "videos", "vid-17", "video", "mkv", "0,1,2,3,4"),
+        (url("/dl/17.mkv"), "videos", "vpdq:vid-17", "video", "mkv", "0,1,2,3,4"),
         (url("/v/broken.mp4"), "files", "b1", "video", "mp4", ""),
         (url("/dl/movies.zip"), "pics", picture, "archive_member", "mp4", "3,4"),
     }

@@ -152,15 +152,17 @@ def test_vpdq_import_makes_one_entry_per_video_and_errors_name_file_and_line(
     assert result.returncode == 0, result.stderr
     loaded = ListStore(redis_client, Keys(redis_prefix)).load("v")
     assert sorted((e.id, e.algorithm) for e in loaded.entries) == [
-        ("a", "pdq"),
-        ("a", "pdq"),
-        ("b", "pdq"),
+        ("vpdq:a", "pdq"),
+        ("vpdq:a", "pdq"),
+        ("vpdq:b", "pdq"),
     ]
     one = run_cli(
         ["hashes", "import", str(videos / "a.txt"), "--vpdq", "--id", "x9", "--list", "w"], env
     )
     assert one.returncode == 0, one.stderr
-    assert {e.id for e in ListStore(redis_client, Keys(redis_prefix)).load("w").entries} == {"x9"}
+    assert {e.id for e in ListStore(redis_client, Keys(redis_prefix)).load("w").entries} == {
+        "vpdq:x9"
+    }
     (videos / "c.txt").write_text(f"0,100,{'0f' * 32},0.000\n1,100,{'0f' * 32}\n")
     bad = run_cli(["hashes", "import", str(videos), "--vpdq", "--list", "v"], env)
     assert bad.returncode == 2

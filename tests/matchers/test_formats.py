@@ -239,8 +239,8 @@ def test_vpdq_frames_become_pdq_entries_of_one_video_without_weak_or_repeated_fr
     )
     entries = parse_vpdq_text(text, source="v.txt", entry_id="vid", category="c")
     assert entries == [
-        ListEntry("pdq", PDQ_A, "vid", "c"),
-        ListEntry("pdq", PDQ_C, "vid", "c"),
+        ListEntry("pdq", PDQ_A, "vpdq:vid", "c"),
+        ListEntry("pdq", PDQ_C, "vpdq:vid", "c"),
     ]
 
 

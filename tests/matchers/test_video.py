@@ -211,7 +211,8 @@ def test_an_animated_gif_is_a_video_to_the_sampler() -> None:
 def _frame_entries(data: bytes, entry_id: str) -> list[ListEntry]:
     """A video entry as a vPDQ import makes one: the PDQ of every sampled frame."""
     return [
-        ListEntry("pdq", frame.pdq_variants[0], entry_id) for frame in digest_video(data).frames
+        ListEntry("pdq", frame.pdq_variants[0], "vpdq:" + entry_id)
+        for frame in digest_video(data).frames
     ]
 
 
@@ -245,13 +246,25 @@ def test_a_video_entry_is_confirmed_by_most_of_its_frames_and_reviewed_by_a_few(
         "clip",
     )
     matcher = Matcher([HashList("v", same_video + shares_one_scene)])
-    matches = {m.entry: m for m in matcher.match_video(crawled.digest, crawled.frames)[0]}
+    found = matcher.match_video(crawled.digest, crawled.frames)[0]
+    matches = {m.entry.removeprefix("vpdq:"): m for m in found}
     assert set(matches) == {"whole", "clip"}
     assert (matches["whole"].verdict, matches["whole"].share) == (CONFIRMED, 100.0)
     assert matches["whole"].times == tuple(float(s) for s in range(8))
     clip = matches["clip"]
     assert (clip.verdict, clip.times, clip.frames) == (REVIEW, (3.0, 4.0), 2)
     assert clip.share == 25.0  # 2 of the crawled video's 8 frames, 2 of the entry's 8
+
+
+def test_an_image_item_of_several_hashes_is_confirmed_by_one_frame_as_an_image_is() -> None:
+    crawled = digest_video(_clip("mp4"))
+    other = digest_bytes(encode(textured_image(KNOWN_SEED + 30), "PNG")).pdq
+    assert other is not None
+    item = [ListEntry("pdq", _known_pdq(), "case-7"), ListEntry("pdq", other, "case-7")]
+    matches = Matcher([HashList("k", item)]).match_video(crawled.digest, crawled.frames)[0]
+    assert [(m.entry, m.verdict, m.share, m.times) for m in matches] == [
+        ("case-7", CONFIRMED, None, (3.0, 4.0))
+    ]
 
 
 def test_the_video_bytes_match_exact_entries_and_an_allowed_frame_is_skipped() -> None:
