@@ -40,6 +40,7 @@ import dataclasses
 import hashlib
 import io
 import lzma
+import re
 import tarfile
 import time
 import zipfile
@@ -240,7 +241,7 @@ class _Walk:
                 def digest(path: str, body: bytes) -> None:
                     self.digest_member(prefix + path, body, depth)
 
-                _seven_zip_members(data, self.budget, self.report, digest)
+                _seven_zip_members(data, self.budget, self.report, digest, self.deadline)
                 return
             for path, body in _members(data, format, self.budget, self.report):
                 self.digest_member(prefix + path, body, depth)
@@ -550,23 +551,59 @@ def _decompress_head(data: bytes, format: str, size: int) -> bytes:
     return decompressor.decompress(data, size)
 
 
-class _SevenZipTooLarge(Exception):
-    """A 7z member decompressed past the size it may have."""
+class _SevenZipRefused(Exception):
+    """Ends a 7z extraction: ``reason`` is counted in the report (a member past its declared
+    size, the whole archive past its ratio, the deadline)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class _SevenZipPass:
+    """What one extraction shares: every decompressed byte counts against ``limit`` (kept
+    members and those py7zr decompresses on the way alike) and the clock against
+    ``deadline``."""
+
+    limit: int
+    deadline: float
+    produced: int = 0
+
+    def count(self, size: int) -> None:
+        self.produced += size
+        if self.produced > self.limit:
+            raise _SevenZipRefused("ratio")
+        if time.monotonic() > self.deadline:
+            raise _SevenZipRefused("deadline")
 
 
 class _SevenZipWriter(Py7zIO):
-    """Receives one 7z member in memory, at most ``cap`` bytes, and hands it on when py7zr
-    closes it (the member is complete); nothing is written anywhere else."""
+    """Receives one 7z member in memory and hands it on when py7zr closes it (the member is
+    complete), or only counts it (``cap`` None: a member refused before extraction that
+    py7zr must decompress anyway); nothing is written anywhere else."""
 
-    def __init__(self, name: str, cap: int, done: Callable[[str, bytes], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        cap: int | None,
+        shared: _SevenZipPass,
+        done: Callable[[str, bytes], None],
+    ) -> None:
         self.name = name
         self.cap = cap
+        self.shared = shared
         self.done = done
         self.buffer = io.BytesIO()
+        self.length = 0
 
     def write(self, s: bytes | bytearray) -> int:
-        if self.buffer.tell() + len(s) > self.cap:
-            raise _SevenZipTooLarge
+        self.shared.count(len(s))
+        self.length += len(s)
+        if self.cap is None:
+            return len(s)
+        if self.length > self.cap:
+            raise _SevenZipRefused("too_large")
         return self.buffer.write(s)
 
     def read(self, size: int | None = None) -> bytes:
@@ -579,30 +616,57 @@ class _SevenZipWriter(Py7zIO):
         return None
 
     def size(self) -> int:
-        return self.buffer.getbuffer().nbytes
+        return self.length
 
     def close(self) -> None:
+        if self.cap is None:
+            return
         body = self.buffer.getvalue()
         self.buffer = io.BytesIO()
         self.done(self.name, body)
 
 
 class _SevenZipWriters(WriterFactory):
-    def __init__(self, caps: dict[str, int], done: Callable[[str, bytes], None]) -> None:
-        self.caps = caps
+    """One writer per member py7zr creates, in the archive's order (py7zr renames a repeated
+    name, ``a.png_0``: the order, not the name, says which member it is)."""
+
+    def __init__(
+        self,
+        members: list[tuple[str, int | None]],
+        shared: _SevenZipPass,
+        done: Callable[[str, bytes], None],
+    ) -> None:
+        self.members = iter(members)
+        self.shared = shared
         self.done = done
 
     def create(self, filename: str) -> Py7zIO:
-        return _SevenZipWriter(filename, self.caps.get(filename, 0), self.done)
+        name, cap = next(self.members, (filename, None))
+        return _SevenZipWriter(name, cap, self.shared, self.done)
+
+
+def _unsafe_7z_name(name: str) -> bool:
+    """A name py7zr refuses to extract (an absolute path, ``..``, a drive): it would end the
+    whole extraction, so the member is counted as corrupt and left out instead."""
+    parts = name.replace("\\", "/").split("/")
+    return (
+        name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name) is not None
+    )
 
 
 def _seven_zip_members(
-    data: bytes, budget: _Budget, report: ArchiveReport, digest: Callable[[str, bytes], None]
+    data: bytes,
+    budget: _Budget,
+    report: ArchiveReport,
+    digest: Callable[[str, bytes], None],
+    deadline: float,
 ) -> None:
     """Hand each member of a 7z archive to ``digest`` as py7zr completes it (a solid archive
     is one compressed stream, so members come in its order, not one by one on demand). The
-    declared sizes are checked first; a member that decompresses past its size ends the
-    archive, as a refused tar member does. Raises ``_Stop`` when the budgets are spent."""
+    declared sizes are checked first; every member py7zr decompresses is counted against the
+    ratio of the whole archive and the deadline, and a member that decompresses past its
+    size ends the archive, as a refused tar member does. Raises ``_Stop`` when the budgets
+    are spent."""
     try:
         archive = py7zr.SevenZipFile(io.BytesIO(data), mode="r")
     except py7zr.PasswordRequired:  # encrypted headers: not even the names can be read
@@ -613,35 +677,42 @@ def _seven_zip_members(
         if archive.needs_password():
             report.encrypted += len(infos)
             return
-        caps: dict[str, int] = {}
+        by_ratio = max(_RATIO_FLOOR, budget.limits.max_ratio * max(len(data), 1))
+        members: list[tuple[str, int | None]] = []
         stopped = False
         for info in infos:
-            try:
-                cap = _take(budget, report, info.uncompressed)
-            except _Stop:
-                stopped = True
-                break
-            if cap < 0:
+            if _unsafe_7z_name(info.filename):
+                report.refused["corrupt"] += 1
+                continue
+            cap: int | None = None
+            if not stopped:
+                try:
+                    cap = _take(budget, report, info.uncompressed)
+                except _Stop:
+                    stopped = True
+            if cap is not None and cap < 0:
                 report.refused["too_large"] += 1
-            elif info.uncompressed > _RATIO_FLOOR and info.uncompressed > (
-                budget.limits.max_ratio * max(len(data), 1)
-            ):
+                cap = None
+            elif cap is not None and info.uncompressed > by_ratio:
                 report.refused["ratio"] += 1
-            elif info.filename not in caps:
-                caps[info.filename] = cap
-        if caps:
+                cap = None
+            members.append((info.filename, cap))
+        wanted = [(name, cap) for name, cap in members if cap is not None]
+        if wanted:
+            last = max(i for i, (_, cap) in enumerate(members) if cap is not None)
+            members = members[: last + 1]  # nothing after the last member digested
 
             def done(name: str, body: bytes) -> None:
-                if name not in caps:  # a member py7zr decompressed on the way to the next
-                    return
                 _spend(budget, body)
                 digest(_clean_path(name), body)
 
+            shared = _SevenZipPass(by_ratio, deadline)
+            targets = list(dict.fromkeys(name for name, _ in members))
             try:
-                archive.extract(targets=list(caps), factory=_SevenZipWriters(caps, done))
-            except _SevenZipTooLarge:
-                report.refused["too_large"] += 1
-                return
+                archive.extract(targets=targets, factory=_SevenZipWriters(members, shared, done))
+            except _SevenZipRefused as refused:
+                report.refused[refused.reason] += 1
+                raise _Stop from None
             except py7zr.exceptions.UnsupportedCompressionMethodError:
                 report.refused["unsupported"] += 1
                 return

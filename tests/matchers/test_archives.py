@@ -206,8 +206,10 @@ def test_7z_bomb_guards_hold() -> None:
     bomb = _7z({"a.png": PNG, "zeros.bin": zeros, "t.txt": TEXT})
     assert len(bomb) * 200 < len(zeros)
     report = _open(bomb)
-    assert set(_paths(report)) == {"a.png", "t.txt"}
-    assert dict(report.refused) == {"ratio": 1}
+    # Refused by its declared size, and then again on the way to t.txt in the solid block:
+    # reaching t.txt means decompressing the bomb, which ends the archive.
+    assert set(_paths(report)) == {"a.png"}
+    assert dict(report.refused) == {"ratio": 2}
     small = ArchiveLimits(max_member_bytes=len(PNG) - 1)
     capped = digest_archive(_7z({"a.png": PNG, "t.txt": TEXT}), limits=small)
     assert (set(_paths(capped)), dict(capped.refused)) == ({"t.txt"}, {"too_large": 1})
@@ -410,3 +412,32 @@ def test_a_zip_listing_is_bounded_by_its_entries_whatever_the_end_records_say() 
     spoofed[end + 8 : end + 12] = (1).to_bytes(2, "little") * 2  # "one entry"
     report = _open(bytes(spoofed), ArchiveLimits(max_members=20))
     assert (report.members, dict(report.refused)) == ([], {"members": 1})
+
+
+def test_7z_members_with_repeated_or_refused_names_do_not_hide_the_others() -> None:
+    report = _open(_7z({"a.png": PNG, "x/../b.txt": TEXT, "c.txt": TEXT + b"!"}))
+    assert set(_paths(report)) == {"a.png", "c.txt"}
+    assert dict(report.refused) == {"corrupt": 1}
+    out = io.BytesIO()
+    with py7zr.SevenZipFile(out, "w") as archive:
+        archive.writestr(TEXT, "same.txt")
+        archive.writestr(PNG, "same.txt")  # the same name again, other bytes
+        archive.writestr(JPEG, "last.jpg")
+    twice = _open(out.getvalue())
+    assert sorted(m.digest.sha256 for m in twice.members) == sorted(
+        hashlib.sha256(body).hexdigest() for body in (TEXT, PNG, JPEG)
+    )
+    assert dict(twice.refused) == {}
+
+
+def test_a_refused_7z_member_still_counts_against_the_ratio_and_the_deadline() -> None:
+    zeros = b"\x00" * (64 * 1024 * 1024)
+    data = _7z({"big.bin": zeros, "a.png": PNG})  # big.bin precedes a.png in the solid block
+    assert len(data) * 200 < len(zeros)
+    report = _open(data, ArchiveLimits(max_member_bytes=1024 * 1024))
+    assert report.members == []
+    assert dict(report.refused) == {"too_large": 1, "ratio": 1}
+    late = digest_archive(
+        data, limits=ArchiveLimits(max_member_bytes=1 << 20, max_ratio=10**6, max_seconds=1e-9)
+    )
+    assert dict(late.refused) in ({"too_large": 1, "deadline": 1}, {"deadline": 1})
