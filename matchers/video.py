@@ -22,6 +22,7 @@ exact digests of the bytes are always there.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import time
@@ -94,25 +95,12 @@ class VideoLimits:
     max_seconds: float = 120.0
 
     def __post_init__(self) -> None:
-        for name in (
-            "sample_fps",
-            "max_frames",
-            "max_frame_pixels",
-            "max_decoded_pixels",
-            "max_seconds",
-        ):
-            value = getattr(self, name)
+        for name, value in self.as_dict().items():
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"video limit {name} must be a positive number, got {value!r}")
 
     def as_dict(self) -> dict[str, float]:
-        return {
-            "sample_fps": self.sample_fps,
-            "max_frames": self.max_frames,
-            "max_frame_pixels": self.max_frame_pixels,
-            "max_decoded_pixels": self.max_decoded_pixels,
-            "max_seconds": self.max_seconds,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> VideoLimits:
@@ -262,19 +250,8 @@ def _with_error(
     height: int | None = None,
     frames: int = 0,
 ) -> ImageDigest:
-    return ImageDigest(
-        md5=digest.md5,
-        sha1=digest.sha1,
-        sha256=digest.sha256,
-        pdq=None,
-        pdq_quality=None,
-        phash=None,
-        format=digest.format,
-        width=width,
-        height=height,
-        frames=frames,
-        error=error,
-    )
+    """The exact digest of the video's bytes with what was learnt of its pictures."""
+    return dataclasses.replace(digest, error=error, width=width, height=height, frames=frames)
 
 
 class _Sampler:

@@ -22,8 +22,8 @@ import logging
 import re
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, TypedDict
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from urllib.parse import urldefrag, urlsplit
 
 from scrapy import Request, Spider, signals
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from twisted.python.failure import Failure
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Finish reason of a crawl stopped because no hash worker could start.
 HASH_POOL_FAILED = "hash_pool_failed"
@@ -562,14 +563,8 @@ class HotlineSpider(Spider):
     async def _open_video(self, body: bytes, url: str, format: str) -> VideoDigest | None:
         """The video's exact hashes and its sampled frames' hashes (:mod:`matchers.video`),
         or None when no worker could sample it (the caller then keeps the exact hashes)."""
-        try:
-            video = await self.hasher.open_video(body, format or None)
-        except (WorkerCrashed, WorkerFailure, MatcherError) as exc:
-            self._inc("crawl/video/failed")
-            logger.warning("video %s not sampled: %s", url, type(exc).__name__)
-            return None
-        except HashPoolError as exc:
-            self._pool_failed(exc)
+        video = await self._in_pool(self.hasher.open_video(body, format or None), "video", url)
+        if video is None:
             return None
         self._inc("crawl/video/frames", len(video.frames))
         if video.digest.error:
@@ -582,12 +577,17 @@ class HotlineSpider(Spider):
 
     async def _open_archive(self, body: bytes, url: str) -> ArchiveReport | None:
         self._inc("crawl/archives")
+        return await self._in_pool(self.hasher.open_archive(body), "archive", url)
+
+    async def _in_pool(self, work: Awaitable[T], what: str, url: str) -> T | None:
+        """What the hash pool answers for a video or an archive, or None when no worker could
+        read it (counted in ``crawl/<what>/failed``; the body was matched by its exact hashes
+        already); a pool that cannot hash at all stops the crawl."""
         try:
-            return await self.hasher.open_archive(body)
+            return await work
         except (WorkerCrashed, WorkerFailure, MatcherError) as exc:
-            # The archive itself was matched by its exact hashes already.
-            self._inc("crawl/archive/failed")
-            logger.warning("archive %s not opened: %s", url, type(exc).__name__)
+            self._inc(f"crawl/{what}/failed")
+            logger.warning("%s %s not read: %s", what, url, type(exc).__name__)
             return None
         except HashPoolError as exc:
             self._pool_failed(exc)
