@@ -4,10 +4,11 @@ A video is opened with PyAV (FFmpeg's libraries) from :class:`io.BytesIO`; no by
 no decoded frame, is written anywhere. Frames are sampled at :attr:`VideoLimits.sample_fps`
 (default one per second) plus every keyframe that differs visibly from the frame kept before
 it (encoders start a keyframe at a scene cut, so a picture shown for half a second between two
-samples is still seen). Each frame kept is reduced in FFmpeg's scaler to hashing scale (the
-shorter side at least :data:`~matchers.algorithms.PDQ_MIN_DECODE_SIDE`, as images are) and
-hashed like a still image (:func:`matchers.digest.perceptual_hashes`: borders trimmed, PDQ with
-its eight dihedral variants, pHash).
+samples is still seen; every frame of an animated GIF is looked at so). Each frame kept is
+reduced in FFmpeg's scaler to hashing scale (the shorter side at least
+:data:`~matchers.algorithms.PDQ_MIN_DECODE_SIDE`, as images are) and hashed like a still
+image (:func:`matchers.digest.perceptual_hashes`: borders trimmed, PDQ with its eight
+dihedral variants, pHash).
 
 Hostile input is bounded (:class:`VideoLimits`): only the demuxers of
 :data:`VIDEO_DEMUXERS` are allowed (no playlist or concat demuxer that would open another
@@ -74,6 +75,8 @@ _ANALYZE_MICROSECONDS: Final = 5_000_000
 #: frame's by at least this mean absolute luma difference (0-255): a cut, not a flicker.
 SCENE_CHANGE_LUMA: Final = 24.0
 _THUMB_SIDE: Final = 16
+#: Codecs whose every frame is looked at for a scene change, keyframe or not.
+_WHOLE_FRAME_CODECS: Final = frozenset({"gif"})
 #: At most this many matching times are kept per frame list (the rest are counted).
 _ERRORS: Final = (av.error.FFmpegError, ValueError, IndexError, MemoryError, OverflowError)
 
@@ -345,12 +348,16 @@ class _Sampler:
 
     def _sample(self, stream: VideoStream, interval: float, keyframes_only: bool) -> None:
         next_sample = 0.0
+        # A GIF's frames are whole pictures its decoder does not mark as keyframes: each is a
+        # candidate scene change (GIFs are small, so looking at every frame costs little).
+        every_frame = stream.codec_context.name in _WHOLE_FRAME_CODECS
         for frame in self._decoded(stream):
             when = _frame_time(frame, self.decoded, stream)
             sampled = when + 1e-6 >= next_sample or keyframes_only
             scene = False
             thumb: np.ndarray | None = None
-            if not sampled and frame.key_frame and self.scene_budget > 0:
+            candidate = frame.key_frame or every_frame
+            if not sampled and candidate and self.scene_budget > 0:
                 thumb = _thumbnail(frame)
                 scene = self.last_thumb is None or _differs(thumb, self.last_thumb)
                 self.scene_budget -= scene

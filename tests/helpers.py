@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +74,63 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and every live descendant (through ``/proc/<pid>/task/<tid>/children``)."""
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def _peak_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_cli_measured(
+    args: list[str], env: dict[str, str], *, timeout: float = CLI_TIMEOUT
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """:func:`run_cli`, and the largest peak RSS in bytes of the command or any process it
+    started (``VmHWM``, read while they run; it only grows, so the last reading holds all
+    but the final moments). ``ru_maxrss`` of children would not do: a child starts from
+    the peak of the process it was forked from, here this test process's."""
+    proc = subprocess.Popen(
+        [*HOTLINE, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    outputs: list[tuple[str, str]] = []
+    reader = threading.Thread(target=lambda: outputs.append(proc.communicate()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    peak = 0
+    while reader.is_alive():
+        for pid in _process_tree(proc.pid):
+            peak = max(peak, _peak_kib(pid))
+        reader.join(timeout=0.1)
+        if time.monotonic() > deadline and reader.is_alive():
+            proc.kill()
+            reader.join()
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    stdout, stderr = outputs[0]
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    return result, peak * 1024
 
 
 def ok_json(args: list[str], env: dict[str, str], *, timeout: float = CLI_TIMEOUT) -> Any:

@@ -47,6 +47,7 @@ from crawler.settings import (
     CRAWL_MEDIA_MAXSIZE,
 )
 from crawler.workerpool import HashPoolError, WorkerCrashed, WorkerFailure, bytes_only_digest
+from matchers.algorithms import ANIMATION_MAX_FRAMES_INSPECTED
 from matchers.archives import ArchiveReport
 from matchers.digest import ImageDigest, exact_digest
 from matchers.errors import MatcherError
@@ -506,7 +507,17 @@ class HotlineSpider(Spider):
         digest = await self._digest(response.body, response.url)
         if digest is None:
             return None
-        return _item(response, info, digest, "image")
+        frames: tuple[FrameHashes, ...] = ()
+        if (
+            digest.format == "gif"
+            and digest.error is None
+            and digest.frames > ANIMATION_MAX_FRAMES_INSPECTED
+        ):
+            # Longer than an image's frames are looked into: sampled as a video as well.
+            video = await self._open_video(response.body, response.url, "gif")
+            if video is not None:
+                frames = video.frames
+        return _item(response, info, digest, "image", frames=frames)
 
     async def _file_items(
         self, response: Response, info: Info, kind: FileKind

@@ -70,6 +70,20 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
     )
     unrelated = encode_video([(textured_image(KNOWN + 9), 4.0)], container="avi", **SIZE)
     broken = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(range(256)) * 300
+    # An animated GIF of 70 frames, 0.1 s each, the known picture only in the last four:
+    # past the 64 frames an image's hashing looks into, so it is sampled as a video too.
+    base = textured_image(KNOWN + 7).resize((96, 72))
+    pictures = []
+    for n in range(66):
+        frame_picture = base.copy()
+        frame_picture.putpixel((n % 96, 0), (255, 0, 0))  # its own (Pillow merges repeats)
+        pictures.append(frame_picture)
+    pictures += [textured_image(KNOWN).resize((96, 72))] * 4
+    gif_out = io.BytesIO()
+    pictures[0].save(
+        gif_out, "GIF", save_all=True, append_images=pictures[1:], duration=100, loop=0
+    )
+    animation = gif_out.getvalue()
     packed = io.BytesIO()
     with zipfile.ZipFile(packed, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("movies/clip.mp4", clip)
@@ -100,7 +114,9 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
                     "<video src='/v/other.avi'></video>"
                     "<video src='/v/broken.mp4'></video>"
                     "<a href='/dl/movies.zip'>all</a>"
+                    "<img src='/anim.gif'>"
                 ),
+                "/anim.gif": video(animation, "image/gif"),
                 "/dl/movies.zip": video(pack, "application/zip"),
                 "/v/clip.mp4": video(clip, "video/mp4"),
                 "/v/copy.webm": video(copy, "video/webm"),
@@ -127,6 +143,7 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
         (url("/dl/17.mkv"), "videos", "vpdq:vid-17", "video", "mkv", "0,1,2,3,4"),
         (url("/v/broken.mp4"), "files", "b1", "video", "mp4", ""),
         (url("/dl/movies.zip"), "pics", picture, "archive_member", "mp4", "3,4"),
+        (url("/anim.gif"), "pics", picture, "image", "gif", "6.6"),
     }
     member = next(h for h in hits if h["media_type"] == "archive_member")
     assert (member["member"], member["container_sha256"]) == (
@@ -141,9 +158,10 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
     run = ok_json(["runs", "show", summary["crawl"]], env)
     stats = run["crawl_stats"]
     assert stats["crawl/files/video"] == 5
-    assert stats["crawl/video/frames"] == 8 + 8 + 5 + 4 + 8  # the zipped clip's too
+    # mp4, webm, mkv, avi, the zipped clip, and the GIF: 7 seconds and the cut at 6.6 s
+    assert stats["crawl/video/frames"] == 8 + 8 + 5 + 4 + 8 + 8
     assert stats["crawl/video/decode_error/corrupt"] == 1
-    served = [clip, copy, listed_video, unrelated, broken, pack]
+    served = [clip, copy, listed_video, unrelated, broken, pack, animation]
     # Decoded frames as pictures (RGB) and as the luma planes hashing works on.
     frames = [
         pixels.tobytes()

@@ -356,6 +356,9 @@ def test_a_cancelled_distributed_run_stops_its_workers(
         assert grid.gate_entered.wait(WAIT_TIMEOUT), "the worker never reached /gate"
         cancel = run_cli(["runs", "cancel", run_id, "--json"], env)
         assert cancel.returncode == 0, cancel.stderr
+        # The gate holds the crawl until the worker has seen the cancel: released earlier,
+        # the few pages behind it could finish the run between two of the worker's checks.
+        wait_for(lambda: "cancel requested" in log.read_text(), "the worker to see the cancel")
         grid.gate.set()
         (result,) = finish(worker, log)
     finally:

@@ -9,7 +9,6 @@ content was retained anywhere the crawl could have written.
 from __future__ import annotations
 
 import json
-import resource
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import pytest
 from hotline.redisserver import EmbeddedRedis
 from store.connection import redis_from_url
 from tests.builders import IDENTITY_TOML
-from tests.helpers import HOST_A, HOST_B, hotline_env, run_cli
+from tests.helpers import HOST_A, HOST_B, hotline_env, run_cli, run_cli_measured
 from tests.nocontent import WindowFinder, files_changed_in_temp
 from tests.site.builder import EMBEDDINGS, TRANSFORMS, RunningTestSite
 
@@ -78,7 +77,7 @@ def crawl_run(
         ["hashes", "import", str(known), "--list", "known", "--classification", "baseline"], env
     )
     assert imported.returncode == 0, imported.stderr
-    crawl = run_cli(
+    crawl, max_rss = run_cli_measured(
         [
             "crawl",
             test_site.site.seed_url,
@@ -98,7 +97,6 @@ def crawl_run(
         env,
         timeout=CRAWL_TIMEOUT,
     )
-    max_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     assert crawl.returncode == 0, crawl.stderr[-3000:]
     hits = run_cli(["hits", "list", "--json"], env)
     review = run_cli(["review", "list", "--json"], env)
