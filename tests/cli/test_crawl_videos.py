@@ -54,7 +54,7 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     clip = _clip("mp4", **SIZE)
-    copy = _clip("webm", width=480, height=360, fps=10, bit_rate=150_000)
+    copy = _clip("matroska", width=480, height=360, fps=10, bit_rate=150_000)
     listed_video = encode_video(
         [(textured_image(KNOWN + 5), 2.0), (textured_image(KNOWN + 6), 3.0)],
         container="matroska",
@@ -64,9 +64,9 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
     listed_source = encode_video(
         [(textured_image(KNOWN + 5), 2.0), (textured_image(KNOWN + 6), 3.0)],
         container="mp4",
-        width=640,
-        height=480,
-        fps=25,
+        width=480,
+        height=360,
+        fps=10,
     )
     unrelated = encode_video([(textured_image(KNOWN + 9), 4.0)], container="avi", **SIZE)
     broken = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(range(256)) * 300
@@ -109,7 +109,7 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
             {
                 "/": html_page(
                     "<video src='/v/clip.mp4'></video>"
-                    "<video><source src='/v/copy.webm' type='video/webm'></video>"
+                    "<video><source src='/v/copy.mkv' type='video/x-matroska'></video>"
                     "<a href='/dl/17.mkv'>download</a>"
                     "<video src='/v/other.avi'></video>"
                     "<video src='/v/broken.mp4'></video>"
@@ -119,7 +119,7 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
                 "/anim.gif": video(animation, "image/gif"),
                 "/dl/movies.zip": video(pack, "application/zip"),
                 "/v/clip.mp4": video(clip, "video/mp4"),
-                "/v/copy.webm": video(copy, "video/webm"),
+                "/v/copy.mkv": video(copy, "video/x-matroska"),
                 "/dl/17.mkv": video(listed_video, "application/octet-stream"),
                 "/v/other.avi": video(unrelated, "video/x-msvideo"),
                 "/v/broken.mp4": video(broken, "video/mp4"),
@@ -139,7 +139,7 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
     }
     assert found == {
         (url("/v/clip.mp4"), "pics", picture, "video", "mp4", "3,4"),
-        (url("/v/copy.webm"), "pics", picture, "video", "webm", "3,4"),
+        (url("/v/copy.mkv"), "pics", picture, "video", "mkv", "3,4"),
         (url("/dl/17.mkv"), "videos", "vpdq:vid-17", "video", "mkv", "0,1,2,3,4"),
         (url("/v/broken.mp4"), "files", "b1", "video", "mp4", ""),
         (url("/dl/movies.zip"), "pics", picture, "archive_member", "mp4", "3,4"),
@@ -158,7 +158,7 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
     run = ok_json(["runs", "show", summary["crawl"]], env)
     stats = run["crawl_stats"]
     assert stats["crawl/files/video"] == 5
-    # mp4, webm, mkv, avi, the zipped clip, and the GIF: 7 seconds and the cut at 6.6 s
+    # mp4, mkv copy, listed mkv, avi, zipped clip, GIF (7 seconds and the cut at 6.6 s)
     assert stats["crawl/video/frames"] == 8 + 8 + 5 + 4 + 8 + 8
     assert stats["crawl/video/decode_error/corrupt"] == 1
     served = [clip, copy, listed_video, unrelated, broken, pack, animation]
