@@ -28,7 +28,7 @@ import io
 import math
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import av
@@ -77,7 +77,7 @@ SCENE_CHANGE_LUMA: Final = 24.0
 _THUMB_SIDE: Final = 16
 #: Codecs whose every frame is looked at for a scene change, keyframe or not.
 _WHOLE_FRAME_CODECS: Final = frozenset({"gif"})
-#: At most this many matching times are kept per frame list (the rest are counted).
+#: What PyAV raises on a container or stream it cannot read.
 _ERRORS: Final = (av.error.FFmpegError, ValueError, IndexError, MemoryError, OverflowError)
 
 
@@ -190,7 +190,7 @@ class VideoDigest:
     stopped: str | None = None
     #: Sampled at keyframes only (the video was too long to decode every frame).
     keyframes_only: bool = False
-    decoded_frames: int = field(default=0)
+    decoded_frames: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
