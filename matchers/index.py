@@ -522,13 +522,12 @@ class Matcher:
         if allowed:
             return [], True
         best = {(m.list, m.entry): m for m in matches}
+        # Each frame's digest, built and checked against the allow-lists once for all lists.
+        kept = [(f, d) for f in frames if not self.allowed(d := f.as_image_digest())]
         for index in self._lists:
             video_entries = _VideoEntries(index)
             queryable = 0
-            for frame in frames:
-                frame_digest = frame.as_image_digest()
-                if self.allowed(frame_digest):
-                    continue
+            for frame, frame_digest in kept:
                 quality = frame.pdq_quality if frame.pdq_quality is not None else -1
                 if frame.pdq_variants and quality >= index.thresholds.pdq_min_quality:
                     queryable += 1
