@@ -57,7 +57,13 @@ from py7zr.io import Py7zIO, WriterFactory
 from matchers.algorithms import ALGORITHMS, MAX_IMAGE_PIXELS
 from matchers.digest import ImageDigest, digest_bytes, exact_digest
 from matchers.sniff import FILE_SNIFF_BYTES, sniff_file, sniff_image
-from matchers.video import FrameHashes, VideoLimits, digest_video
+from matchers.video import (
+    FrameHashes,
+    VideoDigest,
+    VideoLimits,
+    digest_video,
+    sampled_as_video,
+)
 
 __all__ = [
     "ARCHIVE_FORMATS",
@@ -269,21 +275,14 @@ class _Walk:
         report = self.report
         if sniff_image(body) is not None:
             digest = digest_bytes(body, max_pixels=self.max_pixels, algorithms=self.algorithms)
-            report.members.append(MemberDigest(path, "image", digest))
+            # A long animation is sampled as a video as well, as a downloaded one is.
+            video = self._video(body, digest.format) if sampled_as_video(digest) else None
+            frames = video.frames if video is not None else ()
+            report.members.append(MemberDigest(path, "image", digest, frames))
             return
         kind = sniff_file(body[:FILE_SNIFF_BYTES])
         media_type, file_format = (kind.media_type, kind.format) if kind else ("file", "")
-        remaining = self.video_deadline - time.monotonic()
-        if media_type == "video" and remaining > 0 and self.video_frames > 0:
-            limits = dataclasses.replace(
-                self.video_limits,
-                max_seconds=min(self.video_limits.max_seconds, remaining),
-                max_frames=min(self.video_limits.max_frames, self.video_frames),
-            )
-            video = digest_video(
-                body, format=file_format, algorithms=self.algorithms, limits=limits
-            )
-            self.video_frames -= len(video.frames)
+        if media_type == "video" and (video := self._video(body, file_format)) is not None:
             report.members.append(MemberDigest(path, "video", video.digest, video.frames))
             return
         report.members.append(
@@ -294,6 +293,21 @@ class _Walk:
                 report.refused["depth"] += 1
             else:
                 self.open(body, file_format, path + NESTED_SEPARATOR, depth + 1)
+
+    def _video(self, body: bytes, format: str | None) -> VideoDigest | None:
+        """The member sampled within what is left of the archive's video time and frames;
+        None when either is spent (the member then gets its exact hashes only)."""
+        remaining = self.video_deadline - time.monotonic()
+        if remaining <= 0 or self.video_frames <= 0:
+            return None
+        limits = dataclasses.replace(
+            self.video_limits,
+            max_seconds=min(self.video_limits.max_seconds, remaining),
+            max_frames=min(self.video_limits.max_frames, self.video_frames),
+        )
+        video = digest_video(body, format=format, algorithms=self.algorithms, limits=limits)
+        self.video_frames -= len(video.frames)
+        return video
 
 
 def _take(budget: _Budget, report: ArchiveReport, declared: int | None) -> int:

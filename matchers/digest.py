@@ -45,7 +45,7 @@ import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -84,6 +84,7 @@ __all__ = [
     "ERROR_CODES",
     "DecodedImage",
     "ImageDigest",
+    "animation_frames",
     "decode_image",
     "digest_bytes",
     "digest_file",
@@ -429,6 +430,54 @@ def decode_image(
 
 
 _ANIMATED_FORMATS: Final = frozenset({"GIF", "PNG", "WEBP"})
+
+
+def animation_frames(
+    data: bytes, image_format: str, *, max_pixels: int = MAX_IMAGE_PIXELS
+) -> Generator[tuple[float, Image.Image]]:
+    """Every frame of an animated image in ``image_format`` (as sniffed), in order: when it
+    is shown (seconds from the first frame, from the frames' durations) and its upright luma
+    at hashing scale, as :func:`decode_image` prepares frames.
+
+    Frames are decoded one at a time, each drawn over the one before; only the frame yielded
+    is held. The caller bounds how many it takes (:func:`matchers.video.digest_video` samples
+    animations longer than an image's frames are looked into this way).
+
+    Raises:
+        ImageTooLarge: the canvas is larger than ``max_pixels`` (before any pixel is decoded).
+        DecodeError: as :func:`decode_image`; a damaged frame raises when it is reached.
+    """
+    plugins = _PIL_FORMATS.get(image_format)
+    if plugins is None:
+        raise DecodeError("unsupported", f"no decoder for {image_format} images")
+    width: int | None = None
+    height: int | None = None
+    try:
+        with _open(data, plugins) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(
+                    f"{width}x{height} image exceeds the limit of {max_pixels} pixels",
+                    width=width,
+                    height=height,
+                )
+            shown = 0.0
+            for index in range(_frame_count(im, data)):
+                if index:
+                    im.seek(index)
+                im.load()
+                yield shown, _prepare(im)
+                duration = im.info.get("duration")
+                if isinstance(duration, int | float) and duration > 0:
+                    shown += float(duration) / 1000
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(
+            "image exceeds Pillow's decompression-bomb limit", width=width, height=height
+        ) from None
+    except UnidentifiedImageError:
+        raise DecodeError("corrupt", f"{image_format} data could not be identified") from None
+    except _DECODE_ERRORS as exc:
+        raise _decode_error(exc, image_format, width, height) from None
 
 
 def _prepare(im: Image.Image) -> Image.Image:

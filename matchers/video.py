@@ -4,7 +4,10 @@ A video is opened with PyAV (FFmpeg's libraries) from :class:`io.BytesIO`; no by
 no decoded frame, is written anywhere. Frames are sampled at :attr:`VideoLimits.sample_fps`
 (default one per second) plus every keyframe that differs visibly from the frame kept before
 it (encoders start a keyframe at a scene cut, so a picture shown for half a second between two
-samples is still seen; every frame of an animated GIF is looked at so). Each frame kept is
+samples is still seen; every frame of an animated GIF is looked at so). Animated WebP and
+PNG, which FFmpeg's demuxers here do not decode, are sampled the same way from Pillow's
+frames (:func:`matchers.digest.animation_frames`), every frame a scene-change candidate.
+Each frame kept is
 reduced in FFmpeg's scaler to hashing scale (the shorter side at least
 :data:`~matchers.algorithms.PDQ_MIN_DECODE_SIDE`, as images are) and hashed like a still
 image (:func:`matchers.digest.perceptual_hashes`: borders trimmed, PDQ with its eight
@@ -24,10 +27,11 @@ exact digests of the bytes are always there.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import math
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -36,10 +40,22 @@ import av.error
 import numpy as np
 from PIL import Image
 
-from matchers.algorithms import ALGORITHMS, PERCEPTUAL_ALGORITHMS
-from matchers.digest import DecodedImage, ImageDigest, exact_digest, perceptual_hashes
+from matchers.algorithms import (
+    ALGORITHMS,
+    ANIMATION_MAX_FRAMES_INSPECTED,
+    PERCEPTUAL_ALGORITHMS,
+)
+from matchers.digest import (
+    DecodedImage,
+    ImageDigest,
+    animation_frames,
+    exact_digest,
+    image_size,
+    perceptual_hashes,
+)
+from matchers.errors import DecodeError, ImageError, ImageTooLarge
 from matchers.imageops import reduction_factor
-from matchers.sniff import FILE_SNIFF_BYTES, sniff_file
+from matchers.sniff import FILE_SNIFF_BYTES, sniff_file, sniff_image
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -47,11 +63,13 @@ if TYPE_CHECKING:
     from av.video.stream import VideoStream
 
 __all__ = [
+    "SAMPLED_ANIMATIONS",
     "VIDEO_DEMUXERS",
     "FrameHashes",
     "VideoDigest",
     "VideoLimits",
     "digest_video",
+    "sampled_as_video",
 ]
 
 #: FFmpeg demuxers a video may be opened with (MP4/MOV, Matroska/WebM, AVI, MPEG-TS and -PS,
@@ -77,6 +95,12 @@ SCENE_CHANGE_LUMA: Final = 24.0
 _THUMB_SIDE: Final = 16
 #: Codecs whose every frame is looked at for a scene change, keyframe or not.
 _WHOLE_FRAME_CODECS: Final = frozenset({"gif"})
+#: Animated image formats (as sniffed) sampled as videos when they have more frames than an
+#: image's hashing looks into (:data:`~matchers.algorithms.ANIMATION_MAX_FRAMES_INSPECTED`).
+SAMPLED_ANIMATIONS: Final = frozenset({"gif", "webp", "png"})
+#: ... of which these are decoded with Pillow: the FFmpeg in PyAV's wheel has no animated
+#: WebP decoder, and no APNG demuxer is allowed here.
+_PILLOW_ANIMATIONS: Final = frozenset({"webp", "png"})
 #: What PyAV raises on a container or stream it cannot read.
 _ERRORS: Final = (av.error.FFmpegError, ValueError, IndexError, MemoryError, OverflowError)
 
@@ -204,6 +228,16 @@ class VideoDigest:
         }
 
 
+def sampled_as_video(digest: ImageDigest) -> bool:
+    """Whether an image is an animation longer than an image's hashing looks into, to be
+    sampled as a video as well (:func:`digest_video`)."""
+    return (
+        digest.format in SAMPLED_ANIMATIONS
+        and digest.error is None
+        and digest.frames > ANIMATION_MAX_FRAMES_INSPECTED
+    )
+
+
 def digest_video(
     data: bytes,
     *,
@@ -213,21 +247,24 @@ def digest_video(
 ) -> VideoDigest:
     """Exact digests of ``data`` and the perceptual hashes of its sampled frames.
 
-    ``format`` is the sniffed container name (:func:`matchers.sniff.sniff_file`; sniffed here
-    when None), recorded in the digest; FFmpeg probes the bytes itself, among
-    :data:`VIDEO_DEMUXERS`. Without a perceptual algorithm in ``algorithms`` nothing is
-    decoded. Never raises on bad input: the
-    digest's ``error`` says what went wrong (see the module docstring).
+    ``format`` is the sniffed format (:func:`matchers.sniff.sniff_image`, else
+    :func:`matchers.sniff.sniff_file`; sniffed here when None), recorded in the digest; FFmpeg
+    probes the bytes itself, among :data:`VIDEO_DEMUXERS`, except for the animated images
+    Pillow decodes. Without a perceptual algorithm in ``algorithms`` nothing is decoded.
+    Never raises on bad input: the digest's ``error`` says what went wrong (see the module
+    docstring).
     """
     limits = limits or VideoLimits()
     perceptual = frozenset(algorithms) & frozenset(PERCEPTUAL_ALGORITHMS)
     if format is None:
         kind = sniff_file(data[:FILE_SNIFF_BYTES])
-        format = kind.format if kind is not None else None
+        format = sniff_image(data) or (kind.format if kind is not None else None)
     exact = exact_digest(data, format=format, frames=0)
     if not perceptual:
         return VideoDigest(exact)
-    started = time.monotonic()
+    sampler = _Sampler(exact, perceptual, limits, time.monotonic())
+    if format in _PILLOW_ANIMATIONS:
+        return sampler.run_animation(data, format)
     try:
         container = av.open(
             io.BytesIO(data),
@@ -243,7 +280,7 @@ def digest_video(
     except _ERRORS:
         return VideoDigest(_with_error(exact, "corrupt"))
     with container:
-        return _Sampler(container, exact, perceptual, limits, started).run()
+        return sampler.run(container)
 
 
 def _with_error(
@@ -257,18 +294,30 @@ def _with_error(
     return dataclasses.replace(digest, error=error, width=width, height=height, frames=frames)
 
 
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """A decoded frame offered to the sampler; its pictures are made only when asked for."""
+
+    #: Seconds from the start of the video.
+    when: float
+    #: May be a scene change: a keyframe, or any frame of an animation.
+    candidate: bool
+    #: The frame as a 16x16 luma array (scene changes are told by it).
+    thumbnail: Callable[[], np.ndarray]
+    #: The frame as luma at hashing scale.
+    picture: Callable[[], DecodedImage]
+
+
 class _Sampler:
-    """One pass over the video stream: decide per decoded frame whether to hash it."""
+    """One pass over a video's frames: decide per decoded frame whether to hash it."""
 
     def __init__(
         self,
-        container: InputContainer,
         exact: ImageDigest,
         perceptual: frozenset[str],
         limits: VideoLimits,
         started: float,
     ) -> None:
-        self.container = container
         self.exact = exact
         self.perceptual = perceptual
         self.limits = limits
@@ -278,10 +327,9 @@ class _Sampler:
         self.pixels = 0
         self.stopped: str | None = None
         self.last_thumb: np.ndarray | None = None
-        self.scene_budget = 0
+        self.scene_budget = limits.max_frames // 4
 
-    def run(self) -> VideoDigest:
-        container = self.container
+    def run(self, container: InputContainer) -> VideoDigest:
         duration = container.duration / 1_000_000 if container.duration else None
         if not container.streams.video:
             # Audio only, or a container with no picture: the exact digests are all there is.
@@ -307,14 +355,13 @@ class _Sampler:
             stream.codec_context.skip_frame = "NONKEY"
         # Scene changes may take a quarter of the frame cap; when the samples would not fit
         # in the rest, they are spread over the whole video instead.
-        self.scene_budget = self.limits.max_frames // 4
         interval = 1.0 / self.limits.sample_fps
         samples = self.limits.max_frames - self.scene_budget
         if duration is not None and duration / interval > samples:
             interval = duration / max(1, samples)
         error: str | None = None
         try:
-            self._sample(stream, interval, keyframes_only)
+            self._sample(self._av_frames(container, stream), interval, keyframes_only)
         except av.error.DecoderNotFoundError:
             error = "unsupported"
         except av.error.ArgumentError:
@@ -336,6 +383,34 @@ class _Sampler:
             decoded_frames=self.decoded,
         )
 
+    def run_animation(self, data: bytes, format: str) -> VideoDigest:
+        """Sample an animated image Pillow decodes, frame by frame (no keyframes: every
+        frame is a scene-change candidate; the pixel budget and the deadline bound it)."""
+        codec = format
+        try:
+            width, height = image_size(data, format, max_pixels=self.limits.max_frame_pixels)
+        except ImageError as exc:
+            refused = "too_large" if isinstance(exc, ImageTooLarge) else _code(exc)
+            return VideoDigest(_with_error(self.exact, refused, exc.width, exc.height), codec=codec)
+        error: str | None = None
+        frames = animation_frames(data, format, max_pixels=self.limits.max_frame_pixels)
+        try:
+            self._sample(self._pillow_frames(frames, width, height), 1 / self.limits.sample_fps)
+        except ImageError as exc:
+            if self.frames:
+                self.stopped = "decode_error"
+            else:
+                error = _code(exc)
+        finally:
+            frames.close()
+        return VideoDigest(
+            _with_error(self.exact, error, width, height, self.decoded),
+            tuple(self.frames),
+            codec=codec,
+            stopped=self.stopped,
+            decoded_frames=self.decoded,
+        )
+
     def _result(
         self, stream: VideoStream, error: str, duration: float | None, codec: str | None
     ) -> VideoDigest:
@@ -346,19 +421,17 @@ class _Sampler:
             codec=codec,
         )
 
-    def _sample(self, stream: VideoStream, interval: float, keyframes_only: bool) -> None:
+    def _sample(
+        self, frames: Iterator[_Frame], interval: float, keyframes_only: bool = False
+    ) -> None:
         next_sample = 0.0
-        # A GIF's frames are whole pictures its decoder does not mark as keyframes: each is a
-        # candidate scene change (GIFs are small, so looking at every frame costs little).
-        every_frame = stream.codec_context.name in _WHOLE_FRAME_CODECS
-        for frame in self._decoded(stream):
-            when = _frame_time(frame, self.decoded, stream)
+        for frame in frames:
+            when = frame.when
             sampled = when + 1e-6 >= next_sample or keyframes_only
             scene = False
             thumb: np.ndarray | None = None
-            candidate = frame.key_frame or every_frame
-            if not sampled and candidate and self.scene_budget > 0:
-                thumb = _thumbnail(frame)
+            if not sampled and frame.candidate and self.scene_budget > 0:
+                thumb = frame.thumbnail()
                 scene = self.last_thumb is None or _differs(thumb, self.last_thumb)
                 self.scene_budget -= scene
             if not (sampled or scene):
@@ -368,44 +441,84 @@ class _Sampler:
                 return
             if sampled:
                 next_sample = (math.floor(when / interval + 1e-6) + 1) * interval
-            self.last_thumb = thumb if thumb is not None else _thumbnail(frame)
-            self.frames.append(self._hash(frame, when, scene=scene and not sampled))
+            self.last_thumb = thumb if thumb is not None else frame.thumbnail()
+            self.frames.append(self._hash(frame, scene=scene and not sampled))
             if time.monotonic() > self.deadline:
                 self.stopped = "deadline"
                 return
 
-    def _decoded(self, stream: VideoStream) -> Iterator[VideoFrame]:
+    def _within_budget(self, pixels: int) -> bool:
+        """Count one decoded frame; False (and why) when the budget or the time is spent."""
+        self.decoded += 1
+        self.pixels += pixels
+        if self.pixels > self.limits.max_decoded_pixels:
+            self.stopped = "pixel_budget"
+            return False
+        return True
+
+    def _av_frames(self, container: InputContainer, stream: VideoStream) -> Iterator[_Frame]:
         """Every frame the decoder gives, within the pixel budget and the deadline."""
         frame_pixels = stream.codec_context.width * stream.codec_context.height
-        for packet in self.container.demux(stream):
+        # A GIF's frames are whole pictures its decoder does not mark as keyframes: each is a
+        # candidate scene change (GIFs are small, so looking at every frame costs little).
+        every_frame = stream.codec_context.name in _WHOLE_FRAME_CODECS
+        for packet in container.demux(stream):
             if time.monotonic() > self.deadline:
                 self.stopped = "deadline"
                 return
             for frame in packet.decode():
-                self.decoded += 1
-                self.pixels += max(frame_pixels, frame.width * frame.height)
-                if self.pixels > self.limits.max_decoded_pixels:
-                    self.stopped = "pixel_budget"
+                if not self._within_budget(max(frame_pixels, frame.width * frame.height)):
                     return
-                yield frame
+                yield _Frame(
+                    when=_frame_time(frame, self.decoded, stream),
+                    candidate=frame.key_frame or every_frame,
+                    thumbnail=functools.partial(_thumbnail, frame),
+                    picture=functools.partial(_av_picture, frame),
+                )
 
-    def _hash(self, frame: VideoFrame, when: float, *, scene: bool) -> FrameHashes:
-        factor = reduction_factor(frame.width, frame.height)
-        width = max(1, frame.width // factor)
-        height = max(1, frame.height // factor)
-        luma = frame.reformat(width=width, height=height, format="gray", interpolation="AREA")
-        picture = Image.fromarray(luma.to_ndarray(), mode="L")
-        decoded = DecodedImage(luma=picture, width=frame.width, height=frame.height, frames=1)
+    def _pillow_frames(
+        self, frames: Iterator[tuple[float, Image.Image]], width: int, height: int
+    ) -> Iterator[_Frame]:
+        """The frames of an animated image, within the pixel budget and the deadline."""
+        while time.monotonic() <= self.deadline:
+            shown = next(frames, None)
+            if shown is None or not self._within_budget(width * height):
+                return
+            when, luma = shown
+            yield _Frame(
+                when=when,
+                candidate=True,
+                thumbnail=functools.partial(_pillow_thumbnail, luma),
+                picture=functools.partial(DecodedImage, luma, width, height, 1),
+            )
+        self.stopped = "deadline"
+
+    def _hash(self, frame: _Frame, *, scene: bool) -> FrameHashes:
         pdq_variants, quality, phash_variants = perceptual_hashes(
-            decoded, algorithms=self.perceptual
+            frame.picture(), algorithms=self.perceptual
         )
         return FrameHashes(
-            time=round(when, 3),
+            time=round(frame.when, 3),
             pdq_variants=pdq_variants,
             pdq_quality=quality,
             phash_variants=phash_variants,
             scene=scene,
         )
+
+
+def _code(exc: ImageError) -> str:
+    """The digest's error code for an image error of an animation."""
+    return exc.code if isinstance(exc, DecodeError) else "corrupt"
+
+
+def _av_picture(frame: VideoFrame) -> DecodedImage:
+    """The frame's luma reduced in FFmpeg's scaler to hashing scale."""
+    factor = reduction_factor(frame.width, frame.height)
+    width = max(1, frame.width // factor)
+    height = max(1, frame.height // factor)
+    luma = frame.reformat(width=width, height=height, format="gray", interpolation="AREA")
+    picture = Image.fromarray(luma.to_ndarray(), mode="L")
+    return DecodedImage(luma=picture, width=frame.width, height=frame.height, frames=1)
 
 
 def _expected_frames(stream: VideoStream, duration: float | None) -> int | None:
@@ -434,6 +547,11 @@ def _thumbnail(frame: VideoFrame) -> np.ndarray:
         width=_THUMB_SIDE, height=_THUMB_SIDE, format="gray", interpolation="AREA"
     )
     return small.to_ndarray().astype(np.int16)
+
+
+def _pillow_thumbnail(luma: Image.Image) -> np.ndarray:
+    small = luma.resize((_THUMB_SIDE, _THUMB_SIDE), Image.Resampling.BOX)
+    return np.asarray(small).astype(np.int16)
 
 
 def _differs(a: np.ndarray, b: np.ndarray) -> bool:

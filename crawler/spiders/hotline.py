@@ -47,12 +47,11 @@ from crawler.settings import (
     CRAWL_MEDIA_MAXSIZE,
 )
 from crawler.workerpool import HashPoolError, WorkerCrashed, WorkerFailure, bytes_only_digest
-from matchers.algorithms import ANIMATION_MAX_FRAMES_INSPECTED
 from matchers.archives import ArchiveReport
 from matchers.digest import ImageDigest, exact_digest
 from matchers.errors import MatcherError
 from matchers.sniff import FILE_SNIFF_BYTES, FileKind, sniff_file, sniff_image
-from matchers.video import FrameHashes, VideoDigest
+from matchers.video import FrameHashes, VideoDigest, sampled_as_video
 from store.clock import now_iso
 from store.runs import new_run_id
 
@@ -508,13 +507,9 @@ class HotlineSpider(Spider):
         if digest is None:
             return None
         frames: tuple[FrameHashes, ...] = ()
-        if (
-            digest.format == "gif"
-            and digest.error is None
-            and digest.frames > ANIMATION_MAX_FRAMES_INSPECTED
-        ):
+        if sampled_as_video(digest):
             # Longer than an image's frames are looked into: sampled as a video as well.
-            video = await self._open_video(response.body, response.url, "gif")
+            video = await self._open_video(response.body, response.url, digest.format)
             if video is not None:
                 frames = video.frames
         return _item(response, info, digest, "image", frames=frames)
@@ -571,7 +566,7 @@ class HotlineSpider(Spider):
                 frames=member.frames,
             )
 
-    async def _open_video(self, body: bytes, url: str, format: str) -> VideoDigest | None:
+    async def _open_video(self, body: bytes, url: str, format: str | None) -> VideoDigest | None:
         """The video's exact hashes and its sampled frames' hashes (:mod:`matchers.video`),
         or None when no worker could sample it (the caller then keeps the exact hashes)."""
         video = await self._in_pool(self.hasher.open_video(body, format or None), "video", url)

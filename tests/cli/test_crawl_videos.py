@@ -84,6 +84,9 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
         gif_out, "GIF", save_all=True, append_images=pictures[1:], duration=100, loop=0
     )
     animation = gif_out.getvalue()
+    webp_out = io.BytesIO()  # the same as an animated WebP (decoded by Pillow, not FFmpeg)
+    pictures[0].save(webp_out, "WEBP", save_all=True, append_images=pictures[1:], duration=100)
+    animated_webp = webp_out.getvalue()
     packed = io.BytesIO()
     with zipfile.ZipFile(packed, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("movies/clip.mp4", clip)
@@ -114,9 +117,10 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
                     "<video src='/v/other.avi'></video>"
                     "<video src='/v/broken.mp4'></video>"
                     "<a href='/dl/movies.zip'>all</a>"
-                    "<img src='/anim.gif'>"
+                    "<img src='/anim.gif'><img src='/anim.webp'>"
                 ),
                 "/anim.gif": video(animation, "image/gif"),
+                "/anim.webp": video(animated_webp, "image/webp"),
                 "/dl/movies.zip": video(pack, "application/zip"),
                 "/v/clip.mp4": video(clip, "video/mp4"),
                 "/v/copy.mkv": video(copy, "video/x-matroska"),
@@ -144,6 +148,7 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
         (url("/v/broken.mp4"), "files", "b1", "video", "mp4", ""),
         (url("/dl/movies.zip"), "pics", picture, "archive_member", "mp4", "3,4"),
         (url("/anim.gif"), "pics", picture, "image", "gif", "6.6"),
+        (url("/anim.webp"), "pics", picture, "image", "webp", "6.6"),
     }
     member = next(h for h in hits if h["media_type"] == "archive_member")
     assert (member["member"], member["container_sha256"]) == (
@@ -158,10 +163,10 @@ def test_videos_are_matched_frame_by_frame_and_as_wholes_and_never_stored(
     run = ok_json(["runs", "show", summary["crawl"]], env)
     stats = run["crawl_stats"]
     assert stats["crawl/files/video"] == 5
-    # mp4, mkv copy, listed mkv, avi, zipped clip, GIF (7 seconds and the cut at 6.6 s)
-    assert stats["crawl/video/frames"] == 8 + 8 + 5 + 4 + 8 + 8
+    # mp4, mkv copy, listed mkv, avi, zipped clip, GIF and WebP (7 s and the cut at 6.6 s)
+    assert stats["crawl/video/frames"] == 8 + 8 + 5 + 4 + 8 + 8 + 8
     assert stats["crawl/video/decode_error/corrupt"] == 1
-    served = [clip, copy, listed_video, unrelated, broken, pack, animation]
+    served = [clip, copy, listed_video, unrelated, broken, pack, animation, animated_webp]
     # Decoded frames as pictures (RGB) and as the luma planes hashing works on.
     frames = [
         pixels.tobytes()

@@ -289,6 +289,22 @@ def test_videos_in_an_archive_are_sampled_within_one_time_budget_for_all() -> No
     assert {m.digest.sha256 for m in spent.members} == {hashlib.sha256(clip).hexdigest()}
 
 
+def test_a_long_animation_in_an_archive_is_sampled_as_a_downloaded_one_is() -> None:
+    pictures = [textured_image(7710 + n % 3).resize((64, 48)) for n in range(70)]
+    out = io.BytesIO()
+    pictures[0].save(out, "WEBP", save_all=True, append_images=pictures[1:], duration=100)
+    animation = out.getvalue()
+    assert digest_bytes(animation).frames == 70
+    report = digest_archive(_zip({"anim.webp": animation, "still.png": PNG}))
+    assert [(m.path, m.media_type) for m in report.members] == [
+        ("anim.webp", "image"),
+        ("still.png", "image"),
+    ]
+    assert report.members[0].frames == digest_video(animation).frames != ()
+    assert report.members[0].digest == digest_bytes(animation)
+    assert report.members[1].frames == ()
+
+
 def test_a_tar_header_cannot_make_the_reader_decompress_past_the_archive_s_bounds() -> None:
     # A pax record (like a GNU long name) is header data tarfile reads whole, before any
     # member's size is checked: 8 MiB of it here, in a few kilobytes of gzip.

@@ -17,7 +17,7 @@ from hotline.imagegen import encode, encode_video, textured_image
 from matchers.digest import digest_bytes
 from matchers.index import CONFIRMED, REVIEW, Matcher
 from matchers.lists import HashList, ListEntry
-from matchers.video import VideoLimits, digest_video
+from matchers.video import VideoLimits, digest_video, sampled_as_video
 from tests.helpers import ROOT
 
 KNOWN_SEED = 7100
@@ -205,6 +205,69 @@ def test_an_animated_gif_is_a_video_to_the_sampler() -> None:
     assert _matching_times(out.getvalue()) == [1.0]
 
 
+@cache
+def _animation(image_format: str) -> bytes:
+    """70 frames of 0.1 s at 160x120, the known picture from 5.0 s to 5.3 s (three frames
+    that Pillow's encoders merge into one of 0.3 s), five others in turn around it."""
+    pictures = [textured_image(KNOWN_SEED + n).resize((160, 120)) for n in (0, 5, 6, 7, 8, 9)]
+    frames = [pictures[0] if 50 <= n < 53 else pictures[1 + n % 5] for n in range(70)]
+    out = io.BytesIO()
+    frames[0].save(out, image_format, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("image_format", "sniffed"), [("WEBP", "webp"), ("PNG", "png")])
+def test_animated_webp_and_png_longer_than_an_image_looks_into_are_sampled_with_pillow(
+    image_format: str, sniffed: str
+) -> None:
+    data = _animation(image_format)
+    image = digest_bytes(data)
+    assert (image.format, image.frames) == (sniffed, 68)
+    assert sampled_as_video(image)
+    video = digest_video(data)
+    assert (video.digest.error, video.stopped, video.codec) == (None, None, sniffed)
+    assert (video.digest.width, video.digest.height, video.decoded_frames) == (160, 120, 68)
+    # Every frame differs from the one before (each a scene change), the samples on the second.
+    assert [f.time for f in video.frames if not f.scene] == [float(s) for s in range(7)]
+    assert len(video.frames) == 68
+    assert _matching_times(data) == [5.0]
+    short = io.BytesIO()
+    pictures = [textured_image(KNOWN_SEED + n).resize((64, 48)) for n in (1, 2)]
+    pictures[0].save(short, image_format, save_all=True, append_images=pictures[1:], duration=100)
+    assert not sampled_as_video(digest_bytes(short.getvalue()))
+
+
+@pytest.mark.parametrize(
+    ("limits", "error", "stopped", "frames", "decoded"),
+    [
+        # Six samples and two scene changes (a quarter of the cap); the sample at 6 s is over.
+        (VideoLimits(max_frames=8), None, "frame_cap", 8, 59),
+        (VideoLimits(max_frame_pixels=160 * 120 - 1), "too_large", None, 0, 0),
+        (VideoLimits(max_decoded_pixels=160 * 120 * 20), None, "pixel_budget", 20, 21),
+        (VideoLimits(max_seconds=1e-9), None, "deadline", 0, 0),
+    ],
+)
+def test_an_animation_sampled_with_pillow_stops_at_each_cap(
+    limits: VideoLimits, error: str | None, stopped: str | None, frames: int, decoded: int
+) -> None:
+    video = digest_video(_animation("WEBP"), limits=limits)
+    assert (video.digest.error, video.stopped) == (error, stopped)
+    assert (len(video.frames), video.decoded_frames) == (frames, decoded)
+    assert (video.digest.width, video.digest.height) == (160, 120)
+
+
+def test_a_damaged_animation_keeps_the_frames_before_the_damage_or_is_corrupt() -> None:
+    png = _animation("PNG")
+    video = digest_video(png[: len(png) // 2])
+    assert (video.digest.error, video.stopped) == (None, "decode_error")
+    assert 1 <= len(video.frames) < 68
+    assert video.digest.sha256 == hashlib.sha256(png[: len(png) // 2]).hexdigest()
+    webp = _animation("WEBP")  # libwebp's animation decoder needs the whole file
+    video = digest_video(webp[:-10])
+    assert (video.digest.error, video.frames) == ("corrupt", ())
+    assert video.digest.sha256 == hashlib.sha256(webp[:-10]).hexdigest()
+
+
 # -- matching ------------------------------------------------------------------------------
 
 
@@ -290,7 +353,7 @@ def test_the_video_bytes_match_exact_entries_and_an_allowed_frame_is_skipped() -
 _PEAK_PROBE = """
 import sys
 from pathlib import Path
-from matchers.video import VideoLimits, digest_video
+from matchers.video import VideoLimits, digest_video, sampled_as_video
 from tests.helpers import ROOT
 
 def status(field):
