@@ -17,6 +17,9 @@ outcome                                            state        reason
 2xx image, PDQ within the list's confirm           online       ``pdq distance 4``
 threshold (fetched PDQ quality >= 50), or pHash                 ``phash distance 2``
 within its threshold (dihedral variants count)
+2xx animated image of more than 64 frames whose    online       ``frame pdq distance 3``
+frames sampled as a video's include one within
+the PDQ confirm threshold
 2xx image that matches neither                     removed      ``content changed``
 2xx body that is not an image                      removed      ``not an image (text/html)``
 2xx body other than the noticed file (a video, an  removed      ``not the same file``
@@ -79,7 +82,7 @@ from matchers.archives import digest_archive
 from matchers.digest import ImageDigest, digest_bytes
 from matchers.errors import MatcherError
 from matchers.sniff import FILE_SNIFF_BYTES, sniff_file, sniff_image
-from matchers.video import digest_video
+from matchers.video import VideoDigest, digest_video, sampled_as_video
 from store.clock import now_iso
 from store.rechecks import RecheckProfile, RecheckResult, RecheckState, RecheckTarget
 
@@ -155,7 +158,15 @@ def judge_body(
         digest = digest_bytes(body, max_pixels=max_pixels)
     except MatcherError:  # sniffed as an image above; kept for a decoder that disagrees
         return Verdict("removed", "not an image")
-    return compare_digest(target, digest, min_quality=min_quality)
+    verdict = compare_digest(target, digest, min_quality=min_quality)
+    if verdict.state == "removed" and target.pdq is not None and sampled_as_video(digest):
+        # A long animation (noticed, maybe, for a frame past those an image's hashing looks
+        # into) is sampled as the crawl sampled it.
+        video = digest_video(body, format=digest.format, algorithms=("sha256", "pdq"))
+        distance = _frame_distance(target, video, min_quality)
+        if distance is not None:
+            return Verdict("online", f"frame pdq distance {distance}", sha256)
+    return verdict
 
 
 def _judge_video(target: RecheckTarget, body: bytes, sha256: str, *, min_quality: int) -> Verdict:
@@ -168,14 +179,23 @@ def _judge_video(target: RecheckTarget, body: bytes, sha256: str, *, min_quality
     video = digest_video(body, format=kind.format, algorithms=("sha256", "pdq"))
     if video.digest.error is not None:
         return Verdict("unreachable", f"video not decodable ({video.digest.error})", sha256)
+    distance = _frame_distance(target, video, min_quality)
+    if distance is not None:
+        return Verdict("online", f"frame pdq distance {distance}", sha256)
+    return Verdict("removed", "video changed", sha256)
+
+
+def _frame_distance(target: RecheckTarget, video: VideoDigest, min_quality: int) -> int | None:
+    """The smallest PDQ distance of a sampled frame to the noticed one, when within the
+    target's confirm threshold; None otherwise."""
     distances = [
         min(hamming(target.pdq or "", variant) for variant in frame.pdq_variants)
         for frame in video.frames
         if frame.pdq_variants and (frame.pdq_quality or 0) >= min_quality
     ]
     if distances and min(distances) <= target.pdq_threshold:
-        return Verdict("online", f"frame pdq distance {min(distances)}", sha256)
-    return Verdict("removed", "video changed", sha256)
+        return min(distances)
+    return None
 
 
 def _judge_archive(target: RecheckTarget, body: bytes, sha256: str, max_pixels: int) -> Verdict:

@@ -32,7 +32,7 @@ from scrapy.exceptions import (
 )
 from twisted.internet.error import DNSLookupError
 
-from crawler.judge import Verdict, judge_body, judge_failure, judge_status
+from crawler.judge import Verdict, compare_digest, judge_body, judge_failure, judge_status
 from crawler.safety import AddressPolicy, parse_networks
 from hotline.imagegen import decode, encode, encode_video, textured_image
 from hotline.loopback import Exchange, Response, html_page, image_response, redirect, serve
@@ -740,6 +740,30 @@ def test_a_video_noticed_for_a_frame_is_online_while_another_encoding_shows_it()
         "unreachable", "video not decodable (corrupt)", hashlib.sha256(broken).hexdigest()
     )
     assert judge_body(noticed, b"<html>gone</html>", "text/html").reason == "not the same file"
+
+
+def test_a_long_animation_noticed_for_a_late_frame_is_online_while_it_shows_that_frame() -> None:
+    known = textured_image(7610).resize((96, 72))
+    others = [textured_image(7611 + n % 4).resize((96, 72)) for n in range(70)]
+
+    def animation(frames: list[Image.Image], image_format: str) -> bytes:
+        out = io.BytesIO()
+        frames[0].save(out, image_format, save_all=True, append_images=frames[1:], duration=100)
+        return out.getvalue()
+
+    # The known picture only in the last frames: past the 8 an image's hashing looks at.
+    noticed_gif = animation([*others, known, known], "GIF")
+    frame_pdq = digest_bytes(encode(known, "PNG")).pdq
+    assert frame_pdq is not None
+    noticed = RecheckTarget(
+        "n", "https://example.test/a.gif", hashlib.sha256(noticed_gif).hexdigest(), pdq=frame_pdq
+    )
+    as_webp = animation([*others, known, known], "WEBP")
+    assert compare_digest(noticed, digest_bytes(as_webp)).state == "removed"
+    verdict = judge_body(noticed, as_webp, "image/webp")
+    assert verdict.state == "online" and verdict.reason.startswith("frame pdq distance ")
+    without = animation([*others, others[0]], "WEBP")
+    assert judge_body(noticed, without, "image/webp").reason == "content changed"
 
 
 def test_a_noticed_member_is_unreachable_when_the_archive_was_not_read_in_full() -> None:
