@@ -78,11 +78,11 @@ from twisted.web.client import ResponseFailed
 
 from crawler.safety import AddressPolicy, literal_ip
 from matchers.algorithms import EXACT_ALGORITHMS, MAX_IMAGE_PIXELS, PDQ_MIN_QUALITY, hamming
-from matchers.archives import digest_archive
+from matchers.archives import ArchiveLimits, digest_archive
 from matchers.digest import ImageDigest, digest_bytes
 from matchers.errors import MatcherError
 from matchers.sniff import FILE_SNIFF_BYTES, sniff_file, sniff_image
-from matchers.video import VideoDigest, digest_video, sampled_as_video
+from matchers.video import VideoDigest, VideoLimits, digest_video, sampled_as_video
 from store.clock import now_iso
 from store.rechecks import RecheckProfile, RecheckResult, RecheckState, RecheckTarget
 
@@ -139,15 +139,21 @@ def judge_body(
     *,
     max_pixels: int = MAX_IMAGE_PIXELS,
     min_quality: int = PDQ_MIN_QUALITY,
+    archive_limits: ArchiveLimits | None = None,
+    video_limits: VideoLimits | None = None,
 ) -> Verdict:
-    """Judge a 2xx body against the noticed image (blocking: run it off the reactor)."""
+    """Judge a 2xx body against the noticed image (blocking: run it off the reactor).
+
+    Archives and videos are read within ``archive_limits`` and ``video_limits`` (the crawl's
+    ``MATCHER_ARCHIVE_*`` and ``MATCHER_VIDEO_*`` settings; the matcher's defaults when None).
+    """
     sha256 = hashlib.sha256(body).hexdigest()
     if sha256 == target.sha256:
         return Verdict("online", "same bytes", sha256)
     if target.media_type == "archive_member":
-        return _judge_archive(target, body, sha256, max_pixels)
+        return _judge_archive(target, body, sha256, max_pixels, archive_limits)
     if target.media_type == "video" and target.pdq is not None:
-        return _judge_video(target, body, sha256, min_quality=min_quality)
+        return _judge_video(target, body, sha256, min_quality, video_limits)
     if target.media_type != "image":
         return Verdict("removed", "not the same file", sha256)
     if sniff_image(body) is None:
@@ -162,21 +168,29 @@ def judge_body(
     if verdict.state == "removed" and target.pdq is not None and sampled_as_video(digest):
         # A long animation (noticed, maybe, for a frame past those an image's hashing looks
         # into) is sampled as the crawl sampled it.
-        video = digest_video(body, format=digest.format, algorithms=("sha256", "pdq"))
+        video = digest_video(
+            body, format=digest.format, algorithms=("sha256", "pdq"), limits=video_limits
+        )
         distance = _frame_distance(target, video, min_quality)
         if distance is not None:
             return Verdict("online", f"frame pdq distance {distance}", sha256)
     return verdict
 
 
-def _judge_video(target: RecheckTarget, body: bytes, sha256: str, *, min_quality: int) -> Verdict:
+def _judge_video(
+    target: RecheckTarget,
+    body: bytes,
+    sha256: str,
+    min_quality: int,
+    limits: VideoLimits | None,
+) -> Verdict:
     """A video noticed for a matching frame is online while any frame sampled from what the
     URL serves now is within the PDQ confirm threshold of that frame (another encoding of the
     same video); a body that cannot be sampled is not judged removed."""
     kind = sniff_file(body[:FILE_SNIFF_BYTES])
     if kind is None or kind.media_type != "video":
         return Verdict("removed", "not the same file", sha256)
-    video = digest_video(body, format=kind.format, algorithms=("sha256", "pdq"))
+    video = digest_video(body, format=kind.format, algorithms=("sha256", "pdq"), limits=limits)
     if video.digest.error is not None:
         return Verdict("unreachable", f"video not decodable ({video.digest.error})", sha256)
     distance = _frame_distance(target, video, min_quality)
@@ -198,14 +212,22 @@ def _frame_distance(target: RecheckTarget, video: VideoDigest, min_quality: int)
     return None
 
 
-def _judge_archive(target: RecheckTarget, body: bytes, sha256: str, max_pixels: int) -> Verdict:
+def _judge_archive(
+    target: RecheckTarget,
+    body: bytes,
+    sha256: str,
+    max_pixels: int,
+    limits: ArchiveLimits | None,
+) -> Verdict:
     """A noticed member of an archive is online while the URL serves the same archive, or any
     archive still holding the same member (by its SHA-256)."""
     if sha256 == target.container_sha256:
         return Verdict("online", "same archive", sha256)
     kind = sniff_file(body[:FILE_SNIFF_BYTES])
     if kind is not None and kind.media_type == "archive":
-        report = digest_archive(body, algorithms=EXACT_ALGORITHMS, max_pixels=max_pixels)
+        report = digest_archive(
+            body, algorithms=EXACT_ALGORITHMS, max_pixels=max_pixels, limits=limits
+        )
         if any(m.digest.sha256 == target.sha256 for m in report.members):
             return Verdict("online", "member still in the archive", sha256)
         if report.refused or report.encrypted:  # the member may be in what was not read

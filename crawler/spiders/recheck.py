@@ -299,6 +299,8 @@ class RecheckSpider(Spider):
                     response.body,
                     None if content_type is None else content_type.decode("latin-1"),
                     max_pixels=self.hasher.max_pixels,
+                    archive_limits=self.hasher.archive_limits,
+                    video_limits=self.hasher.video_limits,
                 )
             )
         await self._conclude(target, response.meta, verdict, response.status)

@@ -37,7 +37,9 @@ from crawler.safety import AddressPolicy, parse_networks
 from hotline.imagegen import decode, encode, encode_video, textured_image
 from hotline.loopback import Exchange, Response, html_page, image_response, redirect, serve
 from matchers.algorithms import hamming
+from matchers.archives import ArchiveLimits
 from matchers.digest import digest_bytes
+from matchers.video import VideoLimits
 from store.rechecks import RecheckTarget
 from tests.helpers import HOST_A, HOST_B, ROOT, free_port, hotline_env
 
@@ -789,3 +791,32 @@ def test_a_noticed_member_is_unreachable_when_the_archive_was_not_read_in_full()
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("moved/doc.pdf", member)
     assert judge_body(noticed, out.getvalue()).reason == "member still in the archive"
+
+
+def test_archives_and_videos_are_judged_within_the_limits_given() -> None:
+    member = b"%PDF-1.4\n" + bytes(range(256)) * 8
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("first.txt", b"a benign note\n")
+        archive.writestr("doc.pdf", member)
+    noticed = RecheckTarget(
+        "n",
+        "https://example.test/a.zip",
+        hashlib.sha256(member).hexdigest(),
+        media_type="archive_member",
+        container_sha256="0" * 64,
+    )
+    assert judge_body(noticed, out.getvalue()).reason == "member still in the archive"
+    one_member = ArchiveLimits(max_members=1)
+    verdict = judge_body(noticed, out.getvalue(), archive_limits=one_member)
+    assert (verdict.state, verdict.reason) == ("unreachable", "archive not read")
+
+    known = textured_image(7620)
+    clip = encode_video([(known, 2.0)], container="mp4", width=320, height=240, fps=10)
+    frame_pdq = digest_bytes(encode(known, "PNG")).pdq
+    video = RecheckTarget(
+        "v", "https://example.test/v.mp4", "0" * 64, pdq=frame_pdq, media_type="video"
+    )
+    assert judge_body(video, clip).state == "online"
+    small = VideoLimits(max_frame_pixels=320 * 240 - 1)
+    assert judge_body(video, clip, video_limits=small).reason == "video not decodable (too_large)"
