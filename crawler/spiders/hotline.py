@@ -303,11 +303,12 @@ class HotlineSpider(Spider):
         """A new response to a request that may be a file: start its judgement afresh (a
         redirect or a retry carries the previous response's meta) and set its cap.
 
-        A compressed body (``Content-Encoding``) cannot be judged by its first bytes: an image
-        or probe request stops at once (as when its first bytes are not an image), a media
-        request keeps the file cap and anything else the page cap, which Scrapy also applies
-        to the decompressed body. A declared length over the cap is marked so that the
-        refusal counts as ``too_large``."""
+        A compressed body (``Content-Encoding``) cannot be judged by its first bytes: it is
+        judged once Scrapy has decompressed it, held meanwhile to the file cap for a media
+        request and to the page (and image) cap for anything else, which Scrapy also applies
+        to the decompressed body. So an image served gzip-encoded is hashed as a browser
+        shows it (it was dropped before: an easy way to hide images from the crawler). A
+        declared length over the cap is marked so that the refusal counts as ``too_large``."""
         meta = request.meta
         info = meta.get("hotline")
         if not info or info["kind"] not in _MAY_BE_FILE:
@@ -317,8 +318,6 @@ class HotlineSpider(Spider):
         self._heads.pop(request, None)
         encoding = (headers.get(b"Content-Encoding") or b"").strip().lower()
         if encoding and encoding != b"identity":
-            if info["kind"] in ("image", "probe"):
-                raise StopDownload(fail=False)
             meta["hotline_body"] = _ENCODED
             meta["download_maxsize"] = self.max_file if info["kind"] == "media" else self.max_body
         else:

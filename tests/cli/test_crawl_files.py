@@ -4,6 +4,7 @@ while they arrive, noticed as files, and never stored."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -93,6 +94,8 @@ def test_known_files_are_matched_by_their_exact_hashes_wherever_they_are_found(
     blob = _noise(5, 200_000)  # no signature at all, under a name without extension
     embedded = _noise(6, 40_000)
     probed = _noise(7, 70_000)
+    # An image served gzip-encoded: a browser shows it, so it is hashed decompressed.
+    packed_image = encode(textured_image(4711), "PNG")
     known = _known_list(
         tmp_path,
         [
@@ -103,6 +106,7 @@ def test_known_files_are_matched_by_their_exact_hashes_wherever_they_are_found(
             ("sha256", hashlib.sha256(blob).hexdigest(), "b1"),
             ("sha256", hashlib.sha256(embedded).hexdigest(), "e1"),
             ("sha256", hashlib.sha256(probed).hexdigest(), "p1"),
+            ("sha256", hashlib.sha256(packed_image).hexdigest(), "g1"),
         ],
     )
     assert run_cli(["hashes", "import", str(known), "--list", "k"], env).returncode == 0
@@ -123,6 +127,7 @@ def test_known_files_are_matched_by_their_exact_hashes_wherever_they_are_found(
             f"<a href='{other.url('/packs/set.zip')}'>pack</a>"
             f"<a href='{other.url('/get')}?id=9'>mirror</a>"
             "<a href='/about'>about</a>"
+            "<img src='/img/packed.png'>"
         )
         site.mount(
             {
@@ -135,6 +140,11 @@ def test_known_files_are_matched_by_their_exact_hashes_wherever_they_are_found(
                 "/e/player": _file(embedded),
                 "/o/report.pdf": _file(pdf, "application/pdf"),
                 "/dl/7f3a9c": _file(blob),
+                "/img/packed.png": Response(
+                    200,
+                    {"Content-Type": "image/png", "Content-Encoding": "gzip"},
+                    gzip.compress(packed_image),
+                ),
             }
         )
         crawl = run_cli(
@@ -153,16 +163,17 @@ def test_known_files_are_matched_by_their_exact_hashes_wherever_they_are_found(
             (site.url("/dl/7f3a9c"), "file", "", "b1"),
             (site.url("/e/player"), "file", "", "e1"),
             (other.url("/get") + "?id=9", "file", "", "p1"),
+            (site.url("/img/packed.png"), "image", "png", "g1"),
         }
     assert {(h["url"], h["media_type"], h["file_type"], h["entry"]) for h in hits} == expected
     assert {h["page"] for h in hits} == {site.url("/")}
     assert all(h["verdict"] == "confirmed" and h["distance"] == 0 for h in hits)
-    # Eight files (the unknown video too), one image (the poster), two pages.
-    assert (summary["files"], summary["images"], summary["pages"]) == (8, 1, 2)
-    assert summary["confirmed_new"] == 7
+    # Eight files (the unknown video too), two images (the poster, the gzip-encoded), two pages.
+    assert (summary["files"], summary["images"], summary["pages"]) == (8, 2, 2)
+    assert summary["confirmed_new"] == 8
     run = ok_json(["runs", "show", summary["crawl"]], env)
     assert run["stats"]["files"] == 8
-    served = [video, webm, unknown_video, pack, pdf, blob, embedded, probed]
+    served = [video, webm, unknown_video, pack, pdf, blob, embedded, probed, packed_image]
     assert _leaks(WindowFinder(served), env, tmp_path, crawl.stdout, crawl.stderr) == []
 
 
