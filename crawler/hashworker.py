@@ -43,7 +43,7 @@ from matchers.algorithms import EXACT_ALGORITHMS, MAX_IMAGE_PIXELS
 from matchers.archives import ArchiveLimits, digest_archive
 from matchers.digest import digest_bytes
 from matchers.errors import MatcherError
-from matchers.video import VideoLimits, digest_video
+from matchers.video import DECODE_THREADS, VideoLimits, digest_video
 
 __all__ = [
     "ALGORITHM_BITS",
@@ -53,6 +53,7 @@ __all__ = [
     "VIDEO_FLAG",
     "algorithm_flags",
     "algorithms_of",
+    "body_cpu_limit",
     "main",
     "read_frame",
     "read_request",
@@ -199,7 +200,7 @@ def serve(
     while (request := read_request(stdin)) is not None:
         flags, body = request
         del request
-        signal.setitimer(signal.ITIMER_PROF, BODY_CPU_LIMIT_S)
+        signal.setitimer(signal.ITIMER_PROF, body_cpu_limit(flags, video_limits))
         try:
             reply = _reply(body, flags, max_pixels, limits, video_limits)
         finally:
@@ -213,6 +214,16 @@ _PR_SET_DUMPABLE: Final = 4
 #: action): a backstop for a decoder that spins after the crawl that would kill it is gone.
 #: The crawl's own limit, ``MATCHER_HASH_TIMEOUT``, is normally far below it.
 BODY_CPU_LIMIT_S: Final = 600.0
+
+
+def body_cpu_limit(flags: int, video_limits: VideoLimits) -> float:
+    """CPU seconds a request may take before the kernel ends the worker: the backstop, plus,
+    for an archive or a video, what its decoder threads may spend within the video time limit
+    (CPU time counts every thread: FFmpeg's on a many-core host would reach the backstop
+    long before the wall-clock limits)."""
+    if flags & (ARCHIVE_FLAG | VIDEO_FLAG):
+        return BODY_CPU_LIMIT_S + DECODE_THREADS * video_limits.max_seconds
+    return BODY_CPU_LIMIT_S
 
 
 def _no_core_dumps() -> None:

@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import io
 import math
+import os
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from av.video.stream import VideoStream
 
 __all__ = [
+    "DECODE_THREADS",
     "SAMPLED_ANIMATIONS",
     "VIDEO_DEMUXERS",
     "FrameHashes",
@@ -101,6 +103,9 @@ SAMPLED_ANIMATIONS: Final = frozenset({"gif", "webp", "png"})
 #: ... of which these are decoded with Pillow: the FFmpeg in PyAV's wheel has no animated
 #: WebP decoder, and no APNG demuxer is allowed here.
 _PILLOW_ANIMATIONS: Final = frozenset({"webp", "png"})
+#: FFmpeg decoder threads per video at most (fewer on a machine with fewer cores): a video
+#: costs at most this many times ``VideoLimits.max_seconds`` of CPU time.
+DECODE_THREADS: Final = 4
 #: What PyAV raises on a container or stream it cannot read.
 _ERRORS: Final = (av.error.FFmpegError, ValueError, IndexError, MemoryError, OverflowError)
 
@@ -344,6 +349,7 @@ class _Sampler:
         if width * height > self.limits.max_frame_pixels:
             return self._result(stream, "too_large", duration, codec)
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = min(DECODE_THREADS, os.cpu_count() or 1)
         # FFmpeg refuses, in the decoder itself, any frame larger than the header's limit.
         stream.codec_context.options = {"max_pixels": str(self.limits.max_frame_pixels)}
         expected_frames = _expected_frames(stream, duration)

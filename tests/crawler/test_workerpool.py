@@ -19,10 +19,13 @@ import pytest
 
 from crawler.hashworker import (
     ARCHIVE_FLAG,
+    BODY_CPU_LIMIT_S,
     FRAME_HEADER,
     READY,
+    VIDEO_FLAG,
     algorithm_flags,
     algorithms_of,
+    body_cpu_limit,
     read_frame,
     read_request,
     serve,
@@ -43,7 +46,7 @@ from crawler.workerpool import (
 from hotline.imagegen import encode, encode_video, textured_image
 from matchers.digest import digest_bytes
 from matchers.errors import NotAnImage
-from matchers.video import VideoLimits, digest_video
+from matchers.video import DECODE_THREADS, VideoLimits, digest_video
 from tests.crawler import fake_hash_worker as fake
 from tests.helpers import wait_for
 
@@ -320,3 +323,15 @@ def test_a_request_is_read_whole_or_not_at_all() -> None:
     for cut in range(len(whole)):  # the crawl died mid-frame: the worker just ends
         assert read_request(io.BytesIO(whole[:cut])) is None
     assert read_request(io.BytesIO(FRAME_HEADER.pack(0))) is None  # no algorithms byte
+
+
+@pytest.mark.parametrize("max_seconds", [1.0, 120.0, 900.0])
+def test_the_cpu_backstop_leaves_room_for_every_decoder_thread_of_a_video(
+    max_seconds: float,
+) -> None:
+    """CPU time counts all of FFmpeg's threads: a video decoded for its whole time limit on
+    every thread it may use must not reach the kernel's backstop; an image keeps it as is."""
+    limits = VideoLimits(max_seconds=max_seconds)
+    for flags in (VIDEO_FLAG, ARCHIVE_FLAG, VIDEO_FLAG | algorithm_flags(["pdq"])):
+        assert body_cpu_limit(flags, limits) >= DECODE_THREADS * max_seconds + BODY_CPU_LIMIT_S
+    assert body_cpu_limit(algorithm_flags(["pdq", "phash"]), limits) == BODY_CPU_LIMIT_S
