@@ -18,8 +18,11 @@ import redis
 
 from hotline.imagegen import encode, textured_image
 from hotline.loopback import Exchange, Handler, Response, html_page, image_response, serve
-from tests.helpers import HOST_A, HOST_B, ok_json, run_cli
+from tests.helpers import HOST_A, HOST_B, ok_json, run_cli, run_cli_measured
 from tests.nocontent import WindowFinder
+
+#: MiB of zeros in the archive bomb of the archive crawl.
+BOMB_MIB = 200
 
 
 def _noise(seed: int, size: int) -> bytes:
@@ -269,7 +272,10 @@ def test_members_of_archives_are_matched_and_reported_at_the_archive(
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("deep/known.bin", known_file)
-        archive.writestr("zeros.bin", b"\x00" * (4 * 1024 * 1024))  # a ratio bomb
+        # A ratio bomb: 200 MiB of zeros in 200 KB, under the member cap (256 MiB).
+        with archive.open("zeros.bin", "w") as member:
+            for _ in range(BOMB_MIB):
+                member.write(bytes(1024 * 1024))
     outer = _tar_gz(
         {"album/a.png": known_image, "album/b.jpg": other_image, "in.zip": inner.getvalue()}
     )
@@ -298,10 +304,14 @@ def test_members_of_archives_are_matched_and_reported_at_the_archive(
             }
         )
         set_url = site.url("/get/set.7z")
-        crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
+        crawl, peak = run_cli_measured(
+            ["crawl", site.url("/"), "--allow-private-networks", "--json"], env
+        )
         assert crawl.returncode == 0, crawl.stderr
         assert "Traceback" not in crawl.stderr
         url = site.url("/get/album.tar.gz")
+    # No process of the crawl (the crawler, its hash workers) held the bomb's expansion.
+    assert peak < BOMB_MIB * 1024 * 1024, f"a crawl process peaked at {peak} bytes"
     summary = json.loads(crawl.stdout)
     hits = ok_json(["hits", "list"], env)
     container = hashlib.sha256(outer).hexdigest()
