@@ -38,6 +38,7 @@ so hashes exchanged with ThreatExchange / HMA compare directly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -45,7 +46,7 @@ import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Collection, Generator
+from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -346,24 +347,8 @@ def image_size(
         ImageTooLarge: the header announces more than ``max_pixels`` pixels.
         DecodeError: ``unsupported`` format, or ``corrupt``: Pillow cannot read the header.
     """
-    plugins = _PIL_FORMATS.get(image_format)
-    if plugins is None:
-        raise DecodeError("unsupported", f"no decoder for {image_format} images")
-    try:
-        with _open(data, plugins) as im:
-            width, height = im.size
-    except Image.DecompressionBombError:
-        raise ImageTooLarge("image exceeds Pillow's decompression-bomb limit") from None
-    except UnidentifiedImageError:
-        raise DecodeError("corrupt", f"{image_format} data could not be identified") from None
-    except _DECODE_ERRORS as exc:
-        raise _decode_error(exc, image_format, None, None) from None
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"{width}x{height} image exceeds the limit of {max_pixels} pixels",
-            width=width,
-            height=height,
-        )
+    with _opened(data, image_format, max_pixels) as im:
+        width, height = im.size
     return width, height
 
 
@@ -390,35 +375,14 @@ def decode_image(
         image_format = sniff_image(data)
         if image_format is None:
             raise NotAnImage("bytes do not start with a known image signature")
-    plugins = _PIL_FORMATS.get(image_format)
-    if plugins is None:
-        raise DecodeError("unsupported", f"no decoder for {image_format} images")
-    width: int | None = None
-    height: int | None = None
-    try:
-        im = _open(data, plugins)
-        with im:
-            width, height = im.size
-            if width * height > max_pixels:
-                raise ImageTooLarge(
-                    f"{width}x{height} image exceeds the limit of {max_pixels} pixels",
-                    width=width,
-                    height=height,
-                )
-            frames = _frame_count(im, data)
-            if im.format in ("JPEG", "MPO"):
-                _draft(im, width, height)
-            im.load()
-            luma = _prepare(im)
-            more_frames, inspected = _more_frames(im, frames, width * height)
-    except Image.DecompressionBombError:
-        raise ImageTooLarge(
-            "image exceeds Pillow's decompression-bomb limit", width=width, height=height
-        ) from None
-    except UnidentifiedImageError:
-        raise DecodeError("corrupt", f"{image_format} data could not be identified") from None
-    except _DECODE_ERRORS as exc:
-        raise _decode_error(exc, image_format, width, height) from None
+    with _opened(data, image_format, max_pixels) as im:
+        width, height = im.size
+        frames = _frame_count(im, data)
+        if im.format in ("JPEG", "MPO"):
+            _draft(im, width, height)
+        im.load()
+        luma = _prepare(im)
+        more_frames, inspected = _more_frames(im, frames, width * height)
     return DecodedImage(
         luma=luma,
         width=width,
@@ -447,6 +411,23 @@ def animation_frames(
         ImageTooLarge: the canvas is larger than ``max_pixels`` (before any pixel is decoded).
         DecodeError: as :func:`decode_image`; a damaged frame raises when it is reached.
     """
+    with _opened(data, image_format, max_pixels) as im:
+        shown = 0.0
+        for index in range(_frame_count(im, data)):
+            if index:
+                im.seek(index)
+            im.load()
+            yield shown, _prepare(im)
+            duration = im.info.get("duration")
+            if isinstance(duration, int | float) and duration > 0:
+                shown += float(duration) / 1000
+
+
+@contextlib.contextmanager
+def _opened(data: bytes, image_format: str, max_pixels: int) -> Iterator[Image.Image]:
+    """The image opened by its format's plugin (header only, no pixel decoded), refused when
+    its header announces more than ``max_pixels``; what Pillow raises, in the block too,
+    becomes :class:`ImageTooLarge` or :class:`DecodeError`."""
     plugins = _PIL_FORMATS.get(image_format)
     if plugins is None:
         raise DecodeError("unsupported", f"no decoder for {image_format} images")
@@ -461,15 +442,7 @@ def animation_frames(
                     width=width,
                     height=height,
                 )
-            shown = 0.0
-            for index in range(_frame_count(im, data)):
-                if index:
-                    im.seek(index)
-                im.load()
-                yield shown, _prepare(im)
-                duration = im.info.get("duration")
-                if isinstance(duration, int | float) and duration > 0:
-                    shown += float(duration) / 1000
+            yield im
     except Image.DecompressionBombError:
         raise ImageTooLarge(
             "image exceeds Pillow's decompression-bomb limit", width=width, height=height

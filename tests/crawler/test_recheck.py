@@ -768,6 +768,17 @@ def test_a_long_animation_noticed_for_a_late_frame_is_online_while_it_shows_that
     assert judge_body(noticed, without, "image/webp").reason == "content changed"
 
 
+def _noticed_member(member: bytes) -> RecheckTarget:
+    """A notice for ``member`` of an archive at a.zip (an archive that is no longer served)."""
+    return RecheckTarget(
+        "n",
+        "https://example.test/a.zip",
+        hashlib.sha256(member).hexdigest(),
+        media_type="archive_member",
+        container_sha256="0" * 64,
+    )
+
+
 def test_a_noticed_member_is_unreachable_when_the_archive_was_not_read_in_full() -> None:
     member = b"%PDF-1.4\n" + bytes(range(256)) * 8
     zeros = b"\x00" * (4 * 1024 * 1024)  # a ratio bomb before the member
@@ -775,13 +786,7 @@ def test_a_noticed_member_is_unreachable_when_the_archive_was_not_read_in_full()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("zeros.bin", zeros)
     bomb_only = out.getvalue()
-    noticed = RecheckTarget(
-        "n",
-        "https://example.test/a.zip",
-        hashlib.sha256(member).hexdigest(),
-        media_type="archive_member",
-        container_sha256="0" * 64,
-    )
+    noticed = _noticed_member(member)
     assert judge_body(noticed, bomb_only).state == "unreachable"
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
@@ -799,13 +804,7 @@ def test_archives_and_videos_are_judged_within_the_limits_given() -> None:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("first.txt", b"a benign note\n")
         archive.writestr("doc.pdf", member)
-    noticed = RecheckTarget(
-        "n",
-        "https://example.test/a.zip",
-        hashlib.sha256(member).hexdigest(),
-        media_type="archive_member",
-        container_sha256="0" * 64,
-    )
+    noticed = _noticed_member(member)
     assert judge_body(noticed, out.getvalue()).reason == "member still in the archive"
     one_member = ArchiveLimits(max_members=1)
     verdict = judge_body(noticed, out.getvalue(), archive_limits=one_member)
