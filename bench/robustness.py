@@ -23,6 +23,16 @@ Reports per transform x algorithm the distance distribution and recall at the cu
 confirm/review thresholds and at a sweep; per algorithm the unrelated-pair distribution and
 false-positive rate per threshold, with a binomial estimate of the false-positive rate per
 list entry (independent fair bits) for comparison; and a threshold recommendation.
+
+``rules`` compares the match rules end to end, through the real ``Matcher``: one list entry
+per photo (its PDQ and pHash under one id, as ``hotline hashes build`` stores them), queried
+with every copy. Per rule and transform: the share of copies confirmed for their own entry and
+the share confirmed or sent to review; over every query (originals and copies) against the
+*other* photos' entries: confirmed and review false positives. ``corroboration_estimate``
+extrapolates to a 10 M-entry list: the unrelated pairs' canonical PDQ and pHash distances, a
+normal fit of each, their correlation, and the expected false corroborations per million
+images (both review radii met by chance) under a bivariate normal with the measured
+correlation (computed by numerical integration), next to the empirical count.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -51,6 +62,8 @@ from matchers.algorithms import (  # noqa: E402
     PHASH_REVIEW_THRESHOLD,
 )
 from matchers.digest import ImageDigest, digest_bytes  # noqa: E402
+from matchers.index import CONFIRMED, Matcher  # noqa: E402
+from matchers.lists import HashList, ListEntry, Thresholds  # noqa: E402
 
 COPY_QUALITY = 90
 THUMBNAIL_SIDE = 160
@@ -84,23 +97,41 @@ def letterbox(image: Image.Image) -> Image.Image:
     return ImageOps.expand(image, border=(0, bar, 0, bar), fill=(0, 0, 0))
 
 
-def watermark(image: Image.Image) -> Image.Image:
-    """A semi-opaque logo block in a corner and a line of text across the lower third."""
-    marked = image.convert("RGBA")
-    layer = Image.new("RGBA", marked.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
-    side = max(16, image.width // 6)
-    draw.rounded_rectangle(
-        (8, 8, 8 + side, 8 + side // 2), radius=side // 8, fill=(255, 255, 255, 170)
-    )
-    font = ImageFont.load_default(size=max(12, image.height // 12))
-    draw.text(
-        (image.width // 10, image.height * 2 // 3),
-        "example.org  sample",
-        font=font,
-        fill=(255, 255, 255, 190),
-    )
-    return Image.alpha_composite(marked, layer).convert("RGB")
+def watermark(scale: float = 1.0) -> Callable[[Image.Image], Image.Image]:
+    """A semi-opaque logo block in a corner and a line of text across the lower third;
+    ``scale`` sizes both (1: a logo a sixth of the width, text a twelfth of the height)."""
+
+    def transform(image: Image.Image) -> Image.Image:
+        marked = image.convert("RGBA")
+        layer = Image.new("RGBA", marked.size, (0, 0, 0, 0))
+        draw = ImageDraw.Draw(layer)
+        side = max(16, round(image.width * scale / 6))
+        draw.rounded_rectangle(
+            (8, 8, 8 + side, 8 + side // 2), radius=side // 8, fill=(255, 255, 255, 170)
+        )
+        font = ImageFont.load_default(size=max(12, round(image.height * scale / 12)))
+        draw.text(
+            (image.width // 10, image.height * 2 // 3),
+            "example.org  sample",
+            font=font,
+            fill=(255, 255, 255, 190),
+        )
+        return Image.alpha_composite(marked, layer).convert("RGB")
+
+    return transform
+
+
+def rotate(degrees: float) -> Callable[[Image.Image], Image.Image]:
+    def transform(image: Image.Image) -> Image.Image:
+        return image.rotate(degrees, resample=Image.Resampling.BICUBIC)
+
+    return transform
+
+
+def reupload(image: Image.Image) -> Image.Image:
+    """What a re-uploader does in one go: scaled to 3/4, cropped 5 % (encoded at q75 after)."""
+    smaller = image.resize((image.width * 3 // 4, image.height * 3 // 4), Image.Resampling.LANCZOS)
+    return crop(0.05)(smaller)
 
 
 def thumbnail(image: Image.Image) -> Image.Image:
@@ -116,18 +147,26 @@ def half(image: Image.Image) -> Image.Image:
 TRANSFORMS: dict[str, tuple[Callable[[Image.Image], Image.Image], int]] = {
     "reencode_q50": (lambda image: image, 50),
     "resize_0.5": (half, COPY_QUALITY),
+    "crop_2pct": (crop(0.02), COPY_QUALITY),
     "crop_5pct": (crop(0.05), COPY_QUALITY),
     "crop_10pct": (crop(0.10), COPY_QUALITY),
+    "crop_15pct": (crop(0.15), COPY_QUALITY),
     "border_letterbox": (letterbox, COPY_QUALITY),
-    "watermark": (watermark, COPY_QUALITY),
+    "watermark": (watermark(), COPY_QUALITY),
+    "watermark_large": (watermark(2.0), COPY_QUALITY),
     "grayscale": (lambda image: image.convert("L").convert("RGB"), COPY_QUALITY),
     "mirror": (lambda image: image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), COPY_QUALITY),
     "rotate_90": (lambda image: image.transpose(Image.Transpose.ROTATE_90), COPY_QUALITY),
-    "rotate_5deg": (
-        lambda image: image.rotate(5, resample=Image.Resampling.BICUBIC),
-        COPY_QUALITY,
-    ),
+    "rotate_2deg": (rotate(2), COPY_QUALITY),
+    "rotate_5deg": (rotate(5), COPY_QUALITY),
+    "rotate_10deg": (rotate(10), COPY_QUALITY),
     "thumbnail_160": (thumbnail, 85),
+    "reupload": (reupload, 75),
+}
+#: The match rules compared end to end (see the module docstring).
+RULES: dict[str, Thresholds] = {
+    "today": Thresholds(),
+    "corroboration": Thresholds(corroborate=True),
 }
 
 
@@ -168,6 +207,115 @@ def binomial_tail(bits_total: int, threshold: int) -> float:
     return sum(math.comb(bits_total, k) for k in range(threshold + 1)) / 2.0**bits_total
 
 
+def compare_rules(
+    originals: list[ImageDigest], copies: dict[str, list[ImageDigest]]
+) -> dict[str, object]:
+    """Recall per transform and false positives over all queries, per rule (see the module
+    docstring); entry ``p<i>`` is photo ``i``."""
+    entries = [
+        ListEntry(algorithm, getattr(digest, algorithm), f"p{i}")
+        for i, digest in enumerate(originals)
+        for algorithm in ("pdq", "phash")
+        if getattr(digest, algorithm)
+    ]
+    queries = {"original": originals, **copies}
+    out: dict[str, object] = {}
+    for rule, thresholds in RULES.items():
+        matcher = Matcher([HashList("photos", entries, thresholds)])
+        recall: dict[str, object] = {}
+        false_confirmed = false_review = queried = 0
+        for name, digests in queries.items():
+            confirmed = reviewed = corroborated = 0
+            for i, digest in enumerate(digests):
+                queried += 1
+                for match in matcher.match(digest):
+                    if match.entry != f"p{i}":
+                        if match.verdict == CONFIRMED:
+                            false_confirmed += 1
+                        else:
+                            false_review += 1
+                    elif match.verdict == CONFIRMED:
+                        confirmed += 1
+                        corroborated += match.corroborated_by is not None
+                    else:
+                        reviewed += 1
+            if name != "original":
+                recall[name] = {
+                    "confirm": round(confirmed / len(digests), 3),
+                    "confirm_or_review": round((confirmed + reviewed) / len(digests), 3),
+                    "corroborated": round(corroborated / len(digests), 3),
+                }
+        out[rule] = {
+            "recall": recall,
+            "unrelated_pairs": queried * (len(originals) - 1),
+            "false_confirmed": false_confirmed,
+            "false_review": false_review,
+        }
+    return out
+
+
+def corroboration_estimate(originals: list[ImageDigest]) -> dict[str, object]:
+    """Expected false corroborations (both review radii met by unrelated images) per million
+    images against a 10 M-entry list, from the unrelated pairs' canonical distances."""
+    pdq = [d.pdq for d in originals if d.pdq and d.phash]
+    phash = [d.phash for d in originals if d.pdq and d.phash]
+    off_diagonal = ~np.eye(len(pdq), dtype=bool)
+    p = distance_matrix(pdq, pdq)[off_diagonal].astype(float)
+    h = distance_matrix(phash, phash)[off_diagonal].astype(float)
+    rho = float(np.corrcoef(p, h)[0, 1])
+    pdq_fit = NormalDist(float(p.mean()), float(p.std()))
+    phash_fit = NormalDist(float(h.mean()), float(h.std()))
+    pdq_radius, phash_radius = PDQ_REVIEW_THRESHOLD, PHASH_REVIEW_THRESHOLD
+    # Continuity-corrected standardised radii.
+    a = (pdq_radius + 0.5 - pdq_fit.mean) / pdq_fit.stdev
+    b = (phash_radius + 0.5 - phash_fit.mean) / phash_fit.stdev
+    joint = bivariate_normal_cdf(a, b, rho)
+    per_image = joint * LIST_ENTRIES
+    return {
+        "pairs": int(p.size),
+        "pdq": {"mean": round(pdq_fit.mean, 2), "sd": round(pdq_fit.stdev, 2), "min": int(p.min())},
+        "phash": {
+            "mean": round(phash_fit.mean, 2),
+            "sd": round(phash_fit.stdev, 2),
+            "min": int(h.min()),
+        },
+        "correlation": round(rho, 3),
+        "radii": {"pdq": pdq_radius, "phash": phash_radius},
+        "empirical_joint_pairs": int(((p <= pdq_radius) & (h <= phash_radius)).sum()),
+        "fitted_pdq_tail": float(f"{normal_cdf(a):.3g}"),
+        "fitted_phash_tail": float(f"{normal_cdf(b):.3g}"),
+        "fitted_joint_per_pair": float(f"{joint:.3g}"),
+        "expected_false_corroborations_per_million_images_at_10M_entries": float(
+            f"{per_image * 1e6:.3g}"
+        ),
+    }
+
+
+def normal_cdf(z: float) -> float:
+    """The standard normal CDF, accurate far into the lower tail (erfc, not 1 + erf)."""
+    return 0.5 * math.erfc(-z / math.sqrt(2))
+
+
+def bivariate_normal_cdf(a: float, b: float, rho: float, steps: int = 20_000) -> float:
+    """P(X <= a, Y <= b) for standard normals with correlation ``rho``: the integral over
+    x <= a of phi(x) * Phi((b - rho x) / sqrt(1 - rho^2)), by the trapezoid rule in log space
+    far into the tail (the values are far below float's step near 1)."""
+    spread = math.sqrt(1 - rho * rho)
+    low = a - 12.0
+    xs = np.linspace(low, a, steps)
+    log_terms = np.array(
+        [
+            -0.5 * x * x
+            - 0.5 * math.log(2 * math.pi)
+            + math.log(max(normal_cdf((b - rho * x) / spread), 1e-300))
+            for x in xs
+        ]
+    )
+    peak = float(log_terms.max())
+    area = float(np.trapezoid(np.exp(log_terms - peak), xs))
+    return math.exp(peak) * area
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="photos to use (default all)")
@@ -180,9 +328,11 @@ def main() -> None:
 
     report: dict[str, object] = {"source": source, "photos": len(photos), "transforms": {}}
     transforms: dict[str, object] = {}
+    all_copies: dict[str, list[ImageDigest]] = {}
     for name, (transform, quality) in TRANSFORMS.items():
         print(f"transform {name}", file=sys.stderr)
         copies = [digest_bytes(jpeg_bytes(transform(p), quality)) for p in pictures]
+        all_copies[name] = copies
         per_algorithm: dict[str, object] = {}
         for algorithm in ALGORITHMS:
             family = algorithm.split("_")[0]
@@ -226,6 +376,8 @@ def main() -> None:
             },
         }
     report["unrelated"] = unrelated
+    report["rules"] = compare_rules(originals, all_copies)
+    report["corroboration_estimate"] = corroboration_estimate(originals)
     report["current_thresholds"] = {
         family: {"confirm": c, "review": r} for family, (c, r) in CURRENT.items()
     }

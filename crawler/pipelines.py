@@ -290,6 +290,7 @@ class QueuePipeline:
                 frame_times=",".join(f"{t:g}" for t in match.times),
                 frames_matched=match.frames or None,
                 frame_share="" if match.share is None else f"{match.share:g}",
+                corroborated_by=match.corroborated_by,
             )
             try:
                 created = self.queue.enqueue(record)

@@ -9,6 +9,7 @@ The matcher builds its indexes straight from a list's columns (no object per ent
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar, cast
@@ -88,6 +89,10 @@ class Match:
     #: recheck looks for in the video it fetches again.
     frame_pdq: str | None = None
     frame_pdq_quality: int | None = None
+    #: A PDQ review-band match confirmed because the image's pHash is within the review
+    #: distance of the same entry too (lists with ``Thresholds.corroborate``): the pHash
+    #: distance. ``algorithm`` and ``distance`` are the PDQ's.
+    corroborated_by: int | None = None
 
 
 class ExactIndex(Generic[P]):
@@ -300,9 +305,13 @@ class _ListIndex:
 
     def candidates(self, digest: ImageDigest, *, confirmed_only: bool) -> list[Match]:
         """Every (entry, algorithm, distance) hit of ``digest`` in this list; for perceptual
-        algorithms, the smallest distance over all the digest's variants."""
-        found = self.hits(digest, confirmed_only=confirmed_only)
-        return [self._match(*hit) for hit in found]
+        algorithms, the smallest distance over all the digest's variants. With
+        corroboration (see :class:`~matchers.lists.Thresholds`), an entry that both the PDQ
+        and the pHash reach in their review band is confirmed too."""
+        matches = [self._match(*hit) for hit in self.hits(digest, confirmed_only=confirmed_only)]
+        if self.thresholds.corroborate and not confirmed_only:
+            matches += _corroborated(matches)
+        return matches
 
     def pdq_rows_per_id(self) -> npt.NDArray[np.intp]:
         """PDQ rows per entry id number (index 0, the default id, counts nothing): a video
@@ -364,6 +373,27 @@ class _ListIndex:
             distance,
             verdict,
         )
+
+
+def _corroborated(matches: Sequence[Match]) -> list[Match]:
+    """The confirmed matches corroboration makes: per entry not confirmed otherwise, its best
+    PDQ review match confirmed when a pHash match of the same entry is in its review band."""
+    pdq: dict[str, Match] = {}
+    phash: dict[str, int] = {}
+    confirmed: set[str] = set()
+    for match in matches:
+        if match.verdict == CONFIRMED:
+            confirmed.add(match.entry)
+        elif match.algorithm == "pdq":
+            if match.entry not in pdq or match.distance < pdq[match.entry].distance:
+                pdq[match.entry] = match
+        elif match.algorithm == "phash":
+            phash[match.entry] = min(match.distance, phash.get(match.entry, match.distance))
+    return [
+        dataclasses.replace(match, verdict=CONFIRMED, corroborated_by=phash[entry])
+        for entry, match in pdq.items()
+        if entry in phash and entry not in confirmed
+    ]
 
 
 def _pack_all(hashes: Sequence[str], bits: int) -> npt.NDArray[np.uint64]:

@@ -106,7 +106,13 @@ class ListEntry:
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """Per-list match thresholds (Hamming distances) and the minimum PDQ quality.
+    """Per-list match rules: thresholds (Hamming distances), the minimum PDQ quality, and
+    whether corroboration confirms.
+
+    With ``corroborate``, an image whose PDQ *and* pHash are both within the review radii of
+    one entry (a PDQ row and a pHash row under the same id, as a list built from images has)
+    is confirmed as *corroborated*: two independent hashes agreeing is far stronger evidence
+    than either alone (see the README's figures).
 
     Validated on creation: ``0 <= confirm <= review <= bits`` for each perceptual algorithm and
     ``0 <= pdq_min_quality <= 100``.
@@ -117,9 +123,15 @@ class Thresholds:
     phash_confirm: int = PHASH_CONFIRM_THRESHOLD
     phash_review: int = PHASH_REVIEW_THRESHOLD
     pdq_min_quality: int = PDQ_MIN_QUALITY
+    corroborate: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.corroborate, bool):
+            reason = f"must be true or false, got {self.corroborate!r}"
+            raise HashListError("<thresholds>", None, "corroborate", reason)
         for name, value in self.as_dict().items():
+            if name == "corroborate":
+                continue
             if not isinstance(value, int) or isinstance(value, bool):
                 reason = f"must be an integer, got {value!r}"
                 raise HashListError("<thresholds>", None, name, reason)
@@ -154,13 +166,14 @@ class Thresholds:
             return self.phash_review
         return 0
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | bool]:
         return {
             "pdq_confirm": self.pdq_confirm,
             "pdq_review": self.pdq_review,
             "phash_confirm": self.phash_confirm,
             "phash_review": self.phash_review,
             "pdq_min_quality": self.pdq_min_quality,
+            "corroborate": self.corroborate,
         }
 
 

@@ -109,7 +109,9 @@ class HitRecord:
     by its frames has ``frame_times`` (seconds of the matching frames, comma-separated, the
     first 20), ``frames_matched`` (how many) and, for a video entry of a vPDQ list,
     ``frame_share`` (percent of frames matching); ``pdq`` is then the PDQ of the frame that
-    matched best by PDQ (empty when none did), what a recheck looks for.
+    matched best by PDQ (empty when none did), what a recheck looks for. A match confirmed by
+    corroboration (its PDQ and its pHash both within the review distances of the entry) has
+    ``corroborated_by``, the pHash distance (``algorithm`` and ``distance`` are the PDQ's).
 
     The last fields have defaults: ``decided_by`` and ``decision_reason`` are set on a hit an
     analyst confirmed from the review queue (the actor, ``analyst@<name>``, and the reason);
@@ -149,15 +151,24 @@ class HitRecord:
     frame_times: str = ""
     frames_matched: int | None = None
     frame_share: str = ""
+    corroborated_by: int | None = None
 
     INT_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"pdq_quality", "distance", "status", "content_length", "frames_matched"}
+        {"pdq_quality", "distance", "status", "content_length", "frames_matched", "corroborated_by"}
     )
     BOOL_FIELDS: ClassVar[frozenset[str]] = frozenset({"reappeared"})
 
     @property
     def incident(self) -> str:
         return incident_id(self.url, self.list, self.entry)
+
+    @property
+    def match_text(self) -> str:
+        """``pdq distance 38``, and ``, corroborated by phash distance 8`` when so."""
+        text = f"{self.algorithm} distance {self.distance}"
+        if self.corroborated_by is not None:
+            text += f", corroborated by phash distance {self.corroborated_by}"
+        return text
 
     def to_fields(self) -> dict[str, str]:
         """Stream fields: every value as text, ``None`` as the empty string."""

@@ -48,7 +48,8 @@ unknown), ``host``, ``ip``, ``asn``, ``as_name`` (the AS's name from the IP-to-A
 ``YYYY-MM-DDTHH:MM:SSZ``), ``legal_basis``, ``category`` (the list's own),
 ``classification`` (the X-ARF one: :attr:`NoticeFacts.classification`), ``list_name``,
 ``entry``, ``algorithm``, ``exact`` (``True`` for an MD5/SHA-1/SHA-256 match), ``distance``,
-``hashes`` (``(label, hex)`` pairs)."""
+``corroborated_by`` (the pHash distance of a PDQ match confirmed by corroboration, else
+``None``), ``hashes`` (``(label, hex)`` pairs)."""
 
 from __future__ import annotations
 
@@ -359,6 +360,7 @@ class NoticeRenderer:
             "algorithm": hit.algorithm,
             "exact": hit.algorithm.lower() in EXACT_ALGORITHMS,
             "distance": hit.distance,
+            "corroborated_by": hit.corroborated_by,
             "hashes": hashes,
         }
 

@@ -250,7 +250,7 @@ def _description(hit: HitRecord, reference: str) -> str:
         where += f" (matching frames at {frames})"
     text = (
         f"Reference {reference}: {where} matched list {hit.list!r} entry {hit.entry!r} "
-        f"by automated hash match ({hit.algorithm}, distance {hit.distance}). "
+        f"by automated hash match ({hit.match_text}). "
         "Please remove the content and preserve evidence."
     )
     return text if len(text) <= DESCRIPTION_MAX else text[: DESCRIPTION_MAX - 3] + "..."

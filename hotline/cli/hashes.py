@@ -68,6 +68,15 @@ PdqMinQuality = Annotated[
     int | None,
     typer.Option(help=f"Lowest PDQ quality matched perceptually (default {PDQ_MIN_QUALITY})."),
 ]
+CorroborateOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--corroborate/--no-corroborate",
+        help="Confirm an image whose PDQ and pHash are both within the review distances of "
+        "one entry (default: on for lists built from images, off for imported ones; an "
+        "imported entry needs both hashes under one id).",
+    ),
+]
 
 
 ListNameOption = Annotated[str, typer.Option("--list", help="Name of the list to (re)place.")]
@@ -96,6 +105,7 @@ def _thresholds(
     phash_confirm: int | None,
     phash_review: int | None,
     pdq_min_quality: int | None,
+    corroborate: bool,
 ) -> Thresholds:
     """The list's thresholds: the defaults, overridden by the options given."""
     given = {
@@ -105,7 +115,7 @@ def _thresholds(
         "phash_review": phash_review,
         "pdq_min_quality": pdq_min_quality,
     }
-    return Thresholds(**{k: v for k, v in given.items() if v is not None})
+    return Thresholds(**{k: v for k, v in given.items() if v is not None}, corroborate=corroborate)
 
 
 # -- hashes --------------------------------------------------------------------------------
@@ -343,11 +353,14 @@ def hashes_import(
     phash_confirm: PhashConfirm = None,
     phash_review: PhashReview = None,
     pdq_min_quality: PdqMinQuality = None,
+    corroborate: CorroborateOption = None,
 ) -> None:
     """Import a hash list (all rows valid, or nothing is imported; the previous version of the
     list serves until the new one is stored). Plain and vendor files may use uppercase hex."""
     name = validate_list_name(list_name)
-    thresholds = _thresholds(pdq_confirm, pdq_review, phash_confirm, phash_review, pdq_min_quality)
+    thresholds = _thresholds(
+        pdq_confirm, pdq_review, phash_confirm, phash_review, pdq_min_quality, bool(corroborate)
+    )
     if vpdq:
         if algorithm is not None or columns:
             raise UsageError("--vpdq reads vPDQ files: give neither --algorithm nor --column")
@@ -387,10 +400,18 @@ def hashes_build(
     phash_confirm: PhashConfirm = None,
     phash_review: PhashReview = None,
     pdq_min_quality: PdqMinQuality = None,
+    corroborate: CorroborateOption = None,
 ) -> None:
     """Hash every image file under DIRECTORY into a list (the images are read, never copied)."""
     name = validate_list_name(list_name)
-    thresholds = _thresholds(pdq_confirm, pdq_review, phash_confirm, phash_review, pdq_min_quality)
+    thresholds = _thresholds(
+        pdq_confirm,
+        pdq_review,
+        phash_confirm,
+        phash_review,
+        pdq_min_quality,
+        corroborate is not False,
+    )
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory")
     entries, skipped = build_from_directory(directory, category=category)
@@ -450,13 +471,17 @@ def hashes_lists(as_json: JsonOption = False) -> None:
                 *(str(i.counts.get(a, 0)) for a in ALGORITHMS),
                 str(i.total),
                 f"pdq {t.pdq_confirm}/{t.pdq_review} q>={t.pdq_min_quality}, "
-                f"phash {t.phash_confirm}/{t.phash_review}",
+                f"phash {t.phash_confirm}/{t.phash_review}"
+                + (", corroborated" if t.corroborate else ""),
                 _classification_text(i),
             )
         )
     columns = [Column(h, justify="left" if h in left else "right") for h in headers]
     out.print(table("hash lists", columns, rows))
-    out.print("thresholds: confirm/review distance; q: lowest PDQ quality matched")
+    out.print(
+        "thresholds: confirm/review distance; q: lowest PDQ quality matched; corroborated: "
+        "PDQ and pHash both within review distance of one entry confirm"
+    )
     out.print("classification: X-ARF value per category (* every other); - none", markup=False)
 
 

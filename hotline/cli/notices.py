@@ -121,7 +121,7 @@ def notices_show(
         ("status", notice.status),
         ("image URL", hit.url),
         ("found on", hit.page),
-        ("match", f"list {hit.list}, entry {hit.entry}: {hit.algorithm} distance {hit.distance}"),
+        ("match", f"list {hit.list}, entry {hit.entry}: {hit.match_text}"),
         ("sha256", hit.sha256),
         ("classification", notice.fields.get("classification") or "-"),
         ("first seen", hit.first_seen),

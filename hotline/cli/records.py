@@ -144,7 +144,7 @@ def _item_rows(item: ReviewItem) -> list[tuple[str, str]]:
     rows = [
         ("image URL", r.url),
         ("found on", r.page),
-        ("match", f"list {r.list}, entry {r.entry}: {r.algorithm} distance {r.distance}"),
+        ("match", f"list {r.list}, entry {r.entry}: {r.match_text}"),
         ("category", r.category or "-"),
         ("sha256", r.sha256),
         ("pdq", r.pdq or "-"),

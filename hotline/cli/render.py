@@ -130,7 +130,8 @@ def records_table(
             r.url,
             r.page,
             f"{r.list}/{r.entry}",
-            f"{r.algorithm} {r.distance}",
+            f"{r.algorithm} {r.distance}"
+            + ("" if r.corroborated_by is None else f" + phash {r.corroborated_by}"),
             minute_cell(r.first_seen),
         ]
         if decisions is not None:

@@ -403,6 +403,7 @@ CSV_COLUMNS: Final = (
     "category",
     "algorithm",
     "distance",
+    "corroborated_by",
     "sha256",
     "md5",
     "sha1",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hotline.imagegen import encode, textured_image
+from hotline.imagegen import cropped, encode, textured_image
 from hotline.loopback import html_page, image_response, serve
 from matchers.digest import digest_bytes
-from tests.helpers import HOST_A, run_cli
+from tests.helpers import HOST_A, ok_json, run_cli
 
 
 def test_flood_guard_demotes_an_entry_matching_too_many_images(
@@ -67,3 +67,39 @@ def test_an_allow_list_entry_silences_a_match(env: dict[str, str], tmp_path: Pat
     hits = json.loads(run_cli(["hits", "list", "--json"], env).stdout)
     assert [(h["url"], h["entry"]) for h in hits] == [(site.url("/a.jpg"), "e1")]
     assert json.loads(run_cli(["review", "list", "--json"], env).stdout) == []
+
+
+def test_a_cropped_copy_is_confirmed_by_corroboration_on_a_list_built_from_images(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A 5 % crop of a reference: PDQ 38 and pHash 8 from it, each only in its review band,
+    together a confirmed hit with both distances; without corroboration a review item."""
+    reference = textured_image(4831)
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "ref.png").write_bytes(encode(reference, "PNG"))
+    copy = encode(cropped(reference, 0.05), "JPEG", quality=90)
+    pages = {
+        "/": html_page("<img src='/copy.jpg'><img src='/other.jpg'>"),
+        "/copy.jpg": image_response(copy, "image/jpeg"),
+        "/other.jpg": image_response(encode(textured_image(4832), "JPEG"), "image/jpeg"),
+    }
+    found: dict[str, tuple[list[object], list[object]]] = {}
+    with serve(pages, host=HOST_A) as site:
+        for rule, name in (("--corroborate", "on"), ("--no-corroborate", "off")):
+            build = run_cli(["hashes", "build", str(refs), "--list", name, rule], env)
+            assert build.returncode == 0, build.stderr
+            crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", "--json"], env)
+            assert crawl.returncode == 0, crawl.stderr
+            hits = [h for h in ok_json(["hits", "list"], env) if h["list"] == name]
+            reviews = [r for r in ok_json(["review", "list"], env) if r["list"] == name]
+            found[name] = (
+                [(h["url"], h["algorithm"], h["distance"], h["corroborated_by"]) for h in hits],
+                [(r["url"], r["algorithm"], r["distance"]) for r in reviews],
+            )
+            if hits:  # the table shows both distances
+                assert "pdq 38 + phash 8" in run_cli(["hits", "list"], env).stdout
+            assert run_cli(["hashes", "remove", name], env).returncode == 0
+        copy_url = site.url("/copy.jpg")
+    assert found["on"] == ([(copy_url, "pdq", 38, 8)], [])
+    assert found["off"] == ([], [(copy_url, "pdq", 38)])

@@ -6,6 +6,7 @@ import codecs
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -22,7 +23,7 @@ MD5_B = "c9f0f895fb98ab9159f51fd0297e236d"
 PDQ_A = "4acc" * 16
 
 
-def lists(env: dict[str, str]) -> dict[str, dict[str, object]]:
+def lists(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     result = run_cli(["hashes", "lists", "--json"], env)
     assert result.returncode == 0, result.stderr
     return {x["name"]: x for x in json.loads(result.stdout)}
@@ -58,9 +59,16 @@ def test_native_import_as_allow_list_shows_kind_and_thresholds(
         "phash_confirm": 5,
         "phash_review": 12,
         "pdq_min_quality": 50,
+        "corroborate": False,  # imported lists corroborate only when asked to
     }
     table = run_cli(["hashes", "lists"], env)
     assert table.returncode == 0 and "allow" in table.stdout and "phash 5/12" in table.stdout
+    assert "corroborated" not in table.stdout.split("thresholds:")[0]
+    asked = run_cli(["hashes", "import", str(native), "--list", "known", "--corroborate"], env)
+    assert asked.returncode == 0, asked.stderr
+    assert lists(env)["known"]["thresholds"]["corroborate"] is True
+    table = run_cli(["hashes", "lists"], env)
+    assert "phash 6/10, corroborated" in table.stdout
 
 
 def test_plain_import_accepts_uppercase_and_comments(env: dict[str, str], tmp_path: Path) -> None:
@@ -271,6 +279,11 @@ def test_allow_flag_on_build(env: dict[str, str], tmp_path: Path) -> None:
     result = run_cli(["hashes", "build", str(refs), "--list", "fp", "--allow"], env)
     assert result.returncode == 0, result.stderr
     assert lists(env)["fp"]["kind"] == ALLOW
+    # Built from images: each entry has a PDQ and a pHash under one id, corroboration on.
+    assert lists(env)["fp"]["thresholds"]["corroborate"] is True
+    off = ["hashes", "build", str(refs), "--list", "fp", "--no-corroborate"]
+    assert run_cli(off, env).returncode == 0
+    assert lists(env)["fp"]["thresholds"]["corroborate"] is False
 
 
 # -- classification --------------------------------------------------------------------------

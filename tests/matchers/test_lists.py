@@ -204,7 +204,9 @@ def sample_list() -> HashList:
             ListEntry("pdq", PDQ, "item-2", "Kategorie Ü"),
             ListEntry("phash", PHASH, "phash:x", ""),
         ],
-        thresholds=Thresholds(pdq_confirm=20, pdq_review=40, phash_confirm=5, phash_review=9),
+        thresholds=Thresholds(
+            pdq_confirm=20, pdq_review=40, phash_confirm=5, phash_review=9, corroborate=True
+        ),
         version=7,
         created="2026-01-02T03:04:05Z",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -50,7 +51,9 @@ def test_list_store_versions_and_removal(redis_client: redis.Redis, redis_prefix
 
 def test_info_carries_kind_and_thresholds(redis_client: redis.Redis, redis_prefix: str) -> None:
     store = ListStore(redis_client, Keys(redis_prefix))
-    strict = Thresholds(pdq_confirm=20, pdq_review=40, phash_review=10, pdq_min_quality=70)
+    strict = Thresholds(
+        pdq_confirm=20, pdq_review=40, phash_review=10, pdq_min_quality=70, corroborate=True
+    )
     saved = store.save(HashList(name="fp", entries=entries(2), thresholds=strict, kind=ALLOW))
     store.save(HashList(name="known", entries=entries(3)))
     assert (saved.kind, saved.thresholds) == (ALLOW, strict)
@@ -59,6 +62,12 @@ def test_info_carries_kind_and_thresholds(redis_client: redis.Redis, redis_prefi
     assert (infos["known"].kind, infos["known"].thresholds) == (KNOWN, Thresholds())
     loaded = store.load("fp")
     assert (loaded.kind, loaded.thresholds) == (ALLOW, strict)
+    # A list stored before corroboration existed reads as without it.
+    older = {k: v for k, v in strict.as_dict().items() if k != "corroborate"}
+    redis_client.hset(Keys(redis_prefix).list("fp"), "thresholds", json.dumps(older))
+    infos = {i.name: i for i in store.info()}
+    assert infos["fp"].thresholds == Thresholds(**older)  # type: ignore[arg-type]
+    assert infos["fp"].thresholds.corroborate is False
 
 
 def test_versions_in_one_snapshot(redis_client: redis.Redis, redis_prefix: str) -> None:

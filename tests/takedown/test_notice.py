@@ -568,3 +568,19 @@ def test_an_unknown_media_type_is_named_a_file_never_an_image(renderer: NoticeRe
         or "an image" not in notice.text
     )
     assert notice.xarf["media_type"] == "mixed"
+
+
+def test_a_corroborated_match_gives_both_distances_in_every_language(
+    renderer: NoticeRenderer,
+) -> None:
+    hit = make_hit(algorithm="pdq", distance=44, corroborated_by=9)
+    facts = make_facts(hit=hit)
+    notice = renderer.render(facts)
+    assert "Distance:  44 (0 = identical)" in notice.text
+    assert "Corroborated by pHash, distance 9" in notice.text
+    assert "(pdq distance 44, corroborated by phash distance 9)" in notice.xarf["description"]
+    route = make_route(recipient=Recipient("Host A", "abuse@host-a.example", "smtp", "de"))
+    german = renderer.render(make_facts(hit=hit, route=route)).text
+    assert "Bestätigt durch pHash, Distanz 9" in german
+    plain = renderer.render(make_facts(hit=make_hit(algorithm="pdq", distance=12))).text
+    assert "orroborated" not in plain
