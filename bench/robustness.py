@@ -61,6 +61,7 @@ from matchers.algorithms import (  # noqa: E402
     PHASH_CONFIRM_THRESHOLD,
     PHASH_REVIEW_THRESHOLD,
 )
+from matchers.alternates import DEFAULT_FRAMINGS, alternate_hashes  # noqa: E402
 from matchers.digest import ImageDigest, digest_bytes  # noqa: E402
 from matchers.index import CONFIRMED, Matcher  # noqa: E402
 from matchers.lists import HashList, ListEntry, Thresholds  # noqa: E402
@@ -88,6 +89,16 @@ def crop(fraction: float) -> Callable[[Image.Image], Image.Image]:
     def transform(image: Image.Image) -> Image.Image:
         dx, dy = round(image.width * fraction / 2), round(image.height * fraction / 2)
         return image.crop((dx, dy, image.width - dx, image.height - dy))
+
+    return transform
+
+
+def corner_crop(fraction: float) -> Callable[[Image.Image], Image.Image]:
+    """Remove ``fraction`` of the width from the left and of the height from the top."""
+
+    def transform(image: Image.Image) -> Image.Image:
+        dx, dy = round(image.width * fraction), round(image.height * fraction)
+        return image.crop((dx, dy, image.width, image.height))
 
     return transform
 
@@ -151,6 +162,7 @@ TRANSFORMS: dict[str, tuple[Callable[[Image.Image], Image.Image], int]] = {
     "crop_5pct": (crop(0.05), COPY_QUALITY),
     "crop_10pct": (crop(0.10), COPY_QUALITY),
     "crop_15pct": (crop(0.15), COPY_QUALITY),
+    "crop_10pct_corner": (corner_crop(0.10), COPY_QUALITY),
     "border_letterbox": (letterbox, COPY_QUALITY),
     "watermark": (watermark(), COPY_QUALITY),
     "watermark_large": (watermark(2.0), COPY_QUALITY),
@@ -163,10 +175,20 @@ TRANSFORMS: dict[str, tuple[Callable[[Image.Image], Image.Image], int]] = {
     "thumbnail_160": (thumbnail, 85),
     "reupload": (reupload, 75),
 }
-#: The match rules compared end to end (see the module docstring).
-RULES: dict[str, Thresholds] = {
-    "today": Thresholds(),
-    "corroboration": Thresholds(corroborate=True),
+#: The match rules compared end to end (see the module docstring): thresholds, and the
+#: alternate framings stored with each entry (``matchers.alternates``).
+RULES: dict[str, tuple[Thresholds, tuple[str, ...]]] = {
+    "today": (Thresholds(), ()),
+    "corroboration": (Thresholds(corroborate=True), ()),
+    "alternates_c90": (Thresholds(), ("centre-90",)),
+    "alternates_c90_c80": (Thresholds(), ("centre-90", "centre-80")),
+    "alternates_c95_c90_c80": (Thresholds(), ("centre-95", "centre-90", "centre-80")),
+    "alternates_c90_corners": (
+        Thresholds(),
+        ("centre-90", "top-left-90", "top-right-90", "bottom-left-90", "bottom-right-90"),
+    ),
+    "alternates_default": (Thresholds(), DEFAULT_FRAMINGS),
+    "both_default": (Thresholds(corroborate=True), DEFAULT_FRAMINGS),
 }
 
 
@@ -208,20 +230,26 @@ def binomial_tail(bits_total: int, threshold: int) -> float:
 
 
 def compare_rules(
-    originals: list[ImageDigest], copies: dict[str, list[ImageDigest]]
+    photos: list[bytes], originals: list[ImageDigest], copies: dict[str, list[ImageDigest]]
 ) -> dict[str, object]:
     """Recall per transform and false positives over all queries, per rule (see the module
     docstring); entry ``p<i>`` is photo ``i``."""
-    entries = [
-        ListEntry(algorithm, getattr(digest, algorithm), f"p{i}")
-        for i, digest in enumerate(originals)
-        for algorithm in ("pdq", "phash")
-        if getattr(digest, algorithm)
+    own = [
+        {(algorithm, getattr(digest, algorithm)) for algorithm in ("pdq", "phash")}
+        for digest in originals
     ]
     queries = {"original": originals, **copies}
     out: dict[str, object] = {}
-    for rule, thresholds in RULES.items():
-        matcher = Matcher([HashList("photos", entries, thresholds)])
+    for rule, (thresholds, framings) in RULES.items():
+        rows = [
+            ListEntry(algorithm, value, f"p{i}")
+            for i, data in enumerate(photos)
+            for algorithm, value in sorted(
+                own[i] | set(alternate_hashes(data, framings) if framings else ())
+            )
+            if value
+        ]
+        matcher = Matcher([HashList("photos", rows, thresholds)])
         recall: dict[str, object] = {}
         false_confirmed = false_review = queried = 0
         for name, digests in queries.items():
@@ -246,6 +274,8 @@ def compare_rules(
                     "corroborated": round(corroborated / len(digests), 3),
                 }
         out[rule] = {
+            "framings": list(framings),
+            "list_rows": len(rows),
             "recall": recall,
             "unrelated_pairs": queried * (len(originals) - 1),
             "false_confirmed": false_confirmed,
@@ -376,7 +406,7 @@ def main() -> None:
             },
         }
     report["unrelated"] = unrelated
-    report["rules"] = compare_rules(originals, all_copies)
+    report["rules"] = compare_rules(photos, originals, all_copies)
     report["corroboration_estimate"] = corroboration_estimate(originals)
     report["current_thresholds"] = {
         family: {"confirm": c, "review": r} for family, (c, r) in CURRENT.items()

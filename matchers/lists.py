@@ -41,6 +41,7 @@ from matchers.algorithms import (
     PHASH_REVIEW_THRESHOLD,
     normalize_hash,
 )
+from matchers.alternates import alternate_hashes
 from matchers.codec import StringTable
 from matchers.digest import digest_bytes
 from matchers.errors import HashListError, InvalidHash
@@ -703,15 +704,20 @@ def format_csv(entries: Iterable[ListEntry]) -> str:
 
 
 def build_from_directory(
-    directory: str | os.PathLike[str], *, category: str = ""
+    directory: str | os.PathLike[str],
+    *,
+    category: str = "",
+    framings: Sequence[str] = (),
 ) -> tuple[list[ListEntry], list[tuple[str, str]]]:
     """Hash every image under ``directory`` (recursively, in sorted path order).
 
     Images are recognised by magic bytes, not extension. Each image gives one entry per
     available algorithm (md5, sha1, sha256, pdq if its quality reaches PDQ_MIN_QUALITY, phash)
-    sharing the id = first 16 hex characters of the file's SHA-256. Files are read into memory
-    and never copied. Returns ``(entries, skipped)`` where ``skipped`` lists ``(path, reason)``
-    for non-images, undecodable images and byte-identical duplicates.
+    sharing the id = first 16 hex characters of the file's SHA-256, plus, under the same id,
+    the PDQ and pHash of each of ``framings`` (:func:`matchers.alternates.alternate_hashes`)
+    that differ from the image's own. Files are read into memory and never copied. Returns
+    ``(entries, skipped)`` where ``skipped`` lists ``(path, reason)`` for non-images,
+    undecodable images and byte-identical duplicates.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -725,7 +731,8 @@ def build_from_directory(
             if sniff_image(handle.read(SNIFF_BYTES)) is None:
                 skipped.append((shown, "not an image"))
                 continue
-        digest = digest_bytes(path.read_bytes())
+        data = path.read_bytes()
+        digest = digest_bytes(data)
         if digest.error is not None:
             skipped.append((shown, f"undecodable ({digest.error})"))
             continue
@@ -734,10 +741,14 @@ def build_from_directory(
             continue
         first_path[digest.sha256] = shown
         entry_id = digest.sha256[:DIRECTORY_ID_HEX_CHARS]
+        rows: dict[tuple[str, str], None] = {}
         for algorithm, value in digest.hashes().items():
             if algorithm == "pdq" and (digest.pdq_quality or 0) < PDQ_MIN_QUALITY:
                 continue
-            entries.append(ListEntry(algorithm, value, entry_id, category))
+            rows[(algorithm, value)] = None
+        if framings:
+            rows.update(dict.fromkeys(alternate_hashes(data, framings)))
+        entries.extend(ListEntry(a, value, entry_id, category) for a, value in rows)
     return entries, skipped
 
 

@@ -20,6 +20,7 @@ from matchers.algorithms import (
     PHASH_CONFIRM_THRESHOLD,
     PHASH_REVIEW_THRESHOLD,
 )
+from matchers.alternates import DEFAULT_FRAMINGS, FRAMINGS
 from matchers.digest import digest_bytes
 from matchers.errors import NotAnImage
 from matchers.formats import VPDQ_MIN_QUALITY, read_plain, read_vendor_csv, read_vpdq
@@ -401,6 +402,21 @@ def hashes_build(
     phash_review: PhashReview = None,
     pdq_min_quality: PdqMinQuality = None,
     corroborate: CorroborateOption = None,
+    alternates: Annotated[
+        bool,
+        typer.Option(
+            "--alternates/--no-alternates",
+            help="Also store, under each image's entry, the PDQ and pHash of standard "
+            "re-framings (crops), so cropped copies match.",
+        ),
+    ] = True,
+    framing: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"A re-framing to store (repeatable; default {', '.join(DEFAULT_FRAMINGS)}): "
+            f"{', '.join(FRAMINGS)}.",
+        ),
+    ] = None,
 ) -> None:
     """Hash every image file under DIRECTORY into a list (the images are read, never copied)."""
     name = validate_list_name(list_name)
@@ -414,7 +430,13 @@ def hashes_build(
     )
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory")
-    entries, skipped = build_from_directory(directory, category=category)
+    unknown = [name for name in framing or () if name not in FRAMINGS]
+    if unknown:
+        raise UsageError(f"--framing {unknown[0]!r}: use one of {', '.join(FRAMINGS)}")
+    if framing and not alternates:
+        raise UsageError("--framing needs --alternates")
+    framings = tuple(framing or DEFAULT_FRAMINGS) if alternates else ()
+    entries, skipped = build_from_directory(directory, category=category, framings=framings)
     for path, reason in skipped:
         err.print(f"skipped {path}: {reason}")
     if not entries:

@@ -286,6 +286,29 @@ def test_allow_flag_on_build(env: dict[str, str], tmp_path: Path) -> None:
     assert lists(env)["fp"]["thresholds"]["corroborate"] is False
 
 
+def test_build_stores_alternate_framings_as_asked(env: dict[str, str], tmp_path: Path) -> None:
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "a.jpg").write_bytes(encode(textured_image(35), "JPEG", quality=90))
+
+    def perceptual_rows(*options: str) -> tuple[int, int]:
+        result = run_cli(["hashes", "build", str(refs), "--list", "r", *options], env)
+        assert result.returncode == 0, result.stderr
+        counts = lists(env)["r"]["counts"]
+        return counts["pdq"], counts["phash"]
+
+    # The image's own PDQ and pHash, and those of each framing (two by default).
+    assert perceptual_rows() == (3, 3)
+    assert perceptual_rows("--no-alternates") == (1, 1)
+    assert perceptual_rows("--framing", "centre-80", "--framing", "top-left-90") == (3, 3)
+    assert perceptual_rows("--framing", "centre-80") == (2, 2)
+    bad = run_cli(["hashes", "build", str(refs), "--list", "r", "--framing", "centre-91"], env)
+    assert bad.returncode == 2 and "--framing 'centre-91': use one of" in one_line_error(bad)
+    both = ["--no-alternates", "--framing", "centre-80"]
+    clash = run_cli(["hashes", "build", str(refs), "--list", "r", *both], env)
+    assert clash.returncode == 2 and "--framing needs --alternates" in one_line_error(clash)
+
+
 # -- classification --------------------------------------------------------------------------
 
 
