@@ -105,6 +105,10 @@ CRAWL_MAX_PROBES_PER_PAGE = 50
 # Media (videos, audio, embeds, objects) and links to files fetched per page; the rest are
 # counted (crawl/media_cap_reached), not fetched.
 CRAWL_MAX_MEDIA_PER_PAGE = 50
+# Crawler traps (calendars, session-id loops, faceted search, repeated path segments): pages of
+# a path template that yields nothing new get a shrinking budget (crawler.traps); 0 turns the
+# guard off (every same-site link within the depth is followed).
+CRAWL_TRAP_GUARD = True
 # Bytes of a downloaded file that is neither a page nor an image (a video, an archive, a PDF,
 # any binary body): it is held in memory only, counted while it arrives, and refused past
 # this; pages, stylesheets and images keep DOWNLOAD_MAXSIZE. Memory at worst: about twice

@@ -49,6 +49,13 @@ class CrawlResult:
         value = self.stats.get(key, 0)
         return int(value) if isinstance(value, int | float) else 0
 
+    def trap_templates(self) -> dict[str, int]:
+        """Path templates cut as traps (``crawl/trap_template/<template>``), most pages first."""
+        prefix = "crawl/trap_template/"
+        found = {k[len(prefix) :]: self.figure(k) for k in self.stats if k.startswith(prefix)}
+        found = {template: count for template, count in found.items() if count > 0}
+        return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
+
     def summary(self) -> dict[str, Any]:
         errors = sum(v for k, v in self.stats.items() if k.startswith("crawl/errors/"))
         images = self.figure("crawl/images")
@@ -68,6 +75,8 @@ class CrawlResult:
             "refused_private": self.figure("safety/refused_private"),
             "errors": int(errors),
             "lists": self.figure("matcher/lists"),
+            "trap_pages_skipped": self.figure("crawl/trap_pages_skipped"),
+            "trap_templates": self.trap_templates(),
             "elapsed_s": round(self.elapsed, 2),
             "images_per_s": round(images / self.elapsed, 1) if self.elapsed > 0 else 0.0,
         }

@@ -22,7 +22,7 @@ import logging
 import re
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from urllib.parse import urldefrag, urlsplit
 
@@ -33,7 +33,7 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from w3lib.url import parse_data_uri
 
 from crawler import signals as crawler_signals
-from crawler.discovery import ImageRef, extract, extract_css
+from crawler.discovery import ImageRef, PageRefs, extract, extract_css
 from crawler.hashing import ImageHasher
 from crawler.items import ImageItem
 from crawler.scope import same_site
@@ -45,7 +45,9 @@ from crawler.settings import (
     CRAWL_MAX_PAGES_PER_SEED,
     CRAWL_MAX_PROBES_PER_PAGE,
     CRAWL_MEDIA_MAXSIZE,
+    CRAWL_TRAP_GUARD,
 )
+from crawler.traps import TrapGuard, path_template, strip_session
 from crawler.workerpool import HashPoolError, WorkerCrashed, WorkerFailure, bytes_only_digest
 from matchers.archives import ArchiveReport
 from matchers.digest import ImageDigest, exact_digest
@@ -147,6 +149,7 @@ class HotlineSpider(Spider):
         self._crawl_id_arg = crawl_id
         self.pages_per_seed: Counter[str] = Counter()
         self._pages_seen: set[str] = set()
+        self._images_seen: set[str] = set()
         # The first bytes of bodies not judged yet (in memory only, dropped once judged or
         # once the request is gone).
         self._heads: weakref.WeakKeyDictionary[Request, bytearray] = weakref.WeakKeyDictionary()
@@ -171,6 +174,9 @@ class HotlineSpider(Spider):
         self.max_frames = s.getint("CRAWL_MAX_FRAME_NESTING", CRAWL_MAX_FRAME_NESTING)
         self.max_probes = s.getint("CRAWL_MAX_PROBES_PER_PAGE", CRAWL_MAX_PROBES_PER_PAGE)
         self.max_media = s.getint("CRAWL_MAX_MEDIA_PER_PAGE", CRAWL_MAX_MEDIA_PER_PAGE)
+        self.traps: TrapGuard[Info] | None = (
+            TrapGuard() if s.getbool("CRAWL_TRAP_GUARD", CRAWL_TRAP_GUARD) else None
+        )
         self.max_data_uri = s.getint("DOWNLOAD_MAXSIZE") or 0
         self.max_body = self.max_data_uri  # pages, stylesheets, images (0: no cap)
         self.max_file = s.getint("CRAWL_MEDIA_MAXSIZE", CRAWL_MEDIA_MAXSIZE)
@@ -263,15 +269,17 @@ class HotlineSpider(Spider):
         embedding: str = "link",
     ) -> Request | None:
         # Navigation links repeat on every page: only a page not scheduled before counts
-        # towards the cap (Scrapy's dupefilter would drop the repeat anyway).
-        key = urldefrag(url)[0]
+        # towards the cap (Scrapy's dupefilter would drop the repeat anyway). A page met again
+        # under a new session id is the same page.
+        plain = urldefrag(url)[0]
+        key = strip_session(plain) if self.traps is not None else plain
         if key in self._pages_seen:
+            if key != plain and plain not in self._pages_seen:
+                self._trap_skipped("session_id", url)
             return None
         if not self.shared_page_cap and self.pages_per_seed[seed] >= self.max_pages:
             self._inc("crawl/page_cap_reached")
             return None
-        self._pages_seen.add(key)
-        self.pages_per_seed[seed] += 1
         info = Info(
             kind="page",
             seed=seed,
@@ -281,7 +289,52 @@ class HotlineSpider(Spider):
             embedding=embedding,
             parent=parent,
         )
+        self._pages_seen.add(key)
+        if self.traps is not None and embedding != "seed":
+            reason = self.traps.admit(url)
+            if reason is not None:
+                # Over its template's budget: held until a page of the template proves
+                # productive (released by _parse_page), else never crawled.
+                if reason != "template_budget" or self.traps.hold(url, info):
+                    self._trap_skipped(reason, url)
+                return None
+        self.pages_per_seed[seed] += 1
         return self._request(url, info)
+
+    def _released(self, held: list[tuple[str, Info]]) -> Iterator[Request]:
+        """Requests for held pages their template's budget now admits (no longer skipped)."""
+        for url, info in held:
+            self._trap_skipped("template_budget", url, -1)
+            if not self.shared_page_cap and self.pages_per_seed[info["seed"]] >= self.max_pages:
+                self._inc("crawl/page_cap_reached")
+                continue
+            self.pages_per_seed[info["seed"]] += 1
+            yield self._request(url, info)
+
+    def _trap_skipped(self, reason: str, url: str, count: int = 1) -> None:
+        """Count a page not crawled as a trap (``count`` -1: a held page released after all),
+        by reason and by its path template."""
+        self._inc("crawl/trap_pages_skipped", count)
+        self._inc(f"crawl/trap_pages_skipped/{reason}", count)
+        self._inc(f"crawl/trap_template/{path_template(url)[0]}", count)
+
+    def _productive(self, page: str, refs: PageRefs, seed: str) -> bool:
+        """Whether a page shows something new: an image or file not seen before in this crawl,
+        or a link to a new page of another path family (see :mod:`crawler.traps`)."""
+        new = False
+        for ref in [*refs.images, *refs.media]:
+            if ref.is_data or ref.url not in self._images_seen:
+                self._images_seen.add(ref.url)
+                new = True
+        if new:
+            return True
+        own = path_template(page)[1]
+        return any(
+            same_site(url, seed)
+            and strip_session(urldefrag(url)[0]) not in self._pages_seen
+            and path_template(url)[1] != own
+            for url in refs.links
+        )
 
     def _image_request(
         self, ref: ImageRef, parent: Info, page: str, kind: str = "image"
@@ -399,6 +452,9 @@ class HotlineSpider(Spider):
         refs = extract(response)
         page = response.url
         seed = info["seed"]
+        if self.traps is not None and self._productive(page, refs, seed):
+            for released in self._released(self.traps.productive(page)):
+                yield released
         for ref in refs.images:
             self._inc(f"discovery/{ref.embedding}")
             if ref.is_data:

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import redis
 import typer
@@ -253,6 +253,7 @@ def _print_crawl_result(
         ("undecodable images", summary["undecodable"]),
         ("refused private addresses", summary["refused_private"]),
         ("request errors", summary["errors"]),
+        ("trap pages skipped", _traps_cell(summary)),
         ("elapsed", f"{summary['elapsed_s']} s"),
         ("images per second", summary["images_per_s"]),
         ("health", health_cell(summary["health"])),
@@ -260,6 +261,13 @@ def _print_crawl_result(
     out.print(summary_table(f"crawl {result.crawl_id}", rows))
     if hits:
         out.print(records_table(hits, title="confirmed hits of this crawl"))
+
+
+def _traps_cell(summary: Mapping[str, Any]) -> str:
+    """Pages skipped as traps, and the three templates cut the most."""
+    templates = summary["trap_templates"]
+    top = ", ".join(f"{t} ({n})" for t, n in list(templates.items())[:3])
+    return f"{summary['trap_pages_skipped']}" + (f": {top}" if top else "")
 
 
 def demo(as_json: JsonOption = False) -> None:
