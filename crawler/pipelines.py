@@ -298,6 +298,10 @@ class QueuePipeline:
                 self._queue_failed(exc)
                 raise DropItem(f"hit not queued: {exc}") from None
             stream = "hits" if match.verdict == "confirmed" else "review"
+            if stream == "hits" and self.crawler is not None:
+                self.crawler.signals.send_catch_log(
+                    crawler_signals.hit_found, page=item.page, seed=item.seed
+                )
             if created is None:
                 self.stats.inc_value(f"{stream}/duplicate")
             else:

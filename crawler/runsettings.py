@@ -58,6 +58,7 @@ def crawl_settings(
         "CRAWLRECORD_ORIGIN": origin,
         "CRAWLRECORD_OPTIONS": options.as_dict(),
         "CRAWL_DEPTH": options.depth,
+        "CRAWL_HIT_DEPTH": options.hit_depth,
         "CRAWL_MAX_PAGES_PER_SEED": options.max_pages,
         "STORE_REDIS_URL": redis_url,
         "STORE_KEY_PREFIX": key_prefix,

@@ -109,6 +109,12 @@ CRAWL_MAX_MEDIA_PER_PAGE = 50
 # a path template that yields nothing new get a shrinking budget (crawler.traps); 0 turns the
 # guard off (every same-site link within the depth is followed).
 CRAWL_TRAP_GUARD = True
+# Extra link depth below a page that yielded a confirmed hit (its links, and theirs, are followed
+# that much further than CRAWL_DEPTH); pages in a section (host and first path segment) with
+# hits are crawled before others; a seed whose first CRAWL_SEED_GIVE_UP_PAGES pages showed no
+# image at all schedules no further pages (0: never gives up).
+CRAWL_HIT_DEPTH = _options.DEFAULT_HIT_DEPTH
+CRAWL_SEED_GIVE_UP_PAGES = 50
 # Bytes of a downloaded file that is neither a page nor an image (a video, an archive, a PDF,
 # any binary body): it is held in memory only, counted while it arrives, and refused past
 # this; pages, stylesheets and images keep DOWNLOAD_MAXSIZE. Memory at worst: about twice

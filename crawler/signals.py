@@ -9,3 +9,8 @@ request_failed = object()
 #: from then on. Sent from the thread that loaded the lists (a reload runs in a worker
 #: thread), so a receiver must be thread-safe.
 lists_changed = object()
+
+#: Sent by the queue pipeline for each confirmed hit it queued, new or already queued
+#: (``page=``: the page the content was found on, ``seed=``): the spider follows that page's
+#: links further and crawls its section first. Sent from the reactor thread.
+hit_found = object()

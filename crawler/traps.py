@@ -53,9 +53,9 @@ REPEATED_SEGMENT: Final = 3
 _PATH_PARAMETERS: Final = re.compile(r";(jsessionid|phpsessid|sid|sessionid)=[^/?#]*", re.I)
 _DATE: Final = re.compile(r"^(19|20)\d\d([-_.]?(0[1-9]|1[0-2])([-_.]?([0-2]\d|3[01]))?)?$")
 _NUMBER: Final = re.compile(r"^\d+$")
-_ID: Final = re.compile(
-    r"^(?=.*\d)[0-9a-f-]{8,}$|^[0-9a-z_-]*\d[0-9a-z_-]*$", re.I
-)  # hex/uuid, or a token with digits in it
+#: A hex or UUID-like id (8 or more hex digits and dashes, a digit among them).
+_ID: Final = re.compile(r"^(?=.*\d)[0-9a-f-]{8,}$", re.I)
+_DIGITS: Final = re.compile(r"\d+")
 _MONTH_NAMES: Final = frozenset(
     (
         *("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
@@ -103,7 +103,7 @@ def _general(segment: str) -> str:
         return "{month}"
     if _ID.match(lowered):
         return "{id}"
-    return lowered
+    return _DIGITS.sub("{n}", lowered)  # article17 -> article{n}
 
 
 def path_template(url: str) -> tuple[str, str]:

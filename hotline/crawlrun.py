@@ -51,9 +51,13 @@ class CrawlResult:
 
     def trap_templates(self) -> dict[str, int]:
         """Path templates cut as traps (``crawl/trap_template/<template>``), most pages first."""
-        prefix = "crawl/trap_template/"
+        return self.counted("crawl/trap_template/")
+
+    def counted(self, prefix: str) -> dict[str, int]:
+        """The stats under ``prefix`` (what follows it: its count), largest first; zeros left
+        out. ``crawl/hit_section/``: the sections (host and first path segment) with hits."""
         found = {k[len(prefix) :]: self.figure(k) for k in self.stats if k.startswith(prefix)}
-        found = {template: count for template, count in found.items() if count > 0}
+        found = {name: count for name, count in found.items() if count > 0}
         return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
 
     def summary(self) -> dict[str, Any]:
@@ -77,6 +81,7 @@ class CrawlResult:
             "lists": self.figure("matcher/lists"),
             "trap_pages_skipped": self.figure("crawl/trap_pages_skipped"),
             "trap_templates": self.trap_templates(),
+            "hit_sections": self.counted("crawl/hit_section/"),
             "elapsed_s": round(self.elapsed, 2),
             "images_per_s": round(images / self.elapsed, 1) if self.elapsed > 0 else 0.0,
         }

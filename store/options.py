@@ -21,6 +21,7 @@ from typing import Any, Final
 
 __all__ = [
     "DEFAULT_DEPTH",
+    "DEFAULT_HIT_DEPTH",
     "DEFAULT_MAX_PAGES_PER_SEED",
     "OPTION_KEYS",
     "CrawlOptions",
@@ -30,6 +31,8 @@ __all__ = [
 DEFAULT_DEPTH: Final = 2
 #: Distinct pages crawled per seed.
 DEFAULT_MAX_PAGES_PER_SEED: Final = 200
+#: Extra link depth below a page that yielded a confirmed hit.
+DEFAULT_HIT_DEPTH: Final = 2
 
 
 def _strings(value: Iterable[Any], name: str) -> tuple[str, ...]:
@@ -67,6 +70,7 @@ class CrawlOptions:
     lists: tuple[str, ...] = ()
     overrides: Mapping[str, str] = field(default_factory=dict)
     distributed: bool = False  # crawled by `hotline worker` processes, not by the caller
+    hit_depth: int = DEFAULT_HIT_DEPTH
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -91,6 +95,7 @@ class CrawlOptions:
             "lists": list(self.lists),
             "overrides": dict(self.overrides),
             "distributed": self.distributed,
+            "hit_depth": self.hit_depth,
         }
 
     @classmethod
@@ -121,6 +126,7 @@ class CrawlOptions:
             lists=_strings(data.get("lists", default.lists), "lists"),
             overrides=overrides,
             distributed=_flag(data.get("distributed", default.distributed), "distributed"),
+            hit_depth=_count(data.get("hit_depth", default.hit_depth), "hit_depth"),
         )
 
 

@@ -23,7 +23,7 @@ import re
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, TypeVar
 from urllib.parse import urldefrag, urlsplit
 
 from scrapy import Request, Spider, signals
@@ -40,11 +40,13 @@ from crawler.scope import same_site
 from crawler.seeds import SeedFileError, collect_seeds
 from crawler.settings import (
     CRAWL_DEPTH,
+    CRAWL_HIT_DEPTH,
     CRAWL_MAX_FRAME_NESTING,
     CRAWL_MAX_MEDIA_PER_PAGE,
     CRAWL_MAX_PAGES_PER_SEED,
     CRAWL_MAX_PROBES_PER_PAGE,
     CRAWL_MEDIA_MAXSIZE,
+    CRAWL_SEED_GIVE_UP_PAGES,
     CRAWL_TRAP_GUARD,
 )
 from crawler.traps import TrapGuard, path_template, strip_session
@@ -98,6 +100,24 @@ class Info(TypedDict):
     frame: int
     embedding: str
     parent: str  # the page that referenced this URL (a seed is its own parent)
+    #: The depth its links may reach (CRAWL_DEPTH, more below a hit); absent: CRAWL_DEPTH.
+    limit: NotRequired[int]
+
+
+#: Pages (with their links past the depth limit) kept for a hit to release them; the oldest
+#: are forgotten first.
+MAX_BEYOND_PAGES = 5000
+#: Links past the depth limit kept per page.
+MAX_BEYOND_LINKS = 200
+#: Priority of a page in a section (host and first path segment) that had hits (images: 10).
+HOT_SECTION_PRIORITY = 1
+
+
+def section(url: str) -> str:
+    """Host and first path segment: where hits cluster (``host/gallery``)."""
+    parts = urlsplit(url)
+    first = parts.path.lstrip("/").split("/", 1)[0]
+    return f"{parts.hostname or ''}/{first}"
 
 
 def _split_urls(value: str | Iterable[str] | None) -> list[str]:
@@ -154,6 +174,15 @@ class HotlineSpider(Spider):
         # once the request is gone).
         self._heads: weakref.WeakKeyDictionary[Request, bytearray] = weakref.WeakKeyDictionary()
         self._stopping = False
+        # Hit-driven crawling: pages at the depth limit with the links they could not follow,
+        # depth limits raised by hits, sections with hits, seeds given up.
+        self._beyond: dict[str, tuple[Info, list[str]]] = {}
+        self._raised: dict[str, int] = {}
+        self._page_depth: dict[str, int] = {}
+        self._hot_sections: Counter[str] = Counter()
+        self._seed_pages: Counter[str] = Counter()
+        self._seed_image_pages: Counter[str] = Counter()
+        self._gave_up: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> HotlineSpider:
@@ -174,6 +203,8 @@ class HotlineSpider(Spider):
         self.max_frames = s.getint("CRAWL_MAX_FRAME_NESTING", CRAWL_MAX_FRAME_NESTING)
         self.max_probes = s.getint("CRAWL_MAX_PROBES_PER_PAGE", CRAWL_MAX_PROBES_PER_PAGE)
         self.max_media = s.getint("CRAWL_MAX_MEDIA_PER_PAGE", CRAWL_MAX_MEDIA_PER_PAGE)
+        self.hit_depth = max(0, s.getint("CRAWL_HIT_DEPTH", CRAWL_HIT_DEPTH))
+        self.give_up_pages = max(0, s.getint("CRAWL_SEED_GIVE_UP_PAGES", CRAWL_SEED_GIVE_UP_PAGES))
         self.traps: TrapGuard[Info] | None = (
             TrapGuard() if s.getbool("CRAWL_TRAP_GUARD", CRAWL_TRAP_GUARD) else None
         )
@@ -196,6 +227,7 @@ class HotlineSpider(Spider):
         crawler.signals.connect(self._on_opened, signal=signals.spider_opened)
         crawler.signals.connect(self._on_closed, signal=signals.spider_closed)
         crawler.signals.connect(self._on_lists_changed, signal=crawler_signals.lists_changed)
+        crawler.signals.connect(self._on_hit, signal=crawler_signals.hit_found)
 
     def _on_lists_changed(self, algorithms: frozenset[str]) -> None:
         """Hash only what the loaded lists can query (see :mod:`crawler.hashing`)."""
@@ -246,6 +278,74 @@ class HotlineSpider(Spider):
 
     # -- requests ---------------------------------------------------------------------------
 
+    # -- hits steer the crawl ---------------------------------------------------------------
+
+    def _limit(self, info: Info) -> int:
+        """The depth this page's links may reach: its own limit, raised by a hit on it or on
+        the page that linked it."""
+        return max(
+            info.get("limit", self.depth),
+            self._raised.get(info["page"], 0),
+            self._raised.get(info["parent"], 0),
+        )
+
+    def _on_hit(self, page: str, seed: str) -> None:
+        """A confirmed hit on ``page``: its section goes first from now on, and the links past
+        the depth limit of the page (and of the pages it linked) are followed
+        ``CRAWL_HIT_DEPTH`` further."""
+        hot = section(page)
+        self._hot_sections[hot] += 1
+        self._inc(f"crawl/hit_section/{hot}")
+        if not self.hit_depth or seed in self._gave_up:
+            return
+        held = [p for p, (info, _) in self._beyond.items() if page in (p, info["parent"])]
+        limit = max(self._raised.get(page, 0), self._page_depth.get(page, 0) + self.hit_depth)
+        self._raised[page] = limit
+        engine = self.crawler.engine
+        for held_page in held:
+            info, links = self._beyond.pop(held_page)
+            if info["depth"] >= limit:
+                continue
+            self._inc("crawl/hit_depth_pages", len(links))
+            for url in links:
+                request = self._page_request(
+                    url,
+                    seed=info["seed"],
+                    depth=info["depth"] + 1,
+                    parent=held_page,
+                    frame=0,
+                    limit=limit,
+                )
+                if request is not None and engine is not None:
+                    engine.crawl(request)
+
+    def _keep_beyond(self, info: Info, links: list[str]) -> None:
+        """Keep a page's links past its depth limit, for a hit on it to release them."""
+        if not self.hit_depth or not links:
+            return
+        if len(self._beyond) >= MAX_BEYOND_PAGES:
+            self._beyond.pop(next(iter(self._beyond)))
+        self._beyond[info["page"]] = (info, links[:MAX_BEYOND_LINKS])
+
+    def _seen_page(self, seed: str, shows_images: bool) -> None:
+        """Count a parsed page of ``seed``; give the seed up after ``give_up_pages`` pages
+        without a single image."""
+        self._seed_pages[seed] += 1
+        self._seed_image_pages[seed] += shows_images
+        if (
+            self.give_up_pages
+            and seed not in self._gave_up
+            and self._seed_pages[seed] >= self.give_up_pages
+            and not self._seed_image_pages[seed]
+        ):
+            self._gave_up.add(seed)
+            self._inc("crawl/seeds_given_up")
+            logger.info(
+                "seed %s: no image on its first %d pages; no further pages",
+                seed,
+                self.give_up_pages,
+            )
+
     def _request(self, url: str, info: Info, priority: int = 0) -> Request:
         meta: dict[str, Any] = {"hotline": info}
         if info["kind"] in _MAY_BE_FILE:
@@ -267,6 +367,7 @@ class HotlineSpider(Spider):
         parent: str,
         frame: int,
         embedding: str = "link",
+        limit: int | None = None,
     ) -> Request | None:
         # Navigation links repeat on every page: only a page not scheduled before counts
         # towards the cap (Scrapy's dupefilter would drop the repeat anyway). A page met again
@@ -280,6 +381,9 @@ class HotlineSpider(Spider):
         if not self.shared_page_cap and self.pages_per_seed[seed] >= self.max_pages:
             self._inc("crawl/page_cap_reached")
             return None
+        if seed in self._gave_up:
+            self._inc("crawl/seed_given_up_pages")
+            return None
         info = Info(
             kind="page",
             seed=seed,
@@ -289,6 +393,8 @@ class HotlineSpider(Spider):
             embedding=embedding,
             parent=parent,
         )
+        if limit is not None and limit != self.depth:
+            info["limit"] = limit
         self._pages_seen.add(key)
         if self.traps is not None and embedding != "seed":
             reason = self.traps.admit(url)
@@ -299,7 +405,12 @@ class HotlineSpider(Spider):
                     self._trap_skipped(reason, url)
                 return None
         self.pages_per_seed[seed] += 1
-        return self._request(url, info)
+        return self._page(url, info)
+
+    def _page(self, url: str, info: Info) -> Request:
+        """A page's request; pages of a section with hits go first."""
+        hot = self._hot_sections and section(url) in self._hot_sections
+        return self._request(url, info, priority=HOT_SECTION_PRIORITY if hot else 0)
 
     def _released(self, held: list[tuple[str, Info]]) -> Iterator[Request]:
         """Requests for held pages their template's budget now admits (no longer skipped)."""
@@ -309,7 +420,7 @@ class HotlineSpider(Spider):
                 self._inc("crawl/page_cap_reached")
                 continue
             self.pages_per_seed[info["seed"]] += 1
-            yield self._request(url, info)
+            yield self._page(url, info)
 
     def _trap_skipped(self, reason: str, url: str, count: int = 1) -> None:
         """Count a page not crawled as a trap (``count`` -1: a held page released after all),
@@ -452,6 +563,8 @@ class HotlineSpider(Spider):
         refs = extract(response)
         page = response.url
         seed = info["seed"]
+        self._seen_page(seed, bool(refs.images))
+        self._page_depth[page] = info["depth"]
         if self.traps is not None and self._productive(page, refs, seed):
             for released in self._released(self.traps.productive(page)):
                 yield released
@@ -488,6 +601,8 @@ class HotlineSpider(Spider):
                     yield request
         on_site = same_site(page, seed)
         probes = 0
+        limit = self._limit(info)
+        beyond: list[str] = []
         for url in refs.links:
             if _looks_like_image_url(url):
                 self._inc("discovery/a_href")
@@ -500,15 +615,18 @@ class HotlineSpider(Spider):
                 media += 1
                 yield self._image_request(ImageRef(url, "a_href"), info, page, kind="media")
             elif same_site(url, seed):
-                if info["depth"] < self.depth:
+                if info["depth"] < limit:
                     request = self._page_request(
-                        url, seed=seed, depth=info["depth"] + 1, parent=page, frame=0
+                        url, seed=seed, depth=info["depth"] + 1, parent=page, frame=0, limit=limit
                     )
                     if request is not None:
                         yield request
+                else:
+                    beyond.append(url)
             elif on_site and probes < self.max_probes:
                 probes += 1
                 yield self._image_request(ImageRef(url, "a_href"), info, page, kind="probe")
+        self._keep_beyond(info, beyond)
 
     async def _parse_css(self, response: Response, info: Info) -> AsyncIterator[Any]:
         css = (

@@ -31,6 +31,7 @@ __all__ = [
     "CRAWL_DEPTH",
     "CRAWL_MAX_PAGES_PER_SEED",
     "DepthOption",
+    "HitDepthOption",
     "JsonOption",
     "ListsOption",
     "MaxPagesOption",
@@ -74,6 +75,13 @@ DepthOption = Annotated[
     int, typer.Option(min=0, help="Link depth to follow within each seed's site.")
 ]
 MaxPagesOption = Annotated[int, typer.Option(min=1, help="Page cap per seed.")]
+HitDepthOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Extra link depth below a page that yielded a confirmed hit (0: none).",
+    ),
+]
 ObeyRobotsOption = Annotated[bool, typer.Option(help="Obey robots.txt (off by default).")]
 ListsOption = Annotated[
     list[str] | None, typer.Option("--list", help="Match only these lists (repeatable).")

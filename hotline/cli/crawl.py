@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import redis
 import typer
@@ -18,6 +18,7 @@ from hotline.cli.app import (
     AllowNetworkOption,
     AllowPrivateNetworksOption,
     DepthOption,
+    HitDepthOption,
     JsonOption,
     ListsOption,
     MaxPagesOption,
@@ -38,7 +39,7 @@ from hotline.cli.worker import crawl_distributed
 from hotline.errors import HotlineError, InputError, UsageError
 from matchers.lists import KNOWN
 from store.errors import RunNotFound, RunStateError
-from store.options import CrawlOptions
+from store.options import DEFAULT_HIT_DEPTH, CrawlOptions
 from store.queue import HitRecord
 from store.runs import ORIGIN_CLI, RunRecord
 
@@ -59,6 +60,7 @@ def crawl(
         Path | None, typer.Option("--seeds", help="File of URLs, one per line, # comments.")
     ] = None,
     depth: DepthOption = CRAWL_DEPTH,
+    hit_depth: HitDepthOption = DEFAULT_HIT_DEPTH,
     max_pages: MaxPagesOption = CRAWL_MAX_PAGES_PER_SEED,
     allow_private_networks: AllowPrivateNetworksOption = False,
     allow_network: AllowNetworkOption = None,
@@ -107,6 +109,7 @@ def crawl(
     report_seeds(seed_urls, problems, what="crawl")
     options = CrawlOptions(
         depth=depth,
+        hit_depth=hit_depth,
         max_pages=max_pages,
         allow_private_networks=allow_private_networks or config.allow_private_networks,
         allowed_networks=tuple(allow_network or ()),
@@ -253,7 +256,8 @@ def _print_crawl_result(
         ("undecodable images", summary["undecodable"]),
         ("refused private addresses", summary["refused_private"]),
         ("request errors", summary["errors"]),
-        ("trap pages skipped", _traps_cell(summary)),
+        ("trap pages skipped", _top_cell(summary["trap_pages_skipped"], summary["trap_templates"])),
+        ("hits by section", _top_cell(summary["confirmed_new"], summary["hit_sections"])),
         ("elapsed", f"{summary['elapsed_s']} s"),
         ("images per second", summary["images_per_s"]),
         ("health", health_cell(summary["health"])),
@@ -263,11 +267,10 @@ def _print_crawl_result(
         out.print(records_table(hits, title="confirmed hits of this crawl"))
 
 
-def _traps_cell(summary: Mapping[str, Any]) -> str:
-    """Pages skipped as traps, and the three templates cut the most."""
-    templates = summary["trap_templates"]
-    top = ", ".join(f"{t} ({n})" for t, n in list(templates.items())[:3])
-    return f"{summary['trap_pages_skipped']}" + (f": {top}" if top else "")
+def _top_cell(total: int, counts: Mapping[str, int]) -> str:
+    """A total and the three largest of its parts (``10: a (6), b (3), c (1)``)."""
+    top = ", ".join(f"{name} ({n})" for name, n in list(counts.items())[:3])
+    return f"{total}" + (f": {top}" if top else "")
 
 
 def demo(as_json: JsonOption = False) -> None:

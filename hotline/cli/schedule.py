@@ -23,6 +23,7 @@ from hotline.cli.app import (
     AllowNetworkOption,
     AllowPrivateNetworksOption,
     DepthOption,
+    HitDepthOption,
     JsonOption,
     ListsOption,
     MaxPagesOption,
@@ -52,7 +53,7 @@ from hotline.scheduler import (
 from hotline.services import Session
 from matchers.lists import validate_list_name
 from store.clock import iso
-from store.options import CrawlOptions
+from store.options import DEFAULT_HIT_DEPTH, CrawlOptions
 from store.schedules import Schedule, parse_trigger, validate_schedule_name
 
 __all__ = ["schedule_app", "scheduler"]
@@ -94,6 +95,7 @@ def schedule_add(
         typer.Option("--cron", help='Cron expression in UTC, e.g. "0 */6 * * *".'),
     ] = None,
     depth: DepthOption = CRAWL_DEPTH,
+    hit_depth: HitDepthOption = DEFAULT_HIT_DEPTH,
     max_pages: MaxPagesOption = CRAWL_MAX_PAGES_PER_SEED,
     allow_private_networks: AllowPrivateNetworksOption = False,
     allow_network: AllowNetworkOption = None,
@@ -119,6 +121,7 @@ def schedule_add(
     trigger = parse_trigger(every, cron, min_interval=config.schedule_min_interval())
     options = CrawlOptions(
         depth=depth,
+        hit_depth=hit_depth,
         max_pages=max_pages,
         allow_private_networks=allow_private_networks,
         allowed_networks=tuple(_networks(allow_network or [])),

@@ -4,6 +4,7 @@ reach every gallery and image while spending at most a tenth of its requests on 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import uuid
@@ -171,3 +172,73 @@ def test_the_guard_can_be_turned_off(env: dict[str, str], tmp_path: Path) -> Non
     # Without it, the calendar is walked to the depth limit (both ways).
     months = {r for r in requests if r.startswith("/calendar")}
     assert len(months) >= 6
+
+
+# -- hits steer the crawl ---------------------------------------------------------------------
+
+
+def _known(tmp_path: Path, env: dict[str, str], bodies: list[bytes]) -> None:
+    known = tmp_path / "known.csv"
+    rows = "".join(f"sha256,{hashlib.sha256(b).hexdigest()},k{n}\n" for n, b in enumerate(bodies))
+    known.write_text("algorithm,hash,id\n" + rows)
+    assert run_cli(["hashes", "import", str(known), "--list", "k"], env).returncode == 0
+
+
+def test_a_hit_lets_the_crawl_follow_its_page_s_links_further(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Depth limit 1; hits at depths 1 and 3 carry the crawl to a hit at depth 4, three
+    levels below the limit. Without hit-driven depth only the first is found."""
+    pictures = [encode(textured_image(9500 + n, 64, 48), "PNG") for n in range(4)]
+    _known(tmp_path, env, pictures[:3])
+    chain = ["/s/1", "/s/1/2", "/s/1/2/3", "/s/1/2/3/4", "/s/1/2/3/4/5"]
+    shown = {"/s/1": 0, "/s/1/2/3": 1, "/s/1/2/3/4": 2}
+    routes: dict[str, Handler | Response] = {"/": html_page("<a href='/s/1'>start</a>")}
+    for here, below in zip(chain, [*chain[1:], None], strict=True):
+        image = f"<img src='/img/{shown[here]}.png'>" if here in shown else ""
+        routes[here] = html_page(image + (f"<a href='{below}'>more</a>" if below else ""))
+    routes.update({f"/img/{n}.png": image_response(b, "image/png") for n, b in enumerate(pictures)})
+    found = {}
+    with serve(routes, host=HOST_A) as site:
+        for hit_depth in ("0", "2"):
+            args = ["--depth", "1", "--hit-depth", hit_depth, "--json"]
+            crawl = run_cli(["crawl", site.url("/"), "--allow-private-networks", *args], env)
+            assert crawl.returncode == 0, crawl.stderr
+            summary = json.loads(crawl.stdout)
+            hits = ok_json(["hits", "list"], env)
+            found[hit_depth] = sorted(h["entry"] for h in hits)  # the first crawl's and since
+            if hit_depth == "2":
+                assert summary["hit_sections"] == {"127.0.0.2/s": 3}
+    assert found == {"0": ["k0"], "2": ["k0", "k1", "k2"]}
+
+
+def test_a_seed_that_shows_no_image_is_given_up(env: dict[str, str], tmp_path: Path) -> None:
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india"]
+    routes: dict[str, Handler | Response] = {
+        "/": html_page("<a href='/alpha'>next</a>"),
+        "/pics": html_page("<img src='/p.png'><a href='/pics/more'>more</a>"),
+        "/pics/more": html_page("<p>the end</p>"),
+        "/p.png": image_response(encode(textured_image(9600, 64, 48), "PNG"), "image/png"),
+    }
+    for word, after in zip(words, [*words[1:], None], strict=True):
+        routes[f"/{word}"] = html_page(f"<a href='/{after}'>next</a>" if after else "end")
+    with serve(routes, host=HOST_A) as site:
+        crawl = run_cli(
+            [
+                "crawl",
+                site.url("/"),
+                site.url("/pics"),
+                "--allow-private-networks",
+                "--depth",
+                "20",
+                "--set",
+                "CRAWL_SEED_GIVE_UP_PAGES=4",
+                "--json",
+            ],
+            env,
+        )
+    assert crawl.returncode == 0, crawl.stderr
+    stats = ok_json(["runs", "show", json.loads(crawl.stdout)["crawl"]], env)["crawl_stats"]
+    # The first seed: itself and three pages, then no further page; the second seed whole.
+    assert stats["crawl/seeds_given_up"] == 1
+    assert stats["crawl/pages"] == 4 + 2

@@ -7,7 +7,8 @@ import hashlib
 import io
 import tarfile
 import zipfile
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from scrapy import Request
 from scrapy.exceptions import DownloadCancelledError, StopDownload
@@ -16,12 +17,15 @@ from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 from twisted.web.iweb import UNKNOWN_LENGTH
 
-from crawler.spiders.hotline import HotlineSpider, Info
+from crawler.spiders.hotline import HOT_SECTION_PRIORITY, HotlineSpider, Info, section
 
 SEED = "http://www.example.org/"
 
 
 def _spider(**settings: Any) -> HotlineSpider:
+    """The spider with ``settings``; the trap guard off unless they turn it on (the tests
+    here schedule pages of one template by the dozen)."""
+    settings.setdefault("CRAWL_TRAP_GUARD", False)
     crawler = get_crawler(HotlineSpider, settings_dict=settings)
     crawler.spider = spider = HotlineSpider.from_crawler(crawler, urls=SEED)
     return spider
@@ -337,3 +341,23 @@ def test_media_per_page_are_capped() -> None:
     assert len(kinds["media"]) == 3
     assert spider.crawler.stats is not None
     assert spider.crawler.stats.get_value("crawl/media_cap_reached") == 3
+
+
+def test_a_section_with_hits_is_crawled_first_and_a_hit_page_s_held_links_released() -> None:
+    spider = _spider(CRAWL_DEPTH=1, CRAWL_HIT_DEPTH=2)
+    crawled: list[Request] = []
+    spider.crawler.engine = cast(Any, SimpleNamespace(crawl=crawled.append))
+    body = "<a href='/gallery/2'>g</a><a href='/blog/1'>b</a>"
+    page = SEED + "gallery/1"
+    # At the depth limit: the links are kept, not scheduled.
+    assert _kinds(_run(spider, _page(page, body, _info(depth=1, page=page)))) == {}
+    spider._on_hit(page=page, seed=SEED)
+    assert [(r.url, r.meta["hotline"]["depth"], r.meta["hotline"]["limit"]) for r in crawled] == [
+        (SEED + "gallery/2", 2, 3),
+        (SEED + "blog/1", 2, 3),
+    ]
+    # The gallery section had a hit: its pages go before the blog's.
+    assert [r.priority for r in crawled] == [HOT_SECTION_PRIORITY, 0]
+    assert section(SEED + "gallery/9?x=1") == "www.example.org/gallery"
+    stats = spider.crawler.stats
+    assert stats is not None and stats.get_value("crawl/hit_section/www.example.org/gallery") == 1
