@@ -205,9 +205,13 @@ class HotlineSpider(Spider):
         self.max_media = s.getint("CRAWL_MAX_MEDIA_PER_PAGE", CRAWL_MAX_MEDIA_PER_PAGE)
         self.hit_depth = max(0, s.getint("CRAWL_HIT_DEPTH", CRAWL_HIT_DEPTH))
         self.give_up_pages = max(0, s.getint("CRAWL_SEED_GIVE_UP_PAGES", CRAWL_SEED_GIVE_UP_PAGES))
-        self.traps: TrapGuard[Info] | None = (
-            TrapGuard() if s.getbool("CRAWL_TRAP_GUARD", CRAWL_TRAP_GUARD) else None
+        # Not in a distributed run: a worker holds the pages over budget that it found, and
+        # another worker may parse the page that would release them (the budgets would have to
+        # live in the run's frontier).
+        guard = s.getbool("CRAWL_TRAP_GUARD", CRAWL_TRAP_GUARD) and not s.getbool(
+            "FRONTIER_ENABLED"
         )
+        self.traps: TrapGuard[Info] | None = TrapGuard() if guard else None
         self.max_data_uri = s.getint("DOWNLOAD_MAXSIZE") or 0
         self.max_body = self.max_data_uri  # pages, stylesheets, images (0: no cap)
         self.max_file = s.getint("CRAWL_MEDIA_MAXSIZE", CRAWL_MEDIA_MAXSIZE)
@@ -276,8 +280,6 @@ class HotlineSpider(Spider):
             if request is not None:
                 yield request
 
-    # -- requests ---------------------------------------------------------------------------
-
     # -- hits steer the crawl ---------------------------------------------------------------
 
     def _limit(self, info: Info) -> int:
@@ -345,6 +347,8 @@ class HotlineSpider(Spider):
                 seed,
                 self.give_up_pages,
             )
+
+    # -- requests ---------------------------------------------------------------------------
 
     def _request(self, url: str, info: Info, priority: int = 0) -> Request:
         meta: dict[str, Any] = {"hotline": info}

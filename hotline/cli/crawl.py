@@ -257,7 +257,10 @@ def _print_crawl_result(
         ("refused private addresses", summary["refused_private"]),
         ("request errors", summary["errors"]),
         ("trap pages skipped", _top_cell(summary["trap_pages_skipped"], summary["trap_templates"])),
-        ("hits by section", _top_cell(summary["confirmed_new"], summary["hit_sections"])),
+        (
+            "confirmed hits by section",
+            _top_cell(sum(summary["hit_sections"].values()), summary["hit_sections"]),
+        ),
         ("elapsed", f"{summary['elapsed_s']} s"),
         ("images per second", summary["images_per_s"]),
         ("health", health_cell(summary["health"])),

@@ -21,6 +21,7 @@ RECORDED = {
     "lists": ["known"],
     "overrides": {"DOWNLOAD_DELAY": "0.5"},
     "distributed": False,
+    "hit_depth": 4,
 }
 
 
