@@ -34,6 +34,8 @@ from scrapy.resolver import CachingHostnameResolver
 from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IResolutionReceiver
 from zope.interface import implementer
 
+from store.addresses import embedded_ipv4, parse_address
+from store.addresses import is_public_address as public_address
 from store.environment import allow_private_networks
 
 if TYPE_CHECKING:
@@ -51,20 +53,18 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def _parse_ip(address: str) -> IPAddress | None:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
+    """The address, an IPv6 one carrying an IPv4 address as that IPv4 address."""
+    ip = parse_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return embedded_ipv4(ip) or ip
     return ip
 
 
 def is_public_address(address: str) -> bool:
-    """True for globally routable unicast addresses only (no private, loopback, link-local,
-    shared, reserved, multicast or unspecified ranges; IPv4-mapped IPv6 judged as IPv4)."""
-    ip = _parse_ip(address)
-    return ip is not None and ip.is_global and not ip.is_multicast
+    """True for globally reachable unicast addresses only, by the IANA special-purpose
+    registries, an IPv4 address embedded in an IPv6 one judged as itself
+    (:func:`store.addresses.is_public_address`)."""
+    return public_address(address)
 
 
 def literal_ip(url: str) -> str | None:
@@ -116,7 +116,7 @@ class AddressPolicy:
             return False
         if any(ip.version == net.version and ip in net for net in self.allowed_networks):
             return True
-        return ip.is_global and not ip.is_multicast
+        return public_address(address)
 
 
 @implementer(IResolutionReceiver)

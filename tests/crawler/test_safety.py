@@ -35,14 +35,44 @@ from tests.helpers import HOST_A, HOST_B
         "::ffff:127.0.0.1",
         "not-an-ip",
         "192.0.2.10",
+        # Judged public before (Python's is_global): an IPv4 network behind IPv6, or a
+        # special-purpose block.
+        "64:ff9b::10.0.0.1",  # NAT64 of a private address
+        "64:ff9b::7f00:1",  # NAT64 of loopback
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "::10.0.0.1",  # IPv4-compatible
+        "::127.0.0.1",
+        "::ffff:0:10.0.0.1",  # IPv4-translated
+        "::ffff:0:127.0.0.1",
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "2002:7f00:1::1",  # 6to4 of loopback
+        "fec0::1",  # site-local
+        "192.0.0.8",  # IPv4 dummy address
+        "192.0.0.9",
+        "192.88.99.1",  # 6to4 relay anycast
+        "2001:db8::1",
+        "3fff::1",
+        "5f00::1",
+        "100::1",
+        "[::1]",
+        "fe80::1%eth0",
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert not is_public_address(address)
+    assert not AddressPolicy().allows(address)
 
 
 @pytest.mark.parametrize(
-    "address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+    "address",
+    [
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700:4700::1111",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",  # NAT64 of a public address reaches it
+        "2002:808:808::1",  # 6to4 of a public address
+    ],
 )
 def test_public_addresses_pass(address: str) -> None:
     assert is_public_address(address)
