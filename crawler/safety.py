@@ -226,11 +226,23 @@ class PrivateNetworkMiddleware:
     def from_crawler(cls, crawler: Crawler) -> PrivateNetworkMiddleware:
         if crawler.stats is None:
             raise NotConfigured("PrivateNetworkMiddleware needs a stats collector")
-        return cls(crawler.stats, AddressPolicy.from_settings(crawler.settings))
+        policy = AddressPolicy.from_settings(crawler.settings)
+        if crawler.settings.getbool("HTTPPROXY_ENABLED") and not policy.open:
+            # A hard error, never NotConfigured (that would switch the guard off).
+            raise ValueError(
+                "HTTPPROXY_ENABLED: a proxy resolves the target hosts itself, out of the "
+                "address policy's reach; crawl without one (or with --allow-private-networks)"
+            )
+        return cls(crawler.stats, policy)
 
     def process_request(self, request: Request) -> None:
         if self.policy.open:
             return
+        if request.meta.get("proxy"):
+            self.stats.inc_value("safety/refused_proxy")
+            message = f"refused {request.url}: requests through a proxy escape the address policy"
+            logger.warning(message)
+            raise IgnoreRequest(message)
         ip = literal_ip(request.url)
         if ip is not None and not self.policy.allows(ip):
             self.stats.inc_value("safety/refused_private")

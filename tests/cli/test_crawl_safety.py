@@ -139,3 +139,45 @@ def test_a_bad_environment_value_is_a_usage_error(own_redis_env: dict[str, str])
     assert last_line == "error: HOTLINE_ALLOW_PRIVATE_NETWORKS: expected 1 or 0, got 'maybe'"
     assert seen.paths == []
     assert not (Path(own_redis_env["HOTLINE_DATA_DIR"]) / "redis").exists()
+
+
+def test_proxies_from_the_environment_are_ignored(own_redis_env: dict[str, str]) -> None:
+    """A proxy exported by the shell would see the target hosts instead of the resolver: a
+    private host by name went through it (and was fetched). The crawl never uses one."""
+    png = encode(textured_image(503), "PNG")
+    proxy = Recorder(png)
+    via_name = Recorder(png)
+    with (
+        serve(host=HOST_A) as site,
+        serve({"/*": proxy}, host=HOST_B) as relay,
+        serve({"/*": via_name}, host="127.0.0.1") as local,
+    ):
+        local_by_name = local.base_url.replace("127.0.0.1", "localhost")
+        site.mount(
+            {
+                "/": html_page(f"<img src='/ok.png'><img src='{local_by_name}/by-name.png'>"),
+                "/ok.png": image_response(png, "image/png"),
+            }
+        )
+        env = dict(own_redis_env)
+        for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
+            env[name] = relay.base_url
+        env.pop("no_proxy", None)
+        env.pop("NO_PROXY", None)
+        crawl = run_cli(
+            [
+                "crawl",
+                site.url("/"),
+                "--allow-network",
+                f"{HOST_A}/32",
+                "--allow-network",
+                f"{HOST_B}/32",  # the proxy itself is reachable: only the policy may stop it
+                "--json",
+            ],
+            env,
+        )
+    assert crawl.returncode == 0, crawl.stderr
+    assert proxy.paths == []
+    assert via_name.paths == []
+    summary = json.loads(crawl.stdout)
+    assert (summary["pages"], summary["images"]) == (1, 1)  # fetched directly

@@ -118,3 +118,18 @@ def test_allowed_networks_open_only_what_they_name() -> None:
     assert policy.allows("8.8.8.8")
     with pytest.raises(ValueError, match=r"'10\.0\.0\.300' is not a network"):
         parse_networks(["10.0.0.300"])
+
+
+def test_no_request_goes_through_a_proxy_while_the_policy_is_closed() -> None:
+    mw, stats = _middleware(allow=False)
+    with pytest.raises(IgnoreRequest, match="through a proxy"):
+        mw.process_request(Request("http://example.org/", meta={"proxy": "http://relay:3128"}))
+    assert stats.get_value("safety/refused_proxy") == 1
+    # Turning Scrapy's proxy middleware on does not start a crawl, unless the policy is open.
+    crawler = get_crawler(settings_dict={"HTTPPROXY_ENABLED": True})
+    with pytest.raises(ValueError, match="HTTPPROXY_ENABLED"):
+        PrivateNetworkMiddleware.from_crawler(crawler)
+    opened = get_crawler(
+        settings_dict={"HTTPPROXY_ENABLED": True, "SAFETY_ALLOW_PRIVATE_NETWORKS": True}
+    )
+    assert PrivateNetworkMiddleware.from_crawler(opened).policy.open
