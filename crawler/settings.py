@@ -82,6 +82,10 @@ RETRY_TIMES = 1
 DEPTH_LIMIT = 0  # link depth is the spider's own (CRAWL_DEPTH): images below it still load
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+# No listening socket in any process: Scrapy's RemoteControl (2.19) is an HTTP server that runs
+# Python inside the crawl, with token files under the home directory; off, and out of the
+# extensions, in every crawl, recheck and worker.
+REMOTE_CONTROL_ENABLED = False
 HTTPCACHE_ENABLED = False
 MEMUSAGE_ENABLED = False
 
@@ -95,6 +99,8 @@ ITEM_PIPELINES = {
 }
 EXTENSIONS = {
     "crawler.extensions.CrawlRecord": 500,
+    "scrapy.extensions.remote_control.RemoteControl": None,
+    "scrapy.extensions.telnet.TelnetConsole": None,
 }
 
 # The two crawl options a run record also stores: their defaults are written once, there.

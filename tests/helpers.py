@@ -90,6 +90,31 @@ def _process_tree(root: int) -> list[int]:
     return found
 
 
+def listening_sockets(root: int) -> list[str]:
+    """The TCP sockets in LISTEN state held by ``root`` or any of its descendants, as
+    ``pid:local-address`` (hex, as ``/proc/net/tcp`` shows it)."""
+    listening: dict[str, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # TCP_LISTEN
+                listening[fields[9]] = fields[1]
+    found = []
+    for pid in _process_tree(root):
+        try:
+            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:  # gone meanwhile
+            continue
+        for descriptor in descriptors:
+            try:
+                link = os.readlink(descriptor)
+            except OSError:  # closed meanwhile
+                continue
+            if link.startswith("socket:[") and link[8:-1] in listening:
+                found.append(f"{pid}:{listening[link[8:-1]]}")
+    return found
+
+
 def _peak_kib(pid: int) -> int:
     try:
         status = Path(f"/proc/{pid}/status").read_text()

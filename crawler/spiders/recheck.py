@@ -82,7 +82,11 @@ POLL_FAILED: Final = "poll_failed"
 #: What a recheck changes in the crawl's settings (the caller's overrides still win).
 RECHECK_SETTINGS: Final[Mapping[str, Any]] = {
     "ITEM_PIPELINES": {},  # nothing is matched against lists or queued as a hit
-    "EXTENSIONS": {},  # no CrawlRecord: a recheck run is not a crawl of reported pages
+    # No CrawlRecord (a recheck run is not a crawl of reported pages); no listening extension.
+    "EXTENSIONS": {
+        "scrapy.extensions.remote_control.RemoteControl": None,
+        "scrapy.extensions.telnet.TelnetConsole": None,
+    },
     "HTTPERROR_ALLOW_ALL": True,  # every status reaches the callback (redirects still followed)
     "METAREFRESH_ENABLED": False,  # the noticed URL itself must serve the image
     "ROBOTSTXT_OBEY": False,

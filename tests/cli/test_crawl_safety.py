@@ -9,6 +9,8 @@ these may reach it.
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import pytest
 from hotline.imagegen import encode, textured_image
 from hotline.loopback import Exchange, html_page, image_response, redirect, serve
 from matchers.digest import digest_bytes
-from tests.helpers import HOST_A, HOST_B, hotline_env, run_cli
+from tests.helpers import HOST_A, HOST_B, HOTLINE, hotline_env, listening_sockets, run_cli
 
 
 class Recorder:
@@ -181,3 +183,40 @@ def test_proxies_from_the_environment_are_ignored(own_redis_env: dict[str, str])
     assert via_name.paths == []
     summary = json.loads(crawl.stdout)
     assert (summary["pages"], summary["images"]) == (1, 1)  # fetched directly
+
+
+def test_a_crawl_opens_no_listening_socket(own_redis_env: dict[str, str], tmp_path: Path) -> None:
+    """Scrapy 2.19 starts an HTTP server that runs Python (RemoteControl) in every crawl, with
+    token files under the home directory; no process of a crawl (the crawl, its hash workers)
+    may listen on any TCP port, nor write outside the data directory."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**own_redis_env, "HOME": str(home)}
+    for name in ("XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
+        env.pop(name, None)
+    entered, release = threading.Event(), threading.Event()
+
+    def held(exchange: Exchange) -> None:
+        entered.set()
+        release.wait(60)
+        body = b"<html><p>done</p></html>"
+        exchange.start(200, {"Content-Type": "text/html", "Content-Length": str(len(body))})
+        exchange.write(body)
+
+    with serve({"/": html_page("<a href='/held'>x</a>"), "/held": held}, host=HOST_A) as site:
+        crawl = subprocess.Popen(
+            [*HOTLINE, "crawl", site.url("/"), "--allow-network", f"{HOST_A}/32", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert entered.wait(60), "the crawl never reached /held"
+            found = listening_sockets(crawl.pid)
+        finally:
+            release.set()
+            _, err = crawl.communicate(timeout=120)
+    assert crawl.returncode == 0, err
+    assert found == []
+    assert [p.relative_to(home) for p in home.rglob("*")] == []

@@ -29,6 +29,7 @@ from tests.helpers import (
     HOTLINE,
     WAIT_TIMEOUT,
     hotline_env,
+    listening_sockets,
     one_line_error,
     run_cli,
     wait_for,
@@ -278,6 +279,7 @@ def test_a_worker_killed_mid_run_loses_nothing(
         frontier = Frontier(redis_client, keys, run_id)
         assert grid.gate_entered.wait(WAIT_TIMEOUT), "the worker never reached /gate"
         wait_for(lambda: frontier.in_flight().get("doomed"), "the worker's leased requests")
+        assert listening_sockets(doomed.pid) == []  # no RemoteControl in a worker either
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(WAIT_TIMEOUT)
     finally:

@@ -41,7 +41,7 @@ from matchers.archives import ArchiveLimits
 from matchers.digest import digest_bytes
 from matchers.video import VideoLimits
 from store.rechecks import RecheckTarget
-from tests.helpers import HOST_A, HOST_B, ROOT, free_port, hotline_env
+from tests.helpers import HOST_A, HOST_B, ROOT, free_port, hotline_env, listening_sockets
 
 RUN_TIMEOUT = 120
 STALL_SECONDS = 60.0  # the stalling route waits at most this long (released on server stop)
@@ -589,6 +589,7 @@ def test_watch_mode_stops_gracefully_on_sigterm(images: Images, tmp_path: Path) 
             assert proc.stdout is not None
             first = json.loads(proc.stdout.readline())  # blocks until the first report
             assert proc.poll() is None  # watching: still running after the file's targets
+            listening = listening_sockets(proc.pid)  # no RemoteControl, no telnet console
             proc.send_signal(signal.SIGTERM)
             rest, stderr = proc.communicate(timeout=RUN_TIMEOUT)
         finally:
@@ -596,6 +597,7 @@ def test_watch_mode_stops_gracefully_on_sigterm(images: Images, tmp_path: Path) 
                 proc.kill()
                 proc.communicate()
     assert (first["notice_id"], first["state"]) == ("one", "online")
+    assert listening == []
     assert proc.returncode == 0, stderr[-3000:]
     assert rest == ""
     summary = last_json_line(stderr)
