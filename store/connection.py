@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
     "HEALTH_CHECK_INTERVAL",
+    "PROBE_TIMEOUT",
     "default_url",
     "embedded_socket_path",
     "embedded_url",
@@ -49,6 +50,10 @@ RETRY_BACKOFF_BASE = 0.1
 RETRY_BACKOFF_CAP = 2.0
 #: Seconds a pooled connection may sit idle before it is PINGed on its next use.
 HEALTH_CHECK_INTERVAL = 30
+#: Seconds the first PING (connect and answer) may take, once, without retries: a server that
+#: accepts connections but never answers is an error within seconds (with the retries of every
+#: layer it took minutes), and a slow one later still gets ``timeout`` and the retries.
+PROBE_TIMEOUT = 5.0
 CLIENT_NAME = "hotline-crawler"
 EMBEDDED_SUBDIR = "redis"
 EMBEDDED_SOCKET_NAME = "redis.sock"
@@ -100,7 +105,8 @@ def mask_url(url: str) -> str:
 def redis_from_url(
     url: str, *, timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES
 ) -> redis.Redis:
-    """Return a client for ``url`` after checking with PING that the server answers.
+    """Return a client for ``url`` after checking with PING that the server answers (within
+    :data:`PROBE_TIMEOUT` seconds, once).
 
     The client returns ``bytes`` (``decode_responses=False``), health-checks idle pooled
     connections, and uses ``timeout`` for connecting and for socket reads/writes.
@@ -112,26 +118,34 @@ def redis_from_url(
     """
     shown = mask_url(url)
     retry = Retry(ExponentialWithJitterBackoff(RETRY_BACKOFF_BASE, RETRY_BACKOFF_CAP), retries)
+    probe_timeout = min(timeout, PROBE_TIMEOUT)
     try:
-        client = redis.Redis.from_url(
-            url,
-            decode_responses=False,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            health_check_interval=HEALTH_CHECK_INTERVAL,
-            client_name=CLIENT_NAME,
-            retry=retry,
-        )
+        client = _client(url, timeout, retry)
+        probe = _client(url, probe_timeout, Retry(ExponentialWithJitterBackoff(), 0))
     except ValueError as exc:
         raise InvalidRedisUrl(
             f"invalid Redis URL {shown}: {type(exc).__name__}: {one_line(exc)}"
         ) from exc
     try:
-        client.ping()
+        probe.ping()
     # TypeError: redis-py passes unknown query-string options to the connection class.
     except (redis.RedisError, OSError, ValueError, TypeError) as exc:
         client.close()
         raise RedisUnavailable(
             f"cannot use Redis at {shown}: {type(exc).__name__}: {one_line(exc)}"
         ) from exc
+    finally:
+        probe.close()
     return client
+
+
+def _client(url: str, timeout: float, retry: Retry) -> redis.Redis:
+    return redis.Redis.from_url(
+        url,
+        decode_responses=False,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=HEALTH_CHECK_INTERVAL,
+        client_name=CLIENT_NAME,
+        retry=retry,
+    )

@@ -7,6 +7,7 @@ module holds plain values and functions, so any test module may import it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -88,6 +89,31 @@ def _process_tree(root: int) -> list[int]:
         except OSError:  # gone meanwhile
             continue
     return found
+
+
+@contextlib.contextmanager
+def deaf_server() -> Iterator[str]:
+    """A TCP server on loopback that accepts every connection and never answers; its URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.2", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.2:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+        for connection in held:
+            connection.close()
 
 
 def listening_sockets(root: int) -> list[str]:

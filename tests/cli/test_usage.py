@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from hotline.imagegen import encode, textured_image
 from matchers.digest import digest_bytes
-from tests.helpers import hotline_env, one_line_error, run_cli
+from tests.helpers import deaf_server, hotline_env, one_line_error, run_cli
 
 
 def test_import_is_all_or_nothing_and_names_line_and_field(
@@ -188,3 +189,15 @@ def test_help_explains_every_command(env: dict[str, str]) -> None:
         "tokens",
     ):
         assert command in result.stdout
+
+
+def test_a_redis_that_never_answers_is_one_line_and_exit_3_within_seconds(
+    env: dict[str, str],
+) -> None:
+    """`hashes lists` took 162 s to say so (the timeouts of every layer retried)."""
+    with deaf_server() as url:
+        started = time.monotonic()
+        result = run_cli(["hashes", "lists"], {**env, "HOTLINE_REDIS_URL": url})
+        elapsed = time.monotonic() - started
+    assert "cannot use Redis at" in one_line_error(result, 3)
+    assert elapsed < 30, elapsed  # PROBE_TIMEOUT 5 s and the start-up of the command

@@ -24,6 +24,7 @@ from hotline.redisserver import (
     resolve_redis_url,
 )
 from store.connection import (
+    PROBE_TIMEOUT,
     default_url,
     embedded_socket_path,
     embedded_url,
@@ -32,7 +33,7 @@ from store.connection import (
 )
 from store.environment import ENV_REDIS_URL, default_data_dir
 from store.errors import RedisUnavailable, StoreError
-from tests.helpers import free_port, redis_answers, redis_server_binary
+from tests.helpers import deaf_server, free_port, redis_answers, redis_server_binary
 
 READY_TIMEOUT = 15.0
 # -- helpers -------------------------------------------------------------------------------
@@ -187,6 +188,17 @@ def test_unreachable_url_raises_redis_unavailable(tmp_path: Path) -> None:
     with pytest.raises(RedisUnavailable, match=r"nothing\.sock") as info:
         redis_from_url(url, retries=0)
     assert "\n" not in str(info.value)
+
+
+def test_a_server_that_never_answers_is_unavailable_within_seconds() -> None:
+    """It took 162 s (timeouts retried by every layer); now the first PING is one try within
+    PROBE_TIMEOUT. The bound leaves room for a busy machine."""
+    with deaf_server() as url:
+        started = time.monotonic()
+        with pytest.raises(RedisUnavailable, match="Timeout"):
+            redis_from_url(url)
+        elapsed = time.monotonic() - started
+    assert elapsed < 4 * PROBE_TIMEOUT, elapsed
 
 
 def test_malformed_url_raises_redis_unavailable() -> None:
