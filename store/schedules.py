@@ -44,6 +44,7 @@ from store.text import text
 
 __all__ = [
     "CRON_FIELDS",
+    "MAX_INTERVAL",
     "MIN_INTERVAL",
     "Claim",
     "Schedule",
@@ -60,6 +61,9 @@ __all__ = [
 
 #: Shortest ``--every`` accepted by default, in seconds (a crawl a minute is already a lot).
 MIN_INTERVAL: Final = 60.0
+#: The longest interval between runs (a year): a longer one names a time past what the
+#: records can write (``--every 99999999d`` was stored, then broke ``schedule list``).
+MAX_INTERVAL: Final = 366 * 86400.0
 #: The fields of a cron expression, in order (UTC; no seconds field).
 CRON_FIELDS: Final = ("minute", "hour", "day of month", "month", "day of week")
 #: Missed cron slots are counted up to this many (the count is informational).
@@ -234,6 +238,10 @@ def parse_trigger(
     if seconds < min_interval:
         raise ScheduleError(
             f"--every {every!r}: shorter than the minimum of {format_duration(min_interval)}"
+        )
+    if not seconds <= MAX_INTERVAL:  # not NaN either
+        raise ScheduleError(
+            f"--every {every!r}: longer than the maximum of {format_duration(MAX_INTERVAL)}"
         )
     return Trigger(every=seconds)
 

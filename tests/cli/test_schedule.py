@@ -86,6 +86,8 @@ def test_bad_inputs_are_one_line_errors(env: dict[str, str], tmp_path: Path) -> 
     assert "--every 'soon'" in line
     line = usage_error(["schedule", "add", "c", url, "--every", "10s"], env)
     assert "minimum" in line
+    line = usage_error(["schedule", "add", "c", url, "--every", "99999999d"], env)
+    assert "--every '99999999d': longer than the maximum of 366d" in line
     line = usage_error(["schedule", "add", "c", url, "--every", "1h", "--cron", "0 * * * *"], env)
     assert "exactly one of --every" in line
     line = usage_error(["schedule", "add", "c", url], env)
