@@ -14,6 +14,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from crawler.scope import HTTP_SCHEMES
 
+#: The longest seed URL accepted (what servers commonly take; a 10 MB line was accepted, stored
+#: in the run record and then dropped by Scrapy).
+MAX_URL_LENGTH = 8192
+#: The longest host name (RFC 1035: 253 characters in text form) and label (63).
+MAX_HOST_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+#: Characters of a bad seed line shown in its problem (the rest elided).
+SHOWN_CHARACTERS = 120
+
 
 @dataclass(frozen=True, slots=True)
 class Seed:
@@ -30,7 +39,10 @@ class SeedProblem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.reason}: {self.text!r}"
+        shown = self.text
+        if len(shown) > SHOWN_CHARACTERS:
+            shown = f"{shown[:SHOWN_CHARACTERS]}… ({len(self.text)} characters)"
+        return f"{self.source}:{self.line}: {self.reason}: {shown!r}"
 
 
 class SeedFileError(Exception):
@@ -39,6 +51,8 @@ class SeedFileError(Exception):
 
 def normalize_seed(text: str) -> str:
     """Return the canonical form of a seed URL, or raise ``ValueError`` with the reason."""
+    if len(text) > MAX_URL_LENGTH:
+        raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters")
     if any(ch.isspace() for ch in text):
         raise ValueError("URL contains whitespace")
     try:
@@ -54,10 +68,30 @@ def normalize_seed(text: str) -> str:
     host = parts.hostname
     if not host:
         raise ValueError("missing host")
+    if ":" not in host:
+        _check_host_name(host)
     netloc = host if port is None else f"{host}:{port}"
     if ":" in host:  # IPv6 literal
         netloc = f"[{host}]" if port is None else f"[{host}]:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def _check_host_name(host: str) -> None:
+    """A host name DNS can hold: labels of 1 to 63 characters, 253 in all, IDNA-encodable
+    (one trailing dot allowed); ``ValueError`` says what is wrong."""
+    name = host[:-1] if host.endswith(".") else host
+    if any(not label for label in name.split(".")):
+        raise ValueError("invalid host name (empty label)")
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_name = name
+        if all(len(label) <= MAX_LABEL_LENGTH for label in name.split(".")):
+            raise ValueError("invalid host name (not encodable as IDNA)") from None
+    if any(len(label) > MAX_LABEL_LENGTH for label in ascii_name.split(".")):
+        raise ValueError(f"invalid host name (a label longer than {MAX_LABEL_LENGTH} characters)")
+    if len(ascii_name) > MAX_HOST_LENGTH:
+        raise ValueError(f"invalid host name (longer than {MAX_HOST_LENGTH} characters)")
 
 
 def parse_seed_lines(lines: Iterable[str], *, source: str) -> tuple[list[Seed], list[SeedProblem]]:

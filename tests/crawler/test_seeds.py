@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,30 @@ def test_parse_seed_lines_skips_comments_and_blanks() -> None:
     seeds, problems = parse_seed_lines(["", "   # x", "http://a.example/#top"], source="s")
     assert [s.url for s in seeds] == ["http://a.example/"]
     assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("http://a..b/", "invalid host name (empty label)"),
+        ("http://.x.org/", "invalid host name (empty label)"),
+        ("http://" + "a" * 64 + ".org/", "a label longer than 63 characters"),
+        ("http://" + ".".join(["a" * 60] * 5) + "/", "longer than 253 characters"),
+        ("http://x.org/" + "p" * 9000, "URL longer than 8192 characters"),
+    ],
+)
+def test_hosts_dns_cannot_hold_and_overlong_urls_are_refused(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        normalize_seed(text)
+
+
+def test_a_huge_seed_line_is_reported_short() -> None:
+    line = "http://x.org/" + "p" * 10_000_000
+    seeds, problems = parse_seed_lines([line, "http://ok.example/"], source="seeds.txt")
+    assert [s.url for s in seeds] == ["http://ok.example/"]
+    (problem,) = problems
+    shown = str(problem)
+    assert shown.startswith("seeds.txt:1: URL longer than 8192 characters: 'http://x.org/ppp")
+    assert shown.endswith("(10000013 characters)'") and len(shown) < 300
+    # Names DNS can hold still pass, in any script, with a trailing dot.
+    assert normalize_seed("http://bücher.de./x") == "http://bücher.de./x"
