@@ -199,14 +199,26 @@ class NoticeRenderer:
                 raise TemplateError(f"notice template directory {templates_dir} does not exist")
             loaders.append(jinja2.FileSystemLoader(templates_dir))
         loaders.append(jinja2.PackageLoader(*_PACKAGE_TEMPLATES))
+        loader = jinja2.ChoiceLoader(loaders)
         self._env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
+            loader=loader,
             undefined=jinja2.StrictUndefined,
             autoescape=False,  # noqa: S701 - plain-text mail, never HTML
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
+        # The default language is what every message falls back to: it must have templates
+        # (found, not compiled here: a template's own errors are reported when it renders).
+        where = f"{templates_dir} or the packaged templates" if templates_dir else "the package"
+        for kind in ("notice", "subject"):
+            name = f"{kind}.{self.default_language}.txt.j2"
+            try:
+                loader.get_source(self._env, name)
+            except jinja2.TemplateNotFound:
+                raise TemplateError(
+                    f"notice language {default_language!r}: no template {name} in {where}"
+                ) from None
 
     # ------------------------------------------------------------------ public
 

@@ -445,11 +445,17 @@ def test_undefined_variable_names_the_file(tmp_path: Path) -> None:
         renderer.render(make_facts())
 
 
-def test_no_template_at_all_is_an_error() -> None:
-    renderer = NoticeRenderer(IDENTITY, default_language="xx")
+def test_a_default_language_without_templates_is_refused_at_once(tmp_path: Path) -> None:
+    # It was accepted, and every message of a provider without a language of its own failed.
+    with pytest.raises(TemplateError, match=r"notice language 'xx': no template notice\.xx"):
+        NoticeRenderer(IDENTITY, default_language="xx")
+    (tmp_path / "notice.xx.txt.j2").write_text("Notice {{ reference }}\n", encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"no template subject\.xx\.txt\.j2 in "):
+        NoticeRenderer(IDENTITY, templates_dir=tmp_path, default_language="xx")
+    (tmp_path / "subject.xx.txt.j2").write_text("Notice {{ reference }}\n", encoding="utf-8")
+    renderer = NoticeRenderer(IDENTITY, templates_dir=tmp_path, default_language="xx")
     route = make_route(recipient=Recipient("Host A", "abuse@host-a.example", "smtp", "yy"))
-    with pytest.raises(TemplateError, match=r"notice\.yy\.txt\.j2, notice\.xx\.txt\.j2"):
-        renderer.render(make_facts(route=route))
+    assert renderer.render(make_facts(route=route)).text.startswith("Notice HL-")
 
 
 def test_templates_dir_must_exist(tmp_path: Path) -> None:
