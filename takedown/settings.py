@@ -284,6 +284,8 @@ class TakedownSettings:
             raise SettingsError(f"{path}: not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{path}: {exc}") from None
+        except RecursionError:  # tomllib parses nested arrays and tables recursively
+            raise SettingsError(f"{path}: nested too deeply to be a configuration") from None
         return cls.from_mapping(data, source=str(path), base=path.parent, env=env)
 
     @classmethod

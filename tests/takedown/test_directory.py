@@ -302,6 +302,18 @@ CSV_ERRORS = [
 ]
 
 
+# Expanded, an alias bomb of nine lines holds 9**9 strings (the directory loader ran out of
+# memory at 5 GB); deep nesting overflowed the recursion. Both are one line now.
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
+YAML_ERRORS += [
+    (ALIAS_BOMB, 1, "anchors (&name) are not allowed"),
+    ("providers:\n  - name: A\n    abuse: *mail\n", 3, "aliases (*name) are not allowed"),
+    ("providers: " + "[" * 100_000 + "]" * 100_000 + "\n", 1, "nested deeper than 32 levels"),
+]
+
+
 FILE_ERRORS = [("providers.yaml", *case) for case in YAML_ERRORS] + [
     ("providers.csv", *case) for case in CSV_ERRORS
 ]

@@ -99,6 +99,9 @@ def test_empty_rdap_url_turns_rdap_off(tmp_path: Path) -> None:
         (IDENTITY_TOML.replace('"NL"', '"nl"'), r"\[hotline\] country: expected an ISO"),
         (IDENTITY_TOML.replace("notices@", "notices-at-"), r"\[hotline\] email: .* not an email"),
         ("[notices\n", r"hotline.toml: "),
+        # A RecursionError escaped before (tomllib parses nesting recursively).
+        ("x = " + "[" * 100_000 + "]" * 100_000 + "\n", r"hotline.toml: nested too deeply"),
+        ("x = " + "{a = " * 100_000 + "1" + "}" * 100_000 + "\n", r"nested too deeply"),
     ],
 )
 def test_errors_name_file_and_field(tmp_path: Path, text: str, message: str) -> None:
