@@ -137,6 +137,22 @@ class NoImages(HealthCheck):
         return f"{stats.pages} pages, no image"
 
 
+class PageCaps(HealthCheck):
+    """Pages had more references than the per-page caps follow: content may have been left
+    out (or a page was built to flood the crawl)."""
+
+    name = "page_caps"
+    live = True
+
+    def problem(self, stats: RunStats) -> str | None:
+        if not stats.pages_capped:
+            return None
+        return (
+            f"{stats.pages_capped} pages had more images, links, stylesheets or frames than "
+            "CRAWL_MAX_*_PER_PAGE follow (crawl/page_cap/*)"
+        )
+
+
 class CrawlHealth:
     """The checks a run is judged by."""
 
@@ -153,6 +169,7 @@ class CrawlHealth:
                     settings.getint("HEALTH_MIN_REQUESTS", HEALTH_MIN_REQUESTS),
                 ),
                 NoImages(settings.getint("HEALTH_NO_IMAGES_MIN_PAGES", HEALTH_NO_IMAGES_MIN_PAGES)),
+                PageCaps(),
             ]
         )
 

@@ -111,6 +111,13 @@ CRAWL_MAX_PROBES_PER_PAGE = 50
 # Media (videos, audio, embeds, objects) and links to files fetched per page; the rest are
 # counted (crawl/media_cap_reached), not fetched.
 CRAWL_MAX_MEDIA_PER_PAGE = 50
+# References followed per page, in document order; the rest are counted
+# (crawl/page_cap/<kind>; crawl/pages_capped, the health flag page_caps). A page of 100 000
+# <img> queued 100 001 requests (about 9 hours); 1 000 images take a minute or two.
+CRAWL_MAX_IMAGES_PER_PAGE = 1000
+CRAWL_MAX_LINKS_PER_PAGE = 1000
+CRAWL_MAX_STYLESHEETS_PER_PAGE = 50
+CRAWL_MAX_FRAMES_PER_PAGE = 20
 # Crawler traps (calendars, session-id loops, faceted search, repeated path segments): pages of
 # a path template that yields nothing new get a shrinking budget (crawler.traps); 0 turns the
 # guard off (every same-site link within the depth is followed).

@@ -89,6 +89,7 @@ CRAWL_STATS: Mapping[str, str] = {
     "hashed": "matcher/hashed",
     "confirmed": "matcher/confirmed",
     "review": "matcher/review",
+    "pages_capped": "crawl/pages_capped",
 }
 #: Stats key prefix of failed requests by exception type (the spider's errback counts them).
 CRAWL_ERRORS_PREFIX = "crawl/errors/"
@@ -280,6 +281,8 @@ class RunStats:
     hashed: int = 0
     confirmed: int = 0
     review: int = 0
+    #: Pages with more images, links, stylesheets or frames than a per-page cap.
+    pages_capped: int = 0
     errors: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod

@@ -18,6 +18,7 @@ Run it either way::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import weakref
@@ -42,9 +43,13 @@ from crawler.settings import (
     CRAWL_DEPTH,
     CRAWL_HIT_DEPTH,
     CRAWL_MAX_FRAME_NESTING,
+    CRAWL_MAX_FRAMES_PER_PAGE,
+    CRAWL_MAX_IMAGES_PER_PAGE,
+    CRAWL_MAX_LINKS_PER_PAGE,
     CRAWL_MAX_MEDIA_PER_PAGE,
     CRAWL_MAX_PAGES_PER_SEED,
     CRAWL_MAX_PROBES_PER_PAGE,
+    CRAWL_MAX_STYLESHEETS_PER_PAGE,
     CRAWL_MEDIA_MAXSIZE,
     CRAWL_SEED_GIVE_UP_PAGES,
     CRAWL_TRAP_GUARD,
@@ -203,6 +208,14 @@ class HotlineSpider(Spider):
         self.max_frames = s.getint("CRAWL_MAX_FRAME_NESTING", CRAWL_MAX_FRAME_NESTING)
         self.max_probes = s.getint("CRAWL_MAX_PROBES_PER_PAGE", CRAWL_MAX_PROBES_PER_PAGE)
         self.max_media = s.getint("CRAWL_MAX_MEDIA_PER_PAGE", CRAWL_MAX_MEDIA_PER_PAGE)
+        self.page_caps = {
+            "images": s.getint("CRAWL_MAX_IMAGES_PER_PAGE", CRAWL_MAX_IMAGES_PER_PAGE),
+            "links": s.getint("CRAWL_MAX_LINKS_PER_PAGE", CRAWL_MAX_LINKS_PER_PAGE),
+            "stylesheets": s.getint(
+                "CRAWL_MAX_STYLESHEETS_PER_PAGE", CRAWL_MAX_STYLESHEETS_PER_PAGE
+            ),
+            "frames": s.getint("CRAWL_MAX_FRAMES_PER_PAGE", CRAWL_MAX_FRAMES_PER_PAGE),
+        }
         self.hit_depth = max(0, s.getint("CRAWL_HIT_DEPTH", CRAWL_HIT_DEPTH))
         self.give_up_pages = max(0, s.getint("CRAWL_SEED_GIVE_UP_PAGES", CRAWL_SEED_GIVE_UP_PAGES))
         # Not in a distributed run: a worker holds the pages over budget that it found, and
@@ -563,8 +576,25 @@ class HotlineSpider(Spider):
         async for out in self._parse_page(response, info):
             yield out
 
+    def _capped(self, refs: PageRefs) -> PageRefs:
+        """The page's references up to the per-page caps, in document order; what is left out
+        is counted per kind (``crawl/page_cap/<kind>``) and the page once
+        (``crawl/pages_capped``)."""
+        kept = {}
+        capped = False
+        for kind, cap in self.page_caps.items():
+            found = getattr(refs, kind)
+            if cap and len(found) > cap:
+                self._inc(f"crawl/page_cap/{kind}", len(found) - cap)
+                capped = True
+                found = found[:cap]
+            kept[kind] = found
+        if capped:
+            self._inc("crawl/pages_capped")
+        return dataclasses.replace(refs, **kept)
+
     async def _parse_page(self, response: HtmlResponse, info: Info) -> AsyncIterator[Any]:
-        refs = extract(response)
+        refs = self._capped(extract(response))
         page = response.url
         seed = info["seed"]
         self._seen_page(seed, bool(refs.images))

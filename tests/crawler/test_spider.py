@@ -361,3 +361,20 @@ def test_a_section_with_hits_is_crawled_first_and_a_hit_page_s_held_links_releas
     assert section(SEED + "gallery/9?x=1") == "www.example.org/gallery"
     stats = spider.crawler.stats
     assert stats is not None and stats.get_value("crawl/hit_section/www.example.org/gallery") == 1
+
+
+def test_references_past_the_per_page_caps_are_counted_not_followed() -> None:
+    spider = _spider(CRAWL_MAX_IMAGES_PER_PAGE=10, CRAWL_MAX_LINKS_PER_PAGE=5)
+    body = "".join(f"<img src='/i{n}.png'>" for n in range(30))
+    body += "".join(f"<a href='/p{n}'>p</a>" for n in range(8))
+    kinds = _kinds(_run(spider, _page(SEED, body, _info())))
+    # In document order: the first ten images, the first five links.
+    assert kinds["image"] == [f"{SEED}i{n}.png" for n in range(10)]
+    assert kinds["page"] == [f"{SEED}p{n}" for n in range(5)]
+    stats = spider.crawler.stats
+    assert stats is not None
+    assert stats.get_value("crawl/page_cap/images") == 20
+    assert stats.get_value("crawl/page_cap/links") == 3
+    assert stats.get_value("crawl/pages_capped") == 1
+    _run(spider, _page(SEED + "small", "<img src='/one.png'>", _info(page=SEED + "small")))
+    assert stats.get_value("crawl/pages_capped") == 1  # a page within the caps is not counted

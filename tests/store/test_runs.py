@@ -316,6 +316,9 @@ def test_each_health_check_can_fail() -> None:
     blind = RunStats(requests=6, responses=6, pages=6)
     assert _flags(blind) == {"no_images"}
     assert _flags(RunStats(requests=4, responses=4, pages=4)) == set()
+    flooded = RunStats(requests=20, responses=20, pages=10, images=30, hashed=30, pages_capped=1)
+    assert _flags(flooded) == _flags(flooded, final=False) == {"page_caps"}
+    assert RunStats.from_crawl_stats({"crawl/pages_capped": 2}).pages_capped == 2
 
 
 def test_live_health_judges_only_live_checks() -> None:
