@@ -8,15 +8,24 @@ these may reach it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hotline.imagegen import encode, textured_image
-from hotline.loopback import Exchange, html_page, image_response, redirect, serve
+from hotline.loopback import (
+    Exchange,
+    RunningServer,
+    html_page,
+    image_response,
+    redirect,
+    serve,
+)
 from matchers.digest import digest_bytes
 from tests.helpers import HOST_A, HOST_B, HOTLINE, hotline_env, listening_sockets, run_cli
 
@@ -34,6 +43,21 @@ class Recorder:
         exchange.write(self.body)
 
 
+@contextlib.contextmanager
+def three_hosts(
+    other: Recorder, local: Recorder
+) -> Iterator[tuple[RunningServer, RunningServer, str]]:
+    """The reported site on 127.0.0.2 (routes mounted by the test), ``other`` answering
+    everything on 127.0.0.3, and ``local`` on 127.0.0.1, reached by the name ``localhost``:
+    ``(site, other's server, local's base URL by name)``."""
+    with (
+        serve(host=HOST_A) as site,
+        serve({"/*": other}, host=HOST_B) as second,
+        serve({"/*": local}, host="127.0.0.1") as third,
+    ):
+        yield site, second, third.base_url.replace("127.0.0.1", "localhost")
+
+
 @pytest.fixture
 def own_redis_env(tmp_path: Path) -> dict[str, str]:
     """No Redis URL: a crawl starts the CLI's own redis-server under the data directory, so a
@@ -46,12 +70,7 @@ def test_private_targets_are_never_contacted(own_redis_env: dict[str, str], tmp_
     internal_png = encode(textured_image(502), "PNG")
     internal = Recorder(internal_png)
     via_name = Recorder(internal_png)
-    with (
-        serve(host=HOST_A) as site,
-        serve({"/*": internal}, host=HOST_B) as lab,
-        serve({"/*": via_name}, host="127.0.0.1") as local,
-    ):
-        local_by_name = local.base_url.replace("127.0.0.1", "localhost")
+    with three_hosts(internal, via_name) as (site, lab, local_by_name):
         site.mount(
             {
                 "/": html_page(
@@ -149,12 +168,7 @@ def test_proxies_from_the_environment_are_ignored(own_redis_env: dict[str, str])
     png = encode(textured_image(503), "PNG")
     proxy = Recorder(png)
     via_name = Recorder(png)
-    with (
-        serve(host=HOST_A) as site,
-        serve({"/*": proxy}, host=HOST_B) as relay,
-        serve({"/*": via_name}, host="127.0.0.1") as local,
-    ):
-        local_by_name = local.base_url.replace("127.0.0.1", "localhost")
+    with three_hosts(proxy, via_name) as (site, relay, local_by_name):
         site.mount(
             {
                 "/": html_page(f"<img src='/ok.png'><img src='{local_by_name}/by-name.png'>"),
