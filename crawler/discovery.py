@@ -21,7 +21,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from scrapy.http import HtmlResponse
 
-from crawler.scope import HTTP_SCHEMES
+from crawler.scope import HTTP_SCHEMES, host_name_problem
 
 # Attributes that lazy-loading libraries and themes use for an image URL (lazysizes, lozad,
 # jQuery lazyload, WordPress, Echo.js, Magento zoom, ...).
@@ -82,7 +82,8 @@ class PageRefs:
 
 
 def clean_url(url: str, base: str) -> str | None:
-    """Absolute http(s) URL without fragment, or a data: URI as is; ``None`` for anything else."""
+    """Absolute http(s) URL without fragment, or a data: URI as is; ``None`` for anything else
+    (a host name DNS cannot hold among it)."""
     url = url.strip()
     if not url:
         return None
@@ -90,10 +91,15 @@ def clean_url(url: str, base: str) -> str | None:
         return url
     try:
         absolute = urldefrag(urljoin(base, url))[0]
-        scheme = urlsplit(absolute).scheme.lower()
+        parts = urlsplit(absolute)
+        host = parts.hostname
     except ValueError:
         return None
-    return absolute if scheme in HTTP_SCHEMES else None
+    if parts.scheme.lower() not in HTTP_SCHEMES or not host:
+        return None
+    if ":" not in host and host_name_problem(host) is not None:
+        return None  # a name DNS cannot hold: nothing to fetch
+    return absolute
 
 
 def parse_srcset(value: str) -> list[str]:

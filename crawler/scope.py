@@ -17,6 +17,29 @@ _EXTRACT = tldextract.TLDExtract(
     suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True
 )
 HTTP_SCHEMES = frozenset({"http", "https"})
+#: The longest host name (RFC 1035: 253 characters in text form) and label (63).
+MAX_HOST_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+
+
+def host_name_problem(host: str) -> str | None:
+    """Why DNS cannot hold the host name ``host`` (an empty label, a label over 63 or a name
+    over 253 characters, not IDNA-encodable; one trailing dot allowed), or None. Such names
+    made Twisted's resolver log tracebacks."""
+    name = host[:-1] if host.endswith(".") else host
+    if any(not label for label in name.split(".")):
+        return "empty label"
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_name = name
+        if all(len(label) <= MAX_LABEL_LENGTH for label in name.split(".")):
+            return "not encodable as IDNA"
+    if any(len(label) > MAX_LABEL_LENGTH for label in ascii_name.split(".")):
+        return f"a label longer than {MAX_LABEL_LENGTH} characters"
+    if len(ascii_name) > MAX_HOST_LENGTH:
+        return f"longer than {MAX_HOST_LENGTH} characters"
+    return None
 
 
 def _host(url: str) -> str:

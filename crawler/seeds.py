@@ -12,14 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from crawler.scope import HTTP_SCHEMES
+from crawler.scope import HTTP_SCHEMES, host_name_problem
 
 #: The longest seed URL accepted (what servers commonly take; a 10 MB line was accepted, stored
 #: in the run record and then dropped by Scrapy).
 MAX_URL_LENGTH = 8192
-#: The longest host name (RFC 1035: 253 characters in text form) and label (63).
-MAX_HOST_LENGTH = 253
-MAX_LABEL_LENGTH = 63
 #: Characters of a bad seed line shown in its problem (the rest elided).
 SHOWN_CHARACTERS = 120
 
@@ -68,30 +65,12 @@ def normalize_seed(text: str) -> str:
     host = parts.hostname
     if not host:
         raise ValueError("missing host")
-    if ":" not in host:
-        _check_host_name(host)
+    if ":" not in host and (problem := host_name_problem(host)) is not None:
+        raise ValueError(f"invalid host name ({problem})")
     netloc = host if port is None else f"{host}:{port}"
     if ":" in host:  # IPv6 literal
         netloc = f"[{host}]" if port is None else f"[{host}]:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-
-
-def _check_host_name(host: str) -> None:
-    """A host name DNS can hold: labels of 1 to 63 characters, 253 in all, IDNA-encodable
-    (one trailing dot allowed); ``ValueError`` says what is wrong."""
-    name = host[:-1] if host.endswith(".") else host
-    if any(not label for label in name.split(".")):
-        raise ValueError("invalid host name (empty label)")
-    try:
-        ascii_name = name.encode("idna").decode("ascii")
-    except UnicodeError:
-        ascii_name = name
-        if all(len(label) <= MAX_LABEL_LENGTH for label in name.split(".")):
-            raise ValueError("invalid host name (not encodable as IDNA)") from None
-    if any(len(label) > MAX_LABEL_LENGTH for label in ascii_name.split(".")):
-        raise ValueError(f"invalid host name (a label longer than {MAX_LABEL_LENGTH} characters)")
-    if len(ascii_name) > MAX_HOST_LENGTH:
-        raise ValueError(f"invalid host name (longer than {MAX_HOST_LENGTH} characters)")
 
 
 def parse_seed_lines(lines: Iterable[str], *, source: str) -> tuple[list[Seed], list[SeedProblem]]:

@@ -2,7 +2,7 @@
 
 from scrapy.http import HtmlResponse
 
-from crawler.discovery import css_urls, extract, extract_css, parse_srcset
+from crawler.discovery import clean_url, css_urls, extract, extract_css, parse_srcset
 
 PAGE_URL = "http://site.example/dir/page.html"
 
@@ -137,3 +137,20 @@ def test_media_files_are_found_once_each_and_not_as_images() -> None:
     ]
     # The poster is an image; an object pointing at it is not fetched twice.
     assert [(r.url, r.embedding) for r in refs.images] == [(f"{base}/v/a.jpg", "video_poster")]
+
+
+def test_references_to_host_names_dns_cannot_hold_are_dropped() -> None:
+    """Twisted's resolver logged a traceback for each (UnicodeError from the IDNA codec)."""
+    base = "http://site.example/page"
+    long_label = "a" * 64
+    for bad in (
+        "http://x..y.org/p",
+        f"http://{long_label}.org/i.png",
+        "http://" + "b." * 130 + "org/j.png",
+    ):
+        assert clean_url(bad, base) is None
+    assert clean_url("http://bücher.de./x.png", base) == "http://bücher.de./x.png"
+    assert clean_url("http://[::1]:8080/x", base) == "http://[::1]:8080/x"
+    html = f"<img src='http://{long_label}.org/i.png'><a href='/ok'>ok</a>".encode()
+    refs = extract(HtmlResponse(url=base, body=html, encoding="utf-8"))
+    assert (refs.images, refs.links) == ([], ["http://site.example/ok"])
