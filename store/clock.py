@@ -8,6 +8,7 @@ Every stored or printed time is ISO 8601 UTC to the second with a ``Z``
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import UTC, datetime
@@ -55,6 +56,8 @@ def parse_duration(value: object) -> float:
         if not match:
             raise ValueError(f"expected a duration like '90s', '24h' or '7d', got {value!r}")
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not math.isfinite(seconds):  # TOML has nan and inf
+        raise ValueError(f"a duration must be a finite number, got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
     return seconds
