@@ -34,8 +34,7 @@ from scrapy.resolver import CachingHostnameResolver
 from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IResolutionReceiver
 from zope.interface import implementer
 
-from store.addresses import embedded_ipv4, parse_address
-from store.addresses import is_public_address as public_address
+from store.addresses import embedded_ipv4, is_public_address, parse_address
 from store.environment import allow_private_networks
 
 if TYPE_CHECKING:
@@ -58,13 +57,6 @@ def _parse_ip(address: str) -> IPAddress | None:
     if isinstance(ip, ipaddress.IPv6Address):
         return embedded_ipv4(ip) or ip
     return ip
-
-
-def is_public_address(address: str) -> bool:
-    """True for globally reachable unicast addresses only, by the IANA special-purpose
-    registries, an IPv4 address embedded in an IPv6 one judged as itself
-    (:func:`store.addresses.is_public_address`)."""
-    return public_address(address)
 
 
 def literal_ip(url: str) -> str | None:
@@ -116,7 +108,7 @@ class AddressPolicy:
             return False
         if any(ip.version == net.version and ip in net for net in self.allowed_networks):
             return True
-        return public_address(address)
+        return is_public_address(address)
 
 
 @implementer(IResolutionReceiver)

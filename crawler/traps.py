@@ -140,7 +140,8 @@ class TrapGuard(Generic[T]):
     """
 
     budgets: dict[str, _Budget] = field(default_factory=dict)
-    held: dict[str, deque[tuple[str, T]]] = field(default_factory=dict)
+    #: Held pages per template: (url, its template and family, payload), in arrival order.
+    held: dict[str, deque[tuple[str, tuple[str, str], T]]] = field(default_factory=dict)
 
     def admit(self, url: str) -> str | None:
         """Count ``url`` as scheduled, or say why not: ``repeated_segments`` (never to be
@@ -148,45 +149,48 @@ class TrapGuard(Generic[T]):
         shape = trap_shape(url)
         if shape is not None:
             return shape
-        if not self._allows(url):
+        keys = path_template(url)
+        if not self._allows(keys):
             return "template_budget"
-        self._count(url)
+        self._count(keys)
         return None
 
     def hold(self, url: str, payload: T) -> bool:
         """Keep ``payload`` (the page's request) until its template has budget again; False
         when already :data:`MAX_HELD` pages of the template are held (then it is dropped)."""
-        queue = self.held.setdefault(path_template(url)[0], deque())
+        keys = path_template(url)
+        queue = self.held.setdefault(keys[0], deque())
         if len(queue) >= MAX_HELD:
             return False
-        queue.append((url, payload))
+        queue.append((url, keys, payload))
         return True
 
     def productive(self, url: str) -> list[tuple[str, T]]:
         """The page at ``url`` was productive: credit its template and family, and return the
         held pages (url, payload) that their budgets now admit (counted as scheduled)."""
-        template, family = path_template(url)
-        for key in {template, family}:
+        credited = set(path_template(url))
+        for key in credited:
             self._budget(key).productive += 1
         released: list[tuple[str, T]] = []
-        for queue in self.held.values():
-            while queue and self._allows(queue[0][0]):
-                held_url, payload = queue.popleft()
-                self._count(held_url)
+        for template, queue in list(self.held.items()):
+            # Only a queue sharing a credited template or family can have budget again.
+            while queue and credited & set(queue[0][1]) and self._allows(queue[0][1]):
+                held_url, keys, payload = queue.popleft()
+                self._count(keys)
                 released.append((held_url, payload))
-        for empty in [key for key, queue in self.held.items() if not queue]:
-            del self.held[empty]
+            if not queue:
+                del self.held[template]
         return released
 
     def still_held(self) -> dict[str, int]:
         """Templates with pages held, and how many: the templates cut so far."""
-        return {key: len(queue) for key, queue in sorted(self.held.items()) if queue}
+        return {key: len(queue) for key, queue in sorted(self.held.items())}
 
-    def _allows(self, url: str) -> bool:
-        return all(self._budget(key).allows() for key in path_template(url))
+    def _allows(self, keys: tuple[str, str]) -> bool:
+        return all(self._budget(key).allows() for key in keys)
 
-    def _count(self, url: str) -> None:
-        for key in set(path_template(url)):
+    def _count(self, keys: tuple[str, str]) -> None:
+        for key in set(keys):
             self._budget(key).scheduled += 1
 
     def _budget(self, key: str) -> _Budget:

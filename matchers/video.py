@@ -262,8 +262,10 @@ def digest_video(
     limits = limits or VideoLimits()
     perceptual = frozenset(algorithms) & frozenset(PERCEPTUAL_ALGORITHMS)
     if format is None:
+        format = sniff_image(data)
+    if format is None:
         kind = sniff_file(data[:FILE_SNIFF_BYTES])
-        format = sniff_image(data) or (kind.format if kind is not None else None)
+        format = kind.format if kind is not None else None
     exact = exact_digest(data, format=format, frames=0)
     if not perceptual:
         return VideoDigest(exact)
@@ -454,7 +456,8 @@ class _Sampler:
                 return
 
     def _within_budget(self, pixels: int) -> bool:
-        """Count one decoded frame; False (and why) when the budget or the time is spent."""
+        """Count one decoded frame; False (and ``stopped`` says why) when it overdraws the
+        pixel budget."""
         self.decoded += 1
         self.pixels += pixels
         if self.pixels > self.limits.max_decoded_pixels:

@@ -186,7 +186,7 @@ class HotlineSpider(Spider):
         self._page_depth: dict[str, int] = {}
         self._hot_sections: Counter[str] = Counter()
         self._seed_pages: Counter[str] = Counter()
-        self._seed_image_pages: Counter[str] = Counter()
+        self._seeds_with_images: set[str] = set()
         self._gave_up: set[str] = set()
 
     @classmethod
@@ -346,12 +346,13 @@ class HotlineSpider(Spider):
         """Count a parsed page of ``seed``; give the seed up after ``give_up_pages`` pages
         without a single image."""
         self._seed_pages[seed] += 1
-        self._seed_image_pages[seed] += shows_images
+        if shows_images:
+            self._seeds_with_images.add(seed)
         if (
             self.give_up_pages
             and seed not in self._gave_up
+            and seed not in self._seeds_with_images
             and self._seed_pages[seed] >= self.give_up_pages
-            and not self._seed_image_pages[seed]
         ):
             self._gave_up.add(seed)
             self._inc("crawl/seeds_given_up")
@@ -392,7 +393,7 @@ class HotlineSpider(Spider):
         plain = urldefrag(url)[0]
         key = strip_session(plain) if self.traps is not None else plain
         if key in self._pages_seen:
-            if key != plain and plain not in self._pages_seen:
+            if key != plain:  # the same page under another session id
                 self._trap_skipped("session_id", url)
             return None
         if not self.shared_page_cap and self.pages_per_seed[seed] >= self.max_pages:

@@ -8,10 +8,10 @@ from scrapy.utils.test import get_crawler
 from crawler.safety import (
     AddressPolicy,
     PrivateNetworkMiddleware,
-    is_public_address,
     literal_ip,
     parse_networks,
 )
+from store.addresses import is_public_address
 from tests.helpers import HOST_A, HOST_B
 
 
