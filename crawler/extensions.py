@@ -153,6 +153,22 @@ class PageCaps(HealthCheck):
         )
 
 
+class ParseTimeouts(HealthCheck):
+    """Pages took more than their CPU budget to read and were dropped: their images were not
+    looked at (or pages were built to stall a crawler)."""
+
+    name = "parse_timeouts"
+    live = True
+
+    def problem(self, stats: RunStats) -> str | None:
+        if not stats.parse_timeouts:
+            return None
+        return (
+            f"{stats.parse_timeouts} pages took more than CRAWL_PARSE_TIMEOUT CPU seconds to read "
+            "and were dropped (crawl/parse_timeout)"
+        )
+
+
 class CrawlHealth:
     """The checks a run is judged by."""
 
@@ -170,6 +186,7 @@ class CrawlHealth:
                 ),
                 NoImages(settings.getint("HEALTH_NO_IMAGES_MIN_PAGES", HEALTH_NO_IMAGES_MIN_PAGES)),
                 PageCaps(),
+                ParseTimeouts(),
             ]
         )
 

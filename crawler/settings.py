@@ -118,6 +118,10 @@ CRAWL_MAX_IMAGES_PER_PAGE = 1000
 CRAWL_MAX_LINKS_PER_PAGE = 1000
 CRAWL_MAX_STYLESHEETS_PER_PAGE = 50
 CRAWL_MAX_FRAMES_PER_PAGE = 20
+# CPU seconds a page may take to read (pages over 64 KiB are read on a thread of their own, off
+# the reactor): past it the page is dropped and counted (crawl/parse_timeout; the health flag
+# parse_timeouts). Reading is linear in the page's size: a 10 MiB page takes about a second.
+CRAWL_PARSE_TIMEOUT = 10.0
 # Crawler traps (calendars, session-id loops, faceted search, repeated path segments): pages of
 # a path template that yields nothing new get a shrinking budget (crawler.traps); 0 turns the
 # guard off (every same-site link within the depth is followed).

@@ -79,6 +79,8 @@ class CrawlResult:
             "refused_private": self.figure("safety/refused_private"),
             "errors": int(errors),
             "lists": self.figure("matcher/lists"),
+            "pages_capped": self.figure("crawl/pages_capped"),
+            "parse_timeouts": self.figure("crawl/parse_timeout"),
             "trap_pages_skipped": self.figure("crawl/trap_pages_skipped"),
             "trap_templates": self.trap_templates(),
             "hit_sections": self.counted("crawl/hit_section/"),

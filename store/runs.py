@@ -90,6 +90,7 @@ CRAWL_STATS: Mapping[str, str] = {
     "confirmed": "matcher/confirmed",
     "review": "matcher/review",
     "pages_capped": "crawl/pages_capped",
+    "parse_timeouts": "crawl/parse_timeout",
 }
 #: Stats key prefix of failed requests by exception type (the spider's errback counts them).
 CRAWL_ERRORS_PREFIX = "crawl/errors/"
@@ -283,6 +284,8 @@ class RunStats:
     review: int = 0
     #: Pages with more images, links, stylesheets or frames than a per-page cap.
     pages_capped: int = 0
+    #: Pages given up because reading them took more than their CPU budget.
+    parse_timeouts: int = 0
     errors: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod

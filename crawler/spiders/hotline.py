@@ -34,7 +34,7 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from w3lib.url import parse_data_uri
 
 from crawler import signals as crawler_signals
-from crawler.discovery import ImageRef, PageRefs, extract, extract_css
+from crawler.discovery import ImageRef, PageRefs, ParseBudgetExceeded, extract, extract_css
 from crawler.hashing import ImageHasher
 from crawler.items import ImageItem
 from crawler.scope import same_site
@@ -51,6 +51,7 @@ from crawler.settings import (
     CRAWL_MAX_PROBES_PER_PAGE,
     CRAWL_MAX_STYLESHEETS_PER_PAGE,
     CRAWL_MEDIA_MAXSIZE,
+    CRAWL_PARSE_TIMEOUT,
     CRAWL_SEED_GIVE_UP_PAGES,
     CRAWL_TRAP_GUARD,
 )
@@ -90,6 +91,8 @@ FILE_EXTENSIONS = frozenset(
 )
 #: Bodies larger than this are hashed on a side thread (``hashlib`` releases the GIL).
 THREAD_HASH_BYTES = 1024 * 1024
+#: Pages and stylesheets larger than this are read on a thread of their own, off the reactor.
+THREAD_PARSE_BYTES = 64 * 1024
 #: Kinds of request whose body may be a file: they carry the file size cap.
 _MAY_BE_FILE = frozenset({"page", "image", "probe", "media"})
 #: Meta of one response's judgement (reset for each response; never sent to other workers).
@@ -216,6 +219,7 @@ class HotlineSpider(Spider):
             ),
             "frames": s.getint("CRAWL_MAX_FRAMES_PER_PAGE", CRAWL_MAX_FRAMES_PER_PAGE),
         }
+        self.parse_budget = s.getfloat("CRAWL_PARSE_TIMEOUT", CRAWL_PARSE_TIMEOUT) or None
         self.hit_depth = max(0, s.getint("CRAWL_HIT_DEPTH", CRAWL_HIT_DEPTH))
         self.give_up_pages = max(0, s.getint("CRAWL_SEED_GIVE_UP_PAGES", CRAWL_SEED_GIVE_UP_PAGES))
         # Not in a distributed run: a worker holds the pages over budget that it found, and
@@ -594,8 +598,29 @@ class HotlineSpider(Spider):
             self._inc("crawl/pages_capped")
         return dataclasses.replace(refs, **kept)
 
+    async def _read_page(self, response: HtmlResponse) -> PageRefs | None:
+        """The page's references, read within its CPU budget (on a thread of its own when it
+        is large); ``None`` when it took longer, counted (``crawl/parse_timeout``)."""
+        try:
+            if len(response.body) > THREAD_PARSE_BYTES:
+                return await maybe_deferred_to_future(
+                    self.hasher.defer_to_thread(extract, response, self.parse_budget)
+                )
+            return extract(response, self.parse_budget)
+        except ParseBudgetExceeded:
+            self._inc("crawl/parse_timeout")
+            logger.warning(
+                "page %s dropped: reading it took more than %s CPU seconds (CRAWL_PARSE_TIMEOUT)",
+                response.url,
+                self.parse_budget,
+            )
+            return None
+
     async def _parse_page(self, response: HtmlResponse, info: Info) -> AsyncIterator[Any]:
-        refs = self._capped(extract(response))
+        found = await self._read_page(response)
+        if found is None:
+            return
+        refs = self._capped(found)
         page = response.url
         seed = info["seed"]
         self._seen_page(seed, bool(refs.images))
@@ -669,7 +694,12 @@ class HotlineSpider(Spider):
             if isinstance(response, TextResponse)
             else response.body.decode("utf-8", "replace")
         )
-        images, imports = extract_css(css, response.url)
+        if len(css) > THREAD_PARSE_BYTES:
+            images, imports = await maybe_deferred_to_future(
+                self.hasher.defer_to_thread(extract_css, css, response.url)
+            )
+        else:
+            images, imports = extract_css(css, response.url)
         for ref in images:
             self._inc(f"discovery/{ref.embedding}")
             if ref.is_data:

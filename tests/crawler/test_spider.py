@@ -378,3 +378,15 @@ def test_references_past_the_per_page_caps_are_counted_not_followed() -> None:
     assert stats.get_value("crawl/pages_capped") == 1
     _run(spider, _page(SEED + "small", "<img src='/one.png'>", _info(page=SEED + "small")))
     assert stats.get_value("crawl/pages_capped") == 1  # a page within the caps is not counted
+
+
+def test_a_page_over_its_cpu_budget_is_dropped_and_the_next_one_is_read() -> None:
+    spider = _spider(CRAWL_PARSE_TIMEOUT=1e-9)
+    body = "<img src='/slow.png'>" * 100
+    assert _run(spider, _page(SEED, body, _info())) == []
+    stats = spider.crawler.stats
+    assert stats is not None and stats.get_value("crawl/parse_timeout") == 1
+    spider.parse_budget = 10.0
+    kinds = _kinds(_run(spider, _page(SEED + "next", "<img src='/b.png'>", _info())))
+    assert kinds["image"] == [SEED + "b.png"]
+    assert stats.get_value("crawl/parse_timeout") == 1

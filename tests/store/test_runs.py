@@ -319,6 +319,9 @@ def test_each_health_check_can_fail() -> None:
     flooded = RunStats(requests=20, responses=20, pages=10, images=30, hashed=30, pages_capped=1)
     assert _flags(flooded) == _flags(flooded, final=False) == {"page_caps"}
     assert RunStats.from_crawl_stats({"crawl/pages_capped": 2}).pages_capped == 2
+    stalled = RunStats(requests=20, responses=20, pages=10, images=30, parse_timeouts=1)
+    assert _flags(stalled) == _flags(stalled, final=False) == {"parse_timeouts"}
+    assert RunStats.from_crawl_stats({"crawl/parse_timeout": 3}).parse_timeouts == 3
 
 
 def test_live_health_judges_only_live_checks() -> None:
