@@ -9,7 +9,8 @@
 ``config``           :class:`~hotline.config.Config`: the environment read once into a typed
                      object (through :mod:`store.environment`), the notices' TOML on demand
 ``services``         opening Redis for a command: the configured server or the embedded one
-``redisserver``      the embedded ``redis-server`` under the data directory (unix socket, AOF)
+``redisserver``      the embedded ``redis-server`` under the data directory (unix socket, AOF),
+                     shared by its commands: the last one to exit stops it
 ``scheduler``        the scheduler daemon and the one function that starts a scheduled run
 ``worker``           the distributed-crawl worker: joins runs and crawls their shared frontier
 ``crawlrun``         running the crawl spider in-process, with live progress and a summary

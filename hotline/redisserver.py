@@ -1,13 +1,28 @@
 """The embedded Redis: a private ``redis-server`` under the user's data directory.
 
 With no ``HOTLINE_REDIS_URL`` configured, hotline commands share one ``redis-server`` that
-listens only on a unix socket in ``<data_dir>/redis/`` (no TCP), with AOF on. The first
-command to need it starts it (under a file lock, so two commands starting at once do not
-both spawn one) and stops it on exit; later commands that find it answering reuse it and
-leave it running.
+listens only on a unix socket in ``<data_dir>/redis/`` (no TCP), with AOF on. The server is
+shared, not owned: it runs while any command of that data directory uses it, and the last
+one to exit stops it, whichever command started it.
+
+Its lifetime is lock-counted with ``flock``, on two files:
+
+* ``redis.lock``, the start lock, held exclusively while a command joins (reuses the server
+  that answers on the socket, or spawns one and waits until it answers) and while a command
+  that is done checks whether it was the last user (and if so shuts the server down). The two
+  never interleave: a command starting while the last user exits either joins before the
+  check (which then finds a user and leaves the server running) or starts a fresh server
+  after the shutdown, never joins a server about to stop.
+* ``redis.users``, held *shared* by every command for as long as it uses the server. A
+  command that is done releases its shared lock, takes the start lock and tries a
+  non-blocking *exclusive* lock on it: only the last user gets it.
+
+The kernel drops a process's locks when it dies, so a killed command (even ``kill -9``) never
+keeps the server up; a server left running by a killed last user is joined by the next
+command and stopped by the next last user.
 
 Layout of ``<data_dir>/redis/``: ``redis.sock``, ``redis.conf`` (generated), ``redis.pid``,
-``redis.log``, ``redis.lock``, ``appendonlydir/`` and ``dump.rdb``.
+``redis.log``, ``redis.lock``, ``redis.users``, ``appendonlydir/`` and ``dump.rdb``.
 """
 
 from __future__ import annotations
@@ -17,12 +32,13 @@ import enum
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, NoReturn, Self
 
 import redis
 
@@ -58,6 +74,7 @@ CONF_NAME = "redis.conf"
 PID_NAME = "redis.pid"
 LOG_NAME = "redis.log"
 LOCK_NAME = "redis.lock"
+USERS_NAME = "redis.users"
 PRIVATE_FILE_MODE = 0o600
 
 REDIS_SERVER_MISSING = (
@@ -67,6 +84,18 @@ REDIS_SERVER_MISSING = (
 
 class EmbeddedRedisError(RedisUnavailable):
     """The embedded redis-server could not be started, reached or stopped."""
+
+
+#: Servers this process spawned whose object stopped while other commands still used them,
+#: by pid: kept so that whoever stops the server here reaps the child (no zombie, no warning).
+_HANDED_OVER: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _reap_handed_over() -> None:
+    """Reap and forget the handed-over servers that have exited since (stopped elsewhere)."""
+    for pid, proc in list(_HANDED_OVER.items()):
+        if proc.poll() is not None:
+            _HANDED_OVER.pop(pid, None)
 
 
 class _Probe(enum.Enum):
@@ -92,7 +121,11 @@ def _quote_conf(value: str) -> str:
 
 
 def _is_redis_process(pid: int) -> bool:
-    """True if ``pid`` is alive and (where /proc tells us) is a redis-server."""
+    """True if ``pid`` is alive and (where /proc tells us) is a redis-server.
+
+    A zombie (a server that exited, not yet reaped by its parent) has an empty command line,
+    so it counts as gone.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -111,8 +144,9 @@ def _is_redis_process(pid: int) -> bool:
 class EmbeddedRedis:
     """A private ``redis-server`` on a unix socket under ``data_dir``; a context manager.
 
-    ``start()`` reuses a server that already answers on the socket (and then ``stop()``
-    leaves it running), otherwise spawns one and waits until it answers PING.
+    ``start()`` joins the server that already answers on the socket, or spawns one and waits
+    until it answers PING; ``stop()`` leaves and, if no other user is left, shuts the server
+    down (see the module docstring). Each object is one user, also within one process.
     """
 
     def __init__(
@@ -133,8 +167,10 @@ class EmbeddedRedis:
         self.pid_path = self.redis_dir / PID_NAME
         self.log_path = self.redis_dir / LOG_NAME
         self.lock_path = self.redis_dir / LOCK_NAME
+        self.users_path = self.redis_dir / USERS_NAME
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_handle: IO[bytes] | None = None
+        self._users_fd: int | None = None
         self._started = False
         self._reused = False
 
@@ -156,30 +192,52 @@ class EmbeddedRedis:
         return None if self._proc is None else self._proc.pid
 
     def start(self) -> None:
-        """Reuse the running embedded server or start one; return once it answers PING."""
+        """Join the running embedded server or start one; return once it answers PING."""
         if self._started:
             return
         self._check_socket_path()
         ensure_data_dir(self.data_dir)
         ensure_data_dir(self.redis_dir)
         with self._start_lock():
-            if self._await_existing():
-                self._reused = True
-            else:
-                self._spawn()
+            # Shared, so never contended here: exclusive holders hold the start lock too.
+            users_fd = self._lock_users(fcntl.LOCK_SH)
+            if users_fd is None:
+                raise EmbeddedRedisError(f"{self.users_path} is locked exclusively (a bug)")
+            try:
+                self._reused = self._await_existing()
+                if not self._reused:
+                    self._spawn()
+            except BaseException:
+                self._unlock_users(users_fd)
+                raise
+        self._users_fd = users_fd
         self._started = True
 
     def stop(self) -> None:
-        """SHUTDOWN the server if this object started it (AOF is flushed); else do nothing."""
-        proc = self._proc
+        """Leave the server; if no other command uses it, SHUTDOWN it (AOF is flushed)."""
+        users_fd = self._users_fd
+        self._users_fd = None
         self._started = False
-        if proc is None:
+        if users_fd is None:
             return
+        self._unlock_users(users_fd)
+        _reap_handed_over()
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            # Whoever turns out to be the last user in this process reaps it, this one included.
+            _HANDED_OVER[proc.pid] = proc
         try:
-            if proc.poll() is None:
-                self._shutdown(proc)
+            with self._start_lock():
+                last_fd = self._lock_users(fcntl.LOCK_EX)
+                if last_fd is None:
+                    return  # others still use it: the last of them stops it
+                try:
+                    pid = self._read_pid() if proc is None else proc.pid
+                    if pid is not None:
+                        self._stop_server(pid)
+                finally:
+                    self._unlock_users(last_fd)
         finally:
-            self._proc = None
             self._close_log()
 
     def __enter__(self) -> Self:
@@ -225,6 +283,26 @@ class EmbeddedRedis:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _lock_users(self, operation: int) -> int | None:
+        """Open ``redis.users`` and flock it without blocking; its fd, or None if contended."""
+        fd = os.open(self.users_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @staticmethod
+    def _unlock_users(fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
 
@@ -349,26 +427,51 @@ class EmbeddedRedis:
 
     # -- stop -----------------------------------------------------------------------------
 
-    def _shutdown(self, proc: subprocess.Popen[bytes]) -> None:
-        try:
+    def _stop_server(self, pid: int) -> None:
+        """Shut down the server ``pid`` as its last user, whichever object or command (maybe
+        one since killed) spawned it; return once it has exited."""
+        proc = _HANDED_OVER.pop(pid, None)
+        if proc is not None:
+            if proc.poll() is not None:
+                return
+            self._request_shutdown(pid)
+            try:
+                proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self._kill(proc)
+                self._killed(pid)
+            return
+        if not _is_redis_process(pid):
+            return  # already gone (stopped by hand, or crashed)
+        self._request_shutdown(pid)
+        deadline = time.monotonic() + self.stop_timeout
+        while _is_redis_process(pid):
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                self._killed(pid)
+            time.sleep(POLL_INTERVAL)
+
+    def _request_shutdown(self, pid: int) -> None:
+        """SHUTDOWN over the socket; SIGTERM (redis' graceful shutdown too) if that fails."""
+        with contextlib.suppress(RedisUnavailable):
             client = redis_from_url(self.url, timeout=self.stop_timeout, retries=0)
-        except RedisUnavailable:
-            proc.terminate()  # SIGTERM is redis-server's graceful shutdown too
-        else:
             try:
                 client.shutdown()
             except redis.RedisError:
-                proc.terminate()
+                pass
+            else:
+                return
             finally:
                 client.close()
-        try:
-            proc.wait(timeout=self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            self._kill(proc)
-            raise EmbeddedRedisError(
-                f"redis-server (pid {proc.pid}) did not stop within {self.stop_timeout:g}s "
-                "and was killed; the last second of writes may be lost"
-            ) from None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+    def _killed(self, pid: int) -> NoReturn:
+        raise EmbeddedRedisError(
+            f"redis-server (pid {pid}) did not stop within {self.stop_timeout:g}s "
+            "and was killed; the last second of writes may be lost"
+        )
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes]) -> None:

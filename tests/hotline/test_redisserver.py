@@ -1,13 +1,19 @@
 """The embedded redis-server the CLI starts under its data directory (hotline.redisserver):
-its configuration and AOF, restarts, sharing one server between processes, stale files,
-and clear errors. Readiness is polled with a deadline, never slept for."""
+its configuration and AOF, restarts, sharing one server between processes (the last user
+out stops it, a killed user never keeps it up), stale files, and clear errors. Readiness is
+polled with a deadline, never slept for; concurrent steps are ordered by events."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +25,24 @@ from hotline.redisserver import (
     EmbeddedRedisError,
 )
 from store.connection import embedded_url, redis_from_url
-from tests.helpers import redis_answers, redis_server_binary
+from tests.helpers import ROOT, redis_answers, redis_server_binary, wait_for
 
 #: Seconds a server start may take.
 READY_TIMEOUT = 15.0
+#: Seconds a paused thread waits for the test's go-ahead (a safety net, not a synchronisation).
+STEP_TIMEOUT = 60.0
+
+#: Another hotline command of the data directory ``argv[1]``: joins (or starts) the embedded
+#: server, prints the pid it spawned (0 if it joined one) and uses it until killed.
+OTHER_COMMAND = """
+import sys
+from pathlib import Path
+from hotline.redisserver import EmbeddedRedis
+server = EmbeddedRedis(Path(sys.argv[1]))
+server.start()
+print(server.pid or 0, flush=True)
+sys.stdin.read()
+"""
 
 
 def process_alive(pid: int) -> bool:
@@ -31,6 +51,83 @@ def process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited: a zombie that no parent reaped yet counts as gone."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat_line.rsplit(")", 1)[1].split()[0] in {"Z", "X"}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data directory; a redis-server that a failing test leaves running there is stopped."""
+    yield tmp_path
+    with contextlib.suppress(OSError, ValueError):
+        pid = server_pid(tmp_path)
+        if b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: process_gone(pid), f"left-over redis-server {pid} to exit")
+
+
+def server_pid(data_dir: Path) -> int:
+    return int((data_dir / "redis" / "redis.pid").read_text().strip())
+
+
+def assert_usable(url: str) -> None:
+    """The server at ``url`` answers and stores a key."""
+    client = redis_from_url(url, retries=0)
+    try:
+        client.set("still-usable", "yes")
+        assert client.get("still-usable") == b"yes"
+    finally:
+        client.close()
+
+
+def assert_stopped(data_dir: Path, pid: int) -> None:
+    wait_for(lambda: process_gone(pid), f"redis-server {pid} to exit")
+    assert not redis_answers(embedded_url(data_dir))
+    assert not (data_dir / "redis" / "redis.sock").exists()
+
+
+@contextlib.contextmanager
+def other_command(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Run :data:`OTHER_COMMAND` until it uses the server; yield it and the pid it spawned."""
+    with subprocess.Popen(
+        [sys.executable, "-c", OTHER_COMMAND, str(data_dir)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # blocks until the command uses the server
+        if not line:
+            child.kill()
+            _, err = child.communicate()
+            pytest.fail(f"the other command failed: {err}")
+        try:
+            yield child, int(line)
+        finally:
+            child.kill()
+
+
+def in_thread(action: Callable[[], None], errors: list[BaseException]) -> threading.Thread:
+    """Start ``action`` in a thread; what it raises goes to ``errors``."""
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as exc:  # reported by the test's assertion
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 def test_embedded_server_config_and_aof_files(tmp_path: Path) -> None:
@@ -128,6 +225,146 @@ def test_concurrent_starts_spawn_one_server(tmp_path: Path) -> None:
     finally:
         for server in sorted(servers, key=lambda s: not s.reused):  # guests first
             server.stop()
+
+
+@pytest.mark.parametrize("first_out", ["starter", "joiner"])
+def test_server_lives_until_its_last_user_exits(data_dir: Path, first_out: str) -> None:
+    starter = EmbeddedRedis(data_dir)
+    starter.start()
+    joiner = EmbeddedRedis(data_dir)
+    try:
+        pid = starter.pid
+        assert pid is not None
+        joiner.start()
+        assert joiner.reused
+        first, last = (starter, joiner) if first_out == "starter" else (joiner, starter)
+        first.stop()
+        # The other user's server is untouched by the first one's exit.
+        assert process_alive(pid)
+        assert_usable(last.url)
+        last.stop()
+        assert_stopped(data_dir, pid)
+    finally:
+        joiner.stop()
+        starter.stop()
+
+
+@pytest.mark.parametrize("killed", ["joiner", "starter", "sole user"])
+def test_killed_user_does_not_keep_the_server_up(data_dir: Path, killed: str) -> None:
+    survivor = EmbeddedRedis(data_dir)
+    try:
+        if killed == "joiner":
+            survivor.start()
+        with other_command(data_dir) as (child, spawned):
+            assert (spawned == 0) is (killed == "joiner")
+            if killed == "starter":
+                survivor.start()
+                assert survivor.reused
+            child.kill()  # SIGKILL: no stop(), the kernel drops its locks
+            child.wait()
+        pid = server_pid(data_dir)
+        # A killed sole user leaves its server running: the next command joins it.
+        survivor.start()
+        assert survivor.reused is (killed != "joiner")
+        assert_usable(survivor.url)
+        survivor.stop()
+        assert_stopped(data_dir, pid)
+    finally:
+        survivor.stop()
+
+
+def test_start_during_last_users_check_joins_and_keeps_the_server(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command that found the server up (under the start lock) joins before the exiting
+    last user may check for users: that one then leaves the server running."""
+    leaving, coming = EmbeddedRedis(data_dir), EmbeddedRedis(data_dir)
+    leaving.start()
+    pid = leaving.pid
+    assert pid is not None
+    found_it, leaving_waits, go_on = threading.Event(), threading.Event(), threading.Event()
+    await_existing, start_lock = coming._await_existing, leaving._start_lock
+
+    def pause_after_probe() -> bool:
+        up = await_existing()
+        found_it.set()
+        assert go_on.wait(STEP_TIMEOUT)
+        return up
+
+    @contextlib.contextmanager
+    def announced_start_lock() -> Iterator[None]:
+        leaving_waits.set()
+        with start_lock():
+            yield
+
+    errors: list[BaseException] = []
+    try:
+        monkeypatch.setattr(coming, "_await_existing", pause_after_probe)
+        monkeypatch.setattr(leaving, "_start_lock", announced_start_lock)
+        starting = in_thread(coming.start, errors)
+        assert found_it.wait(STEP_TIMEOUT)
+        # The leaving user asks for the start lock while the coming one holds it, paused.
+        exiting = in_thread(leaving.stop, errors)
+        assert leaving_waits.wait(STEP_TIMEOUT)
+        go_on.set()
+        starting.join(STEP_TIMEOUT)
+        exiting.join(STEP_TIMEOUT)
+        assert not errors
+        assert coming.reused
+        assert process_alive(pid)
+        assert_usable(coming.url)
+        coming.stop()
+        assert_stopped(data_dir, pid)
+    finally:
+        go_on.set()
+        coming.stop()
+        leaving.stop()
+
+
+def test_start_during_last_users_shutdown_starts_a_new_server(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command starting while the last user shuts the server down waits for the start lock,
+    then starts a server of its own instead of joining the one that is stopping."""
+    leaving, coming = EmbeddedRedis(data_dir), EmbeddedRedis(data_dir)
+    leaving.start()
+    old_pid = leaving.pid
+    assert old_pid is not None
+    stopping, coming_waits, go_on = threading.Event(), threading.Event(), threading.Event()
+    stop_server, start_lock = leaving._stop_server, coming._start_lock
+
+    def pause_before_shutdown(pid: int) -> None:
+        stopping.set()
+        assert go_on.wait(STEP_TIMEOUT)
+        stop_server(pid)
+
+    @contextlib.contextmanager
+    def announced_start_lock() -> Iterator[None]:
+        coming_waits.set()
+        with start_lock():
+            yield
+
+    errors: list[BaseException] = []
+    try:
+        monkeypatch.setattr(leaving, "_stop_server", pause_before_shutdown)
+        monkeypatch.setattr(coming, "_start_lock", announced_start_lock)
+        exiting = in_thread(leaving.stop, errors)
+        assert stopping.wait(STEP_TIMEOUT)
+        # The server still answers here; the coming user must not join it.
+        starting = in_thread(coming.start, errors)
+        assert coming_waits.wait(STEP_TIMEOUT)
+        go_on.set()
+        exiting.join(STEP_TIMEOUT)
+        starting.join(STEP_TIMEOUT)
+        assert not errors
+        assert process_gone(old_pid)
+        assert not coming.reused
+        assert coming.pid not in {None, old_pid}
+        assert_usable(coming.url)
+    finally:
+        go_on.set()
+        leaving.stop()
+        coming.stop()
 
 
 def test_stale_socket_and_pid_file_are_replaced(tmp_path: Path) -> None:
