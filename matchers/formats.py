@@ -273,6 +273,9 @@ def _wanted_columns(
     for column, key in zip(wanted, folded, strict=True):
         if not key:
             raise HashListError(source, None, "mapping", "empty column name")
+        if not column.isprintable():  # it is named in messages, which are one line
+            reason = f"column name {column!r} contains control characters"
+            raise HashListError(source, None, "mapping", reason)
         if folded.count(key) > 1:
             raise HashListError(source, None, column, "column mapped more than once")
     return wanted

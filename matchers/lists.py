@@ -683,7 +683,7 @@ def _parse_header(source: str, line: int, row: list[str]) -> list[str]:
     unknown = [name for name in columns if name not in CSV_COLUMNS]
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
-        raise HashListError(source, line, unknown[0], f"unknown column(s) {names}")
+        raise HashListError(source, line, _shown(unknown[0]), f"unknown column(s) {names}")
     duplicated = sorted({name for name in columns if columns.count(name) > 1})
     if duplicated:
         raise HashListError(source, line, duplicated[0], "column named more than once")
@@ -691,6 +691,12 @@ def _parse_header(source: str, line: int, row: list[str]) -> list[str]:
     if missing:
         raise HashListError(source, line, missing[0], "required column missing")
     return columns
+
+
+def _shown(name: str) -> str:
+    """A column name from the file as a message shows it: control characters (a quoted
+    newline) escaped, so the message stays on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def format_csv(entries: Iterable[ListEntry]) -> str:

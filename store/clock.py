@@ -50,7 +50,12 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like '24h', got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer past float range (TOML integers have no limit)
+            raise ValueError(
+                "a duration must be a finite number, got an integer too large"
+            ) from None
     else:
         match = _DURATION_RE.match(str(value))
         if not match:

@@ -94,12 +94,21 @@ MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 RDAP_ACCEPT = "application/rdap+json, application/json;q=0.9"
 #: Nesting depth searched for entities (real documents nest two or three levels).
 MAX_ENTITY_DEPTH = 8
+#: Deepest nesting of arrays and objects accepted in a document (real ones nest about twenty
+#: deep); deeper documents are refused, so no later step (the cache's JSON encoder, a repr in
+#: an error) runs out of recursion on one.
+MAX_DOCUMENT_DEPTH = 100
 _HTTP_NOT_FOUND = 404
 _MAX_OCTET = 255
 _MAILTO = "mailto:"
 _CACHE_FORMAT = 2
 _PADDED_IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
-_EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
+#: An address: local part, "@", domain (checked for an inner dot apart: one pass, no
+#: backtracking over long runs of dots). Used with fullmatch: "$" would let a final "\n" in.
+_EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]]+@([^@\s<>(),;:\"\[\]]+)")
+#: A prefix length or an AS number as text: ASCII digits only (``str.isdigit`` takes "²").
+_DECIMAL = re.compile(r"[0-9]{1,10}")
+_MAX_ASN = 2**32 - 1
 
 
 _Parsed = TypeVar("_Parsed")
@@ -352,7 +361,7 @@ class RdapClient:
             return None
         try:
             entry = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if (
             not isinstance(entry, dict)
@@ -413,20 +422,40 @@ def parse_address(text: str) -> str | None:
 
 
 def _decode(body: bytes, url: str) -> Mapping[str, Any]:
+    too_deep = f"RDAP answer from {url} is nested more than {MAX_DOCUMENT_DEPTH} levels deep"
     try:
         doc = json.loads(body)
     except ValueError as exc:
         raise RdapError(f"RDAP answer from {url} is not JSON: {one_line(str(exc))}") from None
+    except RecursionError:  # the decoder recurses once per nested array or object
+        raise RdapError(too_deep) from None
+    if _nesting(doc) > MAX_DOCUMENT_DEPTH:
+        raise RdapError(too_deep)
     if not isinstance(doc, dict):
         raise RdapError(f"RDAP answer from {url} is not a JSON object")
     return doc
+
+
+def _nesting(doc: object) -> int:
+    """How deep arrays and objects nest in ``doc``, counted without recursion (and no further
+    than one level past :data:`MAX_DOCUMENT_DEPTH`)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(doc, 1)]
+    while stack and deepest <= MAX_DOCUMENT_DEPTH:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in value)
+    return deepest
 
 
 def _error_detail(body: bytes) -> str:
     """``": <title>"`` from an RFC 9083 error document, or nothing."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     if isinstance(doc, dict) and isinstance(doc.get("title"), str):
         return f": {one_line(doc['title'])}"
@@ -504,7 +533,7 @@ def _cidrs(doc: Mapping[str, Any], start: str | None, end: str | None) -> tuple[
             continue
         prefix = _address(item.get("v4prefix") or item.get("v6prefix"))
         length = item.get("length")
-        if isinstance(length, str) and length.strip().isdigit():
+        if isinstance(length, str) and _DECIMAL.fullmatch(length.strip()):
             length = int(length)
         if prefix is None or isinstance(length, bool) or not isinstance(length, int):
             continue
@@ -525,7 +554,7 @@ def _origin_asns(doc: Mapping[str, Any]) -> tuple[int, ...]:
     out: list[int] = []
     for item in _list(doc.get("arin_originas0_originautnums")):
         text = str(item).strip().upper().removeprefix("AS")
-        if not isinstance(item, bool) and text.isdigit():
+        if not isinstance(item, bool) and _DECIMAL.fullmatch(text) and int(text) <= _MAX_ASN:
             out.append(int(text))
     return tuple(out)
 
@@ -602,10 +631,17 @@ def _vcard_items(entity: Mapping[str, Any], prop: str) -> list[tuple[Mapping[str
                 if value.lower().startswith(_MAILTO):
                     value = value[len(_MAILTO) :].strip()
                 value = value.strip("<>")
-                if not _EMAIL.match(value):
+                if not _is_email(value):
                     continue
             out.append((params, value))
     return out
+
+
+def _is_email(value: str) -> bool:
+    """Whether ``value`` looks like one e-mail address: local@domain, the domain with a dot
+    inside (not first or last) and nothing that cannot be in an address (white space)."""
+    match = _EMAIL.fullmatch(value)
+    return match is not None and "." in match.group(1)[1:-1]
 
 
 def _flatten(values: list[Any]) -> Iterator[Any]:

@@ -284,6 +284,8 @@ class TakedownSettings:
             raise SettingsError(f"{path}: not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{path}: {exc}") from None
+        except ValueError:  # tomllib: a decimal integer past Python's int-to-text digit limit
+            raise SettingsError(f"{path}: a number has too many digits") from None
         except RecursionError:  # tomllib parses nested arrays and tables recursively
             raise SettingsError(f"{path}: nested too deeply to be a configuration") from None
         return cls.from_mapping(data, source=str(path), base=path.parent, env=env)
@@ -300,14 +302,14 @@ class TakedownSettings:
         for table, value in data.items():
             if table not in _TABLES:
                 raise SettingsError(
-                    f"{source}: unknown table [{table}] (known: {', '.join(sorted(_TABLES))})"
+                    f"{source}: unknown table [{_key(table)}] (known: {', '.join(sorted(_TABLES))})"
                 )
             if not isinstance(value, Mapping):
                 raise SettingsError(f"{source}: [{table}] must be a table")
             unknown = sorted(set(value) - _TABLES[table]) if table != "classification" else []
             if unknown:
                 raise SettingsError(
-                    f"{source}: [{table}] {unknown[0]}: unknown field "
+                    f"{source}: [{table}] {_key(unknown[0])}: unknown field "
                     f"(known: {', '.join(sorted(_TABLES[table]))})"
                 )
         hotline = data.get("hotline", {})
@@ -416,13 +418,28 @@ class TakedownSettings:
         )
 
 
+def _key(name: str) -> str:
+    """A table or field name from the file as messages show it: as written, or quoted and
+    escaped when empty or not printable (a quoted TOML key may hold a newline)."""
+    return name if name and name.isprintable() else repr(name)
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` for a message; Python refuses to print an integer of more than
+    ``sys.get_int_max_str_digits()`` digits, and TOML's hexadecimal integers have no limit."""
+    try:
+        return repr(value)
+    except ValueError:
+        return "a number with too many digits to show"
+
+
 class _Reader:
     def __init__(self, source: str, base: Path) -> None:
         self.source = source
         self.base = base
 
     def fail(self, table: str, name: str, message: str) -> SettingsError:
-        return SettingsError(f"{self.source}: [{table}] {name}: {message}")
+        return SettingsError(f"{self.source}: [{table}] {_key(name)}: {message}")
 
     def string(
         self, table: str, data: Mapping[str, Any], name: str, *, required: bool = False
@@ -433,7 +450,7 @@ class _Reader:
                 raise self.fail(table, name, "missing (required)")
             return ""
         if not isinstance(value, str):
-            raise self.fail(table, name, f"expected a string, got {value!r}")
+            raise self.fail(table, name, f"expected a string, got {_shown(value)}")
         if required and not value.strip():
             raise self.fail(table, name, "must not be empty")
         return value.strip()
@@ -441,7 +458,7 @@ class _Reader:
     def integer(self, table: str, data: Mapping[str, Any], name: str, default: int) -> int:
         value = data.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.fail(table, name, f"expected a positive integer, got {value!r}")
+            raise self.fail(table, name, f"expected a positive integer, got {_shown(value)}")
         return value
 
     def duration(self, table: str, data: Mapping[str, Any], name: str, default: float) -> float:
@@ -459,7 +476,10 @@ class _Reader:
         value = self.string(table, data, name)
         if not value:
             return None
-        path = Path(value).expanduser()
+        try:
+            path = Path(value).expanduser()
+        except RuntimeError:  # "~user/..." of no such user
+            raise self.fail(table, name, f"no home directory to expand in {value!r}") from None
         return path if path.is_absolute() else self.base / path
 
 
@@ -472,7 +492,8 @@ def _paths(reader: _Reader, table: str, data: Mapping[str, Any], name: str) -> t
     out = []
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise reader.fail(table, name, f"expected a path or a list of paths, got {value!r}")
+            reason = f"expected a path or a list of paths, got {_shown(value)}"
+            raise reader.fail(table, name, reason)
         path = reader.path(table, {name: item}, name)
         if path is not None:
             out.append(path)
@@ -487,7 +508,7 @@ def _smtp(
     host = reader.string("smtp", data, "host", required=True)
     port = data.get("port", DEFAULT_SMTP_PORT)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise reader.fail("smtp", "port", f"expected a port number, got {port!r}")
+        raise reader.fail("smtp", "port", f"expected a port number, got {_shown(port)}")
     security = reader.string("smtp", data, "security") or DEFAULT_SMTP_SECURITY
     if security not in SMTP_SECURITY:
         raise reader.fail(
@@ -571,7 +592,8 @@ def _classification(reader: _Reader, data: Mapping[str, Any]) -> dict[str, Class
         for category, item in mapping.items():
             where = list_name if mapping is not value else f"{list_name}.{category}"
             if not isinstance(item, str):
-                raise reader.fail("classification", where, f"expected a string, got {item!r}")
+                reason = f"expected a string, got {_shown(item)}"
+                raise reader.fail("classification", where, reason)
             try:
                 normalise_classification(item)
             except ValueError as exc:
