@@ -69,6 +69,8 @@ logger = logging.getLogger(__name__)
 
 #: Finish reason of a crawl whose run was not startable (running elsewhere, ended).
 RUN_NOT_STARTABLE = "run_not_startable"
+#: Health flag of a distributed run that gave requests up (its frontier's dead letters).
+DEAD_LETTERS = "dead_letters"
 
 
 # -- crawl health ------------------------------------------------------------------------------
@@ -405,8 +407,15 @@ class CrawlRecord:
         if self.store is None or self.worker is None:
             return
         total = self.store.update_part(self.run_id, self.worker, stats, final=True) or stats
+        frontier = Frontier(self.store.client, self.keys, self.run_id)
         if reason in (REASON_FINISHED, REASON_CANCELLED):
             flags = self.health.evaluate(total, final=True)
+            dead = frontier.dead_count()
+            if dead:
+                flags[DEAD_LETTERS] = (
+                    f"{dead} requests given up: their lease expired FRONTIER_MAX_ATTEMPTS "
+                    "times (hotline runs show lists them)"
+                )
             try:
                 self.store.finish(self.run_id, status_for_reason(reason), reason, total, flags)
             except RunStateError:
@@ -422,4 +431,4 @@ class CrawlRecord:
                 reason,
             )
         if self.store.status(self.run_id) in ENDED:
-            Frontier(self.store.client, self.keys, self.run_id).clear()
+            frontier.clear()

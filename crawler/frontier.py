@@ -22,6 +22,7 @@ Settings (``FRONTIER_*``; :func:`crawler.runsettings.crawl_settings` sets them f
 * ``FRONTIER_WORKER``         this worker's id (default ``<host>:<pid>``)
 * ``FRONTIER_LEASE``          seconds without a heartbeat after which a worker is dead
 * ``FRONTIER_POLL_INTERVAL``  seconds between looks at the frontier while this worker is idle
+* ``FRONTIER_MAX_ATTEMPTS``   expired leases after which a request is given up (a dead letter)
 
 Their defaults are in :mod:`crawler.settings`; the run's Redis is the crawl's
 (:mod:`crawler.redis`, ``STORE_*`` settings).
@@ -51,7 +52,12 @@ from twisted.internet.task import LoopingCall
 
 from crawler import signals as crawler_signals
 from crawler.redis import client_from, keys_from
-from crawler.settings import CRAWL_MAX_PAGES_PER_SEED, FRONTIER_LEASE, FRONTIER_POLL_INTERVAL
+from crawler.settings import (
+    CRAWL_MAX_PAGES_PER_SEED,
+    FRONTIER_LEASE,
+    FRONTIER_MAX_ATTEMPTS,
+    FRONTIER_POLL_INTERVAL,
+)
 from store.frontier import ADDED, CAPPED, DUPLICATE, Frontier
 from store.text import text
 
@@ -300,6 +306,7 @@ class FrontierScheduler(BaseScheduler):
         lease: float = FRONTIER_LEASE,
         poll_interval: float = FRONTIER_POLL_INTERVAL,
         page_cap: int = CRAWL_MAX_PAGES_PER_SEED,
+        max_attempts: int = FRONTIER_MAX_ATTEMPTS,
     ) -> None:
         self.crawler = crawler
         self.client = client
@@ -308,6 +315,7 @@ class FrontierScheduler(BaseScheduler):
         self.lease = lease
         self.poll_interval = poll_interval
         self.page_cap = page_cap
+        self.max_attempts = max_attempts
         self.leases = leases_for(crawler)
         self.leases.on_done = self._ack
         self.codec: RequestCodec | None = None
@@ -328,8 +336,12 @@ class FrontierScheduler(BaseScheduler):
             raise ValueError("FrontierScheduler crawls one distributed run: set CRAWL_ID")
         lease = settings.getfloat("FRONTIER_LEASE", FRONTIER_LEASE)
         poll = settings.getfloat("FRONTIER_POLL_INTERVAL", FRONTIER_POLL_INTERVAL)
-        if lease <= 0 or poll <= 0:
-            raise ValueError("FRONTIER_LEASE and FRONTIER_POLL_INTERVAL must be > 0")
+        attempts = settings.getint("FRONTIER_MAX_ATTEMPTS", FRONTIER_MAX_ATTEMPTS)
+        if lease <= 0 or poll <= 0 or attempts < 1:
+            raise ValueError(
+                "FRONTIER_LEASE and FRONTIER_POLL_INTERVAL must be > 0, "
+                "FRONTIER_MAX_ATTEMPTS at least 1"
+            )
         client = client_from(settings)
         frontier = Frontier(client, keys_from(settings), run_id)
         scheduler = cls(
@@ -340,6 +352,7 @@ class FrontierScheduler(BaseScheduler):
             lease=lease,
             poll_interval=poll,
             page_cap=settings.getint("CRAWL_MAX_PAGES_PER_SEED", CRAWL_MAX_PAGES_PER_SEED),
+            max_attempts=attempts,
         )
         crawler.signals.connect(scheduler._item_done, signal=signals.item_scraped)
         crawler.signals.connect(scheduler._item_done, signal=signals.item_dropped)
@@ -540,7 +553,16 @@ class FrontierScheduler(BaseScheduler):
 
     def _drain(self) -> str:
         """Put back the requests of silent workers; the run's state (see ``Frontier.drain``)."""
-        drain = self.frontier.drain(self.lease)
+        drain = self.frontier.drain(self.lease, self.max_attempts)
+        if drain.dead:
+            self._inc("frontier/dead_letters", drain.dead)
+            logger.error(
+                "run %s: %d requests given up: their lease expired %d times (dead letters, "
+                "see hotline runs show)",
+                self.run_id,
+                drain.dead,
+                self.max_attempts,
+            )
         if drain.reclaimed:
             self._inc("frontier/reclaimed", drain.reclaimed)
             logger.warning(

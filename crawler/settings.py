@@ -194,11 +194,17 @@ HEALTH_NO_IMAGES_MIN_PAGES = 5
 
 # Distributed runs: a worker is dead after FRONTIER_LEASE s without a heartbeat (its
 # requests are crawled again by the others); idle workers look for work every
-# FRONTIER_POLL_INTERVAL s. FRONTIER_WORKER: this worker's id (default <host>:<pid>).
+# FRONTIER_POLL_INTERVAL s. FRONTIER_WORKER: this worker's id (default <host>:<pid>). A request
+# whose lease expired FRONTIER_MAX_ATTEMPTS times (it killed or stalled every worker that took
+# it) is given up: a dead letter of the run (`hotline runs show`, the health flag dead_letters).
 FRONTIER_ENABLED = False
 FRONTIER_WORKER = ""
 FRONTIER_LEASE = 30.0
 FRONTIER_POLL_INTERVAL = 0.25
+FRONTIER_MAX_ATTEMPTS = 3
+# Seconds a worker stopped by SIGINT/SIGTERM waits for its requests in flight (a stalled download
+# may take DOWNLOAD_TIMEOUT) before it hands them back to the run and exits (`--stop-timeout`).
+WORKER_STOP_TIMEOUT = 20.0
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"

@@ -17,10 +17,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
+import redis
 from rich.console import Console
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.settings import Settings
@@ -32,11 +35,13 @@ from twisted.internet.threads import deferToThread
 from crawler.extensions import RUN_NOT_STARTABLE
 from crawler.frontier import default_worker_id
 from crawler.runsettings import build_settings, crawl_settings
+from crawler.settings import FRONTIER_LEASE, WORKER_STOP_TIMEOUT
 from crawler.spiders.hotline import HotlineSpider
 from hotline.crawlrun import log_to
 from hotline.errors import HotlineError
 from hotline.services import Session
-from store.errors import RunStateError
+from store.errors import RunStateError, StoreError
+from store.frontier import Frontier, end_abandoned_cancel, recorded_lease
 from store.runs import RunRecord, RunStore
 
 logger = logging.getLogger(__name__)
@@ -51,6 +56,7 @@ class WorkerOptions:
     allowed_networks: list[str] = field(default_factory=list)
     once: bool = False  # crawl one run, then exit
     poll_interval: float = POLL_INTERVAL
+    stop_timeout: float = WORKER_STOP_TIMEOUT
     log_level: str = "WARNING"
     worker_id: str = ""
 
@@ -86,11 +92,14 @@ class WorkerResult:
 
 
 def next_run(store: RunStore) -> RunRecord | None:
-    """The oldest distributed run a worker can join (queued or running, no cancel)."""
+    """The oldest distributed run a worker can join (queued or running, no cancel). A run
+    cancelled while every worker in it died is ended here, as no one else would."""
     for run_id in store.distributed():
         record = store.get(run_id)
         if record.status in ("queued", "running") and record.cancel_requested is None:
             return record
+        if end_abandoned_cancel(store, record.id, recorded_lease(record, FRONTIER_LEASE)):
+            logger.warning("run %s: cancelled, its workers gone: ended", record.id)
     return None
 
 
@@ -110,6 +119,8 @@ class Worker:
         self.id = options.worker_id or default_worker_id()
         self.store = RunStore(session.client, session.keys)
         self.results: list[WorkerResult] = []
+        self._current: RunRecord | None = None  # the run being crawled
+        self._stopping = False
 
     def _process_settings(self) -> Settings:
         """Settings of the whole process: the reactor's DNS resolver applies the worker's
@@ -170,6 +181,8 @@ class Worker:
             done.addBoth(stop)
 
         reactor.callWhenRunning(begin)
+        # Scrapy installs its signal handlers once the reactor started: wrap them after that.
+        reactor.callWhenRunning(reactor.callLater, 0, self._bound_the_stop)
         try:
             process.start(stop_after_crawl=False)
         finally:
@@ -177,6 +190,51 @@ class Worker:
         if failures:
             raise HotlineError(f"worker failed: {failures[0]}")
         return self.results
+
+    def _bound_the_stop(self) -> None:
+        """Scrapy stops on the first SIGINT/SIGTERM once the requests in flight are done; wrap
+        its handlers so that the stop takes ``stop_timeout`` at most."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
+            if not callable(previous):
+                continue
+
+            def handler(
+                number: int, frame: FrameType | None, previous: Callable[..., Any] = previous
+            ) -> None:
+                self._arm_stop_timeout()
+                previous(number, frame)
+
+            signal.signal(signum, handler)
+
+    def _arm_stop_timeout(self) -> None:
+        from twisted.internet import reactor  # noqa: PLC0415 - installed by run()
+
+        if not self._stopping:
+            self._stopping = True
+            reactor.callFromThread(reactor.callLater, self.options.stop_timeout, self._stop_now)
+
+    def _stop_now(self) -> None:
+        """The graceful stop took too long: the run's requests this worker holds go back to
+        its frontier now (not after the lease), and the reactor stops."""
+        from twisted.internet import reactor  # noqa: PLC0415 - installed by run()
+
+        run = self._current
+        if run is not None:
+            try:
+                moved = Frontier(self.session.client, self.session.keys, run.id).release(self.id)
+            except (redis.RedisError, StoreError) as exc:
+                logger.error("worker %s: requests not handed back: %s", self.id, exc)
+            else:
+                logger.warning(
+                    "worker %s: not stopped within %gs; %d requests back to run %s's frontier",
+                    self.id,
+                    self.options.stop_timeout,
+                    moved,
+                    run.id,
+                )
+        if reactor.running:
+            reactor.stop()  # type: ignore[misc]
 
     async def _loop(self, process: CrawlerProcess) -> None:
         from twisted.internet import reactor  # noqa: PLC0415 - installed by run()
@@ -203,8 +261,12 @@ class Worker:
 
     async def _crawl(self, process: CrawlerProcess, record: RunRecord) -> WorkerResult:
         crawler = Crawler(HotlineSpider, self.crawl_settings(record))
-        await maybe_deferred_to_future(
-            process.crawl(crawler, urls=list(record.seeds), crawl_id=record.id)
-        )
+        self._current = record
+        try:
+            await maybe_deferred_to_future(
+                process.crawl(crawler, urls=list(record.seeds), crawl_id=record.id)
+            )
+        finally:
+            self._current = None
         stats = crawler.stats.get_stats() if crawler.stats is not None else {}
         return WorkerResult(record.id, str(stats.get("finish_reason", "failed")), dict(stats))

@@ -13,10 +13,13 @@ scrapy-redis is that a worker's requests are **leased**, not popped:
 * a worker whose heartbeat is older than the lease is dead: :meth:`Frontier.drain` (which
   any worker calls when it runs out of work) moves its in-flight requests back into the
   frontier, so they are crawled again, and then says whether the run is drained — nothing
-  pending and nothing in flight anywhere.
+  pending and nothing in flight anywhere;
+* a request whose lease expired ``max_attempts`` times (it killed or stalled every worker
+  that took it) is not put back again but given up: it goes to the run's dead letters
+  (``:dead``) with the reason, and the run goes on without it.
 
-At every moment a request is in the frontier, in one worker's in-flight hash, or done, so
-"drained" is exact. Every script first checks that the run is ``running``: once it ended
+At every moment a request is in the frontier, in one worker's in-flight hash, dead or done,
+so "drained" is exact. Every script first checks that the run is ``running``: once it ended
 nothing is taken or added, and :meth:`Frontier.clear` removes the keys for good, so the next
 run crawls afresh. The frontier holds URLs and crawl metadata, never content.
 """
@@ -30,10 +33,23 @@ from typing import ClassVar, Final, cast
 
 import redis
 
-from store.base import RedisStore
+from store.base import RedisStore, json_field
+from store.errors import RunStateError
 from store.keys import Keys
+from store.runs import REASON_CANCELLED, RunRecord, RunStore
+from store.text import text
 
-__all__ = ["ADDED", "CAPPED", "DUPLICATE", "ENDED", "Drain", "Frontier"]
+__all__ = [
+    "ADDED",
+    "CAPPED",
+    "DUPLICATE",
+    "ENDED",
+    "MAX_ATTEMPTS",
+    "DeadLetter",
+    "Drain",
+    "Frontier",
+    "end_abandoned_cancel",
+]
 
 #: Outcomes of :meth:`Frontier.push`.
 ADDED: Final = 1
@@ -99,52 +115,87 @@ redis.call('HDEL', KEYS[4], ARGV[1])
 return moved
 """
 
-# KEYS: crawl, frontier, workers; ARGV: now, lease, in-flight key prefix
+# KEYS: crawl, frontier, workers, attempts, dead; ARGV: now, lease, in-flight key prefix,
+# max attempts
 _DRAIN = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
-    return {-1, 0}
+    return {-1, 0, 0, 0}
 end
-local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
-local reclaimed, busy = 0, 0
+local now, lease, most = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local reclaimed, dead, busy, alive = 0, 0, 0, 0
 local workers = redis.call('HGETALL', KEYS[3])
 for i = 1, #workers, 2 do
     local inflight = ARGV[3] .. workers[i]
     if tonumber(workers[i + 1]) < now - lease then
         local entries = redis.call('HGETALL', inflight)
         for j = 1, #entries, 2 do
-            redis.call('ZADD', KEYS[2], entries[j + 1], entries[j])
-            reclaimed = reclaimed + 1
+            local attempts = redis.call('HINCRBY', KEYS[4], entries[j], 1)
+            if attempts >= most then
+                redis.call('HSET', KEYS[5], entries[j], cjson.encode({
+                    reason = 'lease_expired', attempts = attempts, worker = workers[i],
+                    at = now}))
+                redis.call('HDEL', KEYS[4], entries[j])
+                dead = dead + 1
+            else
+                redis.call('ZADD', KEYS[2], entries[j + 1], entries[j])
+                reclaimed = reclaimed + 1
+            end
         end
         redis.call('DEL', inflight)
         redis.call('HDEL', KEYS[3], workers[i])
-    elseif redis.call('HLEN', inflight) > 0 then
-        busy = busy + 1
+    else
+        alive = alive + 1
+        if redis.call('HLEN', inflight) > 0 then
+            busy = busy + 1
+        end
     end
 end
 if busy == 0 and redis.call('ZCARD', KEYS[2]) == 0 then
-    return {1, reclaimed}
+    return {1, reclaimed, dead, alive}
 end
-return {0, reclaimed}
+return {0, reclaimed, dead, alive}
 """
 
-# KEYS: frontier, seen, budget, workers; ARGV: in-flight key prefix
+# KEYS: frontier, seen, budget, workers, attempts; ARGV: in-flight key prefix
 _CLEAR = """
 for _, worker in ipairs(redis.call('HKEYS', KEYS[4])) do
     redis.call('DEL', ARGV[1] .. worker)
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return 1
 """
+
+
+#: Times a request's lease may expire before it is given up (a dead letter), by default.
+MAX_ATTEMPTS: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
 class Drain:
     """What :meth:`Frontier.drain` found: ``state`` is ``drained`` (nothing pending, nothing
     in flight), ``busy`` or ``ended`` (the run is not running); ``reclaimed`` counts the
-    requests of dead workers it put back."""
+    requests of dead workers it put back, ``dead`` those it gave up (dead letters), ``alive``
+    the workers whose heartbeat is within the lease."""
 
     state: str
     reclaimed: int = 0
+    dead: int = 0
+    alive: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A request given up: its URL, why, after how many attempts, by which worker last."""
+
+    url: str
+    reason: str
+    attempts: int
+    worker: str
+    at: float
+
+
+def _int(value: object) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 class Frontier(RedisStore):
@@ -176,6 +227,8 @@ class Frontier(RedisStore):
         self._budget = keys.frontier_budget(run_id)
         self._workers = keys.frontier_workers(run_id)
         self._inflight_prefix = keys.frontier_inflight(run_id, "")
+        self._attempts = keys.frontier_attempts(run_id)
+        self._dead = keys.frontier_dead(run_id)
 
     def _inflight(self, worker: str) -> str:
         return self.keys.frontier_inflight(self.run_id, worker)
@@ -229,14 +282,40 @@ class Frontier(RedisStore):
         keys = [self._crawl, self.key, self._inflight(worker), self._workers]
         return int(cast("int", self.script("release", keys=keys, args=[worker])))
 
-    def drain(self, lease: float) -> Drain:
-        """Put back the requests of workers silent for more than ``lease`` seconds, then
-        tell whether the run is drained."""
-        keys = [self._crawl, self.key, self._workers]
-        args = [repr(self.clock()), repr(float(lease)), self._inflight_prefix]
-        state, reclaimed = cast("list[int]", self.script("drain", keys=keys, args=args))
+    def drain(self, lease: float, max_attempts: int = MAX_ATTEMPTS) -> Drain:
+        """Put back the requests of workers silent for more than ``lease`` seconds (or give
+        up those that came back ``max_attempts`` times), then tell whether the run is
+        drained."""
+        keys = [self._crawl, self.key, self._workers, self._attempts, self._dead]
+        args = [repr(self.clock()), repr(float(lease)), self._inflight_prefix, max_attempts]
+        state, reclaimed, dead, alive = cast(
+            "list[int]", self.script("drain", keys=keys, args=args)
+        )
         name = {1: "drained", 0: "busy"}.get(int(state), "ended")
-        return Drain(name, int(reclaimed))
+        return Drain(name, int(reclaimed), int(dead), int(alive))
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """The requests given up, oldest first."""
+        raw = cast("dict[bytes, bytes]", self.client.hgetall(self._dead))
+        found = []
+        for member, value in raw.items():
+            data = json_field(text(value), {})
+            data = data if isinstance(data, dict) else {}
+            request = json_field(text(member), {})
+            url = request.get("url") if isinstance(request, dict) else None
+            found.append(
+                DeadLetter(
+                    url=url if isinstance(url, str) else "(unreadable request)",
+                    reason=str(data.get("reason", "")),
+                    attempts=_int(data.get("attempts")),
+                    worker=str(data.get("worker", "")),
+                    at=float(_int(data.get("at"))),
+                )
+            )
+        return sorted(found, key=lambda letter: (letter.at, letter.url))
+
+    def dead_count(self) -> int:
+        return int(self.client.hlen(self._dead))
 
     def in_flight(self) -> dict[str, int]:
         """Requests in flight per registered worker."""
@@ -247,6 +326,39 @@ class Frontier(RedisStore):
         return dict(zip(workers, (int(n) for n in pipe.execute()), strict=True))
 
     def clear(self) -> None:
-        """Remove the run's frontier, dupefilter, page budget, workers and in-flight keys."""
-        keys = [self.key, self._seen, self._budget, self._workers]
+        """Remove the run's frontier, dupefilter, page budget, workers, attempts and in-flight
+        keys (its dead letters stay with the run)."""
+        keys = [self.key, self._seen, self._budget, self._workers, self._attempts]
         self.script("clear", keys=keys, args=[self._inflight_prefix])
+
+
+def recorded_lease(record: RunRecord, default: float) -> float:
+    """The lease a distributed run's workers use: its ``FRONTIER_LEASE`` override (``--set``)
+    if it has a usable one, else ``default``."""
+    raw = record.options.get("overrides", {})
+    value = raw.get("FRONTIER_LEASE") if isinstance(raw, Mapping) else None
+    try:
+        lease = float(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+    return lease if 0 < lease < float("inf") else default
+
+
+def end_abandoned_cancel(runs: RunStore, run_id: str, lease: float) -> bool:
+    """End a distributed run whose cancel no worker is left to carry out: it is running with a
+    cancel requested, and every worker in it has been silent for more than ``lease`` seconds
+    (killed; a live worker stops the run itself). Its in-flight requests are dropped with the
+    frontier, and the run ends ``cancelled`` with the counts it has. True if it was ended."""
+    record = runs.get(run_id)
+    if not record.distributed or record.status != "running" or record.cancel_requested is None:
+        return False
+    frontier = Frontier(runs.client, runs.keys, record.id, clock=runs.clock)
+    drain = frontier.drain(lease)
+    if drain.state == "ended" or drain.alive:
+        return False
+    try:
+        runs.finish(record.id, "cancelled", REASON_CANCELLED, record.stats, record.health)
+    except RunStateError:
+        return False  # it ended meanwhile
+    frontier.clear()
+    return True

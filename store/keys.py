@@ -39,6 +39,11 @@ Layout (``P`` is the prefix)::
     P crawl:<id>:inflight:<worker>  hash  requests a worker took and has not finished:
                                      serialized request -> score (back to the frontier if
                                      the worker's heartbeat stops)
+    P crawl:<id>:attempts   hash     serialized request -> times a worker's lease on it
+                                     expired (it went back to the frontier)
+    P crawl:<id>:dead       hash     serialized request -> why it was given up (JSON:
+                                     reason, attempts, last worker, time); kept after the
+                                     run ends, for `hotline runs show`
     P hits:dead             stream   hits the notifier gave up on, with the last error
     P notices               zset     notice id scored by creation time (unix seconds)
     P notices:status:<s>    zset     the notices currently in status <s>, same scores
@@ -172,6 +177,12 @@ class Keys:
 
     def frontier_inflight(self, crawl_id: str, worker: str) -> str:
         return f"{self.crawl(crawl_id)}:inflight:{worker}"
+
+    def frontier_attempts(self, crawl_id: str) -> str:
+        return f"{self.crawl(crawl_id)}:attempts"
+
+    def frontier_dead(self, crawl_id: str) -> str:
+        return f"{self.crawl(crawl_id)}:dead"
 
     @property
     def dead_letters(self) -> str:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Column
 
+from crawler.settings import FRONTIER_LEASE
 from hotline.cli.app import JsonOption, check_status, err, open_session, out
 from hotline.cli.render import (
     details_table,
@@ -28,6 +29,7 @@ from hotline.cli.render import (
 )
 from hotline.errors import UsageError
 from store.errors import RunNotFound
+from store.frontier import DeadLetter, Frontier, end_abandoned_cancel, recorded_lease
 from store.runs import STATUSES, RunRecord, RunStore
 
 __all__ = ["runs_app"]
@@ -112,9 +114,13 @@ def runs_show(run_id: RunIdArgument, as_json: JsonOption = False) -> None:
     """Show one run: seeds, options, times, counts, errors by kind, health."""
     with open_session() as session:
         run = _find(session.runs(), run_id)
+        dead = Frontier(session.client, session.keys, run.id).dead_letters()
     now = time.time()
     if as_json:
-        out.print_json(data=run.as_json(full=True, now=now))
+        data = run.as_json(full=True, now=now)
+        if run.distributed:
+            data["dead_letters"] = [_dead_letter_json(letter) for letter in dead]
+        out.print_json(data=data)
         return
     s = run.stats
     rows: list[tuple[str, str]] = [
@@ -151,6 +157,8 @@ def runs_show(run_id: RunIdArgument, as_json: JsonOption = False) -> None:
                 or "none yet",
             )
         )
+        if dead:
+            rows.append(("dead letters", "\n".join(_dead_letter_line(d) for d in dead)))
     out.print(details_table(rows, title=f"run {run.id}"))
     stats = [
         (key, str(value))
@@ -160,6 +168,21 @@ def runs_show(run_id: RunIdArgument, as_json: JsonOption = False) -> None:
     if stats:
         columns = [Column(overflow="fold"), Column(justify="right")]
         out.print(table("crawl stats", columns, stats, show_header=False))
+
+
+def _dead_letter_line(letter: DeadLetter) -> str:
+    reason = "lease expired" if letter.reason == "lease_expired" else letter.reason
+    return f"{letter.url} ({reason} {letter.attempts} times, last worker {letter.worker})"
+
+
+def _dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "url": letter.url,
+        "reason": letter.reason,
+        "attempts": letter.attempts,
+        "worker": letter.worker,
+        "at": letter.at,
+    }
 
 
 def _options(options: dict[str, Any]) -> str:
@@ -184,6 +207,8 @@ def runs_cancel(run_id: RunIdArgument, as_json: JsonOption = False) -> None:
         if not store.request_cancel(run.id):
             after = store.get(run.id)
             raise UsageError(f"run {run.id} already ended: {after.status}")
+        # A distributed run whose workers all died has no one to stop it: it ends now.
+        end_abandoned_cancel(store, run.id, recorded_lease(run, FRONTIER_LEASE))
         after = store.get(run.id)
     emit(
         {"id": after.id, "status": after.status, "cancel_requested": True},

@@ -12,6 +12,7 @@ import typer
 from rich.live import Live
 from rich.text import Text
 
+from crawler.settings import WORKER_STOP_TIMEOUT
 from hotline.cli.app import (
     AllowNetworkOption,
     AllowPrivateNetworksOption,
@@ -54,6 +55,16 @@ def worker(
             help="This worker's name in the run records (default host:pid; unique).",
         ),
     ] = None,
+    stop_timeout: Annotated[
+        float,
+        typer.Option(
+            "--stop-timeout",
+            metavar="SECONDS",
+            min=0.0,
+            help="On Ctrl-C or SIGTERM, wait this long for the requests in flight, then hand "
+            "them back to the run and exit.",
+        ),
+    ] = WORKER_STOP_TIMEOUT,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -62,9 +73,11 @@ def worker(
     Waits for a run started with `hotline crawl --distributed` (or a schedule added with
     --distributed), crawls from its shared frontier until it is done, then waits for the
     next. Start any number, on any machine that reaches the Redis URL. Ctrl-C or SIGTERM
-    stops it; the requests it was working on go back to the run. A worker that is killed
-    loses nothing either: the others crawl its requests again after FRONTIER_LEASE (30 s).
-    The worker's own network policy applies to every run it crawls. With --once it exits 1
+    stops it within --stop-timeout; the requests it was working on go back to the run. A
+    worker that is killed loses nothing either: the others crawl its requests again after
+    FRONTIER_LEASE (30 s); a request whose lease expired FRONTIER_MAX_ATTEMPTS (3) times is
+    given up, listed by `hotline runs show` as a dead letter. The worker's own network
+    policy applies to every run it crawls. With --once it exits 1
     when its share of the run ended otherwise (Redis failed, the run's options were unusable).
     """
     from hotline.worker import Worker, WorkerOptions, WorkerResult  # noqa: PLC0415 - loads Scrapy
@@ -75,6 +88,7 @@ def worker(
         allow_private_networks=allow_private_networks or config.allow_private_networks,
         allowed_networks=list(allow_network or []),
         once=once,
+        stop_timeout=stop_timeout,
         log_level="INFO" if verbose else "WARNING",
         worker_id=worker_id or "",
     )

@@ -11,7 +11,15 @@ import redis
 
 from store.connection import redis_from_url
 from store.errors import RunStateError
-from store.frontier import ADDED, CAPPED, DUPLICATE, ENDED, Frontier
+from store.frontier import (
+    ADDED,
+    CAPPED,
+    DUPLICATE,
+    ENDED,
+    Frontier,
+    end_abandoned_cancel,
+    recorded_lease,
+)
 from store.keys import Keys
 from store.runs import RunStats, RunStore
 from tests.helpers import Clock
@@ -98,6 +106,79 @@ def test_a_silent_workers_requests_go_back_after_the_lease(
     assert frontier.in_flight() == {"alive": 1}
     leased = [frontier.pop("alive"), frontier.pop("alive")]
     assert sorted(popped[0] for popped in leased if popped) == [b"r0", b"r1"]
+
+
+def test_a_request_whose_lease_expired_max_attempts_times_is_a_dead_letter(
+    frontier: Frontier, clock: Clock, redis_client: redis.Redis, keys: Keys, run_id: str
+) -> None:
+    member = b'{"meta":{},"url":"http://a.example/stalls"}'
+    frontier.push(member, 0.0, fingerprint="stalls")
+    frontier.push(b'{"url":"http://a.example/fine"}', 1.0, fingerprint="fine")
+    for attempt in (1, 2):
+        assert frontier.pop(f"w{attempt}") == (member, 0.0)
+        clock.now += LEASE + 1
+        drain = frontier.drain(LEASE, max_attempts=3)
+        assert (drain.reclaimed, drain.dead, drain.alive) == (1, 0, 0)
+    assert frontier.dead_letters() == []
+    assert frontier.pop("w3") == (member, 0.0)
+    clock.now += LEASE + 1
+    drain = frontier.drain(LEASE, max_attempts=3)
+    assert (drain.state, drain.reclaimed, drain.dead) == ("busy", 0, 1)  # "fine" is pending
+    (letter,) = frontier.dead_letters()
+    assert (letter.url, letter.reason, letter.attempts, letter.worker) == (
+        "http://a.example/stalls",
+        "lease_expired",
+        3,
+        "w3",
+    )
+    assert frontier.pop("w4") == (b'{"url":"http://a.example/fine"}', 1.0)  # not the dead one
+    frontier.ack("w4", b'{"url":"http://a.example/fine"}')
+    assert frontier.drain(LEASE).state == "drained"  # a dead letter is not pending
+    frontier.clear()
+    assert redis_client.hlen(keys.frontier_dead(run_id)) == 1  # kept with the run
+    assert not redis_client.exists(keys.frontier_attempts(run_id))
+
+
+def test_a_release_on_stop_is_no_failed_attempt(frontier: Frontier, clock: Clock) -> None:
+    frontier.push(b'{"url":"http://a.example/x"}', 0.0, fingerprint="x")
+    for n in range(5):
+        assert frontier.pop(f"w{n}") is not None
+        assert frontier.release(f"w{n}") == 1
+    assert frontier.dead_letters() == [] and len(frontier) == 1
+
+
+def test_a_cancelled_run_whose_workers_all_died_is_ended(
+    frontier: Frontier, store: RunStore, run_id: str, clock: Clock
+) -> None:
+    frontier.push(b'{"url":"http://a.example/x"}', 0.0, fingerprint="x")
+    assert frontier.pop("doomed") is not None
+    assert not end_abandoned_cancel(store, run_id, LEASE)  # no cancel asked
+    assert store.request_cancel(run_id)
+    assert not end_abandoned_cancel(store, run_id, LEASE)  # its worker may still stop it
+    assert store.get(run_id).status == "running"
+    clock.now += LEASE + 1
+    frontier.heartbeat("alive")  # a live worker in the run stops it itself
+    assert not end_abandoned_cancel(store, run_id, LEASE)
+    clock.now += LEASE + 1
+    assert end_abandoned_cancel(store, run_id, LEASE)
+    record = store.get(run_id)
+    assert (record.status, record.reason) == ("cancelled", "cancelled")
+    assert store.distributed() == []
+    assert not end_abandoned_cancel(store, run_id, LEASE)  # ended: nothing more to do
+
+
+def test_the_lease_of_a_run_is_its_override_or_the_default(store: RunStore) -> None:
+    def lease_of(overrides: dict[str, str]) -> float:
+        run_id = store.create(
+            seeds=["http://a.example/"], options={"overrides": overrides}, origin="cli"
+        )
+        return recorded_lease(store.get(run_id), 30.0)
+
+    assert lease_of({"FRONTIER_LEASE": "1.5"}) == 1.5
+    assert lease_of({}) == 30.0
+    assert lease_of({"FRONTIER_LEASE": "soon"}) == 30.0
+    assert lease_of({"FRONTIER_LEASE": "-1"}) == 30.0
+    assert lease_of({"FRONTIER_LEASE": "inf"}) == 30.0
 
 
 def test_drained_only_when_nothing_is_pending_or_in_flight(frontier: Frontier) -> None:
