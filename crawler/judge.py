@@ -76,13 +76,14 @@ from twisted.internet import defer
 from twisted.internet import error as net_error
 from twisted.web.client import ResponseFailed
 
-from crawler.safety import AddressPolicy, literal_ip
+from crawler.safety import literal_ip
 from matchers.algorithms import EXACT_ALGORITHMS, MAX_IMAGE_PIXELS, PDQ_MIN_QUALITY, hamming
 from matchers.archives import ArchiveLimits, digest_archive
 from matchers.digest import ImageDigest, digest_bytes
 from matchers.errors import MatcherError
 from matchers.sniff import FILE_SNIFF_BYTES, sniff_file, sniff_image
 from matchers.video import VideoDigest, VideoLimits, digest_video, sampled_as_video
+from store.addresses import AddressPolicy
 from store.clock import now_iso
 from store.rechecks import RecheckProfile, RecheckResult, RecheckState, RecheckTarget
 

@@ -17,25 +17,36 @@ It is enforced twice:
 * :class:`PrivateNetworkMiddleware` refuses IP-literal URLs (also each redirect target, which
   passes through the downloader again) with a clear stat and log line, and drops any response
   whose peer address is refused, as a second line of defence.
+
+Proxies: none from the environment (``HTTPPROXY_ENABLED`` is off). A proxy configured with
+``CRAWL_PROXY`` (``http://host:port``) resolves the target hosts itself, out of the resolver's
+reach, so the middleware resolves each request's host first, in a thread, and refuses the
+request when any of its addresses is refused (``safety/refused_private``); only then does the
+request go to the proxy. The proxy's own host is exempt (it is configured, not reported). What
+is left: the proxy resolves the host again, so a host that answers differently to the two
+lookups (DNS rebinding) can still reach what the proxy can; a hotline that proxies its crawls
+should have its proxy refuse private destinations too.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.resolver import CachingHostnameResolver
+from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IResolutionReceiver
+from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
-from store.addresses import embedded_ipv4, is_public_address, parse_address
-from store.environment import allow_private_networks
+from store.addresses import AddressPolicy, AddressRefused, check_host, parse_networks
+from store.environment import allow_private_networks, crawl_proxy
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -46,17 +57,6 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IAddress
 
 logger = logging.getLogger(__name__)
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _parse_ip(address: str) -> IPAddress | None:
-    """The address, an IPv6 one carrying an IPv4 address as that IPv4 address."""
-    ip = parse_address(address)
-    if isinstance(ip, ipaddress.IPv6Address):
-        return embedded_ipv4(ip) or ip
-    return ip
 
 
 def literal_ip(url: str) -> str | None:
@@ -69,46 +69,36 @@ def literal_ip(url: str) -> str | None:
     return host
 
 
-def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
-    """CIDRs (or single addresses) as networks; ``ValueError`` names the bad one."""
-    networks = []
-    for value in values:
-        try:
-            networks.append(ipaddress.ip_network(value.strip(), strict=False))
-        except ValueError as exc:
-            raise ValueError(
-                f"SAFETY_ALLOWED_NETWORKS: {value!r} is not a network ({exc})"
-            ) from None
-    return tuple(networks)
+#: Seconds a host's checked addresses are trusted before a proxied request looks again.
+CHECK_CACHE_SECONDS = 60.0
+#: Hosts whose check is remembered.
+CHECK_CACHE_SIZE = 1024
 
 
-@dataclass(frozen=True)
-class AddressPolicy:
-    allow_private: bool = False
-    allowed_networks: tuple[IPNetwork, ...] = field(default_factory=tuple)
+def proxy_from_settings(settings: BaseSettings) -> str:
+    """``CRAWL_PROXY``, else ``$HOTLINE_CRAWL_PROXY``: ``""`` or an ``http://host:port`` URL
+    (``ValueError`` otherwise)."""
+    proxy = str(settings.get("CRAWL_PROXY") or "").strip() or crawl_proxy()
+    if not proxy:
+        return ""
+    try:
+        parts = urlsplit(proxy)
+        port = parts.port
+    except ValueError:
+        port = None
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+        raise ValueError(f"CRAWL_PROXY: expected http://host:port, got {proxy!r}")
+    return proxy
 
-    @classmethod
-    def from_settings(cls, settings: BaseSettings) -> AddressPolicy:
-        # The environment is read (and a bad value refused) even when the setting is on.
-        from_env = allow_private_networks()
-        allow = settings.getbool("SAFETY_ALLOW_PRIVATE_NETWORKS") or from_env
-        # A bad network is a hard error, never NotConfigured: that would silently switch the
-        # middleware, and with it the guard, off.
-        return cls(allow, parse_networks(settings.getlist("SAFETY_ALLOWED_NETWORKS")))
 
-    @property
-    def open(self) -> bool:
-        return self.allow_private
-
-    def allows(self, address: str) -> bool:
-        if self.allow_private:
-            return True
-        ip = _parse_ip(address)
-        if ip is None:
-            return False
-        if any(ip.version == net.version and ip in net for net in self.allowed_networks):
-            return True
-        return is_public_address(address)
+def policy_from_settings(settings: BaseSettings) -> AddressPolicy:
+    """The crawl's address policy. The environment is read (and a bad value refused) even
+    when the setting is on; a bad network is a hard error, never NotConfigured (that would
+    silently switch the middleware, and with it the guard, off)."""
+    from_env = allow_private_networks()
+    allow = settings.getbool("SAFETY_ALLOW_PRIVATE_NETWORKS") or from_env
+    return AddressPolicy(allow, parse_networks(settings.getlist("SAFETY_ALLOWED_NETWORKS")))
 
 
 @implementer(IResolutionReceiver)
@@ -160,10 +150,13 @@ class SafeResolver:
     #: How many refused hosts are remembered.
     REMEMBERED: int = 256
 
-    def __init__(self, reactor: Any, cache_size: int, policy: AddressPolicy) -> None:
+    def __init__(
+        self, reactor: Any, cache_size: int, policy: AddressPolicy, exempt: str = ""
+    ) -> None:
         self.reactor = reactor
         self.inner = CachingHostnameResolver(reactor, cache_size)
         self.policy = policy
+        self.exempt = exempt.lower()  # the configured proxy's host
         self._refused: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
     def _remember_refused(self, host: str, addresses: tuple[str, ...]) -> None:
@@ -182,7 +175,9 @@ class SafeResolver:
     def from_crawler(cls, crawler: Crawler, reactor: Any) -> SafeResolver:
         settings = crawler.settings
         cache = settings.getint("DNSCACHE_SIZE") if settings.getbool("DNSCACHE_ENABLED") else 0
-        return cls(reactor, cache, AddressPolicy.from_settings(settings))
+        proxy = proxy_from_settings(settings)
+        exempt = urlsplit(proxy).hostname or "" if proxy else ""
+        return cls(reactor, cache, policy_from_settings(settings), exempt)
 
     def install_on_reactor(self) -> None:
         self.reactor.installNameResolver(self)
@@ -197,7 +192,7 @@ class SafeResolver:
     ) -> IHostResolution:
         receiver: Any = (
             resolutionReceiver
-            if self.policy.open
+            if self.policy.open or (self.exempt and hostName.lower() == self.exempt)
             else _FilteringReceiver(
                 resolutionReceiver, hostName, self.policy, self._remember_refused
             )
@@ -208,46 +203,80 @@ class SafeResolver:
 
 
 class PrivateNetworkMiddleware:
-    """Downloader middleware: refuse IP-literal private URLs, drop private peers."""
+    """Downloader middleware: refuse IP-literal private URLs, drop private peers; with a
+    configured proxy, check each host's addresses before the request goes to the proxy."""
 
-    def __init__(self, stats: StatsCollector, policy: AddressPolicy) -> None:
+    def __init__(self, stats: StatsCollector, policy: AddressPolicy, proxy: str = "") -> None:
         self.stats = stats
         self.policy = policy
+        self.proxy = proxy
+        self._checked: OrderedDict[tuple[str, int], float] = OrderedDict()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PrivateNetworkMiddleware:
         if crawler.stats is None:
             raise NotConfigured("PrivateNetworkMiddleware needs a stats collector")
-        policy = AddressPolicy.from_settings(crawler.settings)
+        policy = policy_from_settings(crawler.settings)
         if crawler.settings.getbool("HTTPPROXY_ENABLED") and not policy.open:
             # A hard error, never NotConfigured (that would switch the guard off).
             raise ValueError(
-                "HTTPPROXY_ENABLED: a proxy resolves the target hosts itself, out of the "
-                "address policy's reach; crawl without one (or with --allow-private-networks)"
+                "HTTPPROXY_ENABLED: a proxy from the environment resolves the target hosts "
+                "itself, out of the address policy's reach; configure one with CRAWL_PROXY "
+                "(checked first), or crawl without one"
             )
-        return cls(crawler.stats, policy)
+        return cls(crawler.stats, policy, proxy_from_settings(crawler.settings))
 
-    def process_request(self, request: Request) -> None:
-        if self.policy.open:
-            return
-        if request.meta.get("proxy"):
+    async def process_request(self, request: Request) -> None:
+        proxy = request.meta.get("proxy")
+        if proxy and proxy != self.proxy and not self.policy.open:
             self.stats.inc_value("safety/refused_proxy")
-            message = f"refused {request.url}: requests through a proxy escape the address policy"
+            message = f"refused {request.url}: a proxy that is not CRAWL_PROXY escapes the policy"
             logger.warning(message)
             raise IgnoreRequest(message)
         ip = literal_ip(request.url)
         if ip is not None and not self.policy.allows(ip):
-            self.stats.inc_value("safety/refused_private")
-            message = (
-                f"refused {request.url}: {ip} is not a public address "
-                "(use --allow-private-networks to crawl private networks)"
+            self._refuse(
+                request,
+                f"{ip} is not a public address "
+                "(use --allow-private-networks to crawl private networks)",
             )
-            logger.warning(message)
-            raise IgnoreRequest(message)
+        if not self.proxy:
+            return
+        if ip is None and not self.policy.open:
+            await self._check_host(request)
+        request.meta["proxy"] = self.proxy
+
+    async def _check_host(self, request: Request) -> None:
+        """The request's host, resolved here, must be allowed whole (the proxy resolves it
+        again, out of the resolver's reach); a recent check is reused."""
+        parts = urlsplit(request.url)
+        key = (
+            (parts.hostname or "").lower(),
+            parts.port or (443 if parts.scheme == "https" else 80),
+        )
+        checked = self._checked.get(key)
+        if checked is not None and time.monotonic() - checked < CHECK_CACHE_SECONDS:
+            return
+        try:
+            await maybe_deferred_to_future(deferToThread(check_host, key[0], key[1], self.policy))
+        except AddressRefused as exc:
+            self._refuse(request, str(exc))
+        self._checked[key] = time.monotonic()
+        self._checked.move_to_end(key)
+        while len(self._checked) > CHECK_CACHE_SIZE:
+            self._checked.popitem(last=False)
+
+    def _refuse(self, request: Request, why: str) -> None:
+        self.stats.inc_value("safety/refused_private")
+        message = f"refused {request.url}: {why}"
+        logger.warning(message)
+        raise IgnoreRequest(message)
 
     def process_response(self, request: Request, response: Response) -> Response:
         if self.policy.open or response.ip_address is None:
             return response
+        if self.proxy and request.meta.get("proxy") == self.proxy:
+            return response  # the peer is the proxy; the host was checked before
         if not self.policy.allows(str(response.ip_address)):
             self.stats.inc_value("safety/refused_private")
             message = (

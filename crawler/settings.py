@@ -174,10 +174,12 @@ STORE_KEY_PREFIX = ""  # empty: the store's default prefix
 
 SAFETY_ALLOW_PRIVATE_NETWORKS = False
 SAFETY_ALLOWED_NETWORKS: list[str] = []  # CIDRs reachable even when private
-# No proxy, from the environment (http_proxy, ...) or otherwise: a proxy resolves the target
-# hosts itself, out of the address policy's reach (a private host by name went through one).
-# With the policy closed, a crawl that turns HttpProxyMiddleware on does not start.
+# No proxy from the environment (http_proxy, ...): a proxy resolves the target hosts itself, out
+# of the address policy's reach (a private host by name went through one). With the policy
+# closed, a crawl that turns HttpProxyMiddleware on does not start. A proxy configured here
+# (http://host:port) is used, each request's host resolved and checked first (crawler.safety).
 HTTPPROXY_ENABLED = False
+CRAWL_PROXY = ""
 
 # The run record: live counts and the cancel check every CRAWLRECORD_INTERVAL s (0: none);
 # the origin ("scrapy" when empty) and options recorded for a run the crawl creates itself.

@@ -35,6 +35,7 @@ from takedown.channels.smtp import SmtpChannel, SmtpSettings
 from takedown.channels.webhook import WebhookChannel, WebhookSettings
 from takedown.directory import ProviderDirectory
 from takedown.errors import DirectoryError, TemplateError
+from takedown.http import outbound_policy
 from takedown.ip2asn import Ip2AsnError, IpToAsn
 from takedown.model import CHANNELS
 from takedown.notice import NoticeFacts, NoticeRenderer
@@ -130,6 +131,7 @@ def open_router(
                     settings.rdap_url,
                     bootstrap=bootstrap,
                     timeout=settings.rdap_timeout,
+                    policy=outbound_policy(settings.allowed_networks),
                     cache=cache,
                     cache_ttl=settings.rdap_cache_ttl,
                     negative_ttl=settings.rdap_negative_ttl,
@@ -166,7 +168,14 @@ def _deliverer(
     except ValueError as exc:
         raise UsageError(f"{settings.source}: [smtp] {exc}") from None
     try:
-        webhook = WebhookChannel(WebhookSettings(**settings.webhook)) if settings.webhook else None
+        webhook = (
+            WebhookChannel(
+                WebhookSettings(**settings.webhook),
+                policy=outbound_policy(settings.allowed_networks),
+            )
+            if settings.webhook
+            else None
+        )
     except ValueError as exc:
         raise UsageError(f"{settings.source}: [webhook] {exc}") from None
     outbox = OutboxChannel(OutboxSettings(directory=outbox_dir))

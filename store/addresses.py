@@ -7,16 +7,33 @@ IPv4 address: IPv4-mapped (``::ffff:a.b.c.d``), IPv4-translated (``::ffff:0:a.b.
 IPv4-compatible (``::a.b.c.d``), NAT64 (``64:ff9b::a.b.c.d``) and 6to4 (``2002:ab:cd::``). So
 ``64:ff9b::10.0.0.1`` or ``2002:a00:1::1``, which Python's ``is_global`` calls global, reach a
 private network and are refused.
+
+:class:`AddressPolicy` adds what a hotline opens on purpose (``--allow-private-networks``,
+``--allow-network CIDR``); :func:`check_host` resolves a host name and refuses it when any of
+its addresses is not allowed, for connections whose peer the project does not see itself (a
+request through a configured proxy, RDAP, webhooks).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["embedded_ipv4", "is_public_address", "parse_address"]
+__all__ = [
+    "AddressPolicy",
+    "AddressRefused",
+    "check_host",
+    "embedded_ipv4",
+    "is_public_address",
+    "parse_address",
+    "parse_networks",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _V4: Final = ipaddress.IPv4Network
 _V6: Final = ipaddress.IPv6Network
@@ -105,3 +122,71 @@ def is_public_address(address: str | IPAddress) -> bool:
     if inner is not None:
         return _public_v4(inner)
     return ip.is_global and not any(ip in net for net in _NOT_PUBLIC_V6)
+
+
+class AddressRefused(ValueError):
+    """A host the address policy refuses (or that does not resolve, so cannot be checked); the
+    message is one line naming the host and its refused addresses."""
+
+
+def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """CIDRs (or single addresses) as networks; ``ValueError`` names the bad one."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError as exc:
+            raise ValueError(
+                f"SAFETY_ALLOWED_NETWORKS: {value!r} is not a network ({exc})"
+            ) from None
+    return tuple(networks)
+
+
+def _judged(address: str) -> IPAddress | None:
+    """The address, an IPv6 one carrying an IPv4 address as that IPv4 address."""
+    ip = parse_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return embedded_ipv4(ip) or ip
+    return ip
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which peers a connection may reach: public addresses always; any address when
+    ``allow_private``; otherwise also those in ``allowed_networks``."""
+
+    allow_private: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = field(default_factory=tuple)
+
+    @property
+    def open(self) -> bool:
+        return self.allow_private
+
+    def allows(self, address: str) -> bool:
+        if self.allow_private:
+            return True
+        ip = _judged(address)
+        if ip is None:
+            return False
+        if any(ip.version == net.version and ip in net for net in self.allowed_networks):
+            return True
+        return is_public_address(address)
+
+
+def check_host(host: str, port: int, policy: AddressPolicy) -> tuple[str, ...]:
+    """Resolve ``host`` (blocking) and return its addresses when the policy allows every one;
+    raise :class:`AddressRefused` when any is refused or the host does not resolve."""
+    if policy.open:
+        return ()
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise AddressRefused(f"{host}: cannot be checked, it does not resolve ({exc})") from None
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+    refused = [address for address in addresses if not policy.allows(address)]
+    if refused or not addresses:
+        raise AddressRefused(
+            f"{host} resolves to non-public address(es) {', '.join(sorted(refused))}"
+            " (use --allow-private-networks to reach private networks)"
+        )
+    return addresses

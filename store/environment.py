@@ -8,6 +8,10 @@
 ``HOTLINE_KEY_PREFIX``             prefix of every Redis key (default ``hotline:``)
 ``HOTLINE_ALLOW_PRIVATE_NETWORKS`` a yes/no (:func:`parse_bool`): yes lets crawls and rechecks
                                    reach private and loopback addresses (default no)
+``HOTLINE_CRAWL_PROXY``            ``http://host:port`` of a proxy crawls, rechecks and workers go
+                                   through, each target host checked here first (default none;
+                                   ``CRAWL_PROXY`` overrides it); proxy variables such as
+                                   ``http_proxy`` are never used
 ``HOTLINE_CONFIG``                 the TOML configuration of notices (default: ``hotline.toml``
                                    in the data directory, when it exists)
 ``HOTLINE_RDAP_URL``               RDAP: ``bootstrap`` (the IANA registry, the default), a
@@ -53,6 +57,7 @@ __all__ = [
     "ENV_CLOUDFLARE_ACCOUNT_ID",
     "ENV_CLOUDFLARE_API_TOKEN",
     "ENV_CONFIG",
+    "ENV_CRAWL_PROXY",
     "ENV_DATA_DIR",
     "ENV_KEY_PREFIX",
     "ENV_RDAP_URL",
@@ -65,6 +70,7 @@ __all__ = [
     "TRUE_SPELLINGS",
     "allow_private_networks",
     "config_path",
+    "crawl_proxy",
     "default_data_dir",
     "key_prefix",
     "parse_bool",
@@ -77,6 +83,7 @@ ENV_DATA_DIR: Final = "HOTLINE_DATA_DIR"
 ENV_KEY_PREFIX: Final = "HOTLINE_KEY_PREFIX"
 ENV_ALLOW_PRIVATE: Final = "HOTLINE_ALLOW_PRIVATE_NETWORKS"
 ENV_CONFIG: Final = "HOTLINE_CONFIG"
+ENV_CRAWL_PROXY: Final = "HOTLINE_CRAWL_PROXY"
 ENV_RDAP_URL: Final = "HOTLINE_RDAP_URL"
 ENV_SMTP_PASSWORD: Final = "HOTLINE_SMTP_PASSWORD"  # noqa: S105 - the variable's name
 ENV_WEBHOOK_SECRET: Final = "HOTLINE_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
@@ -151,6 +158,11 @@ def allow_private_networks(env: Mapping[str, str] | None = None) -> bool:
         raise EnvironmentVariableError(
             ENV_ALLOW_PRIVATE, f"expected 1 or 0, got {raw.strip().lower()!r}"
         ) from None
+
+
+def crawl_proxy(env: Mapping[str, str] | None = None) -> str:
+    """``$HOTLINE_CRAWL_PROXY``, stripped (unset: ``""``, no proxy)."""
+    return _environ(env).get(ENV_CRAWL_PROXY, "").strip()
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path | None:

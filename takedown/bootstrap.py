@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from store.addresses import AddressPolicy
 from store.text import one_line
 from takedown.errors import RdapError, http_base_url
 from takedown.http import DEFAULT_HTTP_TIMEOUT, make_http_client, read_at_most
@@ -269,19 +270,22 @@ def update_bootstrap(
     *,
     http: httpx.Client | None = None,
     timeout: float = DEFAULT_HTTP_TIMEOUT,
+    policy: AddressPolicy | None = None,
 ) -> list[UpdatedFile]:
     """Download the four files from ``base_url`` into ``target``.
 
     Every file is downloaded and validated before any is written; then each is written to a
     temporary file in ``target`` and moved over the old one (atomic per file). Any error
-    raises :class:`BootstrapError` and leaves ``target`` as it was.
+    raises :class:`BootstrapError` and leaves ``target`` as it was. The client obeys ``policy``
+    (default :func:`takedown.http.outbound_policy`): a mirror on a private network must be
+    allowed.
     """
     base = base_url.strip()
     http_base_url(base, "bootstrap URL")
     if not base.endswith("/"):
         base += "/"
     own = http is None
-    client = http if http is not None else make_http_client(timeout=timeout)
+    client = http if http is not None else make_http_client(timeout=timeout, policy=policy)
     try:
         fetched = {name: _download(client, base + name) for name in BOOTSTRAP_FILES.values()}
     finally:

@@ -53,6 +53,7 @@ from typing import Any, Protocol, TypeVar, cast
 import httpx
 import redis
 
+from store.addresses import AddressPolicy
 from store.keys import DEFAULT_PREFIX, Keys, validate_prefix
 from store.text import one_line
 from takedown.bootstrap import Bootstrap
@@ -267,6 +268,7 @@ class RdapClient:
         bootstrap: Bootstrap | None = None,
         http: httpx.Client | None = None,
         timeout: float = DEFAULT_HTTP_TIMEOUT,
+        policy: AddressPolicy | None = None,
         cache: RdapCache | None = None,
         cache_ttl: float = RDAP_CACHE_TTL,
         negative_ttl: float = RDAP_NEGATIVE_TTL,
@@ -281,7 +283,7 @@ class RdapClient:
             bootstrap if bootstrap is not None or self.base_url else Bootstrap.builtin()
         )
         self._own_http = http is None
-        self._http = http if http is not None else make_http_client(timeout=timeout)
+        self._http = http if http is not None else make_http_client(timeout=timeout, policy=policy)
         self.cache = cache
         self.cache_ttl = cache_ttl
         self.negative_ttl = negative_ttl

@@ -58,6 +58,9 @@ tables; every key is optional except the hotline's identity, which a notice cann
     [outbox]
     directory = "outbox"           # default: <data dir>/outbox
 
+    [network]                      # private networks RDAP and webhooks may reach (default none)
+    allowed_networks = ["10.20.0.0/16"]
+
     [retention]                    # how long records are kept ("off" or 0: forever; >= 1d)
     closed_notices = "365d"        # removed / gone_unreachable notices, from when they closed
     hits = "180d"                  # hits of closed notices (from closing) or of none (queued)
@@ -98,6 +101,7 @@ from typing import Any
 
 from matchers.errors import HashListError
 from matchers.lists import validate_list_name
+from store.addresses import parse_networks
 from store.clock import DAY, HOUR, parse_duration
 from store.environment import (
     ENV_CLOUDFLARE_ACCOUNT_ID,
@@ -194,6 +198,7 @@ _TABLES: dict[str, frozenset[str]] = {
     "smtp": frozenset({"host", "port", "security", "username", "ca_file", "timeout"}),
     "webhook": frozenset({"url", "attempts", "timeout", "backoff"}),
     "outbox": frozenset({"directory"}),
+    "network": frozenset({"allowed_networks"}),
     "retention": frozenset(RetentionSettings.FIELDS),
     "classification": frozenset(),  # keys are list names, checked by _classification
     "cloudflare": frozenset(
@@ -245,6 +250,8 @@ class TakedownSettings:
     smtp: Mapping[str, Any] | None = None  # keyword arguments for SmtpSettings
     webhook: Mapping[str, Any] | None = None  # keyword arguments for WebhookSettings
     outbox_dir: Path | None = None
+    #: Private networks RDAP and webhooks may reach (``[network] allowed_networks``).
+    allowed_networks: tuple[str, ...] = ()
     retention: RetentionSettings = DEFAULT_RETENTION
     extra: Mapping[str, Any] = field(default_factory=dict)
     classification: Mapping[str, ClassificationMap] = field(default_factory=dict)
@@ -412,6 +419,7 @@ class TakedownSettings:
             smtp=_smtp(reader, data.get("smtp"), env),
             webhook=_webhook(reader, data.get("webhook"), env),
             outbox_dir=reader.path("outbox", data.get("outbox", {}), "directory"),
+            allowed_networks=_networks(reader, data.get("network", {})),
             retention=_retention(reader, data.get("retention")),
             classification=_classification(reader, data.get("classification", {})),
             cloudflare=_cloudflare(reader, data.get("cloudflare"), env),
@@ -481,6 +489,19 @@ class _Reader:
         except RuntimeError:  # "~user/..." of no such user
             raise self.fail(table, name, f"no home directory to expand in {value!r}") from None
         return path if path.is_absolute() else self.base / path
+
+
+def _networks(reader: _Reader, data: Mapping[str, Any]) -> tuple[str, ...]:
+    """``[network] allowed_networks``: CIDRs (or addresses) as written, each checked."""
+    value = data.get("allowed_networks", [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise reader.fail("network", "allowed_networks", "expected a list of CIDRs")
+    try:
+        parse_networks(value)
+    except ValueError as exc:
+        reason = str(exc).removeprefix("SAFETY_ALLOWED_NETWORKS: ")
+        raise reader.fail("network", "allowed_networks", reason) from None
+    return tuple(item.strip() for item in value)
 
 
 def _paths(reader: _Reader, table: str, data: Mapping[str, Any], name: str) -> tuple[Path, ...]:

@@ -48,7 +48,7 @@ from twisted.internet.threads import deferToThread
 from crawler.hashing import ImageHasher
 from crawler.judge import Verdict, judge_body, judge_failure, judge_status, result_for
 from crawler.runsettings import build_settings
-from crawler.safety import AddressPolicy, SafeResolver
+from crawler.safety import SafeResolver, policy_from_settings
 from crawler.settings import CRAWL_MEDIA_MAXSIZE, RECHECK_BROWSER_HEADERS
 from store.rechecks import RecheckResult, RecheckTarget
 
@@ -144,7 +144,7 @@ class RecheckSpider(Spider):
 
     def setup(self, crawler: Crawler) -> None:
         self.hasher = ImageHasher.from_crawler(crawler)
-        self.policy = AddressPolicy.from_settings(crawler.settings)
+        self.policy = policy_from_settings(crawler.settings)
         # The second, browser-like look before a notice may close (empty: one look only).
         self.browser_user_agent = crawler.settings.get("RECHECK_BROWSER_USER_AGENT") or ""
         self.max_body = crawler.settings.getint("DOWNLOAD_MAXSIZE")

@@ -26,6 +26,7 @@ from hotline.config import Config
 from hotline.errors import InputError, UsageError
 from hotline.services import Session, redis_session
 from hotline.takedownrun import Takedown, open_takedown
+from store.addresses import parse_networks
 
 __all__ = [
     "CRAWL_DEPTH",
@@ -206,12 +207,17 @@ def _check_set_types(overrides: Mapping[str, str]) -> None:
                 number = 0
             if not number > 0 or number == float("inf"):
                 raise UsageError(f"--set {key}={raw!r}: expected {positive}")
+    if "CRAWL_PROXY" in overrides:
+        from crawler.safety import proxy_from_settings  # noqa: PLC0415 - loads Scrapy
+
+        try:
+            proxy_from_settings(Settings({"CRAWL_PROXY": overrides["CRAWL_PROXY"]}))
+        except ValueError as exc:
+            raise UsageError(f"--set {exc}") from None
 
 
 def check_networks(values: Iterable[str]) -> None:
     """Refuse an ``--allow-network`` value the crawler's safety middleware would refuse."""
-    from crawler.safety import parse_networks  # noqa: PLC0415 - loads Scrapy
-
     try:
         parse_networks(list(values))
     except ValueError as exc:

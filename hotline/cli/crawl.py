@@ -38,6 +38,7 @@ from hotline.cli.render import health_cell, records_table, summary_table
 from hotline.cli.worker import crawl_distributed
 from hotline.errors import HotlineError, InputError, UsageError
 from matchers.lists import KNOWN
+from store.addresses import parse_networks
 from store.errors import RunNotFound, RunStateError
 from store.options import DEFAULT_HIT_DEPTH, CrawlOptions
 from store.queue import HitRecord
@@ -145,8 +146,6 @@ def _crawl_run(
     session: Session, config: Config, run_id: str, *, log_level: str, as_json: bool
 ) -> None:
     """``hotline crawl --run ID``: crawl a queued run with its recorded seeds and options."""
-    from crawler.safety import parse_networks  # noqa: PLC0415 - loads Scrapy
-
     store = session.runs()
     try:
         record = store.get(run_id)

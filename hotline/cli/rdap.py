@@ -24,7 +24,7 @@ from takedown.bootstrap import (
     update_bootstrap,
 )
 from takedown.errors import RdapUrlError
-from takedown.http import DEFAULT_HTTP_TIMEOUT
+from takedown.http import DEFAULT_HTTP_TIMEOUT, outbound_policy
 
 __all__ = ["rdap_app"]
 
@@ -58,7 +58,12 @@ def rdap_update(
     config = load_config()
     target = config.data_dir / BOOTSTRAP_DIR_NAME
     try:
-        updated = update_bootstrap(target, url, timeout=timeout)
+        updated = update_bootstrap(
+            target,
+            url,
+            timeout=timeout,
+            policy=outbound_policy(config.takedown_settings().allowed_networks),
+        )
     except RdapUrlError as exc:
         raise UsageError(f"--url: {exc}") from None
     except BootstrapError as exc:

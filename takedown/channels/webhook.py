@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from store.addresses import AddressPolicy
 from takedown.channels.base import encode_payload, excerpt, is_loopback
 from takedown.channels.signature import SIGNATURE_HEADER, signature_header
 from takedown.errors import DeliveryError
@@ -161,10 +162,11 @@ class RetryingHttpChannel:
         *,
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        policy: AddressPolicy | None = None,
     ) -> None:
         self._owns_http = http is None
         self._http = (
-            make_http_client(timeout=settings.timeout, follow_redirects=False)
+            make_http_client(timeout=settings.timeout, follow_redirects=False, policy=policy)
             if http is None
             else http
         )
@@ -203,8 +205,9 @@ class WebhookChannel(RetryingHttpChannel):
         *,
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        policy: AddressPolicy | None = None,
     ) -> None:
-        super().__init__(settings, http=http, sleep=sleep)
+        super().__init__(settings, http=http, sleep=sleep, policy=policy)
         self.settings = settings
 
     def deliver(self, notice: OutgoingNotice) -> DeliveryReceipt:

@@ -9,11 +9,14 @@ these may reach it.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -197,6 +200,78 @@ def test_proxies_from_the_environment_are_ignored(own_redis_env: dict[str, str])
     assert via_name.paths == []
     summary = json.loads(crawl.stdout)
     assert (summary["pages"], summary["images"]) == (1, 1)  # fetched directly
+
+
+class _ForwardProxy(http.server.BaseHTTPRequestHandler):
+    """A forward proxy on loopback that answers for the reported site itself: it records the
+    absolute URL of every request it gets and serves the site's page and image."""
+
+    site_host = HOST_A
+    seen: ClassVar[list[str]] = []
+    page = b""
+    image = b""
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        parts = urlsplit(self.path)
+        if parts.hostname != self.site_host:
+            body, status, kind = b"no", 502, "text/plain"
+        elif parts.path == "/":
+            body, status, kind = self.page, 200, "text/html"
+        else:
+            body, status, kind = self.image, 200, "image/png"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def test_a_configured_proxy_gets_only_hosts_checked_first(
+    own_redis_env: dict[str, str], tmp_path: Path
+) -> None:
+    """With CRAWL_PROXY the proxy resolves the targets, so each host is resolved and checked
+    here first: a private host by name or literal never reaches the proxy."""
+    png = encode(textured_image(504), "PNG")
+    _ForwardProxy.seen = []
+    _ForwardProxy.image = png
+    _ForwardProxy.page = (
+        b"<img src='/ok.png'><img src='http://localhost:9/by-name.png'>"
+        b"<img src='http://127.0.0.1:9/literal.png'><a href='http://localhost:9/next'>n</a>"
+    )
+    proxy = http.server.ThreadingHTTPServer((HOST_B, 0), _ForwardProxy)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        known = tmp_path / "known.csv"
+        known.write_text(f"algorithm,hash,id\nsha256,{digest_bytes(png).sha256},ok\n")
+        imported = run_cli(["hashes", "import", str(known), "--list", "k"], own_redis_env)
+        assert imported.returncode == 0, imported.stderr
+        crawl = run_cli(
+            [
+                "crawl",
+                f"http://{HOST_A}:9/",
+                "--allow-network",
+                f"{HOST_A}/32",
+                "--json",
+                "--set",
+                f"CRAWL_PROXY=http://{HOST_B}:{proxy.server_address[1]}",
+            ],
+            own_redis_env,
+        )
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert crawl.returncode == 0, crawl.stderr
+    assert sorted(_ForwardProxy.seen) == [f"http://{HOST_A}:9/", f"http://{HOST_A}:9/ok.png"]
+    assert "localhost resolves to non-public address(es) 127.0.0.1" in crawl.stderr
+    summary = json.loads(crawl.stdout)
+    assert summary["refused_private"] == 3  # by name (an image, a page), by literal
+    hits = json.loads(run_cli(["hits", "list", "--json"], own_redis_env).stdout)
+    assert [(h["url"], h["entry"]) for h in hits] == [(f"http://{HOST_A}:9/ok.png", "ok")]
 
 
 def test_a_crawl_opens_no_listening_socket(own_redis_env: dict[str, str], tmp_path: Path) -> None:

@@ -95,6 +95,15 @@ def test_rdap_update_from_a_mirror_then_status(
         data = json.loads((BUILTIN_BOOTSTRAP_DIR / name).read_text(encoding="utf-8"))
         data["publication"] = "2026-12-02T00:00:00Z"
         rdap_server.raw(f"/iana/rdap/{name}", json.dumps(data).encode(), "application/json")
+    # A mirror on a private network is refused until the configuration allows its network.
+    refused = run_cli(["rdap", "update", "--url", f"{rdap_server.url}/iana/rdap/"], env)
+    assert "resolves to non-public" in one_line_error(refused, 1)
+    assert rdap_server.total_hits == 0
+    config = Path(env["HOTLINE_CONFIG"])
+    config.write_text(
+        config.read_text(encoding="utf-8") + '[network]\nallowed_networks = ["127.0.0.0/8"]\n',
+        encoding="utf-8",
+    )
     result = ok_json(["rdap", "update", "--url", f"{rdap_server.url}/iana/rdap/"], env)
     assert {f["publication"] for f in result["files"]} == {"2026-12-02T00:00:00Z"}
     target = tmp_path / "data" / "rdap-bootstrap"

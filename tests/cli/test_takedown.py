@@ -85,10 +85,22 @@ def test_providers_lookup_explains_the_route(env: dict[str, str]) -> None:
 
 def test_providers_lookup_through_rdap(env: dict[str, str], rdap_server: RdapServer) -> None:
     rdap_server.add_network("127.0.0.9/32", load_doc("ripe_ip"))
+    rdap_server.add_network("127.0.0.10/32", load_doc("ripe_ip"))
+    # A registry on a private network is refused (the trail says why) until allowed. (A
+    # failed lookup is cached for a while, hence another address below.)
+    refused = json.loads(
+        run_cli(
+            ["providers", "lookup", "127.0.0.10", "--json"],
+            {**env, "HOTLINE_RDAP_URL": rdap_server.url},
+        ).stdout
+    )
+    assert refused["method"] != "rdap"
+    assert "resolves to non-public" in json.dumps(refused["trail"])
+    assert rdap_server.total_hits == 0
     route = json.loads(
         run_cli(
             ["providers", "lookup", "127.0.0.9", "--json"],
-            {**env, "HOTLINE_RDAP_URL": rdap_server.url},
+            {**env, "HOTLINE_RDAP_URL": rdap_server.url, "HOTLINE_ALLOW_PRIVATE_NETWORKS": "1"},
         ).stdout
     )
     assert route["method"] == "rdap"

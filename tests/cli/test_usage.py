@@ -117,6 +117,11 @@ def test_a_malformed_redis_url_is_bad_input_exit_2(url: str, shown: str) -> None
         ("ROBOTSTXT_OBEY=maybe", "error: --set ROBOTSTXT_OBEY='maybe': expected true/false or 1/0"),
         ("DOWNLOAD_TIMEOUT=soon", "error: --set DOWNLOAD_TIMEOUT='soon': expected a number"),
         (
+            "CRAWL_PROXY=relay:3128",
+            "error: --set CRAWL_PROXY: expected http://host:port, got 'relay:3128'",
+        ),
+        ("CRAWL_PARSE_TIMEOUT=abc", "error: --set CRAWL_PARSE_TIMEOUT='abc': expected a number"),
+        (
             "CRAWL_MEDIA_MAXSIZE=0",
             "error: --set CRAWL_MEDIA_MAXSIZE='0': expected a positive number of bytes",
         ),

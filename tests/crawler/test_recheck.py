@@ -33,13 +33,13 @@ from scrapy.exceptions import (
 from twisted.internet.error import DNSLookupError
 
 from crawler.judge import Verdict, compare_digest, judge_body, judge_failure, judge_status
-from crawler.safety import AddressPolicy, parse_networks
 from hotline.imagegen import decode, encode, encode_video, textured_image
 from hotline.loopback import Exchange, Response, html_page, image_response, redirect, serve
 from matchers.algorithms import hamming
 from matchers.archives import ArchiveLimits
 from matchers.digest import digest_bytes
 from matchers.video import VideoLimits
+from store.addresses import AddressPolicy, parse_networks
 from store.rechecks import RecheckTarget
 from tests.helpers import HOST_A, HOST_B, ROOT, free_port, hotline_env, listening_sockets
 

@@ -1,17 +1,15 @@
+import asyncio
+
 import pytest
 from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
+from scrapy.settings import Settings
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
 
-from crawler.safety import (
-    AddressPolicy,
-    PrivateNetworkMiddleware,
-    literal_ip,
-    parse_networks,
-)
-from store.addresses import is_public_address
+from crawler.safety import PrivateNetworkMiddleware, literal_ip, proxy_from_settings
+from store.addresses import AddressPolicy, is_public_address, parse_networks
 from tests.helpers import HOST_A, HOST_B
 
 
@@ -90,11 +88,16 @@ def _middleware(*, allow: bool) -> tuple[PrivateNetworkMiddleware, MemoryStatsCo
     return PrivateNetworkMiddleware(stats, AddressPolicy(allow_private=allow)), stats
 
 
+def _process(mw: PrivateNetworkMiddleware, request: Request) -> None:
+    """The middleware's process_request, without a reactor (no proxy: nothing to resolve)."""
+    asyncio.run(mw.process_request(request))
+
+
 def test_middleware_refuses_private_literals_and_private_peers() -> None:
     mw, stats = _middleware(allow=False)
     with pytest.raises(IgnoreRequest, match="not a public address"):
-        mw.process_request(Request("http://10.0.0.1/admin"))
-    mw.process_request(Request("http://example.org/"))  # names are checked by the resolver
+        _process(mw, Request("http://10.0.0.1/admin"))
+    _process(mw, Request("http://example.org/"))  # names are checked by the resolver
     import ipaddress
 
     response = Response("http://example.org/", ip_address=ipaddress.ip_address("192.168.0.7"))
@@ -105,7 +108,7 @@ def test_middleware_refuses_private_literals_and_private_peers() -> None:
 
 def test_middleware_lets_everything_through_when_allowed() -> None:
     mw, stats = _middleware(allow=True)
-    mw.process_request(Request(f"http://{HOST_A}/"))
+    _process(mw, Request(f"http://{HOST_A}/"))
     assert stats.get_value("safety/refused_private") is None
 
 
@@ -122,8 +125,8 @@ def test_allowed_networks_open_only_what_they_name() -> None:
 
 def test_no_request_goes_through_a_proxy_while_the_policy_is_closed() -> None:
     mw, stats = _middleware(allow=False)
-    with pytest.raises(IgnoreRequest, match="through a proxy"):
-        mw.process_request(Request("http://example.org/", meta={"proxy": "http://relay:3128"}))
+    with pytest.raises(IgnoreRequest, match="a proxy that is not CRAWL_PROXY"):
+        _process(mw, Request("http://example.org/", meta={"proxy": "http://relay:3128"}))
     assert stats.get_value("safety/refused_proxy") == 1
     # Turning Scrapy's proxy middleware on does not start a crawl, unless the policy is open.
     crawler = get_crawler(settings_dict={"HTTPPROXY_ENABLED": True})
@@ -133,3 +136,16 @@ def test_no_request_goes_through_a_proxy_while_the_policy_is_closed() -> None:
         settings_dict={"HTTPPROXY_ENABLED": True, "SAFETY_ALLOW_PRIVATE_NETWORKS": True}
     )
     assert PrivateNetworkMiddleware.from_crawler(opened).policy.open
+
+
+def test_the_proxy_is_configured_or_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOTLINE_CRAWL_PROXY", raising=False)
+    assert proxy_from_settings(Settings()) == ""
+    monkeypatch.setenv("HOTLINE_CRAWL_PROXY", " http://relay.example:3128 ")
+    assert proxy_from_settings(Settings()) == "http://relay.example:3128"
+    assert proxy_from_settings(Settings({"CRAWL_PROXY": "http://other:8080"})) == (
+        "http://other:8080"
+    )
+    for bad in ("relay:3128", "http://relay", "socks5://relay:1080", "http://[::1/", "http://:80"):
+        with pytest.raises(ValueError, match="CRAWL_PROXY: expected http://host:port"):
+            proxy_from_settings(Settings({"CRAWL_PROXY": bad}))
