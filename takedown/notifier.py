@@ -12,7 +12,8 @@ number of notifiers share the work and each hit is handled by one of them at a t
   hit delivered twice finds its notice already ``sent`` and is only acknowledged. A per-notice
   lock keeps two notifiers from sending the same notice at once. The one window no queue can
   close — the mail server accepted the message and the process died before recording it — is
-  narrowed to that instant and made harmless: the retry carries the same Message-ID (and the
+  narrowed to that instant (a Redis unreachable at that instant is waited for, up to
+  :data:`RECORD_PATIENCE`) and made harmless: the retry carries the same Message-ID (and the
   webhook the same ``Idempotency-Key``), so the receiving side can recognise it, and the
   timeline records that the send was resumed.
 * **Dead letters.** A hit whose delivery failed ``max_attempts`` times, or failed in a way
@@ -69,6 +70,7 @@ from takedown.settings import TakedownSettings
 __all__ = [
     "BATCH_SIZE",
     "BLOCK_MS",
+    "RECORD_PATIENCE",
     "NoticeSender",
     "Notifier",
     "NotifierStats",
@@ -85,6 +87,12 @@ BATCH_SIZE = 50
 #: Milliseconds one blocking read waits for new hits before the loop checks for work to
 #: reclaim and for a stop request.
 BLOCK_MS = 1000
+#: Seconds a sender waits for an unreachable Redis to record a message the channel accepted
+#: (a restart, a failover): giving up at once leaves the notice "sending", and resuming it
+#: sends the message a second time.
+RECORD_PATIENCE = 60.0
+#: Seconds between two tries to reach Redis meanwhile.
+RECORD_RETRY_INTERVAL = 0.5
 
 
 class Router(Protocol):
@@ -171,14 +179,36 @@ class NoticeSender:
         return self.renderer.render(facts)
 
     def deliver(self, notice: Notice, outgoing: OutgoingNotice) -> DeliveryReceipt:
-        """Deliver, marking the notice as 'sending' first so an interrupted send is known."""
+        """Deliver, marking the notice as 'sending' first so an interrupted send is known.
+
+        Once the channel has accepted the message, a Redis that cannot be reached is waited
+        for (up to :data:`RECORD_PATIENCE`) before the error is raised, so that the caller
+        can record the delivery rather than leave the notice to be sent again."""
+        key = self.store.keys.notice(notice.id)
         self.store.client.hset(
-            self.store.keys.notice(notice.id),
-            mapping={"sending_since": repr(self.store.clock()), "sending": outgoing.message_id},
+            key, mapping={"sending_since": repr(self.store.clock()), "sending": outgoing.message_id}
         )
         receipt = self.deliverer.deliver(outgoing)
-        self.store.client.hset(self.store.keys.notice(notice.id), "sending_since", "")
-        return receipt
+        deadline = time.monotonic() + RECORD_PATIENCE
+        waiting = False
+        while True:
+            try:
+                self.store.client.hset(key, "sending_since", "")
+                return receipt
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                if not waiting:
+                    log.warning(
+                        "notice %s: %s accepted %s, but Redis is unreachable (%s): waiting for "
+                        "Redis to record it",
+                        notice.id,
+                        receipt.destination,
+                        outgoing.message_id,
+                        " ".join(str(exc).split()),
+                    )
+                    waiting = True
+                time.sleep(RECORD_RETRY_INTERVAL)
 
 
 class Notifier:

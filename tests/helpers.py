@@ -259,3 +259,37 @@ def redis_answers(url: str) -> bool:
         return False
     client.close()
     return True
+
+
+#: ``python -c KILL_AT_MAIN ARGS`` runs the real CLI with one method wrapped so that the process
+#: sends itself SIGKILL before or after that method's n-th call: kill -9 (no handler, no
+#: ``finally``) at a point no outside observer could hit reliably. ``FAULT_KILL_AT`` (in the
+#: environment) is ``module:Class.method:before|after:n``; a method that does not exist fails at
+#: start.
+KILL_AT_MAIN = """
+import functools, importlib, os, signal, sys, threading
+target, method, when, nth = os.environ.pop("FAULT_KILL_AT").rsplit(":", 3)
+owner = importlib.import_module(target)
+path = method.split(".")
+for name in path[:-1]:
+    owner = getattr(owner, name)
+original = getattr(owner, path[-1])
+calls = [0]
+lock = threading.Lock()
+
+@functools.wraps(original)
+def faulty(*args, **kwargs):
+    with lock:
+        calls[0] += 1
+        due = calls[0] == int(nth)
+    if due and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    result = original(*args, **kwargs)
+    if due and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+
+setattr(owner, path[-1], faulty)
+from hotline.cli import main
+main(sys.argv[1:])
+"""

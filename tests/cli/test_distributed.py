@@ -5,8 +5,10 @@ the CLI as subprocesses; a worker killed with SIGKILL mid-run."""
 from __future__ import annotations
 
 import json
+import random
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from store.runs import RunStore
 from tests.helpers import (
     HOST_A,
     HOTLINE,
+    KILL_AT_MAIN,
     WAIT_TIMEOUT,
     hotline_env,
     listening_sockets,
@@ -138,11 +141,16 @@ CRAWL_SETS = [
 ]
 
 
-def start_worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[str]:
+def start_worker(
+    env: dict[str, str], name: str, log: Path, kill_at: str = ""
+) -> subprocess.Popen[str]:
+    """``hotline worker --once`` as ``name``; with ``kill_at``, one that kills itself at that
+    point (``FAULT_KILL_AT`` of :data:`tests.helpers.KILL_AT_MAIN`)."""
+    command = [*HOTLINE] if not kill_at else [sys.executable, "-c", KILL_AT_MAIN]
     with log.open("w") as handle:
         return subprocess.Popen(
-            [*HOTLINE, "worker", "--once", "--json", "--id", name],
-            env=env,
+            [*command, "worker", "--once", "--json", "--id", name],
+            env={**env, "FAULT_KILL_AT": kill_at} if kill_at else env,
             stdout=subprocess.PIPE,
             stderr=handle,
             text=True,
@@ -310,6 +318,64 @@ def test_a_worker_killed_mid_run_loses_nothing(
     assert grid.requests.count("/gate") == 2  # crawled again by the heir
     for path in (tmp_path / "doomed.log", log):
         assert finder.find(path.read_bytes(), str(path)) is None
+    assert _leftover_frontier_keys(redis_client, redis_prefix, run_id) == []
+
+
+#: Where a worker dies (kill -9, by :data:`tests.helpers.KILL_AT_MAIN`), each before or after
+#: the n-th call, n drawn by the seed: pushing a page's links, recording a hit, acknowledging a
+#: request. Seeds are fixed, so a failure reproduces from its test id.
+WORKER_KILL_POINTS = {
+    "push": ("store.frontier:Frontier.push", 1, 8),
+    "hit": ("store.queue:HitQueue.enqueue", 1, 6),
+    "ack": ("store.frontier:Frontier.ack", 1, 4),
+}
+WORKER_KILLS = [
+    (point, when, seed)
+    for point in WORKER_KILL_POINTS
+    for when in ("before", "after")
+    for seed in (1, 2)
+]
+
+
+@pytest.mark.parametrize(
+    ("point", "when", "seed"), WORKER_KILLS, ids=[f"{p}-{w}-{s}" for p, w, s in WORKER_KILLS]
+)
+def test_a_worker_killed_at_a_seeded_point_loses_nothing_and_records_no_hit_twice(
+    redis_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    grid: GridSite,
+    tmp_path: Path,
+    point: str,
+    when: str,
+    seed: int,
+) -> None:
+    target, low, high = WORKER_KILL_POINTS[point]
+    nth = random.Random(seed).randint(low, high)
+    _save_list(redis_client, redis_prefix, grid)
+    grid.gate.set()
+    env = _env(redis_url, redis_prefix, tmp_path / "data")
+    queued = run_cli(["crawl", grid.seed, "--distributed", "--detach", "--json", *CRAWL_SETS], env)
+    assert queued.returncode == 0, queued.stderr
+    run_id = json.loads(queued.stdout)["crawl"]
+    doomed_log = tmp_path / "doomed.log"
+    doomed = start_worker(env, "doomed", doomed_log, kill_at=f"{target}:{when}:{nth}")
+    try:
+        doomed.communicate(timeout=WAIT_TIMEOUT)
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+            doomed.communicate()
+    assert doomed.returncode == -signal.SIGKILL, doomed_log.read_text()[-3000:]
+
+    log = tmp_path / "heir.log"
+    (result,) = finish(start_worker(env, "heir", log), log)
+    assert (result["run"], result["reason"]) == (run_id, "finished")
+    record = RunStore(redis_client, Keys(redis_prefix)).get(run_id)
+    assert record.status == "finished"
+    hits = _hits(redis_client, redis_prefix, run_id)
+    assert sorted(hits) == sorted(grid.expected_hits())  # every hit, each exactly once
+    assert Frontier(redis_client, Keys(redis_prefix), run_id).dead_count() == 0
     assert _leftover_frontier_keys(redis_client, redis_prefix, run_id) == []
 
 
