@@ -17,10 +17,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hotline.loopback import DEFAULT_HOST, SECOND_HOST
 from hotline.redisserver import REDIS_SERVER_MISSING
@@ -37,6 +39,15 @@ HOST_B = SECOND_HOST  # another provider: an image host, a redirect target, or "
 
 #: The CLI as an analyst runs it, in a subprocess.
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
+
+#: Hypothesis settings of the parsers' property tests (a result or the documented one-line
+#: error, within a time): generous, since a parser that hangs or backtracks blows far past
+#: them and a busy machine does not.
+PARSER_BOUND = settings(
+    max_examples=400,
+    deadline=timedelta(seconds=5),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 #: Seconds a CLI command may take before the test fails (a safety net, not a synchronisation).
 CLI_TIMEOUT = 120.0
 #: Seconds :func:`wait_for` polls before it fails the test.

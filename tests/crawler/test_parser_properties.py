@@ -3,9 +3,7 @@ one-line error, never another exception, within a time bound (hypothesis' deadli
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from crawler.discovery import clean_url, extract_css, parse_srcset
@@ -14,9 +12,9 @@ from crawler.seeds import normalize_seed, parse_seed_lines
 from crawler.traps import path_template, strip_session, trap_shape
 from store.addresses import is_public_address
 from store.clock import parse_duration
+from tests.helpers import PARSER_BOUND
 
-#: Generous: a parser that hangs or backtracks blows far past it; a busy machine does not.
-BOUND = settings(max_examples=400, deadline=timedelta(seconds=5))
+BOUND = PARSER_BOUND
 
 TEXT = st.text(max_size=300)
 URLISH = st.builds(

@@ -7,11 +7,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from matchers.algorithms import ALGORITHMS, HEX_LENGTHS, normalize_hash
@@ -25,13 +24,9 @@ from matchers.formats import (
     read_vpdq,
 )
 from matchers.lists import MAX_ID_LENGTH, ListEntry, format_csv, parse_csv_text, read_csv
+from tests.helpers import PARSER_BOUND
 
-#: Generous: a parser that hangs or backtracks blows far past it; a busy machine does not.
-BOUND = settings(
-    max_examples=400,
-    deadline=timedelta(seconds=5),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+BOUND = PARSER_BOUND
 SOURCE = "list.txt"
 MD5_A = "8f14e45fceea167a5a36dedd4bea2543"
 PDQ_A = "4acc" * 16

@@ -11,11 +11,10 @@ import ipaddress
 import json
 import re
 import sys
-from datetime import timedelta
 from typing import Any
 
 import httpx
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from takedown.errors import RdapError
@@ -27,13 +26,9 @@ from takedown.rdap import (
     parse_domain,
     parse_ip_network,
 )
+from tests.helpers import PARSER_BOUND
 
-#: Generous: a parser that hangs or backtracks blows far past it; a busy machine does not.
-BOUND = settings(
-    max_examples=400,
-    deadline=timedelta(seconds=5),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+BOUND = PARSER_BOUND
 BASE = "http://rdap.test/"
 URL = BASE + "ip/127.0.10.7"
 #: What an address read from a document must look like: no white space, one "@", a dot inside.

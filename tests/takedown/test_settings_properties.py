@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from store.environment import (
@@ -22,13 +22,9 @@ from store.environment import (
     ENV_WEBHOOK_SECRET,
 )
 from takedown.settings import _TABLES, SettingsError, TakedownSettings
+from tests.helpers import PARSER_BOUND
 
-#: Generous: a parser that hangs or backtracks blows far past it; a busy machine does not.
-BOUND = settings(
-    max_examples=400,
-    deadline=timedelta(seconds=5),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+BOUND = PARSER_BOUND
 ENV_NAMES = (
     ENV_SMTP_PASSWORD,
     ENV_WEBHOOK_SECRET,
