@@ -24,6 +24,8 @@ No command ever shows an image.
 :mod:`~hotline.cli.stats`    ``stats``: time to removal by provider
 :mod:`~hotline.cli.purge`    ``purge``: delete the records whose retention period is over
 :mod:`~hotline.cli.serve`    ``serve``: the analyst console and HTTP API (:mod:`hotline.console`)
+:mod:`~hotline.cli.check`    ``check``: the configuration, directory, Redis, lists and channels
+                             before the daemons start; where a notice for a URL would go
 :mod:`~hotline.cli.users`    ``users`` and ``tokens``: the analyst console's accounts and the
                              API tokens of scripts (add, list, disable, revoke, ...)
 ==========================  ===================================================================
@@ -41,6 +43,7 @@ from typing import Any
 import redis
 
 from hotline.cli import (
+    check,
     crawl,
     hashes,
     notices,
@@ -76,6 +79,7 @@ app.command()(notifier.recheck)
 app.command()(stats.stats)
 app.command()(purge.purge)
 app.command()(serve.serve)
+app.command()(check.check)
 app.add_typer(hashes.hashes_app, name="hashes")
 app.add_typer(records.hits_app, name="hits")
 app.add_typer(records.review_app, name="review")

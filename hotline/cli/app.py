@@ -1,6 +1,7 @@
-"""What every command module shares: the Typer app, the consoles, the options several commands
-declare alike, and the small steps they all take (read the configuration, open Redis, turn
-``--set`` and ``--allow-network`` into values, stop on a signal, read seeds).
+"""What every command module shares: the Typer app (with ``--version`` and Typer's shell
+completion, ``--install-completion`` and ``--show-completion``), the consoles, the options
+several commands declare alike, and the small steps they all take (read the configuration,
+open Redis, turn ``--set`` and ``--allow-network`` into values, stop on a signal, read seeds).
 
 The commands do not register themselves: :mod:`hotline.cli` adds each one to :data:`app`, in
 the order ``--help`` lists them.
@@ -11,8 +12,10 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -42,6 +45,7 @@ __all__ = [
     "app",
     "check_networks",
     "check_status",
+    "distribution_version",
     "err",
     "load_config",
     "open_session",
@@ -61,10 +65,52 @@ app = typer.Typer(
     help="Notice-and-takedown crawler: crawl reported URLs, hash every image in memory, "
     "match known hash lists, send takedown notices and verify removal.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+#: The distribution ``hotline --version`` names (``[project] name`` in ``pyproject.toml``).
+DISTRIBUTION = "hotline-crawler"
+#: Where the version is read from when the package runs from a checkout that is not installed.
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+def distribution_version() -> str:
+    """The installed distribution's version; from a checkout that is not installed,
+    ``pyproject.toml``'s; ``unknown`` when neither says."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "unknown"
+    version = project.get("version") if isinstance(project, dict) else None
+    return version if isinstance(version, str) and version else "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"{DISTRIBUTION} {distribution_version()}", markup=False)
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """The options of ``hotline`` itself (before any command)."""
+
 
 # -- options declared alike by several commands -------------------------------------------
 
