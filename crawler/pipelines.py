@@ -130,6 +130,7 @@ class MatchPipeline:
         self.stats.set_value("matcher/lists", len(known))
         self.stats.set_value("matcher/allow_lists", len(matcher.allow_lists))
         self.stats.set_value("matcher/entries", sum(hl.total for hl in known))
+        self.stats.set_value("matcher/index_bytes", matcher.nbytes)
         self._announce(matcher.perceptual_algorithms)
 
     def _announce(self, algorithms: frozenset[str]) -> None:

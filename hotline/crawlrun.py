@@ -26,6 +26,7 @@ from twisted.internet.task import LoopingCall
 from crawler.runsettings import crawl_settings
 from crawler.spiders.hotline import HotlineSpider
 from hotline.errors import HotlineError
+from hotline.logs import JsonFormatter
 from store.options import CrawlOptions
 from store.runs import ORIGIN_CLI, new_run_id
 
@@ -89,11 +90,15 @@ class CrawlResult:
         }
 
 
-def log_to(console: Console, level: str) -> logging.Handler:
+def log_to(console: Console, level: str, log_format: str = "text") -> logging.Handler:
     """Send log records at ``level`` and above to ``console`` (rich on a terminal, one plain
-    line each otherwise); returns the handler, for the caller to remove."""
+    line each otherwise; one JSON object each with ``log_format="json"``, see
+    :mod:`hotline.logs`); returns the handler, for the caller to remove."""
     handler: logging.Handler
-    if console.is_terminal:
+    if log_format == "json":
+        handler = logging.StreamHandler(console.file)
+        handler.setFormatter(JsonFormatter())
+    elif console.is_terminal:
         handler = RichHandler(console=console, show_path=False, markup=False)
     else:  # one plain line per record, for log files and scripts
         handler = logging.StreamHandler(console.file)

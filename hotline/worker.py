@@ -59,6 +59,7 @@ class WorkerOptions:
     stop_timeout: float = WORKER_STOP_TIMEOUT
     log_level: str = "WARNING"
     worker_id: str = ""
+    log_format: str = "text"
 
 
 @dataclass
@@ -120,6 +121,7 @@ class Worker:
         self.store = RunStore(session.client, session.keys)
         self.results: list[WorkerResult] = []
         self._current: RunRecord | None = None  # the run being crawled
+        self._crawler: Crawler | None = None  # and its crawl
         self._stopping = False
 
     def _process_settings(self) -> Settings:
@@ -158,10 +160,18 @@ class Worker:
         settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
         return settings
 
+    def index_bytes(self) -> int:
+        """Memory the hash lists and their indexes hold in the current crawl (0 between
+        runs): for the ``hotline_index_bytes`` metric, read from any thread."""
+        crawler = self._crawler
+        stats = crawler.stats if crawler is not None else None
+        value = stats.get_value("matcher/index_bytes", 0) if stats is not None else 0
+        return int(value) if isinstance(value, int | float) else 0
+
     def run(self) -> list[WorkerResult]:
         """Work until stopped (SIGINT/SIGTERM: the current run's requests in flight go back
         to its frontier), or after one run with ``once``."""
-        handler = log_to(self.console, self.options.log_level)
+        handler = log_to(self.console, self.options.log_level, self.options.log_format)
         settings = self._process_settings()
         # The crawls are created by hand (one per run), so the reactor is installed here,
         # before anything imports it, as CrawlerProcess does for its first crawler.
@@ -261,12 +271,12 @@ class Worker:
 
     async def _crawl(self, process: CrawlerProcess, record: RunRecord) -> WorkerResult:
         crawler = Crawler(HotlineSpider, self.crawl_settings(record))
-        self._current = record
+        self._current, self._crawler = record, crawler
         try:
             await maybe_deferred_to_future(
                 process.crawl(crawler, urls=list(record.seeds), crawl_id=record.id)
             )
         finally:
-            self._current = None
+            self._current, self._crawler = None, None
         stats = crawler.stats.get_stats() if crawler.stats is not None else {}
         return WorkerResult(record.id, str(stats.get("finish_reason", "failed")), dict(stats))

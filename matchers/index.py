@@ -147,6 +147,11 @@ class HammingIndex(Protocol[P]):
 
     def __len__(self) -> int: ...
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays the index holds (what it shares with its list included)."""
+        ...
+
 
 class LinearHammingIndex(Generic[P]):
     """Brute force over a packed ``uint64`` matrix with ``np.bitwise_count``, vectorised.
@@ -302,6 +307,14 @@ class _ListIndex:
             else:
                 self.perceptual[algorithm] = factory(BITS[algorithm], column.words())
         self._pdq_rows_per_id: npt.NDArray[np.intp] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the list's columns and of its indexes' arrays (an index that shares
+        the columns' array counts it again: an upper bound)."""
+        exact = sum(index.nbytes for index in self.exact.values())
+        perceptual = sum(index.nbytes for index in self.perceptual.values())
+        return self.list.nbytes + exact + perceptual
 
     def candidates(self, digest: ImageDigest, *, confirmed_only: bool) -> list[Match]:
         """Every (entry, algorithm, distance) hit of ``digest`` in this list; for perceptual
@@ -473,6 +486,12 @@ class Matcher:
     @property
     def allow_lists(self) -> tuple[HashList, ...]:
         return tuple(index.list for index in self._allow)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the lists and their indexes hold, in bytes (known and allow-lists; an upper
+        bound, see :attr:`_ListIndex.nbytes`): what ``hotline_index_bytes`` reports."""
+        return sum(index.nbytes for index in (*self._lists, *self._allow))
 
     @property
     def perceptual_algorithms(self) -> frozenset[str]:

@@ -60,6 +60,7 @@ __all__ = [
     "ENV_CRAWL_PROXY",
     "ENV_DATA_DIR",
     "ENV_KEY_PREFIX",
+    "ENV_LOG_FORMAT",
     "ENV_RDAP_URL",
     "ENV_REDIS_URL",
     "ENV_SCHEDULE_MIN_INTERVAL",
@@ -73,6 +74,7 @@ __all__ = [
     "crawl_proxy",
     "default_data_dir",
     "key_prefix",
+    "log_format",
     "parse_bool",
     "redis_url",
     "schedule_min_interval",
@@ -84,6 +86,7 @@ ENV_KEY_PREFIX: Final = "HOTLINE_KEY_PREFIX"
 ENV_ALLOW_PRIVATE: Final = "HOTLINE_ALLOW_PRIVATE_NETWORKS"
 ENV_CONFIG: Final = "HOTLINE_CONFIG"
 ENV_CRAWL_PROXY: Final = "HOTLINE_CRAWL_PROXY"
+ENV_LOG_FORMAT: Final = "HOTLINE_LOG_FORMAT"
 ENV_RDAP_URL: Final = "HOTLINE_RDAP_URL"
 ENV_SMTP_PASSWORD: Final = "HOTLINE_SMTP_PASSWORD"  # noqa: S105 - the variable's name
 ENV_WEBHOOK_SECRET: Final = "HOTLINE_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
@@ -163,6 +166,14 @@ def allow_private_networks(env: Mapping[str, str] | None = None) -> bool:
 def crawl_proxy(env: Mapping[str, str] | None = None) -> str:
     """``$HOTLINE_CRAWL_PROXY``, stripped (unset: ``""``, no proxy)."""
     return _environ(env).get(ENV_CRAWL_PROXY, "").strip()
+
+
+def log_format(env: Mapping[str, str] | None = None) -> str:
+    """``$HOTLINE_LOG_FORMAT``: ``text`` (also when unset or blank) or ``json``."""
+    value = _environ(env).get(ENV_LOG_FORMAT, "").strip().lower() or "text"
+    if value not in ("text", "json"):
+        raise EnvironmentVariableError(ENV_LOG_FORMAT, f"expected text or json, got {value!r}")
+    return value
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path | None:

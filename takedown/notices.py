@@ -31,6 +31,7 @@ and the times and counters the statistics are computed from; never any image con
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -44,7 +45,7 @@ from store.base import RedisStore, decode_hash
 from store.clock import iso, parse_iso
 from store.errors import QueueError
 from store.queue import HitRecord
-from store.text import text
+from store.text import one_line, text
 from takedown.model import DeliveryReceipt, Route
 from takedown.notice import REFERENCE_PREFIX, reference_for
 
@@ -63,6 +64,8 @@ __all__ = [
     "iso",
     "parse_iso",
 ]
+
+log = logging.getLogger(__name__)
 
 STATUSES = (
     "queued",
@@ -337,6 +340,8 @@ class NoticeStore(RedisStore):
         )
         if created == -1:
             raise HitGone(f"hit {entry_id} of notice {notice_id} is no longer queued")
+        if created:
+            _log_change(notice_id, "queued", "queued", "", actor, f"hit {hit.url}")
         return bool(created)
 
     def record(
@@ -394,6 +399,7 @@ class NoticeStore(RedisStore):
                     pipe.xadd(self.keys.audit, entry)  # type: ignore[arg-type]
                     pipe.xadd(self.keys.notice_timeline(notice_id), entry)  # type: ignore[arg-type]
                     pipe.execute()
+                    _log_change(notice_id, event, new_status, current, actor, detail)
                     return
                 except redis.WatchError:
                     continue
@@ -446,6 +452,7 @@ class NoticeStore(RedisStore):
                 "sent_at": now,
                 "last_message_at": now,
                 "message_id": message_id,
+                "delivered_via": receipt.channel,
                 "sending_since": "",
                 "last_error": "",
             },
@@ -578,6 +585,27 @@ class NoticeStore(RedisStore):
         except (KeyError, ValueError, TypeError) as exc:
             raise QueueError(f"notice {notice_id} is corrupt: {exc}") from exc
         return Notice(notice_id, hit, fields.get("status", "queued"), created, fields)
+
+
+def _log_change(
+    notice_id: str, event: str, status: str, previous: str, actor: str, detail: str
+) -> None:
+    """One log line per change of a notice (what its timeline records), for the daemons'
+    logs: ``notice N-... sent: smtp to abuse@...`` with the fields as ``extra``."""
+    log.info(
+        "notice %s %s%s",
+        reference_for(notice_id),
+        event,
+        f": {one_line(detail)}" if detail else "",
+        extra={
+            "event": "notice",
+            "notice": notice_id,
+            "action": event,
+            "status": status,
+            "previous": previous,
+            "actor": actor,
+        },
+    )
 
 
 def _field(value: str | float | int) -> str:

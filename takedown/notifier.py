@@ -566,6 +566,7 @@ class Notifier:
                 "prepared_at": self.clock(),
                 "message_id": outgoing.message_id,
                 "manual_destination": receipt.destination,
+                "delivered_via": receipt.channel,
                 "sending_since": "",
                 "last_error": "",
             },

@@ -19,12 +19,20 @@ from hotline.cli.app import (
     check_networks,
     err,
     load_config,
-    open_takedown_session,
+    open_session,
     out,
     stop_on_signals,
 )
+from hotline.cli.observe import (
+    LogFormatOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    chosen_log_format,
+    observed,
+    say,
+)
 from hotline.cli.render import emit
-from hotline.takedownrun import Takedown
+from hotline.takedownrun import Takedown, open_takedown
 from store.rechecks import RecheckResult, RecheckTarget
 from takedown.notice import reference_for
 from takedown.notifier import NotifierStats
@@ -48,6 +56,9 @@ def notifier(
     ] = False,
     consumer: ConsumerOption = None,
     as_json: JsonOption = False,
+    log_format: LogFormatOption = None,
+    metrics_port: MetricsPortOption = 0,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Send a takedown notice for every confirmed hit, exactly once per incident.
 
@@ -57,18 +68,31 @@ def notifier(
     and marked with `hotline notices mark-sent`. Running, it also purges expired records once
     a day, as `hotline purge` does (one notifier at a time).
     """
-    with open_takedown_session(consumer=consumer) as takedown:
+    fmt = chosen_log_format(log_format)
+    config = load_config()
+    with (
+        open_session(config) as session,
+        open_takedown(session, config, consumer=consumer) as takedown,
+        observed(
+            "notifier",
+            session,
+            log_format=fmt,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+        ) as metrics,
+    ):
         worker = takedown.notifier()
-        if not as_json:
-            err.print(
-                f"notifier {worker.consumer}: "
-                + ("draining the queue" if once else "waiting for hits (Ctrl-C to stop)"),
-                markup=False,
-            )
+        say(
+            fmt,
+            f"notifier {worker.consumer}: "
+            + ("draining the queue" if once else "waiting for hits (Ctrl-C to stop)"),
+            quiet=as_json,
+        )
 
         def progress(stats: NotifierStats) -> None:
-            if not as_json:
-                err.print(_stats_line(stats), markup=False)
+            if metrics is not None:
+                metrics.count_notifier(stats)
+            say(fmt, _stats_line(stats), quiet=as_json, event="notifier_batch")
 
         with stop_on_signals() as stop:
             if once:
@@ -76,6 +100,8 @@ def notifier(
             else:
                 with _daily_purge(takedown, f"notifier@{worker.consumer}", stop, quiet=as_json):
                     stats = worker.run(once=once, stop=stop, on_batch=progress)
+            if metrics is not None:
+                metrics.count_notifier(stats)
     emit(stats.as_dict(), _stats_line(stats), as_json=as_json)
     if not as_json:
         for notice_id, where in stats.awaiting_manual.items():
@@ -158,6 +184,9 @@ def recheck(
     ] = None,
     consumer: ConsumerOption = None,
     as_json: JsonOption = False,
+    log_format: LogFormatOption = None,
+    metrics_port: MetricsPortOption = 0,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Re-fetch noticed images to verify removal; send reminders and escalate.
 
@@ -168,10 +197,17 @@ def recheck(
     """
     from crawler.spiders.recheck import run_rechecks  # noqa: PLC0415 - loads Scrapy
 
+    fmt = chosen_log_format(log_format)
     config = load_config()
     check_networks(allow_network or [])
     outcomes: dict[str, int] = {}
-    with open_takedown_session(config, consumer=consumer, need_sender=False) as takedown:
+    with (
+        open_session(config) as session,
+        open_takedown(session, config, consumer=consumer, need_sender=False) as takedown,
+        observed(
+            "recheck", session, log_format=fmt, metrics_port=metrics_port, metrics_host=metrics_host
+        ) as metrics,
+    ):
         book = takedown.recheck_book()
         first_pass = [everything]
 
@@ -186,18 +222,21 @@ def recheck(
         def report(result: RecheckResult) -> None:
             outcome = book.apply(result)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            if not as_json:
-                err.print(
-                    f"{reference_for(result.notice_id)} {result.state}: "
-                    f"{result.reason} -> {outcome}",
-                    markup=False,
-                )
+            if metrics is not None:
+                metrics.recheck_outcomes.labels(outcome).inc()
+            say(
+                fmt,
+                f"{reference_for(result.notice_id)} {result.state}: {result.reason} -> {outcome}",
+                quiet=as_json,
+                event="recheck",
+            )
 
         started = time.monotonic()
         settings: dict[str, object] = {
             "SAFETY_ALLOW_PRIVATE_NETWORKS": allow_private_networks
             or config.allow_private_networks,
             "SAFETY_ALLOWED_NETWORKS": list(allow_network or ()),
+            "LOG_INSTALL_ROOT_HANDLER": False,  # the daemon's own handler (--log-format)
         }
         agent = user_agent or takedown.settings.user_agent
         if agent:

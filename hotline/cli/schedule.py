@@ -29,7 +29,6 @@ from hotline.cli.app import (
     MaxPagesOption,
     ObeyRobotsOption,
     SetsOption,
-    err,
     load_config,
     open_session,
     out,
@@ -37,6 +36,14 @@ from hotline.cli.app import (
     read_seeds,
     report_seeds,
     stop_on_signals,
+)
+from hotline.cli.observe import (
+    LogFormatOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    chosen_log_format,
+    observed,
+    say,
 )
 from hotline.cli.render import emit, json_or_empty, table, time_cell, when
 from hotline.errors import UsageError
@@ -244,6 +251,9 @@ def schedule_run(name: NameArgument, as_json: JsonOption = False) -> None:
 def scheduler(
     once: Annotated[bool, typer.Option("--once", help="Start what is due now, then exit.")] = False,
     as_json: JsonOption = False,
+    log_format: LogFormatOption = None,
+    metrics_port: MetricsPortOption = 0,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Start scheduled crawls when they are due, one run per due time.
 
@@ -251,23 +261,32 @@ def scheduler(
     may run against one Redis: each due run is started by exactly one of them. A scheduler
     that was down starts a missed run once, not once per missed time.
     """
+    fmt = chosen_log_format(log_format)
     config = load_config()
-    with open_session(config) as session:
+    with (
+        open_session(config) as session,
+        observed(
+            "scheduler",
+            session,
+            log_format=fmt,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+        ) as metrics,
+    ):
         store = session.schedules()
         starter = RunStarter(StoreRunCreator(session), CrawlLauncher(config.data_dir / RUN_LOG_DIR))
         daemon = Scheduler(store, starter)
-        if not as_json:
-            err.print(
-                f"{daemon.identity}: "
-                + (
-                    "starting what is due" if once else "waiting for due schedules (Ctrl-C to stop)"
-                ),
-                markup=False,
-            )
+        say(
+            fmt,
+            f"{daemon.identity}: "
+            + ("starting what is due" if once else "waiting for due schedules (Ctrl-C to stop)"),
+            quiet=as_json,
+        )
 
         def report(result: StartResult) -> None:
-            if not as_json:
-                err.print(_result_line(result), markup=False)
+            if metrics is not None:
+                metrics.scheduler_starts.labels("started" if result.ok else "failed").inc()
+            say(fmt, _result_line(result), quiet=as_json, event="schedule_start")
 
         with stop_on_signals() as stop:
             stats = daemon.run(stop, once=once, on_result=report)

@@ -27,6 +27,13 @@ from hotline.cli.app import (
     load_config,
     open_session,
 )
+from hotline.cli.observe import (
+    LogFormatOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    chosen_log_format,
+    observed,
+)
 from hotline.errors import UsageError
 from hotline.scheduler import RUN_LOG_DIR, CrawlLauncher
 from hotline.takedownrun import open_takedown
@@ -112,6 +119,9 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="One JSON line per request on standard error.")
     ] = True,
+    log_format: LogFormatOption = None,
+    metrics_port: MetricsPortOption = 0,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Serve the analyst console and the HTTP API (/api/v1, described at /api/docs)."""
     import uvicorn  # noqa: PLC0415 - only this command needs the server
@@ -119,6 +129,7 @@ def serve(
     from hotline.console.app import create_app  # noqa: PLC0415
     from hotline.console.state import ConsoleSettings, ConsoleState  # noqa: PLC0415
 
+    fmt = chosen_log_format(log_format)
     config = load_config()
     check_networks(allow_network or [])
     if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
@@ -148,6 +159,15 @@ def serve(
     with ExitStack() as stack:
         session = stack.enter_context(open_session(config))
         takedown = stack.enter_context(open_takedown(session, config, need_sender=False))
+        stack.enter_context(
+            observed(
+                "console",
+                session,
+                log_format=fmt,
+                metrics_port=metrics_port,
+                metrics_host=metrics_host,
+            )
+        )
         accounts = Accounts(session.client, session.keys)
         if not accounts.users():
             err.print(

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Mapping
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
@@ -25,8 +26,16 @@ from hotline.cli.app import (
     out,
     stop_on_signals,
 )
+from hotline.cli.observe import (
+    LogFormatOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    chosen_log_format,
+    observed,
+)
 from hotline.cli.render import health_cell, records_table, summary_table
 from hotline.errors import HotlineError
+from hotline.metrics import DaemonMetrics
 from hotline.services import Session
 from store.frontier import Frontier
 from store.options import CrawlOptions
@@ -39,6 +48,12 @@ __all__ = ["crawl_distributed", "run_summary", "wait_for_run", "worker"]
 WAIT_POLL = 0.5
 #: Seconds between progress lines when standard error is not a terminal.
 PLAIN_PROGRESS_INTERVAL = 10.0
+
+
+if TYPE_CHECKING:
+    from hotline.worker import WorkerResult
+
+logger = logging.getLogger("hotline.daemon")
 
 
 def worker(
@@ -67,6 +82,9 @@ def worker(
     ] = WORKER_STOP_TIMEOUT,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
+    log_format: LogFormatOption = None,
+    metrics_port: MetricsPortOption = 0,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Crawl distributed runs together with the other workers on this Redis.
 
@@ -80,8 +98,9 @@ def worker(
     policy applies to every run it crawls. With --once it exits 1
     when its share of the run ended otherwise (Redis failed, the run's options were unusable).
     """
-    from hotline.worker import Worker, WorkerOptions, WorkerResult  # noqa: PLC0415 - loads Scrapy
+    from hotline.worker import Worker, WorkerOptions  # noqa: PLC0415 - loads Scrapy
 
+    fmt = chosen_log_format(log_format)
     config = load_config()
     check_networks(allow_network or [])
     options = WorkerOptions(
@@ -89,23 +108,25 @@ def worker(
         allowed_networks=list(allow_network or []),
         once=once,
         stop_timeout=stop_timeout,
-        log_level="INFO" if verbose else "WARNING",
+        log_level="INFO" if verbose or fmt == "json" else "WARNING",
         worker_id=worker_id or "",
+        log_format=fmt,
     )
-
-    def report(result: WorkerResult) -> None:
-        if not as_json:
-            line = result.as_json()
-            err.print(
-                f"run {line['run']}: {line['reason']}; this worker crawled {line['pages']} "
-                f"pages, {line['images']} images, {line['confirmed_new']} new hits"
-                + (f", {line['reclaimed']} requests taken over" if line["reclaimed"] else ""),
-                markup=False,
-            )
-
-    with open_session(config) as session:
-        daemon = Worker(session, options, err, on_result=report)
-        if not as_json:
+    with (
+        open_session(config) as session,
+        observed(
+            "worker",
+            session,
+            log_format=fmt,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            logs=False,  # the worker logs through its crawls' handler (WorkerOptions)
+        ) as metrics,
+    ):
+        daemon = Worker(session, options, err, on_result=_reporter(fmt, as_json, metrics))
+        if metrics is not None:
+            metrics.index_bytes.set_function(daemon.index_bytes)
+        if not as_json and fmt == "text":
             err.print(
                 f"worker {daemon.id}: waiting for distributed runs"
                 + (" (one run)" if once else " (Ctrl-C to stop)"),
@@ -116,6 +137,33 @@ def worker(
         out.print_json(data=[r.as_json() for r in results])
     if once and not all(r.ok for r in results):
         raise typer.Exit(1)
+
+
+def _reporter(
+    log_format: str, as_json: bool, metrics: DaemonMetrics | None
+) -> Callable[[WorkerResult], None]:
+    """What the worker does when its share of a run ends: count it, and say it (a line on
+    standard error, or a log event in json)."""
+
+    def report(result: WorkerResult) -> None:
+        line = result.as_json()
+        if metrics is not None:
+            metrics.worker_runs.labels(result.reason).inc()
+            metrics.worker_pages.inc(line["pages"])
+            metrics.worker_images.inc(line["images"])
+        if log_format == "json":
+            logger.info(
+                "run %s: %s", result.run_id, result.reason, extra={"event": "worker_run", **line}
+            )
+        elif not as_json:
+            err.print(
+                f"run {line['run']}: {line['reason']}; this worker crawled {line['pages']} "
+                f"pages, {line['images']} images, {line['confirmed_new']} new hits"
+                + (f", {line['reclaimed']} requests taken over" if line["reclaimed"] else ""),
+                markup=False,
+            )
+
+    return report
 
 
 # -- crawl --distributed -----------------------------------------------------------------

@@ -271,11 +271,22 @@ def test_recheck_marks_removed_with_time_to_removal_and_reminds_the_rest(setup: 
         removed[hit["incident"]] = status
     # A removal is seen once, then confirmed by the next check: with 0s the confirming check
     # is due at once, and the same run takes it.
-    summary = ok_json(["recheck", "--all"], setup.env)
+    result = run_cli(["recheck", "--all", "--json", "--log-format", "json"], setup.env)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
     assert summary["outcomes"] == {"removal_pending": 2, "removed": 2, "reminded": 2}
+    # One JSON log line per state change the recheck made, in the order of the timeline.
+    logged: dict[str, list[str]] = {}
+    for line in result.stderr.splitlines():
+        event = json.loads(line)
+        if event.get("event") == "notice":
+            logged.setdefault(event["notice"], []).append(event["action"])
+    assert sorted(logged) == sorted(hit["incident"] for hit in hits)
     for hit in hits:
         notice = ok_json(["notices", "show", hit["incident"]], setup.env)
         events = [e["event"] for e in notice["timeline"]]
+        assert events[-len(logged[hit["incident"]]) :] == logged[hit["incident"]]
+        assert events[: -len(logged[hit["incident"]])][-1] == "sent"
         if hit["incident"] in removed:
             assert notice["status"] == "removed"
             assert events[-2:] == ["removal_seen", "removed"]
