@@ -68,7 +68,7 @@ from store.connection import redis_from_url  # noqa: E402
 from store.frontier import Frontier  # noqa: E402
 from store.keys import NOTIFIER_GROUP, Keys  # noqa: E402
 from store.runs import RunStore  # noqa: E402
-from tests.helpers import HOST_A, HOST_B, redis_server_binary  # noqa: E402
+from tests.helpers import HOST_A, HOST_B, process_tree, redis_server_binary  # noqa: E402
 from tests.servers.smtp import SmtpServer  # noqa: E402
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
@@ -226,20 +226,6 @@ def rss_kib(pid: int) -> int:
     except OSError:  # gone meanwhile
         return 0
     return 0
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and every live descendant."""
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        try:
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                todo.extend(int(child) for child in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return found
 
 
 def tree_rss_kib(pid: int) -> int:
@@ -795,7 +781,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=None,
         help=f"seconds of warm-up left out of the slopes (default: "
-        f"{WARMUP_FRACTION:.0%} of the run)",
+        f"{WARMUP_FRACTION:.0%}% of the run)",
     )
     parser.add_argument(
         "--tail",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from store.lists import EVERY_CATEGORY, ClassificationMap
@@ -45,6 +46,28 @@ CLASSIFICATION_TOML = f"""
 [classification]
 {TEST_LIST} = "{TEST_CLASSIFICATION_VALUE}"
 """
+
+
+#: The one provider of :func:`directory_config`'s directory, by e-mail, for HOST_A.
+ALPHA_PROVIDER = "abuse: abuse@alpha.example"
+
+
+def directory_config(directory: Path, provider: str = ALPHA_PROVIDER) -> Path:
+    """Write ``hotline.toml`` (identity, classification, no RDAP) and a provider directory
+    ``providers.yaml`` of one provider, Alpha Hosting, that has HOST_A and the YAML lines of
+    ``provider`` (its channel); return the configuration's path."""
+    config = directory / "hotline.toml"
+    config.write_text(
+        IDENTITY_TOML
+        + CLASSIFICATION_TOML
+        + '[notices]\ndirectory = "providers.yaml"\n[rdap]\nurl = ""\n',
+        encoding="utf-8",
+    )
+    lines = "".join(f"  {line}\n" for line in provider.splitlines())
+    (directory / "providers.yaml").write_text(
+        f"- name: Alpha Hosting\n  cidrs: [{HOST_A}/32]\n{lines}", encoding="utf-8"
+    )
+    return config
 
 
 def label_hex(label: str, algorithm: str) -> str:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.loopback import DEFAULT_HOST, SECOND_HOST
 from hotline.redisserver import REDIS_SERVER_MISSING
@@ -88,7 +90,7 @@ def run_cli(
     )
 
 
-def _process_tree(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
     """``root`` and every live descendant (through ``/proc/<pid>/task/<tid>/children``)."""
     found, todo = [], [root]
     while todo:
@@ -137,7 +139,7 @@ def listening_sockets(root: int) -> list[str]:
             if fields[3] == "0A":  # TCP_LISTEN
                 listening[fields[9]] = fields[1]
     found = []
-    for pid in _process_tree(root):
+    for pid in process_tree(root):
         try:
             descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
         except OSError:  # gone meanwhile
@@ -183,7 +185,7 @@ def run_cli_measured(
     deadline = time.monotonic() + timeout
     peak = 0
     while reader.is_alive():
-        for pid in _process_tree(proc.pid):
+        for pid in process_tree(proc.pid):
             peak = max(peak, _peak_kib(pid))
         reader.join(timeout=0.1)
         if time.monotonic() > deadline and reader.is_alive():
@@ -200,6 +202,32 @@ def ok_json(args: list[str], env: dict[str, str], *, timeout: float = CLI_TIMEOU
     result = run_cli([*args, "--json"], env, timeout=timeout)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+#: Prometheus samples by name: each its labels and value.
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def scrape_metrics(host: str, port: int) -> Samples:
+    """A daemon's ``/metrics``, parsed by prometheus_client's own parser."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+    with opener.open(f"http://{host}:{port}/metrics", timeout=10) as answer:
+        body = answer.read().decode()
+    samples: Samples = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return samples
+
+
+def metric_value(samples: Samples, name: str, **labels: str) -> float:
+    """The value of the one sample of ``name`` with those labels (an assertion error if there
+    is none, or more than one)."""
+    matching = [
+        v for got, v in samples.get(name, []) if all(got.get(k) == w for k, w in labels.items())
+    ]
+    assert len(matching) == 1, f"{name}{labels}: {samples.get(name)}"
+    return matching[0]
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], code: int | None = None) -> str:

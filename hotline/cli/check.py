@@ -35,10 +35,8 @@ import smtplib
 import ssl
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated, Literal, cast
-from urllib.parse import urlsplit
 
 import redis
 import typer
@@ -46,6 +44,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from hotline.cli.app import JsonOption, open_session, out
+from hotline.cli.providers import http_host
 from hotline.config import Config
 from hotline.errors import InputError, ServiceError, UsageError
 from hotline.services import Session
@@ -58,7 +57,7 @@ from store.lists import ListInfo
 from store.text import one_line
 from takedown.channels.smtp import SmtpChannel, SmtpSettings
 from takedown.channels.webhook import WebhookSettings, display_url
-from takedown.directory import ProviderDirectory, normalize_domain
+from takedown.directory import ProviderDirectory
 from takedown.errors import DirectoryError, NoticeError
 from takedown.ip2asn import Ip2AsnError, IpToAsn
 from takedown.model import Channel
@@ -512,23 +511,8 @@ def _channel_note(channel: Channel, settings: TakedownSettings) -> str:
 
 def _image_url(url: str) -> str:
     """``--url``: an http(s) URL with a host name or IP address."""
-    expected = f"--url {url!r}: expected the http(s) URL of an image"
     text = url.strip()
-    if not text.lower().startswith(("http://", "https://")):
-        raise UsageError(expected)
-    try:
-        host = urlsplit(text).hostname or ""
-    except ValueError:
-        raise UsageError(expected) from None
-    if not host:
-        raise UsageError(f"{expected}: it has no host")
-    try:
-        ip_address(host)
-    except ValueError:
-        try:
-            normalize_domain(host)
-        except ValueError:
-            raise UsageError(f"{expected}: {host!r} is not a host name") from None
+    http_host(text, f"--url {url!r}: expected the http(s) URL of an image")
     return text
 
 

@@ -84,6 +84,27 @@ def _asn(asn: int | None, name: str | None) -> str:
     return f"AS{asn} ({name})" if name else f"AS{asn}"
 
 
+def http_host(text: str, expected: str) -> str:
+    """The host of ``text``, an http(s) URL, when it is an IP address or a valid host name;
+    otherwise a :class:`UsageError` that starts with ``expected``."""
+    if not text.lower().startswith(("http://", "https://")):
+        raise UsageError(expected)
+    try:
+        host = urlsplit(text).hostname or ""
+    except ValueError:
+        raise UsageError(expected) from None
+    if not host:
+        raise UsageError(f"{expected}: it has no host")
+    try:
+        ip_address(host)
+    except ValueError:
+        try:
+            normalize_domain(host)
+        except ValueError:
+            raise UsageError(f"{expected}: {host!r} is not a host name or an IP address") from None
+    return host
+
+
 def _lookup_target(target: str) -> tuple[str, str | None]:
     text = target.strip()
     try:
@@ -95,20 +116,5 @@ def _lookup_target(target: str) -> tuple[str, str | None]:
         return f"http://{host}/", str(address)
     if "://" not in text:
         text = f"http://{text}/"
-    expected = f"{target!r}: expected an http(s) URL, a host name or an IP address"
-    if not text.lower().startswith(("http://", "https://")):
-        raise UsageError(expected)
-    try:
-        host = urlsplit(text).hostname or ""
-    except ValueError:
-        raise UsageError(expected) from None
-    if not host:
-        raise UsageError(f"{target!r}: no host name in it; {expected.split(': ', 1)[1]}")
-    try:
-        ip_address(host)
-    except ValueError:
-        try:
-            normalize_domain(host)
-        except ValueError:
-            raise UsageError(f"{target!r}: {host!r} is not a host name or an IP address") from None
+    http_host(text, f"{target!r}: expected an http(s) URL, a host name or an IP address")
     return text, None

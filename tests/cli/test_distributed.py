@@ -18,7 +18,15 @@ import pytest
 import redis
 
 from hotline.imagegen import encode, textured_image
-from hotline.loopback import Exchange, Route, html_page, image_response, redirect, serve_linked
+from hotline.loopback import (
+    Exchange,
+    Route,
+    html_page,
+    image_response,
+    redirect,
+    serve,
+    serve_linked,
+)
 from matchers.digest import digest_bytes
 from matchers.lists import HashList, ListEntry
 from store.frontier import Frontier
@@ -31,10 +39,14 @@ from tests.helpers import (
     HOTLINE,
     KILL_AT_MAIN,
     WAIT_TIMEOUT,
+    Samples,
+    free_port,
     hotline_env,
     listening_sockets,
+    metric_value,
     one_line_error,
     run_cli,
+    scrape_metrics,
     wait_for,
 )
 from tests.nocontent import WindowFinder
@@ -406,6 +418,127 @@ def test_the_page_cap_counts_the_pages_of_all_workers(
     # worker.
     assert record.stats.pages == 4
     assert sum(p.pages for p in record.workers.values()) == 4
+
+
+def test_a_worker_does_not_give_up_a_seed_on_its_share_of_the_pages(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
+) -> None:
+    # The frontier hands out a site's hubs (pages without images) before the pages they
+    # link, and a worker sees only its share of a seed's pages: the seed give-up
+    # (CRAWL_SEED_GIVE_UP_PAGES) made a worker of bench/soak.py's run (10 000 pages under 100
+    # hubs) give the seed up after 50 hubs and drop the links of the hubs it parsed next,
+    # 572 pages never crawled. A distributed run gives no seed up.
+    hubs, per_hub = 4, 3
+    routes: dict[str, Route] = {
+        "/": html_page("".join(f"<a href='/hub/{h}'>hub {h}</a>" for h in range(hubs)))
+    }
+    for h in range(hubs):
+        pages = "".join(f"<a href='/p/{h}-{p}'>page</a>" for p in range(per_hub))
+        routes[f"/hub/{h}"] = html_page(pages)
+        for p in range(per_hub):
+            routes[f"/p/{h}-{p}"] = html_page(f"<img src='/img/{h}-{p}.png'>")
+            body = encode(textured_image(7000 + 10 * h + p, 64, 48), "PNG")
+            routes[f"/img/{h}-{p}.png"] = image_response(body, "image/png")
+    env = _env(redis_url, redis_prefix, tmp_path / "data")
+    log = tmp_path / "w1.log"
+    worker = start_worker(env, "w1", log)
+    try:
+        with serve(routes, host=HOST_A) as site:
+            crawl = run_cli(
+                [
+                    "crawl",
+                    site.url("/"),
+                    "--distributed",
+                    "--json",
+                    "--depth",
+                    "2",
+                    *CRAWL_SETS,
+                    "--set",
+                    "CRAWL_SEED_GIVE_UP_PAGES=2",
+                ],
+                env,
+            )
+            assert crawl.returncode == 0, crawl.stderr[-3000:]
+            finish(worker, log)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    record = RunStore(redis_client, Keys(redis_prefix)).get(json.loads(crawl.stdout)["crawl"])
+    assert record.status == "finished"
+    assert record.stats.pages == 1 + hubs + hubs * per_hub
+    assert record.stats.images == hubs * per_hub
+
+
+def test_a_running_worker_serves_its_metrics_and_logs_json(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, grid: GridSite, tmp_path: Path
+) -> None:
+    _save_list(redis_client, redis_prefix, grid)
+    env = _env(redis_url, redis_prefix, tmp_path / "data")
+    port = free_port(HOST_A)
+    log = tmp_path / "worker.log"
+    metrics = ["--metrics-port", str(port), "--metrics-host", HOST_A]
+    with log.open("w") as stderr:
+        worker = subprocess.Popen(
+            [*HOTLINE, "worker", "--id", "w1", "--log-format", "json", *metrics],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+    result: list[subprocess.CompletedProcess[str]] = []
+    crawl = threading.Thread(
+        target=lambda: result.append(
+            run_cli(["crawl", grid.seed, "--distributed", "--json", *CRAWL_SETS], env)
+        )
+    )
+    try:
+        crawl.start()
+
+        # While /gate holds the run, the worker has the known list in memory (its digests at
+        # least); between runs it holds none.
+        def index_bytes() -> float:
+            try:
+                return metric_value(scrape_metrics(HOST_A, port), "hotline_index_bytes")
+            except OSError:  # not listening yet
+                return 0
+
+        wait_for(
+            lambda: index_bytes() >= len(grid.hash_list.entries) * 32, "the worker to load the list"
+        )
+        grid.gate.set()
+        crawl.join()
+        assert result[0].returncode == 0, result[0].stderr[-3000:]
+        record = RunStore(redis_client, Keys(redis_prefix)).get(
+            json.loads(result[0].stdout)["crawl"]
+        )
+        assert record.status == "finished" and record.stats.pages > PAGES
+
+        # The worker counts its share once the share has ended, just after the run did.
+        def counted() -> Samples | None:
+            samples = scrape_metrics(HOST_A, port)
+            runs = samples.get("hotline_worker_runs_total", [])
+            return samples if any(labels == {"reason": "finished"} for labels, _ in runs) else None
+
+        samples: Samples = wait_for(counted, "the worker to count its run")
+        assert metric_value(samples, "hotline_worker_runs_total", reason="finished") == 1
+        assert metric_value(samples, "hotline_daemon_info", role="worker") == 1
+        assert metric_value(samples, "hotline_worker_pages_total") == record.stats.pages
+        assert metric_value(samples, "hotline_worker_images_total") == record.stats.images
+        assert metric_value(samples, "hotline_index_bytes") == 0
+        assert "hotline_notifier_notices_total" not in samples
+    finally:
+        grid.gate.set()
+        crawl.join()
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=WAIT_TIMEOUT)
+    assert code == 0, log.read_text()[-3000:]
+    events = [json.loads(line) for line in log.read_text().splitlines()]  # every line is JSON
+    (done,) = [e for e in events if e.get("event") == "worker_run"]
+    assert (done["run"], done["reason"], done["pages"]) == (
+        record.id,
+        "finished",
+        record.stats.pages,
+    )
 
 
 def test_a_cancelled_distributed_run_stops_its_workers(

@@ -11,25 +11,15 @@ import redis
 
 from store.keys import Keys
 from store.queue import HitQueue
-from tests.builders import CLASSIFICATION_TOML, IDENTITY_TOML, make_hit
-from tests.helpers import HOST_A, ok_json, one_line_error, run_cli
+from tests.builders import directory_config, make_hit
+from tests.helpers import ok_json, one_line_error, run_cli
 
 FORM = "https://abuse.alpha.example/report"
 
 
 @pytest.fixture
 def env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    config = tmp_path / "hotline.toml"
-    config.write_text(
-        IDENTITY_TOML
-        + CLASSIFICATION_TOML
-        + '[notices]\ndirectory = "providers.yaml"\n[rdap]\nurl = ""\n',
-        encoding="utf-8",
-    )
-    (tmp_path / "providers.yaml").write_text(
-        f"- name: Alpha Hosting\n  cidrs: [{HOST_A}/32]\n  channel: form\n  form_url: {FORM}\n",
-        encoding="utf-8",
-    )
+    config = directory_config(tmp_path, f"channel: form\nform_url: {FORM}")
     return {**env, "HOTLINE_CONFIG": str(config)}
 
 

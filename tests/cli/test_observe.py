@@ -8,24 +8,23 @@ import json
 import signal
 import socket
 import subprocess
-import urllib.request
 from pathlib import Path
 
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from store.keys import Keys
 from store.queue import HitQueue
 from takedown.notices import NoticeStore
-from tests.builders import CLASSIFICATION_TOML, IDENTITY_TOML, make_hit
+from tests.builders import directory_config, make_hit
 from tests.helpers import (
-    HOST_A,
     HOTLINE,
     WAIT_TIMEOUT,
     free_port,
+    metric_value,
     one_line_error,
     run_cli,
+    scrape_metrics,
     wait_for,
 )
 
@@ -36,18 +35,7 @@ METRICS_HOST = "127.0.0.1"
 @pytest.fixture
 def env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """Notices to the outbox (no SMTP configured) for a directory that knows HOST_A."""
-    config = tmp_path / "hotline.toml"
-    config.write_text(
-        IDENTITY_TOML
-        + CLASSIFICATION_TOML
-        + '[notices]\ndirectory = "providers.yaml"\n[rdap]\nurl = ""\n',
-        encoding="utf-8",
-    )
-    (tmp_path / "providers.yaml").write_text(
-        f"- name: Alpha Hosting\n  cidrs: [{HOST_A}/32]\n  abuse: abuse@alpha.example\n",
-        encoding="utf-8",
-    )
-    return {**env, "HOTLINE_CONFIG": str(config)}
+    return {**env, "HOTLINE_CONFIG": str(directory_config(tmp_path))}
 
 
 def _enqueue(client: redis.Redis, prefix: str, count: int) -> list[str]:
@@ -56,27 +44,6 @@ def _enqueue(client: redis.Redis, prefix: str, count: int) -> list[str]:
     for hit in hits:
         assert queue.enqueue(hit) is not None
     return [hit.incident for hit in hits]
-
-
-def _scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """``/metrics`` parsed by prometheus_client's own parser: samples by name."""
-    with urllib.request.urlopen(f"http://{METRICS_HOST}:{port}/metrics", timeout=10) as answer:
-        body = answer.read().decode()
-    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
-    return samples
-
-
-def _value(
-    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
-) -> float:
-    matching = [
-        v for got, v in samples.get(name, []) if all(got.get(k) == w for k, w in labels.items())
-    ]
-    assert len(matching) == 1, f"{name}{labels}: {samples.get(name)}"
-    return matching[0]
 
 
 def test_json_logs_have_one_line_per_notice_state_change(
@@ -150,21 +117,23 @@ def test_a_running_notifier_serves_its_metrics(
         wait_for(lambda: store.counts()["awaiting_manual"] == N_HITS, "the notices to be prepared")
         # The store's figures are read at the first scrape, after the notices were made (a
         # scrape within STORE_REFRESH of another reuses its figures).
-        samples = _scrape(port)
-        assert _value(samples, "hotline_store_up") == 1
-        assert _value(samples, "hotline_daemon_info", role="notifier") == 1
+        samples = scrape_metrics(METRICS_HOST, port)
+        assert metric_value(samples, "hotline_store_up") == 1
+        assert metric_value(samples, "hotline_daemon_info", role="notifier") == 1
         assert (
-            _value(samples, "hotline_notices", status="awaiting_manual", channel="outbox") == N_HITS
+            metric_value(samples, "hotline_notices", status="awaiting_manual", channel="outbox")
+            == N_HITS
         )
-        assert _value(samples, "hotline_notices", status="sent", channel="") == 0
-        assert _value(samples, "hotline_queue_depth", queue="hits_pending") == 0
-        assert _value(samples, "hotline_queue_depth", queue="dead_letters") == 0
+        assert metric_value(samples, "hotline_notices", status="sent", channel="") == 0
+        assert metric_value(samples, "hotline_queue_depth", queue="hits_pending") == 0
+        assert metric_value(samples, "hotline_queue_depth", queue="dead_letters") == 0
         assert (
-            _value(samples, "hotline_notifier_notices_total", outcome="awaiting_manual") == N_HITS
+            metric_value(samples, "hotline_notifier_notices_total", outcome="awaiting_manual")
+            == N_HITS
         )
-        assert _value(samples, "hotline_delivery_failures_total", kind="permanent") == 0
-        assert _value(samples, "hotline_time_to_removal_seconds_count") == 0
-        assert _value(samples, "process_resident_memory_bytes") > 10 * 2**20
+        assert metric_value(samples, "hotline_delivery_failures_total", kind="permanent") == 0
+        assert metric_value(samples, "hotline_time_to_removal_seconds_count") == 0
+        assert metric_value(samples, "process_resident_memory_bytes") > 10 * 2**20
         # A notifier reports notices, never a worker's figures.
         assert "hotline_worker_pages_total" not in samples
         assert "hotline_index_bytes" not in samples

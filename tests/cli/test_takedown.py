@@ -13,7 +13,7 @@ import redis
 
 from store.keys import Keys
 from store.queue import HitQueue
-from tests.builders import CLASSIFICATION_TOML, IDENTITY_TOML, make_hit
+from tests.builders import IDENTITY_TOML, directory_config, make_hit
 from tests.helpers import HOST_A, ROOT, one_line_error, run_cli
 from tests.servers.rdap import RdapServer, load_doc
 
@@ -24,18 +24,7 @@ EXAMPLES = ROOT / "examples"
 def env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """The CLI tests' environment plus a configuration: an identity, a provider directory
     that knows one host, and no RDAP."""
-    config = tmp_path / "hotline.toml"
-    config.write_text(
-        IDENTITY_TOML
-        + CLASSIFICATION_TOML
-        + '[notices]\ndirectory = "providers.yaml"\n[rdap]\nurl = ""\n',
-        encoding="utf-8",
-    )
-    (tmp_path / "providers.yaml").write_text(
-        f"- name: Alpha Hosting\n  cidrs: [{HOST_A}/32]\n  abuse: abuse@alpha.example\n",
-        encoding="utf-8",
-    )
-    return {**env, "HOTLINE_CONFIG": str(config)}
+    return {**env, "HOTLINE_CONFIG": str(directory_config(tmp_path))}
 
 
 def test_default_delivery_is_the_outbox(
