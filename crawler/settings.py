@@ -129,7 +129,7 @@ CRAWL_TRAP_GUARD = True
 # Extra link depth below a page that yielded a confirmed hit (its links, and theirs, are followed
 # that much further than CRAWL_DEPTH); pages in a section (host and first path segment) with
 # hits are crawled before others; a seed whose first CRAWL_SEED_GIVE_UP_PAGES pages showed no
-# image at all schedules no further pages (0: never gives up).
+# image at all schedules no further pages (0: never gives up; a distributed run never does).
 CRAWL_HIT_DEPTH = _options.DEFAULT_HIT_DEPTH
 CRAWL_SEED_GIVE_UP_PAGES = 50
 # Bytes of a downloaded file that is neither a page nor an image (a video, an archive, a PDF,

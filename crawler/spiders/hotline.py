@@ -221,7 +221,15 @@ class HotlineSpider(Spider):
         }
         self.parse_budget = s.getfloat("CRAWL_PARSE_TIMEOUT", CRAWL_PARSE_TIMEOUT) or None
         self.hit_depth = max(0, s.getint("CRAWL_HIT_DEPTH", CRAWL_HIT_DEPTH))
-        self.give_up_pages = max(0, s.getint("CRAWL_SEED_GIVE_UP_PAGES", CRAWL_SEED_GIVE_UP_PAGES))
+        # No seed is given up in a distributed run: a worker parses only its share of a seed's
+        # pages (and the frontier hands out a site's hubs, pages without images, before the
+        # pages they link), so it would give up a seed whose pages showed images to another
+        # worker and drop the links of the pages it parses next.
+        self.give_up_pages = (
+            0
+            if s.getbool("FRONTIER_ENABLED")
+            else max(0, s.getint("CRAWL_SEED_GIVE_UP_PAGES", CRAWL_SEED_GIVE_UP_PAGES))
+        )
         # Not in a distributed run: a worker holds the pages over budget that it found, and
         # another worker may parse the page that would release them (the budgets would have to
         # live in the run's frontier).
