@@ -648,7 +648,7 @@ def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "crawl", site.seed_url, "--distributed", "--detach", "--json",
             "--depth", "2", "--max-pages", str(max_pages),
         ]  # fmt: skip
-        for setting in CRAWL_SETS:
+        for setting in (*CRAWL_SETS, *args.set):
             crawl_args += ["--set", setting]
         queued = json.loads(world.cli(crawl_args).stdout)
         run_id = str(queued["crawl"])
@@ -716,7 +716,7 @@ def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 "tail_s": args.tail,
                 "recheck_after": args.recheck_after,
                 "workers": 2,
-                "crawl_sets": list(CRAWL_SETS),
+                "crawl_sets": [*CRAWL_SETS, *args.set],
                 "flat_threshold_mib_per_10k_pages": FLAT_MIB_PER_10K_PAGES,
                 "cpus": os.cpu_count(),
             },
@@ -802,6 +802,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     parser.add_argument("--series", action="store_true", help="include every sample")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a crawl setting for the run (hotline crawl --set), e.g. CRAWL_MAX_HELD_RESPONSES=0",
+    )
     args = parser.parse_args(argv)
     if args.pages < 1 or args.images_per_page < 1 or args.known_every < 1:
         parser.error("--pages, --images-per-page and --known-every must be at least 1")

@@ -13,9 +13,10 @@
 
 At most ``MATCHER_MAX_IN_FLIGHT`` bodies (default: two per worker, so a worker always has the
 next one waiting) are handed to the pool at once; the others wait in their callback, which
-holds their response in Scrapy's scraper, which stops downloading when its responses pass
-``SCRAPER_SLOT_MAX_ACTIVE_SIZE``: memory stays bounded and the crawl slows to the pace of the
-hashing. Stats: ``matcher/pool/workers``, ``matcher/pool/in_flight_max``,
+holds their response in Scrapy's scraper. No download starts while the crawl holds
+``CRAWL_MAX_HELD_RESPONSES`` responses (:mod:`crawler.backpressure`), nor once they pass
+``SCRAPER_SLOT_MAX_ACTIVE_SIZE`` bytes: memory stays bounded and the crawl slows to the pace
+of the hashing. Stats: ``matcher/pool/workers``, ``matcher/pool/in_flight_max``,
 ``matcher/pool/waited`` (bodies that waited for a place), ``matcher/pool/worker_crashed``,
 ``matcher/pool/worker_timeout``, ``matcher/pool/worker_restarts``, ``matcher/pool/worker_cpu_s``
 (CPU seconds of the worker processes).

@@ -92,6 +92,7 @@ MEMUSAGE_ENABLED = False
 TWISTED_DNS_RESOLVER = "crawler.safety.SafeResolver"
 DOWNLOADER_MIDDLEWARES = {
     "crawler.safety.PrivateNetworkMiddleware": 50,
+    "crawler.backpressure.HeldResponses": 60,
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.MatchPipeline": 300,
@@ -137,6 +138,10 @@ CRAWL_SEED_GIVE_UP_PAGES = 50
 # this; pages, stylesheets and images keep DOWNLOAD_MAXSIZE. Memory at worst: about twice
 # this per request in flight (the body, then its copy as a response), times CONCURRENT_REQUESTS.
 CRAWL_MEDIA_MAXSIZE = 256 * 1024 * 1024
+# Responses a crawl holds at once (downloading, waiting for the scraper, being parsed or
+# waiting for the hash pool): past it, no download starts (crawler/backpressure.py). About
+# 58 KiB each besides the body; 0: only Scrapy's SCRAPER_SLOT_MAX_ACTIVE_SIZE (bytes) applies.
+CRAWL_MAX_HELD_RESPONSES = 256
 CRAWL_ID = ""
 
 # Pixels above which an image is refused before decoding; None: the matcher's own limit.

@@ -220,6 +220,10 @@ _POSITIVE_SETTINGS: Mapping[str, str] = {
     "MATCHER_VIDEO_MAX_DECODED_PIXELS": "a positive whole number of pixels",
     "MATCHER_VIDEO_MAX_SECONDS": "a positive number of seconds",
 }
+#: The project's settings where 0 turns a bound off and a negative number makes no sense.
+_NON_NEGATIVE_SETTINGS: Mapping[str, str] = {
+    "CRAWL_MAX_HELD_RESPONSES": "a whole number of responses (0: no bound)",
+}
 
 
 def _check_set_types(overrides: Mapping[str, str]) -> None:
@@ -253,6 +257,9 @@ def _check_set_types(overrides: Mapping[str, str]) -> None:
                 number = 0
             if not number > 0 or number == float("inf"):
                 raise UsageError(f"--set {key}={raw!r}: expected {positive}")
+        non_negative = _NON_NEGATIVE_SETTINGS.get(key)
+        if non_negative is not None and not (raw.strip().isdecimal() and raw.strip().isascii()):
+            raise UsageError(f"--set {key}={raw!r}: expected {non_negative}")
     if "CRAWL_PROXY" in overrides:
         from crawler.safety import proxy_from_settings  # noqa: PLC0415 - loads Scrapy
 
