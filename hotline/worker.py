@@ -164,7 +164,10 @@ class Worker:
         """Memory the hash lists and their indexes hold in the current crawl (0 between
         runs): for the ``hotline_index_bytes`` metric, read from any thread."""
         crawler = self._crawler
-        stats = crawler.stats if crawler is not None else None
+        try:
+            stats = crawler.stats if crawler is not None else None
+        except RuntimeError:  # a crawler made, not started yet: Scrapy has no stats for it
+            return 0
         value = stats.get_value("matcher/index_bytes", 0) if stats is not None else 0
         return int(value) if isinstance(value, int | float) else 0
 

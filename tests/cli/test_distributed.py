@@ -532,7 +532,12 @@ def test_a_running_worker_serves_its_metrics_and_logs_json(
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(timeout=WAIT_TIMEOUT)
     assert code == 0, log.read_text()[-3000:]
-    events = [json.loads(line) for line in log.read_text().splitlines()]  # every line is JSON
+    events = []
+    for line in log.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"not a JSON log line: {line!r} in\n{log.read_text()[-1500:]}")
     (done,) = [e for e in events if e.get("event") == "worker_run"]
     assert (done["run"], done["reason"], done["pages"]) == (
         record.id,
