@@ -29,6 +29,7 @@ reads content: the store holds none.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -54,8 +55,11 @@ from store.frontier import Frontier
 from store.keys import NOTIFIER_GROUP
 from store.review import ReviewDesk
 from store.runs import RunRecord
+from store.text import one_line
 from takedown.notices import STATUSES, NoticeStore
 from takedown.notifier import NotifierStats
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "RECENT_RUNS",
@@ -143,6 +147,10 @@ class StoreCollector(Collector):
         try:
             families = list(self._store_families())
         except (redis.RedisError, OSError):
+            up.add_metric([], 0)
+            return [up]
+        except Exception as exc:  # a bad record must not take /metrics down with it
+            log.warning("store metrics: cannot read the store: %s", one_line(repr(exc)))
             up.add_metric([], 0)
             return [up]
         up.add_metric([], 1)

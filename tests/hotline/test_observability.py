@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
@@ -124,6 +125,22 @@ def test_an_unreachable_store_is_reported_down_not_stale(redis_prefix: str) -> N
         client.close()
     assert names == {"hotline_store_up"}
     assert _gauge(collector, "hotline_store_up") == 0
+
+
+def test_a_record_the_store_cannot_read_is_reported_not_raised(
+    redis_client: redis.Redis, redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = Keys(redis_prefix)
+    redis_client.zadd(keys.notices, {"broken": 1.0})
+    redis_client.hset(keys.notice("broken"), mapping={"hit": "{not json", "status": "sent"})
+    collector = StoreCollector(Session(redis_client, redis_url, keys))
+    with caplog.at_level(logging.WARNING, logger="hotline.metrics"):
+        names = {family.name for family in collector.collect()}
+    assert names == {"hotline_store_up"}
+    assert _gauge(collector, "hotline_store_up") == 0
+    (record,) = caplog.records
+    assert "cannot read the store" in record.getMessage()
+    assert "\n" not in record.getMessage()
 
 
 def _served(redis_client: redis.Redis, redis_url: str, redis_prefix: str) -> dict[str, set[str]]:
