@@ -26,13 +26,12 @@ from twisted.internet.task import LoopingCall
 from crawler.runsettings import crawl_settings
 from crawler.spiders.hotline import HotlineSpider
 from hotline.errors import HotlineError
-from hotline.logs import JsonFormatter
+from hotline.logs import formatter
 from store.options import CrawlOptions
 from store.runs import ORIGIN_CLI, new_run_id
 
 PROGRESS_INTERVAL = 0.25  # seconds between redraws on a terminal
 PLAIN_PROGRESS_INTERVAL = 10.0  # seconds between progress lines when not on a terminal
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass
@@ -95,14 +94,11 @@ def log_to(console: Console, level: str, log_format: str = "text") -> logging.Ha
     line each otherwise; one JSON object each with ``log_format="json"``, see
     :mod:`hotline.logs`); returns the handler, for the caller to remove."""
     handler: logging.Handler
-    if log_format == "json":
-        handler = logging.StreamHandler(console.file)
-        handler.setFormatter(JsonFormatter())
-    elif console.is_terminal:
+    if console.is_terminal and log_format == "text":
         handler = RichHandler(console=console, show_path=False, markup=False)
-    else:  # one plain line per record, for log files and scripts
+    else:  # one line per record, for log files, scripts and log shippers
         handler = logging.StreamHandler(console.file)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(formatter(log_format))
     handler.setLevel(level)
     root = logging.getLogger()
     root.addHandler(handler)

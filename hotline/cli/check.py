@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import smtplib
-import ssl
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +56,7 @@ from store.text import one_line
 from takedown.channels.smtp import SmtpChannel, SmtpSettings
 from takedown.channels.webhook import WebhookSettings, display_url
 from takedown.directory import ProviderDirectory
-from takedown.errors import DirectoryError, NoticeError
+from takedown.errors import DeliveryError, DirectoryError, NoticeError
 from takedown.ip2asn import Ip2AsnError, IpToAsn
 from takedown.model import Channel
 from takedown.notice import NoticeRenderer
@@ -86,9 +84,6 @@ REQUIRED_REDIS_CONFIG = {"appendonly": "yes", "maxmemory-policy": "noeviction"}
 #: Exit code of a failed check of the configuration or the input, and of a service.
 CONFIG_FAILURE = InputError.exit_code
 SERVICE_FAILURE = ServiceError.exit_code
-
-#: The reply to EHLO that says the relay is ready.
-SMTP_OK = 250
 
 _STYLES: dict[Status, str] = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
@@ -333,85 +328,22 @@ def _smtp(report: _Report, settings: TakedownSettings) -> None:
         return
     try:
         options = SmtpSettings(**settings.smtp)
-        SmtpChannel(options)  # reads ca_file
+        channel = SmtpChannel(options)  # reads ca_file
     except ValueError as exc:
         report.fail("smtp", f"{settings.source}: [smtp] {exc}", CONFIG_FAILURE)
         return
     relay = f"relay {options.host}:{options.port} ({options.security})"
     try:
-        done = _probe_smtp(options)
-    except _SmtpProbeError as exc:
-        detail = f"{relay}: {exc}"
-        if options.password:
-            detail = detail.replace(options.password, "***")
-        report.fail("smtp", detail, SERVICE_FAILURE)
+        channel.probe()
+    except DeliveryError as exc:
+        report.fail("smtp", str(exc), SERVICE_FAILURE)
         return
+    done = ["connect with TLS" if options.security == "tls" else "connect", "EHLO"]
+    if options.security == "starttls":
+        done.append("STARTTLS")
+    if options.has_credentials:
+        done.append(f"AUTH as {options.username}")
     report.ok("smtp", f"{relay}: {', '.join(done)} ok (no mail sent)")
-
-
-class _SmtpProbeError(Exception):
-    pass
-
-
-def _probe_smtp(options: SmtpSettings) -> list[str]:
-    """Connect, EHLO, STARTTLS and AUTH as configured, then QUIT; the steps done."""
-    context = ssl.create_default_context()
-    if options.ca_file is not None:
-        context.load_verify_locations(cafile=options.ca_file)
-    done: list[str] = []
-    stage = "connect"
-    smtp: smtplib.SMTP | None = None
-    try:
-        if options.security == "tls":
-            smtp = smtplib.SMTP_SSL(
-                options.host, options.port, local_hostname=options.local_hostname,
-                timeout=options.timeout, context=context,
-            )  # fmt: skip
-            done.append("connect with TLS")
-        else:
-            smtp = smtplib.SMTP(
-                options.host, options.port, local_hostname=options.local_hostname,
-                timeout=options.timeout,
-            )  # fmt: skip
-            done.append("connect")
-        stage = "EHLO"
-        _expect(smtp.ehlo())
-        done.append(stage)
-        if options.security == "starttls":
-            stage = "STARTTLS"
-            if not smtp.has_extn("starttls"):
-                raise _SmtpProbeError("the relay does not offer STARTTLS")
-            smtp.starttls(context=context)
-            stage = "EHLO after STARTTLS"
-            _expect(smtp.ehlo())
-            done.append("STARTTLS")
-        if options.username is not None and options.password is not None:
-            stage = f"AUTH as {options.username}"
-            smtp.login(options.username, options.password)
-            done.append(stage)
-    except smtplib.SMTPResponseException as exc:
-        reply = exc.smtp_error
-        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-        raise _SmtpProbeError(f"{stage} refused: {exc.smtp_code} {one_line(text)}") from None
-    except (smtplib.SMTPException, OSError) as exc:
-        raise _SmtpProbeError(f"{stage} failed: {one_line(exc)}") from None
-    finally:
-        if smtp is not None:
-            _quit(smtp)
-    return done
-
-
-def _expect(reply: tuple[int, bytes]) -> None:
-    code, text = reply
-    if code != SMTP_OK:
-        raise smtplib.SMTPResponseException(code, text)
-
-
-def _quit(smtp: smtplib.SMTP) -> None:
-    try:
-        smtp.quit()
-    except (smtplib.SMTPException, OSError):
-        smtp.close()
 
 
 def _webhook(report: _Report, settings: TakedownSettings) -> None:

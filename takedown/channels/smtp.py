@@ -130,6 +130,12 @@ class SmtpChannel:
         """A context manager that keeps one connection for several notices."""
         return SmtpSession(self.settings, self._context)
 
+    def probe(self) -> None:
+        """Do what a delivery does before its message (connect, EHLO, STARTTLS, AUTH), then
+        QUIT; nothing is sent. :class:`DeliveryError` as :meth:`deliver` raises it."""
+        with self.session() as session:
+            session.open()
+
 
 class SmtpSession:
     """One SMTP connection, opened on first use and re-opened after a failure.
@@ -186,28 +192,36 @@ class SmtpSession:
                     f"{role} address {value!r} of notice {notice.idempotency_key} is not a mailbox",
                     permanent=True,
                 )
-        stage = "connect"
+        smtp = self.open()
         try:
-            if self._smtp is not None and not self._alive(self._smtp):
-                self._drop()  # the relay closed an idle connection between two messages
-            if self._smtp is None:
-                self._smtp = self._connect()
-            smtp = self._smtp
-            stage = "send"
             code, reply = self._send(smtp, notice, address)
         except DeliveryError:
             self._drop()
             raise
         except smtplib.SMTPResponseException as exc:
             self._drop()
-            raise self._reply_error(stage, exc.smtp_code, exc.smtp_error) from exc
+            raise self._reply_error("send", exc.smtp_code, exc.smtp_error) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
-            what = excerpt(exc)
-            raise self._error(f"{stage} failed: {what}", permanent=False) from exc
+            raise self._error(f"send failed: {excerpt(exc)}", permanent=False) from exc
         return DeliveryReceipt(
             channel=SmtpChannel.name, destination=address, detail=f"{code} {excerpt(reply)}"
         )
+
+    def open(self) -> smtplib.SMTP:
+        """The session's connection, made now if it has none (or the relay closed it):
+        connect, EHLO, STARTTLS and AUTH as configured. :class:`DeliveryError` if a step
+        fails (the password masked), with no connection kept."""
+        if self._smtp is not None and not self._alive(self._smtp):
+            self._drop()  # the relay closed an idle connection between two messages
+        if self._smtp is None:
+            try:
+                self._smtp = self._connect()
+            except smtplib.SMTPResponseException as exc:
+                raise self._reply_error("connect", exc.smtp_code, exc.smtp_error) from exc
+            except (smtplib.SMTPException, OSError) as exc:
+                raise self._error(f"connect failed: {excerpt(exc)}", permanent=False) from exc
+        return self._smtp
 
     @staticmethod
     def _alive(smtp: smtplib.SMTP) -> bool:

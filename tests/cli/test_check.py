@@ -351,7 +351,7 @@ def test_a_relay_that_is_down_fails_and_is_named(
     assert code == 3
     smtp = rows(report)["smtp"]
     assert smtp["status"] == "fail"
-    assert smtp["detail"].startswith(f"relay 127.0.0.1:{port} (starttls): connect failed: ")
+    assert smtp["detail"].startswith(f"SMTP 127.0.0.1:{port}: connect failed: ")  # as delivery says
     assert f"127.0.0.1:{port}" in stderr
     assert [r["name"] for r in report["checks"] if r["status"] == "fail"] == ["smtp"]
 
@@ -441,3 +441,38 @@ def test_shell_completion_is_on(env: dict[str, str]) -> None:
     assert completed.stdout.split() == ["check"]
     help_text = run_cli(["--help"], env).stdout
     assert "--install-completion" in help_text and "--version" in help_text
+
+
+@pytest.mark.parametrize(
+    ("password", "expected"),
+    [
+        ("relay-password-1", "connect, EHLO, STARTTLS, AUTH as notices ok (no mail sent)"),
+        ("not-the-password-7", "AUTH as notices refused: 535"),
+    ],
+)
+def test_the_relay_login_is_tried_and_the_password_never_shown(
+    env: dict[str, str], tmp_path: Path, smtp_tls_files: TlsFiles, password: str, expected: str
+) -> None:
+    with SmtpServer(
+        "127.0.0.1",
+        tls="starttls",
+        tls_files=smtp_tls_files,
+        require_starttls=True,
+        auth=("notices", "relay-password-1"),
+    ) as server:
+        table = smtp_table(server, smtp_tls_files) + 'username = "notices"\n'
+        config = write_config(tmp_path, smtp=table)
+        env = {
+            **env,
+            "HOTLINE_CONFIG": str(config),
+            "HOTLINE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "HOTLINE_SMTP_PASSWORD": password,
+        }
+        import_list(env, tmp_path)
+        code, report, stderr = check_json(env)
+        attempts = server.auth_attempts  # smtplib tries each mechanism the relay offers
+        assert attempts and all(a.login == "notices" and a.tls for a in attempts)
+        assert server.messages == []
+    assert expected in rows(report)["smtp"]["detail"]
+    assert code == (0 if password == "relay-password-1" else 3), stderr
+    assert password not in json.dumps(report) + stderr
