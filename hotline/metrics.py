@@ -18,8 +18,9 @@ Each daemon (``scheduler``, ``worker``, ``notifier``, ``recheck``, ``serve``) st
   ``hotline_time_to_removal_seconds`` (a histogram over removed notices, from the notice to
   the first check that found the image gone), per recent run
   ``hotline_run_pages{run,status}``, ``hotline_run_images``, ``hotline_run_hits``,
-  ``hotline_run_review`` and ``hotline_run_errors{run,kind}`` (decode and download errors by
-  code), per list ``hotline_list_entries{list,kind}`` and ``hotline_list_version``, and
+  ``hotline_run_review``, ``hotline_run_errors{run,kind}`` (failed requests by exception)
+  and ``hotline_run_decode_errors{run,code}`` (images that could not be decoded), per list
+  ``hotline_list_entries{list,kind}`` and ``hotline_list_version``, and
   ``hotline_store_up`` (0 while Redis cannot be read; the other store metrics are then left
   out rather than reported stale).
 
@@ -246,7 +247,12 @@ def _run_families(runs: Iterable[RunRecord]) -> Iterator[Metric]:
         "hotline_run_review", "Near misses a recent run sent to review", labels=labels
     )
     errors = GaugeMetricFamily(
-        "hotline_run_errors", "Errors of a recent run by kind", labels=["run", "kind"]
+        "hotline_run_errors", "Failed requests of a recent run by kind", labels=["run", "kind"]
+    )
+    decode_errors = GaugeMetricFamily(
+        "hotline_run_decode_errors",
+        "Images of a recent run that could not be decoded, by code",
+        labels=["run", "code"],
     )
     for run in runs:
         stats = run.stats
@@ -257,7 +263,9 @@ def _run_families(runs: Iterable[RunRecord]) -> Iterator[Metric]:
         review.add_metric(values, stats.review)
         for kind, count in sorted(stats.errors.items()):
             errors.add_metric([run.id, kind], count)
-    yield from (pages, images, hits, review, errors)
+        for code, count in sorted(stats.decode_errors.items()):
+            decode_errors.add_metric([run.id, code], count)
+    yield from (pages, images, hits, review, errors, decode_errors)
 
 
 class _Histogram:

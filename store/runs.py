@@ -94,6 +94,8 @@ CRAWL_STATS: Mapping[str, str] = {
 }
 #: Stats key prefix of failed requests by exception type (the spider's errback counts them).
 CRAWL_ERRORS_PREFIX = "crawl/errors/"
+#: Stats key prefix of images that could not be decoded, by code (``matchers.guards``).
+CRAWL_DECODE_ERRORS_PREFIX = "matcher/decode_error/"
 #: Stats keys of other errors, and the kind each is counted as.
 CRAWL_OTHER_ERRORS: Mapping[str, str] = {"hits/queue_error": "QueueError"}
 
@@ -195,15 +197,15 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'running' and ARGV[4] ~= '1' then
     return false
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-local total = {errors = {}}
+local total = {errors = {}, decode_errors = {}}
 for _, raw in ipairs(redis.call('HVALS', KEYS[2])) do
     local ok, part = pcall(cjson.decode, raw)
     if ok and type(part) == 'table' then
         for name, value in pairs(part) do
-            if name == 'errors' and type(value) == 'table' then
+            if (name == 'errors' or name == 'decode_errors') and type(value) == 'table' then
                 for kind, n in pairs(value) do
                     if type(n) == 'number' then
-                        total.errors[kind] = (total.errors[kind] or 0) + n
+                        total[name][kind] = (total[name][kind] or 0) + n
                     end
                 end
             elseif type(value) == 'number' then
@@ -268,6 +270,11 @@ def _count(value: Any) -> int:
     return 0
 
 
+def _counts(raw: object) -> dict[str, int]:
+    """A stored mapping of counts by kind ({} for anything else)."""
+    return {str(k): _count(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+
+
 @dataclass(frozen=True, slots=True)
 class RunStats:
     """A run's counts: requests (with retries), pages, images, files (bodies neither a page
@@ -287,36 +294,45 @@ class RunStats:
     #: Pages given up because reading them took more than their CPU budget.
     parse_timeouts: int = 0
     errors: Mapping[str, int] = field(default_factory=dict)
+    #: Images that could not be decoded, by code (``truncated``, ``unsupported``...): not
+    #: failed requests, so not in ``errors`` nor in the error rate.
+    decode_errors: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_crawl_stats(cls, stats: Mapping[str, Any]) -> RunStats:
         """The counts of a crawl's Scrapy stats (see :data:`CRAWL_STATS`)."""
         errors: dict[str, int] = {}
+        decode_errors: dict[str, int] = {}
         for key, value in stats.items():
             if key.startswith(CRAWL_ERRORS_PREFIX) and _count(value):
                 kind = key.removeprefix(CRAWL_ERRORS_PREFIX)
                 errors[kind] = errors.get(kind, 0) + _count(value)
+            elif key.startswith(CRAWL_DECODE_ERRORS_PREFIX) and _count(value):
+                decode_errors[key.removeprefix(CRAWL_DECODE_ERRORS_PREFIX)] = _count(value)
         for key, kind in CRAWL_OTHER_ERRORS.items():
             if _count(stats.get(key)):
                 errors[kind] = errors.get(kind, 0) + _count(stats.get(key))
         counts = {name: _count(stats.get(key)) for name, key in CRAWL_STATS.items()}
-        return cls(**counts, errors=dict(sorted(errors.items())))
+        return cls(
+            **counts,
+            errors=dict(sorted(errors.items())),
+            decode_errors=dict(sorted(decode_errors.items())),
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunStats:
         """Inverse of :meth:`as_dict`; unknown keys are ignored, missing ones are 0."""
-        raw_errors = data.get("errors")
-        errors = (
-            {str(k): _count(v) for k, v in raw_errors.items()}
-            if isinstance(raw_errors, Mapping)
-            else {}
-        )
         counts = {name: _count(data.get(name)) for name in CRAWL_STATS}
-        return cls(**counts, errors=errors)
+        return cls(
+            **counts,
+            errors=_counts(data.get("errors")),
+            decode_errors=_counts(data.get("decode_errors")),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {name: getattr(self, name) for name in CRAWL_STATS}
         data["errors"] = dict(self.errors)
+        data["decode_errors"] = dict(self.decode_errors)
         return data
 
     @property

@@ -20,6 +20,7 @@ from hotline.metrics import ROLES, DaemonMetrics, StoreCollector, daemon_metrics
 from hotline.services import Session
 from store.keys import Keys
 from store.queue import HitQueue
+from store.runs import RunStats, RunStore
 from takedown.notifier import NotifierStats
 from tests.builders import make_hit
 from tests.helpers import free_port
@@ -125,6 +126,32 @@ def test_an_unreachable_store_is_reported_down_not_stale(redis_prefix: str) -> N
         client.close()
     assert names == {"hotline_store_up"}
     assert _gauge(collector, "hotline_store_up") == 0
+
+
+def test_a_runs_failed_requests_and_undecodable_images_are_reported_by_kind(
+    redis_client: redis.Redis, redis_url: str, redis_prefix: str
+) -> None:
+    keys = Keys(redis_prefix)
+    runs = RunStore(redis_client, keys)
+    run_id = runs.create(seeds=["http://a.example/"], options={}, origin="cli")
+    # What a crawl's Scrapy stats say, as the crawl records them.
+    stats = RunStats.from_crawl_stats(
+        {
+            "crawl/pages": 4,
+            "crawl/images": 9,
+            "crawl/errors/TimeoutError": 2,
+            "matcher/decode_error": 3,
+            "matcher/decode_error/truncated": 2,
+            "matcher/decode_error/unsupported": 1,
+        }
+    )
+    runs.finish(run_id, "finished", "finished", stats)
+    collector = StoreCollector(Session(redis_client, redis_url, keys))
+    assert _gauge(collector, "hotline_run_pages", run=run_id, status="finished") == 4
+    assert _gauge(collector, "hotline_run_errors", run=run_id, kind="TimeoutError") == 2
+    assert _gauge(collector, "hotline_run_decode_errors", run=run_id, code="truncated") == 2
+    assert _gauge(collector, "hotline_run_decode_errors", run=run_id, code="unsupported") == 1
+    assert _gauge(collector, "hotline_run_errors", run=run_id, kind="truncated") is None
 
 
 def test_a_record_the_store_cannot_read_is_reported_not_raised(

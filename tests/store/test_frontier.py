@@ -281,8 +281,22 @@ def test_a_queued_distributed_run_cancelled_leaves_the_workers_offer(store: RunS
 
 
 def test_a_runs_counts_are_the_sum_of_its_workers(store: RunStore, run_id: str) -> None:
-    one = RunStats(requests=10, pages=3, images=5, confirmed=1, errors={"TimeoutError": 2})
-    two = RunStats(requests=7, pages=2, images=4, review=1, errors={"TimeoutError": 1, "X": 1})
+    one = RunStats(
+        requests=10,
+        pages=3,
+        images=5,
+        confirmed=1,
+        errors={"TimeoutError": 2},
+        decode_errors={"truncated": 1},
+    )
+    two = RunStats(
+        requests=7,
+        pages=2,
+        images=4,
+        review=1,
+        errors={"TimeoutError": 1, "X": 1},
+        decode_errors={"truncated": 2, "unsupported": 1},
+    )
     assert store.update_part(run_id, "w1", one) == one
     total = store.update_part(run_id, "w2", two)
     expected = RunStats(
@@ -292,6 +306,7 @@ def test_a_runs_counts_are_the_sum_of_its_workers(store: RunStore, run_id: str) 
         confirmed=1,
         review=1,
         errors={"TimeoutError": 3, "X": 1},
+        decode_errors={"truncated": 3, "unsupported": 1},
     )
     assert total == expected
     later = RunStats(requests=12, pages=4, images=5, confirmed=1, errors={"TimeoutError": 2})

@@ -270,7 +270,9 @@ def test_crawl_stats_map_to_run_counts() -> None:
         "crawl/errors/TimeoutError": 1,
         "crawl/errors/HttpError": 2,
         "hits/queue_error": 1,
-        "matcher/decode_error": 1,
+        "matcher/decode_error": 3,
+        "matcher/decode_error/truncated": 2,
+        "matcher/decode_error/unsupported": 1,
         "start_time": "not a count",
     }
     run = RunStats.from_crawl_stats(stats)
@@ -284,7 +286,9 @@ def test_crawl_stats_map_to_run_counts() -> None:
         confirmed=2,
         review=1,
         errors={"HttpError": 2, "QueueError": 1, "TimeoutError": 1},
+        decode_errors={"truncated": 2, "unsupported": 1},
     )
+    # Images that could not be decoded are not failed requests.
     assert run.distinct_requests == 10 and run.error_count == 4 and run.error_rate == 0.4
     assert RunStats.from_dict(run.as_dict()) == run
     assert RunStats.from_crawl_stats({}) == RunStats() and RunStats().error_rate == 0.0
