@@ -152,7 +152,7 @@ def _crawl_run(
     except RunNotFound as exc:
         raise UsageError(str(exc)) from None
     if record.status != "queued":
-        raise UsageError(f"run {record.id} is {record.status}, not queued: nothing to crawl")
+        raise _not_queued(record.id, record.status)
     if record.distributed:
         raise UsageError(f"run {record.id} is distributed: `hotline worker` crawls it")
     try:
@@ -185,6 +185,10 @@ def _crawl_run(
     )
 
 
+def _not_queued(run_id: str, status: str) -> UsageError:
+    return UsageError(f"run {run_id} is {status}, not queued: nothing to crawl")
+
+
 def _warn_without_lists(session: Session) -> None:
     if not any(i.kind == KNOWN for i in session.lists().info()):
         err.print(
@@ -204,6 +208,7 @@ def _run_and_report(
     rejected: int,
     run: RunRecord | None = None,
 ) -> None:
+    from crawler.extensions import RUN_NOT_STARTABLE  # noqa: PLC0415 - loads Scrapy
     from hotline.crawlrun import run_crawl  # noqa: PLC0415 - loads Scrapy
 
     _warn_without_lists(session)
@@ -218,6 +223,10 @@ def _run_and_report(
         run_id=None if run is None else run.id,
         origin=ORIGIN_CLI if run is None else run.origin,
     )
+    if run is not None and result.reason == RUN_NOT_STARTABLE:
+        # Another crawl of the run (a scheduler's launch repeated after a crash) started it
+        # between our check and our start: the same refusal as the check's, nothing crawled.
+        raise _not_queued(run.id, session.runs().get(run.id).status)
     health: Mapping[str, str] = {}
     # No record with CRAWLRECORD_ENABLED=0; no Redis after it failed the crawl (queue_failed).
     with contextlib.suppress(RunNotFound, redis.RedisError):

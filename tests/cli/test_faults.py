@@ -564,8 +564,9 @@ def kill_scheduler(rig: Rig, rng: random.Random) -> str:
     daemon = rig.start(["scheduler"])
     runs = RunStore(rig.client, rig.keys)
     log = rig.tmp / "data" / "runs" / f"{run_id}.log"
-    # Launched twice when the kill came between the launch and its record: the second crawl
-    # finds the run no longer queued and ends at once.
+    # Launched twice when the kill came between the launch and its record: whichever crawl
+    # comes second (the first launch may still be starting) finds the run no longer queued
+    # and ends at once, with the same line either way.
     refusals = 1 if point.target.endswith("CrawlLauncher.__call__") else 0
 
     def settled() -> bool:

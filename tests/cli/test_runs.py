@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from store.keys import Keys
 from store.lists import ListStore
 from store.runs import RunRecord, RunStats, RunStore
 from tests.helpers import (
+    CLI_TIMEOUT,
     HOST_A,
     HOTLINE,
     WAIT_TIMEOUT,
@@ -180,6 +182,52 @@ def test_cancel_stops_a_running_crawl(env: dict[str, str], store: RunStore, tmp_
     again = run_cli(["runs", "cancel", running.id], env)
     assert again.returncode == 2
     assert one_line_error(again) == f"error: run {running.id} already ended: cancelled"
+
+
+#: ``hotline crawl`` with another process taking the run between the command's check that it
+#: is queued and its crawl's start (as a scheduler's launch repeated after a crash does).
+TAKEN_MEANWHILE_MAIN = """
+import sys
+import hotline.crawlrun as crawlrun
+from crawler.redis import connect
+from store.keys import Keys
+from store.runs import RunStore
+
+original = crawlrun.run_crawl
+
+def taken_meanwhile(*args, **kwargs):
+    RunStore(connect(kwargs["redis_url"]), Keys(kwargs["key_prefix"])).start(kwargs["run_id"])
+    return original(*args, **kwargs)
+
+crawlrun.run_crawl = taken_meanwhile
+from hotline.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_queued_run_started_meanwhile_is_refused_as_not_queued(
+    env: dict[str, str], site: RunningServer, store: RunStore
+) -> None:
+    run_id = store.create(
+        seeds=[site.url("/")],
+        options={"depth": 0, "allow_private_networks": True},
+        origin="schedule:nightly",
+    )
+    crawl = subprocess.run(
+        [sys.executable, "-c", TAKEN_MEANWHILE_MAIN, "crawl", "--run", run_id],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
+    assert crawl.returncode == 2, crawl.stdout + crawl.stderr
+    # The refusal of a run found not queued, not a failed crawl's summary.
+    assert crawl.stderr.strip().splitlines()[-1] == (
+        f"error: run {run_id} is running, not queued: nothing to crawl"
+    )
+    assert "finish reason" not in crawl.stdout + crawl.stderr
+    assert store.get(run_id).status == "running", "the loser ended the winner's run"
 
 
 def test_crawl_a_queued_run(env: dict[str, str], site: RunningServer, store: RunStore) -> None:
