@@ -56,6 +56,11 @@ class RdapError(TakedownError):
     """An RDAP server could not be reached, answered with an error, or sent a bad document."""
 
 
+class RdapRefused(RdapError):
+    """The address policy refused the registry's host (or where it redirected): the
+    configuration's verdict, so never cached; ``allowed_networks`` changes it at once."""
+
+
 class RdapUrlError(RdapError):
     """An RDAP or bootstrap base URL given by the hotline is not a usable http(s) URL (bad
     input: exit 2 in the CLI)."""

@@ -24,6 +24,7 @@ from store.environment import allow_private_networks
 __all__ = [
     "DEFAULT_HTTP_TIMEOUT",
     "USER_AGENT",
+    "HostRefused",
     "make_http_client",
     "outbound_policy",
     "read_at_most",
@@ -32,6 +33,11 @@ __all__ = [
 #: Seconds allowed for connecting and for each read or write.
 DEFAULT_HTTP_TIMEOUT = 10.0
 USER_AGENT = "hotline-crawler (notice and takedown)"
+
+
+class HostRefused(httpx.ConnectError):
+    """A request, or a redirect, to a host the address policy refuses: raised before any
+    connection. A verdict of this configuration, not of the remote server (never cached)."""
 
 
 def outbound_policy(allowed_networks: Iterable[str] = ()) -> AddressPolicy:
@@ -49,7 +55,7 @@ def _checked_by(policy: AddressPolicy) -> list[Callable[[httpx.Request], None]]:
         try:
             check_host(host, port, policy)
         except AddressRefused as exc:
-            raise httpx.ConnectError(f"refused {request.url}: {exc}", request=request) from None
+            raise HostRefused(f"refused {request.url}: {exc}", request=request) from None
 
     return [] if policy.open else [check]
 

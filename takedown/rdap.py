@@ -32,7 +32,9 @@ Caching: pass any object with ``get(key) -> str | None`` and ``set(key, value, t
 services never share an entry. Values are JSON: the parsed-before-caching document with its
 expiry time, or the error of a failed lookup. A document is kept ``cache_ttl`` (default a day);
 a failure only ``negative_ttl`` (default five minutes), so a registry that failed once is asked
-again soon. Expiry is checked against the client's ``clock``. :class:`RedisRdapCache` keeps
+again soon. A host the address policy refused (:class:`~takedown.errors.RdapRefused`) is not
+cached at all: that verdict is the configuration's, and a changed ``allowed_networks`` applies
+at the next lookup. Expiry is checked against the client's ``clock``. :class:`RedisRdapCache` keeps
 entries in Redis (``P`` is the deployment's key prefix), at most ``max_entries`` of them, the
 oldest evicted first::
 
@@ -57,8 +59,8 @@ from store.addresses import AddressPolicy
 from store.keys import DEFAULT_PREFIX, Keys, validate_prefix
 from store.text import one_line
 from takedown.bootstrap import Bootstrap
-from takedown.errors import RdapError, http_base_url
-from takedown.http import DEFAULT_HTTP_TIMEOUT, make_http_client, read_at_most
+from takedown.errors import RdapError, RdapRefused, http_base_url
+from takedown.http import DEFAULT_HTTP_TIMEOUT, HostRefused, make_http_client, read_at_most
 
 __all__ = [
     "DEFAULT_RDAP_URL",
@@ -345,6 +347,8 @@ class RdapClient:
             final_url, body = self._get(url)
             doc = _decode(body, final_url)
             info = parse(doc, final_url)
+        except RdapRefused:
+            raise  # this configuration's verdict: a changed policy applies at the next lookup
         except RdapError as exc:
             self._store(
                 url,
@@ -391,6 +395,8 @@ class RdapClient:
                         f"RDAP answer from {final_url} is larger than {MAX_DOCUMENT_BYTES} bytes"
                     )
                 status = response.status_code
+        except HostRefused as exc:
+            raise RdapRefused(f"RDAP request to {url} failed: {one_line(exc)}") from None
         except httpx.HTTPError as exc:
             detail = one_line(exc)
             raise RdapError(f"RDAP request to {url} failed: {detail}") from None

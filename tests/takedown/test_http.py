@@ -7,12 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from store.addresses import AddressPolicy, parse_networks
 from store.environment import ENV_ALLOW_PRIVATE
-from takedown.errors import RdapError
+from takedown.errors import RdapError, RdapRefused
 from takedown.http import make_http_client, outbound_policy
-from takedown.rdap import RdapClient
+from takedown.rdap import RdapClient, RedisRdapCache
 from takedown.settings import SettingsError, TakedownSettings
 from tests.servers.rdap import RdapServer, load_doc
 
@@ -81,3 +82,26 @@ def test_the_configuration_names_the_networks_notices_may_reach(tmp_path: Path) 
     config.write_text('[network]\nallowed_networks = "10.1.2.0/24"\n')
     with pytest.raises(SettingsError, match="expected a list of CIDRs"):
         TakedownSettings.load(config, {})
+
+
+@pytest.mark.usefixtures("closed")
+def test_a_refused_registry_is_asked_once_the_policy_allows_it(
+    rdap_server: RdapServer, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """A refusal is this configuration's verdict: cached like a failed lookup, it outlived a
+    change of ``allowed_networks`` by the negative ttl (five minutes)."""
+    rdap_server.add_network("127.0.10.0/24", load_doc("arin_ip"))
+    cache = RedisRdapCache(redis_client, redis_prefix)
+    with (
+        RdapClient(rdap_server.url, cache=cache) as client,
+        pytest.raises(RdapRefused, match="non-public address"),
+    ):
+        client.ip("127.0.10.7")
+    assert rdap_server.hits("/ip/127.0.10.7") == 0
+    opened = AddressPolicy(allowed_networks=parse_networks(["127.0.0.1/32"]))
+    with (
+        make_http_client(policy=opened) as http,
+        RdapClient(rdap_server.url, cache=cache, http=http) as client,
+    ):
+        assert client.ip("127.0.10.7").abuse == "abuse@example.net"
+    assert rdap_server.hits("/ip/127.0.10.7") == 1
