@@ -11,7 +11,9 @@ Each daemon (``scheduler``, ``worker``, ``notifier``, ``recheck``, ``serve``) st
   ``hotline_worker_pages_total``, ``hotline_worker_images_total`` and ``hotline_index_bytes``
   (worker: the memory its hash lists and their indexes hold);
 * **the store**, read from Redis at scrape time (at most every :data:`STORE_REFRESH` seconds;
-  every daemon reports the same values, so aggregate them with ``max``):
+  every daemon reports the same values, so aggregate them with ``max``; the counts that walk
+  every notice and review item are made inside Redis, by one daemon per refresh, and shared
+  with the others through ``P metrics:walk``):
   ``hotline_queue_depth{queue}`` (``hits_pending``: hits the notifiers have not acknowledged;
   ``review``: near misses awaiting a decision; ``dead_letters``; ``frontier``: requests queued
   in distributed runs; ``recheck_due``), ``hotline_notices{status,channel}``,
@@ -30,13 +32,15 @@ reads content: the store holds none.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Final
+from typing import Final, cast
 
 import redis
 from prometheus_client import (
@@ -123,10 +127,12 @@ class StoreCollector(Collector):
         *,
         refresh: float = STORE_REFRESH,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.session = session
         self.refresh = refresh
         self.clock = clock
+        self.wall = wall  # the shared walk's age is measured across processes
         self._lock = threading.Lock()
         self._read_at: float | None = None
         self._families: list[Metric] = []
@@ -169,9 +175,9 @@ class StoreCollector(Collector):
         queues = GaugeMetricFamily(
             "hotline_queue_depth", "Items waiting in each queue", labels=["queue"]
         )
+        walk = self._walk()
         queues.add_metric(["hits_pending"], _hits_pending(client, keys.hits))
-        desk = ReviewDesk(client, keys)
-        queues.add_metric(["review"], sum(1 for item in desk.items() if item.decision is None))
+        queues.add_metric(["review"], walk.review_pending)
         queues.add_metric(["dead_letters"], int(client.xlen(keys.dead_letters)))
         frontier = sum(
             len(Frontier(client, keys, run.id)) for run in runs if run.status == "running"
@@ -180,35 +186,31 @@ class StoreCollector(Collector):
         queues.add_metric(["recheck_due"], int(client.zcount(keys.recheck, "-inf", time.time())))
         yield queues
 
-        yield from self._notice_families(NoticeStore(client, keys))
+        yield from _notice_families(walk)
         yield from _run_families(runs)
         yield from self._list_families()
 
-    def _notice_families(self, store: NoticeStore) -> Iterator[Metric]:
-        by_state: dict[tuple[str, str], int] = {(status, ""): 0 for status in STATUSES}
+    def _walk(self) -> _Walk:
+        """The counts that walk every notice and review item: another daemon's, when it
+        made them less than ``refresh`` seconds ago, else made now and shared (so a
+        deployment walks the store about once per refresh, not once per daemon)."""
+        client, keys = self.session.client, self.session.keys
+        now = self.wall()
+        shared = _Walk.from_json(cast("bytes | None", client.get(keys.metrics_walk)))
+        if shared is not None and 0 <= now - shared.at < self.refresh:
+            return shared
+        tally = NoticeStore(client, keys).tally()
         removal = _Histogram(TIME_TO_REMOVAL_BUCKETS)
-        for notice in store.iter_notices():
-            # The channel that carried it (a fallback, the outbox), else the routed one.
-            channel = notice.fields.get("delivered_via") or notice.fields.get("channel", "")
-            by_state[(notice.status, channel)] = by_state.get((notice.status, channel), 0) + 1
-            if notice.status == "removed":
-                _, gone = notice.time_to_removal()
-                if gone is not None:
-                    removal.observe(gone)
-        notices = GaugeMetricFamily(
-            "hotline_notices",
-            "Notices by status and the channel that carried them "
-            "(the routed channel until sent; empty: not routed yet)",
-            labels=["status", "channel"],
+        for seconds in tally.removal_seconds:
+            removal.observe(seconds)
+        walk = _Walk(
+            at=now,
+            review_pending=ReviewDesk(client, keys).pending(),
+            notices=sorted((s, c, n) for (s, c), n in tally.by_state.items()),
+            removal=removal,
         )
-        for (status, channel), count in sorted(by_state.items()):
-            if count or not channel:
-                notices.add_metric([status, channel], count)
-        yield notices
-        yield removal.family(
-            "hotline_time_to_removal_seconds",
-            "Seconds from a removed notice to the first check that found its image gone",
-        )
+        client.set(keys.metrics_walk, walk.to_json(), ex=max(1, math.ceil(2 * self.refresh)))
+        return walk
 
     def _list_families(self) -> Iterator[Metric]:
         entries = GaugeMetricFamily(
@@ -222,6 +224,24 @@ class StoreCollector(Collector):
             versions.add_metric([info.name], info.version)
         yield entries
         yield versions
+
+
+def _notice_families(walk: _Walk) -> Iterator[Metric]:
+    by_state = {(status, ""): 0 for status in STATUSES} | {(s, c): n for s, c, n in walk.notices}
+    notices = GaugeMetricFamily(
+        "hotline_notices",
+        "Notices by status and the channel that carried them "
+        "(the routed channel until sent; empty: not routed yet)",
+        labels=["status", "channel"],
+    )
+    for (status, channel), count in sorted(by_state.items()):
+        if count or not channel:
+            notices.add_metric([status, channel], count)
+    yield notices
+    yield walk.removal.family(
+        "hotline_time_to_removal_seconds",
+        "Seconds from a removed notice to the first check that found its image gone",
+    )
 
 
 def _hits_pending(client: redis.Redis, stream: str) -> int:
@@ -292,6 +312,58 @@ class _Histogram:
 
 def _bound(value: float) -> str:
     return f"{value:.1f}"
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """The store metrics that walk every notice and review item, as the daemons share them
+    (``P metrics:walk``): made at ``at`` (unix seconds)."""
+
+    at: float
+    review_pending: int
+    notices: list[tuple[str, str, int]]  # status, channel, count
+    removal: _Histogram
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "at": self.at,
+                "review_pending": self.review_pending,
+                "notices": self.notices,
+                "removal": {
+                    "bounds": self.removal.bounds,
+                    "counts": self.removal.counts,
+                    "total": self.removal.total,
+                    "sum": self.removal.sum,
+                },
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | None) -> _Walk | None:
+        """The shared walk, or ``None`` when there is none or it is not one this version
+        reads (another version's buckets, a damaged value): then it is made again."""
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            removal = _Histogram(float(b) for b in data["removal"]["bounds"])
+            if removal.bounds != TIME_TO_REMOVAL_BUCKETS:
+                return None
+            removal.counts = [int(c) for c in data["removal"]["counts"]]
+            removal.total = int(data["removal"]["total"])
+            removal.sum = float(data["removal"]["sum"])
+            if len(removal.counts) != len(removal.bounds):
+                return None
+            return cls(
+                at=float(data["at"]),
+                review_pending=int(data["review_pending"]),
+                notices=[(str(s), str(c), int(n)) for s, c, n in data["notices"]],
+                removal=removal,
+            )
+        except (ValueError, TypeError, KeyError, RecursionError):
+            return None
 
 
 @dataclass

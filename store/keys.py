@@ -56,6 +56,9 @@ Layout (``P`` is the prefix)::
     P rdap:index:entries    zset     the cached answers' keys by time stored (for the bound)
     P purge:lock            string   held by the process purging expired records (with a TTL)
     P purge:last            string   unix time the last purge finished (daily purges run once)
+    P metrics:walk          string   the daemons' shared count of notices by status and
+                                     channel, time to removal and pending review items
+                                     (JSON, :mod:`hotline.metrics`), with a short TTL
     P schedules             set      names of the crawl schedules
     P schedule:<name>       hash     one schedule: trigger, seeds, crawl options, next due,
                                      last claimed slot, last run, counters
@@ -222,6 +225,10 @@ class Keys:
     @property
     def purge_last(self) -> str:
         return f"{self.prefix}purge:last"
+
+    @property
+    def metrics_walk(self) -> str:
+        return f"{self.prefix}metrics:walk"
 
     @property
     def schedules(self) -> str:

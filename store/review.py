@@ -72,6 +72,27 @@ LIST_LOCK_TIMEOUT: Final = 60.0
 # ARGV: incident, decision (JSON), confirmed|dismissed, event (JSON), then the hit's fields.
 # Returns {1, decision} when recorded, {0, earlier decision} when decided before,
 # {-1, hits entry} when a dismissal meets an incident that is already a confirmed hit.
+# KEYS: the review stream, the decisions hash; ARGV: the entry to start after ("-" for the
+# first), how many entries to read. Returns how many were read, how many have no decision,
+# and the last entry id read.
+_PENDING = """
+local rows = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
+local pending, last = 0, ''
+for _, row in ipairs(rows) do
+    last = row[1]
+    local data, incident = row[2], ''
+    for i = 1, #data, 2 do
+        if data[i] == 'incident' then
+            incident = data[i + 1]
+        end
+    end
+    if redis.call('HEXISTS', KEYS[2], incident) == 0 then
+        pending = pending + 1
+    end
+end
+return {#rows, pending, last}
+"""
+
 _DECIDE = """
 local incident = ARGV[1]
 local prior = redis.call('HGET', KEYS[1], incident)
@@ -221,7 +242,7 @@ def allow_entries(record: HitRecord) -> list[ListEntry]:
 class ReviewDesk(RedisStore):
     """Reads review items and records analysts' decisions on them."""
 
-    SCRIPTS: ClassVar[Mapping[str, str]] = {"decide": _DECIDE}
+    SCRIPTS: ClassVar[Mapping[str, str]] = {"decide": _DECIDE, "pending": _PENDING}
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -250,6 +271,19 @@ class ReviewDesk(RedisStore):
                 start = "(" + text(entry_id)
             if len(rows) < batch:
                 return
+
+    def pending(self, *, batch: int = 1000) -> int:
+        """How many review items await a decision: the count of :meth:`items` without a
+        decision, made inside Redis (no record leaves it)."""
+        pending, start = 0, "-"
+        while True:
+            size, undecided, last = self.script(
+                "pending", keys=[self.keys.review, self.keys.review_decisions], args=[start, batch]
+            )
+            pending += int(undecided)
+            if int(size) < batch:
+                return pending
+            start = "(" + text(last)
 
     def find(self, id_or_prefix: str) -> ReviewItem:
         """The review item whose incident id is, or starts with, ``id_or_prefix`` (at least

@@ -133,12 +133,9 @@ def overview(state: ConsoleState) -> dict[str, Any]:
     active = [r.as_json(now=now) for r in recent if r.status in {"queued", "running"}]
     counts = state.takedown.store.counts()
     desk = ReviewDesk(client, keys)
-    pending_review = sum(1 for item in desk.items() if item.decision is None)
-    removed_week = 0
-    for notice in state.takedown.store.iter_notices("removed"):
-        closed = notice.time("closed_at")
-        if closed is not None and now - closed <= WEEK:
-            removed_week += 1
+    pending_review = desk.pending()
+    removed = state.takedown.store.tally("removed")
+    removed_week = sum(1 for closed in removed.removed_closed_at if now - closed <= WEEK)
     health: dict[str, list[str]] = {}
     for run in recent[:20]:
         for flag in run.health:

@@ -21,6 +21,7 @@ from hotline.services import Session
 from store.keys import Keys
 from store.queue import HitQueue
 from store.runs import RunStats, RunStore
+from takedown.notices import NoticeStore
 from takedown.notifier import NotifierStats
 from tests.builders import make_hit
 from tests.helpers import free_port
@@ -116,6 +117,35 @@ def test_the_store_is_read_at_most_once_per_refresh(
     assert _gauge(collector, "hotline_queue_depth", queue="hits_pending") == 1  # read again
 
 
+def test_the_daemons_share_one_walk_of_the_notices_per_refresh(
+    redis_client: redis.Redis, redis_url: str, redis_prefix: str
+) -> None:
+    keys = Keys(redis_prefix)
+    notices = NoticeStore(redis_client, keys)
+    notices.create(make_hit(1), actor="t")
+    wall = [1_800_000_000.0]
+    session = Session(redis_client, redis_url, keys)
+
+    def daemon() -> StoreCollector:  # a fresh collector: nothing of its own to reuse
+        return StoreCollector(session, refresh=15.0, wall=lambda: wall[0])
+
+    assert _gauge(daemon(), "hotline_notices", status="queued", channel="") == 1
+    notices.create(make_hit(2), actor="t")
+    wall[0] += 14.0
+    # Another daemon within the refresh: the first one's walk, not a walk of its own.
+    assert _gauge(daemon(), "hotline_notices", status="queued", channel="") == 1
+    HitQueue(redis_client, keys).enqueue(make_hit(9))
+    assert _gauge(daemon(), "hotline_queue_depth", queue="hits_pending") == 1  # not shared
+    wall[0] += 1.0
+    assert _gauge(daemon(), "hotline_notices", status="queued", channel="") == 2
+    # A damaged or foreign walk is made again, not served.
+    notices.create(make_hit(3), actor="t")
+    for damaged in (b"{not json", b'{"at": 1}', b"[]", b'"x"'):
+        redis_client.set(keys.metrics_walk, damaged)
+        assert _gauge(daemon(), "hotline_notices", status="queued", channel="") == 3
+    assert 0 < redis_client.ttl(keys.metrics_walk) <= 30
+
+
 def test_an_unreachable_store_is_reported_down_not_stale(redis_prefix: str) -> None:
     url = f"redis://127.0.0.1:{free_port('127.0.0.1')}/0"
     client = redis.Redis.from_url(url, socket_connect_timeout=2)  # nothing listens there
@@ -158,8 +188,8 @@ def test_a_record_the_store_cannot_read_is_reported_not_raised(
     redis_client: redis.Redis, redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     keys = Keys(redis_prefix)
-    redis_client.zadd(keys.notices, {"broken": 1.0})
-    redis_client.hset(keys.notice("broken"), mapping={"hit": "{not json", "status": "sent"})
+    redis_client.sadd(keys.lists, "broken")
+    redis_client.hset(keys.list("broken"), mapping={"version": "not a number", "kind": "known"})
     collector = StoreCollector(Session(redis_client, redis_url, keys))
     with caplog.at_level(logging.WARNING, logger="hotline.metrics"):
         names = {family.name for family in collector.collect()}

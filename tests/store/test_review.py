@@ -141,6 +141,20 @@ def test_dismiss_keeps_the_incident_out_of_both_streams(
     assert redis_client.smembers(keys.review_dismissed) == {item.incident.encode()}
 
 
+def test_pending_counts_the_items_without_a_decision(desk: ReviewDesk, queue: HitQueue) -> None:
+    assert desk.pending() == 0
+    items = [near_miss(n) for n in range(1, 8)]
+    for item in items:
+        queue.enqueue(item)
+    desk.confirm(items[0].incident, actor=ALICE, reason="the same image")
+    desk.dismiss(items[3].incident, actor=BOB, reason="a different scene")
+    desk.dismiss(items[6].incident, actor=BOB, reason="a different scene")
+    undecided = sum(1 for item in desk.items() if item.decision is None)
+    assert undecided == 4
+    # In slices of 2, 3 and 7 (the last slice full, so one more, empty, is read).
+    assert desk.pending(batch=2) == desk.pending(batch=3) == desk.pending(batch=7) == undecided
+
+
 def test_a_decision_is_final(desk: ReviewDesk, queue: HitQueue) -> None:
     confirmed, dismissed, crawled = near_miss(1), near_miss(2), near_miss(3)
     for item in (confirmed, dismissed, crawled):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import cast
@@ -187,3 +188,53 @@ def test_iso_round_trip() -> None:
     assert iso(0) == "1970-01-01T00:00:00Z"
     assert parse_iso("2026-11-22T10:00:00Z") == parse_iso("2026-11-22T11:00:00+01:00")
     assert parse_iso(iso(1_800_000_000)) == 1_800_000_000
+
+
+def test_the_tally_counts_what_a_walk_of_every_notice_finds(store: NoticeStore) -> None:
+    """The tally reads a few fields inside Redis, in slices (here of 3); reading every
+    notice whole must agree, channels, a fallback and a removal without its times included."""
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    for i in range(11):
+        hit = replace(HIT, entry=f"k{i}")
+        store.create(hit, actor="t")
+        if i % 4 == 0:
+            continue  # 0, 4, 8: queued, not routed
+        channel = "email" if i % 3 == 0 else "webhook"
+        store.record(hit.incident, "routed", actor="t", fields={"channel": channel})
+        if i % 4 == 1:
+            continue  # 1, 5, 9: routed
+        sent = clock.now
+        via = "outbox" if i == 7 else channel  # 7: a fallback carried it
+        fields: dict[str, str | float | int] = {"sent_at": sent, "delivered_via": via}
+        store.record(hit.incident, "sent", actor="t", status="sent", fields=fields)
+        if i % 4 == 3:  # 3, 7: removed; 7 without the time it was found gone
+            gone = {"first_seen_gone": sent + 2700} if i == 3 else {}
+            closed = {"closed_at": sent + 3600}
+            store.record(
+                hit.incident, "removed", actor="t", status="removed", fields={**gone, **closed}
+            )
+    tally = store.tally(batch=3)
+
+    assert tally.by_state == Counter(
+        {
+            ("queued", ""): 3,
+            ("queued", "webhook"): 2,
+            ("queued", "email"): 1,
+            ("sent", "webhook"): 2,
+            ("sent", "email"): 1,
+            ("removed", "email"): 1,
+            ("removed", "outbox"): 1,
+        }
+    )
+    assert tally.removal_seconds == [2700.0]
+    assert tally.removed_closed_at == [clock.now + 3600] * 2
+    walked: Counter[tuple[str, str]] = Counter()
+    for notice in store.iter_notices():
+        channel = notice.fields.get("delivered_via") or notice.fields.get("channel", "")
+        walked[(notice.status, channel)] += 1
+    assert walked == tally.by_state
+    assert store.tally("removed").by_state == Counter(
+        {("removed", "email"): 1, ("removed", "outbox"): 1}
+    )
+    assert store.tally(batch=11) == tally == store.tally(batch=1000)
