@@ -51,7 +51,11 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -417,12 +421,9 @@ class DaemonMetrics:
             ["reason"],
             registry=of("worker"),
         )
-        self.worker_pages = Counter(
-            "hotline_worker_pages", "Pages this worker crawled", registry=of("worker")
-        )
-        self.worker_images = Counter(
-            "hotline_worker_images", "Images this worker hashed", registry=of("worker")
-        )
+        self._worker_counts = _WorkerCounts()
+        if self.role == "worker":
+            r.register(self._worker_counts)
         self._notifier_seen: dict[str, int] = {}
         for outcome in (*NOTIFIER_OUTCOMES, "awaiting_manual"):
             self.notices.labels(outcome)
@@ -435,6 +436,11 @@ class DaemonMetrics:
             "Bytes the hash lists and their indexes hold in this worker (an upper bound)",
             registry=of("worker"),
         )
+
+    def count_worker(self, crawled: Callable[[], tuple[int, int]]) -> None:
+        """Serve a worker's pages and images as counters read at scrape time: ``crawled``
+        returns both so far, the current run's included."""
+        self._worker_counts.crawled = crawled
 
     def count_notifier(self, stats: NotifierStats) -> None:
         """Add what ``stats`` (the notifier's running totals) counted since the last call."""
@@ -449,6 +455,19 @@ class DaemonMetrics:
                 elif name == "dead_lettered":
                     self.delivery_failures.labels("permanent").inc(step)
             self._notifier_seen[name] = total
+
+
+class _WorkerCounts(Collector):
+    """``hotline_worker_pages_total`` and ``hotline_worker_images_total``, live: a long run
+    moves them while it goes, not only when this worker's share of it ends."""
+
+    def __init__(self) -> None:
+        self.crawled: Callable[[], tuple[int, int]] = lambda: (0, 0)  # until a worker runs
+
+    def collect(self) -> Iterable[Metric]:
+        pages, images = self.crawled()
+        yield CounterMetricFamily("hotline_worker_pages", "Pages this worker crawled", pages)
+        yield CounterMetricFamily("hotline_worker_images", "Images this worker hashed", images)
 
 
 def serve_metrics(

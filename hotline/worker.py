@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -92,6 +93,21 @@ class WorkerResult:
         }
 
 
+#: The counts of a crawl that :meth:`Worker.crawled` adds up over its runs.
+CRAWLED = ("crawl/pages", "crawl/images")
+
+
+def _stat(crawler: Crawler | None, key: str) -> int:
+    """A numeric Scrapy stat of ``crawler``'s crawl; 0 without a crawl, or before it has
+    stats (a crawler made, not started yet)."""
+    try:
+        stats = crawler.stats if crawler is not None else None
+    except RuntimeError:
+        return 0
+    value = stats.get_value(key, 0) if stats is not None else 0
+    return int(value) if isinstance(value, int | float) else 0
+
+
 def next_run(store: RunStore) -> RunRecord | None:
     """The oldest distributed run a worker can join (queued or running, no cancel). A run
     cancelled while every worker in it died is ended here, as no one else would."""
@@ -123,6 +139,10 @@ class Worker:
         self._current: RunRecord | None = None  # the run being crawled
         self._crawler: Crawler | None = None  # and its crawl
         self._stopping = False
+        # Pages and images of the shares that ended; with the current crawl's, under the
+        # lock, so a reader never sees a share twice or not at all as one ends.
+        self._counts_lock = threading.Lock()
+        self._ended = dict.fromkeys(CRAWLED, 0)
 
     def _process_settings(self) -> Settings:
         """Settings of the whole process: the reactor's DNS resolver applies the worker's
@@ -163,13 +183,15 @@ class Worker:
     def index_bytes(self) -> int:
         """Memory the hash lists and their indexes hold in the current crawl (0 between
         runs): for the ``hotline_index_bytes`` metric, read from any thread."""
-        crawler = self._crawler
-        try:
-            stats = crawler.stats if crawler is not None else None
-        except RuntimeError:  # a crawler made, not started yet: Scrapy has no stats for it
-            return 0
-        value = stats.get_value("matcher/index_bytes", 0) if stats is not None else 0
-        return int(value) if isinstance(value, int | float) else 0
+        return _stat(self._crawler, "matcher/index_bytes")
+
+    def crawled(self) -> tuple[int, int]:
+        """Pages and images this worker crawled since it started, the current run's so far
+        included: they only grow. For the ``hotline_worker_pages_total`` and
+        ``hotline_worker_images_total`` metrics, read from any thread."""
+        with self._counts_lock:
+            pages, images = (n + _stat(self._crawler, key) for key, n in self._ended.items())
+        return pages, images
 
     def run(self) -> list[WorkerResult]:
         """Work until stopped (SIGINT/SIGTERM: the current run's requests in flight go back
@@ -280,6 +302,9 @@ class Worker:
                 process.crawl(crawler, urls=list(record.seeds), crawl_id=record.id)
             )
         finally:
-            self._current, self._crawler = None, None
+            with self._counts_lock:
+                for key in CRAWLED:
+                    self._ended[key] += _stat(crawler, key)
+                self._current, self._crawler = None, None
         stats = crawler.stats.get_stats() if crawler.stats is not None else {}
         return WorkerResult(record.id, str(stats.get("finish_reason", "failed")), dict(stats))

@@ -126,6 +126,7 @@ def worker(
         daemon = Worker(session, options, err, on_result=_reporter(fmt, as_json, metrics))
         if metrics is not None:
             metrics.index_bytes.set_function(daemon.index_bytes)
+            metrics.count_worker(daemon.crawled)
         if not as_json and fmt == "text":
             err.print(
                 f"worker {daemon.id}: waiting for distributed runs"
@@ -149,8 +150,6 @@ def _reporter(
         line = result.as_json()
         if metrics is not None:
             metrics.worker_runs.labels(result.reason).inc()
-            metrics.worker_pages.inc(line["pages"])
-            metrics.worker_images.inc(line["images"])
         if log_format == "json":
             logger.info(
                 "run %s: %s", result.run_id, result.reason, extra={"event": "worker_run", **line}

@@ -505,6 +505,12 @@ def test_a_running_worker_serves_its_metrics_and_logs_json(
         wait_for(
             lambda: index_bytes() >= len(grid.hash_list.entries) * 32, "the worker to load the list"
         )
+        # Its pages count while the run goes on, not only once its share has ended.
+        wait_for(
+            lambda: metric_value(scrape_metrics(HOST_A, port), "hotline_worker_pages_total") > 0,
+            "the worker to count the pages of the run it is crawling",
+        )
+        assert RunStore(redis_client, Keys(redis_prefix)).list(limit=1)[0].status == "running"
         grid.gate.set()
         crawl.join()
         assert result[0].returncode == 0, result[0].stderr[-3000:]
@@ -513,7 +519,7 @@ def test_a_running_worker_serves_its_metrics_and_logs_json(
         )
         assert record.status == "finished" and record.stats.pages > PAGES
 
-        # The worker counts its share once the share has ended, just after the run did.
+        # The worker counts the run once its share has ended, just after the run did.
         def counted() -> Samples | None:
             samples = scrape_metrics(HOST_A, port)
             runs = samples.get("hotline_worker_runs_total", [])
