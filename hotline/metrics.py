@@ -131,15 +131,18 @@ class StoreCollector(Collector):
         *,
         refresh: float = STORE_REFRESH,
         clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
+        wall: Callable[[], float] | None = None,
     ) -> None:
         self.session = session
         self.refresh = refresh
         self.clock = clock
-        self.wall = wall  # the shared walk's age is measured across processes
+        # The shared walk's age, measured across processes and hosts: by Redis's clock
+        # unless a test gives one.
+        self.wall = wall
         self._lock = threading.Lock()
         self._read_at: float | None = None
         self._families: list[Metric] = []
+        self._walk_age = 0.0
 
     def describe(self) -> Iterable[Metric]:
         return []  # read lazily: registering must not touch Redis
@@ -148,8 +151,10 @@ class StoreCollector(Collector):
         with self._lock:
             now = self.clock()
             if self._read_at is None or now - self._read_at >= self.refresh:
+                self._walk_age = 0.0
                 self._families = self._read()
-                self._read_at = now
+                # Reused as long as the oldest figure in them is younger than a refresh.
+                self._read_at = now - self._walk_age
             return list(self._families)
 
     def _read(self) -> list[Metric]:
@@ -199,9 +204,10 @@ class StoreCollector(Collector):
         made them less than ``refresh`` seconds ago, else made now and shared (so a
         deployment walks the store about once per refresh, not once per daemon)."""
         client, keys = self.session.client, self.session.keys
-        now = self.wall()
+        now = self.wall() if self.wall is not None else _redis_time(client)
         shared = _Walk.from_json(cast("bytes | None", client.get(keys.metrics_walk)))
         if shared is not None and 0 <= now - shared.at < self.refresh:
+            self._walk_age = now - shared.at
             return shared
         tally = NoticeStore(client, keys).tally()
         removal = _Histogram(TIME_TO_REMOVAL_BUCKETS)
@@ -246,6 +252,12 @@ def _notice_families(walk: _Walk) -> Iterator[Metric]:
         "hotline_time_to_removal_seconds",
         "Seconds from a removed notice to the first check that found its image gone",
     )
+
+
+def _redis_time(client: redis.Redis) -> float:
+    """Redis's clock, in unix seconds: the one clock every daemon of a deployment shares."""
+    seconds, microseconds = client.time()
+    return seconds + microseconds / 1e6
 
 
 def _hits_pending(client: redis.Redis, stream: str) -> int:
@@ -358,16 +370,24 @@ class _Walk:
             removal.counts = [int(c) for c in data["removal"]["counts"]]
             removal.total = int(data["removal"]["total"])
             removal.sum = float(data["removal"]["sum"])
-            if len(removal.counts) != len(removal.bounds):
-                return None
-            return cls(
+            walk = cls(
                 at=float(data["at"]),
                 review_pending=int(data["review_pending"]),
                 notices=[(str(s), str(c), int(n)) for s, c, n in data["notices"]],
                 removal=removal,
             )
-        except (ValueError, TypeError, KeyError, RecursionError):
+        except (ValueError, TypeError, KeyError, RecursionError, ArithmeticError):
             return None
+        counts = [walk.review_pending, removal.total, *removal.counts]
+        counts += [n for _, _, n in walk.notices]
+        if (
+            len(removal.counts) != len(removal.bounds)
+            or min(counts) < 0
+            or not math.isfinite(walk.at)
+            or not math.isfinite(removal.sum)
+        ):
+            return None
+        return walk
 
 
 @dataclass

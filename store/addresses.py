@@ -25,6 +25,7 @@ from typing import Final
 __all__ = [
     "AddressPolicy",
     "AddressRefused",
+    "HostUnresolved",
     "check_host",
     "embedded_ipv4",
     "is_public_address",
@@ -129,6 +130,11 @@ class AddressRefused(ValueError):
     message is one line naming the host and its refused addresses."""
 
 
+class HostUnresolved(AddressRefused):
+    """A host that does not resolve, so the policy cannot judge it: a failure of the name,
+    not a verdict of the policy."""
+
+
 def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
     """CIDRs (or single addresses) as networks; ``ValueError`` names the bad one."""
     networks = []
@@ -181,7 +187,7 @@ def check_host(host: str, port: int, policy: AddressPolicy) -> tuple[str, ...]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise AddressRefused(f"{host}: cannot be checked, it does not resolve ({exc})") from None
+        raise HostUnresolved(f"{host}: cannot be checked, it does not resolve ({exc})") from None
     addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     refused = [address for address in addresses if not policy.allows(address)]
     if refused or not addresses:

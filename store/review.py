@@ -68,10 +68,6 @@ MAX_REASON: Final = 1000
 #: Seconds an allow-list edit may hold the list's lock, and may wait for it.
 LIST_LOCK_TIMEOUT: Final = 60.0
 
-# KEYS: decisions, audit, timeline, hits stream, hits ids, dismissed set.
-# ARGV: incident, decision (JSON), confirmed|dismissed, event (JSON), then the hit's fields.
-# Returns {1, decision} when recorded, {0, earlier decision} when decided before,
-# {-1, hits entry} when a dismissal meets an incident that is already a confirmed hit.
 # KEYS: the review stream, the decisions hash; ARGV: the entry to start after ("-" for the
 # first), how many entries to read. Returns how many were read, how many have no decision,
 # and the last entry id read.
@@ -93,6 +89,10 @@ end
 return {#rows, pending, last}
 """
 
+# KEYS: decisions, audit, timeline, hits stream, hits ids, dismissed set.
+# ARGV: incident, decision (JSON), confirmed|dismissed, event (JSON), then the hit's fields.
+# Returns {1, decision} when recorded, {0, earlier decision} when decided before,
+# {-1, hits entry} when a dismissal meets an incident that is already a confirmed hit.
 _DECIDE = """
 local incident = ARGV[1]
 local prior = redis.call('HGET', KEYS[1], incident)

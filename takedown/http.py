@@ -18,7 +18,13 @@ from collections.abc import Callable, Iterable
 
 import httpx
 
-from store.addresses import AddressPolicy, AddressRefused, check_host, parse_networks
+from store.addresses import (
+    AddressPolicy,
+    AddressRefused,
+    HostUnresolved,
+    check_host,
+    parse_networks,
+)
 from store.environment import allow_private_networks
 
 __all__ = [
@@ -37,7 +43,8 @@ USER_AGENT = "hotline-crawler (notice and takedown)"
 
 class HostRefused(httpx.ConnectError):
     """A request, or a redirect, to a host the address policy refuses: raised before any
-    connection. A verdict of this configuration, not of the remote server (never cached)."""
+    connection. A verdict of this configuration, not of the remote server (never cached).
+    A host that does not resolve is an ordinary :class:`httpx.ConnectError`."""
 
 
 def outbound_policy(allowed_networks: Iterable[str] = ()) -> AddressPolicy:
@@ -54,6 +61,8 @@ def _checked_by(policy: AddressPolicy) -> list[Callable[[httpx.Request], None]]:
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
         try:
             check_host(host, port, policy)
+        except HostUnresolved as exc:  # the name's failure, like any other connection's
+            raise httpx.ConnectError(f"{request.url}: {exc}", request=request) from None
         except AddressRefused as exc:
             raise HostRefused(f"refused {request.url}: {exc}", request=request) from None
 

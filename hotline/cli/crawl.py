@@ -42,7 +42,7 @@ from store.addresses import parse_networks
 from store.errors import RunNotFound, RunStateError
 from store.options import DEFAULT_HIT_DEPTH, CrawlOptions
 from store.queue import HitRecord
-from store.runs import ORIGIN_CLI, RunRecord
+from store.runs import ORIGIN_CLI, REASON_CANCELLED, RunRecord
 
 if TYPE_CHECKING:
     from hotline.config import Config
@@ -223,10 +223,13 @@ def _run_and_report(
         run_id=None if run is None else run.id,
         origin=ORIGIN_CLI if run is None else run.origin,
     )
-    if run is not None and result.reason == RUN_NOT_STARTABLE:
-        # Another crawl of the run (a scheduler's launch repeated after a crash) started it
-        # between our check and our start: the same refusal as the check's, nothing crawled.
-        raise _not_queued(run.id, session.runs().get(run.id).status)
+    if run is not None and result.reason in (RUN_NOT_STARTABLE, REASON_CANCELLED):
+        # Between our check and our start, another crawl of the run started it (a
+        # scheduler's launch repeated after a crash) or an analyst cancelled it: the same
+        # refusal as the check's, nothing crawled. A run cancelled once started is reported.
+        now = session.runs().get(run.id)
+        if result.reason == RUN_NOT_STARTABLE or now.started is None:
+            raise _not_queued(run.id, now.status)
     health: Mapping[str, str] = {}
     # No record with CRAWLRECORD_ENABLED=0; no Redis after it failed the crawl (queue_failed).
     with contextlib.suppress(RunNotFound, redis.RedisError):

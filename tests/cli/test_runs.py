@@ -184,29 +184,36 @@ def test_cancel_stops_a_running_crawl(env: dict[str, str], store: RunStore, tmp_
     assert one_line_error(again) == f"error: run {running.id} already ended: cancelled"
 
 
-#: ``hotline crawl`` with another process taking the run between the command's check that it
-#: is queued and its crawl's start (as a scheduler's launch repeated after a crash does).
-TAKEN_MEANWHILE_MAIN = """
-import sys
+#: ``hotline crawl`` with another process acting on the run between the command's check that
+#: it is queued and its crawl's start: ``MEANWHILE=start`` as a scheduler's launch repeated
+#: after a crash does, ``MEANWHILE=cancel`` as an analyst's ``runs cancel``.
+MEANWHILE_MAIN = """
+import os, sys
 import hotline.crawlrun as crawlrun
 from crawler.redis import connect
 from store.keys import Keys
 from store.runs import RunStore
 
 original = crawlrun.run_crawl
+action = os.environ.pop("MEANWHILE")
 
-def taken_meanwhile(*args, **kwargs):
-    RunStore(connect(kwargs["redis_url"]), Keys(kwargs["key_prefix"])).start(kwargs["run_id"])
+def meanwhile(*args, **kwargs):
+    runs = RunStore(connect(kwargs["redis_url"]), Keys(kwargs["key_prefix"]))
+    if action == "start":
+        runs.start(kwargs["run_id"])
+    else:
+        runs.request_cancel(kwargs["run_id"])
     return original(*args, **kwargs)
 
-crawlrun.run_crawl = taken_meanwhile
+crawlrun.run_crawl = meanwhile
 from hotline.cli import main
 main(sys.argv[1:])
 """
 
 
-def test_a_queued_run_started_meanwhile_is_refused_as_not_queued(
-    env: dict[str, str], site: RunningServer, store: RunStore
+@pytest.mark.parametrize(("action", "status"), [("start", "running"), ("cancel", "cancelled")])
+def test_a_queued_run_started_or_cancelled_meanwhile_is_refused_as_not_queued(
+    env: dict[str, str], site: RunningServer, store: RunStore, action: str, status: str
 ) -> None:
     run_id = store.create(
         seeds=[site.url("/")],
@@ -214,9 +221,9 @@ def test_a_queued_run_started_meanwhile_is_refused_as_not_queued(
         origin="schedule:nightly",
     )
     crawl = subprocess.run(
-        [sys.executable, "-c", TAKEN_MEANWHILE_MAIN, "crawl", "--run", run_id],
+        [sys.executable, "-c", MEANWHILE_MAIN, "crawl", "--run", run_id],
         check=False,
-        env=env,
+        env={**env, "MEANWHILE": action},
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT,
@@ -224,10 +231,12 @@ def test_a_queued_run_started_meanwhile_is_refused_as_not_queued(
     assert crawl.returncode == 2, crawl.stdout + crawl.stderr
     # The refusal of a run found not queued, not a failed crawl's summary.
     assert crawl.stderr.strip().splitlines()[-1] == (
-        f"error: run {run_id} is running, not queued: nothing to crawl"
+        f"error: run {run_id} is {status}, not queued: nothing to crawl"
     )
     assert "finish reason" not in crawl.stdout + crawl.stderr
-    assert store.get(run_id).status == "running", "the loser ended the winner's run"
+    record = store.get(run_id)
+    assert record.status == status, "the refused crawl changed the run"
+    assert record.stats.pages == 0
 
 
 def test_crawl_a_queued_run(env: dict[str, str], site: RunningServer, store: RunStore) -> None:

@@ -138,11 +138,34 @@ def test_the_daemons_share_one_walk_of_the_notices_per_refresh(
     assert _gauge(daemon(), "hotline_queue_depth", queue="hits_pending") == 1  # not shared
     wall[0] += 1.0
     assert _gauge(daemon(), "hotline_notices", status="queued", channel="") == 2
-    # A damaged or foreign walk is made again, not served.
+    # A daemon that took a walk 14 s old reads again once that walk is a refresh old, not
+    # a whole refresh after it took it.
+    wall[0] += 14.0
+    clock = [0.0]
+    late = StoreCollector(session, refresh=15.0, clock=lambda: clock[0], wall=lambda: wall[0])
+    assert _gauge(late, "hotline_notices", status="queued", channel="") == 2
     notices.create(make_hit(3), actor="t")
-    for damaged in (b"{not json", b'{"at": 1}', b"[]", b'"x"'):
+    wall[0] += 1.0
+    clock[0] += 1.0
+    assert _gauge(late, "hotline_notices", status="queued", channel="") == 3
+    # A damaged or foreign walk is made again, not served.
+    notices.create(make_hit(4), actor="t")
+    good = redis_client.get(keys.metrics_walk)
+    assert good is not None
+    walk = json.loads(good)
+    damages = [
+        b"{not json",
+        b'{"at": 1}',
+        b"[]",
+        b'"x"',
+        json.dumps(walk | {"review_pending": 1e400}).encode(),  # inf: not an int
+        json.dumps(walk | {"review_pending": -1}).encode(),
+        json.dumps(walk | {"at": float("nan")}).encode(),
+        json.dumps(walk | {"removal": walk["removal"] | {"bounds": [1, 2]}}).encode(),
+    ]
+    for damaged in damages:
         redis_client.set(keys.metrics_walk, damaged)
-        assert _gauge(daemon(), "hotline_notices", status="queued", channel="") == 3
+        assert _gauge(daemon(), "hotline_notices", status="queued", channel="") == 4
     assert 0 < redis_client.ttl(keys.metrics_walk) <= 30
 
 

@@ -105,3 +105,20 @@ def test_a_refused_registry_is_asked_once_the_policy_allows_it(
     ):
         assert client.ip("127.0.10.7").abuse == "abuse@example.net"
     assert rdap_server.hits("/ip/127.0.10.7") == 1
+
+
+@pytest.mark.usefixtures("closed")
+def test_a_registry_that_does_not_resolve_is_cached_as_a_failure(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Unlike a refusal, a name that does not resolve is the registry's failure: asked again
+    only after the negative ttl. (A label of 64 characters fails in the resolver's IDNA
+    step, before any DNS query.)"""
+    cache = RedisRdapCache(redis_client, redis_prefix)
+    base = f"http://{'a' * 64}.example"
+    with RdapClient(base, cache=cache) as client:
+        with pytest.raises(RdapError, match="does not resolve") as first:
+            client.ip("192.0.2.7")
+        assert not isinstance(first.value, RdapRefused)
+        with pytest.raises(RdapError, match=r"does not resolve .*\(cached for at most 300 s\)"):
+            client.ip("192.0.2.7")
