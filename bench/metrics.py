@@ -1,16 +1,19 @@
-"""Store metrics benchmark: one read of the store metrics with many notices and review items.
+"""Reads that grow with the store: the store metrics and the console's listings, with many
+notices, hits and review items.
 
 Run from anywhere (the repo root is put on ``sys.path``)::
 
-    .venv/bin/python bench/metrics.py [--notices 100000] [--review 20000] [--daemons 6]
+    .venv/bin/python bench/metrics.py [--notices 100000] [--hits 50000] [--review 20000] \
+        [--daemons 6]
 
 Prints one JSON object on stdout; progress goes to stderr.
 
 A private ``redis-server`` (``EmbeddedRedis`` in a temporary directory, unix socket) is filled
 with N made-up notices in the statuses and channels a deployment has (a fifth queued, a third
 removed with their times, the rest sent or escalated; e-mail, webhook, the outbox), each with
-its hit as the notifier stores it, and R review items of which a third have a decision. Data
-are labels' digests and ``*.example`` names, never an image.
+its hit and route as the notifier stores them, the first H of them also as confirmed hits in
+the hits stream, and R review items of which a third have a decision. Data are labels'
+digests and ``*.example`` names, never an image.
 
 Timed, each three times (the best is reported), all in one process:
 
@@ -22,7 +25,12 @@ Timed, each three times (the best is reported), all in one process:
   included;
 * ``daemons``: D daemons scraped one after another within one refresh: the first walks, the
   others reuse its walk (``P metrics:walk``); total seconds, and Redis's own CPU seconds for
-  it (``used_cpu_sys`` + ``used_cpu_user`` of ``INFO cpu``), next to D times one walk.
+  it (``used_cpu_sys`` + ``used_cpu_user`` of ``INFO cpu``), next to D times one walk;
+* ``console``: the first page (50 rows) of the console's hits and notices listings, each
+  unfiltered and filtered by a provider (``hotline.console.data``: notices read as the few
+  fields a filter needs, rows made for the page only), against ``console_reference``, the
+  same pages as the console made them before (every hit and notice read whole and made into
+  a row, then the page cut), checked equal.
 """
 
 from __future__ import annotations
@@ -38,7 +46,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -46,6 +55,8 @@ if str(REPO_ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
+from hotline.console.data import HitFilter, Page, list_hits, notices  # noqa: E402
+from hotline.console.state import ConsoleState  # noqa: E402
 from hotline.metrics import StoreCollector  # noqa: E402
 from hotline.redisserver import EmbeddedRedis  # noqa: E402
 from hotline.services import Session  # noqa: E402
@@ -53,9 +64,12 @@ from store.connection import redis_from_url  # noqa: E402
 from store.keys import Keys  # noqa: E402
 from store.queue import HitQueue, HitRecord  # noqa: E402
 from store.review import ReviewDesk  # noqa: E402
+from takedown.model import Recipient, Route  # noqa: E402
+from takedown.notice import reference_for  # noqa: E402
 from takedown.notices import NoticeStore  # noqa: E402
 
 DEFAULT_NOTICES = 100_000
+DEFAULT_HITS = 50_000
 DEFAULT_REVIEW = 20_000
 DEFAULT_DAEMONS = 6
 REPEATS = 3
@@ -84,7 +98,7 @@ def made_up_hit(n: int, verdict: str = "confirmed") -> HitRecord:
         pdq_quality=90 if verdict == "review" else None,
         phash=None,
         list="known",
-        entry=f"k{n}",
+        entry=f"k{n}" if verdict == "confirmed" else f"r{n}",
         category="A1",
         algorithm="pdq" if verdict == "review" else "sha256",
         verdict=verdict,
@@ -99,7 +113,7 @@ def made_up_hit(n: int, verdict: str = "confirmed") -> HitRecord:
     )
 
 
-def fill(client: redis.Redis, keys: Keys, notices: int, review: int) -> None:
+def fill(client: redis.Redis, keys: Keys, notices: int, hits: int, review: int) -> None:
     """Notices written as the store writes them (one hash and its two index entries), in
     pipelines: creating them one by one through every state change would take an hour."""
     rng = random.Random(7)
@@ -132,7 +146,16 @@ def fill(client: redis.Redis, keys: Keys, notices: int, review: int) -> None:
                 "delivered_via": channel,
                 "provider": f"Provider {n % 700}",
                 "recipient": f"abuse@provider-{n % 700}.example",
-                "route": json.dumps({"method": "directory", "provider": f"Provider {n % 700}"}),
+                "route": Route(
+                    host=f"img-{n % 5000}.example",
+                    ip="203.0.113.7",
+                    method="directory-cidr",
+                    recipient=Recipient(
+                        f"Provider {n % 700}", f"abuse@provider-{n % 700}.example", "smtp"
+                    ),
+                    provider=f"Provider {n % 700}",
+                    trail=("directory: 203.0.113.0/24 is Provider's",),
+                ).to_json(),
                 "sent_at": repr(created + 30),
                 "message_id": f"<{hit.incident}@hotline.example>",
             }
@@ -146,6 +169,8 @@ def fill(client: redis.Redis, keys: Keys, notices: int, review: int) -> None:
             pipe.execute()
     pipe.execute()
     queue = HitQueue(client, keys)
+    for n in range(hits):
+        queue.enqueue(made_up_hit(n))
     for n in range(review):
         queue.enqueue(made_up_hit(n, "review"))
     desk = ReviewDesk(client, keys)
@@ -179,6 +204,74 @@ def reference(client: redis.Redis, keys: Keys) -> tuple[Counter[tuple[str, str]]
     return by_state, removed, sum(1 for item in desk.items() if item.decision is None)
 
 
+def console_state(client: redis.Redis, url: str, keys: Keys) -> ConsoleState:
+    """What the console's listings read of their state: the session and the notice store."""
+    takedown = SimpleNamespace(store=NoticeStore(client, keys))
+    return cast(
+        "ConsoleState", SimpleNamespace(session=Session(client, url, keys), takedown=takedown)
+    )
+
+
+def console_pages(state: ConsoleState, provider: str) -> list[dict[str, Any]]:
+    """The first page (50) of the hits listing and of the notices listing, unfiltered and
+    filtered by a provider, as the console serves them now."""
+    page = Page(50, 0)
+    return [
+        page.take(list_hits(state, HitFilter())),
+        page.take(list_hits(state, HitFilter(provider=provider))),
+        page.take(notices(state, status=None, provider=None)),
+        page.take(notices(state, status=None, provider=provider)),
+    ]
+
+
+def console_reference(state: ConsoleState, provider: str) -> list[dict[str, Any]]:
+    """The same pages as the console made them before: every hit and every notice read
+    whole, every row made, then the page cut."""
+    store = state.takedown.store
+    by_incident = {n.id: n for n in store.iter_notices()}
+
+    def hit_rows(wanted: str | None) -> list[dict[str, Any]]:
+        rows = []
+        for record in state.session.hits().iter_records("confirmed"):
+            notice = by_incident.get(record.incident)
+            if wanted and (notice is None or notice.provider != wanted):
+                continue
+            data = record.as_json()
+            data["id"] = record.incident
+            data["notice"] = (
+                None
+                if notice is None
+                else {
+                    "id": notice.id,
+                    "reference": reference_for(notice.id),
+                    "status": notice.status,
+                    "provider": notice.fields.get("provider") or None,
+                }
+            )
+            rows.append(data)
+        rows.reverse()
+        return rows
+
+    def notice_rows(wanted: str | None) -> list[dict[str, Any]]:
+        rows = []
+        for notice in store.iter_notices():
+            if wanted is not None and notice.provider != wanted:
+                continue
+            data = notice.as_json()
+            data["reference"] = reference_for(notice.id)
+            rows.append(data)
+        rows.reverse()
+        return rows
+
+    page = Page(50, 0)
+    return [
+        page.take(hit_rows(None)),
+        page.take(hit_rows(provider)),
+        page.take(notice_rows(None)),
+        page.take(notice_rows(provider)),
+    ]
+
+
 def redis_cpu(client: redis.Redis) -> float:
     info = client.info("cpu")
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
@@ -187,6 +280,7 @@ def redis_cpu(client: redis.Redis) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notices", type=int, default=DEFAULT_NOTICES)
+    parser.add_argument("--hits", type=int, default=DEFAULT_HITS)
     parser.add_argument("--review", type=int, default=DEFAULT_REVIEW)
     parser.add_argument("--daemons", type=int, default=DEFAULT_DAEMONS)
     args = parser.parse_args()
@@ -194,7 +288,7 @@ def main() -> None:
         client = redis_from_url(server.url)
         keys = Keys("bench:")
         started = time.perf_counter()
-        fill(client, keys, args.notices, args.review)
+        fill(client, keys, args.notices, args.hits, args.review)
         log(f"filled in {time.perf_counter() - started:.1f} s")
         walk_s, walked = best(lambda: walk(client, keys))
         log(f"walk {walk_s:.3f} s")
@@ -223,6 +317,14 @@ def main() -> None:
         for _ in range(args.daemons):
             walk(client, keys)
         unshared_cpu = redis_cpu(client) - cpu
+        state = console_state(client, server.url, keys)
+        provider = "Provider 7"
+        console_s, pages = best(lambda: console_pages(state, provider))
+        log(f"console {console_s:.3f} s")
+        console_reference_s, expected_pages = best(lambda: console_reference(state, provider))
+        log(f"console reference {console_reference_s:.3f} s")
+        if pages != expected_pages:
+            raise SystemExit("the console's pages and the reference's disagree")
         memory = client.info("memory")["used_memory"]
         client.close()
     result = {
@@ -238,7 +340,11 @@ def main() -> None:
         "daemons_s": round(daemons_s, 3),
         "daemons_redis_cpu_s": round(daemons_cpu, 3),
         "unshared_redis_cpu_s": round(unshared_cpu, 3),
+        "hits": args.hits,
+        "console_four_pages_s": round(console_s, 3),
+        "console_reference_s": round(console_reference_s, 3),
         "ratios": {
+            "console_reference_over_console": round(console_reference_s / console_s, 1),
             "reference_over_walk": round(reference_s / walk_s, 1),
             "unshared_over_shared_redis_cpu": round(unshared_cpu / max(daemons_cpu, 1e-3), 1),
         },

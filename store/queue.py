@@ -22,7 +22,7 @@ The same script applies two more rules, in this order:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, cast
 
@@ -85,6 +85,37 @@ redis.call('HSET', KEYS[2], incident, id)
 return {1, id}
 """
 )
+
+
+# KEYS: a stream; ARGV: the entry to start after ("-" for the first), how many entries to
+# read, the crawl and the list an entry must have ('' for any). Returns how many entries were
+# read, the last one's id, and for each that matched: its id, incident and first_seen.
+_SELECT = """
+local rows = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
+local out, last = {}, ''
+for _, row in ipairs(rows) do
+    last = row[1]
+    local data, f = row[2], {}
+    for i = 1, #data, 2 do
+        f[data[i]] = data[i + 1]
+    end
+    if (ARGV[3] == '' or f['crawl'] == ARGV[3]) and (ARGV[4] == '' or f['list'] == ARGV[4]) then
+        table.insert(out, row[1])
+        table.insert(out, f['incident'] or '')
+        table.insert(out, f['first_seen'] or '')
+    end
+end
+return {#rows, last, out}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """Where a record is in its stream, with what a listing filters it by."""
+
+    id: str
+    incident: str
+    first_seen: str
 
 
 def incident_id(url: str, list_name: str, entry: str) -> str:
@@ -211,6 +242,7 @@ class HitQueue(RedisStore):
 
     SCRIPTS: ClassVar[Mapping[str, str]] = {
         "enqueue": _ENQUEUE_ONCE,
+        "select": _SELECT,
     }
 
     def enqueue(self, record: HitRecord) -> str | None:
@@ -241,6 +273,47 @@ class HitQueue(RedisStore):
 
     def count(self, verdict: str) -> int:
         return int(self.client.xlen(self.keys.stream(verdict)))
+
+    def latest(self, verdict: str, incident: str) -> HitRecord | None:
+        """The incident's latest record in a stream (a reappearance is appended again), by
+        its entry in ``<stream>:ids``; ``None`` when it has none."""
+        entry = cast("bytes | None", self.client.hget(self.keys.stream_ids(verdict), incident))
+        if entry is None:
+            return None
+        rows = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            self.client.xrange(self.keys.stream(verdict), min=entry, max=entry, count=1),
+        )
+        return HitRecord.from_fields(rows[0][1]) if rows else None
+
+    def select(
+        self, verdict: str, *, crawl: str = "", list_name: str = "", batch: int = 1000
+    ) -> list[StreamEntry]:
+        """The entries of a stream (oldest first) whose record is of ``crawl`` and of
+        ``list_name`` (each: any when empty), read inside Redis in slices of ``batch``: where
+        each is, not the records (:meth:`records` reads those for a page)."""
+        found: list[StreamEntry] = []
+        start = "-"
+        while True:
+            size, last, flat = self.script(
+                "select",
+                keys=[self.keys.stream(verdict)],
+                args=[start, batch, crawl, list_name],
+            )
+            for i in range(0, len(flat), 3):
+                found.append(StreamEntry(*(text(v) for v in flat[i : i + 3])))
+            if int(size) < batch:
+                return found
+            start = "(" + text(last)
+
+    def records(self, verdict: str, entry_ids: Sequence[str]) -> list[HitRecord]:
+        """The records of those entries of a stream that still exist, in that order."""
+        stream = self.keys.stream(verdict)
+        pipe = self.client.pipeline(transaction=False)
+        for entry in entry_ids:
+            pipe.xrange(stream, min=entry, max=entry, count=1)
+        rows = cast("list[list[tuple[bytes, dict[bytes, bytes]]]]", pipe.execute())
+        return [HitRecord.from_fields(found[0][1]) for found in rows if found]
 
     def iter_records(self, verdict: str, *, batch: int = 500) -> Iterator[HitRecord]:
         """Every record of a stream, oldest first."""

@@ -13,9 +13,9 @@ import contextlib
 import csv
 import io
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar, overload
 
 from crawler.seeds import parse_seed_lines
 from hotline.console.security import ApiError
@@ -28,7 +28,7 @@ from store.clock import iso, parse_iso
 from store.errors import RunNotFound, ScheduleError, ScheduleExists, ScheduleNotFound
 from store.lists import EVERY_CATEGORY, ClassificationMap, normalise_classification
 from store.options import CrawlOptions
-from store.queue import HitRecord
+from store.queue import HitRecord, StreamEntry
 from store.review import ReviewConflict, ReviewDesk, ReviewItem, ReviewNotFound, ReviewReasonError
 from store.runs import STATUSES as RUN_STATUSES
 from store.runs import RunRecord
@@ -36,6 +36,7 @@ from store.schedules import parse_trigger, validate_schedule_name
 from takedown.notice import reference_for
 from takedown.notices import (
     CLOSED_STATUSES,
+    UNROUTABLE,
     WAITING_STATUSES,
     LockBusy,
     NotAwaitingManual,
@@ -51,6 +52,7 @@ from takedown.stats import ProviderStats, provider_stats
 __all__ = [
     "MAX_PAGE",
     "HitFilter",
+    "LazyRows",
     "Page",
     "audit_events",
     "cancel_run",
@@ -86,6 +88,7 @@ MAX_REPORT_URLS: Final = 1000
 #: What a run started from the console says started it: ``console:<user>``.
 ORIGIN_PREFIX: Final = "console:"
 WEEK: Final = 7 * 86400.0
+_Item = TypeVar("_Item")
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,65 +331,100 @@ def _when(value: str | None, field: str, *, end: bool) -> float | None:
         ) from None
 
 
-def _notices_by_incident(state: ConsoleState) -> dict[str, Notice]:
-    return {n.id: n for n in state.takedown.store.iter_notices()}
+class LazyRows(Sequence[dict[str, Any]], Generic[_Item]):
+    """A listing whose length is known at once and whose rows are made only when read: a
+    page of 50 out of 100 000 hits or notices costs 50 rows, not 100 000."""
+
+    def __init__(
+        self, items: Sequence[_Item], make: Callable[[Sequence[_Item]], list[dict[str, Any]]]
+    ) -> None:
+        self._items = items
+        self._make = make
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return self._make(self._items[index])
+        return self._make([self._items[index]])[0]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for start in range(0, len(self._items), MAX_PAGE):
+            yield from self[start : start + MAX_PAGE]
 
 
-def _hit_json(record: HitRecord, notice: Notice | None) -> dict[str, Any]:
+#: What a hit row shows of its notice: status and provider (the notice's own fields).
+_NOTICE_SUMMARY: Final = ("status", "provider")
+
+
+def _hit_json(record: HitRecord, notice: tuple[str, ...] | None) -> dict[str, Any]:
     data = record.as_json()
     data["id"] = record.incident
     data["notice"] = (
         None
         if notice is None
         else {
-            "id": notice.id,
-            "reference": reference_for(notice.id),
-            "status": notice.status,
-            "provider": notice.fields.get("provider") or None,
+            "id": record.incident,
+            "reference": reference_for(record.incident),
+            "status": notice[0],
+            "provider": notice[1] or None,
         }
     )
     return data
 
 
-def list_hits(state: ConsoleState, flt: HitFilter) -> list[dict[str, Any]]:
-    """Confirmed hits, newest first, each with its notice (reference, status, provider)."""
+def list_hits(state: ConsoleState, flt: HitFilter) -> LazyRows[StreamEntry]:
+    """Confirmed hits, newest first, each with its notice (reference, status, provider).
+
+    Redis selects the entries by run and list and names each one's incident and first-seen
+    time; the notices are read as their status and provider only; a row's record is read
+    and made when its page is."""
     since, until = flt.bounds()
-    notices = _notices_by_incident(state)
-    out = []
-    for record in state.session.hits().iter_records("confirmed"):
-        if flt.run and record.crawl != flt.run:
-            continue
-        if flt.list and record.list != flt.list:
-            continue
-        notice = notices.get(record.incident)
-        if flt.provider and (notice is None or notice.provider != flt.provider):
+    notices = state.takedown.store.fields_of_each(_NOTICE_SUMMARY)
+    queue = state.session.hits()
+    matched: list[StreamEntry] = []
+    for entry in queue.select("confirmed", crawl=flt.run or "", list_name=flt.list or ""):
+        notice = notices.get(entry.incident)
+        if flt.provider and (notice is None or (notice[1] or UNROUTABLE) != flt.provider):
             continue
         if since is not None or until is not None:
             try:
-                seen = parse_iso(record.first_seen)
+                seen = parse_iso(entry.first_seen)
             except ValueError:
                 continue
             if (since is not None and seen < since) or (until is not None and seen > until):
                 continue
-        out.append(_hit_json(record, notice))
-    out.reverse()
-    return out
+        matched.append(entry)
+    matched.reverse()
+
+    def rows(page: Sequence[StreamEntry]) -> list[dict[str, Any]]:
+        records = queue.records("confirmed", [entry.id for entry in page])
+        return [_hit_json(r, notices.get(r.incident)) for r in records]
+
+    return LazyRows(matched, rows)
 
 
 def hit_detail(state: ConsoleState, incident: str) -> dict[str, Any]:
-    """One hit with every hash, the match, and its notice with the timeline."""
-    for record in state.session.hits().iter_records("confirmed"):
-        if record.incident == incident:
-            notice: Notice | None = None
-            with contextlib.suppress(NoticeNotFound):
-                notice = state.takedown.store.get(incident)
-            data = _hit_json(record, notice)
-            if notice is not None:
-                data["notice"]["timeline"] = [
-                    e.to_dict() for e in state.takedown.store.timeline(notice.id)
-                ]
-            return data
-    raise ApiError(404, "not_found", f"no confirmed hit {incident!r}")
+    """One hit (its latest sighting) with every hash, the match, and its notice with the
+    timeline."""
+    record = state.session.hits().latest("confirmed", incident)
+    if record is None:
+        raise ApiError(404, "not_found", f"no confirmed hit {incident!r}")
+    notice: Notice | None = None
+    with contextlib.suppress(NoticeNotFound):
+        notice = state.takedown.store.get(incident)
+    summary = None if notice is None else (notice.status, notice.fields.get("provider", ""))
+    data = _hit_json(record, summary)
+    if notice is not None:
+        data["notice"]["timeline"] = [e.to_dict() for e in state.takedown.store.timeline(notice.id)]
+    return data
 
 
 #: Columns of the hits CSV export, in order.
@@ -512,21 +550,26 @@ def decide_review(
 # -- notices -------------------------------------------------------------------------------
 
 
-def notices(
-    state: ConsoleState, *, status: str | None, provider: str | None
-) -> list[dict[str, Any]]:
-    """Notices, newest first, each with its reference."""
+def notices(state: ConsoleState, *, status: str | None, provider: str | None) -> LazyRows[str]:
+    """Notices, newest first, each with its reference; a row is read when its page is."""
     if status is not None and status not in NOTICE_STATUSES:
         raise ApiError(422, "bad_status", f"status must be one of {', '.join(NOTICE_STATUSES)}")
-    out = []
-    for notice in state.takedown.store.iter_notices(status):
-        if provider is not None and notice.provider != provider:
-            continue
-        data = notice.as_json()
-        data["reference"] = reference_for(notice.id)
-        out.append(data)
-    out.reverse()
-    return out
+    store = state.takedown.store
+    ids = store.ids(status)
+    if provider is not None:
+        providers = store.fields_of_each(("provider",), status)
+        ids = [i for i in ids if (providers.get(i, ("",))[0] or UNROUTABLE) == provider]
+    ids.reverse()
+
+    def rows(page: Sequence[str]) -> list[dict[str, Any]]:
+        out = []
+        for notice in store.get_many(page):
+            data = notice.as_json()
+            data["reference"] = reference_for(notice.id)
+            out.append(data)
+        return out
+
+    return LazyRows(ids, rows)
 
 
 def _notice(state: ConsoleState, notice_id: str) -> Notice:

@@ -134,6 +134,13 @@ def test_hits_with_hashes_notices_filters_pages_and_csv(console: Console) -> Non
         h["entry"] for h in web.get("/api/v1/hits", params={"run": "run-a"}).json()["items"]
     ] == ["k001"]
     assert web.get("/api/v1/hits", params={"provider": "Nobody"}).json()["total"] == 0
+    assert web.get("/api/v1/hits", params={"provider": "Alpha Hosting"}).json()["total"] == 2
+    for provider, total in (("Alpha Hosting", 2), ("(unroutable)", 0), ("Nobody", 0)):
+        listed = web.get("/api/v1/notices", params={"provider": provider}).json()
+        assert listed["total"] == total, provider
+    second = web.get("/api/v1/notices", params={"limit": 1, "offset": 1}).json()
+    assert (second["total"], second["next_offset"], len(second["items"])) == (2, None, 1)
+    assert second["items"][0]["id"] == oldest["id"]  # newest first: the oldest comes second
     since = web.get("/api/v1/hits", params={"since": "2026-11-24"}).json()
     assert [h["entry"] for h in since["items"]] == ["k002"]
     error_of(web.get("/api/v1/hits", params={"since": "yesterday"}), 422, "invalid")

@@ -127,6 +127,9 @@ def test_a_closed_notice_s_hit_found_again_is_appended_once(
     records = list(queue.iter_records("confirmed"))
     assert [(r.crawl, r.reappeared) for r in records] == [("crawl-1", False), ("c3", True)]
     assert records[1].page == "http://site.example/back"
+    assert queue.latest("confirmed", incident) == records[1]
+    assert queue.latest("confirmed", replace(RECORD, entry="k99").incident) is None
+    assert queue.latest("review", incident) is None
     ((_, fields),) = cast(
         "list[tuple[bytes, dict[bytes, bytes]]]",
         redis_client.xrange(keys.hits, min=again, max=again),
@@ -195,3 +198,31 @@ def test_reappeared_survives_a_json_copy_of_the_record() -> None:
     assert HitRecord.from_fields(record.to_fields()) == record
     assert record.to_fields()["reappeared"] == "1"
     assert RECORD.to_fields()["reappeared"] == ""
+
+
+def test_select_finds_the_entries_a_filter_of_the_records_finds(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    queue = HitQueue(redis_client, Keys(redis_prefix))
+    for n in range(7):
+        crawl, list_name = ("run-a", "run-b")[n % 2], ("known", "other")[n % 3 == 0]
+        queue.enqueue(
+            make_hit(n, crawl=crawl, list=list_name, first_seen=f"2026-11-2{n}T00:00:00Z")
+        )
+    records = list(queue.iter_records("confirmed"))
+    for crawl, list_name in (("", ""), ("run-a", ""), ("", "other"), ("run-b", "known"), ("x", "")):
+        wanted = [
+            r
+            for r in records
+            if (not crawl or r.crawl == crawl) and (not list_name or r.list == list_name)
+        ]
+        for batch in (2, 7, 1000):
+            found = queue.select("confirmed", crawl=crawl, list_name=list_name, batch=batch)
+            assert [(e.incident, e.first_seen) for e in found] == [
+                (r.incident, r.first_seen) for r in wanted
+            ], (crawl, list_name, batch)
+            assert queue.records("confirmed", [e.id for e in found]) == wanted
+    assert queue.select("review") == []
+    everything = queue.select("confirmed")
+    picked = [everything[4].id, "0-1", everything[1].id]  # in that order; a missing one left out
+    assert queue.records("confirmed", picked) == [records[4], records[1]]

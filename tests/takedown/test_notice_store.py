@@ -238,3 +238,24 @@ def test_the_tally_counts_what_a_walk_of_every_notice_finds(store: NoticeStore) 
         {("removed", "email"): 1, ("removed", "outbox"): 1}
     )
     assert store.tally(batch=11) == tally == store.tally(batch=1000)
+
+
+def test_fields_of_each_and_get_many_read_what_the_records_hold(store: NoticeStore) -> None:
+    hits = [replace(HIT, entry=f"k{i}") for i in range(5)]
+    for i, hit in enumerate(hits):
+        store.create(hit, actor="t")
+        if i % 2:
+            store.record(hit.incident, "routed", actor="t", fields={"provider": f"P{i}"})
+    expected = {h.incident: ("queued", f"P{i}" if i % 2 else "") for i, h in enumerate(hits)}
+    ids = store.ids()  # by creation time, then id (this clock stands still)
+    assert sorted(ids) == sorted(expected)
+    whole = {n.id: (n.status, n.fields.get("provider", "")) for n in store.iter_notices()}
+    assert whole == expected
+    for batch in (2, 5, 1000):  # slices that end inside, at and past the last notice
+        assert store.fields_of_each(("status", "provider"), batch=batch) == whole
+    assert list(store.fields_of_each(("provider",), "queued", batch=2)) == ids
+    assert store.fields_of_each(("nothing",), "removed") == {}
+    with pytest.raises(ValueError, match="at least one field"):
+        store.fields_of_each(())
+    picked = [ids[3], "0" * 32, ids[0]]  # in the order asked; a missing one left out
+    assert [n.id for n in store.get_many(picked, batch=2)] == [ids[3], ids[0]]
