@@ -409,6 +409,19 @@ class NoticeStore(RedisStore):
                 return found
             start += batch
 
+    def fields_of(
+        self, notice_ids: Sequence[str], names: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """:meth:`fields_of_each` for the notices of ``notice_ids`` that exist."""
+        pipe = self.client.pipeline(transaction=False)
+        for notice_id in notice_ids:
+            pipe.hmget(self.keys.notice(notice_id), ["status", *names])
+        found: dict[str, tuple[str, ...]] = {}
+        for notice_id, values in zip(notice_ids, pipe.execute(), strict=True):
+            if values[0] is not None:  # every notice has a status
+                found[notice_id] = tuple("" if v is None else text(v) for v in values[1:])
+        return found
+
     def get_many(self, notice_ids: Sequence[str], *, batch: int = 200) -> list[Notice]:
         """The notices of ``notice_ids`` that exist, in that order."""
         found: list[Notice] = []

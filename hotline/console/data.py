@@ -384,16 +384,19 @@ def list_hits(state: ConsoleState, flt: HitFilter) -> LazyRows[StreamEntry]:
     """Confirmed hits, newest first, each with its notice (reference, status, provider).
 
     Redis selects the entries by run and list and names each one's incident and first-seen
-    time; the notices are read as their status and provider only; a row's record is read
-    and made when its page is."""
+    time; notices are read as their status and provider only (all of them to filter by
+    provider, else the page's); a row's record is read and made when its page is."""
     since, until = flt.bounds()
-    notices = state.takedown.store.fields_of_each(_NOTICE_SUMMARY)
+    store = state.takedown.store
+    # Every notice's provider when the filter needs it; else only the page's notices.
+    notices = store.fields_of_each(_NOTICE_SUMMARY) if flt.provider else None
     queue = state.session.hits()
     matched: list[StreamEntry] = []
     for entry in queue.select("confirmed", crawl=flt.run or "", list_name=flt.list or ""):
-        notice = notices.get(entry.incident)
-        if flt.provider and (notice is None or (notice[1] or UNROUTABLE) != flt.provider):
-            continue
+        if notices is not None:
+            notice = notices.get(entry.incident)
+            if notice is None or (notice[1] or UNROUTABLE) != flt.provider:
+                continue
         if since is not None or until is not None:
             try:
                 seen = parse_iso(entry.first_seen)
@@ -406,7 +409,10 @@ def list_hits(state: ConsoleState, flt: HitFilter) -> LazyRows[StreamEntry]:
 
     def rows(page: Sequence[StreamEntry]) -> list[dict[str, Any]]:
         records = queue.records("confirmed", [entry.id for entry in page])
-        return [_hit_json(r, notices.get(r.incident)) for r in records]
+        summaries = notices
+        if summaries is None:
+            summaries = store.fields_of([r.incident for r in records], _NOTICE_SUMMARY)
+        return [_hit_json(r, summaries.get(r.incident)) for r in records]
 
     return LazyRows(matched, rows)
 

@@ -259,3 +259,6 @@ def test_fields_of_each_and_get_many_read_what_the_records_hold(store: NoticeSto
         store.fields_of_each(())
     picked = [ids[3], "0" * 32, ids[0]]  # in the order asked; a missing one left out
     assert [n.id for n in store.get_many(picked, batch=2)] == [ids[3], ids[0]]
+    assert store.fields_of(picked, ("status", "provider")) == {
+        i: whole[i] for i in picked if i in whole
+    }
