@@ -30,7 +30,10 @@ Timed, each three times (the best is reported), all in one process:
   unfiltered and filtered by a provider (``hotline.console.data``: notices read as the few
   fields a filter needs, rows made for the page only), against ``console_reference``, the
   same pages as the console made them before (every hit and notice read whole and made into
-  a row, then the page cut), checked equal.
+  a row, then the page cut), checked equal;
+* ``provider_stats``: the statistics of ``hotline stats`` and ``/providers`` from
+  ``NoticeStore.figures()`` (a few fields per notice, read inside Redis) against the same from
+  every notice read whole, checked equal.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from store.review import ReviewDesk  # noqa: E402
 from takedown.model import Recipient, Route  # noqa: E402
 from takedown.notice import reference_for  # noqa: E402
 from takedown.notices import NoticeStore  # noqa: E402
+from takedown.stats import provider_stats  # noqa: E402
 
 DEFAULT_NOTICES = 100_000
 DEFAULT_HITS = 50_000
@@ -336,6 +340,14 @@ def main() -> None:
                 "ratio": round(reference_seconds / seconds, 1),
             }
             log(f"console {name}: {seconds:.3f} s, reference {reference_seconds:.3f} s")
+        store = NoticeStore(client, keys)
+        providers_s, rows = best(lambda: [r.as_dict() for r in provider_stats(store.figures())])
+        providers_reference_s, expected_rows = best(
+            lambda: [r.as_dict() for r in provider_stats(store.iter_notices())]
+        )
+        if rows != expected_rows:
+            raise SystemExit("provider statistics: figures and whole notices disagree")
+        log(f"providers {providers_s:.3f} s, reference {providers_reference_s:.3f} s")
         memory = client.info("memory")["used_memory"]
         client.close()
     result = {
@@ -353,6 +365,11 @@ def main() -> None:
         "unshared_redis_cpu_s": round(unshared_cpu, 3),
         "hits": args.hits,
         "console_first_page": console,
+        "provider_stats": {
+            "s": round(providers_s, 3),
+            "reference_s": round(providers_reference_s, 3),
+            "ratio": round(providers_reference_s / providers_s, 1),
+        },
         "ratios": {
             "reference_over_walk": round(reference_s / walk_s, 1),
             "unshared_over_shared_redis_cpu": round(unshared_cpu / max(daemons_cpu, 1e-3), 1),

@@ -52,6 +52,7 @@ from takedown.notice import REFERENCE_PREFIX, reference_for
 
 __all__ = [
     "CLOSED_STATUSES",
+    "FIGURE_FIELDS",
     "OPEN_STATUSES",
     "STATUSES",
     "UNROUTABLE",
@@ -60,6 +61,8 @@ __all__ = [
     "LockBusy",
     "NotAwaitingManual",
     "Notice",
+    "NoticeFields",
+    "NoticeFigures",
     "NoticeNotFound",
     "NoticeStateError",
     "NoticeStore",
@@ -212,20 +215,12 @@ class AuditEvent:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """One notice as stored (read-only view of the hash)."""
+class NoticeFields:
+    """Reading a notice's stored fields: times, counters, the provider, time to removal."""
 
-    id: str
-    hit: HitRecord
+    __slots__ = ()
     status: str
-    created: float
     fields: Mapping[str, str]
-
-    @property
-    def route(self) -> Route | None:
-        raw = self.fields.get("route")
-        return Route.from_json(raw) if raw else None
 
     def time(self, name: str) -> float | None:
         raw = self.fields.get(name)
@@ -238,6 +233,53 @@ class Notice:
     @property
     def provider(self) -> str:
         return self.fields.get("provider") or UNROUTABLE
+
+    def time_to_removal(self) -> tuple[float | None, float | None]:
+        """Seconds from the notice to removal as an interval: (last seen online, first seen
+        gone), both measured from when the notice was sent and never negative."""
+        sent = self.time("sent_at")
+        upper = removal_seconds(sent, self.time("first_seen_gone"))
+        if sent is None or upper is None:
+            return None, None
+        online = self.time("last_seen_online") or sent
+        return max(0.0, online - sent), upper
+
+
+#: The fields :class:`NoticeFigures` holds: what the statistics (``takedown.stats``) read.
+FIGURE_FIELDS = (
+    "provider",
+    "reopens",
+    "reminders",
+    "escalations",
+    "sent_at",
+    "first_seen_gone",
+    "last_seen_online",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeFigures(NoticeFields):
+    """A notice's status and its :data:`FIGURE_FIELDS` (those set), without the hit."""
+
+    id: str
+    status: str
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(NoticeFields):
+    """One notice as stored (read-only view of the hash)."""
+
+    id: str
+    hit: HitRecord
+    status: str
+    created: float
+    fields: Mapping[str, str]
+
+    @property
+    def route(self) -> Route | None:
+        raw = self.fields.get("route")
+        return Route.from_json(raw) if raw else None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -274,16 +316,6 @@ class Notice:
         out["last_error"] = self.fields.get("last_error") or None
         out["route"] = None if self.route is None else self.route.to_dict()
         return out
-
-    def time_to_removal(self) -> tuple[float | None, float | None]:
-        """Seconds from the notice to removal as an interval: (last seen online, first seen
-        gone), both measured from when the notice was sent and never negative."""
-        sent = self.time("sent_at")
-        upper = removal_seconds(sent, self.time("first_seen_gone"))
-        if sent is None or upper is None:
-            return None, None
-        online = self.time("last_seen_online") or sent
-        return max(0.0, online - sent), upper
 
 
 def removal_seconds(sent: float | None, gone: float | None) -> float | None:
@@ -408,6 +440,20 @@ class NoticeStore(RedisStore):
             if int(size) < batch:
                 return found
             start += batch
+
+    def figures(self, status: str | None = None) -> list[NoticeFigures]:
+        """Every notice (or those in ``status``) as the statistics read it, oldest first:
+        :meth:`fields_of_each` of :data:`FIGURE_FIELDS`, so the hits stay in Redis."""
+        found = self.fields_of_each(("status", *FIGURE_FIELDS), status)
+        return [
+            NoticeFigures(
+                notice_id,
+                values[0],
+                {name: v for name, v in zip(FIGURE_FIELDS, values[1:], strict=True) if v},
+            )
+            for notice_id, values in found.items()
+            if values[0]  # every notice has a status
+        ]
 
     def fields_of(
         self, notice_ids: Sequence[str], names: Sequence[str]

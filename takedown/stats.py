@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from takedown.notices import CLOSED_STATUSES, OPEN_STATUSES, Notice
+from takedown.notices import CLOSED_STATUSES, OPEN_STATUSES, NoticeFields
 
 __all__ = ["ProviderStats", "nearest_rank", "provider_stats"]
 
@@ -69,8 +69,9 @@ class ProviderStats:
         }
 
 
-def provider_stats(notices: Iterable[Notice]) -> list[ProviderStats]:
-    """Per-provider figures, busiest provider first."""
+def provider_stats(notices: Iterable[NoticeFields]) -> list[ProviderStats]:
+    """Per-provider figures, busiest provider first: from notices read whole, or from
+    ``NoticeStore.figures()``, which reads only what is needed here."""
     by_provider: dict[str, ProviderStats] = {}
     for notice in notices:
         stats = by_provider.setdefault(notice.provider, ProviderStats(notice.provider))

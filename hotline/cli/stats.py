@@ -17,7 +17,7 @@ def stats(as_json: JsonOption = False) -> None:
     while unreachable, reappeared, still online. Time to removal runs from the notice to the
     first check that found it gone (a removal is confirmed by a second check)."""
     with open_takedown_session(need_sender=False) as takedown:
-        rows = provider_stats(takedown.store.iter_notices())
+        rows = provider_stats(takedown.store.figures())
         counts = takedown.store.counts()
     data = {"providers": [r.as_dict() for r in rows], "statuses": counts}
     if json_or_empty(rows, data, empty="no notices yet", as_json=as_json):

@@ -665,7 +665,7 @@ def notice_action(
 
 
 def provider_rows(state: ConsoleState) -> list[ProviderStats]:
-    return provider_stats(state.takedown.store.iter_notices())
+    return provider_stats(state.takedown.store.figures())
 
 
 def stats(state: ConsoleState) -> dict[str, Any]:

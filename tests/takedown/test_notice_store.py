@@ -163,6 +163,8 @@ def test_time_to_removal_interval_and_stats(store: NoticeStore) -> None:
             )
             durations.append(3600 * (i + 1))
     rows = provider_stats(store.iter_notices())
+    # The figures read without the hits make the same statistics.
+    assert [r.as_dict() for r in provider_stats(store.figures())] == [r.as_dict() for r in rows]
     assert [r.provider for r in rows] == ["Alpha"]
     figures = rows[0].as_dict()
     assert figures["notices"] == 5
@@ -262,3 +264,42 @@ def test_fields_of_each_and_get_many_read_what_the_records_hold(store: NoticeSto
     assert store.fields_of(picked, ("status", "provider")) == {
         i: whole[i] for i in picked if i in whole
     }
+
+
+def test_the_statistics_from_figures_match_those_from_whole_notices(store: NoticeStore) -> None:
+    """Every status, counters and times: ``figures()`` reads only what the statistics need."""
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    for i, status in enumerate(("queued", "unroutable", "failed", "sent", "escalated") * 2):
+        hit = replace(HIT, entry=f"k{i}")
+        store.create(hit, actor="t")
+        provider = {"provider": f"P{i % 3}"} if i % 4 else {}
+        store.record(hit.incident, "routed", actor="t", fields=provider)
+        if status == "queued":
+            continue
+        sent = clock.now - 7200 * i
+        store.record(
+            hit.incident,
+            status,
+            actor="t",
+            status=status,
+            fields={"sent_at": sent, "last_seen_online": sent + 60 * i},
+            increment={
+                "reminders": i % 2,
+                "escalations": int(i % 3 == 0),
+                "reopens": int(i % 4 == 1),
+            },
+        )
+        if i >= 5 and status in ("sent", "escalated"):
+            store.record(
+                hit.incident,
+                "removed",
+                actor="t",
+                status="removed" if i % 2 else "gone_unreachable",
+                fields={"first_seen_gone": sent + 3600 * i},
+            )
+    whole = [r.as_dict() for r in provider_stats(store.iter_notices())]
+    assert [r.as_dict() for r in provider_stats(store.figures())] == whole
+    assert sum(r["removed"] + r["gone_unreachable"] for r in whole) == 2  # 8 and 9
+    assert any(r["time_to_removal_s"]["median"] for r in whole)
+    assert {f.id for f in store.figures("removed")} == set(store.ids("removed"))

@@ -400,6 +400,7 @@ def test_content_back_online_reopens_the_notice_and_a_numbered_notice_goes_out(r
     close_removed(rig, book, hit, resent + 2 * HOUR)
     assert rig.store.get(hit.incident).time_to_removal() == (0.0, 2 * HOUR)
     [row] = provider_stats(rig.store.iter_notices())
+    assert [r.as_dict() for r in provider_stats(rig.store.figures())] == [row.as_dict()]
     assert (row.removed, row.reappeared, row.notices) == (1, 1, 1)
 
 
