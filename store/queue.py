@@ -306,14 +306,19 @@ class HitQueue(RedisStore):
                 return found
             start = "(" + text(last)
 
-    def records(self, verdict: str, entry_ids: Sequence[str]) -> list[HitRecord]:
-        """The records of those entries of a stream that still exist, in that order."""
+    def records(self, verdict: str, entry_ids: Sequence[str]) -> list[tuple[str, HitRecord]]:
+        """The entries of a stream of ``entry_ids`` that still exist, each with its record,
+        in that order."""
         stream = self.keys.stream(verdict)
         pipe = self.client.pipeline(transaction=False)
         for entry in entry_ids:
             pipe.xrange(stream, min=entry, max=entry, count=1)
         rows = cast("list[list[tuple[bytes, dict[bytes, bytes]]]]", pipe.execute())
-        return [HitRecord.from_fields(found[0][1]) for found in rows if found]
+        return [
+            (entry, HitRecord.from_fields(found[0][1]))
+            for entry, found in zip(entry_ids, rows, strict=True)
+            if found
+        ]
 
     def iter_records(self, verdict: str, *, batch: int = 500) -> Iterator[HitRecord]:
         """Every record of a stream, oldest first."""

@@ -24,7 +24,7 @@ same fields as the notice events (``notice`` is the incident id) and the analyst
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final, cast
 
@@ -250,6 +250,21 @@ class ReviewDesk(RedisStore):
         """Every decision, by incident id."""
         raw = self.read_hash(self.keys.review_decisions)
         return {incident: Decision.from_json(incident, value) for incident, value in raw.items()}
+
+    def decided(self) -> set[str]:
+        """The incident ids that have a decision."""
+        return {text(i) for i in cast("list[bytes]", self.client.hkeys(self.keys.review_decisions))}
+
+    def decisions_of(self, incidents: Sequence[str]) -> dict[str, Decision]:
+        """The decisions on those of ``incidents`` that have one."""
+        if not incidents:
+            return {}
+        raw = cast("list[bytes | None]", self.client.hmget(self.keys.review_decisions, incidents))
+        return {
+            incident: Decision.from_json(incident, text(value))
+            for incident, value in zip(incidents, raw, strict=True)
+            if value is not None
+        }
 
     def decision(self, incident: str) -> Decision | None:
         raw = cast("bytes | None", self.client.hget(self.keys.review_decisions, incident))

@@ -408,7 +408,7 @@ def list_hits(state: ConsoleState, flt: HitFilter) -> LazyRows[StreamEntry]:
     matched.reverse()
 
     def rows(page: Sequence[StreamEntry]) -> list[dict[str, Any]]:
-        records = queue.records("confirmed", [entry.id for entry in page])
+        records = [r for _, r in queue.records("confirmed", [entry.id for entry in page])]
         summaries = notices
         if summaries is None:
             summaries = store.fields_of([r.incident for r in records], _NOTICE_SUMMARY)
@@ -495,15 +495,24 @@ def _review_json(item: ReviewItem) -> dict[str, Any]:
     return item.as_json()
 
 
-def review_items(state: ConsoleState, *, pending: bool) -> list[dict[str, Any]]:
-    """Near misses, newest first (only undecided ones with ``pending``)."""
-    items = [
-        _review_json(item)
-        for item in _desk(state).items()
-        if not (pending and item.decision is not None)
-    ]
-    items.reverse()
-    return items
+def review_items(state: ConsoleState, *, pending: bool) -> LazyRows[StreamEntry]:
+    """Near misses, newest first (only undecided ones with ``pending``); as the hits, a
+    row's record and decision are read when its page is."""
+    queue, desk = state.session.hits(), _desk(state)
+    entries = queue.select("review")
+    if pending:
+        decided = desk.decided()
+        entries = [e for e in entries if e.incident not in decided]
+    entries.reverse()
+
+    def rows(page: Sequence[StreamEntry]) -> list[dict[str, Any]]:
+        records = queue.records("review", [entry.id for entry in page])
+        decisions = desk.decisions_of([r.incident for _, r in records])
+        return [
+            _review_json(ReviewItem(r, entry, decisions.get(r.incident))) for entry, r in records
+        ]
+
+    return LazyRows(entries, rows)
 
 
 def review_detail(state: ConsoleState, item_id: str) -> dict[str, Any]:

@@ -389,7 +389,7 @@ def hit_page(request: Request, hit_id: str, who: Viewer) -> HTMLResponse:
 @router.get("/review", response_class=HTMLResponse)
 def review_page(request: Request, who: Viewer, show: str = "pending") -> HTMLResponse:
     items = data.review_items(state_of(request), pending=show != "all")
-    return render(request, "review.html", items=items, show=show)
+    return render(request, "review.html", items=items[: data.MAX_PAGE], total=len(items), show=show)
 
 
 @router.get("/review/{item_id}", response_class=HTMLResponse)

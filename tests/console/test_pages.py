@@ -213,7 +213,9 @@ def test_roles_on_pages(console: Console) -> None:
         },
     )
     assert decided.status_code == 303
-    assert "dismissed by analyst@ana" in analyst.get("/review?show=all").text
+    everything = analyst.get("/review?show=all").text
+    assert "dismissed by analyst@ana" in everything and "<p>1 review items." in everything
+    assert "<p>0 pending review items." in analyst.get("/review").text
     (decision,) = ReviewDesk(console.client, console.keys).decisions().values()
     assert (decision.actor, decision.reason) == ("analyst@ana", "a different picture")
 

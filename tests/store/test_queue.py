@@ -221,8 +221,12 @@ def test_select_finds_the_entries_a_filter_of_the_records_finds(
             assert [(e.incident, e.first_seen) for e in found] == [
                 (r.incident, r.first_seen) for r in wanted
             ], (crawl, list_name, batch)
-            assert queue.records("confirmed", [e.id for e in found]) == wanted
+            read = queue.records("confirmed", [e.id for e in found])
+            assert read == [(e.id, r) for e, r in zip(found, wanted, strict=True)]
     assert queue.select("review") == []
     everything = queue.select("confirmed")
     picked = [everything[4].id, "0-1", everything[1].id]  # in that order; a missing one left out
-    assert queue.records("confirmed", picked) == [records[4], records[1]]
+    assert queue.records("confirmed", picked) == [
+        (everything[4].id, records[4]),
+        (everything[1].id, records[1]),
+    ]

@@ -153,6 +153,13 @@ def test_pending_counts_the_items_without_a_decision(desk: ReviewDesk, queue: Hi
     assert undecided == 4
     # In slices of 2, 3 and 7 (the last slice full, so one more, empty, is read).
     assert desk.pending(batch=2) == desk.pending(batch=3) == desk.pending(batch=7) == undecided
+    decided = {items[n].incident for n in (0, 3, 6)}
+    assert desk.decided() == decided
+    asked = [items[6].incident, items[1].incident, items[0].incident]
+    found = desk.decisions_of(asked)
+    assert set(found) == {items[6].incident, items[0].incident}
+    assert found == {i: desk.decision(i) for i in found}
+    assert desk.decisions_of([]) == {}
 
 
 def test_a_decision_is_final(desk: ReviewDesk, queue: HitQueue) -> None:
