@@ -306,19 +306,25 @@ class HitQueue(RedisStore):
                 return found
             start = "(" + text(last)
 
-    def records(self, verdict: str, entry_ids: Sequence[str]) -> list[tuple[str, HitRecord]]:
+    def records(
+        self, verdict: str, entry_ids: Sequence[str], *, batch: int = 500
+    ) -> list[tuple[str, HitRecord]]:
         """The entries of a stream of ``entry_ids`` that still exist, each with its record,
         in that order."""
         stream = self.keys.stream(verdict)
-        pipe = self.client.pipeline(transaction=False)
-        for entry in entry_ids:
-            pipe.xrange(stream, min=entry, max=entry, count=1)
-        rows = cast("list[list[tuple[bytes, dict[bytes, bytes]]]]", pipe.execute())
-        return [
-            (entry, HitRecord.from_fields(found[0][1]))
-            for entry, found in zip(entry_ids, rows, strict=True)
-            if found
-        ]
+        out: list[tuple[str, HitRecord]] = []
+        for start in range(0, len(entry_ids), batch):
+            chunk = entry_ids[start : start + batch]
+            pipe = self.client.pipeline(transaction=False)
+            for entry in chunk:
+                pipe.xrange(stream, min=entry, max=entry, count=1)
+            rows = cast("list[list[tuple[bytes, dict[bytes, bytes]]]]", pipe.execute())
+            out.extend(
+                (entry, HitRecord.from_fields(found[0][1]))
+                for entry, found in zip(chunk, rows, strict=True)
+                if found
+            )
+        return out
 
     def iter_records(self, verdict: str, *, batch: int = 500) -> Iterator[HitRecord]:
         """Every record of a stream, oldest first."""

@@ -25,6 +25,7 @@ from store.lists import CLASSIFICATIONS, normalise_classification
 from takedown.notice import reference_for
 from takedown.notices import (
     STATUSES,
+    UNROUTABLE,
     LockBusy,
     NotAwaitingManual,
     Notice,
@@ -62,13 +63,12 @@ def notices_list(
     """List notices, oldest first."""
     check_status(status, STATUSES)
     with open_takedown_session(need_sender=False) as takedown:
-        notices = [
-            n
-            for n in takedown.store.iter_notices(status)
-            if provider is None or n.provider == provider
-        ]
-    if limit is not None:
-        notices = notices[-limit:]
+        store = takedown.store
+        ids = store.ids(status)
+        if provider is not None:  # read as the provider alone, inside Redis
+            providers = store.fields_of_each(("provider",), status)
+            ids = [i for i in ids if (providers.get(i, ("",))[0] or UNROUTABLE) == provider]
+        notices = store.get_many(ids if limit is None else ids[-limit:])
     empty = "no notices" + (f" in status {status}" if status else "")
     if json_or_empty(notices, [n.as_json() for n in notices], empty=empty, as_json=as_json):
         return

@@ -40,13 +40,9 @@ def _list_records(
     verdict: str, *, as_json: bool, crawl_id: str | None, limit: int | None, title: str
 ) -> None:
     with open_session() as session:
-        records = [
-            r
-            for r in session.hits().iter_records(verdict)
-            if crawl_id is None or r.crawl == crawl_id
-        ]
-    if limit is not None:
-        records = records[-limit:]
+        queue = session.hits()
+        entries = [e.id for e in queue.select(verdict, crawl=crawl_id or "")]
+        records = [r for _, r in queue.records(verdict, entries[-limit:] if limit else entries)]
     data = [r.as_json() for r in records]
     if json_or_empty(records, data, empty=f"no {title}", as_json=as_json):
         return

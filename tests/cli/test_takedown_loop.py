@@ -254,6 +254,12 @@ def test_one_notice_per_hit_to_the_provider_the_directory_names(setup: Setup) ->
     notices = ok_json(["notices", "list", "--status", "sent"], setup.env)
     assert {n["id"] for n in notices} == {h["incident"] for h in hits}
     assert {n["provider"] for n in notices} == {"Alpha Hosting", "Beta Hosting"}
+    betas = [n["id"] for n in notices if n["provider"] == "Beta Hosting"]
+    listed = ok_json(["notices", "list", "--provider", "Beta Hosting", "--limit", "1"], setup.env)
+    assert [n["id"] for n in listed] == betas[-1:]  # the newest of them, oldest first
+    assert ok_json(["hits", "list", "--crawl", "nosuchrun"], setup.env) == []
+    newest = ok_json(["hits", "list", "--crawl", hits[0]["crawl"], "--limit", "2"], setup.env)
+    assert [h["incident"] for h in newest] == [h["incident"] for h in hits[-2:]]
     shown = ok_json(["notices", "show", hits[0]["incident"][:10]], setup.env)
     assert [e["event"] for e in shown["timeline"]] == ["queued", "classified", "routed", "sent"]
     assert all(e["actor"].startswith("notifier@") for e in shown["timeline"])

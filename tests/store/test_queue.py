@@ -226,7 +226,7 @@ def test_select_finds_the_entries_a_filter_of_the_records_finds(
     assert queue.select("review") == []
     everything = queue.select("confirmed")
     picked = [everything[4].id, "0-1", everything[1].id]  # in that order; a missing one left out
-    assert queue.records("confirmed", picked) == [
+    assert queue.records("confirmed", picked, batch=2) == [
         (everything[4].id, records[4]),
         (everything[1].id, records[1]),
     ]
