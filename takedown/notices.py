@@ -150,15 +150,19 @@ return {#ids, flat, removed}
 """
 
 # KEYS: an index of notices; ARGV: a notice key's prefix, first rank, last rank, then field
-# names. For each notice of that slice: its id, then those fields ('' when unset).
+# names. For each notice of that slice whose record exists: its id, then those fields (''
+# when unset).
 _FIELDS = """
 local out = {}
 local ids = redis.call('ZRANGE', KEYS[1], ARGV[2], ARGV[3])
 for _, id in ipairs(ids) do
-    table.insert(out, id)
-    local values = redis.call('HMGET', ARGV[1] .. id, unpack(ARGV, 4))
-    for i = 1, #ARGV - 3 do
-        table.insert(out, values[i] or '')
+    local key = ARGV[1] .. id
+    if redis.call('EXISTS', key) == 1 then
+        table.insert(out, id)
+        local values = redis.call('HMGET', key, unpack(ARGV, 4))
+        for i = 1, #ARGV - 3 do
+            table.insert(out, values[i] or '')
+        end
     end
 end
 return {#ids, out}
@@ -422,8 +426,8 @@ class NoticeStore(RedisStore):
         self, names: Sequence[str], status: str | None = None, *, batch: int = 1000
     ) -> dict[str, tuple[str, ...]]:
         """Notice id -> the values of ``names`` ('' when unset), for every notice (or those
-        in ``status``), oldest first, read inside Redis in slices of ``batch``: the few
-        fields a listing filters on, without the hit of each notice."""
+        in ``status``) whose record exists, oldest first, read inside Redis in slices of
+        ``batch``: the few fields a listing filters on, without the hit of each notice."""
         if not names:
             raise ValueError("name at least one field")
         index = self.keys.notices if status is None else self.keys.notices_in(status)

@@ -64,10 +64,11 @@ def notices_list(
     check_status(status, STATUSES)
     with open_takedown_session(need_sender=False) as takedown:
         store = takedown.store
-        ids = store.ids(status)
-        if provider is not None:  # read as the provider alone, inside Redis
+        if provider is None:
+            ids = store.ids(status)
+        else:  # read as the provider alone, inside Redis
             providers = store.fields_of_each(("provider",), status)
-            ids = [i for i in ids if (providers.get(i, ("",))[0] or UNROUTABLE) == provider]
+            ids = [i for i, (name,) in providers.items() if (name or UNROUTABLE) == provider]
         notices = store.get_many(ids if limit is None else ids[-limit:])
     empty = "no notices" + (f" in status {status}" if status else "")
     if json_or_empty(notices, [n.as_json() for n in notices], empty=empty, as_json=as_json):

@@ -100,7 +100,9 @@ class Page:
 
     def take(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         chunk = list(items[self.offset : self.offset + self.limit])
-        following = self.offset + len(chunk)
+        # From the page's bounds, not its rows: a lazy listing's page comes back short when
+        # a record went away after the listing counted it.
+        following = min(self.offset + self.limit, len(items))
         return {
             "items": chunk,
             "total": len(items),
@@ -420,9 +422,14 @@ def list_hits(state: ConsoleState, flt: HitFilter) -> LazyRows[StreamEntry]:
 def hit_detail(state: ConsoleState, incident: str) -> dict[str, Any]:
     """One hit (its latest sighting) with every hash, the match, and its notice with the
     timeline."""
-    record = state.session.hits().latest("confirmed", incident)
-    if record is None:
-        raise ApiError(404, "not_found", f"no confirmed hit {incident!r}")
+    queue = state.session.hits()
+    record = queue.latest("confirmed", incident)
+    if record is None:  # the latest purged, an earlier sighting kept: find it in the stream
+        sightings = [e.id for e in queue.select("confirmed") if e.incident == incident]
+        found = queue.records("confirmed", sightings[-1:])
+        if not found:
+            raise ApiError(404, "not_found", f"no confirmed hit {incident!r}")
+        record = found[0][1]
     notice: Notice | None = None
     with contextlib.suppress(NoticeNotFound):
         notice = state.takedown.store.get(incident)
@@ -570,10 +577,11 @@ def notices(state: ConsoleState, *, status: str | None, provider: str | None) ->
     if status is not None and status not in NOTICE_STATUSES:
         raise ApiError(422, "bad_status", f"status must be one of {', '.join(NOTICE_STATUSES)}")
     store = state.takedown.store
-    ids = store.ids(status)
-    if provider is not None:
+    if provider is None:
+        ids = store.ids(status)
+    else:  # read as the provider alone, inside Redis
         providers = store.fields_of_each(("provider",), status)
-        ids = [i for i in ids if (providers.get(i, ("",))[0] or UNROUTABLE) == provider]
+        ids = [i for i, (name,) in providers.items() if (name or UNROUTABLE) == provider]
     ids.reverse()
 
     def rows(page: Sequence[str]) -> list[dict[str, Any]]:

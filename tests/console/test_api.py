@@ -20,6 +20,7 @@ from hotline.services import Session
 from store.accounts import Accounts
 from store.queue import HitQueue
 from store.runs import RunStore
+from takedown.notices import NoticeStore
 from tests.builders import make_hit
 from tests.console.conftest import CHEAP_HASHER, Console, csrf_of
 from tests.helpers import HOST_A, HOST_B, free_port
@@ -154,6 +155,45 @@ def test_hits_with_hashes_notices_filters_pages_and_csv(console: Console) -> Non
     assert [(r["url"], r["sha256"], r["notice_status"]) for r in rows] == [
         (expected.url, expected.sha256, "awaiting_manual")
     ]
+
+
+def test_listings_hold_when_records_go_away_and_unroutable_means_no_provider(
+    console: Console,
+) -> None:
+    populate(console)
+    notices = NoticeStore(console.client, console.keys)
+    queue = HitQueue(console.client, console.keys)
+    # A hit whose notice was never routed: it has no provider, "(unroutable)" names it.
+    lost = make_hit(9, crawl="run-c")
+    queue.enqueue(lost)
+    notices.create(lost, actor="t")
+    # An index entry whose record went away (what retention's index sweep cleans up).
+    console.client.zadd(console.keys.notices, {"f" * 32: 1.0})
+    web = bearer(console, "viewer")
+    unroutable = web.get("/api/v1/notices", params={"provider": "(unroutable)"}).json()
+    assert ([n["id"] for n in unroutable["items"]], unroutable["total"]) == ([lost.incident], 1)
+    hits = web.get("/api/v1/hits", params={"provider": "(unroutable)"}).json()
+    assert [h["id"] for h in hits["items"]] == [lost.incident]
+    # Paging one by one over the listing ends, and shows every notice that exists once.
+    seen, offset = [], 0
+    for _ in range(10):
+        page = web.get("/api/v1/notices", params={"limit": 1, "offset": offset}).json()
+        seen += [n["id"] for n in page["items"]]
+        if page["next_offset"] is None:
+            break
+        offset = page["next_offset"]
+    assert page["next_offset"] is None, "paging did not end"
+    assert sorted(seen) == sorted(notices.fields_of_each(("status",)))
+    assert len(seen) == 3
+    # A reappeared hit whose latest sighting was purged: its earlier one is still shown.
+    first = make_hit(1, crawl="run-a")
+    console.client.zadd(console.keys.notices_in("removed"), {first.incident: 1.0})
+    again = queue.enqueue(dataclasses.replace(first, crawl="run-d"))
+    assert again is not None
+    console.client.xdel(console.keys.hits, again)
+    console.client.hdel(console.keys.stream_ids("confirmed"), first.incident)
+    detail = web.get(f"/api/v1/hits/{first.incident}").json()
+    assert (detail["id"], detail["crawl"]) == (first.incident, "run-a")
 
 
 def test_a_review_decision_through_the_api_becomes_one_notice(console: Console) -> None:
