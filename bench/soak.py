@@ -30,7 +30,10 @@ and ``flat``: the per-pages slope under :data:`FLAT_MIB_PER_10K_PAGES`. Redis: `
 before the crawl and at the end, bytes per hit and per notice (the end-to-baseline delta over
 the counts, and from ``MEMORY USAGE`` of the keys of each family), bytes per timeline event
 (each recheck appends one to the notice's timeline and to the audit stream). The frontier's
-peak. Counts and wall time.
+peak. Counts and wall time. With ``--runs N``, N - 1 more runs of the same site follow, one
+after the other, with the same daemons, and ``consecutive_runs`` gives each process's RSS
+after each run (the daemons idle ``--settle`` seconds first): memory a run leaves behind
+shows as a step from one run to the next.
 """
 
 from __future__ import annotations
@@ -588,6 +591,49 @@ def pending_hits(client: redis.Redis, keys: Keys) -> int:
         return 0
 
 
+def consecutive_runs(
+    world: World,
+    client: redis.Redis,
+    crawl_args: list[str],
+    processes: dict[str, int],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """``--runs N``: after the first run, N - 1 more runs of the same site, one after the
+    other, with the same daemons. Once each has ended and the daemons have idled ``--settle``
+    seconds, each process's RSS: what a run leaves behind shows as a step from run to run."""
+    workers = [name for name in processes if name.startswith("worker")]
+
+    def after(run_id: str) -> dict[str, Any]:
+        record = RunStore(client, world.keys).get(run_id)
+        rss = {n: _r(tree_rss_kib(pid) / KIB_PER_MIB) for n, pid in processes.items()}
+        return {
+            "run": run_id,
+            "status": record.status,
+            "pages": record.stats.pages,
+            "images": record.stats.images,
+            "rss_mib": rss,
+        }
+
+    rows = [after(str(RunStore(client, world.keys).list(limit=1)[0].id))]
+    for n in range(2, args.runs + 1):
+        run_id = str(json.loads(world.cli(crawl_args).stdout)["crawl"])
+        deadline = time.monotonic() + args.timeout
+        while not RunStore(client, world.keys).get(run_id).ended:
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"run {n} did not end within {args.timeout:g} s")
+            for daemon in world.daemons:
+                if daemon.proc.poll() is not None:
+                    raise RuntimeError(f"{daemon.name} exited during run {n}: {daemon.tail()}")
+            time.sleep(args.interval)
+        time.sleep(args.settle)
+        rows.append(after(run_id))
+        log(
+            f"run {n} of {args.runs} ({run_id}): {rows[-1]['pages']} pages; worker rss "
+            + " ".join(f"{w}={rows[-1]['rss_mib'][w]}" for w in workers)
+        )
+    return rows
+
+
 def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     started = time.monotonic()
     with ExitStack() as stack:
@@ -743,6 +789,10 @@ def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 "peak_seen": max(s.frontier_seen for s in samples),
             },
         }
+        if args.runs > 1:
+            result["consecutive_runs"] = consecutive_runs(
+                world, client, crawl_args, processes, args
+            )
         if args.series:
             result["series"] = [
                 {
@@ -801,6 +851,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds the daemons idle before the baseline is taken",
     )
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="runs of the site, one after the other (RSS after each: consecutive_runs)",
+    )
     parser.add_argument("--series", action="store_true", help="include every sample")
     parser.add_argument(
         "--set",
