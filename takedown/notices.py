@@ -117,16 +117,16 @@ redis.call('XADD', KEYS[5], '*', unpack(fields))
 return 1
 """
 
-# KEYS: an index of notices; ARGV: a notice key's prefix, first rank, last rank. For each
+# KEYS: the notices index; ARGV: a notice key's prefix, first rank, last rank. For each
 # notice of that slice: its status and channel (the one that carried it, else the routed
-# one), and for a removed notice the raw times of its sending, removal and closing. Reads
+# one), and for a removed notice the raw times its time to removal is computed from. Reads
 # a few fields server-side, so a tally of 100 000 notices moves counts, not records.
 _TALLY = """
 local counts, removed = {}, {}
 local ids = redis.call('ZRANGE', KEYS[1], ARGV[2], ARGV[3])
 for _, id in ipairs(ids) do
     local f = redis.call('HMGET', ARGV[1] .. id, 'status', 'delivered_via', 'channel',
-        'sent_at', 'first_seen_gone', 'closed_at')
+        'sent_at', 'first_seen_gone')
     if f[1] then
         local channel = f[2] or ''
         if channel == '' then
@@ -137,7 +137,6 @@ for _, id in ipairs(ids) do
         if f[1] == 'removed' then
             table.insert(removed, f[4] or '')
             table.insert(removed, f[5] or '')
-            table.insert(removed, f[6] or '')
         end
     end
 end
@@ -333,12 +332,11 @@ def removal_seconds(sent: float | None, gone: float | None) -> float | None:
 @dataclass
 class NoticeTally:
     """What :meth:`NoticeStore.tally` counted: notices by (status, channel), the channel
-    empty until routed; of the removed notices whose times are known, the seconds to
-    removal and when each was closed."""
+    empty until routed, and the seconds to removal of each removed notice whose times are
+    known."""
 
     by_state: Counter[tuple[str, str]] = field(default_factory=Counter)
     removal_seconds: list[float] = field(default_factory=list)
-    removed_closed_at: list[float] = field(default_factory=list)
 
 
 def _time(raw: bytes | None) -> float | None:
@@ -396,28 +394,26 @@ class NoticeStore(RedisStore):
         for start in range(0, len(ids), batch):
             yield from self.get_many(ids[start : start + batch], batch=batch)
 
-    def tally(self, status: str | None = None, *, batch: int = 1000) -> NoticeTally:
-        """The notices (those in ``status``, or all) by status and channel, with the times
-        of the removed ones, read in slices of ``batch`` inside Redis (a few fields each,
-        never the hit): cheap enough for every scrape of every daemon. A notice created or
-        purged meanwhile may be missed or counted twice, as with any walk of a changing set."""
-        index = self.keys.notices if status is None else self.keys.notices_in(status)
+    def tally(self, *, batch: int = 1000) -> NoticeTally:
+        """Every notice by status and channel, with the times to removal of the removed
+        ones, counted inside Redis in slices of ``batch`` (a few fields each, never the
+        hit; counts come back, not records). A notice purged meanwhile may shift another
+        out of the walk, as with any walk of a changing set."""
         tally = NoticeTally()
         start = 0
         while True:
             size, counts, removed = self.script(
-                "tally", keys=[index], args=[self.keys.notice(""), start, start + batch - 1]
+                "tally",
+                keys=[self.keys.notices],
+                args=[self.keys.notice(""), start, start + batch - 1],
             )
             for key, count in zip(counts[::2], counts[1::2], strict=True):
                 state, channel = text(key).split("\t", 1)
                 tally.by_state[(state, channel)] += int(count)
-            for i in range(0, len(removed), 3):
-                sent, gone, closed = (_time(raw) for raw in removed[i : i + 3])
-                seconds = removal_seconds(sent, gone)
+            for sent, gone in zip(removed[::2], removed[1::2], strict=True):
+                seconds = removal_seconds(_time(sent), _time(gone))
                 if seconds is not None:
                     tally.removal_seconds.append(seconds)
-                if closed is not None:
-                    tally.removed_closed_at.append(closed)
             if int(size) < batch:
                 return tally
             start += batch

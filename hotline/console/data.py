@@ -139,8 +139,8 @@ def overview(state: ConsoleState) -> dict[str, Any]:
     counts = state.takedown.store.counts()
     desk = ReviewDesk(client, keys)
     pending_review = desk.pending()
-    removed = state.takedown.store.tally("removed")
-    removed_week = sum(1 for closed in removed.removed_closed_at if now - closed <= WEEK)
+    closed = state.takedown.store.fields_of_each(("closed_at",), "removed").values()
+    removed_week = sum(1 for (at,) in closed if at and now - float(at) <= WEEK)
     health: dict[str, list[str]] = {}
     for run in recent[:20]:
         for flag in run.health:

@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -322,8 +323,17 @@ def test_overview_stats_health_and_docs(console: Console) -> None:
     assert view["queues"]["hits"] == 2
     assert view["queues"]["review_pending"] == 1
     assert view["notices"]["awaiting_manual"] == 2
+    assert view["removed_this_week"] == 0
+    # Two removals, one closed three days ago and one eight days ago: one this week.
+    store = NoticeStore(console.client, console.keys)
+    now = time.time()
+    for notice, days in zip(store.ids(), (3, 8), strict=True):
+        store.record(
+            notice, "removed", actor="t", status="removed", fields={"closed_at": now - days * 86400}
+        )
+    assert web.get("/api/v1/overview").json()["removed_this_week"] == 1
     stats = web.get("/api/v1/stats").json()
-    assert stats["statuses"]["awaiting_manual"] == 2
+    assert (stats["statuses"]["awaiting_manual"], stats["statuses"]["removed"]) == (0, 2)
     assert console.app_client().get("/healthz").json() == {"status": "ok"}
     assert console.app_client().get("/readyz").json()["redis"] == "ok"
     spec = console.app_client().get("/api/v1/openapi.json").json()
