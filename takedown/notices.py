@@ -384,7 +384,13 @@ class NoticeStore(RedisStore):
         raw = self.client.hget(self.keys.notice(notice_id), "status")
         return None if raw is None else text(cast("bytes", raw))
 
-    def ids(self, status: str | None = None) -> list[str]:
+    def ids(self, status: str | None = None, *, provider: str | None = None) -> list[str]:
+        """Notice ids, oldest first: all, or those in ``status``; with ``provider``, only
+        that provider's (as :attr:`Notice.provider` names it: :data:`UNROUTABLE` for none),
+        read as the provider alone, inside Redis."""
+        if provider is not None:
+            found = self.fields_of_each(("provider",), status)
+            return [i for i, (name,) in found.items() if (name or UNROUTABLE) == provider]
         key = self.keys.notices if status is None else self.keys.notices_in(status)
         members = cast("list[bytes]", self.client.zrange(key, 0, -1))
         return [text(m) for m in members]

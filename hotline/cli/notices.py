@@ -25,7 +25,6 @@ from store.lists import CLASSIFICATIONS, normalise_classification
 from takedown.notice import reference_for
 from takedown.notices import (
     STATUSES,
-    UNROUTABLE,
     LockBusy,
     NotAwaitingManual,
     Notice,
@@ -63,13 +62,8 @@ def notices_list(
     """List notices, oldest first."""
     check_status(status, STATUSES)
     with open_takedown_session(need_sender=False) as takedown:
-        store = takedown.store
-        if provider is None:
-            ids = store.ids(status)
-        else:  # read as the provider alone, inside Redis
-            providers = store.fields_of_each(("provider",), status)
-            ids = [i for i, (name,) in providers.items() if (name or UNROUTABLE) == provider]
-        notices = store.get_many(ids if limit is None else ids[-limit:])
+        ids = takedown.store.ids(status, provider=provider)
+        notices = takedown.store.get_many(ids if limit is None else ids[-limit:])
     empty = "no notices" + (f" in status {status}" if status else "")
     if json_or_empty(notices, [n.as_json() for n in notices], empty=empty, as_json=as_json):
         return

@@ -577,11 +577,7 @@ def notices(state: ConsoleState, *, status: str | None, provider: str | None) ->
     if status is not None and status not in NOTICE_STATUSES:
         raise ApiError(422, "bad_status", f"status must be one of {', '.join(NOTICE_STATUSES)}")
     store = state.takedown.store
-    if provider is None:
-        ids = store.ids(status)
-    else:  # read as the provider alone, inside Redis
-        providers = store.fields_of_each(("provider",), status)
-        ids = [i for i, (name,) in providers.items() if (name or UNROUTABLE) == provider]
+    ids = store.ids(status, provider=provider)
     ids.reverse()
 
     def rows(page: Sequence[str]) -> list[dict[str, Any]]:
